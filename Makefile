@@ -1,0 +1,69 @@
+# meshd: the whole set-up on a fresh Debian 12 machine, as root.
+#
+#   make run    install missing Debian packages, build, run meshd in the foreground
+#               with conf/meshd.yaml (Ctrl-C stops it and every child cleanly)
+#   make test   the same set-up, then every test (unit + integration) via ctest
+#
+# Other targets: build, test-sanitize (ASan+UBSan build, whole suite), fuzz (60 s per target),
+# bench (see bench/README.md), clean.
+
+BUILD       ?= build
+BUILD_SAN   ?= build-san
+BUILD_FUZZ  ?= build-fuzz
+CONFIG      ?= conf/meshd.yaml
+WERROR      ?= OFF
+JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
+FUZZ_SECS   ?= 60
+
+# Debian 12 packages the build, the tests and `make run` need.
+DEB_PKGS := build-essential cmake pkg-config libuv1-dev libpq-dev libyaml-dev libcjson-dev \
+            libcurl4-openssl-dev postgresql-15 python3 tzdata procps
+
+.PHONY: all deps build run test test-sanitize fuzz bench clean
+
+all: build
+
+# Installs only what is missing, so a machine that has everything does not touch apt at all.
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	    echo "make: installing Debian packages:$$missing"; \
+	    if [ "$$(id -u)" != 0 ]; then echo "make: need root to install packages" >&2; exit 1; fi; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) -DMESHD_WERROR=$(WERROR)
+
+build: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+run: build
+	$(BUILD)/meshctl check $(CONFIG)
+	exec $(BUILD)/meshd -c $(CONFIG)
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+test-sanitize: deps
+	cmake -S . -B $(BUILD_SAN) -DMESHD_WERROR=$(WERROR) -DMESHD_ASAN=ON -DMESHD_UBSAN=ON \
+	    -DCMAKE_BUILD_TYPE=Debug
+	cmake --build $(BUILD_SAN) -j $(JOBS)
+	cd $(BUILD_SAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
+
+fuzz: deps
+	cmake -S . -B $(BUILD_FUZZ) -DCMAKE_C_COMPILER=clang -DMESHD_FUZZ=ON
+	cmake --build $(BUILD_FUZZ) -j $(JOBS)
+	for f in $(BUILD_FUZZ)/fuzz_*; do [ -x "$$f" ] || continue; \
+	    mkdir -p $(BUILD_FUZZ)/corpus/$$(basename $$f); \
+	    $$f -max_total_time=$(FUZZ_SECS) $(BUILD_FUZZ)/corpus/$$(basename $$f) tests/fuzz/corpus/$$(basename $$f) || exit 1; \
+	done
+
+bench: build
+	bench/run.sh
+
+clean:
+	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_FUZZ)
