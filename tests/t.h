@@ -94,9 +94,10 @@ static inline void t_register(const char *name, void (*fn)(void))
 
 static inline int t_main(int argc, char **argv)
 {
-    int failed = 0, skipped = 0, ran = 0;
+    /* volatile: these live across setjmp/longjmp (-Wclobbered). */
+    volatile int failed = 0, skipped = 0, ran = 0;
 
-    for (int i = 0; i < t_ncases; i++) {
+    for (volatile int i = 0; i < t_ncases; i++) {
         if (argc > 1) {
             int want = 0;
             for (int j = 1; j < argc; j++)
