@@ -1,0 +1,816 @@
+/* sched.c - jobs, the cron heap, catch-up, reload and shutdown.
+ *
+ * The next fire instant of every cron job sits in one min-heap; one timer is armed for the
+ * earliest.  That timer is a Linux timerfd on CLOCK_REALTIME with TFD_TIMER_ABSTIME, watched
+ * by a uv_poll_t, rather than a uv_timer_t, for three reasons:
+ *   - it fires at the wall-clock instant itself, so a slot is never late because the monotonic
+ *     clock (which libuv timers use) stood still while the machine was suspended;
+ *   - TFD_TIMER_CANCEL_ON_SET makes it wake us when the wall clock is stepped (NTP, an admin's
+ *     date -s), so a jump is noticed at once, without polling;
+ *   - with nothing due, meshd sleeps: there is no periodic tick at all.
+ *
+ * Clock jumps (our choice, after OpenBSD cron's small/medium/negative/large classes):
+ *   - Forward (suspend/resume, NTP step forward, meshd down): every slot that passed is looked
+ *     at once when we wake.  The latest one runs if it is at most catch_up late; it and all
+ *     earlier ones are otherwise logged as missed, with the reason.  Never more than one run.
+ *   - Backward: slots that already ran are never run again (next_slot stays where it was) for
+ *     fixed-time jobs, as cronie does; wildcard jobs (minute or hour field starts with '*')
+ *     are rescheduled from the new "now", so an every-minute job keeps running every minute.
+ * Timeouts and backoff never read the wall clock: they run on libuv's monotonic timers.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "meshd/md_alloc.h"
+#include "meshd/md_log.h"
+#include "sup.h"
+
+/* A slot that starts within this long of its due time is on time, not a catch-up. */
+#define ON_TIME_MS 1000
+/* Growth of (boot time - monotonic time) beyond this between two wakes means a suspend. */
+#define SUSPEND_MS 1000
+/* At most this many missed slots of one job are logged one by one; the rest are counted. */
+#define MISSED_LOG_MAX 5
+/* Bound on the slots walked for one job in one wake (an every-second job after a long sleep):
+ * past it the walk skips to the catch-up window, counting the rest without listing them. */
+#define WALK_MAX 100000
+
+static int64_t clock_ms(clockid_t id)
+{
+    struct timespec ts;
+
+    clock_gettime(id, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t sup_wall_ms(void)
+{
+    return clock_ms(CLOCK_REALTIME);
+}
+
+static void fmt_slot(int64_t slot, const struct md_tz *tz, char *buf, size_t len)
+{
+    md_tz_format_iso(tz, slot, buf, len);
+}
+
+/* ---- the heap ----------------------------------------------------------------------------- */
+
+static bool heap_less(struct sup_job *a, struct sup_job *b)
+{
+    return a->next_due_ms < b->next_due_ms;
+}
+
+static void heap_swap(struct sup *sup, size_t i, size_t j)
+{
+    struct sup_job *t = sup->heap[i];
+
+    sup->heap[i] = sup->heap[j];
+    sup->heap[j] = t;
+    sup->heap[i]->heap_idx = i;
+    sup->heap[j]->heap_idx = j;
+}
+
+static void heap_up(struct sup *sup, size_t i)
+{
+    while (i > 0 && heap_less(sup->heap[i], sup->heap[(i - 1) / 2])) {
+        heap_swap(sup, i, (i - 1) / 2);
+        i = (i - 1) / 2;
+    }
+}
+
+static void heap_down(struct sup *sup, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < sup->heap_len && heap_less(sup->heap[l], sup->heap[m]))
+            m = l;
+        if (r < sup->heap_len && heap_less(sup->heap[r], sup->heap[m]))
+            m = r;
+        if (m == i)
+            return;
+        heap_swap(sup, i, m);
+        i = m;
+    }
+}
+
+static void heap_remove(struct sup *sup, struct sup_job *job)
+{
+    size_t i = job->heap_idx;
+
+    if (i == SIZE_MAX)
+        return;
+    sup->heap_len--;
+    if (i != sup->heap_len) {
+        sup->heap[i] = sup->heap[sup->heap_len];
+        sup->heap[i]->heap_idx = i;
+        heap_up(sup, i);
+        heap_down(sup, i);
+    }
+    job->heap_idx = SIZE_MAX;
+}
+
+static void heap_push(struct sup *sup, struct sup_job *job)
+{
+    if (sup->heap_len == sup->heap_cap) {
+        sup->heap_cap = sup->heap_cap ? sup->heap_cap * 2 : 16;
+        sup->heap = md_xrealloc(sup->heap, sup->heap_cap * sizeof *sup->heap);
+    }
+    job->heap_idx = sup->heap_len;
+    sup->heap[sup->heap_len++] = job;
+    heap_up(sup, job->heap_idx);
+}
+
+/* ---- the wall-clock timer ----------------------------------------------------------------- */
+
+static void clock_arm(struct sup *sup)
+{
+    struct itimerspec its;
+    int64_t due = sup->heap_len ? sup->heap[0]->next_due_ms : 0;
+
+    if (sup->clock_fd < 0 || due == sup->armed_ms)
+        return;
+    memset(&its, 0, sizeof its);
+    if (due > 0) {
+        its.it_value.tv_sec = (time_t)(due / 1000);
+        its.it_value.tv_nsec = (long)(due % 1000) * 1000000L;
+    }
+    /* With nothing due the timer is disarmed, but CANCEL_ON_SET still needs an armed absolute
+     * timer to report clock steps, so park it far in the future instead. */
+    if (due == 0)
+        its.it_value.tv_sec = (time_t)4102444800; /* 2100-01-01 */
+    if (timerfd_settime(sup->clock_fd, TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET, &its, NULL) < 0)
+        md_log_err(MD_LOG_ERROR, -errno, "timerfd_settime");
+    sup->armed_ms = due;
+}
+
+/* Computes the job's next slot strictly after `after` and puts it in the heap. */
+static void job_schedule(struct sup_job *job, int64_t after)
+{
+    struct sup *sup = job->sup;
+    const struct md_job *j = job->cfg;
+    int64_t next;
+
+    heap_remove(sup, job);
+    job->next_slot = 0;
+    if (j == NULL || j->kind != MD_JOB_CRON || !j->enabled || sup->stopping)
+        return;
+    if (md_cron_next(&j->cron, j->tz, after, &next) < 0) {
+        md_log(MD_LOG_WARN, "unscheduled: job=%s reason=no fire time in the next 100 years",
+               job->name);
+        return;
+    }
+    job->next_slot = next;
+    job->next_due_ms = next * 1000;
+    if (j->jitter_ms > 0) {
+        uint64_t r = ((uint64_t)rand() << 31) ^ (uint64_t)rand();
+        job->next_due_ms += (int64_t)(r % (j->jitter_ms + 1));
+    }
+    heap_push(sup, job);
+}
+
+/* ---- running a slot ----------------------------------------------------------------------- */
+
+static bool job_busy(struct sup_job *job)
+{
+    switch (job->prog.state) {
+    case PROG_STARTING:
+    case PROG_RUNNING:
+    case PROG_BACKOFF:
+    case PROG_STOPPING:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static void run_slot(struct sup_job *job, int64_t slot)
+{
+    const struct md_job *j = job->cfg;
+    char when[40];
+
+    fmt_slot(slot, j->tz, when, sizeof when);
+    if (job_busy(job)) {
+        switch (j->concurrency) {
+        case MD_CONC_FORBID:
+            job->runs_skipped++;
+            md_log(MD_LOG_WARN, "skipped: job=%s slot=%s reason=previous run %s still %s",
+                   job->name, when, job->run_id, prog_state_name(job->prog.state));
+            return;
+        case MD_CONC_REPLACE:
+            md_log(MD_LOG_NOTICE, "replacing: job=%s slot=%s old_run=%s", job->name, when,
+                   job->run_id);
+            job->pending_slot = slot;
+            if (job->prog.state != PROG_STOPPING) {
+                job->stop_status = RUN_STOPPED;
+                sup_job_event(job, EV_STOP, 0, 0);
+            }
+            return;
+        case MD_CONC_ALLOW:
+            sup_job_spawn_extra(job, slot);
+            return;
+        }
+    }
+    job->cur_slot = slot;
+    sup_run_id(job->sup, job->name, slot, job->run_id, sizeof job->run_id);
+    sup_job_event(job, EV_START, 0, 0);
+}
+
+/* A due job: walk every slot up to now, run the latest if it is on time or inside the catch-up
+ * window, log the others as missed, and schedule the next one. */
+static void job_due(struct sup_job *job, int64_t now_ms, const char *why)
+{
+    const struct md_job *j = job->cfg;
+    int64_t first = job->next_slot, latest = first, prev = 0, n;
+    uint64_t count = 1, walked = 0;
+    char a[40], b[40];
+
+    while (md_cron_next(&j->cron, j->tz, latest, &n) == 0 && n * 1000 <= now_ms) {
+        if (++walked == WALK_MAX) {
+            /* Too many to walk: jump to just before the catch-up window and count the gap by
+             * the mean period seen so far. */
+            int64_t jump = now_ms / 1000 - (int64_t)(j->catchup_ms / 1000) - 1;
+            if (jump > n) {
+                int64_t period = (n - first) / (int64_t)count;
+                count += (uint64_t)((jump - n) / (period > 0 ? period : 1));
+                n = jump;
+                if (md_cron_next(&j->cron, j->tz, jump, &n) < 0 || n * 1000 > now_ms)
+                    break;
+            }
+        }
+        prev = latest;
+        latest = n;
+        count++;
+    }
+    (void)prev;
+    if (count > 1) {
+        uint64_t missed = count - 1;
+        job->runs_missed += missed;
+        fmt_slot(first, j->tz, a, sizeof a);
+        if (missed <= MISSED_LOG_MAX) {
+            int64_t s = first;
+            for (uint64_t i = 0; i < missed; i++) {
+                fmt_slot(s, j->tz, a, sizeof a);
+                md_log(MD_LOG_WARN, "missed: job=%s slot=%s reason=%s; a later slot superseded it",
+                       job->name, a, why);
+                if (md_cron_next(&j->cron, j->tz, s, &s) < 0)
+                    break;
+            }
+        } else {
+            int64_t before;
+            fmt_slot(first, j->tz, a, sizeof a);
+            before = latest - 1;
+            fmt_slot(before, j->tz, b, sizeof b);
+            md_log(MD_LOG_WARN, "missed: job=%s count=%" PRIu64 " from=%s to=%s reason=%s",
+                   job->name, missed, a, b, why);
+        }
+    }
+
+    int64_t late = now_ms - latest * 1000 - (int64_t)j->jitter_ms;
+    fmt_slot(latest, j->tz, a, sizeof a);
+    if (late <= ON_TIME_MS) {
+        run_slot(job, latest);
+    } else if ((uint64_t)late <= j->catchup_ms) {
+        md_log(MD_LOG_NOTICE, "catching up: job=%s slot=%s late_ms=%" PRId64 " reason=%s",
+               job->name, a, late, why);
+        run_slot(job, latest);
+    } else {
+        job->runs_missed++;
+        md_log(MD_LOG_WARN, "missed: job=%s slot=%s late_ms=%" PRId64
+               " reason=%s; outside the catch-up window of %" PRIu64 "s",
+               job->name, a, late, why, j->catchup_ms / 1000);
+    }
+    job->last_slot = latest;
+    job->sup->state_dirty = true;
+    job_schedule(job, latest > now_ms / 1000 ? latest : now_ms / 1000);
+}
+
+static void state_save(struct sup *sup);
+
+/* Runs every job that is due, then re-arms the timer for the next one. */
+static void run_due(struct sup *sup, const char *why)
+{
+    int64_t now = sup_wall_ms();
+    const char *reason = why;
+
+    if (reason == NULL) {
+        /* Were we woken late because the machine slept?  CLOCK_BOOTTIME counts suspended
+         * time, CLOCK_MONOTONIC does not. */
+        int64_t d = clock_ms(CLOCK_BOOTTIME) - clock_ms(CLOCK_MONOTONIC);
+        reason = d - sup->last_boot_minus_mono_ms > SUSPEND_MS ? "machine was suspended"
+                                                               : "meshd was busy";
+        sup->last_boot_minus_mono_ms = d;
+    }
+    while (sup->heap_len > 0 && sup->heap[0]->next_due_ms <= now)
+        job_due(sup->heap[0], now, reason);
+    sup->last_wall_ms = now;
+    if (sup->state_dirty)
+        state_save(sup);
+    clock_arm(sup);
+}
+
+static void clock_step(struct sup *sup)
+{
+    int64_t now = sup_wall_ms();
+    int64_t expected = sup->last_wall_ms;
+
+    md_log(MD_LOG_WARN, "clock stepped: wall_ms=%" PRId64 " last_seen_ms=%" PRId64, now,
+           expected);
+    if (now < expected) {
+        /* Backward: fixed-time jobs keep their next slot (what ran does not run again);
+         * wildcard jobs follow the new time. */
+        for (struct sup_job *job = sup->jobs; job != NULL; job = job->next) {
+            const struct md_job *j = job->cfg;
+            if (j == NULL || j->kind != MD_JOB_CRON || job->heap_idx == SIZE_MAX)
+                continue;
+            if (j->cron.flags & (MD_CRON_MIN_STAR | MD_CRON_HOUR_STAR))
+                job_schedule(job, now / 1000 - 1);
+        }
+    }
+    sup->armed_ms = -1; /* the step cancelled the timer: re-arm whatever is due */
+    run_due(sup, "wall clock stepped");
+}
+
+static void clock_cb(uv_poll_t *h, int status, int events)
+{
+    struct sup *sup = MD_CONTAINER_OF(h, struct sup, clock_poll);
+    uint64_t ticks;
+    ssize_t r;
+
+    (void)events;
+    if (status < 0) {
+        md_log_err(MD_LOG_ERROR, status, "clock poll");
+        return;
+    }
+    r = read(sup->clock_fd, &ticks, sizeof ticks);
+    if (r < 0 && errno == ECANCELED) {
+        clock_step(sup);
+        return;
+    }
+    if (r < 0 && errno != EAGAIN)
+        md_log_err(MD_LOG_ERROR, -errno, "timerfd read");
+    sup->armed_ms = -1;
+    run_due(sup, NULL);
+}
+
+/* ---- the state file: last slot of each job ------------------------------------------------ */
+
+/* One line per cron job, "name<TAB>slot", rewritten whole (temp file + rename) after each wake
+ * that handled a slot.  It is a few hundred bytes into the page cache, without fsync: a crash
+ * may lose the last write, which at worst turns one catch-up into a "missed" line. */
+static void state_save(struct sup *sup)
+{
+    char *tmp = md_xasprintf("%s.tmp", sup->state_path);
+    FILE *f = fopen(tmp, "w");
+
+    sup->state_dirty = false;
+    if (f == NULL) {
+        md_log_err(MD_LOG_WARN, -errno, "state not saved: path=%s", tmp);
+        md_free(tmp);
+        return;
+    }
+    fputs("# meshd schedule state: job, last handled slot (Unix seconds)\n", f);
+    for (struct sup_job *job = sup->jobs; job != NULL; job = job->next)
+        if (job->last_slot != 0 && !job->retired)
+            fprintf(f, "%s\t%" PRId64 "\n", job->name, job->last_slot);
+    if (fclose(f) != 0 || rename(tmp, sup->state_path) != 0)
+        md_log_err(MD_LOG_WARN, -errno, "state not saved: path=%s", sup->state_path);
+    md_free(tmp);
+}
+
+static void state_load(struct sup *sup)
+{
+    FILE *f = fopen(sup->state_path, "r");
+    char line[512];
+
+    if (f == NULL) {
+        if (errno != ENOENT)
+            md_log_err(MD_LOG_WARN, -errno, "state not read: path=%s", sup->state_path);
+        return;
+    }
+    while (fgets(line, sizeof line, f) != NULL) {
+        char *tab = strchr(line, '\t'), *end;
+        long long v;
+        if (line[0] == '#' || tab == NULL)
+            continue;
+        *tab = '\0';
+        errno = 0;
+        v = strtoll(tab + 1, &end, 10);
+        if (errno != 0 || end == tab + 1 || v <= 0)
+            continue;
+        for (struct sup_job *job = sup->jobs; job != NULL; job = job->next)
+            if (strcmp(job->name, line) == 0)
+                job->last_slot = v;
+    }
+    fclose(f);
+}
+
+static int mkdir_p(const char *path)
+{
+    char *p = md_xstrdup(path);
+    int r = 0;
+
+    for (char *s = p + 1; *s != '\0'; s++) {
+        if (*s != '/')
+            continue;
+        *s = '\0';
+        if (mkdir(p, 0755) < 0 && errno != EEXIST) {
+            r = -errno;
+            goto out;
+        }
+        *s = '/';
+    }
+    if (mkdir(p, 0755) < 0 && errno != EEXIST)
+        r = -errno;
+out:
+    md_free(p);
+    return r;
+}
+
+/* ---- jobs ---------------------------------------------------------------------------------- */
+
+static void job_policy(struct sup_job *job)
+{
+    const struct md_job *j = job->cfg;
+    struct prog_policy *p = &job->pol;
+
+    p->service = j->kind == MD_JOB_SERVICE;
+    p->restart = j->restart == MD_RESTART_ALWAYS       ? PROG_RESTART_ALWAYS
+                 : j->restart == MD_RESTART_ON_FAILURE ? PROG_RESTART_ON_FAILURE
+                                                       : PROG_RESTART_NEVER;
+    p->max_retries = j->max_retries;
+    p->backoff_initial_ms = j->backoff_initial_ms;
+    p->backoff_max_ms = j->backoff_max_ms;
+    p->backoff_reset_ms = j->backoff_reset_ms;
+    p->start_secs_ms = j->start_secs_ms;
+    p->ready_line = j->ready_line;
+    p->stop_signal = j->stop_signal;
+    p->stop_timeout_ms = j->stop_timeout_ms;
+}
+
+static struct sup_job *job_new(struct sup *sup, const struct md_job *cfg)
+{
+    struct sup_job *job = md_xcalloc(1, sizeof *job);
+
+    job->sup = sup;
+    job->name = md_xstrdup(cfg->name);
+    job->cfg = cfg;
+    job->heap_idx = SIZE_MAX;
+    job->stop_status = RUN_STOPPED;
+    prog_init(&job->prog);
+    job_policy(job);
+    uv_timer_init(sup->loop, &job->timer);
+    job->timer.data = job;
+    job->next = sup->jobs;
+    sup->jobs = job;
+    return job;
+}
+
+/* Starts what a job should be doing now: a service runs, a cron job waits for its slot. */
+static void job_activate(struct sup_job *job, int64_t now_s)
+{
+    const struct md_job *j = job->cfg;
+
+    if (!j->enabled)
+        return;
+    switch (j->kind) {
+    case MD_JOB_SERVICE:
+        job->cur_slot = 0;
+        sup_job_event(job, EV_START, 0, 0);
+        break;
+    case MD_JOB_CRON:
+        if (job->last_slot != 0 && job->last_slot < now_s) {
+            /* Resume from the last handled slot: run_due sees what was missed meanwhile. */
+            int64_t next;
+            if (md_cron_next(&j->cron, j->tz, job->last_slot, &next) == 0 && next <= now_s) {
+                heap_remove(job->sup, job);
+                job->next_slot = next;
+                job->next_due_ms = next * 1000;
+                heap_push(job->sup, job);
+                break;
+            }
+        }
+        job_schedule(job, now_s);
+        break;
+    case MD_JOB_EVENT:
+        break; /* started by its event (the trigger comes with the message bus) */
+    }
+}
+
+static void job_deactivate(struct sup_job *job)
+{
+    heap_remove(job->sup, job);
+    job->pending_slot = 0;
+    if (job->prog.state != PROG_STOPPED) {
+        job->stop_status = RUN_STOPPED;
+        sup_job_event(job, EV_STOP, 0, 0);
+    }
+    for (struct sup_proc *p = job->procs; p != NULL; p = p->next)
+        if (!p->primary && !p->exited && !p->killing)
+            sup_proc_kill(p, p->stop_signal), p->killing = true;
+}
+
+static void job_unlink(struct sup *sup, struct sup_job *job)
+{
+    for (struct sup_job **pp = &sup->jobs; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == job) {
+            *pp = job->next;
+            return;
+        }
+    }
+}
+
+static void shutdown_finish(struct sup *sup);
+
+void sup_job_proc_gone(struct sup_job *job)
+{
+    struct sup *sup = job->sup;
+
+    if (job->procs != NULL || job->closing)
+        return;
+    if (job->retired || sup->stopping) {
+        heap_remove(sup, job);
+        job_unlink(sup, job);
+        sup_job_close(job);
+        if (job->retired)
+            md_log(MD_LOG_NOTICE, "removed: job=%s", job->name);
+    }
+    if (sup->stopping)
+        shutdown_finish(sup);
+}
+
+/* ---- start, reload, shutdown -------------------------------------------------------------- */
+
+static void orphan_reap(struct sup *sup);
+
+static void signal_cb(uv_signal_t *h, int signum)
+{
+    struct sup *sup = h->data;
+
+    switch (signum) {
+    case SIGHUP:
+        sup_reload(sup);
+        break;
+    case SIGCHLD:
+        orphan_reap(sup);
+        break;
+    default:
+        md_log(MD_LOG_NOTICE, "signal: %s", strsignal(signum));
+        sup_shutdown(sup);
+        break;
+    }
+}
+
+int sup_start(struct sup *sup, uv_loop_t *loop, struct md_config *cfg, const char *config_path)
+{
+    int64_t now = sup_wall_ms();
+    int r;
+
+    memset(sup, 0, sizeof *sup);
+    sup->loop = loop;
+    sup->cfg = cfg;
+    sup->config_path = md_xstrdup(config_path);
+    sup->armed_ms = 0;
+    sup->last_wall_ms = now;
+    sup->last_boot_minus_mono_ms = clock_ms(CLOCK_BOOTTIME) - clock_ms(CLOCK_MONOTONIC);
+    srand((unsigned)(now ^ getpid()));
+
+    r = mkdir_p(cfg->state_dir);
+    if (r < 0)
+        md_log_err(MD_LOG_WARN, r, "state dir: path=%s (catch-up after downtime disabled)",
+                   cfg->state_dir);
+    sup->state_path = md_xasprintf("%s/schedule.state", cfg->state_dir);
+
+    sup->clock_fd = timerfd_create(CLOCK_REALTIME, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (sup->clock_fd < 0) {
+        r = -errno;
+        md_log_err(MD_LOG_ERROR, r, "timerfd_create");
+        return r;
+    }
+    uv_poll_init(loop, &sup->clock_poll, sup->clock_fd);
+    uv_poll_start(&sup->clock_poll, UV_READABLE, clock_cb);
+
+    uv_signal_init(loop, &sup->sig_term);
+    uv_signal_init(loop, &sup->sig_int);
+    uv_signal_init(loop, &sup->sig_hup);
+    uv_signal_init(loop, &sup->sig_chld);
+    sup->sig_term.data = sup->sig_int.data = sup->sig_hup.data = sup->sig_chld.data = sup;
+    uv_signal_start(&sup->sig_term, signal_cb, SIGTERM);
+    uv_signal_start(&sup->sig_int, signal_cb, SIGINT);
+    uv_signal_start(&sup->sig_hup, signal_cb, SIGHUP);
+    uv_signal_start(&sup->sig_chld, signal_cb, SIGCHLD);
+
+    /* Jobs are prepended; create them in reverse so sup->jobs is in file order. */
+    for (size_t i = cfg->njobs; i-- > 0;)
+        job_new(sup, &cfg->jobs[i]);
+    state_load(sup);
+    md_log(MD_LOG_NOTICE, "started: node=%s environment=%s jobs=%zu config=%s", cfg->node_name,
+           cfg->node_env, cfg->njobs, config_path);
+    for (struct sup_job *job = sup->jobs; job != NULL; job = job->next)
+        job_activate(job, now / 1000);
+    run_due(sup, "meshd was down");
+    return 0;
+}
+
+void sup_reload(struct sup *sup)
+{
+    struct md_config *ncfg = NULL;
+    struct md_diag diag;
+    struct sup_job *job, *next;
+    int64_t now = sup_wall_ms();
+    unsigned added = 0, removed = 0, changed = 0, same = 0;
+    int r;
+
+    if (sup->stopping)
+        return;
+    md_diag_init(&diag);
+    r = md_config_load(sup->config_path, &ncfg, &diag);
+    for (size_t i = 0; i < diag.n; i++) {
+        const struct md_diag_item *it = &diag.items[i];
+        md_log(it->severity == MD_DIAG_ERROR ? MD_LOG_ERROR : MD_LOG_WARN, "%s:%d:%d: %s: %s",
+               sup->config_path, it->line, it->col,
+               it->severity == MD_DIAG_ERROR ? "error" : "warning", it->msg);
+    }
+    size_t nerrors = diag.nerrors;
+    md_diag_cleanup(&diag);
+    if (r < 0) {
+        md_log_err(MD_LOG_ERROR, r, "reload failed: config=%s errors=%zu; keeping the running "
+                   "configuration", sup->config_path, nerrors);
+        return;
+    }
+
+    /* Match running jobs to the new config by name. */
+    for (job = sup->jobs; job != NULL; job = next) {
+        const struct md_job *oj = job->cfg, *nj;
+        next = job->next;
+        if (job->retired)
+            continue;
+        nj = md_config_job(ncfg, job->name);
+        if (nj == NULL) {
+            removed++;
+            job->retired = true;
+            job_deactivate(job);
+            job->cfg = NULL;
+            if (job->procs == NULL)
+                sup_job_proc_gone(job);
+            continue;
+        }
+        bool same_proc = md_job_same_process(oj, nj);
+        bool same_sched = md_job_same_schedule(oj, nj) && oj->kind == nj->kind;
+        bool was_enabled = oj->enabled;
+        job->cfg = nj;
+        job_policy(job);
+        if (same_proc && same_sched && was_enabled == nj->enabled) {
+            same++;
+            continue;
+        }
+        changed++;
+        if (!nj->enabled) {
+            job_deactivate(job);
+            continue;
+        }
+        if (!same_sched) {
+            heap_remove(sup, job);
+            if (oj->kind == MD_JOB_SERVICE && nj->kind != MD_JOB_SERVICE && job_busy(job)) {
+                job->stop_status = RUN_STOPPED;
+                sup_job_event(job, EV_STOP, 0, 0);
+            }
+        }
+        if (nj->kind == MD_JOB_SERVICE) {
+            if (job_busy(job)) {
+                if (!same_proc || oj->kind != MD_JOB_SERVICE) {
+                    job->restart_pending = true;
+                    if (job->prog.state != PROG_STOPPING) {
+                        job->stop_status = RUN_STOPPED;
+                        sup_job_event(job, EV_STOP, 0, 0);
+                    }
+                }
+            } else {
+                job_activate(job, now / 1000);
+            }
+        } else if (nj->kind == MD_JOB_CRON && (!same_sched || !was_enabled)) {
+            job_schedule(job, now / 1000);
+        }
+    }
+    /* New jobs, in file order. */
+    for (size_t i = ncfg->njobs; i-- > 0;) {
+        bool found = false;
+        for (job = sup->jobs; job != NULL && !found; job = job->next)
+            found = !job->retired && job->cfg == &ncfg->jobs[i];
+        if (found)
+            continue;
+        added++;
+        job = job_new(sup, &ncfg->jobs[i]);
+        md_log(MD_LOG_NOTICE, "added: job=%s", job->name);
+        job_activate(job, now / 1000);
+    }
+    md_config_free(sup->cfg);
+    sup->cfg = ncfg;
+    md_log(MD_LOG_NOTICE, "reloaded: config=%s jobs=%zu added=%u removed=%u changed=%u "
+           "unchanged=%u", sup->config_path, ncfg->njobs, added, removed, changed, same);
+    sup->state_dirty = true;
+    run_due(sup, "meshd was busy");
+}
+
+static void sup_close_cb(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void shutdown_finish(struct sup *sup)
+{
+    if (sup->jobs != NULL || sup->closed)
+        return;
+    sup->closed = true;
+    if (sup->state_dirty)
+        state_save(sup);
+    uv_poll_stop(&sup->clock_poll);
+    uv_close((uv_handle_t *)&sup->clock_poll, sup_close_cb);
+    uv_close((uv_handle_t *)&sup->sig_term, sup_close_cb);
+    uv_close((uv_handle_t *)&sup->sig_int, sup_close_cb);
+    uv_close((uv_handle_t *)&sup->sig_hup, sup_close_cb);
+    uv_close((uv_handle_t *)&sup->sig_chld, sup_close_cb);
+    md_log(MD_LOG_NOTICE, "stopped: every job is down");
+}
+
+void sup_shutdown(struct sup *sup)
+{
+    sup->stop_signals++;
+    if (sup->stopping) {
+        /* A second signal: don't wait for stop timeouts. */
+        md_log(MD_LOG_WARN, "stopping now: SIGKILL to every process group");
+        for (struct sup_job *job = sup->jobs; job != NULL; job = job->next)
+            sup_job_kill_all(job);
+        return;
+    }
+    sup->stopping = true;
+    md_log(MD_LOG_NOTICE, "stopping: jobs=%zu", sup->cfg->njobs);
+    for (struct sup_job *job = sup->jobs, *next; job != NULL; job = next) {
+        next = job->next;
+        job_deactivate(job);
+        if (job->procs == NULL)
+            sup_job_proc_gone(job);
+    }
+    shutdown_finish(sup);
+}
+
+void sup_cleanup(struct sup *sup)
+{
+    if (sup->clock_fd >= 0)
+        close(sup->clock_fd);
+    sup->clock_fd = -1;
+    md_free(sup->heap);
+    md_free(sup->state_path);
+    md_free(sup->config_path);
+    md_config_free(sup->cfg);
+    sup->cfg = NULL;
+}
+
+/* ---- orphans ------------------------------------------------------------------------------- */
+
+/* meshd is a child subreaper (and PID 1 in a container): orphaned grandchildren are reparented
+ * to it and must be reaped, or they stay zombies.  libuv reaps only the pids it spawned, and a
+ * waitpid(-1) here could steal their exit status from it, so list our children from /proc and
+ * reap only the ones that are not ours. */
+static bool pid_is_ours(struct sup *sup, int pid)
+{
+    for (struct sup_job *job = sup->jobs; job != NULL; job = job->next)
+        for (struct sup_proc *p = job->procs; p != NULL; p = p->next)
+            if (p->pid == pid && !p->exited)
+                return true;
+    return false;
+}
+
+static void orphan_reap(struct sup *sup)
+{
+    char path[64], buf[8192];
+    ssize_t n;
+    int fd;
+
+    snprintf(path, sizeof path, "/proc/self/task/%ld/children", (long)getpid());
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return;
+    buf[n] = '\0';
+    for (char *s = buf, *end; *s != '\0'; s = end) {
+        long pid = strtol(s, &end, 10);
+        int st;
+        if (end == s)
+            break;
+        if (pid > 0 && !pid_is_ours(sup, (int)pid) && waitpid((pid_t)pid, &st, WNOHANG) > 0)
+            md_log(MD_LOG_INFO, "reaped orphan: pid=%ld", pid);
+    }
+}

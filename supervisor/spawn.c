@@ -1,0 +1,707 @@
+/* spawn.c - the glue between prog.c's pure state machine and real processes.
+ *
+ * sup_job_event() feeds one event to a job's prog and carries out the actions it returns:
+ * uv_spawn, kill(2), the prog's single timer.  libuv callbacks (exit, pipe reads, timers) are
+ * turned back into events here.  Every child:
+ *   - runs in its own session and process group (UV_PROCESS_DETACHED = setsid), so a stop or a
+ *     run timeout can signal the whole group and nothing a worker forked survives it;
+ *   - gets its job config as JSON on fd 0, which is closed once written;
+ *   - has fd 1 and fd 2 read line by line into meshd's log (prefixed with job and run id), the
+ *     last SUP_TAIL_LINES kept for the run record;
+ *   - has fd 3, the status pipe (MESHD_STATUS_FD), read with a 64 KiB line cap and parsed with
+ *     md_status_parse; a bad line is logged and counted, never fatal.
+ * A proc is heap-allocated and owns six handles; it frees itself when the last one has closed.
+ */
+#include <errno.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "meshd/md_alloc.h"
+#include "meshd/md_log.h"
+#include "meshd/md_status.h"
+#include "sup.h"
+
+extern char **environ;
+
+/* After a child exits, its pipes may still hold output (or a grandchild may keep them open).
+ * Read on for this long, then close them. */
+#define DRAIN_MS 200
+#define PROC_HANDLES 6
+
+static uint64_t rng_state;
+
+static uint32_t rand32(void)
+{
+    /* xorshift64*: jitter only, no need for anything stronger. */
+    if (rng_state == 0)
+        rng_state = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ 0x9E3779B97F4A7C15ull;
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return (uint32_t)((rng_state * 0x2545F4914F6CDD1Dull) >> 32);
+}
+
+void sup_run_id(struct sup *sup, const char *job, int64_t slot, char *buf, size_t len)
+{
+    struct tm tm;
+    time_t t;
+
+    if (slot != 0) {
+        /* Stable for the slot: the same job and scheduled instant give the same id on every
+         * node and every retry, so workers can make their writes idempotent. */
+        t = (time_t)slot;
+        gmtime_r(&t, &tm);
+        snprintf(buf, len, "%s@%04d%02d%02dT%02d%02d%02dZ", job, tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        return;
+    }
+    int64_t now = sup_wall_ms();
+    t = (time_t)(now / 1000);
+    gmtime_r(&t, &tm);
+    snprintf(buf, len, "%s@%04d%02d%02dT%02d%02d%02d.%03dZ-%" PRIu64, job, tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(now % 1000),
+             ++sup->run_seq);
+}
+
+static const char *run_status_name(enum sup_run_status s)
+{
+    switch (s) {
+    case RUN_SUCCEEDED: return "succeeded";
+    case RUN_FAILED: return "failed";
+    case RUN_TIMED_OUT: return "timed_out";
+    case RUN_STOPPED: return "stopped";
+    }
+    return "?";
+}
+
+static struct sup_proc *job_primary(struct sup_job *job)
+{
+    for (struct sup_proc *p = job->procs; p != NULL; p = p->next)
+        if (p->primary && !p->exited)
+            return p;
+    return NULL;
+}
+
+/* ---- teardown --------------------------------------------------------------------------- */
+
+static void tail_clear(char **tail)
+{
+    for (unsigned i = 0; i < SUP_TAIL_LINES; i++) {
+        md_free(tail[i]);
+        tail[i] = NULL;
+    }
+}
+
+static void proc_free(struct sup_proc *p)
+{
+    struct sup_job *job = p->job;
+
+    if (job != NULL) {
+        /* Keep this run's output tail as the job's last run record. */
+        tail_clear(job->last_tail);
+        for (unsigned i = 0; i < SUP_TAIL_LINES; i++) {
+            unsigned k = (p->tail_next + i) % SUP_TAIL_LINES;
+            job->last_tail[i] = p->tail[k];
+            p->tail[k] = NULL;
+        }
+        for (struct sup_proc **pp = &job->procs; *pp != NULL; pp = &(*pp)->next) {
+            if (*pp == p) {
+                *pp = p->next;
+                break;
+            }
+        }
+    }
+    tail_clear(p->tail);
+    md_linebuf_cleanup(&p->lb_out);
+    md_linebuf_cleanup(&p->lb_err);
+    md_linebuf_cleanup(&p->lb_status);
+    md_free(p->stdin_data);
+    md_free(p->result);
+    md_free(p);
+    if (job != NULL)
+        sup_job_proc_gone(job);
+}
+
+static void proc_close_cb(uv_handle_t *h)
+{
+    struct sup_proc *p = h->data;
+
+    if (--p->pending_closes == 0)
+        proc_free(p);
+}
+
+static void close_once(struct sup_proc *p, uv_handle_t *h)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, proc_close_cb);
+}
+
+/* Flushes a pending unterminated line of a stream at EOF. */
+static void out_line_cb(void *ud, const char *line, size_t len, int flags);
+static void err_line_cb(void *ud, const char *line, size_t len, int flags);
+static void status_line_cb(void *ud, const char *line, size_t len, int flags);
+
+static void proc_close_all(struct sup_proc *p)
+{
+    md_linebuf_flush(&p->lb_out, out_line_cb, p);
+    md_linebuf_flush(&p->lb_err, err_line_cb, p);
+    md_linebuf_flush(&p->lb_status, status_line_cb, p);
+    close_once(p, (uv_handle_t *)&p->process);
+    close_once(p, (uv_handle_t *)&p->in);
+    close_once(p, (uv_handle_t *)&p->out);
+    close_once(p, (uv_handle_t *)&p->err);
+    close_once(p, (uv_handle_t *)&p->status);
+    close_once(p, (uv_handle_t *)&p->timeout);
+}
+
+/* ---- output capture --------------------------------------------------------------------- */
+
+static void tail_push(struct sup_proc *p, const char *line, size_t len)
+{
+    md_free(p->tail[p->tail_next]);
+    p->tail[p->tail_next] = md_xstrndup(line, len);
+    p->tail_next = (p->tail_next + 1) % SUP_TAIL_LINES;
+}
+
+static void log_output(struct sup_proc *p, const char *stream, const char *line, size_t len,
+                       int flags)
+{
+    const char *name = p->job ? p->job->name : "?";
+
+    tail_push(p, line, len);
+    md_log(MD_LOG_NOTICE, "output: job=%s run=%s stream=%s%s | %.*s", name, p->run_id, stream,
+           (flags & MD_LINE_TRUNCATED) ? " truncated=yes" : "", (int)len, line);
+}
+
+static void out_line_cb(void *ud, const char *line, size_t len, int flags)
+{
+    log_output(ud, "stdout", line, len, flags);
+}
+
+static void err_line_cb(void *ud, const char *line, size_t len, int flags)
+{
+    log_output(ud, "stderr", line, len, flags);
+}
+
+static void status_line_cb(void *ud, const char *line, size_t len, int flags)
+{
+    struct sup_proc *p = ud;
+    struct sup_job *job = p->job;
+    struct md_status_event ev;
+    struct md_error err = {0};
+    const char *name = job ? job->name : "?";
+    int r;
+
+    if (flags & MD_LINE_TRUNCATED)
+        r = md_error_set(&err, MD_ETOOBIG, 0, 0, "status line over %d bytes", MD_STATUS_LINE_MAX);
+    else
+        r = md_status_parse(line, len, &ev, &err);
+    if (r < 0) {
+        p->bad_status++;
+        if (job != NULL)
+            job->bad_status_lines++;
+        md_log(MD_LOG_WARN, "bad status line: job=%s run=%s pid=%d count=%u: %s", name, p->run_id,
+               p->pid, p->bad_status, err.msg);
+        return;
+    }
+    switch (ev.kind) {
+    case MD_ST_READY:
+        md_log(MD_LOG_INFO, "ready: job=%s run=%s pid=%d", name, p->run_id, p->pid);
+        if (job != NULL && p->primary && !p->exited)
+            sup_job_event(job, EV_READY, 0, 0);
+        break;
+    case MD_ST_HEARTBEAT:
+        if (job != NULL)
+            job->last_heartbeat_ms = (uint64_t)sup_wall_ms();
+        md_log(MD_LOG_DEBUG, "heartbeat: job=%s run=%s", name, p->run_id);
+        break;
+    case MD_ST_PROGRESS:
+        md_log(MD_LOG_INFO, "progress: job=%s run=%s done=%.0f total=%.0f unit=%s", name,
+               p->run_id, ev.u.progress.done, ev.u.progress.total,
+               ev.u.progress.unit ? ev.u.progress.unit : "-");
+        break;
+    case MD_ST_METRIC:
+        md_log(MD_LOG_INFO, "metric: job=%s run=%s name=%s value=%g", name, p->run_id,
+               ev.u.metric.name, ev.u.metric.value);
+        break;
+    case MD_ST_ALERT:
+        md_log(ev.u.alert.severity == MD_SEV_CRITICAL ? MD_LOG_ERROR : MD_LOG_WARN,
+               "alert: job=%s run=%s severity=%s key=%s message=%s", name, p->run_id,
+               md_status_severity_name(ev.u.alert.severity), ev.u.alert.key, ev.u.alert.message);
+        break;
+    case MD_ST_RESOLVE:
+        md_log(MD_LOG_NOTICE, "resolved: job=%s run=%s key=%s", name, p->run_id,
+               ev.u.resolve.key);
+        break;
+    case MD_ST_MESSAGE:
+        md_log(MD_LOG_INFO, "message: job=%s run=%s type=%s", name, p->run_id, ev.u.message.type);
+        break;
+    case MD_ST_RESULT:
+        md_free(p->result);
+        p->result = md_xstrdup(ev.u.result.ok ? "ok" : "failed");
+        md_log(MD_LOG_INFO, "result: job=%s run=%s status=%s", name, p->run_id, p->result);
+        break;
+    }
+    md_status_event_cleanup(&ev);
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    /* One static read buffer: the loop is single-threaded and each read is consumed (split
+     * into lines, copied where kept) before the next alloc_cb. */
+    static char slab[65536];
+
+    (void)h;
+    (void)suggested;
+    buf->base = slab;
+    buf->len = sizeof slab;
+}
+
+static void maybe_finish(struct sup_proc *p)
+{
+    /* After exit, close once every reading pipe has hit EOF (or the drain timer fires). */
+    if (p->exited && uv_is_closing((uv_handle_t *)&p->out) &&
+        uv_is_closing((uv_handle_t *)&p->err) && uv_is_closing((uv_handle_t *)&p->status))
+        proc_close_all(p);
+}
+
+static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    struct sup_proc *p = s->data;
+    struct md_linebuf *lb;
+    md_linebuf_cb *cb;
+
+    if (s == (uv_stream_t *)&p->out) {
+        lb = &p->lb_out;
+        cb = out_line_cb;
+    } else if (s == (uv_stream_t *)&p->err) {
+        lb = &p->lb_err;
+        cb = err_line_cb;
+    } else {
+        lb = &p->lb_status;
+        cb = status_line_cb;
+    }
+    if (n > 0) {
+        md_linebuf_feed(lb, buf->base, (size_t)n, cb, p);
+        return;
+    }
+    if (n == 0)
+        return; /* EAGAIN */
+    /* EOF or error: deliver what is pending, stop reading, close this pipe. */
+    md_linebuf_flush(lb, cb, p);
+    close_once(p, (uv_handle_t *)s);
+    maybe_finish(p);
+}
+
+/* ---- stdin ------------------------------------------------------------------------------ */
+
+static void stdin_written_cb(uv_write_t *req, int status)
+{
+    struct sup_proc *p = req->data;
+
+    /* EPIPE: the child never read its config (or already exited).  Not an error of ours. */
+    if (status < 0 && status != UV_EPIPE && status != UV_ECANCELED)
+        md_log_err(MD_LOG_INFO, status, "stdin: job=%s run=%s", p->job ? p->job->name : "?",
+                   p->run_id);
+    /* Closing fd 0's other end gives the child EOF after its config. */
+    close_once(p, (uv_handle_t *)&p->in);
+}
+
+/* ---- exit and timeouts ------------------------------------------------------------------ */
+
+static void drain_timer_cb(uv_timer_t *t)
+{
+    struct sup_proc *p = MD_CONTAINER_OF(t, struct sup_proc, timeout);
+
+    proc_close_all(p);
+}
+
+static void exit_cb(uv_process_t *proc, int64_t exit_status, int term_signal)
+{
+    struct sup_proc *p = MD_CONTAINER_OF(proc, struct sup_proc, process);
+    struct sup_job *job = p->job;
+    const char *name = job ? job->name : "?";
+    uint64_t dur = uv_now(proc->loop) - p->started_ms;
+    bool ours = p->killing || p->timed_out || (job && p->primary &&
+                                               job->prog.state == PROG_STOPPING);
+
+    p->exited = true;
+    if (term_signal != 0)
+        md_log(MD_LOG_NOTICE, "exited: job=%s run=%s pid=%d signal=%s duration_ms=%" PRIu64
+               " expected=%s", name, p->run_id, p->pid, strsignal(term_signal), dur,
+               ours ? "yes" : "no");
+    else
+        md_log(MD_LOG_NOTICE, "exited: job=%s run=%s pid=%d code=%d duration_ms=%" PRIu64
+               " expected=%s", name, p->run_id, p->pid, (int)exit_status, dur,
+               (exit_status == 0 || ours) ? "yes" : "no");
+
+    /* Whatever the worker forked into its group must not outlive a run we stopped.  The group
+     * id cannot have been reused while members remain; with none left this is ESRCH. */
+    if (ours && p->stop_group)
+        kill(-p->pid, SIGKILL);
+
+    uv_timer_stop(&p->timeout);
+    if (job != NULL && p->primary) {
+        sup_job_event(job, EV_EXITED, (int)exit_status, term_signal);
+    } else if (job != NULL) {
+        enum sup_run_status st = p->timed_out ? RUN_TIMED_OUT
+                                 : (exit_status == 0 && term_signal == 0) ? RUN_SUCCEEDED
+                                 : p->killing ? RUN_STOPPED : RUN_FAILED;
+        if (st == RUN_SUCCEEDED)
+            job->runs_ok++;
+        else
+            job->runs_failed++;
+        md_log(MD_LOG_NOTICE, "run done: job=%s run=%s status=%s", name, p->run_id,
+               run_status_name(st));
+    }
+    close_once(p, (uv_handle_t *)&p->process);
+    close_once(p, (uv_handle_t *)&p->in);
+    /* Give the pipes a moment to deliver the last lines, then close everything. */
+    uv_timer_start(&p->timeout, drain_timer_cb, DRAIN_MS, 0);
+    maybe_finish(p);
+}
+
+static void run_timeout_cb(uv_timer_t *t)
+{
+    struct sup_proc *p = MD_CONTAINER_OF(t, struct sup_proc, timeout);
+    struct sup_job *job = p->job;
+
+    if (p->exited)
+        return;
+    if (!p->timed_out) {
+        p->timed_out = true;
+        md_log(MD_LOG_WARN, "timeout: job=%s run=%s pid=%d", job ? job->name : "?", p->run_id,
+               p->pid);
+        if (job != NULL && p->primary) {
+            job->stop_status = RUN_TIMED_OUT;
+            sup_job_event(job, EV_STOP, 0, 0);
+            return;
+        }
+    }
+    /* An extra (allow) run has no prog: escalate here, TERM then KILL every stop_timeout. */
+    sup_proc_kill(p, p->killing ? SIGKILL : p->stop_signal);
+    p->killing = true;
+    uv_timer_start(&p->timeout, run_timeout_cb, p->stop_timeout_ms ? p->stop_timeout_ms : 100, 0);
+}
+
+void sup_proc_kill(struct sup_proc *p, int sig)
+{
+    int r;
+
+    if (p->exited && !p->stop_group)
+        return;
+    r = kill(p->stop_group ? -p->pid : p->pid, sig);
+    if (r < 0 && errno != ESRCH)
+        md_log_err(MD_LOG_WARN, -errno, "kill: job=%s pid=%d signal=%d",
+                   p->job ? p->job->name : "?", p->pid, sig);
+    else
+        md_log(MD_LOG_INFO, "signalled: job=%s run=%s pid=%d signal=%s group=%s",
+               p->job ? p->job->name : "?", p->run_id, p->pid, strsignal(sig),
+               p->stop_group ? "yes" : "no");
+}
+
+void sup_job_kill_all(struct sup_job *job)
+{
+    for (struct sup_proc *p = job->procs; p != NULL; p = p->next) {
+        p->killing = true;
+        sup_proc_kill(p, SIGKILL);
+    }
+}
+
+/* ---- spawning --------------------------------------------------------------------------- */
+
+static int env_name_eq(const char *entry, const char *name)
+{
+    size_t n = strlen(name);
+    return strncmp(entry, name, n) == 0 && entry[n] == '=';
+}
+
+/* Builds the child's environment: meshd's own (minus any inherited MESHD_* identity), then the
+ * job's env, then the run's identity.  Caller frees every string and the array. */
+static char **build_env(struct sup_job *job, struct sup_proc *p)
+{
+    const struct md_job *j = job->cfg;
+    size_t n = 0, k = 0;
+    char **env;
+    char when[40];
+    struct tm tm;
+    time_t t = (time_t)(p->slot ? p->slot : sup_wall_ms() / 1000);
+
+    gmtime_r(&t, &tm);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    for (char **e = environ; *e != NULL; e++)
+        n++;
+    env = md_xcalloc(n + j->nenv + 6, sizeof *env);
+    for (char **e = environ; *e != NULL; e++) {
+        bool skip = strncmp(*e, "MESHD_", 6) == 0 && strncmp(*e, "MESHD_WORKER_DIR=", 17) != 0;
+        for (size_t i = 0; !skip && i < j->nenv; i++)
+            skip = env_name_eq(*e, j->env[i].name);
+        if (!skip)
+            env[k++] = md_xstrdup(*e);
+    }
+    for (size_t i = 0; i < j->nenv; i++)
+        env[k++] = md_xasprintf("%s=%s", j->env[i].name, j->env[i].value);
+    env[k++] = md_xasprintf("MESHD_JOB=%s", job->name);
+    env[k++] = md_xasprintf("MESHD_NODE=%s", job->sup->cfg->node_name);
+    env[k++] = md_xasprintf("MESHD_RUN_ID=%s", p->run_id);
+    env[k++] = md_xasprintf("MESHD_SCHEDULED_AT=%s", when);
+    env[k++] = md_xstrdup("MESHD_STATUS_FD=3");
+    env[k] = NULL;
+    return env;
+}
+
+static void env_free(char **env)
+{
+    for (char **e = env; *e != NULL; e++)
+        md_free(*e);
+    md_free(env);
+}
+
+/* Spawns one process for job.  primary: driven by the prog (else an extra "allow" run).
+ * Returns 0 or a negative libuv/errno code (already logged); on failure nothing is left
+ * behind but handles that close themselves. */
+static int proc_spawn(struct sup_job *job, int64_t slot, bool primary)
+{
+    struct sup *sup = job->sup;
+    const struct md_job *j = job->cfg;
+    struct sup_proc *p = md_xcalloc(1, sizeof *p);
+    uv_process_options_t opt;
+    uv_stdio_container_t stdio[4];
+    char **env = NULL;
+    int r;
+
+    p->job = job;
+    p->primary = primary;
+    p->slot = slot;
+    p->stop_group = j->stop_group;
+    p->stop_signal = j->stop_signal;
+    p->stop_timeout_ms = j->stop_timeout_ms;
+    p->started_ms = uv_now(sup->loop);
+    if (primary && slot != 0) {
+        snprintf(p->run_id, sizeof p->run_id, "%s", job->run_id);
+    } else {
+        sup_run_id(sup, job->name, slot, p->run_id, sizeof p->run_id);
+        if (primary) /* a service: every spawn is a run of its own */
+            snprintf(job->run_id, sizeof job->run_id, "%s", p->run_id);
+    }
+    md_linebuf_init(&p->lb_out, SUP_OUTPUT_LINE_MAX);
+    md_linebuf_init(&p->lb_err, SUP_OUTPUT_LINE_MAX);
+    md_linebuf_init(&p->lb_status, MD_STATUS_LINE_MAX);
+
+    uv_pipe_init(sup->loop, &p->in, 0);
+    uv_pipe_init(sup->loop, &p->out, 0);
+    uv_pipe_init(sup->loop, &p->err, 0);
+    uv_pipe_init(sup->loop, &p->status, 0);
+    uv_timer_init(sup->loop, &p->timeout);
+    p->in.data = p->out.data = p->err.data = p->status.data = p->timeout.data = p;
+    p->process.data = p;
+    p->pending_closes = PROC_HANDLES;
+    p->next = job->procs;
+    job->procs = p;
+
+    stdio[0].flags = UV_CREATE_PIPE | UV_READABLE_PIPE;
+    stdio[0].data.stream = (uv_stream_t *)&p->in;
+    stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+    stdio[1].data.stream = (uv_stream_t *)&p->out;
+    stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+    stdio[2].data.stream = (uv_stream_t *)&p->err;
+    stdio[3].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+    stdio[3].data.stream = (uv_stream_t *)&p->status;
+
+    env = build_env(job, p);
+    memset(&opt, 0, sizeof opt);
+    opt.exit_cb = exit_cb;
+    opt.file = j->argv[0];
+    opt.args = j->argv;
+    opt.env = env;
+    opt.cwd = j->workdir;
+    opt.stdio = stdio;
+    opt.stdio_count = 4;
+    /* setsid(): the child leads its own process group, so stops reach all it forked, and a
+     * terminal's Ctrl-C reaches only meshd, which then stops children in order. */
+    opt.flags = UV_PROCESS_DETACHED;
+    if (j->user != NULL) {
+        /* getpwnam may consult NSS; users are local in practice and this runs once a spawn. */
+        struct passwd *pw = getpwnam(j->user);
+        if (pw == NULL) {
+            md_log(MD_LOG_ERROR, "spawn failed: job=%s run=%s: unknown user '%s'", job->name,
+                   p->run_id, j->user);
+            r = UV_EINVAL;
+            goto fail;
+        }
+        opt.uid = pw->pw_uid;
+        opt.gid = pw->pw_gid;
+        opt.flags |= UV_PROCESS_SETUID | UV_PROCESS_SETGID;
+    }
+
+    r = uv_spawn(sup->loop, &p->process, &opt);
+    if (r < 0) {
+        md_log_err(MD_LOG_ERROR, r, "spawn failed: job=%s run=%s file=%s", job->name, p->run_id,
+                   j->argv[0]);
+        goto fail;
+    }
+    env_free(env);
+    p->pid = p->process.pid;
+    md_log(MD_LOG_NOTICE, "spawned: job=%s run=%s pid=%d", job->name, p->run_id, p->pid);
+
+    uv_read_start((uv_stream_t *)&p->out, alloc_cb, read_cb);
+    uv_read_start((uv_stream_t *)&p->err, alloc_cb, read_cb);
+    uv_read_start((uv_stream_t *)&p->status, alloc_cb, read_cb);
+    p->stdin_data = md_xstrdup(j->config_json ? j->config_json : "{}");
+    {
+        size_t n = strlen(p->stdin_data);
+        uv_buf_t b;
+        p->stdin_data[n] = '\0';
+        b = uv_buf_init(p->stdin_data, (unsigned)n);
+        p->write_req.data = p;
+        r = uv_write(&p->write_req, (uv_stream_t *)&p->in, &b, 1, stdin_written_cb);
+        if (r < 0)
+            close_once(p, (uv_handle_t *)&p->in);
+    }
+    if (j->timeout_ms > 0 && j->kind != MD_JOB_SERVICE)
+        uv_timer_start(&p->timeout, run_timeout_cb, j->timeout_ms, 0);
+    return 0;
+
+fail:
+    env_free(env);
+    p->exited = true;
+    p->primary = false; /* the prog hears of it through EV_SPAWN_FAILED, not an exit */
+    proc_close_all(p);
+    return r;
+}
+
+void sup_job_spawn_extra(struct sup_job *job, int64_t slot)
+{
+    if (proc_spawn(job, slot, false) < 0)
+        job->runs_failed++;
+}
+
+/* ---- the state machine driver ----------------------------------------------------------- */
+
+static void job_timer_cb(uv_timer_t *t)
+{
+    struct sup_job *job = MD_CONTAINER_OF(t, struct sup_job, timer);
+
+    sup_job_event(job, EV_TIMER_FIRED, 0, 0);
+}
+
+static void record_run(struct sup_job *job, const struct prog_actions *act)
+{
+    enum sup_run_status st;
+
+    switch (act->outcome) {
+    case PROG_OUTCOME_SUCCEEDED: st = RUN_SUCCEEDED; break;
+    case PROG_OUTCOME_KILLED: st = job->stop_status; break;
+    default: st = RUN_FAILED; break;
+    }
+    if (st == RUN_SUCCEEDED)
+        job->runs_ok++;
+    else
+        job->runs_failed++;
+    md_log(st == RUN_SUCCEEDED ? MD_LOG_INFO : MD_LOG_NOTICE,
+           "run done: job=%s run=%s status=%s code=%d signal=%d", job->name, job->run_id,
+           run_status_name(st), job->prog.last_exit_code, job->prog.last_signal);
+}
+
+void sup_job_event(struct sup_job *job, enum prog_event ev, int exit_code, int term_signal)
+{
+    struct sup *sup = job->sup;
+    struct prog_input in = {
+        .ev = ev,
+        .now_ms = uv_now(sup->loop),
+        .exit_code = exit_code,
+        .term_signal = term_signal,
+        .rand = rand32(),
+    };
+    struct prog_actions act;
+
+    prog_step(&job->prog, &job->pol, &in, &act);
+    if (act.flags & ACT_IMPOSSIBLE) {
+        md_log(MD_LOG_ERROR, "impossible event: job=%s state=%s event=%s: %s", job->name,
+               prog_state_name(job->prog.state), prog_event_name(ev), act.reason);
+        return;
+    }
+    if (act.flags == 0 && act.from == act.to)
+        return;
+    if (act.flags & ACT_RUN_DONE)
+        record_run(job, &act);
+    if (act.from != act.to) {
+        if (act.to == PROG_BACKOFF)
+            md_log(MD_LOG_NOTICE, "backoff: job=%s delay_ms=%" PRIu64 " tries=%u reason=%s",
+                   job->name, act.timer_ms, job->prog.tries, act.reason);
+        else
+            md_log(MD_LOG_INFO, "state: job=%s from=%s to=%s reason=%s", job->name,
+                   prog_state_name(act.from), prog_state_name(act.to), act.reason);
+    }
+    if (act.flags & ACT_GAVE_UP)
+        md_log(MD_LOG_ERROR, "gave up: job=%s state=FATAL tries=%u reason=%s code=%d signal=%d",
+               job->name, job->prog.tries, act.reason, job->prog.last_exit_code,
+               job->prog.last_signal);
+    if (act.flags & ACT_CANCEL_TIMER)
+        uv_timer_stop(&job->timer);
+    if (act.flags & ACT_ARM_TIMER)
+        uv_timer_start(&job->timer, job_timer_cb, act.timer_ms, 0);
+    if (act.flags & ACT_KILL) {
+        struct sup_proc *p = job_primary(job);
+        if (p != NULL)
+            sup_proc_kill(p, act.signal);
+    }
+    if (act.from == PROG_BACKOFF && act.to == PROG_STARTING)
+        job->restarts++;
+    if (act.flags & ACT_SPAWN) {
+        job->stop_status = RUN_STOPPED;
+        int r = proc_spawn(job, job->cur_slot, true);
+        if (r < 0) {
+            sup_job_event(job, EV_SPAWN_FAILED, r, 0);
+            return;
+        }
+    }
+    /* A job waiting to be restarted (reload changed it) or to start a newer slot (replace)
+     * goes on once its old process is gone. */
+    if (job->prog.state == PROG_STOPPED || job->prog.state == PROG_EXITED ||
+        job->prog.state == PROG_FATAL) {
+        if (job->retired || sup->stopping || job->cfg == NULL)
+            return;
+        if (job->restart_pending) {
+            job->restart_pending = false;
+            md_log(MD_LOG_NOTICE, "restarting: job=%s reason=config changed", job->name);
+            if (job->cfg->kind == MD_JOB_SERVICE && job->cfg->enabled) {
+                job->cur_slot = 0;
+                sup_job_event(job, EV_START, 0, 0);
+            }
+        } else if (job->pending_slot != 0) {
+            int64_t slot = job->pending_slot;
+            job->pending_slot = 0;
+            job->cur_slot = slot;
+            sup_run_id(sup, job->name, slot, job->run_id, sizeof job->run_id);
+            sup_job_event(job, EV_START, 0, 0);
+        }
+    }
+}
+
+static void job_close_cb(uv_handle_t *h)
+{
+    struct sup_job *job = h->data;
+
+    tail_clear(job->last_tail);
+    md_free(job->name);
+    md_free(job);
+}
+
+void sup_job_close(struct sup_job *job)
+{
+    /* Called once the job has no live process.  Let go of procs still draining: they must not touch the job after it is freed. */
+    for (struct sup_proc *p = job->procs; p != NULL; p = p->next)
+        p->job = NULL;
+    job->procs = NULL;
+    job->closing = true;
+    job->timer.data = job;
+    uv_close((uv_handle_t *)&job->timer, job_close_cb);
+}

@@ -1,0 +1,157 @@
+/* sup.h - struct sup, the supervisor's root object, and the runtime state of each job.
+ * Private to supervisor/.
+ *
+ * Ownership: struct sup owns the current config (sup->cfg) and every struct sup_job.  A job
+ * borrows its struct md_job from sup->cfg; reload swaps both in one step (sched.c).  A job owns
+ * the struct sup_proc of each live process; a proc frees itself in its last close_cb and may
+ * outlive its job's config, never its job (a job is freed only once it has no procs left).
+ */
+#ifndef MESHD_SUP_H
+#define MESHD_SUP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "meshd/md_config.h"
+#include "meshd/md_linebuf.h"
+#include "prog.h"
+
+#define SUP_TAIL_LINES 20      /* last output lines kept per run for the run record */
+#define SUP_OUTPUT_LINE_MAX 8192
+#define SUP_RUN_ID_MAX 128
+
+struct sup;
+struct sup_job;
+
+/* How a run ended, for the log and (later) the run record. */
+enum sup_run_status {
+    RUN_SUCCEEDED,
+    RUN_FAILED,
+    RUN_TIMED_OUT,
+    RUN_STOPPED, /* stopped by meshd: shutdown, reload, replace */
+};
+
+/* One live child process and its pipes.  Heap-allocated; freed in the last close_cb. */
+struct sup_proc {
+    uv_process_t process;
+    uv_pipe_t in, out, err, status;
+    uv_timer_t timeout; /* run timeout, then SIGKILL escalation for extra (allow) runs */
+    uv_write_t write_req;
+    int pending_closes;
+    struct sup_job *job; /* NULL once the job has let go of it */
+    struct sup_proc *next; /* job's list of procs */
+    int pid;
+    bool primary;   /* driven by the job's prog state machine */
+    bool exited;
+    bool timed_out;
+    bool killing;   /* extra run: SIGTERM sent, SIGKILL next */
+    bool stop_group; /* copied from the job at spawn: the config may be swapped meanwhile */
+    int stop_signal;
+    uint64_t stop_timeout_ms;
+    char run_id[SUP_RUN_ID_MAX];
+    int64_t slot;   /* scheduled instant (Unix s), or 0 */
+    uint64_t started_ms;
+    char *stdin_data;
+    struct md_linebuf lb_out, lb_err, lb_status;
+    char *tail[SUP_TAIL_LINES];
+    unsigned tail_next;
+    unsigned bad_status;
+    char *result; /* last {"event":"result"} status word, or NULL */
+};
+
+struct sup_job {
+    struct sup *sup;
+    char *name;                /* owned copy: outlives config swaps */
+    const struct md_job *cfg;  /* borrowed from sup->cfg; NULL once retired */
+    struct prog prog;
+    struct prog_policy pol;
+    uv_timer_t timer;          /* the prog timer (start_secs, backoff, stop grace) */
+    struct sup_proc *procs;    /* live processes, primary first */
+    struct sup_job *next;      /* sup->jobs list */
+
+    /* Scheduling (cron jobs). */
+    size_t heap_idx;           /* position in sup->heap, or SIZE_MAX */
+    int64_t next_slot;         /* next scheduled instant (Unix s), 0 if none */
+    int64_t next_due_ms;       /* next_slot + jitter, Unix ms */
+    int64_t last_slot;         /* last slot handled (run, skipped or missed), 0 if none */
+    int64_t cur_slot;          /* slot of the primary's current run, 0 if none */
+    int64_t pending_slot;      /* replace: slot to start once the current run has stopped */
+    char run_id[SUP_RUN_ID_MAX];
+
+    /* Lifecycle. */
+    bool retired;              /* removed by reload: free once procs are gone */
+    bool restart_pending;      /* changed by reload: start again once stopped */
+    bool closing;
+    enum sup_run_status stop_status; /* how to record the run we are stopping */
+
+    /* Counters and last-run facts, kept in memory (the registry comes later). */
+    unsigned restarts;
+    uint64_t runs_ok, runs_failed, runs_skipped, runs_missed;
+    uint64_t bad_status_lines;
+    uint64_t last_heartbeat_ms;
+    char *last_tail[SUP_TAIL_LINES];
+};
+
+struct sup {
+    uv_loop_t *loop;
+    struct md_config *cfg;
+    char *config_path;
+    struct sup_job *jobs;
+
+    uv_signal_t sig_term, sig_int, sig_hup, sig_chld;
+    uv_poll_t clock_poll;  /* timerfd on CLOCK_REALTIME: the schedule's one wake-up */
+    int clock_fd;
+    int64_t armed_ms;      /* instant the timerfd is armed for, or 0 */
+
+    /* Min-heap of cron jobs by next_due_ms. */
+    struct sup_job **heap;
+    size_t heap_len, heap_cap;
+
+    /* Clock-jump detection (sched.c). */
+    int64_t last_wall_ms;
+    int64_t last_boot_minus_mono_ms;
+
+    bool stopping;         /* graceful stop in progress */
+    bool closed;           /* the root handles are closing: the loop is about to end */
+    unsigned stop_signals; /* SIGTERM/SIGINT received */
+    bool state_dirty;
+    char *state_path;
+    uint64_t run_seq;      /* for run ids of unscheduled runs */
+    int exit_code;
+};
+
+/* sched.c ---------------------------------------------------------------------------------- */
+
+/* Creates the runtime for cfg (takes ownership) and starts every enabled job: services are
+ * spawned, cron jobs scheduled (with catch-up from the state directory).  Returns 0 or a
+ * negative code (logged). */
+int sup_start(struct sup *sup, uv_loop_t *loop, struct md_config *cfg, const char *config_path)
+    MD_MUSTCHECK;
+/* SIGHUP: loads the file again; a bad file is logged and the old config keeps running. */
+void sup_reload(struct sup *sup);
+/* SIGTERM/SIGINT: stops every job; the loop ends once every process is gone. */
+void sup_shutdown(struct sup *sup);
+/* Called by spawn.c when a proc is gone (all its handles closed). */
+void sup_job_proc_gone(struct sup_job *job);
+/* Releases what sup_start allocated, once the loop has ended. */
+void sup_cleanup(struct sup *sup);
+/* Wall-clock now, in ms. */
+int64_t sup_wall_ms(void);
+
+/* spawn.c ---------------------------------------------------------------------------------- */
+
+/* Applies one event to the job's state machine and carries out the resulting actions. */
+void sup_job_event(struct sup_job *job, enum prog_event ev, int exit_code, int term_signal);
+/* Spawns an extra, unsupervised run (concurrency: allow). */
+void sup_job_spawn_extra(struct sup_job *job, int64_t slot);
+/* Sends sig to the proc (its whole group when the job says so). */
+void sup_proc_kill(struct sup_proc *p, int sig);
+/* Kills every leftover member of each proc's group with SIGKILL (shutdown second signal). */
+void sup_job_kill_all(struct sup_job *job);
+/* Formats the run id for a slot (or an unscheduled run when slot is 0). */
+void sup_run_id(struct sup *sup, const char *job, int64_t slot, char *buf, size_t len);
+/* Closes the job's handles; the job is freed when they and its procs are gone. */
+void sup_job_close(struct sup_job *job);
+
+#endif
