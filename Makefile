@@ -57,9 +57,10 @@ test-sanitize: deps
 fuzz: deps
 	cmake -S . -B $(BUILD_FUZZ) -DCMAKE_C_COMPILER=clang -DMESHD_FUZZ=ON
 	cmake --build $(BUILD_FUZZ) -j $(JOBS)
-	for f in $(BUILD_FUZZ)/fuzz_*; do [ -x "$$f" ] || continue; \
-	    mkdir -p $(BUILD_FUZZ)/corpus/$$(basename $$f); \
-	    $$f -max_total_time=$(FUZZ_SECS) $(BUILD_FUZZ)/corpus/$$(basename $$f) tests/fuzz/corpus/$$(basename $$f) || exit 1; \
+	for f in $(BUILD_FUZZ)/fuzz_*; do [ -x "$$f" ] || continue; n=$$(basename $$f); \
+	    mkdir -p $(BUILD_FUZZ)/corpus/$$n; seeds=""; \
+	    [ -d tests/fuzz/corpus/$$n ] && seeds=tests/fuzz/corpus/$$n; \
+	    $$f -max_total_time=$(FUZZ_SECS) $(BUILD_FUZZ)/corpus/$$n $$seeds || exit 1; \
 	done
 
 bench: build

@@ -46,4 +46,25 @@ int md_time_parse_iso(const char *s, int64_t *out) MD_MUSTCHECK;
 /* Days from 1970-01-01 for a proleptic Gregorian date, and back (exact for any int year). */
 int64_t md_days_from_civil(int64_t y, int m, int d);
 
+/* Additions used by the cron engine and meshctl. */
+
+/* The UTC offset (seconds east of UTC) in effect at instant t.  tz NULL means UTC. */
+int32_t md_tz_offset(const struct md_tz *tz, int64_t t);
+
+/* The first instant T > t at which the UTC offset changes (a change of abbreviation or of the
+ * DST flag alone is not reported).  Returns 1 and fills *when, *before (offset at T-1) and
+ * *after (offset at T), or 0 when the offset never changes again (within ~400 years). */
+int md_tz_next_change(const struct md_tz *tz, int64_t t, int64_t *when, int32_t *before,
+                      int32_t *after);
+
+/* The proleptic Gregorian date of day `days` counted from 1970-01-01 (inverse of
+ * md_days_from_civil). */
+void md_civil_from_days(int64_t days, int64_t *y, int *m, int *d);
+
+/* Like md_time_parse_iso, but a time without an offset ("2026-03-08T02:30[:00]") is local
+ * time in tz (NULL = UTC): inside a fold the earlier instant is taken, inside a gap the
+ * instant at which the gap ends.  A date alone ("2026-03-08") means its local midnight.
+ * Returns 0 or MD_EPARSE. */
+int md_tz_parse_iso(const struct md_tz *tz, const char *s, int64_t *out) MD_MUSTCHECK;
+
 #endif
