@@ -163,6 +163,30 @@ static void proc_close_all(struct sup_proc *p)
 
 /* ---- output capture --------------------------------------------------------------------- */
 
+/* Copies text for a one-line log field: control characters become \n, \t or \xNN, so a
+ * worker's message can never forge or split a log line.  Caller frees. */
+static char *log_escape(const char *s)
+{
+    size_t n = strlen(s), k = 0;
+    char *out = md_xmalloc(n * 4 + 1);
+
+    for (const unsigned char *c = (const unsigned char *)s; *c != '\0'; c++) {
+        if (*c == '\n') {
+            out[k++] = '\\';
+            out[k++] = 'n';
+        } else if (*c == '\t') {
+            out[k++] = '\\';
+            out[k++] = 't';
+        } else if (*c < 0x20 || *c == 0x7f) {
+            k += (size_t)snprintf(out + k, 5, "\\x%02x", *c);
+        } else {
+            out[k++] = (char)*c;
+        }
+    }
+    out[k] = '\0';
+    return out;
+}
+
 static void tail_push(struct sup_proc *p, const char *line, size_t len)
 {
     md_free(p->tail[p->tail_next]);
@@ -223,19 +247,26 @@ static void status_line_cb(void *ud, const char *line, size_t len, int flags)
         md_log(MD_LOG_DEBUG, "heartbeat: job=%s run=%s", name, p->run_id);
         break;
     case MD_ST_PROGRESS:
-        md_log(MD_LOG_INFO, "progress: job=%s run=%s done=%.0f total=%.0f unit=%s", name,
-               p->run_id, ev.u.progress.done, ev.u.progress.total,
-               ev.u.progress.unit ? ev.u.progress.unit : "-");
+        if (ev.u.progress.has_total)
+            md_log(MD_LOG_INFO, "progress: job=%s run=%s done=%.0f total=%.0f unit=%s", name,
+                   p->run_id, ev.u.progress.done, ev.u.progress.total,
+                   ev.u.progress.unit ? ev.u.progress.unit : "-");
+        else
+            md_log(MD_LOG_INFO, "progress: job=%s run=%s done=%.0f unit=%s", name, p->run_id,
+                   ev.u.progress.done, ev.u.progress.unit ? ev.u.progress.unit : "-");
         break;
     case MD_ST_METRIC:
         md_log(MD_LOG_INFO, "metric: job=%s run=%s name=%s value=%g", name, p->run_id,
                ev.u.metric.name, ev.u.metric.value);
         break;
-    case MD_ST_ALERT:
+    case MD_ST_ALERT: {
+        char *msg = log_escape(ev.u.alert.message);
         md_log(ev.u.alert.severity == MD_SEV_CRITICAL ? MD_LOG_ERROR : MD_LOG_WARN,
                "alert: job=%s run=%s severity=%s key=%s message=%s", name, p->run_id,
-               md_status_severity_name(ev.u.alert.severity), ev.u.alert.key, ev.u.alert.message);
+               md_status_severity_name(ev.u.alert.severity), ev.u.alert.key, msg);
+        md_free(msg);
         break;
+    }
     case MD_ST_RESOLVE:
         md_log(MD_LOG_NOTICE, "resolved: job=%s run=%s key=%s", name, p->run_id,
                ev.u.resolve.key);
