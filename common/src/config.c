@@ -1,0 +1,2036 @@
+/* config.c - the schedule file: a tree from config_yaml.c, checked against key tables.
+ *
+ * A static table drives the job keys (redis standardConfig, nginx ngx_command_t): each entry
+ * gives the key's name, how its value is parsed, where it lands in struct md_job, its default
+ * and its range.  The same table serves `defaults:` and `jobs.NAME:`, so a key can never be
+ * accepted in one place and not understood in the other.
+ *
+ * How a job is built (job_build):
+ *   1. the table defaults;
+ *   2. the keys that say what and when to run (worker, command, args, schedule, on), which
+ *      only a job may set; they fix the job's kind;
+ *   3. for every other key, the value from `defaults:` (if it parsed and is meaningful for the
+ *      kind; a timeout in defaults simply does not apply to services), then the job's own;
+ *   4. cross-key checks, the time zone, and cron lint warnings.
+ * `defaults:` is checked once on its own, so its problems are reported once, not per job;
+ * step 3 then re-applies its nodes with reporting switched off.
+ *
+ * Every problem is collected (the walk never stops at the first one) and the list is sorted
+ * by position at the end.  Environment values are never put into a message.
+ */
+#include "config_internal.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "meshd/md_alloc.h"
+#include "meshd/md_log.h"
+
+#define DUR_MAX (365ULL * 86400 * 1000) /* no duration key accepts more than a year */
+#define NAME_MAX_LEN 64
+
+/* ---- diagnostics ------------------------------------------------------------------------ */
+
+void md_diag_init(struct md_diag *d)
+{
+    memset(d, 0, sizeof *d);
+}
+
+void md_diag_cleanup(struct md_diag *d)
+{
+    for (size_t i = 0; i < d->n; i++)
+        md_free(d->items[i].msg);
+    md_free(d->items);
+    md_diag_init(d);
+}
+
+MD_PRINTF(5, 0)
+static void diag_vadd(struct md_diag *d, enum md_diag_severity sev, int line, int col,
+                      const char *fmt, va_list ap)
+{
+    va_list ap2;
+    struct md_diag_item *it;
+    int n;
+
+    /* The capacity is implied: 4, then doubled each time n reaches a power of two >= 4. */
+    if (d->n == 0 || (d->n >= 4 && (d->n & (d->n - 1)) == 0))
+        d->items = md_xrealloc(d->items, (d->n ? d->n * 2 : 4) * sizeof *d->items);
+    it = &d->items[d->n++];
+    it->severity = sev;
+    it->line = line;
+    it->col = col;
+    va_copy(ap2, ap);
+    n = vsnprintf(NULL, 0, fmt, ap2);
+    va_end(ap2);
+    if (n < 0)
+        n = 0;
+    it->msg = md_xmalloc((size_t)n + 1);
+    vsnprintf(it->msg, (size_t)n + 1, fmt, ap);
+    if (sev == MD_DIAG_ERROR)
+        d->nerrors++;
+    else
+        d->nwarnings++;
+}
+
+void md__diag_add(struct md_diag *d, enum md_diag_severity sev, int line, int col,
+                  const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    diag_vadd(d, sev, line, col, fmt, ap);
+    va_end(ap);
+}
+
+struct sort_item {
+    struct md_diag_item item;
+    size_t seq;
+};
+
+static int sort_cmp(const void *a, const void *b)
+{
+    const struct sort_item *x = a, *y = b;
+
+    if (x->item.line != y->item.line)
+        return x->item.line < y->item.line ? -1 : 1;
+    if (x->item.col != y->item.col)
+        return x->item.col < y->item.col ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq; /* stable */
+}
+
+/* Sorts items [from, n) by position, keeping the order of items at the same position. */
+static void diag_sort(struct md_diag *d, size_t from)
+{
+    size_t n = d->n - from;
+    struct sort_item *tmp;
+
+    if (n < 2)
+        return;
+    tmp = md_xmalloc(n * sizeof *tmp);
+    for (size_t i = 0; i < n; i++) {
+        tmp[i].item = d->items[from + i];
+        tmp[i].seq = i;
+    }
+    qsort(tmp, n, sizeof *tmp, sort_cmp);
+    for (size_t i = 0; i < n; i++)
+        d->items[from + i] = tmp[i].item;
+    md_free(tmp);
+}
+
+void md_diag_print(const struct md_diag *d, const char *file, void *fp)
+{
+    FILE *f = fp;
+
+    for (size_t i = 0; i < d->n; i++) {
+        const struct md_diag_item *it = &d->items[i];
+        const char *sev = it->severity == MD_DIAG_ERROR ? "error" : "warning";
+
+        if (it->line > 0 && it->col > 0)
+            fprintf(f, "%s:%d:%d: %s: %s\n", file, it->line, it->col, sev, it->msg);
+        else if (it->line > 0)
+            fprintf(f, "%s:%d: %s: %s\n", file, it->line, sev, it->msg);
+        else
+            fprintf(f, "%s: %s: %s\n", file, sev, it->msg);
+    }
+}
+
+/* ---- the walk's context and reporting helpers ---------------------------------------------- */
+
+struct ctx {
+    struct md_diag *diag;
+    int nerrors; /* errors added by this parse (diag may hold older items) */
+    bool quiet;  /* re-applying defaults: anything wrong there was reported already */
+    struct md_config *cfg;
+};
+
+MD_PRINTF(6, 0)
+static void vreport(struct ctx *c, enum md_diag_severity sev, int line, int col,
+                    const char *path, const char *fmt, va_list ap)
+{
+    char *msg;
+    va_list ap2;
+    int n;
+
+    if (c->quiet)
+        return;
+    va_copy(ap2, ap);
+    n = vsnprintf(NULL, 0, fmt, ap2);
+    va_end(ap2);
+    msg = md_xmalloc((size_t)(n < 0 ? 0 : n) + 1);
+    vsnprintf(msg, (size_t)(n < 0 ? 0 : n) + 1, fmt, ap);
+    if (path)
+        md__diag_add(c->diag, sev, line, col, "key '%s': %s", path, msg);
+    else
+        md__diag_add(c->diag, sev, line, col, "%s", msg);
+    md_free(msg);
+    if (sev == MD_DIAG_ERROR)
+        c->nerrors++;
+}
+
+MD_PRINTF(5, 6)
+static void err_pos(struct ctx *c, int line, int col, const char *path, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vreport(c, MD_DIAG_ERROR, line, col, path, fmt, ap);
+    va_end(ap);
+}
+
+MD_PRINTF(4, 5)
+static void err_at(struct ctx *c, const struct md__ynode *n, const char *path, const char *fmt,
+                   ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vreport(c, MD_DIAG_ERROR, n->line, n->col, path, fmt, ap);
+    va_end(ap);
+}
+
+MD_PRINTF(5, 6)
+static void warn_pos(struct ctx *c, int line, int col, const char *path, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vreport(c, MD_DIAG_WARNING, line, col, path, fmt, ap);
+    va_end(ap);
+}
+
+/* Copies s into buf for a message: control characters become '?', long text is cut. */
+static const char *show(const char *s, size_t len, char *buf, size_t size)
+{
+    size_t i, o = 0, max = size - 4;
+
+    for (i = 0; i < len && o < max; i++)
+        buf[o++] = ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) ? '?' : s[i];
+    if (i < len) {
+        memcpy(buf + o, "...", 3);
+        o += 3;
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+/* "a mapping", "a sequence", "an empty value" or the quoted text, for "got ..." messages. */
+static const char *describe(const struct md__ynode *n, char *buf, size_t size)
+{
+    char tmp[72];
+
+    if (n->type == MD__Y_MAP)
+        return "a mapping";
+    if (n->type == MD__Y_SEQ)
+        return "a sequence";
+    if (md__ynode_is_null(n))
+        return "an empty value";
+    snprintf(buf, size, "'%s'", show(n->value, n->len, tmp, sizeof tmp));
+    return buf;
+}
+
+/* The scalar text of n, or NULL after reporting "expected <expect>, got ...". */
+static const char *scalar(struct ctx *c, const struct md__ynode *n, const char *path,
+                          const char *expect)
+{
+    char buf[80];
+
+    if (n->type == MD__Y_BAD)
+        return NULL;
+    if (n->type != MD__Y_SCALAR || md__ynode_is_null(n)) {
+        err_at(c, n, path, "expected %s, got %s", expect, describe(n, buf, sizeof buf));
+        return NULL;
+    }
+    if (strlen(n->value) != n->len) {
+        err_at(c, n, path, "the value contains a NUL character");
+        return NULL;
+    }
+    return n->value;
+}
+
+/* Column of byte `off` of a scalar's text, when the text sits on one line exactly as
+ * written (plain, or quoted without escapes); otherwise the node's own column. */
+static int inner_col(const struct md__ynode *n, size_t off)
+{
+    if (n->type != MD__Y_SCALAR || n->line != n->end_line)
+        return n->col;
+    if (n->plain && (size_t)(n->end_col - n->col) == n->len)
+        return n->col + (int)off;
+    if (n->quoted && (size_t)(n->end_col - n->col) == n->len + 2)
+        return n->col + 1 + (int)off;
+    return n->col;
+}
+
+/* Optimal string alignment distance: insertions, deletions, substitutions and swaps of two
+ * neighbours ("nmae" -> "name") each cost 1. */
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    size_t d[NAME_MAX_LEN + 1][NAME_MAX_LEN + 1];
+
+    if (la > NAME_MAX_LEN || lb > NAME_MAX_LEN)
+        return (size_t)-1;
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = i;
+    for (size_t j = 0; j <= lb; j++)
+        d[0][j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        for (size_t j = 1; j <= lb; j++) {
+            size_t best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            if (d[i - 1][j] + 1 < best)
+                best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best)
+                best = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
+        }
+    }
+    return d[la][lb];
+}
+
+/* The closest of names[] (n of them, stride bytes apart) to key, or NULL if none is close. */
+static const char *did_you_mean(const char *key, const void *names, size_t n, size_t stride)
+{
+    const char *best = NULL;
+    size_t bestd = (size_t)-1;
+
+    for (size_t i = 0; i < n; i++) {
+        const char *cand = *(const char *const *)((const char *)names + i * stride);
+        size_t d = edit_distance(key, cand), limit = strlen(cand) <= 4 ? 1 : 2;
+        if (d <= limit && d < bestd) {
+            best = cand;
+            bestd = d;
+        }
+    }
+    return best;
+}
+
+static void unknown_key(struct ctx *c, const struct md__ynode *k, const char *prefix,
+                        const void *names, size_t n, size_t stride)
+{
+    char buf[80];
+    const char *shown = show(k->value, k->len, buf, sizeof buf);
+    const char *hint = did_you_mean(k->value, names, n, stride);
+
+    if (hint)
+        err_at(c, k, NULL, "unknown key '%s%s%s' (did you mean '%s'?)", prefix,
+               *prefix ? "." : "", shown, hint);
+    else
+        err_at(c, k, NULL, "unknown key '%s%s%s'", prefix, *prefix ? "." : "", shown);
+}
+
+static void make_path(char *buf, size_t size, const char *prefix, const char *key, size_t klen)
+{
+    char tmp[80];
+
+    snprintf(buf, size, "%s%s%s", prefix, *prefix ? "." : "", show(key, klen, tmp, sizeof tmp));
+}
+
+/* A mapping key must be a scalar; returns false (after reporting) otherwise. */
+static bool key_ok(struct ctx *c, const struct md__ynode *k, const char *prefix)
+{
+    if (k->type == MD__Y_BAD)
+        return false;
+    if (k->type != MD__Y_SCALAR) {
+        err_at(c, k, NULL, "keys under '%s' must be plain strings", *prefix ? prefix : "(top)");
+        return false;
+    }
+    if (strlen(k->value) != k->len) {
+        err_at(c, k, NULL, "a key under '%s' contains a NUL character", *prefix ? prefix : "(top)");
+        return false;
+    }
+    return true;
+}
+
+struct dup_ent {
+    const struct md__ynode *key;
+    size_t idx;
+};
+
+static int dup_cmp(const void *a, const void *b)
+{
+    const struct dup_ent *x = a, *y = b;
+    size_t l = x->key->len < y->key->len ? x->key->len : y->key->len;
+    int r = memcmp(x->key->value, y->key->value, l);
+
+    if (r != 0)
+        return r;
+    if (x->key->len != y->key->len)
+        return x->key->len < y->key->len ? -1 : 1;
+    return x->idx < y->idx ? -1 : 1;
+}
+
+/* Reports every repeated key of map (libyaml does not) and returns an array, one flag per
+ * pair, true for a repeat; the walkers skip those.  Caller frees with md_free.  Sorting
+ * keeps this O(n log n): a 1 MiB file can hold 100k keys. */
+static bool *find_dups(struct ctx *c, const struct md__ynode *map, const char *prefix, bool jobs)
+{
+    size_t np = map->n / 2, m = 0;
+    bool *dup = md_xcalloc(np ? np : 1, sizeof *dup);
+    struct dup_ent *e = md_xmalloc((np ? np : 1) * sizeof *e);
+    char path[256];
+
+    for (size_t i = 0; i < np; i++)
+        if (map->kids[2 * i]->type == MD__Y_SCALAR)
+            e[m++] = (struct dup_ent){map->kids[2 * i], i};
+    qsort(e, m, sizeof *e, dup_cmp);
+    for (size_t i = 1; i < m; i++) {
+        size_t first = i - 1;
+        if (e[i].key->len != e[first].key->len ||
+            memcmp(e[i].key->value, e[first].key->value, e[i].key->len) != 0)
+            continue;
+        while (first > 0 && dup[e[first].idx])
+            first--; /* the group's first entry: the earliest occurrence in the file */
+        dup[e[i].idx] = true;
+        make_path(path, sizeof path, prefix, e[i].key->value, e[i].key->len);
+        if (jobs)
+            err_at(c, e[i].key, NULL, "duplicate job '%s' (first defined at line %d)",
+                   path + sizeof "jobs", e[first].key->line);
+        else
+            err_at(c, e[i].key, NULL, "duplicate key '%s' (first at line %d)", path,
+                   e[first].key->line);
+    }
+    md_free(e);
+    return dup;
+}
+
+/* ---- scalar value parsers ------------------------------------------------------------------ */
+
+/* Grammar:
+ *   duration = 1*DIGIT                     ; seconds
+ *            | 1*( 1*DIGIT unit )          ; units strictly decreasing: "1h30m", not "30m1h"
+ *   unit     = "d" | "h" | "m" | "s" | "ms"
+ * No sign, no spaces, no fractions.  Overflow of uint64 milliseconds is an error. */
+int md_duration_parse(const char *s, uint64_t *out_ms)
+{
+    static const struct {
+        const char *name;
+        uint64_t ms;
+    } units[] = {{"d", 86400000}, {"h", 3600000}, {"ms", 1}, {"m", 60000}, {"s", 1000}};
+    uint64_t total = 0, last_unit = UINT64_MAX;
+    const char *p = s;
+
+    if (s == NULL || *s == '\0')
+        return MD_EPARSE;
+    while (*p) {
+        uint64_t v = 0, mul = 0;
+        const char *start = p;
+
+        for (; *p >= '0' && *p <= '9'; p++) {
+            if (v > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
+                return MD_EPARSE;
+            v = v * 10 + (uint64_t)(*p - '0');
+        }
+        if (p == start)
+            return MD_EPARSE;
+        if (*p == '\0' && start == s) {
+            mul = 1000; /* a bare number: seconds */
+        } else {
+            for (size_t i = 0; i < MD_ARRAY_SIZE(units); i++) {
+                size_t l = strlen(units[i].name);
+                if (strncmp(p, units[i].name, l) == 0) {
+                    mul = units[i].ms;
+                    p += l;
+                    break;
+                }
+            }
+            if (mul == 0 || mul >= last_unit)
+                return MD_EPARSE;
+            last_unit = mul;
+        }
+        if (v > UINT64_MAX / mul || total > UINT64_MAX - v * mul)
+            return MD_EPARSE;
+        total += v * mul;
+    }
+    *out_ms = total;
+    return 0;
+}
+
+static bool parse_bool(const char *s, bool *out)
+{
+    if (!strcmp(s, "true") || !strcmp(s, "True") || !strcmp(s, "TRUE"))
+        *out = true;
+    else if (!strcmp(s, "false") || !strcmp(s, "False") || !strcmp(s, "FALSE"))
+        *out = false;
+    else
+        return false;
+    return true;
+}
+
+/* A decimal integer without sign noise ("-3" is accepted so the range check can name it). */
+static bool parse_int(const char *s, long long *out)
+{
+    char *end;
+    long long v;
+
+    if (!((*s >= '0' && *s <= '9') || (*s == '-' && s[1] >= '0' && s[1] <= '9')))
+        return false;
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return false;
+    *out = v;
+    return true;
+}
+
+static const struct {
+    const char *name;
+    int sig;
+} signal_names[] = {
+    {"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"ABRT", SIGABRT},
+    {"KILL", SIGKILL}, {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"ALRM", SIGALRM},
+    {"TERM", SIGTERM}, {"WINCH", SIGWINCH},
+};
+
+/* "TERM", "SIGTERM", "term" or a number 1..64. */
+static bool parse_signal(const char *s, int *out)
+{
+    long long n;
+
+    if (parse_int(s, &n)) {
+        if (n < 1 || n > 64)
+            return false;
+        *out = (int)n;
+        return true;
+    }
+    if (strncasecmp(s, "SIG", 3) == 0)
+        s += 3;
+    for (size_t i = 0; i < MD_ARRAY_SIZE(signal_names); i++) {
+        if (strcasecmp(s, signal_names[i].name) == 0) {
+            *out = signal_names[i].sig;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* [A-Za-z0-9_.-]{1,64}: job names and node names. */
+static bool valid_name(const char *s, size_t len)
+{
+    if (len == 0 || len > NAME_MAX_LEN)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char ch = s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '_' || ch == '.' || ch == '-'))
+            return false;
+    }
+    return true;
+}
+
+/* ---- the job key table --------------------------------------------------------------------- */
+
+/* Per-job scratch while a job is being built. */
+struct jobwork {
+    struct md_job *job;
+    bool in_defaults;   /* building the defaults: template, not a job */
+    bool from_defaults; /* the value being applied comes from defaults: */
+    bool kind_known;
+    bool cron_ok;
+    const struct md__ynode *worker_node, *command_node, *args_node;
+    const struct md__ynode *schedule_node, *on_node, *backoff_node;
+    const struct md__ynode *restart_node;
+    int restart_src; /* 0: not set, 1: from defaults:, 2: set by the job */
+    char **cmd;      /* command: split into words (NULL-terminated) */
+    size_t ncmd;
+    char **args; /* args: (NULL-terminated) */
+    size_t nargs;
+};
+
+enum ktype { KT_DURATION, KT_BOOL, KT_INT, KT_ENUM, KT_SIGNAL, KT_STRING, KT_CUSTOM };
+enum {
+    K_JOB_ONLY = 1 << 0,    /* says what or when to run: not allowed in defaults: */
+    K_NOT_SERVICE = 1 << 1, /* meaningless for schedule: always */
+    K_CRON_ONLY = 1 << 2,   /* meaningful only with a cron schedule */
+};
+
+struct enum_name {
+    const char *name;
+    int value;
+};
+
+struct key_def;
+/* Parses node v for key k into w->job.  Returns false after reporting a problem. */
+typedef bool key_fn(struct ctx *c, struct jobwork *w, const struct key_def *k,
+                    const struct md__ynode *v, const char *path);
+
+struct key_def {
+    const char *name;
+    enum ktype type;
+    unsigned flags;
+    size_t off;      /* the field in struct md_job, typed by `type` (KT_ENUM: an int-sized enum) */
+    const char *def; /* default, parsed like a value from the file; NULL: zero/NULL */
+    long long min, max;             /* KT_INT range, KT_DURATION maximum (ms) */
+    const struct enum_name *enums;  /* KT_ENUM: NULL-terminated */
+    key_fn *fn;                     /* KT_CUSTOM: the parser; others: a check run afterwards */
+};
+
+_Static_assert(sizeof(enum md_restart) == sizeof(int), "KT_ENUM stores enums as int");
+_Static_assert(sizeof(enum md_concurrency) == sizeof(int), "KT_ENUM stores enums as int");
+
+static const struct enum_name restart_names[] = {
+    {"never", MD_RESTART_NEVER}, {"on-failure", MD_RESTART_ON_FAILURE},
+    {"always", MD_RESTART_ALWAYS}, {NULL, 0}};
+static const struct enum_name conc_names[] = {
+    {"forbid", MD_CONC_FORBID}, {"allow", MD_CONC_ALLOW}, {"replace", MD_CONC_REPLACE}, {NULL, 0}};
+static const struct enum_name dst_names[] = {
+    {"cronie", MD_CRON_DST_CRONIE}, {"skip", MD_CRON_DST_SKIP}, {NULL, 0}};
+static const struct enum_name ready_names[] = {{"start_secs", 0}, {"line", 1}, {NULL, 0}};
+
+static key_fn key_worker, key_command, key_args, key_schedule, key_on, key_timezone, key_dst,
+    key_env, key_user, key_restart, key_backoff, key_ready, key_config;
+
+#define OFF(f) offsetof(struct md_job, f)
+static const struct key_def job_keys[] = {
+    /* What and when: first, so the kind is known before the rest. */
+    {"worker", KT_CUSTOM, K_JOB_ONLY, 0, NULL, 0, 0, NULL, key_worker},
+    {"command", KT_CUSTOM, K_JOB_ONLY, 0, NULL, 0, 0, NULL, key_command},
+    {"args", KT_CUSTOM, K_JOB_ONLY, 0, NULL, 0, 0, NULL, key_args},
+    {"schedule", KT_CUSTOM, K_JOB_ONLY, 0, NULL, 0, 0, NULL, key_schedule},
+    {"on", KT_CUSTOM, K_JOB_ONLY, 0, NULL, 0, 0, NULL, key_on},
+    /* How. */
+    {"timezone", KT_CUSTOM, 0, 0, NULL, 0, 0, NULL, key_timezone},
+    {"dst", KT_CUSTOM, K_CRON_ONLY, 0, NULL, 0, 0, dst_names, key_dst},
+    {"env", KT_CUSTOM, 0, 0, NULL, 0, 0, NULL, key_env},
+    {"workdir", KT_STRING, 0, OFF(workdir), NULL, 0, 0, NULL, NULL},
+    {"user", KT_STRING, 0, OFF(user), NULL, 0, 0, NULL, key_user},
+    {"timeout", KT_DURATION, K_NOT_SERVICE, OFF(timeout_ms), "0", 0, DUR_MAX, NULL, NULL},
+    {"restart", KT_ENUM, 0, OFF(restart), NULL, 0, 0, restart_names, key_restart},
+    {"max_retries", KT_INT, 0, OFF(max_retries), "5", 0, 1000, NULL, NULL},
+    {"backoff", KT_CUSTOM, 0, 0, NULL, 0, 0, NULL, key_backoff},
+    {"start_secs", KT_DURATION, 0, OFF(start_secs_ms), "1s", 0, DUR_MAX, NULL, NULL},
+    {"ready", KT_CUSTOM, 0, 0, NULL, 0, 0, ready_names, key_ready},
+    {"stop_signal", KT_SIGNAL, 0, OFF(stop_signal), "TERM", 0, 0, NULL, NULL},
+    {"stop_timeout", KT_DURATION, 0, OFF(stop_timeout_ms), "10s", 0, DUR_MAX, NULL, NULL},
+    {"stop_group", KT_BOOL, 0, OFF(stop_group), "true", 0, 0, NULL, NULL},
+    {"concurrency", KT_ENUM, K_NOT_SERVICE, OFF(concurrency), "forbid", 0, 0, conc_names, NULL},
+    {"jitter", KT_DURATION, K_CRON_ONLY, OFF(jitter_ms), "0", 0, DUR_MAX, NULL, NULL},
+    {"catch_up", KT_DURATION, K_CRON_ONLY, OFF(catchup_ms), "1h", 0, DUR_MAX, NULL, NULL},
+    {"enabled", KT_BOOL, 0, OFF(enabled), "true", 0, 0, NULL, NULL},
+    {"config", KT_CUSTOM, 0, 0, NULL, 0, 0, NULL, key_config},
+};
+#define NJOBKEYS MD_ARRAY_SIZE(job_keys)
+
+static const struct key_def backoff_keys[] = {
+    {"initial", KT_DURATION, 0, OFF(backoff_initial_ms), "1s", 0, DUR_MAX, NULL, NULL},
+    {"max", KT_DURATION, 0, OFF(backoff_max_ms), "60s", 0, DUR_MAX, NULL, NULL},
+    {"reset", KT_DURATION, 0, OFF(backoff_reset_ms), "60s", 0, DUR_MAX, NULL, NULL},
+};
+#undef OFF
+
+static const char *expect_text(const struct key_def *k, char *buf, size_t size)
+{
+    size_t o;
+
+    switch (k->type) {
+    case KT_DURATION: return "a duration like 30s, 5m or 1h30m";
+    case KT_BOOL: return "true or false";
+    case KT_INT: return "an integer";
+    case KT_SIGNAL: return "a signal like TERM, SIGINT or 15";
+    case KT_STRING: return "a string";
+    case KT_ENUM:
+    case KT_CUSTOM:
+        if (k->enums == NULL)
+            return "a value";
+        o = (size_t)snprintf(buf, size, "one of");
+        for (const struct enum_name *e = k->enums; e->name && o < size; e++)
+            o += (size_t)snprintf(buf + o, size - o, "%s %s", e == k->enums ? "" : ",", e->name);
+        return buf;
+    }
+    return "a value";
+}
+
+static bool lookup_enum(const struct enum_name *e, const char *s, int *out)
+{
+    for (; e->name; e++) {
+        if (strcmp(e->name, s) == 0) {
+            *out = e->value;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Parses text for a typed key into dst.  On failure writes the message tail into why. */
+static bool parse_typed(const struct key_def *k, const char *s, void *dst, char *why, size_t wlen)
+{
+    char ebuf[96], sbuf[72];
+    const char *shown = show(s, strlen(s), sbuf, sizeof sbuf);
+    uint64_t ms;
+    long long n;
+    int iv;
+    bool b;
+
+    switch (k->type) {
+    case KT_DURATION:
+        if (md_duration_parse(s, &ms) != 0) {
+            snprintf(why, wlen, "expected %s, got '%s'", expect_text(k, ebuf, sizeof ebuf),
+                     shown);
+            return false;
+        }
+        if (ms > (uint64_t)k->max) {
+            snprintf(why, wlen, "'%s' is too long (at most %llud)", shown,
+                     (unsigned long long)k->max / 86400000ULL);
+            return false;
+        }
+        memcpy(dst, &ms, sizeof ms);
+        return true;
+    case KT_BOOL:
+        if (!parse_bool(s, &b)) {
+            bool yaml11 = !strcasecmp(s, "yes") || !strcasecmp(s, "no") ||
+                          !strcasecmp(s, "on") || !strcasecmp(s, "off");
+            snprintf(why, wlen, "expected true or false, got '%s'%s", shown,
+                     yaml11 ? " (YAML 1.2 has no yes/no/on/off booleans)" : "");
+            return false;
+        }
+        memcpy(dst, &b, sizeof b);
+        return true;
+    case KT_INT:
+        if (!parse_int(s, &n)) {
+            snprintf(why, wlen, "expected an integer, got '%s'", shown);
+            return false;
+        }
+        if (n < k->min || n > k->max) {
+            snprintf(why, wlen, "%s is out of range %lld..%lld", shown, k->min, k->max);
+            return false;
+        }
+        iv = (int)n;
+        memcpy(dst, &iv, sizeof iv);
+        return true;
+    case KT_SIGNAL:
+        if (!parse_signal(s, &iv)) {
+            snprintf(why, wlen, "expected %s, got '%s'", expect_text(k, ebuf, sizeof ebuf),
+                     shown);
+            return false;
+        }
+        memcpy(dst, &iv, sizeof iv);
+        return true;
+    case KT_ENUM:
+        if (!lookup_enum(k->enums, s, &iv)) {
+            snprintf(why, wlen, "expected %s, got '%s'", expect_text(k, ebuf, sizeof ebuf),
+                     shown);
+            return false;
+        }
+        memcpy(dst, &iv, sizeof iv);
+        return true;
+    case KT_STRING: {
+        char *old, *copy;
+        if (*s == '\0') {
+            snprintf(why, wlen, "must not be empty");
+            return false;
+        }
+        memcpy(&old, dst, sizeof old);
+        md_free(old);
+        copy = md_xstrdup(s);
+        memcpy(dst, &copy, sizeof copy);
+        return true;
+    }
+    case KT_CUSTOM: break;
+    }
+    MD_UNREACHABLE();
+}
+
+/* Applies node v for key k to w->job; returns false after reporting a problem. */
+static bool apply_key(struct ctx *c, struct jobwork *w, const struct key_def *k,
+                      const struct md__ynode *v, const char *path)
+{
+    char ebuf[96], why[256];
+    const char *s;
+
+    if (k->type == KT_CUSTOM)
+        return k->fn(c, w, k, v, path);
+    if ((s = scalar(c, v, path, expect_text(k, ebuf, sizeof ebuf))) == NULL)
+        return false;
+    if (!parse_typed(k, s, (char *)w->job + k->off, why, sizeof why)) {
+        err_at(c, v, path, "%s", why);
+        return false;
+    }
+    return k->fn ? k->fn(c, w, k, v, path) : true;
+}
+
+static void job_set_defaults(struct md_job *job)
+{
+    char why[256];
+
+    for (size_t i = 0; i < NJOBKEYS; i++)
+        if (job_keys[i].def && !parse_typed(&job_keys[i], job_keys[i].def,
+                                            (char *)job + job_keys[i].off, why, sizeof why))
+            MD_UNREACHABLE();
+    for (size_t i = 0; i < MD_ARRAY_SIZE(backoff_keys); i++)
+        if (!parse_typed(&backoff_keys[i], backoff_keys[i].def,
+                         (char *)job + backoff_keys[i].off, why, sizeof why))
+            MD_UNREACHABLE();
+    job->restart = MD_RESTART_NEVER; /* settled in job_finish from the kind */
+}
+
+static void strv_free(char **v)
+{
+    if (v == NULL)
+        return;
+    for (char **p = v; *p; p++)
+        md_free(*p);
+    md_free(v);
+}
+
+static void job_cleanup(struct md_job *job)
+{
+    md_free(job->name);
+    md_free(job->worker);
+    strv_free(job->argv);
+    md_free(job->schedule);
+    md_free(job->event);
+    md_tz_free(job->tz);
+    for (size_t i = 0; i < job->nenv; i++) {
+        md_free(job->env[i].name);
+        md_free(job->env[i].value);
+    }
+    md_free(job->env);
+    md_free(job->workdir);
+    md_free(job->user);
+    md_free(job->config_json);
+    memset(job, 0, sizeof *job);
+}
+
+/* ---- custom keys: what to run ---------------------------------------------------------------- */
+
+/* Grows a NULL-terminated string vector by one (takes ownership of s). */
+static void strv_push(char ***v, size_t *n, char *s)
+{
+    *v = md_xrealloc(*v, (*n + 2) * sizeof **v);
+    (*v)[(*n)++] = s;
+    (*v)[*n] = NULL;
+}
+
+static bool key_worker(struct ctx *c, struct jobwork *w, const struct key_def *k,
+                       const struct md__ynode *v, const char *path)
+{
+    const char *s;
+    bool ok;
+
+    w->worker_node = v;
+    if ((s = scalar(c, v, path, "a worker name like refresh")) == NULL)
+        return false;
+    ok = *s && strlen(s) <= NAME_MAX_LEN;
+    for (const char *p = s; *p && ok; p++)
+        ok = (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-';
+    if (!ok) {
+        char buf[72];
+        err_at(c, v, path, "bad worker name '%s' (lower-case letters, digits, '_' and '-')",
+               show(s, strlen(s), buf, sizeof buf));
+        return false;
+    }
+    w->job->worker = md_xstrdup(s);
+    return true;
+}
+
+/* Grammar (POSIX sh word splitting with no expansion of any kind; there is no shell):
+ *   command = *blank [ word *( 1*blank word ) ] *blank      blank = SP | TAB | CR | LF
+ *   word    = 1*( char | "\" any | "'" *not-' "'" | DQUOTE *( dqchar | "\" any ) DQUOTE )
+ * Outside quotes a backslash takes the next character literally (backslash-newline is
+ * dropped).  Inside double quotes it does so only before $ ` " \ and newline, as in sh.
+ * Unquoted shell operators are passed on literally, which is rarely what was meant: warn. */
+static bool split_command(struct ctx *c, struct jobwork *w, const struct md__ynode *v,
+                          const char *s, const char *path)
+{
+    size_t len = strlen(s), blen = 0;
+    char *buf = md_xmalloc(len + 1);
+    bool in_word = false, warned = false;
+    size_t i = 0;
+
+    while (i <= len) {
+        char ch = s[i];
+        if (ch == '\0' || ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r') {
+            if (in_word)
+                strv_push(&w->cmd, &w->ncmd, md_xstrndup(buf, blen));
+            in_word = false;
+            blen = 0;
+            i++;
+            continue;
+        }
+        in_word = true;
+        if (ch == '\\') {
+            if (s[i + 1] == '\0') {
+                err_pos(c, v->line, inner_col(v, i), path,
+                        "command ends with a lone backslash");
+                goto fail;
+            }
+            if (s[i + 1] != '\n')
+                buf[blen++] = s[i + 1];
+            i += 2;
+        } else if (ch == '\'') {
+            const char *end = strchr(s + i + 1, '\'');
+            if (end == NULL) {
+                err_pos(c, v->line, inner_col(v, i), path, "unterminated ' quote in command");
+                goto fail;
+            }
+            memcpy(buf + blen, s + i + 1, (size_t)(end - (s + i + 1)));
+            blen += (size_t)(end - (s + i + 1));
+            i = (size_t)(end - s) + 1;
+        } else if (ch == '"') {
+            size_t open = i++;
+            for (;;) {
+                if (s[i] == '\0') {
+                    err_pos(c, v->line, inner_col(v, open), path,
+                            "unterminated \" quote in command");
+                    goto fail;
+                }
+                if (s[i] == '"')
+                    break;
+                if (s[i] == '\\' && s[i + 1] && strchr("$`\"\\\n", s[i + 1])) {
+                    if (s[i + 1] != '\n')
+                        buf[blen++] = s[i + 1];
+                    i += 2;
+                    continue;
+                }
+                buf[blen++] = s[i++];
+            }
+            i++;
+        } else {
+            if (!warned && strchr("|&;<>`$", ch)) {
+                warn_pos(c, v->line, inner_col(v, i), path,
+                         "'%c' is passed to the program as is: a command does not run in a "
+                         "shell (write command: [sh, -c, '...'] for shell syntax)",
+                         ch);
+                warned = true;
+            }
+            buf[blen++] = ch;
+            i++;
+        }
+    }
+    md_free(buf);
+    if (w->ncmd == 0) {
+        err_at(c, v, path, "command is empty");
+        return false;
+    }
+    return true;
+fail:
+    md_free(buf);
+    strv_free(w->cmd);
+    w->cmd = NULL;
+    w->ncmd = 0;
+    return false;
+}
+
+/* A sequence of scalars into a string vector; false after reporting. */
+static bool seq_strings(struct ctx *c, const struct md__ynode *v, const char *path,
+                        const char *expect, char ***out, size_t *n)
+{
+    char ipath[300];
+    bool ok = true;
+
+    if (v->type == MD__Y_BAD)
+        return false;
+    if (v->type != MD__Y_SEQ) {
+        char buf[80];
+        err_at(c, v, path, "expected %s, got %s", expect, describe(v, buf, sizeof buf));
+        return false;
+    }
+    for (size_t i = 0; i < v->n; i++) {
+        const char *s;
+        snprintf(ipath, sizeof ipath, "%s[%zu]", path, i);
+        if ((s = scalar(c, v->kids[i], ipath, "a string")) == NULL) {
+            ok = false;
+            continue;
+        }
+        strv_push(out, n, md_xstrdup(s));
+    }
+    return ok;
+}
+
+static bool key_command(struct ctx *c, struct jobwork *w, const struct key_def *k,
+                        const struct md__ynode *v, const char *path)
+{
+    const char *s;
+
+    w->command_node = v;
+    if (w->worker_node) {
+        err_at(c, v, path, "a job runs either worker: or command:, not both");
+        return false;
+    }
+    if (v->type == MD__Y_SEQ) {
+        if (!seq_strings(c, v, path, "a command", &w->cmd, &w->ncmd))
+            return false;
+        if (w->ncmd == 0 || w->cmd[0][0] == '\0') {
+            err_at(c, v, path, "command is empty");
+            return false;
+        }
+        return true;
+    }
+    if ((s = scalar(c, v, path, "a command line or a list of arguments")) == NULL)
+        return false;
+    return split_command(c, w, v, s, path);
+}
+
+static bool key_args(struct ctx *c, struct jobwork *w, const struct key_def *k,
+                     const struct md__ynode *v, const char *path)
+{
+    w->args_node = v;
+    if (w->command_node) {
+        err_at(c, v, path, "args: is for worker: jobs; put a command's arguments in command:");
+        return false;
+    }
+    return seq_strings(c, v, path, "a list of arguments", &w->args, &w->nargs);
+}
+
+/* ---- custom keys: when ------------------------------------------------------------------- */
+
+static bool key_schedule(struct ctx *c, struct jobwork *w, const struct key_def *k,
+                         const struct md__ynode *v, const char *path)
+{
+    struct md_error e = {0};
+    const char *s;
+    int rc;
+
+    w->schedule_node = v;
+    if ((s = scalar(c, v, path, "a cron expression or 'always'")) == NULL)
+        return false;
+    w->kind_known = true;
+    if (strcmp(s, "always") == 0) {
+        w->job->kind = MD_JOB_SERVICE;
+        return true;
+    }
+    w->job->kind = MD_JOB_CRON;
+    w->job->schedule = md_xstrdup(s);
+    rc = md_cron_parse(&w->job->cron, s, &e);
+    if (rc != 0) {
+        e.msg[sizeof e.msg - 1] = '\0';
+        err_pos(c, v->line, e.col > 0 ? inner_col(v, (size_t)e.col - 1) : v->col, path, "%s",
+                e.msg[0] ? e.msg : md_strerror(rc));
+        return false;
+    }
+    w->cron_ok = true;
+    return true;
+}
+
+static bool key_on(struct ctx *c, struct jobwork *w, const struct key_def *k,
+                   const struct md__ynode *v, const char *path)
+{
+    const char *s;
+    bool ok;
+
+    w->on_node = v;
+    if (w->schedule_node) {
+        err_at(c, v, path, "a job has either schedule: or on:, not both");
+        return false;
+    }
+    if ((s = scalar(c, v, path, "an event name like data.loaded")) == NULL)
+        return false;
+    /* An event name: a letter, then letters, digits and _ . : - (at most 128). */
+    ok = ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')) && strlen(s) <= 128;
+    for (const char *p = s; *p && ok; p++)
+        ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+             strchr("_.:-", *p) != NULL;
+    if (!ok) {
+        char buf[72];
+        err_at(c, v, path,
+               "bad event name '%s' (a letter, then letters, digits, '_', '.', ':' or '-')",
+               show(s, strlen(s), buf, sizeof buf));
+        return false;
+    }
+    w->kind_known = true;
+    w->job->kind = MD_JOB_EVENT;
+    w->job->event = md_xstrdup(s);
+    return true;
+}
+
+static bool key_timezone(struct ctx *c, struct jobwork *w, const struct key_def *k,
+                         const struct md__ynode *v, const char *path)
+{
+    const char *s = scalar(c, v, path, "an IANA time zone like America/New_York");
+    struct md_tz *tz = NULL;
+    char buf[72];
+    int rc;
+
+    if (s == NULL)
+        return false;
+    rc = md_tz_load(s, &tz);
+    if (rc == MD_ENOTZ || rc == MD_EPARSE || rc == -ENOENT) {
+        err_at(c, v, path, "unknown time zone '%s'", show(s, strlen(s), buf, sizeof buf));
+        return false;
+    }
+    if (rc != 0) {
+        err_at(c, v, path, "cannot load time zone '%s': %s", show(s, strlen(s), buf, sizeof buf),
+               md_strerror(rc));
+        return false;
+    }
+    md_tz_free(w->job->tz);
+    w->job->tz = tz;
+    return true;
+}
+
+static bool key_dst(struct ctx *c, struct jobwork *w, const struct key_def *k,
+                    const struct md__ynode *v, const char *path)
+{
+    char ebuf[96], sbuf[72];
+    const char *s = scalar(c, v, path, expect_text(k, ebuf, sizeof ebuf));
+    int val;
+
+    if (s == NULL)
+        return false;
+    if (!lookup_enum(k->enums, s, &val)) {
+        err_at(c, v, path, "expected %s, got '%s'", ebuf, show(s, strlen(s), sbuf, sizeof sbuf));
+        return false;
+    }
+    w->job->cron.dst = (uint8_t)val;
+    return true;
+}
+
+/* ---- custom keys: how ---------------------------------------------------------------------- */
+
+static bool env_name_ok(const char *s, size_t len)
+{
+    if (len == 0 || len > 128 || !((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || *s == '_'))
+        return false;
+    for (size_t i = 1; i < len; i++)
+        if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z') ||
+              (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+            return false;
+    return true;
+}
+
+/* Grammar of an env value:
+ *   value   = *( text | "$$" | "${" name [ ":-" default ] "}" )
+ *   name    = ( ALPHA | "_" ) *( ALNUM | "_" )
+ *   default = *( any character but "}" )          ; taken literally
+ * ${NAME} is NAME from meshd's environment; ${NAME:-x} is x when NAME is unset or empty.
+ * Any other '$' is an error so that a typo never silently becomes text.  Messages name the
+ * variable but never show a value: values are often secrets. */
+static char *expand_env(struct ctx *c, const struct md__ynode *v, const char *s, const char *path)
+{
+    size_t cap = strlen(s) + 1, n = 0;
+    char *out = md_xmalloc(cap);
+
+    for (size_t i = 0; s[i];) {
+        const char *add = s + i;
+        size_t alen = 1;
+
+        if (s[i] == '$') {
+            size_t start = i, nend;
+            const char *val, *def = NULL;
+            size_t deflen = 0;
+
+            if (s[i + 1] == '$') {
+                alen = 1;
+                i += 2;
+                goto append;
+            }
+            if (s[i + 1] != '{') {
+                err_pos(c, v->line, inner_col(v, i), path,
+                        "'$' must start ${NAME} or ${NAME:-default} (write $$ for a literal $)");
+                goto fail;
+            }
+            for (nend = i + 2; s[nend] && s[nend] != '}' && s[nend] != ':'; nend++)
+                ;
+            if (!env_name_ok(s + i + 2, nend - (i + 2))) {
+                err_pos(c, v->line, inner_col(v, start), path,
+                        "bad variable name in ${...} (letters, digits and '_')");
+                goto fail;
+            }
+            if (s[nend] == ':') {
+                if (s[nend + 1] != '-') {
+                    err_pos(c, v->line, inner_col(v, nend), path,
+                            "expected ':-' after the variable name in ${...}");
+                    goto fail;
+                }
+                def = s + nend + 2;
+                deflen = strcspn(def, "}");
+                i = nend + 2 + deflen;
+            } else {
+                i = nend;
+            }
+            if (s[i] != '}') {
+                err_pos(c, v->line, inner_col(v, start), path, "unterminated ${");
+                goto fail;
+            }
+            i++;
+            {
+                char *name = md_xstrndup(s + start + 2, nend - (start + 2));
+                val = getenv(name);
+                if (def && (val == NULL || *val == '\0')) {
+                    add = def;
+                    alen = deflen;
+                } else if (val == NULL) {
+                    err_pos(c, v->line, inner_col(v, start), path,
+                            "environment variable '%s' is not set (write ${%s:-default} to "
+                            "give a default)",
+                            name, name);
+                    md_free(name);
+                    goto fail;
+                } else {
+                    add = val;
+                    alen = strlen(val);
+                }
+                md_free(name);
+            }
+        } else {
+            i++;
+        }
+    append:
+        if (n + alen + 1 > cap) {
+            cap = (n + alen + 1) * 2;
+            out = md_xrealloc(out, cap);
+        }
+        memcpy(out + n, add, alen);
+        n += alen;
+    }
+    out[n] = '\0';
+    return out;
+fail:
+    md_free(out);
+    return NULL;
+}
+
+static const char *const reserved_env[] = {"MESHD_JOB", "MESHD_RUN_ID", "MESHD_SCHEDULED_AT",
+                                           "MESHD_NODE", "MESHD_STATUS_FD"};
+
+static bool key_env(struct ctx *c, struct jobwork *w, const struct key_def *k,
+                    const struct md__ynode *v, const char *path)
+{
+    struct md_job *job = w->job;
+    char vpath[300], buf[80];
+    bool ok = true, *dup;
+
+    if (v->type == MD__Y_BAD || md__ynode_is_null(v))
+        return v->type != MD__Y_BAD;
+    if (v->type != MD__Y_MAP) {
+        err_at(c, v, path, "expected a mapping of NAME: value, got %s",
+               describe(v, buf, sizeof buf));
+        return false;
+    }
+    dup = find_dups(c, v, path, false);
+    for (size_t i = 0; i + 1 < v->n; i += 2) {
+        const struct md__ynode *kn = v->kids[i], *vn = v->kids[i + 1];
+        const char *raw;
+        char *val;
+        size_t j;
+
+        if (dup[i / 2] || !key_ok(c, kn, path)) {
+            ok = false;
+            continue;
+        }
+        make_path(vpath, sizeof vpath, path, kn->value, kn->len);
+        if (!env_name_ok(kn->value, kn->len)) {
+            err_at(c, kn, NULL,
+                   "key '%s': bad environment variable name (letters, digits and '_', not "
+                   "starting with a digit)",
+                   vpath);
+            ok = false;
+            continue;
+        }
+        for (j = 0; j < MD_ARRAY_SIZE(reserved_env); j++)
+            if (strcmp(kn->value, reserved_env[j]) == 0)
+                break;
+        if (j < MD_ARRAY_SIZE(reserved_env)) {
+            err_at(c, kn, vpath, "%s is set by meshd for every run", kn->value);
+            ok = false;
+            continue;
+        }
+        if (vn->type == MD__Y_BAD) {
+            ok = false;
+            continue;
+        }
+        if (md__ynode_is_null(vn)) {
+            raw = "";
+        } else if (vn->type != MD__Y_SCALAR) {
+            err_at(c, vn, vpath, "expected a string, got %s", describe(vn, buf, sizeof buf));
+            ok = false;
+            continue;
+        } else if (strlen(vn->value) != vn->len) {
+            err_at(c, vn, vpath, "the value contains a NUL character");
+            ok = false;
+            continue;
+        } else {
+            raw = vn->value;
+        }
+        if ((val = expand_env(c, vn, raw, vpath)) == NULL) {
+            ok = false;
+            continue;
+        }
+        /* A job's env is merged over defaults.env: same name, the job wins. */
+        for (j = 0; j < job->nenv; j++)
+            if (strcmp(job->env[j].name, kn->value) == 0)
+                break;
+        if (j == job->nenv) {
+            job->env = md_xrealloc(job->env, (job->nenv + 1) * sizeof *job->env);
+            job->env[j].name = md_xstrdup(kn->value);
+            job->nenv++;
+        } else {
+            md_free(job->env[j].value);
+        }
+        job->env[j].value = val;
+    }
+    md_free(dup);
+    return ok;
+}
+
+static bool key_user(struct ctx *c, struct jobwork *w, const struct key_def *k,
+                     const struct md__ynode *v, const char *path)
+{
+    const char *u = w->job->user;
+    char buf[72];
+
+    /* Only a warning: the file may be checked on another machine than the one it runs on. */
+    if (u[strspn(u, "0123456789")] != '\0' && getpwnam(u) == NULL)
+        warn_pos(c, v->line, v->col, path, "no user '%s' on this machine",
+                 show(u, strlen(u), buf, sizeof buf));
+    return true;
+}
+
+static bool key_restart(struct ctx *c, struct jobwork *w, const struct key_def *k,
+                        const struct md__ynode *v, const char *path)
+{
+    w->restart_src = w->from_defaults ? 1 : 2;
+    w->restart_node = v;
+    return true;
+}
+
+static bool key_ready(struct ctx *c, struct jobwork *w, const struct key_def *k,
+                      const struct md__ynode *v, const char *path)
+{
+    char ebuf[96], sbuf[72];
+    const char *s = scalar(c, v, path, expect_text(k, ebuf, sizeof ebuf));
+    int val;
+
+    if (s == NULL)
+        return false;
+    if (!lookup_enum(k->enums, s, &val)) {
+        err_at(c, v, path, "expected %s, got '%s'", ebuf, show(s, strlen(s), sbuf, sizeof sbuf));
+        return false;
+    }
+    w->job->ready_line = val == 1;
+    return true;
+}
+
+static bool key_backoff(struct ctx *c, struct jobwork *w, const struct key_def *kd,
+                        const struct md__ynode *v, const char *path)
+{
+    char kpath[300], buf[80];
+    bool ok = true, *dup;
+
+    if (!w->from_defaults)
+        w->backoff_node = v; /* defaults' own initial > max was reported by defaults_check */
+    if (v->type == MD__Y_BAD)
+        return false;
+    if (v->type != MD__Y_MAP) {
+        err_at(c, v, path, "expected a mapping with initial, max and reset, got %s",
+               describe(v, buf, sizeof buf));
+        return false;
+    }
+    dup = find_dups(c, v, path, false);
+    for (size_t i = 0; i + 1 < v->n; i += 2) {
+        const struct md__ynode *kn = v->kids[i];
+        size_t j;
+
+        if (dup[i / 2] || !key_ok(c, kn, path)) {
+            ok = false;
+            continue;
+        }
+        for (j = 0; j < MD_ARRAY_SIZE(backoff_keys); j++)
+            if (strcmp(kn->value, backoff_keys[j].name) == 0)
+                break;
+        if (j == MD_ARRAY_SIZE(backoff_keys)) {
+            unknown_key(c, kn, path, backoff_keys, MD_ARRAY_SIZE(backoff_keys),
+                        sizeof backoff_keys[0]);
+            ok = false;
+            continue;
+        }
+        make_path(kpath, sizeof kpath, path, kn->value, kn->len);
+        ok &= apply_key(c, w, &backoff_keys[j], v->kids[i + 1], kpath);
+    }
+    md_free(dup);
+    return ok;
+}
+
+/* ---- config: any YAML to JSON ----------------------------------------------------------------- */
+
+static void *json_check(void *p)
+{
+    if (p == NULL) {
+        fputs("fatal: out of memory in cJSON\n", stderr); /* cJSON only fails on OOM here */
+        abort();
+    }
+    return p;
+}
+
+/* True if s is a JSON number as written (RFC 8259 grammar). */
+static bool is_json_number(const char *s)
+{
+    const char *p = s;
+
+    if (*p == '-')
+        p++;
+    if (*p == '0')
+        p++;
+    else if (*p >= '1' && *p <= '9')
+        while (*p >= '0' && *p <= '9')
+            p++;
+    else
+        return false;
+    if (*p == '.') {
+        if (!(*++p >= '0' && *p <= '9'))
+            return false;
+        while (*p >= '0' && *p <= '9')
+            p++;
+    }
+    if (*p == 'e' || *p == 'E') {
+        p++;
+        if (*p == '+' || *p == '-')
+            p++;
+        if (!(*p >= '0' && *p <= '9'))
+            return false;
+        while (*p >= '0' && *p <= '9')
+            p++;
+    }
+    return *p == '\0';
+}
+
+/* A plain YAML scalar resolved as in the YAML 1.2 core schema; quoted text stays a string.
+ * Numbers keep their exact digits (cJSON raw), so 64-bit ids survive the trip. */
+static cJSON *json_scalar(const struct md__ynode *n)
+{
+    const char *s = n->value;
+    char *end;
+    bool b;
+
+    if (!n->plain)
+        return json_check(cJSON_CreateString(s));
+    if (md__ynode_is_null(n))
+        return json_check(cJSON_CreateNull());
+    if (parse_bool(s, &b))
+        return json_check(cJSON_CreateBool(b));
+    if (is_json_number(s))
+        return json_check(cJSON_CreateRaw(s));
+    if (s[0] == '0' && (s[1] == 'x' || s[1] == 'o') && s[2]) {
+        unsigned long long v;
+        errno = 0;
+        v = strtoull(s + 2, &end, s[1] == 'x' ? 16 : 8);
+        if (errno == 0 && *end == '\0' && s[2] != '-' && s[2] != '+' && s[2] != ' ') {
+            char num[32];
+            snprintf(num, sizeof num, "%llu", v);
+            return json_check(cJSON_CreateRaw(num));
+        }
+    } else if ((s[0] == '+' || s[0] == '-' || s[0] == '.' || (s[0] >= '0' && s[0] <= '9')) &&
+               strspn(s, "+-.0123456789eE") == strlen(s)) {
+        double d;
+        errno = 0;
+        d = strtod(s, &end);
+        if (errno == 0 && *end == '\0' && d == d && d - d == 0)
+            return json_check(cJSON_CreateNumber(d));
+    }
+    return json_check(cJSON_CreateString(s));
+}
+
+static cJSON *to_json(struct ctx *c, const struct md__ynode *n, const char *path, bool *ok)
+{
+    char kpath[300];
+    cJSON *j;
+
+    switch (n->type) {
+    case MD__Y_BAD: *ok = false; return json_check(cJSON_CreateNull());
+    case MD__Y_SCALAR:
+        if (strlen(n->value) != n->len) {
+            err_at(c, n, path, "the value contains a NUL character");
+            *ok = false;
+        }
+        return json_scalar(n);
+    case MD__Y_SEQ:
+        j = json_check(cJSON_CreateArray());
+        for (size_t i = 0; i < n->n; i++) {
+            snprintf(kpath, sizeof kpath, "%s[%zu]", path, i);
+            cJSON_AddItemToArray(j, to_json(c, n->kids[i], kpath, ok));
+        }
+        return j;
+    case MD__Y_MAP: {
+        bool *dup = find_dups(c, n, path, false);
+        j = json_check(cJSON_CreateObject());
+        for (size_t i = 0; i + 1 < n->n; i += 2) {
+            const struct md__ynode *kn = n->kids[i];
+            if (dup[i / 2] || !key_ok(c, kn, path)) {
+                *ok = false;
+                continue;
+            }
+            if (strlen(kn->value) != kn->len) {
+                err_at(c, kn, path, "a key contains a NUL character");
+                *ok = false;
+                continue;
+            }
+            make_path(kpath, sizeof kpath, path, kn->value, kn->len);
+            cJSON_AddItemToObject(j, kn->value, to_json(c, n->kids[i + 1], kpath, ok));
+        }
+        md_free(dup);
+        return j;
+    }
+    }
+    MD_UNREACHABLE();
+}
+
+static bool key_config(struct ctx *c, struct jobwork *w, const struct key_def *k,
+                       const struct md__ynode *v, const char *path)
+{
+    bool ok = true;
+    cJSON *j = to_json(c, v, path, &ok);
+    char *text = json_check(cJSON_PrintUnformatted(j));
+
+    /* The tree never outlives this function: print, copy, delete. */
+    md_free(w->job->config_json);
+    w->job->config_json = md_xstrdup(text);
+    cJSON_free(text);
+    cJSON_Delete(j);
+    return ok;
+}
+
+/* ---- jobs ----------------------------------------------------------------------------------- */
+
+/* Why key k cannot be set for a job of this kind, or NULL if it can. */
+static const char *not_for_kind(const struct key_def *k, enum md_job_kind kind)
+{
+    if ((k->flags & (K_NOT_SERVICE | K_CRON_ONLY)) && kind == MD_JOB_SERVICE)
+        return "not allowed for a service (schedule: always)";
+    if ((k->flags & K_CRON_ONLY) && kind != MD_JOB_CRON)
+        return "only allowed with a cron schedule";
+    return NULL;
+}
+
+/* The defaults: section, checked once; ok[k] says which of its keys parsed. */
+struct defaults {
+    const struct md__ynode *node[NJOBKEYS];
+    bool ok[NJOBKEYS];
+};
+
+/* Finds each key of map in job_keys: seen[k] = its value node.  Reports unknown keys and
+ * repeats.  prefix is "defaults" or "jobs.NAME". */
+static void collect_keys(struct ctx *c, const struct md__ynode *map, const char *prefix,
+                         const struct md__ynode **seen, const struct md__ynode **seen_key)
+{
+    bool *dup = find_dups(c, map, prefix, false);
+
+    for (size_t i = 0; i + 1 < map->n; i += 2) {
+        const struct md__ynode *kn = map->kids[i];
+        size_t j;
+
+        if (dup[i / 2] || !key_ok(c, kn, prefix))
+            continue;
+        for (j = 0; j < NJOBKEYS; j++)
+            if (strcmp(kn->value, job_keys[j].name) == 0)
+                break;
+        if (j == NJOBKEYS) {
+            unknown_key(c, kn, prefix, job_keys, NJOBKEYS, sizeof job_keys[0]);
+            continue;
+        }
+        seen[j] = map->kids[i + 1];
+        seen_key[j] = kn;
+    }
+    md_free(dup);
+}
+
+static void check_backoff(struct ctx *c, struct jobwork *w, const char *prefix)
+{
+    char path[300];
+
+    if (w->backoff_node && w->job->backoff_initial_ms > w->job->backoff_max_ms) {
+        snprintf(path, sizeof path, "%s.backoff", prefix);
+        err_at(c, w->backoff_node, path, "initial (%llums) is greater than max (%llums)",
+               (unsigned long long)w->job->backoff_initial_ms,
+               (unsigned long long)w->job->backoff_max_ms);
+    }
+}
+
+static void defaults_check(struct ctx *c, const struct md__ynode *map, struct defaults *def)
+{
+    const struct md__ynode *seen_key[NJOBKEYS] = {0};
+    struct md_job tmpl = {0};
+    struct jobwork w = {.job = &tmpl, .in_defaults = true};
+    char path[300], buf[80];
+
+    memset(def, 0, sizeof *def);
+    if (map == NULL || md__ynode_is_null(map) || map->type == MD__Y_BAD)
+        return;
+    if (map->type != MD__Y_MAP) {
+        err_at(c, map, "defaults", "expected a mapping of job settings, got %s",
+               describe(map, buf, sizeof buf));
+        return;
+    }
+    job_set_defaults(&tmpl);
+    collect_keys(c, map, "defaults", def->node, seen_key);
+    for (size_t k = 0; k < NJOBKEYS; k++) {
+        if (def->node[k] == NULL)
+            continue;
+        if (job_keys[k].flags & K_JOB_ONLY) {
+            err_at(c, seen_key[k], NULL,
+                   "key 'defaults.%s': not allowed in defaults (each job says what to run and "
+                   "when)",
+                   job_keys[k].name);
+            def->node[k] = NULL;
+            continue;
+        }
+        snprintf(path, sizeof path, "defaults.%s", job_keys[k].name);
+        def->ok[k] = apply_key(c, &w, &job_keys[k], def->node[k], path);
+    }
+    check_backoff(c, &w, "defaults");
+    job_cleanup(&tmpl);
+}
+
+struct lint_ud {
+    struct ctx *c;
+    const struct md__ynode *node;
+    const char *path;
+};
+
+static void lint_cb(void *ud, int col, const char *msg)
+{
+    struct lint_ud *l = ud;
+
+    warn_pos(l->c, l->node->line, col > 0 ? inner_col(l->node, (size_t)col - 1) : l->node->col,
+             l->path, "%s", msg);
+}
+
+/* The worker's executable: <node.worker_dir | $MESHD_WORKER_DIR | libexec/meshd>/meshd-NAME. */
+static char *worker_path(const struct md_config *cfg, const char *worker)
+{
+    const char *dir = cfg->worker_dir;
+
+    if (dir == NULL || *dir == '\0')
+        dir = getenv("MESHD_WORKER_DIR");
+    if (dir == NULL || *dir == '\0')
+        dir = "libexec/meshd";
+    return md_xasprintf("%s/meshd-%s", dir, worker);
+}
+
+static void job_finish(struct ctx *c, struct jobwork *w, const struct md__ynode *name_node,
+                       const char *prefix)
+{
+    struct md_job *job = w->job;
+    char path[300];
+    int rc;
+
+    /* What. */
+    if (job->worker) {
+        strv_push(&job->argv, &job->argc, worker_path(c->cfg, job->worker));
+        for (size_t i = 0; i < w->nargs; i++)
+            strv_push(&job->argv, &job->argc, md_xstrdup(w->args[i]));
+    } else if (w->cmd) {
+        job->argv = w->cmd;
+        job->argc = w->ncmd;
+        w->cmd = NULL;
+    } else if (!w->worker_node && !w->command_node) {
+        err_at(c, name_node, prefix, "missing worker: or command: (what to run)");
+    }
+    /* When. */
+    if (!w->schedule_node && !w->on_node)
+        err_at(c, name_node, prefix,
+               "missing schedule: (a cron expression or 'always') or on: EVENT");
+    /* Restart policy: services restart, runs do not, unless told otherwise.  A defaults:
+     * restart of 'always' only applies to services, like the other kind-specific keys. */
+    if (w->restart_src == 0 ||
+        (w->restart_src == 1 && job->restart == MD_RESTART_ALWAYS && w->kind_known &&
+         job->kind != MD_JOB_SERVICE)) {
+        job->restart = job->kind == MD_JOB_SERVICE && w->kind_known ? MD_RESTART_ALWAYS
+                                                                      : MD_RESTART_NEVER;
+    } else if (w->restart_src == 2 && job->restart == MD_RESTART_ALWAYS && w->kind_known &&
+               job->kind != MD_JOB_SERVICE) {
+        snprintf(path, sizeof path, "%s.restart", prefix);
+        err_at(c, w->restart_node, path,
+               "'always' is only for services (schedule: always); use on-failure to retry "
+               "failed runs");
+    }
+    check_backoff(c, w, prefix);
+    if (job->config_json == NULL)
+        job->config_json = md_xstrdup("{}");
+    if (job->tz == NULL && (rc = md_tz_load("UTC", &job->tz)) != 0) {
+        err_at(c, name_node, prefix, "cannot load time zone 'UTC': %s", md_strerror(rc));
+        job->tz = NULL;
+    }
+    if (job->kind == MD_JOB_CRON && w->cron_ok && job->tz) {
+        struct lint_ud l = {c, w->schedule_node, NULL};
+        snprintf(path, sizeof path, "%s.schedule", prefix);
+        l.path = path;
+        md_cron_lint(&job->cron, job->schedule, job->tz, lint_cb, &l);
+    }
+}
+
+static void job_build(struct ctx *c, struct md_job *job, const struct md__ynode *name_node,
+                      const struct md__ynode *map, const struct defaults *def)
+{
+    const struct md__ynode *seen[NJOBKEYS] = {0}, *seen_key[NJOBKEYS] = {0};
+    struct jobwork w = {.job = job};
+    char prefix[128], path[300];
+
+    snprintf(prefix, sizeof prefix, "jobs.%s", job->name);
+    job_set_defaults(job);
+    collect_keys(c, map, prefix, seen, seen_key);
+    for (size_t k = 0; k < NJOBKEYS; k++) {
+        const struct key_def *kd = &job_keys[k];
+        const char *why;
+
+        snprintf(path, sizeof path, "%s.%s", prefix, kd->name);
+        if (kd->flags & K_JOB_ONLY) {
+            if (seen[k])
+                (void)apply_key(c, &w, kd, seen[k], path);
+            continue;
+        }
+        if (def->ok[k] && !(w.kind_known && not_for_kind(kd, job->kind))) {
+            c->quiet = true;
+            w.from_defaults = true;
+            (void)apply_key(c, &w, kd, def->node[k], path);
+            w.from_defaults = false;
+            c->quiet = false;
+        }
+        if (seen[k] == NULL)
+            continue;
+        if (w.kind_known && (why = not_for_kind(kd, job->kind)) != NULL) {
+            err_at(c, seen_key[k], path, "%s", why);
+            continue;
+        }
+        (void)apply_key(c, &w, kd, seen[k], path);
+    }
+    job_finish(c, &w, name_node, prefix);
+    strv_free(w.cmd);
+    strv_free(w.args);
+}
+
+static void jobs_build(struct ctx *c, const struct md__ynode *map, const struct defaults *def)
+{
+    struct md_config *cfg = c->cfg;
+    char buf[80];
+    bool *dup;
+
+    if (map == NULL || md__ynode_is_null(map)) {
+        warn_pos(c, map ? map->line : 0, map ? map->col : 0, NULL, "no jobs defined");
+        return;
+    }
+    if (map->type == MD__Y_BAD)
+        return;
+    if (map->type != MD__Y_MAP) {
+        err_at(c, map, "jobs", "expected a mapping from job name to settings, got %s",
+               describe(map, buf, sizeof buf));
+        return;
+    }
+    if (map->n == 0)
+        warn_pos(c, map->line, map->col, NULL, "no jobs defined");
+    dup = find_dups(c, map, "jobs", true);
+    cfg->jobs = md_xcalloc(map->n / 2 + 1, sizeof *cfg->jobs);
+    for (size_t i = 0; i + 1 < map->n; i += 2) {
+        const struct md__ynode *kn = map->kids[i], *vn = map->kids[i + 1];
+        struct md_job *job;
+        char path[128];
+
+        if (dup[i / 2] || !key_ok(c, kn, "jobs"))
+            continue;
+        if (!valid_name(kn->value, kn->len)) {
+            err_at(c, kn, NULL,
+                   "bad job name '%s' (1 to 64 letters, digits, '_', '.' or '-')",
+                   show(kn->value, kn->len, buf, sizeof buf));
+            continue;
+        }
+        snprintf(path, sizeof path, "jobs.%s", kn->value);
+        if (vn->type == MD__Y_BAD)
+            continue;
+        if (vn->type != MD__Y_MAP) {
+            err_at(c, vn, path, "expected a mapping of job settings, got %s",
+                   describe(vn, buf, sizeof buf));
+            continue;
+        }
+        job = &cfg->jobs[cfg->njobs++];
+        job->name = md_xstrdup(kn->value);
+        job->line = kn->line;
+        job->col = kn->col;
+        job_build(c, job, kn, vn, def);
+    }
+    md_free(dup);
+}
+
+/* ---- node: and the top level ---------------------------------------------------------------- */
+
+static bool check_name(const char *s, char *why, size_t n)
+{
+    if (valid_name(s, strlen(s)))
+        return true;
+    snprintf(why, n, "expected 1 to 64 letters, digits, '_', '.' or '-'");
+    return false;
+}
+
+static bool check_nonempty(const char *s, char *why, size_t n)
+{
+    if (*s)
+        return true;
+    snprintf(why, n, "must not be empty");
+    return false;
+}
+
+static bool check_level(const char *s, char *why, size_t n)
+{
+    enum md_log_level lv;
+
+    if (md_log_level_parse(s, &lv) == 0)
+        return true;
+    snprintf(why, n, "expected one of error, warn, notice, info, debug");
+    return false;
+}
+
+static const struct node_key {
+    const char *name;
+    size_t off; /* a char * in struct md_config */
+    bool (*check)(const char *s, char *why, size_t n);
+} node_keys[] = {
+    {"name", offsetof(struct md_config, node_name), check_name},
+    {"environment", offsetof(struct md_config, node_env), check_name},
+    {"state_dir", offsetof(struct md_config, state_dir), check_nonempty},
+    {"worker_dir", offsetof(struct md_config, worker_dir), check_nonempty},
+    {"log_level", offsetof(struct md_config, log_level), check_level},
+};
+
+static void node_build(struct ctx *c, const struct md__ynode *map)
+{
+    struct md_config *cfg = c->cfg;
+    char host[256], path[300], why[128], buf[80];
+    bool *dup;
+
+    if (map && !md__ynode_is_null(map) && map->type != MD__Y_BAD) {
+        if (map->type != MD__Y_MAP) {
+            err_at(c, map, "node", "expected a mapping, got %s", describe(map, buf, sizeof buf));
+        } else {
+            dup = find_dups(c, map, "node", false);
+            for (size_t i = 0; i + 1 < map->n; i += 2) {
+                const struct md__ynode *kn = map->kids[i];
+                const char *s;
+                char **dst;
+                size_t j;
+
+                if (dup[i / 2] || !key_ok(c, kn, "node"))
+                    continue;
+                for (j = 0; j < MD_ARRAY_SIZE(node_keys); j++)
+                    if (strcmp(kn->value, node_keys[j].name) == 0)
+                        break;
+                if (j == MD_ARRAY_SIZE(node_keys)) {
+                    unknown_key(c, kn, "node", node_keys, MD_ARRAY_SIZE(node_keys),
+                                sizeof node_keys[0]);
+                    continue;
+                }
+                snprintf(path, sizeof path, "node.%s", node_keys[j].name);
+                if ((s = scalar(c, map->kids[i + 1], path, "a string")) == NULL)
+                    continue;
+                if (!node_keys[j].check(s, why, sizeof why)) {
+                    err_at(c, map->kids[i + 1], path, "%s, got '%s'", why,
+                           show(s, strlen(s), buf, sizeof buf));
+                    continue;
+                }
+                dst = (char **)((char *)cfg + node_keys[j].off);
+                md_free(*dst);
+                *dst = md_xstrdup(s);
+            }
+            md_free(dup);
+        }
+    }
+    if (cfg->node_name == NULL) {
+        if (gethostname(host, sizeof host) != 0 || host[0] == '\0')
+            snprintf(host, sizeof host, "localhost");
+        host[sizeof host - 1] = '\0';
+        cfg->node_name = md_xstrdup(host);
+    }
+    if (cfg->node_env == NULL)
+        cfg->node_env = md_xstrdup("default");
+    if (cfg->state_dir == NULL)
+        cfg->state_dir = md_xstrdup("var/state");
+    if (cfg->log_level == NULL)
+        cfg->log_level = md_xstrdup("notice");
+}
+
+static const char *const top_keys[] = {"node", "defaults", "jobs"};
+
+int md_config_parse(const char *text, size_t len, const char *name, struct md_config **out,
+                    struct md_diag *diag)
+{
+    struct md_diag local;
+    struct ctx c = {0};
+    struct md__ynode *root = NULL;
+    const struct md__ynode *sect[3] = {0};
+    struct defaults def;
+    size_t first;
+    char buf[80];
+    bool *dup;
+
+    *out = NULL;
+    if (diag == NULL) {
+        md_diag_init(&local);
+        diag = &local;
+    }
+    first = diag->n;
+    c.diag = diag;
+    if (name == NULL)
+        name = "<config>";
+    if (len > MD_CONFIG_MAX_BYTES) {
+        err_pos(&c, 0, 0, NULL, "the file is larger than 1 MiB (%zu bytes)", len);
+        goto out;
+    }
+    c.nerrors += md__yaml_parse(text, len, &root, diag);
+    if (c.nerrors > 0)
+        goto out;
+    if (root == NULL) {
+        err_pos(&c, 1, 1, NULL, "the file is empty: expected a mapping with node:, defaults: "
+                                "and jobs:");
+        goto out;
+    }
+    if (root->type != MD__Y_MAP) {
+        err_at(&c, root, NULL, "expected a mapping with node:, defaults: and jobs: at the top, "
+                               "got %s",
+               describe(root, buf, sizeof buf));
+        goto out;
+    }
+    c.cfg = md_xcalloc(1, sizeof *c.cfg);
+    c.cfg->path = md_xstrdup(name);
+    dup = find_dups(&c, root, "", false);
+    for (size_t i = 0; i + 1 < root->n; i += 2) {
+        const struct md__ynode *kn = root->kids[i];
+        size_t j;
+
+        if (dup[i / 2] || !key_ok(&c, kn, ""))
+            continue;
+        for (j = 0; j < MD_ARRAY_SIZE(top_keys); j++)
+            if (strcmp(kn->value, top_keys[j]) == 0)
+                break;
+        if (j == MD_ARRAY_SIZE(top_keys))
+            unknown_key(&c, kn, "", top_keys, MD_ARRAY_SIZE(top_keys), sizeof top_keys[0]);
+        else
+            sect[j] = root->kids[i + 1];
+    }
+    md_free(dup);
+    node_build(&c, sect[0]);
+    defaults_check(&c, sect[1], &def);
+    jobs_build(&c, sect[2], &def);
+out:
+    md__ynode_free(root);
+    diag_sort(diag, first);
+    if (diag == &local)
+        md_diag_cleanup(&local);
+    if (c.nerrors > 0) {
+        md_config_free(c.cfg);
+        return MD_ECONFIG;
+    }
+    *out = c.cfg;
+    return 0;
+}
+
+int md_config_load(const char *path, struct md_config **out, struct md_diag *diag)
+{
+    struct md_diag local;
+    char *buf = NULL;
+    size_t len = 0;
+    int fd, rc;
+
+    *out = NULL;
+    if (diag == NULL) {
+        md_diag_init(&local);
+        diag = &local;
+    }
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        rc = -errno;
+        md__diag_add(diag, MD_DIAG_ERROR, 0, 0, "cannot open: %s", strerror(-rc));
+        goto out;
+    }
+    /* Read up to one byte past the cap: that byte tells "too big" from "exactly the cap". */
+    buf = md_xmalloc(MD_CONFIG_MAX_BYTES + 1);
+    for (;;) {
+        ssize_t n = read(fd, buf + len, MD_CONFIG_MAX_BYTES + 1 - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = -errno;
+            md__diag_add(diag, MD_DIAG_ERROR, 0, 0, "cannot read: %s", strerror(-rc));
+            goto out;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+        if (len > MD_CONFIG_MAX_BYTES) {
+            md__diag_add(diag, MD_DIAG_ERROR, 0, 0, "the file is larger than 1 MiB");
+            rc = MD_ECONFIG;
+            goto out;
+        }
+    }
+    rc = md_config_parse(buf, len, path, out, diag);
+out:
+    if (fd >= 0)
+        close(fd);
+    md_free(buf);
+    if (diag == &local)
+        md_diag_cleanup(&local);
+    return rc;
+}
+
+void md_config_free(struct md_config *cfg)
+{
+    if (cfg == NULL)
+        return;
+    for (size_t i = 0; i < cfg->njobs; i++)
+        job_cleanup(&cfg->jobs[i]);
+    md_free(cfg->jobs);
+    md_free(cfg->path);
+    md_free(cfg->node_name);
+    md_free(cfg->node_env);
+    md_free(cfg->state_dir);
+    md_free(cfg->worker_dir);
+    md_free(cfg->log_level);
+    md_free(cfg);
+}
+
+const struct md_job *md_config_job(const struct md_config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->njobs; i++)
+        if (strcmp(cfg->jobs[i].name, name) == 0)
+            return &cfg->jobs[i];
+    return NULL;
+}
+
+/* ---- comparison for reload -------------------------------------------------------------------- */
+
+static bool str_eq(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+bool md_job_same_process(const struct md_job *a, const struct md_job *b)
+{
+    if (!str_eq(a->name, b->name) || !str_eq(a->worker, b->worker) || a->argc != b->argc ||
+        a->nenv != b->nenv || a->kind != b->kind)
+        return false;
+    for (size_t i = 0; i < a->argc; i++)
+        if (!str_eq(a->argv[i], b->argv[i]))
+            return false;
+    for (size_t i = 0; i < a->nenv; i++)
+        if (!str_eq(a->env[i].name, b->env[i].name) || !str_eq(a->env[i].value, b->env[i].value))
+            return false;
+    return str_eq(a->workdir, b->workdir) && str_eq(a->user, b->user) &&
+           a->timeout_ms == b->timeout_ms && a->restart == b->restart &&
+           a->max_retries == b->max_retries && a->backoff_initial_ms == b->backoff_initial_ms &&
+           a->backoff_max_ms == b->backoff_max_ms && a->backoff_reset_ms == b->backoff_reset_ms &&
+           a->start_secs_ms == b->start_secs_ms && a->ready_line == b->ready_line &&
+           a->stop_signal == b->stop_signal && a->stop_timeout_ms == b->stop_timeout_ms &&
+           a->stop_group == b->stop_group && a->concurrency == b->concurrency &&
+           a->enabled == b->enabled && str_eq(a->config_json, b->config_json);
+}
+
+bool md_job_same_schedule(const struct md_job *a, const struct md_job *b)
+{
+    const char *za = a->tz ? md_tz_name(a->tz) : "UTC", *zb = b->tz ? md_tz_name(b->tz) : "UTC";
+
+    if (a->kind != b->kind || !str_eq(a->schedule, b->schedule) || !str_eq(a->event, b->event) ||
+        !str_eq(za, zb) || a->jitter_ms != b->jitter_ms || a->catchup_ms != b->catchup_ms)
+        return false;
+    if (a->kind == MD_JOB_CRON)
+        return a->cron.sec == b->cron.sec && a->cron.min == b->cron.min &&
+               a->cron.hour == b->cron.hour && a->cron.dom == b->cron.dom &&
+               a->cron.month == b->cron.month && a->cron.dow == b->cron.dow &&
+               a->cron.flags == b->cron.flags && a->cron.dst == b->cron.dst;
+    return true;
+}
