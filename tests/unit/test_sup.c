@@ -1,0 +1,335 @@
+/* test_sup.c - the supervisor on a real libuv loop with real processes (tests/fakes/fake_worker),
+ * in-process, so the sanitizers see every handle and allocation of sched.c and spawn.c.  Every
+ * test ends by stopping the supervisor and asserting uv_loop_close() == 0: no leaked handle. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "meshd/md_alloc.h"
+#include "meshd/md_config.h"
+#include "meshd/md_log.h"
+#include "sup.h"
+#include "t.h"
+
+static char tmpdir[256];
+static const char *fake;
+
+static void setup(void)
+{
+    fake = getenv("MESHD_FAKE_WORKER");
+    if (fake == NULL || access(fake, X_OK) != 0)
+        T_SKIP("MESHD_FAKE_WORKER not set");
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/test_sup.XXXXXX");
+    T_ASSERT_TRUE(mkdtemp(tmpdir) != NULL);
+    md_log_init("test_sup", getenv("TEST_VERBOSE") ? MD_LOG_DEBUG : MD_LOG_ERROR);
+}
+
+static void teardown(void)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    T_ASSERT_EQ(0, system(cmd));
+}
+
+/* Writes the config text (with @F@ replaced by the fake worker and @D@ by the temp dir). */
+static char *write_config(const char *name, const char *text)
+{
+    char *path = md_xasprintf("%s/%s", tmpdir, name);
+    FILE *f = fopen(path, "w");
+
+    T_ASSERT_TRUE(f != NULL);
+    for (const char *s = text; *s != '\0'; s++) {
+        if (strncmp(s, "@F@", 3) == 0) {
+            fputs(fake, f);
+            s += 2;
+        } else if (strncmp(s, "@D@", 3) == 0) {
+            fputs(tmpdir, f);
+            s += 2;
+        } else {
+            fputc(*s, f);
+        }
+    }
+    T_ASSERT_EQ(0, fclose(f));
+    return path;
+}
+
+static void start(struct sup *sup, uv_loop_t *loop, const char *path)
+{
+    struct md_config *cfg = NULL;
+    struct md_diag d;
+
+    md_diag_init(&d);
+    int r = md_config_load(path, &cfg, &d);
+    if (r < 0)
+        md_diag_print(&d, path, stderr);
+    md_diag_cleanup(&d);
+    T_ASSERT_EQ(0, r);
+    T_ASSERT_EQ(0, uv_loop_init(loop));
+    T_ASSERT_EQ(0, sup_start(sup, loop, cfg, path));
+}
+
+static void tick_cb(uv_timer_t *t)
+{
+    (void)t;
+}
+
+/* Runs the loop until pred(arg) holds or ms pass; returns whether pred held. */
+static bool run_until(uv_loop_t *loop, bool (*pred)(struct sup *), struct sup *sup, uint64_t ms)
+{
+    uv_timer_t tick;
+    uint64_t deadline = uv_now(loop) + ms;
+    bool ok = false;
+
+    uv_timer_init(loop, &tick);
+    uv_timer_start(&tick, tick_cb, 10, 10);
+    while (uv_now(loop) < deadline) {
+        if (pred(sup)) {
+            ok = true;
+            break;
+        }
+        uv_run(loop, UV_RUN_ONCE);
+        uv_update_time(loop);
+    }
+    uv_close((uv_handle_t *)&tick, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
+    return ok;
+}
+
+static struct sup_job *job_named(struct sup *sup, const char *name)
+{
+    for (struct sup_job *j = sup->jobs; j != NULL; j = j->next)
+        if (strcmp(j->name, name) == 0)
+            return j;
+    return NULL;
+}
+
+static int primary_pid(struct sup *sup, const char *name)
+{
+    struct sup_job *j = job_named(sup, name);
+    if (j == NULL)
+        return 0;
+    for (struct sup_proc *p = j->procs; p != NULL; p = p->next)
+        if (p->primary && !p->exited)
+            return p->pid;
+    return 0;
+}
+
+/* Stops the supervisor, runs the loop dry and checks that nothing leaked. */
+static void stop(struct sup *sup, uv_loop_t *loop)
+{
+    sup_shutdown(sup);
+    uv_run(loop, UV_RUN_DEFAULT);
+    T_ASSERT_TRUE(sup->jobs == NULL);
+    sup_cleanup(sup);
+    T_ASSERT_EQ(0, uv_loop_close(loop));
+}
+
+static bool svc_running(struct sup *sup)
+{
+    struct sup_job *j = job_named(sup, "svc");
+    return j && j->prog.state == PROG_RUNNING && primary_pid(sup, "svc") > 0;
+}
+
+static int first_pid;
+static bool svc_restarted(struct sup *sup)
+{
+    int pid = primary_pid(sup, "svc");
+    return svc_running(sup) && pid != 0 && pid != first_pid;
+}
+
+TEST(service_restarts_after_kill)
+{
+    struct sup sup;
+    uv_loop_t loop;
+
+    setup();
+    char *path = write_config("a.yaml", "node: {name: t, state_dir: '@D@/state'}\n"
+                                        "jobs:\n"
+                                        "  svc:\n"
+                                        "    command: ['@F@', loop]\n"
+                                        "    schedule: always\n"
+                                        "    start_secs: 100ms\n"
+                                        "    backoff: {initial: 50ms, max: 100ms}\n");
+    start(&sup, &loop, path);
+    T_ASSERT_TRUE(run_until(&loop, svc_running, &sup, 10000));
+    first_pid = primary_pid(&sup, "svc");
+    T_ASSERT_EQ(0, kill(first_pid, SIGKILL));
+    T_ASSERT_TRUE(run_until(&loop, svc_restarted, &sup, 10000));
+    T_ASSERT_EQ(1, job_named(&sup, "svc")->restarts);
+    stop(&sup, &loop);
+    md_free(path);
+    teardown();
+}
+
+static bool crash_fatal(struct sup *sup)
+{
+    struct sup_job *j = job_named(sup, "crash");
+    return j && j->prog.state == PROG_FATAL && j->procs == NULL;
+}
+
+TEST(crash_loop_goes_fatal)
+{
+    struct sup sup;
+    uv_loop_t loop;
+
+    setup();
+    char *path = write_config("b.yaml", "node: {name: t, state_dir: '@D@/state'}\n"
+                                        "jobs:\n"
+                                        "  crash:\n"
+                                        "    command: ['@F@', exit, '3']\n"
+                                        "    schedule: always\n"
+                                        "    max_retries: 2\n"
+                                        "    backoff: {initial: 10ms, max: 20ms}\n");
+    start(&sup, &loop, path);
+    T_ASSERT_TRUE(run_until(&loop, crash_fatal, &sup, 10000));
+    struct sup_job *j = job_named(&sup, "crash");
+    T_ASSERT_EQ(3, j->runs_failed); /* the first try and two retries */
+    T_ASSERT_EQ(2, j->restarts);
+    stop(&sup, &loop);
+    md_free(path);
+    teardown();
+}
+
+static bool two_runs(struct sup *sup)
+{
+    struct sup_job *j = job_named(sup, "tick");
+    return j && j->runs_ok >= 2;
+}
+
+TEST(cron_fires_and_records_slot)
+{
+    struct sup sup;
+    uv_loop_t loop;
+    char *state;
+    FILE *f;
+    char line[256];
+
+    setup();
+    char *path = write_config("c.yaml", "node: {name: t, state_dir: '@D@/state'}\n"
+                                        "jobs:\n"
+                                        "  tick:\n"
+                                        "    command: ['@F@', exit, '0']\n"
+                                        "    schedule: '* * * * * *'\n");
+    start(&sup, &loop, path);
+    T_ASSERT_TRUE(run_until(&loop, two_runs, &sup, 10000));
+    struct sup_job *j = job_named(&sup, "tick");
+    T_ASSERT_TRUE(j->last_slot > 0);
+    T_ASSERT_TRUE(j->next_slot > j->last_slot);
+    /* The run id names the scheduled UTC second. */
+    T_ASSERT_TRUE(strncmp(j->run_id, "tick@20", 7) == 0);
+    T_ASSERT_EQ('Z', j->run_id[strlen(j->run_id) - 1]);
+    stop(&sup, &loop);
+    state = md_xasprintf("%s/state/schedule.state", tmpdir);
+    f = fopen(state, "r");
+    T_ASSERT_TRUE(f != NULL);
+    bool found = false;
+    while (fgets(line, sizeof line, f))
+        found |= strncmp(line, "tick\t", 5) == 0;
+    fclose(f);
+    T_ASSERT_TRUE(found);
+    md_free(state);
+    md_free(path);
+    teardown();
+}
+
+static bool both_running(struct sup *sup)
+{
+    return primary_pid(sup, "keep") > 0 && primary_pid(sup, "edit") > 0 &&
+           job_named(sup, "keep")->prog.state == PROG_RUNNING &&
+           job_named(sup, "edit")->prog.state == PROG_RUNNING;
+}
+
+static int edit_pid;
+static bool edited(struct sup *sup)
+{
+    int pid = primary_pid(sup, "edit");
+    return both_running(sup) && pid != edit_pid && job_named(sup, "gone") == NULL &&
+           primary_pid(sup, "new") > 0;
+}
+
+TEST(reload_diff_keeps_untouched)
+{
+    struct sup sup;
+    uv_loop_t loop;
+    const char *base = "node: {name: t, state_dir: '@D@/state'}\n"
+                       "defaults: {start_secs: 50ms, stop_timeout: 2s}\n"
+                       "jobs:\n"
+                       "  keep: {command: ['@F@', loop], schedule: always}\n"
+                       "  edit: {command: ['@F@', loop], schedule: always}\n"
+                       "  gone: {command: ['@F@', loop], schedule: always}\n";
+    const char *next = "node: {name: t, state_dir: '@D@/state'}\n"
+                       "defaults: {start_secs: 50ms, stop_timeout: 2s}\n"
+                       "jobs:\n"
+                       "  keep: {command: ['@F@', loop], schedule: always}\n"
+                       "  edit: {command: ['@F@', sleep, '1', loop], schedule: always}\n"
+                       "  new: {command: ['@F@', loop], schedule: always}\n";
+
+    setup();
+    char *path = write_config("d.yaml", base);
+    start(&sup, &loop, path);
+    T_ASSERT_TRUE(run_until(&loop, both_running, &sup, 10000));
+    int keep_pid = primary_pid(&sup, "keep");
+    edit_pid = primary_pid(&sup, "edit");
+
+    /* A broken edit changes nothing. */
+    md_free(write_config("d.yaml", "jobs:\n  keep: {command: [x], schedule: '99 * * * *'}\n"));
+    sup_reload(&sup);
+    T_ASSERT_EQ(keep_pid, primary_pid(&sup, "keep"));
+    T_ASSERT_EQ(edit_pid, primary_pid(&sup, "edit"));
+    T_ASSERT_TRUE(job_named(&sup, "gone") != NULL);
+
+    md_free(write_config("d.yaml", next));
+    sup_reload(&sup);
+    T_ASSERT_TRUE(run_until(&loop, edited, &sup, 10000));
+    T_ASSERT_EQ(keep_pid, primary_pid(&sup, "keep"));
+    stop(&sup, &loop);
+    md_free(path);
+    teardown();
+}
+
+static bool timed_out(struct sup *sup)
+{
+    struct sup_job *j = job_named(sup, "slow");
+    return j && j->runs_failed >= 1 && j->procs == NULL;
+}
+
+TEST(run_timeout_kills_group)
+{
+    struct sup sup;
+    uv_loop_t loop;
+    char child_file[300];
+    char buf[64] = {0};
+
+    setup();
+    snprintf(child_file, sizeof child_file, "%s/child.pid", tmpdir);
+    char *path = write_config("e.yaml", "node: {name: t, state_dir: '@D@/state'}\n"
+                                        "jobs:\n"
+                                        "  slow:\n"
+                                        "    command: ['@F@', spawn-child, '@D@/child.pid', ignore, TERM, loop]\n"
+                                        "    schedule: '* * * * * *'\n"
+                                        "    timeout: 300ms\n"
+                                        "    stop_timeout: 200ms\n");
+    start(&sup, &loop, path);
+    T_ASSERT_TRUE(run_until(&loop, timed_out, &sup, 10000));
+    T_ASSERT_EQ(RUN_TIMED_OUT, job_named(&sup, "slow")->stop_status);
+    stop(&sup, &loop);
+    FILE *f = fopen(child_file, "r");
+    T_ASSERT_TRUE(f != NULL);
+    T_ASSERT_TRUE(fgets(buf, sizeof buf, f) != NULL);
+    fclose(f);
+    int child = (int)strtol(buf, NULL, 10);
+    T_ASSERT_TRUE(child > 0);
+    /* The grandchild was SIGKILLed with its group; as our orphan it was also reaped. */
+    for (int i = 0; i < 200 && kill(child, 0) == 0; i++)
+        usleep(10000);
+    T_ASSERT_EQ(-1, kill(child, 0));
+    md_free(path);
+    teardown();
+}
+
+T_MAIN()
