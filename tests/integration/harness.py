@@ -1,0 +1,439 @@
+"""harness.py - start the real meshd on a temporary YAML schedule and watch what it does.
+
+Stdlib only.  A test file imports this module, defines `def test_xxx(h):` functions taking a
+Harness, and ends with `if __name__ == "__main__": harness.main(globals())`.
+
+    h = Harness(name)          one temp dir per test (kept on failure, removed on success)
+    h.config(text)             writes meshd.yaml; FW is the fake worker path, fw(*args) a YAML argv
+    h.start()                  meshd -c meshd.yaml, cwd = the temp dir, output in meshd.log
+    h.wait_for(pred, timeout, what) / h.wait_log(regex)
+    h.stop()                   SIGTERM, wait up to 20 s, then SIGKILL and fail; asserts the code
+
+Every process meshd starts inherits ITEST_MESHD_TOKEN=<unique> from meshd's environment (meshd
+passes its own environment on, minus MESHD_* identity variables), so at teardown the harness
+finds every live descendant by scanning /proc/<pid>/environ for the token, SIGKILLs it by PID
+and fails the test: after meshd has stopped nothing of ours may be left.  (The name must not
+start with MESHD_: meshd drops inherited MESHD_* variables from a child's environment.)
+
+Set ITEST_KEEP=1 to keep the temp dirs of passing tests too.
+
+Environment: MESHD_BIN, MESHCTL_BIN, MESHD_FAKE_WORKER (set by CMake for ctest).  Exit codes of
+main(): 0 all passed, 1 a failure, 77 when the binaries are missing (ctest SKIP_RETURN_CODE).
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import uuid
+
+MESHD = os.environ.get("MESHD_BIN", "")
+MESHCTL = os.environ.get("MESHCTL_BIN", "")
+FW = os.environ.get("MESHD_FAKE_WORKER", "")
+
+POLL_S = 0.03
+DEFAULT_TIMEOUT = 15.0  # generous: a loaded 2-core CI box, maybe under ASan
+STOP_TIMEOUT = 20.0
+
+
+class Failure(AssertionError):
+    pass
+
+
+class Skip(Exception):
+    pass
+
+
+def fw(*args):
+    """A YAML flow sequence running the fake worker with args (JSON is valid YAML)."""
+    return json.dumps([FW] + [str(a) for a in args])
+
+
+def check(cond, msg):
+    if not cond:
+        raise Failure(msg)
+
+
+def eq(want, got, msg=""):
+    if want != got:
+        raise Failure("%sexpected %r, got %r" % (msg + ": " if msg else "", want, got))
+
+
+def utc_iso(slot):
+    """Unix seconds -> "YYYY-MM-DDTHH:MM:SSZ" (MESHD_SCHEDULED_AT's form)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(slot))
+
+
+def run_id(job, slot):
+    """The run id of a scheduled slot: "<job>@YYYYMMDDTHHMMSSZ"."""
+    return "%s@%s" % (job, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(slot)))
+
+
+def parse_utc_iso(text):
+    """"YYYY-MM-DDTHH:MM:SSZ" -> Unix seconds."""
+    import calendar
+    return calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ"))
+
+
+def log_line_time(line):
+    """The Unix time (float) of a meshd log line "2025-01-02T03:04:05.678Z level ..."."""
+    import calendar
+    m = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{3})Z ", line)
+    check(m is not None, "log line without a timestamp: %r" % line)
+    return calendar.timegm(time.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S")) + int(m.group(2)) / 1e3
+
+
+def node_yaml(h, extra=""):
+    """A node: section with the state directory inside the test's temp dir."""
+    return "node:\n  name: itest\n  state_dir: %s\n%s" % (json.dumps(h.state_dir), extra)
+
+
+# ---- processes ---------------------------------------------------------------------------
+
+
+def pid_alive(pid):
+    """True when pid exists and is not a zombie."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            stat = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    except OSError:
+        return True
+    # "pid (comm) S ...": the state follows the last ')'.
+    state = stat[stat.rfind(")") + 2 :][:1]
+    return state not in ("Z", "X", "")
+
+
+def parent_of(pid):
+    """The PPid of pid, or None when it is gone."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("PPid:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def zombies_of(ppid):
+    """Zombie processes whose parent is ppid."""
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit() and not pid_alive(int(d)) and parent_of(int(d)) == ppid:
+            out.append(int(d))
+    return out
+
+
+def pids_with_token(token):
+    """Every live (non-zombie) process whose environment holds ITEST_MESHD_TOKEN=token."""
+    needle = ("ITEST_MESHD_TOKEN=" + token).encode()
+    found = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/environ" % d, "rb") as f:
+                env = f.read()
+        except OSError:
+            continue
+        if needle in env.split(b"\0") and pid_alive(int(d)):
+            found.append(int(d))
+    return sorted(found)
+
+
+def read_pids(path):
+    """The integers in a pid file (one a line, as the fake worker writes them); [] if absent."""
+    try:
+        with open(path) as f:
+            return [int(x) for x in f.read().split()]
+    except FileNotFoundError:
+        return []
+
+
+# ---- the harness -------------------------------------------------------------------------
+
+
+class Harness:
+    def __init__(self, name):
+        self.name = name
+        self.dir = tempfile.mkdtemp(prefix="meshd-it-%s-" % name)
+        self.token = uuid.uuid4().hex
+        self.cfg_path = os.path.join(self.dir, "meshd.yaml")
+        self.log_path = os.path.join(self.dir, "meshd.log")
+        self.state_dir = os.path.join(self.dir, "state")
+        self.proc = None
+        self.logf = None
+        self.exit_code = None
+        self.notes = []
+
+    # -- files
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def config(self, text, path=None):
+        """Writes text as the schedule (atomically, so a SIGHUP never reads half of it)."""
+        path = path or self.cfg_path
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.rename(tmp, path)
+        return path
+
+    def read(self, name, default=""):
+        try:
+            with open(self.path(name)) as f:
+                return f.read()
+        except FileNotFoundError:
+            return default
+
+    def lines(self, name):
+        return [l for l in self.read(name).splitlines() if l.strip()]
+
+    def pids(self, name):
+        return read_pids(self.path(name))
+
+    def stamps(self, name):
+        """Parsed stamp lines: dicts pid, t (float epoch), run_id, at."""
+        out = []
+        for l in self.lines(name):
+            p = l.split()
+            if len(p) == 4:
+                out.append({"pid": int(p[0]), "t": float(p[1]), "run_id": p[2], "at": p[3]})
+        return out
+
+    # -- meshd
+    def start(self, args=None, env=None, log_level="info", config=None):
+        check(self.proc is None, "meshd already started")
+        e = dict(os.environ)
+        e["ITEST_MESHD_TOKEN"] = self.token
+        e.pop("MESHD_CONFIG", None)
+        if env:
+            e.update(env)
+        argv = [MESHD, "-c", config or self.cfg_path]
+        if log_level:
+            argv += ["--log-level", log_level]
+        argv += list(args or [])
+        self.logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            argv, cwd=self.dir, env=e, stdin=subprocess.DEVNULL, stdout=self.logf,
+            stderr=subprocess.STDOUT, start_new_session=True)
+        return self.proc
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, sig):
+        check(self.running(), "meshd is not running (exit %r)" % (self.proc and self.proc.poll()))
+        os.kill(self.proc.pid, sig)
+
+    def hup(self):
+        self.signal(signal.SIGHUP)
+
+    def wait_exit(self, timeout=STOP_TIMEOUT):
+        try:
+            self.exit_code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        return self.exit_code
+
+    def stop(self, expect=0, timeout=STOP_TIMEOUT):
+        """SIGTERM, wait up to timeout, then SIGKILL and fail; asserts the exit status."""
+        check(self.proc is not None, "meshd was never started")
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+        code = self.wait_exit(timeout)
+        if code is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+            raise Failure("meshd did not exit within %gs of SIGTERM" % timeout)
+        eq(expect, code, "meshd exit status")
+        return code
+
+    # -- the log
+    def log(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def log_find(self, regex):
+        """Every match of regex (re.M) in the log, as match objects."""
+        return list(re.finditer(regex, self.log(), re.M))
+
+    def log_count(self, regex):
+        return len(self.log_find(regex))
+
+    def wait_log(self, regex, timeout=DEFAULT_TIMEOUT, count=1):
+        """Waits until regex matches at least count times; returns the matches."""
+        found = []
+
+        def pred():
+            found[:] = self.log_find(regex)
+            return len(found) >= count
+
+        self.wait_for(pred, timeout, "%d x /%s/ in the log" % (count, regex))
+        return found
+
+    def spawned_pids(self, job):
+        return [int(m.group(1)) for m in
+                self.log_find(r"spawned: job=%s run=\S+ pid=(\d+)" % re.escape(job))]
+
+    def wait_started(self, timeout=DEFAULT_TIMEOUT):
+        self.wait_log(r"\bstarted: ", timeout)
+
+    # -- waiting
+    def wait_for(self, pred, timeout=DEFAULT_TIMEOUT, what="condition"):
+        """Polls pred every POLL_S until it returns a true value (returned); fails after timeout.
+        Also fails early when meshd exited unexpectedly (not via stop()/wait_exit()), unless the
+        predicate already holds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            v = pred()
+            if v:
+                return v
+            if self.proc is not None and self.exit_code is None and self.proc.poll() is not None:
+                v = pred()
+                if v:
+                    return v
+                raise Failure("meshd exited (code %r) while waiting for %s"
+                              % (self.proc.returncode, what))
+            if time.monotonic() > deadline:
+                raise Failure("timed out after %gs waiting for %s" % (timeout, what))
+            time.sleep(POLL_S)
+
+    def wait_dead(self, pids, timeout=DEFAULT_TIMEOUT, what=None):
+        pids = list(pids)
+        self.wait_for(lambda: not any(pid_alive(p) for p in pids), timeout,
+                      what or "pids %s to die" % pids)
+
+    def wait_file_lines(self, name, n, timeout=DEFAULT_TIMEOUT):
+        self.wait_for(lambda: len(self.lines(name)) >= n, timeout,
+                      "%d lines in %s" % (n, name))
+        return self.lines(name)
+
+    def descendants(self):
+        """Live processes carrying this test's token, meshd itself excluded."""
+        me = self.proc.pid if self.proc else -1
+        return [p for p in pids_with_token(self.token) if p != me]
+
+    # -- teardown
+    def teardown(self):
+        """Kills meshd and every leftover of this test by PID; returns a list of complaints."""
+        problems = []
+        if self.proc is not None and self.proc.poll() is None:
+            problems.append("meshd (pid %d) still running at teardown" % self.proc.pid)
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        # Orphans may take a moment to be reparented/reaped; look twice.
+        for _ in range(2):
+            left = pids_with_token(self.token)
+            for p in left:
+                try:
+                    with open("/proc/%d/cmdline" % p, "rb") as f:
+                        cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+                except OSError:
+                    cmd = "?"
+                problems.append("process left behind: pid %d: %s" % (p, cmd.strip()))
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            if not left:
+                break
+            time.sleep(0.2)
+        if self.logf:
+            self.logf.close()
+            self.logf = None
+        return problems
+
+
+# ---- meshctl -------------------------------------------------------------------------------
+
+
+def meshctl(*args, cwd=None, timeout=30):
+    """Runs meshctl; returns (code, stdout, stderr)."""
+    check(MESHCTL and os.access(MESHCTL, os.X_OK), "MESHCTL_BIN not set or not executable")
+    e = dict(os.environ)
+    e.pop("MESHD_CONFIG", None)
+    r = subprocess.run([MESHCTL] + list(args), cwd=cwd, env=e, stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, timeout=timeout)
+    return r.returncode, r.stdout, r.stderr
+
+
+# ---- the runner ----------------------------------------------------------------------------
+
+
+def _tail(text, n=40):
+    return "\n".join(text.splitlines()[-n:])
+
+
+def run_one(name, fn):
+    h = Harness(name)
+    t0 = time.monotonic()
+    err = None
+    skipped = None
+    try:
+        fn(h)
+    except Skip as e:
+        skipped = str(e)
+    except Exception as e:  # noqa: BLE001 - the runner reports every kind of failure
+        err = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+    problems = h.teardown()
+    if problems and err is None and skipped is None:
+        err = "teardown:\n  " + "\n  ".join(problems)
+    elif problems:
+        err = (err or "") + "teardown:\n  " + "\n  ".join(problems)
+    dt = time.monotonic() - t0
+    if err is not None:
+        print("[ FAIL ] %s (%.1fs)" % (name, dt))
+        print("  " + err.rstrip().replace("\n", "\n  "))
+        print("  kept %s; meshd.log tail:" % h.dir)
+        print("    " + _tail(h.log()).replace("\n", "\n    "))
+        sys.stdout.flush()
+        return "fail"
+    if os.environ.get("ITEST_KEEP"):
+        print("  kept %s (ITEST_KEEP)" % h.dir)
+    else:
+        shutil.rmtree(h.dir, ignore_errors=True)
+    if skipped is not None:
+        print("[ SKIP ] %s: %s" % (name, skipped))
+        return "skip"
+    print("[ OK ] %s (%.1fs)" % (name, dt))
+    sys.stdout.flush()
+    return "ok"
+
+
+def main(namespace, argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    for var, path in (("MESHD_BIN", MESHD), ("MESHD_FAKE_WORKER", FW)):
+        if not path or not os.access(path, os.X_OK):
+            print("skip: %s not set or not executable (%r)" % (var, path))
+            sys.exit(77)
+    tests = [(k, v) for k, v in namespace.items() if k.startswith("test_") and callable(v)]
+    if argv:
+        unknown = [a for a in argv if a not in dict(tests)]
+        if unknown:
+            print("unknown test(s): %s" % " ".join(unknown))
+            sys.exit(2)
+        tests = [(k, v) for k, v in tests if k in argv]
+    res = {"ok": 0, "fail": 0, "skip": 0}
+    for name, fn in tests:
+        res[run_one(name, fn)] += 1
+    line = "%d passed, %d failed" % (res["ok"], res["fail"])
+    if res["skip"]:
+        line += ", %d skipped" % res["skip"]
+    print(line)
+    sys.exit(1 if res["fail"] else 0)
