@@ -44,6 +44,8 @@
 /* Bound on the slots walked for one job in one wake (an every-second job after a long sleep):
  * past it the walk skips to the catch-up window, counting the rest without listing them. */
 #define WALK_MAX 100000
+/* At shutdown, adopted orphans get SIGTERM and this long before SIGKILL. */
+#define ORPHAN_GRACE_MS 5000
 
 static int64_t clock_ms(clockid_t id)
 {
@@ -530,6 +532,7 @@ static void job_unlink(struct sup *sup, struct sup_job *job)
 }
 
 static void shutdown_finish(struct sup *sup);
+static void sup_close_cb(uv_handle_t *h);
 
 void sup_job_proc_gone(struct sup_job *job)
 {
@@ -599,6 +602,7 @@ int sup_start(struct sup *sup, uv_loop_t *loop, struct md_config *cfg, const cha
     uv_poll_init(loop, &sup->clock_poll, sup->clock_fd);
     uv_poll_start(&sup->clock_poll, UV_READABLE, clock_cb);
 
+    uv_timer_init(loop, &sup->orphan_timer);
     uv_signal_init(loop, &sup->sig_term);
     uv_signal_init(loop, &sup->sig_int);
     uv_signal_init(loop, &sup->sig_hup);
@@ -726,11 +730,31 @@ static void sup_close_cb(uv_handle_t *h)
     (void)h;
 }
 
+static int orphans_each(struct sup *sup, void (*fn)(struct sup *, pid_t));
+static void orphan_wait(struct sup *sup, pid_t pid);
+static void orphan_term(struct sup *sup, pid_t pid);
+static void orphan_timer_cb(uv_timer_t *t);
+
+/* Runs once every job is down.  What a worker forked and left behind was adopted by meshd (a
+ * subreaper); it must not outlive meshd either: SIGTERM, then SIGKILL after ORPHAN_GRACE_MS,
+ * and the loop ends only once every one has been reaped. */
 static void shutdown_finish(struct sup *sup)
 {
     if (sup->jobs != NULL || sup->closed)
         return;
+    orphans_each(sup, orphan_wait);
+    if (sup->orphan_phase == 0) {
+        sup->orphan_phase = 1;
+        if (orphans_each(sup, orphan_term) > 0) {
+            uv_timer_start(&sup->orphan_timer, orphan_timer_cb, ORPHAN_GRACE_MS, 0);
+            return;
+        }
+    } else if (orphans_each(sup, orphan_wait) > 0) {
+        return; /* more SIGCHLDs (or the timer) will call us again */
+    }
     sup->closed = true;
+    uv_timer_stop(&sup->orphan_timer);
+    uv_close((uv_handle_t *)&sup->orphan_timer, sup_close_cb);
     if (sup->state_dirty)
         state_save(sup);
     uv_poll_stop(&sup->clock_poll);
@@ -790,27 +814,72 @@ static bool pid_is_ours(struct sup *sup, int pid)
     return false;
 }
 
-static void orphan_reap(struct sup *sup)
+/* Calls fn for each child of meshd that is not one of its runs (an adopted orphan, live or a
+ * zombie); returns how many there were. */
+static int orphans_each(struct sup *sup, void (*fn)(struct sup *, pid_t))
 {
     char path[64], buf[8192];
     ssize_t n;
-    int fd;
+    int fd, count = 0;
 
     snprintf(path, sizeof path, "/proc/self/task/%ld/children", (long)getpid());
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return;
+        return 0;
     n = read(fd, buf, sizeof buf - 1);
     close(fd);
     if (n <= 0)
-        return;
+        return 0;
     buf[n] = '\0';
     for (char *s = buf, *end; *s != '\0'; s = end) {
         long pid = strtol(s, &end, 10);
-        int st;
         if (end == s)
             break;
-        if (pid > 0 && !pid_is_ours(sup, (int)pid) && waitpid((pid_t)pid, &st, WNOHANG) > 0)
-            md_log(MD_LOG_INFO, "reaped orphan: pid=%ld", pid);
+        if (pid > 0 && !pid_is_ours(sup, (int)pid)) {
+            count++;
+            fn(sup, (pid_t)pid);
+        }
     }
+    return count;
+}
+
+static void orphan_wait(struct sup *sup, pid_t pid)
+{
+    int st;
+
+    (void)sup;
+    if (waitpid(pid, &st, WNOHANG) > 0)
+        md_log(MD_LOG_INFO, "reaped orphan: pid=%ld", (long)pid);
+}
+
+static void orphan_term(struct sup *sup, pid_t pid)
+{
+    (void)sup;
+    md_log(MD_LOG_NOTICE, "stopping orphan: pid=%ld signal=TERM", (long)pid);
+    kill(pid, SIGTERM);
+}
+
+static void orphan_kill(struct sup *sup, pid_t pid)
+{
+    (void)sup;
+    md_log(MD_LOG_WARN, "killing orphan: pid=%ld signal=KILL", (long)pid);
+    kill(pid, SIGKILL);
+}
+
+static void orphan_reap(struct sup *sup)
+{
+    orphans_each(sup, orphan_wait);
+    if (sup->orphan_phase > 0)
+        shutdown_finish(sup);
+}
+
+static void orphan_timer_cb(uv_timer_t *t)
+{
+    struct sup *sup = MD_CONTAINER_OF(t, struct sup, orphan_timer);
+
+    /* Past the grace period: SIGKILL whatever is left, then look again shortly. */
+    sup->orphan_phase = 2;
+    orphans_each(sup, orphan_kill);
+    uv_timer_start(&sup->orphan_timer, orphan_timer_cb, 100, 0);
+    orphan_reap(sup);
 }

@@ -114,6 +114,8 @@ struct sup {
 
     bool stopping;         /* graceful stop in progress */
     bool closed;           /* the root handles are closing: the loop is about to end */
+    int orphan_phase;      /* shutdown: 0 not yet, 1 TERM sent to adopted orphans, 2 KILL sent */
+    uv_timer_t orphan_timer;
     unsigned stop_signals; /* SIGTERM/SIGINT received */
     bool state_dirty;
     char *state_path;
