@@ -1068,19 +1068,29 @@ static bool key_timezone(struct ctx *c, struct jobwork *w, const struct key_def 
     return true;
 }
 
-static bool key_dst(struct ctx *c, struct jobwork *w, const struct key_def *k,
-                    const struct md__ynode *v, const char *path)
+/* A scalar that must be one of k->enums: stores its value in *val, or reports the error. */
+static bool enum_value(struct ctx *c, const struct key_def *k, const struct md__ynode *v,
+                       const char *path, int *val)
 {
     char ebuf[96], sbuf[72];
     const char *s = scalar(c, v, path, expect_text(k, ebuf, sizeof ebuf));
-    int val;
 
     if (s == NULL)
         return false;
-    if (!lookup_enum(k->enums, s, &val)) {
+    if (!lookup_enum(k->enums, s, val)) {
         err_at(c, v, path, "expected %s, got '%s'", ebuf, show(s, strlen(s), sbuf, sizeof sbuf));
         return false;
     }
+    return true;
+}
+
+static bool key_dst(struct ctx *c, struct jobwork *w, const struct key_def *k,
+                    const struct md__ynode *v, const char *path)
+{
+    int val;
+
+    if (!enum_value(c, k, v, path, &val))
+        return false;
     w->job->cron.dst = (uint8_t)val;
     return true;
 }
@@ -1297,16 +1307,10 @@ static bool key_restart(struct ctx *c, struct jobwork *w, const struct key_def *
 static bool key_ready(struct ctx *c, struct jobwork *w, const struct key_def *k,
                       const struct md__ynode *v, const char *path)
 {
-    char ebuf[96], sbuf[72];
-    const char *s = scalar(c, v, path, expect_text(k, ebuf, sizeof ebuf));
     int val;
 
-    if (s == NULL)
+    if (!enum_value(c, k, v, path, &val))
         return false;
-    if (!lookup_enum(k->enums, s, &val)) {
-        err_at(c, v, path, "expected %s, got '%s'", ebuf, show(s, strlen(s), sbuf, sizeof sbuf));
-        return false;
-    }
     w->job->ready_line = val == 1;
     return true;
 }

@@ -430,28 +430,12 @@ static bool day_matches(const struct md_cron *c, int mday, int wday)
     return dom || dow;
 }
 
-static bool is_leap(int64_t y)
-{
-    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-static int month_days(int64_t y, int m)
-{
-    static const int dim[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    return m == 2 && is_leap(y) ? 29 : dim[m - 1];
-}
-
-static int64_t floor_div(int64_t a, int64_t b)
-{
-    int64_t q = a / b;
-    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
-}
 
 /* The smallest local time l >= from (local seconds) that matches c, if l <= limit.  Skips
  * whole months, days, hours and minutes; never scans second by second. */
 static bool match_from(const struct md_cron *c, int64_t from, int64_t limit, int64_t *out)
 {
-    int64_t days = floor_div(from, SECS_PER_DAY), y;
+    int64_t days = md_floor_div(from, SECS_PER_DAY), y;
     int64_t sod = from - days * SECS_PER_DAY;
     int m, d, h = (int)(sod / 3600), mi = (int)(sod / 60 % 60), s = (int)(sod % 60);
 
@@ -472,8 +456,8 @@ static bool match_from(const struct md_cron *c, int64_t from, int64_t limit, int
             continue;
         }
         int wday = (int)(((days + 4) % 7 + 7) % 7);
-        if (d > month_days(y, m) || !day_matches(c, d, wday)) {
-            if (d >= month_days(y, m)) {
+        if (d > md_days_in_month(y, m) || !day_matches(c, d, wday)) {
+            if (d >= md_days_in_month(y, m)) {
                 if (++m > 12) {
                     m = 1;
                     y++;
@@ -524,7 +508,7 @@ static bool match_from(const struct md_cron *c, int64_t from, int64_t limit, int
         return true;
     next_day:
         h = mi = s = 0;
-        if (d >= month_days(y, m)) {
+        if (d >= md_days_in_month(y, m)) {
             if (++m > 12) {
                 m = 1;
                 y++;

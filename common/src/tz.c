@@ -85,22 +85,16 @@ static bool is_leap(int64_t y)
     return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
 }
 
-static int days_in_month(int64_t y, int m)
+int md_days_in_month(int64_t y, int m)
 {
     static const int dim[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     return m == 2 && is_leap(y) ? 29 : dim[m - 1];
 }
 
-static int64_t floor_div(int64_t a, int64_t b)
-{
-    int64_t q = a / b;
-    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
-}
-
 /* Local seconds (t + offset) -> civil. */
 static void civil_from_local(int64_t l, struct md_civil *c)
 {
-    int64_t days = floor_div(l, SECS_PER_DAY);
+    int64_t days = md_floor_div(l, SECS_PER_DAY);
     int64_t sod = l - days * SECS_PER_DAY;
     int64_t y;
 
@@ -136,7 +130,7 @@ static int64_t rule_instant(const struct rule_date *rd, int64_t y, int32_t off)
     default: {
         int64_t first = md_days_from_civil(y, rd->mon, 1);
         int wd1 = (int)(((first + 4) % 7 + 7) % 7);
-        int dim = days_in_month(y, rd->mon);
+        int dim = md_days_in_month(y, rd->mon);
         int mday = 1 + (rd->day - wd1 + 7) % 7 + 7 * (rd->week - 1);
         while (mday > dim)
             mday -= 7;
@@ -175,7 +169,7 @@ static int64_t utc_year(int64_t t)
 {
     int64_t y;
     int m, d;
-    md_civil_from_days(floor_div(t, SECS_PER_DAY), &y, &m, &d);
+    md_civil_from_days(md_floor_div(t, SECS_PER_DAY), &y, &m, &d);
     return y;
 }
 
@@ -743,7 +737,7 @@ static int parse_iso_parts(const char *s, int64_t *l, bool *has_off, int32_t *of
     if (!digits(&p, 4, &y) || *p++ != '-' || !digits(&p, 2, &mo) || *p++ != '-' ||
         !digits(&p, 2, &d))
         return MD_EPARSE;
-    if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo))
+    if (mo < 1 || mo > 12 || d < 1 || d > md_days_in_month(y, mo))
         return MD_EPARSE;
     if (*p == 'T' || *p == 't' || *p == ' ') {
         p++;

@@ -46,6 +46,16 @@ int md_time_parse_iso(const char *s, int64_t *out) MD_MUSTCHECK;
 /* Days from 1970-01-01 for a proleptic Gregorian date, and back (exact for any int year). */
 int64_t md_days_from_civil(int64_t y, int m, int d);
 
+/* The number of days in month m (1..12) of proleptic Gregorian year y. */
+int md_days_in_month(int64_t y, int m);
+
+/* a / b rounded toward negative infinity (b != 0): the day of a negative instant. */
+static inline int64_t md_floor_div(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+
 /* Additions used by the cron engine and meshctl. */
 
 /* The UTC offset (seconds east of UTC) in effect at instant t.  tz NULL means UTC. */
