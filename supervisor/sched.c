@@ -232,28 +232,28 @@ static void run_slot(struct sup_job *job, int64_t slot)
 static void job_due(struct sup_job *job, int64_t now_ms, const char *why)
 {
     const struct md_job *j = job->cfg;
-    int64_t first = job->next_slot, latest = first, prev = 0, n;
+    int64_t first = job->next_slot, latest = first, n;
     uint64_t count = 1, walked = 0;
     char a[40], b[40];
 
     while (md_cron_next(&j->cron, j->tz, latest, &n) == 0 && n * 1000 <= now_ms) {
-        if (++walked == WALK_MAX) {
-            /* Too many to walk: jump to just before the catch-up window and count the gap by
-             * the mean period seen so far. */
-            int64_t jump = now_ms / 1000 - (int64_t)(j->catchup_ms / 1000) - 1;
-            if (jump > n) {
-                int64_t period = (n - first) / (int64_t)count;
-                count += (uint64_t)((jump - n) / (period > 0 ? period : 1));
-                n = jump;
-                if (md_cron_next(&j->cron, j->tz, jump, &n) < 0 || n * 1000 > now_ms)
-                    break;
-            }
-        }
-        prev = latest;
         latest = n;
         count++;
+        if (++walked != WALK_MAX)
+            continue;
+        /* Too many to walk one by one (an every-second job after a long sleep): jump to the
+         * start of the catch-up window, estimating the slots skipped from the mean period so
+         * far.  Only the count is approximate; latest is always a real slot. */
+        int64_t from = now_ms / 1000 - (int64_t)(j->catchup_ms / 1000) - 1;
+        if (from > latest) {
+            int64_t period = (latest - first) / (int64_t)(count - 1);
+            count += (uint64_t)((from - latest) / (period > 0 ? period : 1));
+            if (md_cron_next(&j->cron, j->tz, from, &n) == 0 && n * 1000 <= now_ms) {
+                latest = n;
+                count++;
+            }
+        }
     }
-    (void)prev;
     if (count > 1) {
         uint64_t missed = count - 1;
         job->runs_missed += missed;
@@ -268,11 +268,8 @@ static void job_due(struct sup_job *job, int64_t now_ms, const char *why)
                     break;
             }
         } else {
-            int64_t before;
-            fmt_slot(first, j->tz, a, sizeof a);
-            before = latest - 1;
-            fmt_slot(before, j->tz, b, sizeof b);
-            md_log(MD_LOG_WARN, "missed: job=%s count=%" PRIu64 " from=%s to=%s reason=%s",
+            fmt_slot(latest, j->tz, b, sizeof b);
+            md_log(MD_LOG_WARN, "missed: job=%s count=%" PRIu64 " from=%s before=%s reason=%s",
                    job->name, missed, a, b, why);
         }
     }
