@@ -153,7 +153,8 @@ static void proc_close_all(struct sup_proc *p)
     md_linebuf_flush(&p->lb_out, out_line_cb, p);
     md_linebuf_flush(&p->lb_err, err_line_cb, p);
     md_linebuf_flush(&p->lb_status, status_line_cb, p);
-    close_once(p, (uv_handle_t *)&p->process);
+    if (p->process_inited)
+        close_once(p, (uv_handle_t *)&p->process);
     close_once(p, (uv_handle_t *)&p->in);
     close_once(p, (uv_handle_t *)&p->out);
     close_once(p, (uv_handle_t *)&p->err);
@@ -572,6 +573,9 @@ static int proc_spawn(struct sup_job *job, int64_t slot, bool primary)
         opt.flags |= UV_PROCESS_SETUID | UV_PROCESS_SETGID;
     }
 
+    /* uv_spawn initializes the process handle even when it fails, and it must then be closed
+     * like any other; a failure before this call leaves nothing to close. */
+    p->process_inited = true;
     r = uv_spawn(sup->loop, &p->process, &opt);
     if (r < 0) {
         md_log_err(MD_LOG_ERROR, r, "spawn failed: job=%s run=%s file=%s", job->name, p->run_id,
@@ -602,6 +606,8 @@ static int proc_spawn(struct sup_job *job, int64_t slot, bool primary)
 
 fail:
     env_free(env);
+    if (!p->process_inited)
+        p->pending_closes--;
     p->exited = true;
     p->primary = false; /* the prog hears of it through EV_SPAWN_FAILED, not an exit */
     proc_close_all(p);

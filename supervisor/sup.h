@@ -44,6 +44,7 @@ struct sup_proc {
     int pid;
     bool primary;   /* driven by the job's prog state machine */
     bool exited;
+    bool process_inited; /* uv_spawn was called: the process handle needs closing */
     bool timed_out;
     bool killing;   /* extra run: SIGTERM sent, SIGKILL next */
     bool stop_group; /* copied from the job at spawn: the config may be swapped meanwhile */

@@ -210,14 +210,15 @@ class Harness:
         return out
 
     # -- meshd
-    def start(self, args=None, env=None, log_level="info", config=None):
+    def start(self, args=None, env=None, log_level="info", config=None, wrap=None):
+        """Starts meshd (under the command prefix wrap, e.g. unshare, when given)."""
         check(self.proc is None, "meshd already started")
         e = dict(os.environ)
         e["ITEST_MESHD_TOKEN"] = self.token
         e.pop("MESHD_CONFIG", None)
         if env:
             e.update(env)
-        argv = [MESHD, "-c", config or self.cfg_path]
+        argv = list(wrap or []) + [MESHD, "-c", config or self.cfg_path]
         if log_level:
             argv += ["--log-level", log_level]
         argv += list(args or [])
