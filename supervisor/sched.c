@@ -815,7 +815,8 @@ static bool pid_is_ours(struct sup *sup, int pid)
  * zombie); returns how many there were. */
 static int orphans_each(struct sup *sup, void (*fn)(struct sup *, pid_t))
 {
-    char path[64], buf[8192];
+    char path[64], *buf;
+    size_t len = 0, cap = 8192;
     ssize_t n;
     int fd, count = 0;
 
@@ -823,11 +824,15 @@ static int orphans_each(struct sup *sup, void (*fn)(struct sup *, pid_t))
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return 0;
-    n = read(fd, buf, sizeof buf - 1);
+    /* One pid is at most 8 bytes here; read it all, however many children there are. */
+    buf = md_xmalloc(cap);
+    while ((n = read(fd, buf + len, cap - len - 1)) > 0) {
+        len += (size_t)n;
+        if (cap - len < 64)
+            buf = md_xrealloc(buf, cap *= 2);
+    }
     close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
+    buf[len] = '\0';
     for (char *s = buf, *end; *s != '\0'; s = end) {
         long pid = strtol(s, &end, 10);
         if (end == s)
@@ -837,6 +842,7 @@ static int orphans_each(struct sup *sup, void (*fn)(struct sup *, pid_t))
             fn(sup, (pid_t)pid);
         }
     }
+    md_free(buf);
     return count;
 }
 
