@@ -40,9 +40,31 @@ $(BUILD)/CMakeCache.txt:
 build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
+# make run without DATABASE_URL: a local cluster under ./var/pg (tests/pg/pgctl.sh) on a unix
+# socket in a short /tmp directory (socket paths must fit in 107 bytes), database `meshd`.
+# The cluster is started in its own session so Ctrl-C reaches meshd alone; meshd stops its
+# children, then the EXIT trap stops the cluster.  With DATABASE_URL set, that database is used.
+RUN_PG_DIR  ?= var/pg
+RUN_PG_SOCK ?= /tmp/meshd-run-$(shell printf '%s' '$(CURDIR)' | sha1sum | cut -c1-12)
+RUN_PG_DB   ?= meshd
+
 run: build
 	$(BUILD)/meshctl check $(CONFIG)
-	exec $(BUILD)/meshd -c $(CONFIG)
+	@if [ -n "$$DATABASE_URL" ]; then \
+	    $(BUILD)/meshctl migrate --url "$$DATABASE_URL" || exit 1; \
+	    exec $(BUILD)/meshd -c $(CONFIG); \
+	fi; \
+	pg=$$(setsid -w tests/pg/pgctl.sh start $(RUN_PG_DIR) $(RUN_PG_SOCK)) || exit 1; \
+	trap 'echo "make run: stopping PostgreSQL ($(RUN_PG_DIR))"; tests/pg/pgctl.sh stop $(RUN_PG_DIR)' EXIT; \
+	trap 'echo "make run: interrupted, waiting for meshd to stop"' INT TERM; \
+	psql "$$pg" -tAqc "SELECT 1 FROM pg_database WHERE datname = '$(RUN_PG_DB)'" | grep -q 1 || \
+	    psql "$$pg" -qc 'CREATE DATABASE $(RUN_PG_DB)' || exit 1; \
+	DATABASE_URL=$$(printf '%s' "$$pg" | sed 's/dbname=[^ ]*/dbname=$(RUN_PG_DB)/'); \
+	export DATABASE_URL; \
+	echo "make run: DATABASE_URL=$$DATABASE_URL"; \
+	$(BUILD)/meshctl migrate --url "$$DATABASE_URL" || exit 1; \
+	$(BUILD)/meshd -c $(CONFIG); rc=$$?; \
+	exit $$rc
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)

@@ -9,6 +9,10 @@ int ctl_check(int argc, char **argv);
  * meshctl next --job NAME [FILE] [--from ISO8601] [--count N] */
 int ctl_next(int argc, char **argv);
 
+/* meshctl migrate [--url URL]: apply pending registry migrations (0 ok, 1 db error, 2 usage).
+ * URL defaults to $DATABASE_URL. */
+int ctl_migrate(int argc, char **argv);
+
 /* The default config path: $MESHD_CONFIG, else "conf/meshd.yaml". */
 const char *ctl_default_config(void);
 

@@ -1,4 +1,5 @@
-/* meshctl - the operator's command line: check a schedule, preview fire times. */
+/* meshctl - the operator's command line: check a schedule, preview fire times, migrate the
+ * registry. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@ static void usage(FILE *f)
     fputs("usage: meshctl check [FILE]\n"
           "       meshctl next 'EXPR' [--tz ZONE] [--from ISO8601] [--count N]\n"
           "       meshctl next --job NAME [FILE] [--from ISO8601] [--count N]\n"
+          "       meshctl migrate [--url URL]\n"
           "FILE defaults to $MESHD_CONFIG, else conf/meshd.yaml.\n",
           f);
 }
@@ -32,6 +34,8 @@ int main(int argc, char **argv)
         return ctl_check(argc - 1, argv + 1);
     if (strcmp(argv[1], "next") == 0)
         return ctl_next(argc - 1, argv + 1);
+    if (strcmp(argv[1], "migrate") == 0)
+        return ctl_migrate(argc - 1, argv + 1);
     if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
         strcmp(argv[1], "help") == 0) {
         usage(stdout);
