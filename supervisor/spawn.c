@@ -3,7 +3,8 @@
  * sup_job_event() feeds one event to a job's prog and carries out the actions it returns:
  * uv_spawn, kill(2), the prog's single timer.  libuv callbacks (exit, pipe reads, timers) are
  * turned back into events here.  Every child:
- *   - runs in its own session and process group (UV_PROCESS_DETACHED = setsid), so a stop or a
+ *   - is forked by launch.c without waiting for its exec, and watched through a pidfd;
+ *   - runs in its own session and process group (setsid), so a stop or a
  *     run timeout can signal the whole group and nothing a worker forked survives it;
  *   - gets its job config as JSON on fd 0, which is closed once written;
  *   - has fd 1 and fd 2 read line by line into meshd's log (prefixed with job and run id), the
@@ -13,16 +14,17 @@
  * A proc is heap-allocated and owns six handles; it frees itself when the last one has closed.
  */
 #include <errno.h>
-#include <grp.h>
 #include <inttypes.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "launch.h"
 #include "meshd/md_alloc.h"
 #include "meshd/md_log.h"
 #include "meshd/md_status.h"
@@ -118,6 +120,10 @@ static void proc_free(struct sup_proc *p)
             }
         }
     }
+    if (p->pidfd >= 0)
+        close(p->pidfd);
+    if (p->errfd >= 0)
+        close(p->errfd);
     tail_clear(p->tail);
     md_linebuf_cleanup(&p->lb_out);
     md_linebuf_cleanup(&p->lb_err);
@@ -153,8 +159,8 @@ static void proc_close_all(struct sup_proc *p)
     md_linebuf_flush(&p->lb_out, out_line_cb, p);
     md_linebuf_flush(&p->lb_err, err_line_cb, p);
     md_linebuf_flush(&p->lb_status, status_line_cb, p);
-    if (p->process_inited)
-        close_once(p, (uv_handle_t *)&p->process);
+    if (p->launched)
+        close_once(p, (uv_handle_t *)&p->exitw);
     close_once(p, (uv_handle_t *)&p->in);
     close_once(p, (uv_handle_t *)&p->out);
     close_once(p, (uv_handle_t *)&p->err);
@@ -355,12 +361,11 @@ static void drain_timer_cb(uv_timer_t *t)
     proc_close_all(p);
 }
 
-static void exit_cb(uv_process_t *proc, int64_t exit_status, int term_signal)
+static void proc_exited(struct sup_proc *p, int exit_status, int term_signal)
 {
-    struct sup_proc *p = MD_CONTAINER_OF(proc, struct sup_proc, process);
     struct sup_job *job = p->job;
     const char *name = job ? job->name : "?";
-    uint64_t dur = uv_now(proc->loop) - p->started_ms;
+    uint64_t dur = uv_now(p->exitw.loop) - p->started_ms;
     bool ours = p->killing || p->timed_out || (job && p->primary &&
                                                job->prog.state == PROG_STOPPING);
 
@@ -393,11 +398,64 @@ static void exit_cb(uv_process_t *proc, int64_t exit_status, int term_signal)
         md_log(MD_LOG_NOTICE, "run done: job=%s run=%s status=%s", name, p->run_id,
                run_status_name(st));
     }
-    close_once(p, (uv_handle_t *)&p->process);
+    close_once(p, (uv_handle_t *)&p->exitw);
     close_once(p, (uv_handle_t *)&p->in);
     /* Give the pipes a moment to deliver the last lines, then close everything. */
     uv_timer_start(&p->timeout, drain_timer_cb, DRAIN_MS, 0);
     maybe_finish(p);
+}
+
+/* The child's exec failed (reported after the fact: launch.c does not wait for it). */
+static void proc_exec_failed(struct sup_proc *p, int err)
+{
+    struct sup_job *job = p->job;
+
+    p->exited = true;
+    md_log_err(MD_LOG_ERROR, err, "spawn failed: job=%s run=%s pid=%d",
+               job ? job->name : "?", p->run_id, p->pid);
+    uv_timer_stop(&p->timeout);
+    close_once(p, (uv_handle_t *)&p->exitw);
+    close_once(p, (uv_handle_t *)&p->in);
+    uv_timer_start(&p->timeout, drain_timer_cb, DRAIN_MS, 0);
+    if (job != NULL && p->primary)
+        sup_job_event(job, EV_SPAWN_FAILED, err, 0);
+    else if (job != NULL)
+        job->runs_failed++;
+    maybe_finish(p);
+}
+
+static void exitw_cb(uv_poll_t *h, int status, int events)
+{
+    struct sup_proc *p = MD_CONTAINER_OF(h, struct sup_proc, exitw);
+    siginfo_t si;
+    int err;
+
+    (void)events;
+    if (p->exited)
+        return;
+    memset(&si, 0, sizeof si);
+    if (waitid(P_PIDFD, (id_t)p->pidfd, &si, WEXITED | WNOHANG) < 0) {
+        if (errno == EINTR || errno == EAGAIN)
+            return;
+        /* ECHILD: someone else reaped it.  Treat it as gone, status unknown. */
+        md_log_err(MD_LOG_ERROR, -errno, "waitid: job=%s pid=%d",
+                   p->job ? p->job->name : "?", p->pid);
+        si.si_pid = p->pid;
+        si.si_code = CLD_KILLED;
+        si.si_status = SIGKILL;
+    }
+    if (si.si_pid == 0)
+        return; /* not exited yet */
+    (void)status;
+    err = sup_launch_error(p->errfd);
+    if (err < 0) {
+        proc_exec_failed(p, err);
+        return;
+    }
+    if (si.si_code == CLD_EXITED)
+        proc_exited(p, si.si_status, 0);
+    else
+        proc_exited(p, 0, si.si_status);
 }
 
 static void run_timeout_cb(uv_timer_t *t)
@@ -497,21 +555,24 @@ static void env_free(char **env)
 }
 
 /* Spawns one process for job.  primary: driven by the prog (else an extra "allow" run).
- * Returns 0 or a negative libuv/errno code (already logged); on failure nothing is left
- * behind but handles that close themselves. */
+ * Returns 0 or a negative errno (already logged); on failure nothing is left behind but
+ * handles that close themselves.  A failing exec is not seen here: it comes back later as
+ * an exec error read when the child exits (proc_exec_failed). */
 static int proc_spawn(struct sup_job *job, int64_t slot, bool primary)
 {
     struct sup *sup = job->sup;
     const struct md_job *j = job->cfg;
     struct sup_proc *p = md_xcalloc(1, sizeof *p);
-    uv_process_options_t opt;
-    uv_stdio_container_t stdio[4];
-    char **env = NULL;
+    struct sup_launch l;
+    int fds[4][2] = {{-1, -1}, {-1, -1}, {-1, -1}, {-1, -1}};
+    char **env = NULL, *path = NULL;
+    pid_t pid;
     int r;
 
     p->job = job;
     p->primary = primary;
     p->slot = slot;
+    p->pidfd = p->errfd = -1;
     p->stop_group = j->stop_group;
     p->stop_signal = j->stop_signal;
     p->stop_timeout_ms = j->stop_timeout_ms;
@@ -533,57 +594,69 @@ static int proc_spawn(struct sup_job *job, int64_t slot, bool primary)
     uv_pipe_init(sup->loop, &p->status, 0);
     uv_timer_init(sup->loop, &p->timeout);
     p->in.data = p->out.data = p->err.data = p->status.data = p->timeout.data = p;
-    p->process.data = p;
-    p->pending_closes = PROC_HANDLES;
+    p->pending_closes = PROC_HANDLES - 1; /* exitw joins once there is a child to watch */
     p->next = job->procs;
     job->procs = p;
 
-    stdio[0].flags = UV_CREATE_PIPE | UV_READABLE_PIPE;
-    stdio[0].data.stream = (uv_stream_t *)&p->in;
-    stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-    stdio[1].data.stream = (uv_stream_t *)&p->out;
-    stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-    stdio[2].data.stream = (uv_stream_t *)&p->err;
-    stdio[3].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-    stdio[3].data.stream = (uv_stream_t *)&p->status;
-
     env = build_env(job, p);
-    memset(&opt, 0, sizeof opt);
-    opt.exit_cb = exit_cb;
-    opt.file = j->argv[0];
-    opt.args = j->argv;
-    opt.env = env;
-    opt.cwd = j->workdir;
-    opt.stdio = stdio;
-    opt.stdio_count = 4;
-    /* setsid(): the child leads its own process group, so stops reach all it forked, and a
-     * terminal's Ctrl-C reaches only meshd, which then stops children in order. */
-    opt.flags = UV_PROCESS_DETACHED;
+    memset(&l, 0, sizeof l);
+    r = sup_launch_resolve(j->argv[0], env, &path);
+    if (r < 0) {
+        md_log_err(MD_LOG_ERROR, r, "spawn failed: job=%s run=%s file=%s", job->name, p->run_id,
+                   j->argv[0]);
+        goto fail;
+    }
     if (j->user != NULL) {
         /* getpwnam may consult NSS; users are local in practice and this runs once a spawn. */
         struct passwd *pw = getpwnam(j->user);
         if (pw == NULL) {
             md_log(MD_LOG_ERROR, "spawn failed: job=%s run=%s: unknown user '%s'", job->name,
                    p->run_id, j->user);
-            r = UV_EINVAL;
+            r = -EINVAL;
             goto fail;
         }
-        opt.uid = pw->pw_uid;
-        opt.gid = pw->pw_gid;
-        opt.flags |= UV_PROCESS_SETUID | UV_PROCESS_SETGID;
+        l.set_ids = true;
+        l.uid = pw->pw_uid;
+        l.gid = pw->pw_gid;
     }
-
-    /* uv_spawn initializes the process handle even when it fails, and it must then be closed
-     * like any other; a failure before this call leaves nothing to close. */
-    p->process_inited = true;
-    r = uv_spawn(sup->loop, &p->process, &opt);
+    for (int i = 0; i < 4; i++) {
+        if ((r = sup_launch_pipe(fds[i])) < 0) {
+            md_log_err(MD_LOG_ERROR, r, "spawn failed: job=%s run=%s: pipe", job->name,
+                       p->run_id);
+            goto fail;
+        }
+    }
+    /* fd 0 reads the config; 1, 2 and the status fd 3 write to us. */
+    l.fds[0] = fds[0][0];
+    l.fds[1] = fds[1][1];
+    l.fds[2] = fds[2][1];
+    l.fds[3] = fds[3][1];
+    l.path = path;
+    l.argv = j->argv;
+    l.envp = env;
+    l.cwd = j->workdir;
+    r = sup_launch(&l, &pid, &p->pidfd, &p->errfd);
+    for (int i = 0; i < 4; i++) { /* the child's ends */
+        close(l.fds[i]);
+        fds[i][i == 0 ? 0 : 1] = -1;
+    }
     if (r < 0) {
         md_log_err(MD_LOG_ERROR, r, "spawn failed: job=%s run=%s file=%s", job->name, p->run_id,
-                   j->argv[0]);
+                   path);
         goto fail;
     }
+    p->pid = (int)pid;
+    p->launched = true;
+    p->pending_closes++;
+    uv_poll_init(sup->loop, &p->exitw, p->pidfd);
+    p->exitw.data = p;
+    uv_poll_start(&p->exitw, UV_READABLE, exitw_cb);
+    uv_pipe_open(&p->in, fds[0][1]);
+    uv_pipe_open(&p->out, fds[1][0]);
+    uv_pipe_open(&p->err, fds[2][0]);
+    uv_pipe_open(&p->status, fds[3][0]);
     env_free(env);
-    p->pid = p->process.pid;
+    md_free(path);
     md_log(MD_LOG_NOTICE, "spawned: job=%s run=%s pid=%d", job->name, p->run_id, p->pid);
 
     uv_read_start((uv_stream_t *)&p->out, alloc_cb, read_cb);
@@ -591,10 +664,7 @@ static int proc_spawn(struct sup_job *job, int64_t slot, bool primary)
     uv_read_start((uv_stream_t *)&p->status, alloc_cb, read_cb);
     p->stdin_data = md_xstrdup(j->config_json ? j->config_json : "{}");
     {
-        size_t n = strlen(p->stdin_data);
-        uv_buf_t b;
-        p->stdin_data[n] = '\0';
-        b = uv_buf_init(p->stdin_data, (unsigned)n);
+        uv_buf_t b = uv_buf_init(p->stdin_data, (unsigned)strlen(p->stdin_data));
         p->write_req.data = p;
         r = uv_write(&p->write_req, (uv_stream_t *)&p->in, &b, 1, stdin_written_cb);
         if (r < 0)
@@ -605,9 +675,12 @@ static int proc_spawn(struct sup_job *job, int64_t slot, bool primary)
     return 0;
 
 fail:
+    for (int i = 0; i < 4; i++)
+        for (int k = 0; k < 2; k++)
+            if (fds[i][k] >= 0)
+                close(fds[i][k]);
     env_free(env);
-    if (!p->process_inited)
-        p->pending_closes--;
+    md_free(path);
     p->exited = true;
     p->primary = false; /* the prog hears of it through EV_SPAWN_FAILED, not an exit */
     proc_close_all(p);

@@ -34,7 +34,8 @@ enum sup_run_status {
 
 /* One live child process and its pipes.  Heap-allocated; freed in the last close_cb. */
 struct sup_proc {
-    uv_process_t process;
+    uv_poll_t exitw;    /* readable when the child has exited (a pidfd) */
+    int pidfd, errfd;   /* the pidfd, and the exec-error pipe (launch.h); closed in proc_free */
     uv_pipe_t in, out, err, status;
     uv_timer_t timeout; /* run timeout, then SIGKILL escalation for extra (allow) runs */
     uv_write_t write_req;
@@ -44,7 +45,7 @@ struct sup_proc {
     int pid;
     bool primary;   /* driven by the job's prog state machine */
     bool exited;
-    bool process_inited; /* uv_spawn was called: the process handle needs closing */
+    bool launched;  /* a child exists: exitw is initialized and needs closing */
     bool timed_out;
     bool killing;   /* extra run: SIGTERM sent, SIGKILL next */
     bool stop_group; /* copied from the job at spawn: the config may be swapped meanwhile */
