@@ -22,6 +22,14 @@ MD_NORETURN static void child(const struct sup_launch *l, int errw)
     int hi[4], e;
     sigset_t all;
 
+    /* Signals are blocked (see sup_launch) until the dispositions are back to default: a
+     * signal caught here would run meshd's libuv handler, which writes into the pipe it shares
+     * with the parent, and meshd would act on a signal meant for this child. */
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            signal(sig, SIG_DFL); /* meshd ignores SIGPIPE; a worker gets the default */
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
     if (setsid() < 0)
         goto fail;
     /* Move the four fds above 3 first, so installing one cannot clobber another. */
@@ -31,11 +39,6 @@ MD_NORETURN static void child(const struct sup_launch *l, int errw)
     for (int i = 0; i < 4; i++)
         if (dup2(hi[i], i) < 0) /* dup2 clears close-on-exec on the target */
             goto fail;
-    for (int sig = 1; sig < NSIG; sig++)
-        if (sig != SIGKILL && sig != SIGSTOP)
-            signal(sig, SIG_DFL); /* meshd ignores SIGPIPE; a worker gets the default */
-    sigemptyset(&all);
-    sigprocmask(SIG_SETMASK, &all, NULL);
     if (l->cwd != NULL && chdir(l->cwd) < 0)
         goto fail;
     if (l->set_ids) {
@@ -55,20 +58,23 @@ fail:
 int sup_launch(const struct sup_launch *l, pid_t *pid, int *pidfd, int *errfd)
 {
     int ep[2], fd, r;
+    sigset_t all, old;
     pid_t p;
 
     if ((r = sup_launch_pipe(ep)) < 0)
         return r;
+    sigfillset(&all);
+    sigprocmask(SIG_SETMASK, &all, &old);
     p = fork();
-    if (p < 0) {
-        r = -errno;
-        close(ep[0]);
-        close(ep[1]);
-        return r;
-    }
     if (p == 0)
         child(l, ep[1]);
+    r = p < 0 ? -errno : 0;
+    sigprocmask(SIG_SETMASK, &old, NULL);
     close(ep[1]);
+    if (r < 0) {
+        close(ep[0]);
+        return r;
+    }
     fd = pidfd_open(p, 0);
     if (fd < 0) {
         /* Kernel older than 5.3: nothing to watch the child with.  Take it back. */
