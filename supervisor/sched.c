@@ -369,7 +369,7 @@ static void clock_cb(uv_poll_t *h, int status, int events)
 static void state_save(struct sup *sup)
 {
     char *tmp = md_xasprintf("%s.tmp", sup->state_path);
-    FILE *f = fopen(tmp, "w");
+    FILE *f = fopen(tmp, "we");
 
     sup->state_dirty = false;
     if (f == NULL) {
@@ -388,7 +388,7 @@ static void state_save(struct sup *sup)
 
 static void state_load(struct sup *sup)
 {
-    FILE *f = fopen(sup->state_path, "r");
+    FILE *f = fopen(sup->state_path, "re");
     char line[512];
 
     if (f == NULL) {

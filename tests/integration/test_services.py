@@ -277,5 +277,33 @@ jobs:
     h.stop()
 
 
+def test_exec_failures_are_spawn_failures(h):
+    """A missing program, a file that is not executable and a missing workdir: each is a
+    failed start (retried, then FATAL), named in the log, and meshd runs on."""
+    noexec = h.path("noexec.sh")
+    with open(noexec, "w") as f:
+        f.write("#!/bin/sh\necho never\n")
+    os.chmod(noexec, 0o644)
+    h.config(node_yaml(h) + """
+defaults:
+  backoff: {initial: 50ms, max: 100ms}
+  max_retries: 1
+jobs:
+  nofile: {command: [no-such-program-here-xyz], schedule: always}
+  noexec: {command: [%s], schedule: always}
+  badcwd: {command: [/bin/true], schedule: always, workdir: %s}
+  fine: {command: %s, schedule: always}
+""" % (noexec, h.path("no/such/dir"), fw("loop")))
+    h.start()
+    h.wait_log(r"spawn failed: job=nofile .*No such file or directory", timeout=20)
+    h.wait_log(r"spawn failed: job=noexec .*Permission denied", timeout=20)
+    h.wait_log(r"spawn failed: job=badcwd .*No such file or directory", timeout=20)
+    for job in ("nofile", "noexec", "badcwd"):
+        h.wait_log(r"gave up: job=%s state=FATAL tries=2" % job, timeout=20)
+    check(h.running(), "meshd keeps running")
+    check(len(h.spawned_pids("fine")) == 1, "the healthy service was not disturbed")
+    h.stop()
+
+
 if __name__ == "__main__":
     harness.main(globals())
