@@ -1849,7 +1849,153 @@ static void node_build(struct ctx *c, const struct md__ynode *map)
         cfg->log_level = md_xstrdup("notice");
 }
 
-static const char *const top_keys[] = {"node", "defaults", "jobs"};
+/* ---- registry: ------------------------------------------------------------------------------- */
+
+/* Grammar:
+ *   size = 1*DIGIT [ "KiB" | "MiB" | "GiB" ]      ; plain bytes, or binary multiples
+ * No sign, no spaces, no fractions; overflow of uint64 is an error. */
+static bool parse_size(const char *s, uint64_t *out)
+{
+    static const struct {
+        const char *name;
+        uint64_t mul;
+    } units[] = {{"", 1}, {"KiB", 1ULL << 10}, {"MiB", 1ULL << 20}, {"GiB", 1ULL << 30}};
+    uint64_t v = 0;
+    const char *p = s;
+
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (v > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
+            return false;
+        v = v * 10 + (uint64_t)(*p - '0');
+    }
+    if (p == s)
+        return false;
+    for (size_t i = 0; i < MD_ARRAY_SIZE(units); i++) {
+        if (strcmp(p, units[i].name) == 0) {
+            if (v > UINT64_MAX / units[i].mul)
+                return false;
+            *out = v * units[i].mul;
+            return true;
+        }
+    }
+    return false;
+}
+
+#define KIB 1024ULL
+#define MIB (1024ULL * KIB)
+#define GIB (1024ULL * MIB)
+#define SEC 1000ULL
+#define HOUR (3600ULL * SEC)
+#define DAY (24ULL * HOUR)
+
+enum reg_type { RK_URL, RK_DURATION, RK_SIZE };
+
+static const struct reg_key {
+    const char *name;
+    enum reg_type type;
+    size_t off;             /* RK_DURATION, RK_SIZE: a uint64_t in struct md_config */
+    uint64_t def, min, max; /* ms or bytes */
+    const char *range;      /* the range as written in the docs, for messages */
+} reg_keys[] = {
+    {"url", RK_URL, 0, 0, 0, 0, NULL},
+    {"heartbeat", RK_DURATION, offsetof(struct md_config, heartbeat_ms), 30 * SEC, SEC, HOUR,
+     "1s..1h"},
+    {"retention", RK_DURATION, offsetof(struct md_config, retention_ms), 30 * DAY, HOUR,
+     3650 * DAY, "1h..3650d"},
+    {"journal_max", RK_SIZE, offsetof(struct md_config, journal_max_bytes), 64 * MIB, MIB,
+     64 * GIB, "1MiB..64GiB"},
+};
+
+/* registry.url: a string (an empty value counts as ""), ${VAR}-expanded like a job's env
+ * value.  The text is never put into a message: it may hold a password. */
+static void registry_url(struct ctx *c, const struct md__ynode *v, const char *path)
+{
+    struct md_config *cfg = c->cfg;
+    char buf[80];
+    const char *raw;
+    char *val;
+
+    if (v->type == MD__Y_BAD)
+        return;
+    if (md__ynode_is_null(v)) {
+        raw = "";
+    } else if (v->type != MD__Y_SCALAR) {
+        err_at(c, v, path, "expected a string, got %s", describe(v, buf, sizeof buf));
+        return;
+    } else if (strlen(v->value) != v->len) {
+        err_at(c, v, path, "the value contains a NUL character");
+        return;
+    } else {
+        raw = v->value;
+    }
+    if ((val = expand_env(c, v, raw, path)) == NULL)
+        return;
+    md_free(cfg->registry_url);
+    cfg->registry_url = val;
+    cfg->registry_url_set = true;
+}
+
+static void registry_build(struct ctx *c, const struct md__ynode *map)
+{
+    struct md_config *cfg = c->cfg;
+    char path[300], buf[80];
+    bool *dup;
+
+    for (size_t j = 0; j < MD_ARRAY_SIZE(reg_keys); j++)
+        if (reg_keys[j].type != RK_URL)
+            memcpy((char *)cfg + reg_keys[j].off, &reg_keys[j].def, sizeof(uint64_t));
+    if (map == NULL || md__ynode_is_null(map) || map->type == MD__Y_BAD)
+        return;
+    if (map->type != MD__Y_MAP) {
+        err_at(c, map, "registry", "expected a mapping, got %s", describe(map, buf, sizeof buf));
+        return;
+    }
+    dup = find_dups(c, map, "registry", false);
+    for (size_t i = 0; i + 1 < map->n; i += 2) {
+        const struct md__ynode *kn = map->kids[i], *vn = map->kids[i + 1];
+        const struct reg_key *k;
+        const char *s, *expect;
+        uint64_t val;
+        bool ok;
+        size_t j;
+
+        if (dup[i / 2] || !key_ok(c, kn, "registry"))
+            continue;
+        for (j = 0; j < MD_ARRAY_SIZE(reg_keys); j++)
+            if (strcmp(kn->value, reg_keys[j].name) == 0)
+                break;
+        if (j == MD_ARRAY_SIZE(reg_keys)) {
+            unknown_key(c, kn, "registry", reg_keys, MD_ARRAY_SIZE(reg_keys),
+                        sizeof reg_keys[0]);
+            continue;
+        }
+        k = &reg_keys[j];
+        snprintf(path, sizeof path, "registry.%s", k->name);
+        if (k->type == RK_URL) {
+            registry_url(c, vn, path);
+            continue;
+        }
+        expect = k->type == RK_DURATION ? "a duration like 30s, 5m or 1h30m"
+                                        : "a size in bytes or with KiB, MiB or GiB, like 64MiB";
+        if ((s = scalar(c, vn, path, expect)) == NULL)
+            continue;
+        ok = k->type == RK_DURATION ? md_duration_parse(s, &val) == 0 : parse_size(s, &val);
+        if (!ok) {
+            err_at(c, vn, path, "expected %s, got '%s'", expect,
+                   show(s, strlen(s), buf, sizeof buf));
+            continue;
+        }
+        if (val < k->min || val > k->max) {
+            err_at(c, vn, path, "'%s' is out of range %s", show(s, strlen(s), buf, sizeof buf),
+                   k->range);
+            continue;
+        }
+        memcpy((char *)cfg + k->off, &val, sizeof val);
+    }
+    md_free(dup);
+}
+
+static const char *const top_keys[] = {"node", "registry", "defaults", "jobs"};
 
 int md_config_parse(const char *text, size_t len, const char *name, struct md_config **out,
                     struct md_diag *diag)
@@ -1857,7 +2003,7 @@ int md_config_parse(const char *text, size_t len, const char *name, struct md_co
     struct md_diag local;
     struct ctx c = {0};
     struct md__ynode *root = NULL;
-    const struct md__ynode *sect[3] = {0};
+    const struct md__ynode *sect[MD_ARRAY_SIZE(top_keys)] = {0};
     struct defaults def;
     size_t first;
     char buf[80];
@@ -1909,8 +2055,9 @@ int md_config_parse(const char *text, size_t len, const char *name, struct md_co
     }
     md_free(dup);
     node_build(&c, sect[0]);
-    defaults_check(&c, sect[1], &def);
-    jobs_build(&c, sect[2], &def);
+    registry_build(&c, sect[1]);
+    defaults_check(&c, sect[2], &def);
+    jobs_build(&c, sect[3], &def);
 out:
     md__ynode_free(root);
     diag_sort(diag, first);
@@ -1985,6 +2132,7 @@ void md_config_free(struct md_config *cfg)
     md_free(cfg->state_dir);
     md_free(cfg->worker_dir);
     md_free(cfg->log_level);
+    md_free(cfg->registry_url);
     md_free(cfg);
 }
 

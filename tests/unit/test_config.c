@@ -596,6 +596,168 @@ TEST(node_values)
     T_ASSERT_EQ(4, diag.nerrors);
 }
 
+/* ---- registry: -------------------------------------------------------------------------- */
+
+#define MIB_ (1024ULL * 1024)
+#define DAY_MS (86400ULL * 1000)
+
+TEST(registry_defaults_without_section)
+{
+    static const char *const files[] = {
+        JOB "    schedule: '@daily'\n",
+        "registry:\n" JOB "    schedule: '@daily'\n",
+        "registry: {}\n" JOB "    schedule: '@daily'\n",
+    };
+
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        T_OK(files[i]);
+        T_ASSERT_EQ(0, diag.n);
+        T_ASSERT_TRUE(cfg->registry_url == NULL);
+        T_ASSERT_TRUE(!cfg->registry_url_set);
+        T_ASSERT_EQ(30000, cfg->heartbeat_ms);
+        T_ASSERT_EQ(30 * DAY_MS, cfg->retention_ms);
+        T_ASSERT_EQ(64 * MIB_, cfg->journal_max_bytes);
+    }
+}
+
+TEST(registry_values)
+{
+    setenv("MD_T_REG_HOST", "db.example", 1);
+    setenv("MD_T_REG_PASS", "s3cret", 1);
+    unsetenv("MD_T_UNSET");
+    T_OK("registry:\n"
+         "  url: 'postgres://meshd:${MD_T_REG_PASS}@${MD_T_REG_HOST}:5432/meshd'\n"
+         "  heartbeat: 1s\n"
+         "  retention: 1h\n"
+         "  journal_max: 1048576\n"
+         JOB "    schedule: '@daily'\n");
+    T_ASSERT_EQ(0, diag.n);
+    T_ASSERT_STREQ("postgres://meshd:s3cret@db.example:5432/meshd", cfg->registry_url);
+    T_ASSERT_TRUE(cfg->registry_url_set);
+    T_ASSERT_EQ(1000, cfg->heartbeat_ms);
+    T_ASSERT_EQ(3600000, cfg->retention_ms);
+    T_ASSERT_EQ(MIB_, cfg->journal_max_bytes);
+
+    /* The upper bounds, a conninfo default, and the other size suffixes. */
+    T_OK("registry:\n"
+         "  url: ${MD_T_UNSET:-host=localhost dbname=meshd}\n"
+         "  heartbeat: 1h\n"
+         "  retention: 3650d\n"
+         "  journal_max: 64GiB\n"
+         JOB "    schedule: '@daily'\n");
+    T_ASSERT_STREQ("host=localhost dbname=meshd", cfg->registry_url);
+    T_ASSERT_EQ(3600000, cfg->heartbeat_ms);
+    T_ASSERT_EQ(3650 * DAY_MS, cfg->retention_ms);
+    T_ASSERT_EQ(64ULL * 1024 * MIB_, cfg->journal_max_bytes);
+
+    T_OK("registry: {heartbeat: 1m30s, retention: 7d12h, journal_max: 2048KiB}\n"
+         JOB "    schedule: '@daily'\n");
+    T_ASSERT_TRUE(cfg->registry_url == NULL && !cfg->registry_url_set);
+    T_ASSERT_EQ(90000, cfg->heartbeat_ms);
+    T_ASSERT_EQ(7 * DAY_MS + 12 * 3600000ULL, cfg->retention_ms);
+    T_ASSERT_EQ(2 * MIB_, cfg->journal_max_bytes);
+    T_OK("registry: {heartbeat: 30, journal_max: 3MiB}\n" JOB "    schedule: '@daily'\n");
+    T_ASSERT_EQ(30000, cfg->heartbeat_ms);
+    T_ASSERT_EQ(3 * MIB_, cfg->journal_max_bytes);
+}
+
+TEST(registry_url_empty_is_no_database)
+{
+    setenv("MD_T_EMPTY", "", 1);
+    T_OK("registry:\n  url: \"\"\n" JOB "    schedule: '@daily'\n");
+    T_ASSERT_TRUE(cfg->registry_url_set);
+    T_ASSERT_STREQ("", cfg->registry_url);
+    T_OK("registry:\n  url:\n" JOB "    schedule: '@daily'\n");
+    T_ASSERT_TRUE(cfg->registry_url_set);
+    T_ASSERT_STREQ("", cfg->registry_url);
+    T_OK("registry:\n  url: ${MD_T_EMPTY}\n" JOB "    schedule: '@daily'\n");
+    T_ASSERT_TRUE(cfg->registry_url_set);
+    T_ASSERT_STREQ("", cfg->registry_url);
+}
+
+TEST(registry_bad_values)
+{
+    T_BAD("registry:\n"
+          "  heartbeat: 5x\n"
+          "  retention: 30m\n"
+          "  journal_max: 64MB\n"
+          JOB "    schedule: '@daily'\n");
+    T_ERR(2, 14, "key 'registry.heartbeat': expected a duration like 30s, 5m or 1h30m, got '5x'");
+    T_ERR(3, 14, "key 'registry.retention': '30m' is out of range 1h..3650d");
+    T_ERR(4, 16, "key 'registry.journal_max': expected a size in bytes or with KiB, MiB or GiB, "
+                 "like 64MiB, got '64MB'");
+    T_ASSERT_EQ(3, diag.nerrors);
+
+    T_BAD("registry:\n"
+          "  heartbeat: 0s\n"
+          "  retention: 3651d\n"
+          "  journal_max: 512KiB\n"
+          JOB "    schedule: '@daily'\n");
+    T_ERR(2, 14, "key 'registry.heartbeat': '0s' is out of range 1s..1h");
+    T_ERR(3, 14, "key 'registry.retention': '3651d' is out of range 1h..3650d");
+    T_ERR(4, 16, "key 'registry.journal_max': '512KiB' is out of range 1MiB..64GiB");
+    T_ASSERT_EQ(3, diag.nerrors);
+
+    T_BAD("registry:\n"
+          "  heartbeat: 61m\n"
+          "  journal_max: 99999999999999999999GiB\n"
+          "  retention:\n"
+          "  url: [a]\n"
+          JOB "    schedule: '@daily'\n");
+    T_ERR(2, 14, "key 'registry.heartbeat': '61m' is out of range 1s..1h");
+    T_ERR(3, 16, "key 'registry.journal_max': expected a size");
+    T_ERR(4, 13, "key 'registry.retention': expected a duration like 30s, 5m or 1h30m, got an "
+                 "empty value");
+    T_ERR(5, 8, "key 'registry.url': expected a string, got a sequence");
+    T_ASSERT_EQ(4, diag.nerrors);
+
+    T_BAD("registry: 5\n" JOB "    schedule: '@daily'\n");
+    T_ERR(1, 11, "key 'registry': expected a mapping, got '5'");
+    T_BAD("registry:\n  heartbeat: 1s\n  heartbeat: 2s\n" JOB "    schedule: '@daily'\n");
+    T_ERR(3, 3, "duplicate key 'registry.heartbeat' (first at line 2)");
+}
+
+TEST(registry_unknown_keys)
+{
+    T_BAD("regsitry:\n"
+          "  url: x\n"
+          "registry:\n"
+          "  hartbeat: 30s\n"
+          "  journal-max: 1MiB\n"
+          "  dsn: x\n"
+          JOB "    schedule: '@daily'\n");
+    T_ERR(1, 1, "unknown key 'regsitry' (did you mean 'registry'?)");
+    T_ERR(4, 3, "unknown key 'registry.hartbeat' (did you mean 'heartbeat'?)");
+    T_ERR(5, 3, "unknown key 'registry.journal-max' (did you mean 'journal_max'?)");
+    T_ERR(6, 3, "unknown key 'registry.dsn'");
+    T_ASSERT_TRUE(strstr(find_diag("registry.dsn")->msg, "did you mean") == NULL);
+    T_ASSERT_EQ(4, diag.nerrors);
+}
+
+TEST(registry_url_errors_never_show_values)
+{
+    setenv("MD_T_SECRET", "hunter2", 1);
+    unsetenv("MD_T_UNSET");
+    T_BAD("registry:\n"
+          "  url: 'postgres://u:${MD_T_SECRET}@h/${MD_T_UNSET}'\n"
+          JOB "    schedule: '@daily'\n");
+    T_ERR(2, 39, "key 'registry.url': environment variable 'MD_T_UNSET' is not set (write "
+                 "${MD_T_UNSET:-default} to give a default)");
+    T_ASSERT_EQ(1, diag.nerrors);
+    T_BAD("registry:\n"
+          "  url: postgres://u:hunter2@h/$db\n"
+          JOB "    schedule: '@daily'\n");
+    T_ERR(2, 31, "key 'registry.url': '$' must start ${NAME}");
+    T_ASSERT_EQ(1, diag.nerrors);
+    for (size_t i = 0; i < diag.n; i++)
+        T_ASSERT_TRUE(strstr(diag.items[i].msg, "hunter2") == NULL);
+    T_BAD("registry:\n"
+          "  url: 'postgres://u:${MD_T_SECRET}@h/${MD_T_UNSET}'\n"
+          JOB "    schedule: '@daily'\n");
+    for (size_t i = 0; i < diag.n; i++)
+        T_ASSERT_TRUE(strstr(diag.items[i].msg, "hunter2") == NULL);
+}
+
 TEST(signals)
 {
     static const struct {

@@ -1,8 +1,9 @@
 /* md_config.h - the YAML schedule, loaded into typed structs.
  *
- * The file has three top-level sections:
+ * The file has four top-level sections:
  *
  *   node:      name, environment, state_dir, worker_dir, log_level
+ *   registry:  url, heartbeat, retention, journal_max (the shared database; optional)
  *   defaults:  any job key except the ones that say what and when to run
  *   jobs:      a mapping from job name to job settings
  *
@@ -84,6 +85,18 @@ struct md_config {
     char *state_dir;     /* default: "var/state" (relative to meshd's working directory) */
     char *worker_dir;    /* default: the libexec/meshd directory beside the meshd binary */
     char *log_level;     /* "error|warn|notice|info|debug", default "notice" */
+
+    /* registry: the shared database.  Every field has its default even without the section. */
+    char *registry_url;  /* libpq URL or key=value conninfo, after ${VAR} expansion; may hold
+                          * a password: never log it.  NULL when registry.url is absent (the
+                          * daemon then falls back to $DATABASE_URL itself); "" when it was
+                          * given but expanded to empty: explicitly no database. */
+    bool registry_url_set;      /* registry.url was given, even if it expanded to "" */
+    uint64_t heartbeat_ms;      /* node heartbeat period, 1s..1h, default 30s */
+    uint64_t retention_ms;      /* run history, metrics and processed messages older than this
+                                 * are pruned; 1h..3650d, default 30d */
+    uint64_t journal_max_bytes; /* bound of the local journal, 1MiB..64GiB, default 64MiB */
+
     struct md_job *jobs; /* in file order */
     size_t njobs;
 };
