@@ -33,6 +33,7 @@
 
 #include "meshd/md_alloc.h"
 #include "meshd/md_log.h"
+#include "registry.h"
 #include "sup.h"
 
 /* A slot that starts within this long of its due time is on time, not a catch-up. */
@@ -207,6 +208,7 @@ static void run_slot(struct sup_job *job, int64_t slot)
             job->runs_skipped++;
             md_log(MD_LOG_WARN, "skipped: job=%s slot=%s reason=previous run %s still %s",
                    job->name, when, job->run_id, prog_state_name(job->prog.state));
+            sup_reg_slot(job, "run_skipped", slot, "previous run still active");
             return;
         case MD_CONC_REPLACE:
             md_log(MD_LOG_NOTICE, "replacing: job=%s slot=%s old_run=%s", job->name, when,
@@ -264,6 +266,7 @@ static void job_due(struct sup_job *job, int64_t now_ms, const char *why)
                 fmt_slot(s, j->tz, a, sizeof a);
                 md_log(MD_LOG_WARN, "missed: job=%s slot=%s reason=%s; a later slot superseded it",
                        job->name, a, why);
+                sup_reg_slot(job, "run_missed", s, why);
                 if (md_cron_next(&j->cron, j->tz, s, &s) < 0)
                     break;
             }
@@ -284,6 +287,7 @@ static void job_due(struct sup_job *job, int64_t now_ms, const char *why)
         run_slot(job, latest);
     } else {
         job->runs_missed++;
+        sup_reg_slot(job, "run_missed", latest, why);
         md_log(MD_LOG_WARN, "missed: job=%s slot=%s late_ms=%" PRId64
                " reason=%s; outside the catch-up window of %" PRIu64 "s",
                job->name, a, late, why, j->catchup_ms / 1000);
@@ -614,6 +618,11 @@ int sup_start(struct sup *sup, uv_loop_t *loop, struct md_config *cfg, const cha
     for (size_t i = cfg->njobs; i-- > 0;)
         job_new(sup, &cfg->jobs[i]);
     state_load(sup);
+    if (sup_registry_start(sup) < 0)
+        md_log(MD_LOG_WARN, "running without a registry");
+    sup_reg_node(sup, "up");
+    for (struct sup_job *job = sup->jobs; job != NULL; job = job->next)
+        sup_reg_job(job);
     md_log(MD_LOG_NOTICE, "started: node=%s environment=%s jobs=%zu config=%s", cfg->node_name,
            cfg->node_env, cfg->njobs, config_path);
     for (struct sup_job *job = sup->jobs; job != NULL; job = job->next)
@@ -749,6 +758,14 @@ static void shutdown_finish(struct sup *sup)
     } else if (orphans_each(sup, orphan_wait) > 0) {
         return; /* more SIGCHLDs (or the timer) will call us again */
     }
+    if (!sup->reg_stopping) {
+        /* Last: record the node as down and give the registry a moment to ship. */
+        sup->reg_stopping = true;
+        sup_registry_stop(sup, shutdown_finish);
+        return;
+    }
+    if (sup->reg != NULL)
+        return; /* sup_registry_stop calls us again when it is done */
     sup->closed = true;
     uv_timer_stop(&sup->orphan_timer);
     uv_close((uv_handle_t *)&sup->orphan_timer, sup_close_cb);

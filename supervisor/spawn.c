@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "launch.h"
+#include "registry.h"
 #include "meshd/md_alloc.h"
 #include "meshd/md_log.h"
 #include "meshd/md_status.h"
@@ -105,6 +106,8 @@ static void proc_free(struct sup_proc *p)
 {
     struct sup_job *job = p->job;
 
+    if (job != NULL && p->end_recorded)
+        sup_reg_run_end(job, p, p->run_id, p->end_status, p->end_code, p->end_signal, NULL);
     if (job != NULL) {
         /* Keep this run's output tail as the job's last run record. */
         tail_clear(job->last_tail);
@@ -287,6 +290,8 @@ static void status_line_cb(void *ud, const char *line, size_t len, int flags)
         md_log(MD_LOG_INFO, "result: job=%s run=%s status=%s", name, p->run_id, p->result);
         break;
     }
+    if (job != NULL)
+        sup_reg_status(job, p, &ev);
     md_status_event_cleanup(&ev);
 }
 
@@ -370,6 +375,7 @@ static void proc_exited(struct sup_proc *p, int exit_status, int term_signal)
                                                job->prog.state == PROG_STOPPING);
 
     p->exited = true;
+    p->duration_ms = dur;
     if (term_signal != 0)
         md_log(MD_LOG_NOTICE, "exited: job=%s run=%s pid=%d signal=%s duration_ms=%" PRIu64
                " expected=%s", name, p->run_id, p->pid, strsignal(term_signal), dur,
@@ -386,11 +392,17 @@ static void proc_exited(struct sup_proc *p, int exit_status, int term_signal)
 
     uv_timer_stop(&p->timeout);
     if (job != NULL && p->primary) {
+        job->ending = p;
         sup_job_event(job, EV_EXITED, (int)exit_status, term_signal);
+        job->ending = NULL;
     } else if (job != NULL) {
         enum sup_run_status st = p->timed_out ? RUN_TIMED_OUT
                                  : (exit_status == 0 && term_signal == 0) ? RUN_SUCCEEDED
                                  : p->killing ? RUN_STOPPED : RUN_FAILED;
+        p->end_recorded = true;
+        p->end_status = run_status_name(st);
+        p->end_code = exit_status;
+        p->end_signal = term_signal;
         if (st == RUN_SUCCEEDED)
             job->runs_ok++;
         else
@@ -417,10 +429,17 @@ static void proc_exec_failed(struct sup_proc *p, int err)
     close_once(p, (uv_handle_t *)&p->exitw);
     close_once(p, (uv_handle_t *)&p->in);
     uv_timer_start(&p->timeout, drain_timer_cb, DRAIN_MS, 0);
-    if (job != NULL && p->primary)
+    p->duration_ms = uv_now(p->exitw.loop) - p->started_ms;
+    if (job != NULL && p->primary) {
+        job->ending = p;
         sup_job_event(job, EV_SPAWN_FAILED, err, 0);
-    else if (job != NULL)
+        job->ending = NULL;
+    } else if (job != NULL) {
         job->runs_failed++;
+        p->end_recorded = true;
+        p->end_status = "failed";
+        p->end_code = err;
+    }
     maybe_finish(p);
 }
 
@@ -658,6 +677,7 @@ static int proc_spawn(struct sup_job *job, int64_t slot, bool primary)
     env_free(env);
     md_free(path);
     md_log(MD_LOG_NOTICE, "spawned: job=%s run=%s pid=%d", job->name, p->run_id, p->pid);
+    sup_reg_run_start(job, p);
 
     uv_read_start((uv_stream_t *)&p->out, alloc_cb, read_cb);
     uv_read_start((uv_stream_t *)&p->err, alloc_cb, read_cb);
@@ -715,6 +735,17 @@ static void record_run(struct sup_job *job, const struct prog_actions *act)
         job->runs_ok++;
     else
         job->runs_failed++;
+    if (job->ending != NULL) {
+        /* Shipped when the proc is freed, with its whole output tail. */
+        job->ending->end_recorded = true;
+        job->ending->end_status = run_status_name(st);
+        job->ending->end_code = job->prog.last_exit_code;
+        job->ending->end_signal = job->prog.last_signal;
+    } else {
+        /* Nothing was launched (unknown program, no such user, out of pipes). */
+        sup_reg_run_end(job, NULL, job->run_id, run_status_name(st), job->prog.last_exit_code,
+                        job->prog.last_signal, "spawn failed");
+    }
     md_log(st == RUN_SUCCEEDED ? MD_LOG_INFO : MD_LOG_NOTICE,
            "run done: job=%s run=%s status=%s code=%d signal=%d", job->name, job->run_id,
            run_status_name(st), job->prog.last_exit_code, job->prog.last_signal);
@@ -743,6 +774,7 @@ void sup_job_event(struct sup_job *job, enum prog_event ev, int exit_code, int t
     if (act.flags & ACT_RUN_DONE)
         record_run(job, &act);
     if (act.from != act.to) {
+        sup_reg_job(job);
         if (act.to == PROG_BACKOFF)
             md_log(MD_LOG_NOTICE, "backoff: job=%s delay_ms=%" PRIu64 " tries=%u reason=%s",
                    job->name, act.timer_ms, job->prog.tries, act.reason);

@@ -60,6 +60,12 @@ struct sup_proc {
     unsigned tail_next;
     unsigned bad_status;
     char *result; /* last {"event":"result"} status word, or NULL */
+    uint64_t duration_ms;
+    /* How the run ended, set when it is recorded; the registry's run_end goes out when the proc
+     * is freed, after the pipes were drained, so it carries the whole output tail. */
+    bool end_recorded;
+    const char *end_status;
+    int end_code, end_signal;
 };
 
 struct sup_job {
@@ -80,6 +86,7 @@ struct sup_job {
     int64_t cur_slot;          /* slot of the primary's current run, 0 if none */
     int64_t pending_slot;      /* replace: slot to start once the current run has stopped */
     char run_id[SUP_RUN_ID_MAX];
+    struct sup_proc *ending;   /* the proc whose exit is being fed to the prog, or NULL */
 
     /* Lifecycle. */
     bool retired;              /* removed by reload: free once procs are gone */
@@ -95,8 +102,11 @@ struct sup_job {
     char *last_tail[SUP_TAIL_LINES];
 };
 
+struct sup_registry;
+
 struct sup {
     uv_loop_t *loop;
+    struct sup_registry *reg;  /* NULL when the registry is off (registry.h) */
     struct md_config *cfg;
     char *config_path;
     struct sup_job *jobs;
@@ -117,6 +127,7 @@ struct sup {
     bool stopping;         /* graceful stop in progress */
     bool closed;           /* the root handles are closing: the loop is about to end */
     int orphan_phase;      /* shutdown: 0 not yet, 1 TERM sent to adopted orphans, 2 KILL sent */
+    bool reg_stopping;     /* shutdown: waiting for the registry to ship and close */
     uv_timer_t orphan_timer;
     unsigned stop_signals; /* SIGTERM/SIGINT received */
     bool state_dirty;

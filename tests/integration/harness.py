@@ -216,6 +216,7 @@ class Harness:
         e = dict(os.environ)
         e["ITEST_MESHD_TOKEN"] = self.token
         e.pop("MESHD_CONFIG", None)
+        e.pop("DATABASE_URL", None)  # a test that wants a registry passes it in env
         if env:
             e.update(env)
         argv = list(wrap or []) + [MESHD, "-c", config or self.cfg_path]

@@ -1,0 +1,655 @@
+/* registry.c - journal every registry event, ship batches to PostgreSQL (see registry.h).
+ *
+ * Flow: an event is built with cJSON, appended to the journal (which assigns its id), and a
+ * short coalescing timer is armed.  When it fires and nothing is in flight, the pending events
+ * after the ack watermark (at most BATCH_MAX, BATCH_BYTES) are sent as one JSON array in one
+ * statement; on success the batch is acked, on failure it stays pending and is sent again
+ * after RETRY_MS or the next reconnect.  At most one batch is in flight, so acks come in order.
+ *
+ * The event's id ("<node>/<journal id>") is not stored in the journal record (the journal
+ * assigns the id while appending); it is put in front of each record when a batch is built.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "meshd/md_alloc.h"
+#include "meshd/md_db.h"
+#include "meshd/md_journal.h"
+#include "meshd/md_log.h"
+#include "meshd/md_migrate.h"
+#include "registry.h"
+#include "sup.h"
+
+#define COALESCE_MS 20          /* events of one burst go out together */
+#define RETRY_MS 2000           /* after a failed batch or migration */
+#define SYNC_MS 1000            /* journal fdatasync at most this often */
+#define STOP_GRACE_MS 1000      /* at shutdown, time to ship what is pending */
+#define PRUNE_EVERY_MS 300000   /* retention pass */
+#define BATCH_MAX 500
+#define BATCH_BYTES (4u << 20)
+
+struct sup_registry {
+    struct sup *sup;
+    struct md_journal *journal;
+    struct md_db *db;
+    uv_timer_t flush;  /* coalescing window, retry delay */
+    uv_timer_t sync;   /* journal fdatasync */
+    uv_timer_t tick;   /* heartbeat, retention; also the stop deadline */
+    char *id_prefix;   /* {"id":"<node, JSON-escaped>/ */
+    const struct md_migration *migs;
+    size_t nmigs, mig_next;
+    int mig_outcome;
+    bool migrated, migrating, inflight, stopping, closed;
+    uint64_t inflight_last;
+    uint64_t last_prune_ms;
+    int pending_closes;
+    void (*done)(struct sup *);
+};
+
+static void fmt_at(int64_t ms, char *buf, size_t len)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+
+    gmtime_r(&t, &tm);
+    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+}
+
+static void add_time(cJSON *o, const char *key, int64_t ms)
+{
+    char buf[64];
+
+    fmt_at(ms, buf, sizeof buf);
+    cJSON_AddStringToObject(o, key, buf);
+}
+
+static cJSON *event_new(struct sup *sup, const char *type)
+{
+    cJSON *o = cJSON_CreateObject();
+
+    if (o == NULL)
+        abort(); /* cJSON allocates with malloc: out of memory */
+    cJSON_AddStringToObject(o, "type", type);
+    add_time(o, "at", sup_wall_ms());
+    cJSON_AddStringToObject(o, "node", sup->cfg->node_name);
+    cJSON_AddStringToObject(o, "env", sup->cfg->node_env);
+    return o;
+}
+
+static void flush_cb(uv_timer_t *t);
+static void sync_cb(uv_timer_t *t);
+static void kick(struct sup_registry *r, uint64_t delay_ms);
+
+/* Appends the event (takes ownership of o) and arms the flush. */
+static void emit(struct sup *sup, cJSON *o, enum md_jprio prio)
+{
+    struct sup_registry *r = sup->reg;
+    char *json;
+    uint64_t id;
+    int rc;
+
+    if (r == NULL || r->closed) {
+        cJSON_Delete(o);
+        return;
+    }
+    json = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (json == NULL)
+        abort();
+    rc = md_journal_append(r->journal, prio, json, strlen(json), &id);
+    if (rc < 0)
+        md_log_err(MD_LOG_WARN, rc, "registry event not journalled: bytes=%zu", strlen(json));
+    cJSON_free(json);
+    if (!uv_is_active((uv_handle_t *)&r->sync))
+        uv_timer_start(&r->sync, sync_cb, SYNC_MS, 0);
+    kick(r, COALESCE_MS);
+}
+
+/* ---- batches ----------------------------------------------------------------------------- */
+
+struct batch {
+    char *buf;
+    size_t len, cap;
+    size_t n;
+    uint64_t last;
+    const char *prefix;
+};
+
+static void batch_put(struct batch *b, const char *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        while (b->len + n + 1 > b->cap)
+            b->cap = b->cap ? b->cap * 2 : 8192;
+        b->buf = md_xrealloc(b->buf, b->cap);
+    }
+    memcpy(b->buf + b->len, s, n);
+    b->len += n;
+    b->buf[b->len] = '\0';
+}
+
+static int batch_visit(void *ud, uint64_t id, enum md_jprio prio, const char *json, size_t len)
+{
+    struct batch *b = ud;
+    char idbuf[32];
+
+    (void)prio;
+    if (len < 2 || json[0] != '{')
+        return 0; /* not ours: skip (never written by this file) */
+    batch_put(b, b->n ? "," : "[", 1);
+    batch_put(b, b->prefix, strlen(b->prefix));
+    snprintf(idbuf, sizeof idbuf, "%" PRIu64 "\"", id);
+    batch_put(b, idbuf, strlen(idbuf));
+    if (len > 2)
+        batch_put(b, ",", 1);
+    batch_put(b, json + 1, len - 1);
+    b->n++;
+    b->last = id;
+    return b->len >= BATCH_BYTES;
+}
+
+static const char *field(const PGresult *res, int code)
+{
+    const char *v = PQresultErrorField(res, code);
+    return v != NULL ? v : "-";
+}
+
+static void batch_cb(void *ud, int status, PGresult *res)
+{
+    struct sup_registry *r = ud;
+    int rc;
+
+    if (res != NULL) {
+        if (status < 0)
+            md_log(MD_LOG_WARN, "registry write failed: sqlstate=%s error=%s",
+                   field(res, PG_DIAG_SQLSTATE), field(res, PG_DIAG_MESSAGE_PRIMARY));
+        return;
+    }
+    r->inflight = false;
+    if (status < 0) {
+        if (!r->closed)
+            kick(r, RETRY_MS);
+        return;
+    }
+    rc = md_journal_ack(r->journal, r->inflight_last);
+    if (rc < 0)
+        md_log_err(MD_LOG_WARN, rc, "journal ack: id=%" PRIu64, r->inflight_last);
+    if (md_journal_count(r->journal) > 0)
+        kick(r, 0);
+}
+
+static void send_batch(struct sup_registry *r)
+{
+    struct batch b = {.prefix = r->id_prefix};
+    const char *params[1];
+    enum md_db_state st;
+    int rc;
+
+    if (r->db == NULL || r->inflight || !r->migrated)
+        return;
+    st = md_db_state(r->db);
+    if (st != MD_DB_IDLE && st != MD_DB_BUSY)
+        return; /* the reconnect will kick us */
+    md_journal_pending(r->journal, md_journal_acked(r->journal), batch_visit, &b, BATCH_MAX);
+    if (b.n == 0) {
+        md_free(b.buf);
+        return;
+    }
+    batch_put(&b, "]", 1);
+    params[0] = b.buf;
+    rc = md_db_send(r->db, "SELECT meshd_apply_events($1::jsonb)", 1, params, batch_cb, r);
+    md_free(b.buf);
+    if (rc < 0) {
+        md_log_err(MD_LOG_WARN, rc, "registry batch not queued: events=%zu", b.n);
+        kick(r, RETRY_MS);
+        return;
+    }
+    r->inflight = true;
+    r->inflight_last = b.last;
+}
+
+static void flush_cb(uv_timer_t *t)
+{
+    struct sup_registry *r = MD_CONTAINER_OF(t, struct sup_registry, flush);
+
+    send_batch(r);
+}
+
+static void kick(struct sup_registry *r, uint64_t delay_ms)
+{
+    if (r->db == NULL || r->closed)
+        return;
+    /* A pending earlier flush stands; a retry delay never postpones a sooner flush. */
+    if (uv_is_active((uv_handle_t *)&r->flush) &&
+        uv_timer_get_due_in(&r->flush) <= delay_ms)
+        return;
+    uv_timer_start(&r->flush, flush_cb, delay_ms, 0);
+}
+
+/* ---- migrations, connection ------------------------------------------------------------- */
+
+static void migrate_next(struct sup_registry *r);
+
+static void migrate_cb(void *ud, int status, PGresult *res)
+{
+    struct sup_registry *r = ud;
+    const struct md_migration *m = &r->migs[r->mig_next];
+
+    if (res != NULL) {
+        int o = md_migration_outcome(res);
+        if (o >= 0)
+            r->mig_outcome = o;
+        else if (status < 0)
+            md_log(MD_LOG_ERROR, "migration failed: version=%d name=%s error=%s", m->version,
+                   m->name, PQresultErrorMessage(res));
+        return;
+    }
+    if (status < 0) {
+        r->migrating = false;
+        kick(r, RETRY_MS); /* flush_cb retries the migrations first */
+        return;
+    }
+    if (r->mig_outcome == MD_MIGRATION_APPLIED)
+        md_log(MD_LOG_NOTICE, "migrated: version=%d name=%s", m->version, m->name);
+    else if (r->mig_outcome == MD_MIGRATION_CHANGED)
+        md_log(MD_LOG_WARN, "migration edited after release: version=%d name=%s", m->version,
+               m->name);
+    r->mig_next++;
+    migrate_next(r);
+}
+
+static void migrate_next(struct sup_registry *r)
+{
+    char *sql;
+    int rc;
+
+    if (r->mig_next == r->nmigs) {
+        r->migrating = false;
+        r->migrated = true;
+        md_log(MD_LOG_NOTICE, "registry ready: target=%s pending=%zu", md_db_target(r->db),
+               md_journal_count(r->journal));
+        kick(r, 0);
+        return;
+    }
+    r->migrating = true;
+    r->mig_outcome = -1;
+    sql = md_migration_script(&r->migs[r->mig_next]);
+    rc = md_db_send(r->db, sql, 0, NULL, migrate_cb, r);
+    md_free(sql);
+    if (rc < 0) {
+        r->migrating = false;
+        kick(r, RETRY_MS);
+    }
+}
+
+static void db_state_cb(struct md_db *db, enum md_db_state st, void *ud)
+{
+    struct sup_registry *r = ud;
+
+    (void)db;
+    if (st != MD_DB_IDLE || r->closed)
+        return;
+    if (!r->migrated && !r->migrating) {
+        r->mig_next = 0;
+        migrate_next(r);
+    } else if (r->migrated) {
+        kick(r, 0);
+    }
+}
+
+/* ---- timers ------------------------------------------------------------------------------ */
+
+static void sync_cb(uv_timer_t *t)
+{
+    struct sup_registry *r = MD_CONTAINER_OF(t, struct sup_registry, sync);
+    int rc = md_journal_sync(r->journal);
+
+    if (rc < 0)
+        md_log_err(MD_LOG_WARN, rc, "journal sync");
+}
+
+static void overflow_cb(void *ud, size_t dropped, uint64_t bytes)
+{
+    struct sup *sup = ud;
+
+    md_log(MD_LOG_ERROR, "journal full: dropped=%zu bytes=%" PRIu64 " bound=%" PRIu64
+           "; the database has been away too long", dropped, bytes,
+           sup->cfg->journal_max_bytes);
+}
+
+static void prune_cb(void *ud, int status, PGresult *res)
+{
+    (void)ud;
+    if (res != NULL && status < 0)
+        md_log(MD_LOG_WARN, "retention prune failed: %s", PQresultErrorMessage(res));
+}
+
+static void tick_cb(uv_timer_t *t)
+{
+    struct sup_registry *r = MD_CONTAINER_OF(t, struct sup_registry, tick);
+    struct sup *sup = r->sup;
+    uint64_t now = uv_now(sup->loop);
+
+    emit(sup, event_new(sup, "heartbeat"), MD_JPRIO_HEARTBEAT);
+    if (r->migrated && now - r->last_prune_ms >= PRUNE_EVERY_MS) {
+        char interval[48];
+        const char *params[1] = {interval};
+        r->last_prune_ms = now;
+        snprintf(interval, sizeof interval, "%" PRIu64 " seconds",
+                 sup->cfg->retention_ms / 1000);
+        if (md_db_send(r->db, "SELECT meshd_prune($1::interval, 1000)", 1, params, prune_cb,
+                       r) < 0)
+            md_log(MD_LOG_WARN, "retention prune not queued");
+    }
+}
+
+/* ---- start / stop ------------------------------------------------------------------------ */
+
+int sup_registry_start(struct sup *sup)
+{
+    const struct md_config *cfg = sup->cfg;
+    const char *url = cfg->registry_url_set ? cfg->registry_url : getenv("DATABASE_URL");
+    struct md_journal_opts jo = {0};
+    struct md_db_config dc = {0};
+    struct sup_registry *r;
+    char *dir, *node;
+    cJSON *s;
+    int rc;
+
+    if (url == NULL || *url == '\0') {
+        md_log(MD_LOG_NOTICE, "registry off: no registry.url and no DATABASE_URL");
+        return 0;
+    }
+    r = md_xcalloc(1, sizeof *r);
+    r->sup = sup;
+    jo.max_bytes = cfg->journal_max_bytes;
+    jo.overflow_cb = overflow_cb;
+    jo.ud = sup;
+    dir = md_xasprintf("%s/journal", cfg->state_dir);
+    rc = md_journal_open(dir, &jo, &r->journal);
+    if (rc < 0) {
+        md_log_err(MD_LOG_ERROR, rc, "registry off: journal not opened: dir=%s", dir);
+        md_free(dir);
+        md_free(r);
+        return rc;
+    }
+    md_free(dir);
+    s = cJSON_CreateString(cfg->node_name);
+    node = cJSON_PrintUnformatted(s);
+    cJSON_Delete(s);
+    /* node is "\"name\"": keep the escaped name without its closing quote. */
+    node[strlen(node) - 1] = '\0';
+    r->id_prefix = md_xasprintf("{\"id\":%s/", node);
+    cJSON_free(node);
+    r->nmigs = md_migrations(&r->migs);
+
+    uv_timer_init(sup->loop, &r->flush);
+    uv_timer_init(sup->loop, &r->sync);
+    uv_timer_init(sup->loop, &r->tick);
+    r->pending_closes = 3;
+    sup->reg = r;
+
+    dc.conninfo = url;
+    dc.on_connect = "SET application_name = 'meshd'";
+    dc.state_cb = db_state_cb;
+    dc.ud = r;
+    rc = md_db_open(sup->loop, &dc, &r->db);
+    if (rc < 0) {
+        md_log_err(MD_LOG_ERROR, rc, "registry: bad database URL (not shown); events are "
+                   "journalled until it is fixed");
+        r->db = NULL;
+    } else {
+        md_log(MD_LOG_NOTICE, "registry: target=%s journal_pending=%zu", md_db_target(r->db),
+               md_journal_count(r->journal));
+    }
+    uv_timer_start(&r->tick, tick_cb, cfg->heartbeat_ms, cfg->heartbeat_ms);
+    return 0;
+}
+
+static void reg_handle_closed(uv_handle_t *h)
+{
+    struct sup_registry *r = h->data;
+
+    if (--r->pending_closes > 0)
+        return;
+    struct sup *sup = r->sup;
+    void (*done)(struct sup *) = r->done;
+    md_journal_close(r->journal);
+    md_free(r->id_prefix);
+    md_free(r);
+    sup->reg = NULL;
+    done(sup);
+}
+
+static void db_closed(void *ud)
+{
+    struct sup_registry *r = ud;
+
+    r->db = NULL;
+    r->flush.data = r->sync.data = r->tick.data = r;
+    uv_close((uv_handle_t *)&r->flush, reg_handle_closed);
+    uv_close((uv_handle_t *)&r->sync, reg_handle_closed);
+    uv_close((uv_handle_t *)&r->tick, reg_handle_closed);
+}
+
+static void reg_close(struct sup_registry *r)
+{
+    if (r->closed)
+        return;
+    r->closed = true;
+    uv_timer_stop(&r->flush);
+    uv_timer_stop(&r->sync);
+    uv_timer_stop(&r->tick);
+    md_log(MD_LOG_NOTICE, "registry closed: unsent=%zu (kept in the journal)",
+           md_journal_count(r->journal));
+    if (r->db != NULL)
+        md_db_close(r->db, db_closed, r);
+    else
+        db_closed(r);
+}
+
+static void stop_deadline_cb(uv_timer_t *t)
+{
+    struct sup_registry *r = MD_CONTAINER_OF(t, struct sup_registry, tick);
+
+    /* Done when everything is acked, or when the grace period is over. */
+    if (md_journal_count(r->journal) == 0 || uv_now(t->loop) >= r->last_prune_ms)
+        reg_close(r);
+}
+
+void sup_registry_stop(struct sup *sup, void (*done)(struct sup *))
+{
+    struct sup_registry *r = sup->reg;
+
+    if (r == NULL) {
+        done(sup);
+        return;
+    }
+    if (r->stopping)
+        return;
+    sup_reg_node(sup, "down");
+    r->stopping = true;
+    r->done = done;
+    if (r->db == NULL || !r->migrated) {
+        reg_close(r);
+        return;
+    }
+    /* Reuse the tick: poll every 20 ms until the journal is empty or the grace is over. */
+    r->last_prune_ms = uv_now(sup->loop) + STOP_GRACE_MS;
+    uv_timer_start(&r->tick, stop_deadline_cb, 20, 20);
+    kick(r, 0);
+}
+
+/* ---- events ------------------------------------------------------------------------------ */
+
+void sup_reg_node(struct sup *sup, const char *state)
+{
+    cJSON *o;
+
+    if (sup->reg == NULL)
+        return;
+    o = event_new(sup, "node");
+    cJSON_AddStringToObject(o, "state", state);
+    cJSON_AddNumberToObject(o, "pid", (double)getpid());
+    emit(sup, o, MD_JPRIO_EVENT);
+}
+
+void sup_reg_job(struct sup_job *job)
+{
+    struct sup *sup = job->sup;
+    const struct sup_proc *p;
+    cJSON *o;
+
+    if (sup->reg == NULL)
+        return;
+    o = event_new(sup, "job");
+    cJSON_AddStringToObject(o, "job", job->name);
+    cJSON_AddStringToObject(o, "state", prog_state_name(job->prog.state));
+    for (p = job->procs; p != NULL; p = p->next)
+        if (p->primary && !p->exited)
+            break;
+    if (p != NULL)
+        cJSON_AddNumberToObject(o, "pid", p->pid);
+    if (job->next_slot != 0)
+        add_time(o, "next_run_at", job->next_slot * 1000);
+    cJSON_AddNumberToObject(o, "restarts", job->restarts);
+    emit(sup, o, MD_JPRIO_EVENT);
+}
+
+void sup_reg_run_start(struct sup_job *job, const struct sup_proc *p)
+{
+    struct sup *sup = job->sup;
+    cJSON *o;
+
+    if (sup->reg == NULL)
+        return;
+    o = event_new(sup, "run_start");
+    cJSON_AddStringToObject(o, "job", job->name);
+    cJSON_AddStringToObject(o, "run_id", p->run_id);
+    add_time(o, "started_at", sup_wall_ms());
+    if (p->slot != 0)
+        add_time(o, "scheduled_for", p->slot * 1000);
+    cJSON_AddNumberToObject(o, "pid", p->pid);
+    cJSON_AddNumberToObject(o, "attempt", p->primary ? job->prog.tries + 1 : 1);
+    emit(sup, o, MD_JPRIO_RUN);
+}
+
+void sup_reg_run_end(struct sup_job *job, const struct sup_proc *p, const char *run_id,
+                     const char *status, int exit_code, int signal, const char *reason)
+{
+    struct sup *sup = job->sup;
+    cJSON *o;
+
+    if (sup->reg == NULL)
+        return;
+    o = event_new(sup, "run_end");
+    cJSON_AddStringToObject(o, "job", job->name);
+    cJSON_AddStringToObject(o, "run_id", run_id);
+    add_time(o, "finished_at", sup_wall_ms());
+    cJSON_AddStringToObject(o, "status", status);
+    if (signal != 0)
+        cJSON_AddNumberToObject(o, "signal", signal);
+    else
+        cJSON_AddNumberToObject(o, "exit_code", exit_code);
+    if (reason != NULL)
+        cJSON_AddStringToObject(o, "reason", reason);
+    if (p != NULL) {
+        char *tail = NULL;
+        size_t len = 0;
+        cJSON_AddNumberToObject(o, "duration_ms", (double)p->duration_ms);
+        if (p->slot != 0)
+            add_time(o, "scheduled_for", p->slot * 1000);
+        for (unsigned i = 0; i < SUP_TAIL_LINES; i++) {
+            const char *l = p->tail[(p->tail_next + i) % SUP_TAIL_LINES];
+            size_t n;
+            if (l == NULL)
+                continue;
+            n = strlen(l);
+            tail = md_xrealloc(tail, len + n + 2);
+            memcpy(tail + len, l, n);
+            len += n;
+            tail[len++] = '\n';
+            tail[len] = '\0';
+        }
+        if (tail != NULL)
+            cJSON_AddStringToObject(o, "output_tail", tail);
+        md_free(tail);
+        if (p->result != NULL)
+            cJSON_AddStringToObject(o, "result", p->result);
+    }
+    emit(sup, o, MD_JPRIO_RUN);
+}
+
+void sup_reg_slot(struct sup_job *job, const char *kind, int64_t slot, const char *reason)
+{
+    struct sup *sup = job->sup;
+    cJSON *o;
+
+    if (sup->reg == NULL)
+        return;
+    o = event_new(sup, kind);
+    cJSON_AddStringToObject(o, "job", job->name);
+    add_time(o, "scheduled_for", slot * 1000);
+    cJSON_AddStringToObject(o, "reason", reason);
+    emit(sup, o, MD_JPRIO_RUN);
+}
+
+void sup_reg_status(struct sup_job *job, const struct sup_proc *p,
+                    const struct md_status_event *ev)
+{
+    struct sup *sup = job->sup;
+    enum md_jprio prio = MD_JPRIO_EVENT;
+    cJSON *o, *payload;
+
+    if (sup->reg == NULL)
+        return;
+    switch (ev->kind) {
+    case MD_ST_METRIC:
+        o = event_new(sup, "metric");
+        cJSON_AddStringToObject(o, "name", ev->u.metric.name);
+        cJSON_AddNumberToObject(o, "value", ev->u.metric.value);
+        prio = MD_JPRIO_METRIC;
+        break;
+    case MD_ST_ALERT:
+        o = event_new(sup, "alert");
+        cJSON_AddStringToObject(o, "key", ev->u.alert.key);
+        cJSON_AddStringToObject(o, "severity", md_status_severity_name(ev->u.alert.severity));
+        cJSON_AddStringToObject(o, "message", ev->u.alert.message);
+        break;
+    case MD_ST_RESOLVE:
+        o = event_new(sup, "resolve");
+        cJSON_AddStringToObject(o, "key", ev->u.resolve.key);
+        break;
+    case MD_ST_MESSAGE:
+        o = event_new(sup, "message");
+        cJSON_AddStringToObject(o, "msg_type", ev->u.message.type);
+        payload = ev->u.message.payload ? cJSON_Parse(ev->u.message.payload) : NULL;
+        if (payload != NULL)
+            cJSON_AddItemToObject(o, "payload", payload);
+        break;
+    case MD_ST_PROGRESS:
+        o = event_new(sup, "progress");
+        cJSON_AddNumberToObject(o, "done", ev->u.progress.done);
+        if (ev->u.progress.has_total)
+            cJSON_AddNumberToObject(o, "total", ev->u.progress.total);
+        if (ev->u.progress.unit != NULL)
+            cJSON_AddStringToObject(o, "unit", ev->u.progress.unit);
+        prio = MD_JPRIO_HEARTBEAT;
+        break;
+    case MD_ST_HEARTBEAT:
+        o = event_new(sup, "heartbeat");
+        prio = MD_JPRIO_HEARTBEAT;
+        break;
+    default:
+        return; /* ready and result are folded into job and run_end events */
+    }
+    cJSON_AddStringToObject(o, "job", job->name);
+    cJSON_AddStringToObject(o, "run_id", p->run_id);
+    emit(sup, o, prio);
+}

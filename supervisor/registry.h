@@ -1,0 +1,49 @@
+/* registry.h - the supervisor's side of the registry in PostgreSQL.
+ *
+ * Every registry event (node up/down, heartbeats, job state changes, run start and end, missed
+ * and skipped slots, worker metrics, alerts, messages, progress) is built as one JSON object,
+ * appended to the local journal (<state_dir>/journal, md_journal) and only then shipped: pending
+ * events go to PostgreSQL in batches, one round trip each (SELECT meshd_apply_events($1)), and
+ * are acked in the journal once the server confirmed them.  While the database is away meshd
+ * keeps supervising and journalling; the journal is replayed in order when it is back, and the
+ * server side is idempotent by event id, so a crash mid-replay neither loses nor duplicates.
+ *
+ * Nothing here blocks the loop on the database (md_db is non-blocking).  Journal writes are
+ * local page-cache writes; fdatasync runs at most once a second, off the spawn path.
+ *
+ * Without a database (no registry.url and no $DATABASE_URL) the registry is off: nothing is
+ * journalled and every function below is a cheap no-op; status lives in memory.
+ */
+#ifndef MESHD_REGISTRY_H
+#define MESHD_REGISTRY_H
+
+#include <stdint.h>
+
+#include "meshd/md_status.h"
+
+struct sup;
+struct sup_job;
+struct sup_proc;
+struct sup_registry;
+
+/* Opens the journal and starts connecting (if a database is configured).  Returns 0 or a
+ * negative code (logged); on failure meshd runs on without a registry. */
+int sup_registry_start(struct sup *sup) MD_MUSTCHECK;
+/* At shutdown: records the node as down, tries for up to a second to ship what is pending, then
+ * closes everything and calls done(sup).  Calls done at once when the registry is off. */
+void sup_registry_stop(struct sup *sup, void (*done)(struct sup *));
+
+void sup_reg_node(struct sup *sup, const char *state);
+void sup_reg_job(struct sup_job *job);
+void sup_reg_run_start(struct sup_job *job, const struct sup_proc *p);
+/* A run ended.  p may be NULL (nothing was launched); status is "succeeded", "failed",
+ * "timed_out" or "stopped". */
+void sup_reg_run_end(struct sup_job *job, const struct sup_proc *p, const char *run_id,
+                     const char *status, int exit_code, int signal, const char *reason);
+/* A slot that did not run: kind is "run_missed" or "run_skipped". */
+void sup_reg_slot(struct sup_job *job, const char *kind, int64_t slot, const char *reason);
+/* A worker's status line (metric, alert, resolve, message, progress, heartbeat). */
+void sup_reg_status(struct sup_job *job, const struct sup_proc *p,
+                    const struct md_status_event *ev);
+
+#endif

@@ -1,0 +1,209 @@
+#!/usr/bin/env python3
+"""The registry on the real meshd and a real PostgreSQL: runs, metrics and alerts land in their
+tables; a database outage loses nothing and duplicates nothing; an unreachable database at start
+is not fatal; a SIGKILL of meshd during the replay neither loses nor duplicates.
+
+Each test starts a private cluster (tests/pg/pgctl.sh) in its temp dir, so it can stop and start
+it at will without touching the shared test cluster."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import Skip, check, eq, fw, log_line_time, node_yaml  # noqa: E402
+
+PGCTL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pg", "pgctl.sh")
+
+
+class Cluster:
+    def __init__(self, h):
+        self.dir = h.path("pg")
+        os.chmod(h.dir, 0o755)  # the server runs as the postgres user when we are root
+        # A socket path must fit in 107 bytes: keep it short.
+        self.sock = "/tmp/mdreg-%d-%s" % (os.getpid(), os.path.basename(h.dir)[-8:])
+        self.url = "host=%s port=5432 user=postgres dbname=meshd" % self.sock
+        h.notes.append(self)
+
+    def start(self):
+        r = subprocess.run([PGCTL, "start", self.dir, self.sock], capture_output=True, text=True,
+                           timeout=120)
+        if r.returncode != 0 and not os.path.isdir("/usr/lib/postgresql"):
+            raise Skip("no PostgreSQL binaries (install postgresql-15)")
+        check(r.returncode == 0, "pgctl.sh start failed: %s" % r.stderr.strip()[-300:])
+
+    def stop(self, mode="fast"):
+        pgbin = sorted(d for d in os.listdir("/usr/lib/postgresql"))[-1]
+        cmd = ["/usr/lib/postgresql/%s/bin/pg_ctl" % pgbin, "-D", os.path.join(self.dir, "data"),
+               "-m", mode, "-w", "stop"]
+        if os.geteuid() == 0:
+            cmd = ["runuser", "-u", "postgres", "--"] + cmd
+        subprocess.run(cmd, capture_output=True, timeout=120)
+
+    def sql(self, query, db="meshd"):
+        r = subprocess.run(["psql", self.url.replace("dbname=meshd", "dbname=" + db), "-XAtqc",
+                            query], capture_output=True, text=True, timeout=60)
+        check(r.returncode == 0, "psql failed: %s" % r.stderr)
+        return r.stdout.strip()
+
+    def create_db(self):
+        self.sql("CREATE DATABASE meshd", db="postgres")
+
+
+def _cleanup(h):
+    for n in h.notes:
+        if isinstance(n, Cluster):
+            n.stop("immediate")
+            subprocess.run(["rm", "-rf", n.sock])
+
+
+def _run(fn):
+    def wrapped(h):
+        try:
+            fn(h)
+        finally:
+            _cleanup(h)
+    wrapped.__name__ = fn.__name__
+    return wrapped
+
+
+TICK = """
+jobs:
+  tick:
+    command: %s
+    schedule: "* * * * * *"
+"""
+
+
+def _tick_cmd():
+    return fw("print", "hello from tick", "metric", "rows", "42",
+              "status", '{"event":"alert","severity":"warning","key":"k1","message":"m"}',
+              "exit", "3")
+
+
+def _spawned_runs(h, job):
+    return sorted(set(m.group(1) for m in
+                      re.finditer(r"spawned: job=%s run=(\S+)" % job, h.log())))
+
+
+@_run
+def test_runs_metrics_alerts_land(h):
+    pg = Cluster(h)
+    pg.start()
+    pg.create_db()
+    h.config(node_yaml(h) + TICK % _tick_cmd())
+    h.start(env={"DATABASE_URL": pg.url})
+    h.wait_log(r"registry ready", timeout=30)
+    h.wait_for(lambda: int(pg.sql("SELECT count(*) FROM agent_runs WHERE status = 'failed'")) >= 2,
+               30, "two finished runs in agent_runs")
+    h.stop()
+    runs = _spawned_runs(h, "tick")
+    rows = pg.sql("SELECT run_id, status, exit_code, replace(output_tail, E'\\n', ' ') FROM agent_runs "
+                  "WHERE job = 'tick' ORDER BY run_id").split("\n")
+    eq(len(runs), len(rows), "one agent_runs row per spawned run")
+    for line in rows:
+        run_id, status, code, tail = (line.split("|", 3) + [""] * 4)[:4]
+        check(run_id in runs, "run %s was spawned" % run_id)
+        if status != "stopped":
+            eq("failed", status, "status of %s" % run_id)
+            eq("3", code, "exit code of %s" % run_id)
+            check("hello from tick" in tail, "output tail of %s: %r" % (run_id, tail))
+    eq(str(len(runs)), pg.sql("SELECT count(*) FROM agent_metrics WHERE name = 'rows' AND value = 42"),
+       "one metric per run")
+    eq("1", pg.sql("SELECT count(*) FROM agent_alerts WHERE key = 'k1' AND status = 'open'"),
+       "one open alert per key")
+    eq("down", pg.sql("SELECT state FROM agent_registry WHERE job IS NULL"), "node row at exit")
+
+
+@_run
+def test_outage_loses_and_duplicates_nothing(h):
+    pg = Cluster(h)
+    pg.start()
+    pg.create_db()
+    h.config(node_yaml(h) + TICK % _tick_cmd())
+    h.start(env={"DATABASE_URL": pg.url})
+    h.wait_log(r"registry ready", timeout=30)
+    pg.stop("immediate")
+    h.wait_log(r"db lost", timeout=30)
+    n = len(_spawned_runs(h, "tick"))
+    h.wait_for(lambda: len(_spawned_runs(h, "tick")) >= n + 3, 30, "runs during the outage")
+    pg.start()
+    h.wait_log(r"db reconnected", timeout=60)
+    h.stop()
+    # meshd shipped what it could at stop; a second start ships the rest from the journal.
+    h.proc = None
+    h.exit_code = None
+    h.start(env={"DATABASE_URL": pg.url})
+    h.wait_log(r"registry ready", timeout=30, count=2)
+    runs = _spawned_runs(h, "tick")
+    h.wait_for(lambda: int(pg.sql("SELECT count(*) FROM agent_runs WHERE job = 'tick'"))
+               >= len(runs), 30, "every run in agent_runs")
+    h.stop()
+    runs = _spawned_runs(h, "tick")
+    eq(str(len(runs)), pg.sql("SELECT count(DISTINCT run_id) FROM agent_runs WHERE job = 'tick'"),
+       "each spawned run once")
+    eq(pg.sql("SELECT count(*) FROM agent_runs WHERE job = 'tick'"),
+       pg.sql("SELECT count(DISTINCT run_id) FROM agent_runs WHERE job = 'tick'"), "no duplicates")
+    done = int(pg.sql("SELECT count(*) FROM agent_runs WHERE job = 'tick' AND status = 'failed'"))
+    eq(str(done), pg.sql("SELECT count(*) FROM agent_metrics WHERE name = 'rows'"),
+       "exactly one metric per finished run")
+
+
+@_run
+def test_database_unreachable_at_start(h):
+    pg = Cluster(h)  # not started yet
+    h.config(node_yaml(h) + TICK % fw("exit", "0"))
+    h.start(env={"DATABASE_URL": pg.url})
+    h.wait_for(lambda: len(_spawned_runs(h, "tick")) >= 3, 30, "runs without a database")
+    check(h.running(), "meshd runs without its database")
+    pg.start()
+    pg.create_db()
+    h.wait_log(r"registry ready", timeout=90)
+    h.wait_for(lambda: int(pg.sql("SELECT count(*) FROM agent_runs WHERE job = 'tick'")) >= 3,
+               30, "the journalled runs arrive")
+    h.stop()
+
+
+@_run
+def test_sigkill_during_replay_exactly_once(h):
+    pg = Cluster(h)
+    pg.start()
+    pg.create_db()
+    jobs = "\njobs:\n" + "".join(
+        "  t%d: {command: %s, schedule: '* * * * * *'}\n" % (i, fw("metric", "m", str(i)))
+        for i in range(8))
+    h.config(node_yaml(h) + jobs)
+    h.start(env={"DATABASE_URL": pg.url})
+    h.wait_log(r"registry ready", timeout=30)
+    pg.stop("immediate")
+    h.wait_log(r"db lost", timeout=30)
+    h.wait_for(lambda: len(_spawned_runs(h, r"t\d")) >= 60, 60, "a backlog of runs")
+    pg.start()
+    h.wait_log(r"db reconnected", timeout=60)
+    killed_at = time.time()
+    os.kill(h.pid, signal.SIGKILL)  # somewhere in the replay (or just after)
+    h.proc.wait()
+    # Runs spawned before the kill (minus a margin for the log line that precedes the journal
+    # append): their run_start was journalled, so each must reach the table exactly once.
+    before = set(m.group(2) for m in re.finditer(r"^(\S+ .*)spawned: job=t\d run=(\S+)", h.log(),
+                                                  re.M)
+                 if log_line_time(m.group(1)) < killed_at - 0.1)
+    h.proc = None
+    h.exit_code = None
+    h.start(env={"DATABASE_URL": pg.url})
+    h.wait_log(r"registry ready", timeout=30, count=2)
+    h.stop()
+    rows = pg.sql("SELECT run_id FROM agent_runs").split("\n")
+    eq(len(rows), len(set(rows)), "no duplicate run rows")
+    missing = before - set(rows)
+    check(not missing, "runs lost: %s" % sorted(missing)[:5])
+    eq(pg.sql("SELECT count(*) FROM agent_metrics"),
+       pg.sql("SELECT count(DISTINCT event_id) FROM agent_metrics"), "no duplicate metrics")
+
+
+if __name__ == "__main__":
+    harness.main(globals())
