@@ -46,6 +46,8 @@ struct sup_registry {
     size_t nmigs, mig_next;
     int mig_outcome;
     bool migrated, migrating, inflight, stopping, closed;
+    bool overflowed;   /* the journal hit its bound: raise the alert at the next chance */
+    bool overflow_alerted;
     uint64_t inflight_last;
     uint64_t last_prune_ms;
     int pending_closes;
@@ -109,7 +111,7 @@ static void emit(struct sup *sup, cJSON *o, enum md_jprio prio)
     cJSON_free(json);
     if (!uv_is_active((uv_handle_t *)&r->sync))
         uv_timer_start(&r->sync, sync_cb, SYNC_MS, 0);
-    kick(r, COALESCE_MS);
+    kick(r, r->overflowed ? 0 : COALESCE_MS);
 }
 
 /* ---- batches ----------------------------------------------------------------------------- */
@@ -214,10 +216,32 @@ static void send_batch(struct sup_registry *r)
     r->inflight_last = b.last;
 }
 
+static void raise_overflow_alert(struct sup_registry *r)
+{
+    struct sup *sup = r->sup;
+    cJSON *o;
+    char msg[200];
+
+    r->overflowed = false;
+    if (r->overflow_alerted)
+        return; /* one alert per meshd run: it stays open until someone resolves it */
+    r->overflow_alerted = true;
+    snprintf(msg, sizeof msg, "meshd's local journal hit its bound (%" PRIu64
+             " bytes) while the database was away; low-value events were dropped",
+             sup->cfg->journal_max_bytes);
+    o = event_new(sup, "alert");
+    cJSON_AddStringToObject(o, "key", "meshd.journal_full");
+    cJSON_AddStringToObject(o, "severity", "critical");
+    cJSON_AddStringToObject(o, "message", msg);
+    emit(sup, o, MD_JPRIO_RUN); /* never dropped itself */
+}
+
 static void flush_cb(uv_timer_t *t)
 {
     struct sup_registry *r = MD_CONTAINER_OF(t, struct sup_registry, flush);
 
+    if (r->overflowed)
+        raise_overflow_alert(r);
     send_batch(r);
 }
 
@@ -318,6 +342,9 @@ static void overflow_cb(void *ud, size_t dropped, uint64_t bytes)
 {
     struct sup *sup = ud;
 
+    /* The journal must not be called back from here: the alert is raised by flush_cb. */
+    if (sup->reg != NULL)
+        sup->reg->overflowed = true;
     md_log(MD_LOG_ERROR, "journal full: dropped=%zu bytes=%" PRIu64 " bound=%" PRIu64
            "; the database has been away too long", dropped, bytes,
            sup->cfg->journal_max_bytes);
