@@ -13,6 +13,14 @@ int ctl_next(int argc, char **argv);
  * URL defaults to $DATABASE_URL. */
 int ctl_migrate(int argc, char **argv);
 
+/* meshctl health [--url URL] [--config FILE] [--json] [--stale D] [--slow D]: the fleet health
+ * check against the registry (0 healthy, 1 unhealthy, 2 could not check). */
+int ctl_health(int argc, char **argv);
+
+/* host/port/dbname/user of a libpq URL or conninfo, never the password; caller frees with
+ * md_free. */
+char *ctl_redacted_target(const char *url);
+
 /* The default config path: $MESHD_CONFIG, else "conf/meshd.yaml". */
 const char *ctl_default_config(void);
 

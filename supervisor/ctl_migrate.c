@@ -25,31 +25,6 @@ static void migrate_usage(void)
 
 /* "user@host:port/dbname" from the conninfo or URI, never the password (caller frees).  Parts
  * the string leaves to libpq's defaults are shown as "(default ...)" or left out. */
-static char *redacted_target(const char *url)
-{
-    const char *host = "", *port = "", *db = "", *user = "";
-    PQconninfoOption *opts = PQconninfoParse(url, NULL);
-    char *s;
-
-    if (opts == NULL)
-        return md_xstrdup("(invalid connection string)");
-    for (PQconninfoOption *o = opts; o->keyword; o++) {
-        if (o->val == NULL || o->val[0] == '\0')
-            continue;
-        if (strcmp(o->keyword, "host") == 0)
-            host = o->val;
-        else if (strcmp(o->keyword, "port") == 0)
-            port = o->val;
-        else if (strcmp(o->keyword, "dbname") == 0)
-            db = o->val;
-        else if (strcmp(o->keyword, "user") == 0)
-            user = o->val;
-    }
-    s = md_xasprintf("%s%s%s%s%s/%s", user, *user ? "@" : "", *host ? host : "(default host)",
-                     *port ? ":" : "", port, *db ? db : "(default db)");
-    PQconninfoFree(opts);
-    return s;
-}
 
 static void on_migration(const struct md_migration *m, int outcome, void *arg)
 {
@@ -115,7 +90,7 @@ int ctl_migrate(int argc, char **argv)
         goto out;
     }
     PQconninfoFree(parsed);
-    target = redacted_target(url);
+    target = ctl_redacted_target(url);
     rc = 1;
     conn = PQconnectdb(url);
     if (PQstatus(conn) != CONNECTION_OK) {

@@ -13,14 +13,9 @@ static void usage(FILE *f)
           "       meshctl next 'EXPR' [--tz ZONE] [--from ISO8601] [--count N]\n"
           "       meshctl next --job NAME [FILE] [--from ISO8601] [--count N]\n"
           "       meshctl migrate [--url URL]\n"
+          "       meshctl health [--url URL] [--config FILE] [--json] [--stale 5m] [--slow 500ms]\n"
           "FILE defaults to $MESHD_CONFIG, else conf/meshd.yaml.\n",
           f);
-}
-
-const char *ctl_default_config(void)
-{
-    const char *p = getenv("MESHD_CONFIG");
-    return p && *p ? p : "conf/meshd.yaml";
 }
 
 int main(int argc, char **argv)
@@ -36,6 +31,8 @@ int main(int argc, char **argv)
         return ctl_next(argc - 1, argv + 1);
     if (strcmp(argv[1], "migrate") == 0)
         return ctl_migrate(argc - 1, argv + 1);
+    if (strcmp(argv[1], "health") == 0)
+        return ctl_health(argc - 1, argv + 1);
     if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
         strcmp(argv[1], "help") == 0) {
         usage(stdout);

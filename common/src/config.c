@@ -588,7 +588,7 @@ static const struct enum_name dst_names[] = {
 static const struct enum_name ready_names[] = {{"start_secs", 0}, {"line", 1}, {NULL, 0}};
 
 static key_fn key_worker, key_command, key_args, key_schedule, key_on, key_timezone, key_dst,
-    key_env, key_user, key_restart, key_backoff, key_ready, key_config;
+    key_env, key_user, key_restart, key_backoff, key_ready, key_config, key_expect;
 
 #define OFF(f) offsetof(struct md_job, f)
 static const struct key_def job_keys[] = {
@@ -618,6 +618,7 @@ static const struct key_def job_keys[] = {
     {"catch_up", KT_DURATION, K_CRON_ONLY, OFF(catchup_ms), "1h", 0, DUR_MAX, NULL, NULL},
     {"enabled", KT_BOOL, 0, OFF(enabled), "true", 0, 0, NULL, NULL},
     {"config", KT_CUSTOM, 0, 0, NULL, 0, 0, NULL, key_config},
+    {"expect", KT_CUSTOM, K_NOT_SERVICE, 0, NULL, 0, 0, NULL, key_expect},
 };
 #define NJOBKEYS MD_ARRAY_SIZE(job_keys)
 
@@ -625,6 +626,12 @@ static const struct key_def backoff_keys[] = {
     {"initial", KT_DURATION, 0, OFF(backoff_initial_ms), "1s", 0, DUR_MAX, NULL, NULL},
     {"max", KT_DURATION, 0, OFF(backoff_max_ms), "60s", 0, DUR_MAX, NULL, NULL},
     {"reset", KT_DURATION, 0, OFF(backoff_reset_ms), "60s", 0, DUR_MAX, NULL, NULL},
+};
+
+/* expect: what `meshctl health` checks about the job's runs.  0 = no expectation (also the way
+ * a job turns off one it inherits from defaults:). */
+static const struct key_def expect_keys[] = {
+    {"succeed_within", KT_DURATION, 0, OFF(expect_success_ms), NULL, 0, DUR_MAX, NULL, NULL},
 };
 #undef OFF
 
@@ -1350,6 +1357,46 @@ static bool key_backoff(struct ctx *c, struct jobwork *w, const struct key_def *
         }
         make_path(kpath, sizeof kpath, path, kn->value, kn->len);
         ok &= apply_key(c, w, &backoff_keys[j], v->kids[i + 1], kpath);
+    }
+    md_free(dup);
+    return ok;
+}
+
+static bool key_expect(struct ctx *c, struct jobwork *w, const struct key_def *kd,
+                       const struct md__ynode *v, const char *path)
+{
+    char kpath[300], buf[80];
+    bool ok = true, *dup;
+
+    (void)kd;
+    (void)w;
+    if (v->type == MD__Y_BAD)
+        return false;
+    if (v->type != MD__Y_MAP) {
+        err_at(c, v, path, "expected a mapping with succeed_within, got %s",
+               describe(v, buf, sizeof buf));
+        return false;
+    }
+    dup = find_dups(c, v, path, false);
+    for (size_t i = 0; i + 1 < v->n; i += 2) {
+        const struct md__ynode *kn = v->kids[i];
+        size_t j;
+
+        if (dup[i / 2] || !key_ok(c, kn, path)) {
+            ok = false;
+            continue;
+        }
+        for (j = 0; j < MD_ARRAY_SIZE(expect_keys); j++)
+            if (strcmp(kn->value, expect_keys[j].name) == 0)
+                break;
+        if (j == MD_ARRAY_SIZE(expect_keys)) {
+            unknown_key(c, kn, path, expect_keys, MD_ARRAY_SIZE(expect_keys),
+                        sizeof expect_keys[0]);
+            ok = false;
+            continue;
+        }
+        make_path(kpath, sizeof kpath, path, kn->value, kn->len);
+        ok &= apply_key(c, w, &expect_keys[j], v->kids[i + 1], kpath);
     }
     md_free(dup);
     return ok;

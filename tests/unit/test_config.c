@@ -479,6 +479,58 @@ TEST(keys_that_do_not_fit_the_kind)
     T_ASSERT_EQ(8, diag.nerrors); /* a timeout on an event job is fine */
 }
 
+TEST(expect_succeed_within)
+{
+    const struct md_job *j;
+
+    T_OK("defaults:\n"
+         "  expect: {succeed_within: 2h}\n"
+         "jobs:\n"
+         "  daily:\n"
+         "    command: run it\n"
+         "    schedule: '@daily'\n"
+         "    expect:\n"
+         "      succeed_within: 26h\n"
+         "  inherits:\n"
+         "    command: run it\n"
+         "    on: deploy\n"
+         "  off:\n"
+         "    command: run it\n"
+         "    schedule: '@hourly'\n"
+         "    expect: {succeed_within: 0}\n"
+         "  svc:\n"
+         "    command: run it\n"
+         "    schedule: always\n");
+    T_ASSERT_EQ(0, diag.n);
+    j = md_config_job(cfg, "daily");
+    T_ASSERT_EQ(26ULL * 3600 * 1000, j->expect_success_ms);
+    T_ASSERT_EQ(2ULL * 3600 * 1000, md_config_job(cfg, "inherits")->expect_success_ms);
+    T_ASSERT_EQ(0, md_config_job(cfg, "off")->expect_success_ms);
+    T_ASSERT_EQ(0, md_config_job(cfg, "svc")->expect_success_ms); /* default not for services */
+}
+
+TEST(expect_errors)
+{
+    T_BAD("defaults:\n"
+          "  expect: {succed_within: 1h}\n"
+          JOB "    schedule: '@daily'\n"
+          "    expect: 26h\n"
+          "  y:\n"
+          "    command: run it\n"
+          "    schedule: '@daily'\n"
+          "    expect: {succeed_within: soon}\n"
+          "  z:\n"
+          "    command: run it\n"
+          "    schedule: always\n"
+          "    expect: {succeed_within: 1h}\n");
+    T_ERR(2, 12, "unknown key 'defaults.expect.succed_within' (did you mean 'succeed_within'?)");
+    T_ERR(7, 13, "key 'jobs.x.expect': expected a mapping with succeed_within, got '26h'");
+    T_ERR(11, 30, "key 'jobs.y.expect.succeed_within': expected a duration like 30s, 5m or "
+                  "1h30m, got 'soon'");
+    T_ERR(15, 5, "key 'jobs.z.expect': not allowed for a service (schedule: always)");
+    T_ASSERT_EQ(4, diag.nerrors);
+}
+
 /* ---- keys, types and values --------------------------------------------------------------- */
 
 TEST(unknown_keys_with_suggestions)

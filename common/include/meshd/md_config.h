@@ -75,6 +75,8 @@ struct md_job {
     uint64_t jitter_ms;        /* random delay 0..jitter added to each scheduled fire */
     uint64_t catchup_ms;       /* catch-up window for missed scheduled runs */
     bool enabled;
+    uint64_t expect_success_ms; /* expect.succeed_within: a 'succeeded' run must have finished
+                                 * this recently (meshctl health); 0 = no expectation */
     char *config_json;         /* free-form worker config as compact JSON ("{}" if none) */
 };
 

@@ -1,0 +1,387 @@
+/* test_ctl_health.c - `meshctl health` against a real PostgreSQL: a fresh database per test
+ * (test_health_<pid>_<n>, migrated, registry rows inserted with SQL), a temp config, and
+ * ctl_health() run in-process with stdout captured in a temp file.
+ *
+ * MESHD_TEST_PG is a superuser conninfo on a throwaway cluster (ctest sets it). */
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <libpq-fe.h>
+
+#include "ctl.h"
+#include "meshd/md_alloc.h"
+#include "meshd/md_migrate.h"
+#include "t.h"
+
+#include "ctl.h"
+
+static PGconn *admin, *db;
+static char dbname[64], url[512], cfg_path[64] = "", out_path[64] = "";
+static char out[65536]; /* the captured stdout of the last run */
+static int ndb;
+
+static void drop_current(void)
+{
+    if (db) {
+        PQfinish(db);
+        db = NULL;
+    }
+    if (admin && dbname[0]) {
+        char q[128];
+        snprintf(q, sizeof q, "DROP DATABASE IF EXISTS %s WITH (FORCE)", dbname);
+        PQclear(PQexec(admin, q));
+        dbname[0] = '\0';
+    }
+}
+
+static void cleanup_at_exit(void)
+{
+    drop_current();
+    PQfinish(admin);
+    if (cfg_path[0])
+        unlink(cfg_path);
+    if (out_path[0])
+        unlink(out_path);
+}
+
+#define T_EXEC_OK(sql)                                                                             \
+    do {                                                                                           \
+        PGresult *r_ = PQexec(db, (sql));                                                          \
+        ExecStatusType st_ = PQresultStatus(r_);                                                   \
+        if (st_ != PGRES_COMMAND_OK && st_ != PGRES_TUPLES_OK) {                                   \
+            fprintf(stderr, "  %s", PQresultErrorMessage(r_));                                     \
+            PQclear(r_);                                                                           \
+            T_FAIL("failed: %s", (sql));                                                           \
+        }                                                                                          \
+        PQclear(r_);                                                                               \
+    } while (0)
+
+/* A migrated, empty database for this test; url points at it. */
+static void fresh_db(void)
+{
+    const char *base = getenv("MESHD_TEST_PG");
+    struct md_error err = {0};
+    char q[128];
+    PGresult *r;
+
+    if (base == NULL || base[0] == '\0')
+        T_SKIP("MESHD_TEST_PG is not set (no throwaway PostgreSQL)");
+    drop_current();
+    if (admin == NULL) {
+        admin = PQconnectdb(base);
+        if (PQstatus(admin) != CONNECTION_OK)
+            T_FAIL("connect %s: %s", base, PQerrorMessage(admin));
+        PQsetNoticeProcessor(admin, NULL, NULL);
+    }
+    snprintf(dbname, sizeof dbname, "test_health_%ld_%d", (long)getpid(), ndb++);
+    snprintf(q, sizeof q, "CREATE DATABASE %s", dbname);
+    r = PQexec(admin, q);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        fprintf(stderr, "%s", PQresultErrorMessage(r));
+        PQclear(r);
+        dbname[0] = '\0';
+        T_FAIL("CREATE DATABASE failed");
+    }
+    PQclear(r);
+    snprintf(url, sizeof url, "%s dbname=%s", base, dbname);
+    db = PQconnectdb(url);
+    if (PQstatus(db) != CONNECTION_OK)
+        T_FAIL("connect %s: %s", dbname, PQerrorMessage(db));
+    PQsetNoticeProcessor(db, NULL, NULL);
+    if (md_migrate_sync(db, NULL, NULL, &err) < 0)
+        T_FAIL("md_migrate_sync: %s", err.msg);
+}
+
+static void write_config(const char *yaml)
+{
+    int fd;
+
+    if (cfg_path[0] == '\0') {
+        snprintf(cfg_path, sizeof cfg_path, "/tmp/test_health_%ld_XXXXXX", (long)getpid());
+        fd = mkstemp(cfg_path);
+    } else {
+        fd = open(cfg_path, O_WRONLY | O_TRUNC);
+    }
+    T_ASSERT_TRUE(fd >= 0);
+    T_ASSERT_EQ((ssize_t)strlen(yaml), write(fd, yaml, strlen(yaml)));
+    close(fd);
+}
+
+/* node n1 with jobs daily (expect 26h) and hourly; job off is disabled. */
+static const char *const std_config = "node:\n"
+                                      "  name: n1\n"
+                                      "jobs:\n"
+                                      "  daily:\n"
+                                      "    command: /bin/true\n"
+                                      "    schedule: '@daily'\n"
+                                      "    expect: {succeed_within: 26h}\n"
+                                      "  hourly:\n"
+                                      "    command: /bin/true\n"
+                                      "    schedule: '@hourly'\n"
+                                      "  off:\n"
+                                      "    command: /bin/true\n"
+                                      "    schedule: '@hourly'\n"
+                                      "    enabled: false\n";
+
+/* A healthy node n1: node row up with a fresh heartbeat, both enabled jobs registered, a
+ * succeeded run of daily 2 hours ago, a resolved critical alert and an open warning. */
+static void healthy_fleet(void)
+{
+    fresh_db();
+    write_config(std_config);
+    T_EXEC_OK("INSERT INTO agent_registry (kind, node, job, state, last_heartbeat) VALUES "
+              "('node', 'n1', NULL, 'up', now() - interval '20 seconds'), "
+              "('job', 'n1', 'daily', 'stopped', NULL), "
+              "('job', 'n1', 'hourly', 'stopped', NULL), "
+              "('node', 'n2', NULL, 'down', now() - interval '3 days')");
+    T_EXEC_OK("INSERT INTO agent_runs (run_id, job, node, status, started_at, finished_at) VALUES "
+              "('r1', 'daily', 'n1', 'succeeded', now() - interval '2h 1min', "
+              "now() - interval '2 hours'), "
+              "('r2', 'daily', 'n1', 'failed', now() - interval '1h', now() - interval '59min'), "
+              "('r3', 'hourly', 'n1', 'running', now(), NULL)");
+    T_EXEC_OK("INSERT INTO agent_alerts (node, job, key, severity, message, status, resolved_at) "
+              "VALUES ('n1', 'daily', 'old', 'critical', 'was bad', 'resolved', now()), "
+              "('n1', NULL, 'disk', 'warning', 'disk 85%', 'open', NULL)");
+}
+
+/* Runs ctl_health with args (NULL-terminated) and the given extra options, capturing stdout
+ * in out[]; returns its exit code. */
+static int run_health(const char *first, ...)
+{
+    char *argv[32];
+    int argc = 0, saved, fd, rc;
+    va_list ap;
+    ssize_t n;
+
+    argv[argc++] = (char *)"health";
+    va_start(ap, first);
+    for (const char *a = first; a && argc < 31; a = va_arg(ap, const char *))
+        argv[argc++] = (char *)a;
+    va_end(ap);
+    argv[argc] = NULL;
+
+    if (out_path[0] == '\0') {
+        snprintf(out_path, sizeof out_path, "/tmp/test_health_out_%ld_XXXXXX", (long)getpid());
+        fd = mkstemp(out_path);
+    } else {
+        fd = open(out_path, O_RDWR | O_TRUNC);
+    }
+    if (fd < 0)
+        return -1;
+    fflush(stdout);
+    saved = dup(1);
+    dup2(fd, 1);
+    rc = ctl_health(argc, argv);
+    fflush(stdout);
+    dup2(saved, 1);
+    close(saved);
+    lseek(fd, 0, SEEK_SET);
+    n = read(fd, out, sizeof out - 1);
+    out[n > 0 ? n : 0] = '\0';
+    close(fd);
+    fprintf(stderr, "---- meshctl health -> %d\n%s", rc, out);
+    return rc;
+}
+
+#define HEALTH(...) run_health("--url", url, "--config", cfg_path, __VA_ARGS__, (const char *)NULL)
+
+/* The check called name (and, for expect, job) in the --json output of the last run. */
+static const cJSON *json_check(const cJSON *root, const char *name, const char *job)
+{
+    const cJSON *c;
+
+    cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(root, "checks")) {
+        const cJSON *j = cJSON_GetObjectItemCaseSensitive(c, "job");
+        if (strcmp(cJSON_GetObjectItemCaseSensitive(c, "name")->valuestring, name) == 0 &&
+            (job == NULL || (cJSON_IsString(j) && strcmp(j->valuestring, job) == 0)))
+            return c;
+    }
+    return NULL;
+}
+
+TEST(healthy_fleet_exits_0)
+{
+    healthy_fleet();
+    T_ASSERT_EQ(0, HEALTH("--stale", "5m"));
+    T_ASSERT_CONTAINS(out, "CHECK");
+    T_ASSERT_CONTAINS(out, "database");
+    T_ASSERT_CONTAINS(out, "node n1 and its 2 enabled jobs are registered");
+    T_ASSERT_CONTAINS(out, "no open critical alert");
+    T_ASSERT_CONTAINS(out, "expect daily");
+    T_ASSERT_CONTAINS(out, "healthy: 5 checks passed");
+    T_ASSERT_TRUE(strstr(out, "FAIL") == NULL);
+    T_ASSERT_TRUE(strstr(out, "password") == NULL);
+}
+
+TEST(stale_heartbeat_exits_1_with_the_reason)
+{
+    healthy_fleet();
+    T_EXEC_OK("UPDATE agent_registry SET last_heartbeat = now() - interval '10 minutes' "
+              "WHERE node = 'n1' AND job IS NULL");
+    T_ASSERT_EQ(1, HEALTH("--stale", "5m"));
+    T_ASSERT_CONTAINS(out, "heartbeat is stale, last 10m ago (limit 5m)");
+    T_ASSERT_CONTAINS(out, "UNHEALTHY: 1 of 5 checks failed");
+    /* A longer --stale accepts it. */
+    T_ASSERT_EQ(0, HEALTH("--stale", "15m"));
+}
+
+TEST(node_down_is_unhealthy)
+{
+    healthy_fleet();
+    T_EXEC_OK("UPDATE agent_registry SET state = 'down' WHERE node = 'n1' AND job IS NULL");
+    T_ASSERT_EQ(1, HEALTH("--stale", "5m"));
+    T_ASSERT_CONTAINS(out, "node n1 is down (stopped cleanly");
+}
+
+TEST(missing_job_row_exits_1)
+{
+    healthy_fleet();
+    T_EXEC_OK("DELETE FROM agent_registry WHERE job = 'hourly'");
+    T_ASSERT_EQ(1, HEALTH("--json"));
+    cJSON *root = cJSON_Parse(out);
+    T_ASSERT_TRUE(root != NULL);
+    const cJSON *c = json_check(root, "registered", NULL);
+    T_ASSERT_TRUE(c != NULL);
+    T_ASSERT_TRUE(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(c, "ok")));
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(c, "missing_jobs");
+    T_ASSERT_EQ(1, cJSON_GetArraySize(m));
+    T_ASSERT_STREQ("hourly", cJSON_GetArrayItem(m, 0)->valuestring);
+    T_ASSERT_CONTAINS(cJSON_GetObjectItemCaseSensitive(c, "detail")->valuestring,
+                      "jobs not registered on this node: hourly");
+    cJSON_Delete(root);
+}
+
+TEST(no_node_row_exits_1)
+{
+    healthy_fleet();
+    T_EXEC_OK("DELETE FROM agent_registry WHERE node = 'n1'");
+    T_ASSERT_EQ(1, HEALTH("--stale", "5m"));
+    T_ASSERT_CONTAINS(out, "no node row for n1; jobs not registered on this node: daily, hourly");
+    T_ASSERT_CONTAINS(out, "node n1 has never reported");
+}
+
+TEST(open_critical_alert_exits_1)
+{
+    healthy_fleet();
+    T_EXEC_OK("INSERT INTO agent_alerts (node, job, key, severity, message) "
+              "VALUES ('n2', 'sync', 'sync.failing', 'critical', 'sync failed 3 times')");
+    T_ASSERT_EQ(1, HEALTH("--stale", "5m"));
+    T_ASSERT_CONTAINS(out, "1 open critical alert: sync.failing [n2/sync] sync failed 3 times");
+    T_ASSERT_EQ(1, HEALTH("--json"));
+    cJSON *root = cJSON_Parse(out);
+    T_ASSERT_TRUE(root != NULL);
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(json_check(root, "alerts", NULL), "alerts");
+    T_ASSERT_EQ(1, cJSON_GetArraySize(a));
+    T_ASSERT_STREQ("sync.failing",
+                   cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(a, 0), "key")->valuestring);
+    cJSON_Delete(root);
+}
+
+TEST(expect_window_missed_and_met)
+{
+    healthy_fleet();
+    /* The last success is 30 hours old: missed (the later failure does not count). */
+    T_EXEC_OK("UPDATE agent_runs SET started_at = now() - interval '30h 1min', "
+              "finished_at = now() - interval '30 hours' WHERE run_id = 'r1'");
+    T_ASSERT_EQ(1, HEALTH("--stale", "5m"));
+    T_ASSERT_CONTAINS(out, "job daily: last success 30h ago");
+    T_ASSERT_CONTAINS(out, "expected within 26h");
+    /* A success on another node (cluster: any node may win the slot) meets it. */
+    T_EXEC_OK("INSERT INTO agent_runs (run_id, job, node, status, started_at, finished_at) "
+              "VALUES ('r9', 'daily', 'n2', 'succeeded', now() - interval '25h', "
+              "now() - interval '25 hours')");
+    T_ASSERT_EQ(0, HEALTH("--stale", "5m"));
+    T_ASSERT_CONTAINS(out, "job daily: last success 25h ago");
+    /* Never succeeded at all. */
+    T_EXEC_OK("DELETE FROM agent_runs WHERE status = 'succeeded'");
+    T_ASSERT_EQ(1, HEALTH("--stale", "5m"));
+    T_ASSERT_CONTAINS(out, "job daily has never succeeded (expected within 26h)");
+}
+
+TEST(slow_threshold)
+{
+    healthy_fleet();
+    T_ASSERT_EQ(0, HEALTH("--slow", "10s"));
+    T_ASSERT_CONTAINS(out, "latest-run query");
+    T_ASSERT_CONTAINS(out, "(limit 10s)");
+}
+
+TEST(json_parses_and_has_the_fields)
+{
+    healthy_fleet();
+    T_ASSERT_EQ(0, HEALTH("--json"));
+    cJSON *root = cJSON_Parse(out);
+    T_ASSERT_TRUE(root != NULL);
+    T_ASSERT_TRUE(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "healthy")));
+    const cJSON *checks = cJSON_GetObjectItemCaseSensitive(root, "checks");
+    T_ASSERT_TRUE(cJSON_IsArray(checks));
+    T_ASSERT_EQ(5, cJSON_GetArraySize(checks));
+    const cJSON *c;
+    cJSON_ArrayForEach(c, checks) {
+        T_ASSERT_TRUE(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(c, "name")));
+        T_ASSERT_TRUE(cJSON_IsBool(cJSON_GetObjectItemCaseSensitive(c, "ok")));
+        T_ASSERT_TRUE(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(c, "detail")));
+    }
+    T_ASSERT_TRUE(cJSON_IsNumber(
+        cJSON_GetObjectItemCaseSensitive(json_check(root, "database", NULL), "query_ms")));
+    T_ASSERT_STREQ("up", cJSON_GetObjectItemCaseSensitive(json_check(root, "heartbeat", NULL),
+                                                          "state")->valuestring);
+    T_ASSERT_TRUE(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(
+        json_check(root, "expect", "daily"), "age_ms")));
+    cJSON_Delete(root);
+}
+
+TEST(unreachable_database_exits_2)
+{
+    write_config(std_config);
+    T_ASSERT_EQ(2, run_health("--url",
+                              "host=/nonexistent-meshd-dir port=1 user=u password=s3cret "
+                              "connect_timeout=2",
+                              "--config", cfg_path, (const char *)NULL));
+    T_ASSERT_EQ(2, run_health("--url", "host=/nonexistent-meshd-dir password=s3cret", "--json",
+                              "--config", cfg_path, (const char *)NULL));
+    cJSON *root = cJSON_Parse(out);
+    T_ASSERT_TRUE(root != NULL);
+    T_ASSERT_TRUE(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(root, "healthy")));
+    T_ASSERT_TRUE(strstr(out, "s3cret") == NULL);
+    cJSON_Delete(root);
+}
+
+TEST(could_not_check_exits_2)
+{
+    write_config(std_config);
+    unsetenv("DATABASE_URL");
+    /* No URL anywhere. */
+    T_ASSERT_EQ(2, run_health("--config", cfg_path, (const char *)NULL));
+    /* A bad config. */
+    write_config("jobs:\n  x:\n    command: true\n");
+    T_ASSERT_EQ(2, run_health("--url", "host=/nonexistent", "--config", cfg_path,
+                              (const char *)NULL));
+    /* Usage. */
+    T_ASSERT_EQ(2, run_health("--stale", "soon", (const char *)NULL));
+    T_ASSERT_EQ(2, run_health("--bogus", (const char *)NULL));
+}
+
+TEST(url_from_registry_url_in_the_config)
+{
+    char *yaml;
+
+    healthy_fleet();
+    unsetenv("DATABASE_URL");
+    yaml = md_xasprintf("%sregistry:\n  url: \"%s\"\n", std_config, url);
+    write_config(yaml);
+    md_free(yaml);
+    T_ASSERT_EQ(0, run_health("--config", cfg_path, (const char *)NULL));
+    T_ASSERT_CONTAINS(out, dbname);
+}
+
+int main(int argc, char **argv)
+{
+    atexit(cleanup_at_exit);
+    return t_main(argc, argv);
+}
