@@ -109,8 +109,13 @@ static void emit(struct sup *sup, cJSON *o, enum md_jprio prio)
     if (rc < 0)
         md_log_err(MD_LOG_WARN, rc, "registry event not journalled: bytes=%zu", strlen(json));
     cJSON_free(json);
-    if (!uv_is_active((uv_handle_t *)&r->sync))
-        uv_timer_start(&r->sync, sync_cb, SYNC_MS, 0);
+    if (!uv_is_active((uv_handle_t *)&r->sync)) {
+        /* fdatasync blocks for a few ms.  Cron slots fall on whole wall-clock seconds, so sync
+         * in the middle of a second, at least SYNC_MS from now, well clear of the next burst of
+         * spawns. */
+        int64_t now = sup_wall_ms();
+        uv_timer_start(&r->sync, sync_cb, SYNC_MS + (uint64_t)((1500 - now % 1000) % 1000), 0);
+    }
     kick(r, r->overflowed ? 0 : COALESCE_MS);
 }
 
