@@ -18,31 +18,13 @@
 #include "meshd/md_migrate.h"
 #include "t.h"
 
-#include "ctl.h"
+#include "pgtest.h"
 
-static PGconn *admin, *db;
-static char dbname[64], url[512], cfg_path[64] = "", out_path[64] = "";
+static char url[512], cfg_path[64] = "", out_path[64] = "";
 static char out[65536]; /* the captured stdout of the last run */
-static int ndb;
 
-static void drop_current(void)
+static void cleanup_files(void)
 {
-    if (db) {
-        PQfinish(db);
-        db = NULL;
-    }
-    if (admin && dbname[0]) {
-        char q[128];
-        snprintf(q, sizeof q, "DROP DATABASE IF EXISTS %s WITH (FORCE)", dbname);
-        PQclear(PQexec(admin, q));
-        dbname[0] = '\0';
-    }
-}
-
-static void cleanup_at_exit(void)
-{
-    drop_current();
-    PQfinish(admin);
     if (cfg_path[0])
         unlink(cfg_path);
     if (out_path[0])
@@ -64,37 +46,9 @@ static void cleanup_at_exit(void)
 /* A migrated, empty database for this test; url points at it. */
 static void fresh_db(void)
 {
-    const char *base = getenv("MESHD_TEST_PG");
-    struct md_error err = {0};
-    char q[128];
-    PGresult *r;
-
-    if (base == NULL || base[0] == '\0')
-        T_SKIP("MESHD_TEST_PG is not set (no throwaway PostgreSQL)");
-    drop_current();
-    if (admin == NULL) {
-        admin = PQconnectdb(base);
-        if (PQstatus(admin) != CONNECTION_OK)
-            T_FAIL("connect %s: %s", base, PQerrorMessage(admin));
-        PQsetNoticeProcessor(admin, NULL, NULL);
-    }
-    snprintf(dbname, sizeof dbname, "test_health_%ld_%d", (long)getpid(), ndb++);
-    snprintf(q, sizeof q, "CREATE DATABASE %s", dbname);
-    r = PQexec(admin, q);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-        fprintf(stderr, "%s", PQresultErrorMessage(r));
-        PQclear(r);
-        dbname[0] = '\0';
-        T_FAIL("CREATE DATABASE failed");
-    }
-    PQclear(r);
-    snprintf(url, sizeof url, "%s dbname=%s", base, dbname);
-    db = PQconnectdb(url);
-    if (PQstatus(db) != CONNECTION_OK)
-        T_FAIL("connect %s: %s", dbname, PQerrorMessage(db));
+    pgt_fresh_db("test_health", true);
     PQsetNoticeProcessor(db, NULL, NULL);
-    if (md_migrate_sync(db, NULL, NULL, &err) < 0)
-        T_FAIL("md_migrate_sync: %s", err.msg);
+    snprintf(url, sizeof url, "%s dbname=%s", getenv("MESHD_TEST_PG"), dbname);
 }
 
 static void write_config(const char *yaml)
@@ -382,6 +336,6 @@ TEST(url_from_registry_url_in_the_config)
 
 int main(int argc, char **argv)
 {
-    atexit(cleanup_at_exit);
+    pgt_extra_cleanup = cleanup_files;
     return t_main(argc, argv);
 }

@@ -18,73 +18,11 @@
 #include "meshd/md_migrate.h"
 #include "t.h"
 
-static PGconn *admin, *db; /* closed by the next fresh_db() and at exit */
-static char dbname[64];
-static int ndb;
+#include "pgtest.h"
 
-static void drop_current(void)
-{
-    if (db) {
-        PQfinish(db);
-        db = NULL;
-    }
-    if (admin && dbname[0]) {
-        char q[128];
-        snprintf(q, sizeof q, "DROP DATABASE IF EXISTS %s WITH (FORCE)", dbname);
-        PQclear(PQexec(admin, q));
-        dbname[0] = '\0';
-    }
-}
-
-static void cleanup_at_exit(void)
-{
-    drop_current();
-    PQfinish(admin);
-}
-
-/* A new connection to the current test database (caller PQfinish-es it), or NULL. */
-static PGconn *connect_db(void)
-{
-    const char *keys[] = {"dbname", "dbname", NULL};
-    const char *vals[] = {getenv("MESHD_TEST_PG"), dbname, NULL};
-    PGconn *c = PQconnectdbParams(keys, vals, 1);
-
-    if (PQstatus(c) != CONNECTION_OK) {
-        fprintf(stderr, "connect %s: %s", dbname, PQerrorMessage(c));
-        PQfinish(c);
-        return NULL;
-    }
-    return c;
-}
-
-/* Creates an empty database for this test and connects db to it; skips without a cluster. */
 static void fresh_db(void)
 {
-    const char *base = getenv("MESHD_TEST_PG");
-
-    if (base == NULL || base[0] == '\0')
-        T_SKIP("MESHD_TEST_PG is not set (no throwaway PostgreSQL)");
-    drop_current();
-    if (admin == NULL) {
-        admin = PQconnectdb(base);
-        if (PQstatus(admin) != CONNECTION_OK)
-            T_FAIL("connect %s: %s", base, PQerrorMessage(admin));
-        PQsetNoticeProcessor(admin, NULL, NULL);
-        atexit(cleanup_at_exit);
-    }
-    snprintf(dbname, sizeof dbname, "test_mig_%ld_%d", (long)getpid(), ndb++);
-    char q[128];
-    snprintf(q, sizeof q, "CREATE DATABASE %s", dbname);
-    PGresult *r = PQexec(admin, q);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-        fprintf(stderr, "%s", PQresultErrorMessage(r));
-        PQclear(r);
-        dbname[0] = '\0';
-        T_FAIL("CREATE DATABASE failed");
-    }
-    PQclear(r);
-    db = connect_db();
-    T_ASSERT_TRUE(db != NULL);
+    pgt_fresh_db("test_mig", false);
 }
 
 /* Runs sql on db; returns "" on success or the SQLSTATE (static copy) of the error. */

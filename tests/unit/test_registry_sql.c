@@ -20,30 +20,9 @@
 #include "meshd/md_migrate.h"
 #include "t.h"
 
-static PGconn *admin, *db; /* closed by the next fresh_db() and at exit */
-static char dbname[64];
-static int ndb;
+#include "pgtest.h"
+
 static int nwarnings; /* WARNINGs the server sent on db since the last apply() */
-
-static void drop_current(void)
-{
-    if (db) {
-        PQfinish(db);
-        db = NULL;
-    }
-    if (admin && dbname[0]) {
-        char q[128];
-        snprintf(q, sizeof q, "DROP DATABASE IF EXISTS %s WITH (FORCE)", dbname);
-        PQclear(PQexec(admin, q));
-        dbname[0] = '\0';
-    }
-}
-
-static void cleanup_at_exit(void)
-{
-    drop_current();
-    PQfinish(admin);
-}
 
 static void count_warnings(void *arg, const PGresult *res)
 {
@@ -56,43 +35,11 @@ static void count_warnings(void *arg, const PGresult *res)
     }
 }
 
-/* Creates an empty database, connects db to it and applies the migrations; skips without a
- * cluster. */
+/* A migrated, empty database for this test, counting the server's warnings. */
 static void fresh_db(void)
 {
-    const char *base = getenv("MESHD_TEST_PG");
-    struct md_error err = {0};
-
-    if (base == NULL || base[0] == '\0')
-        T_SKIP("MESHD_TEST_PG is not set (no throwaway PostgreSQL)");
-    drop_current();
-    if (admin == NULL) {
-        admin = PQconnectdb(base);
-        if (PQstatus(admin) != CONNECTION_OK)
-            T_FAIL("connect %s: %s", base, PQerrorMessage(admin));
-        PQsetNoticeProcessor(admin, NULL, NULL);
-        atexit(cleanup_at_exit);
-    }
-    snprintf(dbname, sizeof dbname, "test_regsql_%ld_%d", (long)getpid(), ndb++);
-    char q[128];
-    snprintf(q, sizeof q, "CREATE DATABASE %s", dbname);
-    PGresult *r = PQexec(admin, q);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-        fprintf(stderr, "%s", PQresultErrorMessage(r));
-        PQclear(r);
-        dbname[0] = '\0';
-        T_FAIL("CREATE DATABASE failed");
-    }
-    PQclear(r);
-
-    const char *keys[] = {"dbname", "dbname", NULL};
-    const char *vals[] = {base, dbname, NULL};
-    db = PQconnectdbParams(keys, vals, 1);
-    if (PQstatus(db) != CONNECTION_OK)
-        T_FAIL("connect %s: %s", dbname, PQerrorMessage(db));
+    pgt_fresh_db("test_regsql", true);
     PQsetNoticeReceiver(db, count_warnings, NULL);
-    if (md_migrate_sync(db, NULL, NULL, &err) < 0)
-        T_FAIL("md_migrate_sync: %s", err.msg);
 }
 
 /* SELECT meshd_apply_events($1) with json (' turned into "); returns the function's result, or
