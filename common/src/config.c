@@ -1322,18 +1322,19 @@ static bool key_ready(struct ctx *c, struct jobwork *w, const struct key_def *k,
     return true;
 }
 
-static bool key_backoff(struct ctx *c, struct jobwork *w, const struct key_def *kd,
-                        const struct md__ynode *v, const char *path)
+/* A nested mapping of job keys (backoff:, expect:): every key must be one of keys[], each value
+ * goes through apply_key; `what` names the keys for the type error. */
+static bool apply_submap(struct ctx *c, struct jobwork *w, const struct md__ynode *v,
+                         const char *path, const struct key_def *keys, size_t nkeys,
+                         const char *what)
 {
     char kpath[300], buf[80];
     bool ok = true, *dup;
 
-    if (!w->from_defaults)
-        w->backoff_node = v; /* defaults' own initial > max was reported by defaults_check */
     if (v->type == MD__Y_BAD)
         return false;
     if (v->type != MD__Y_MAP) {
-        err_at(c, v, path, "expected a mapping with initial, max and reset, got %s",
+        err_at(c, v, path, "expected a mapping with %s, got %s", what,
                describe(v, buf, sizeof buf));
         return false;
     }
@@ -1346,60 +1347,37 @@ static bool key_backoff(struct ctx *c, struct jobwork *w, const struct key_def *
             ok = false;
             continue;
         }
-        for (j = 0; j < MD_ARRAY_SIZE(backoff_keys); j++)
-            if (strcmp(kn->value, backoff_keys[j].name) == 0)
+        for (j = 0; j < nkeys; j++)
+            if (strcmp(kn->value, keys[j].name) == 0)
                 break;
-        if (j == MD_ARRAY_SIZE(backoff_keys)) {
-            unknown_key(c, kn, path, backoff_keys, MD_ARRAY_SIZE(backoff_keys),
-                        sizeof backoff_keys[0]);
+        if (j == nkeys) {
+            unknown_key(c, kn, path, keys, nkeys, sizeof keys[0]);
             ok = false;
             continue;
         }
         make_path(kpath, sizeof kpath, path, kn->value, kn->len);
-        ok &= apply_key(c, w, &backoff_keys[j], v->kids[i + 1], kpath);
+        ok &= apply_key(c, w, &keys[j], v->kids[i + 1], kpath);
     }
     md_free(dup);
     return ok;
 }
 
+static bool key_backoff(struct ctx *c, struct jobwork *w, const struct key_def *kd,
+                        const struct md__ynode *v, const char *path)
+{
+    (void)kd;
+    if (!w->from_defaults)
+        w->backoff_node = v; /* defaults' own initial > max was reported by defaults_check */
+    return apply_submap(c, w, v, path, backoff_keys, MD_ARRAY_SIZE(backoff_keys),
+                        "initial, max and reset");
+}
+
 static bool key_expect(struct ctx *c, struct jobwork *w, const struct key_def *kd,
                        const struct md__ynode *v, const char *path)
 {
-    char kpath[300], buf[80];
-    bool ok = true, *dup;
-
     (void)kd;
-    (void)w;
-    if (v->type == MD__Y_BAD)
-        return false;
-    if (v->type != MD__Y_MAP) {
-        err_at(c, v, path, "expected a mapping with succeed_within, got %s",
-               describe(v, buf, sizeof buf));
-        return false;
-    }
-    dup = find_dups(c, v, path, false);
-    for (size_t i = 0; i + 1 < v->n; i += 2) {
-        const struct md__ynode *kn = v->kids[i];
-        size_t j;
-
-        if (dup[i / 2] || !key_ok(c, kn, path)) {
-            ok = false;
-            continue;
-        }
-        for (j = 0; j < MD_ARRAY_SIZE(expect_keys); j++)
-            if (strcmp(kn->value, expect_keys[j].name) == 0)
-                break;
-        if (j == MD_ARRAY_SIZE(expect_keys)) {
-            unknown_key(c, kn, path, expect_keys, MD_ARRAY_SIZE(expect_keys),
-                        sizeof expect_keys[0]);
-            ok = false;
-            continue;
-        }
-        make_path(kpath, sizeof kpath, path, kn->value, kn->len);
-        ok &= apply_key(c, w, &expect_keys[j], v->kids[i + 1], kpath);
-    }
-    md_free(dup);
-    return ok;
+    return apply_submap(c, w, v, path, expect_keys, MD_ARRAY_SIZE(expect_keys),
+                        "succeed_within");
 }
 
 /* ---- config: any YAML to JSON ----------------------------------------------------------------- */
