@@ -49,6 +49,8 @@ struct sup_registry {
     bool overflowed;   /* the journal hit its bound: raise the alert at the next chance */
     bool overflow_alerted;
     uint64_t inflight_last;
+    size_t inflight_n;
+    uint64_t n_events, n_batches_ok, n_batches_failed, n_acked;
     uint64_t last_prune_ms;
     int pending_closes;
     void (*done)(struct sup *);
@@ -108,6 +110,8 @@ static void emit(struct sup *sup, cJSON *o, enum md_jprio prio)
     rc = md_journal_append(r->journal, prio, json, strlen(json), &id);
     if (rc < 0)
         md_log_err(MD_LOG_WARN, rc, "registry event not journalled: bytes=%zu", strlen(json));
+    else
+        r->n_events++;
     cJSON_free(json);
     if (!uv_is_active((uv_handle_t *)&r->sync)) {
         /* fdatasync blocks for a few ms.  Cron slots fall on whole wall-clock seconds, so sync
@@ -180,10 +184,13 @@ static void batch_cb(void *ud, int status, PGresult *res)
     }
     r->inflight = false;
     if (status < 0) {
+        r->n_batches_failed++;
         if (!r->closed)
             kick(r, RETRY_MS);
         return;
     }
+    r->n_batches_ok++;
+    r->n_acked += r->inflight_n;
     rc = md_journal_ack(r->journal, r->inflight_last);
     if (rc < 0)
         md_log_err(MD_LOG_WARN, rc, "journal ack: id=%" PRIu64, r->inflight_last);
@@ -219,6 +226,7 @@ static void send_batch(struct sup_registry *r)
     }
     r->inflight = true;
     r->inflight_last = b.last;
+    r->inflight_n = b.n;
 }
 
 static void raise_overflow_alert(struct sup_registry *r)
@@ -478,8 +486,10 @@ static void reg_close(struct sup_registry *r)
     uv_timer_stop(&r->flush);
     uv_timer_stop(&r->sync);
     uv_timer_stop(&r->tick);
-    md_log(MD_LOG_NOTICE, "registry closed: unsent=%zu (kept in the journal)",
-           md_journal_count(r->journal));
+    md_log(MD_LOG_NOTICE, "registry closed: unsent=%zu (kept in the journal) events=%" PRIu64
+           " batches=%" PRIu64 " failed_batches=%" PRIu64 " acked=%" PRIu64 " dropped=%" PRIu64,
+           md_journal_count(r->journal), r->n_events, r->n_batches_ok, r->n_batches_failed,
+           r->n_acked, md_journal_dropped(r->journal));
     if (r->db != NULL)
         md_db_close(r->db, db_closed, r);
     else
@@ -516,6 +526,26 @@ void sup_registry_stop(struct sup *sup, void (*done)(struct sup *))
     r->last_prune_ms = uv_now(sup->loop) + STOP_GRACE_MS;
     uv_timer_start(&r->tick, stop_deadline_cb, 20, 20);
     kick(r, 0);
+}
+
+void sup_registry_stats(const struct sup *sup, struct sup_reg_stats *out)
+{
+    const struct sup_registry *r = sup->reg;
+
+    memset(out, 0, sizeof *out);
+    if (r == NULL)
+        return;
+    out->on = true;
+    out->connected = r->db != NULL && r->migrated && !r->closed &&
+                     (md_db_state(r->db) == MD_DB_IDLE || md_db_state(r->db) == MD_DB_BUSY);
+    out->events = r->n_events;
+    out->batches_ok = r->n_batches_ok;
+    out->batches_failed = r->n_batches_failed;
+    out->events_acked = r->n_acked;
+    out->dropped = md_journal_dropped(r->journal);
+    out->backlog = md_journal_count(r->journal);
+    out->backlog_bytes = md_journal_bytes(r->journal);
+    out->bound_bytes = sup->cfg->journal_max_bytes;
 }
 
 /* ---- events ------------------------------------------------------------------------------ */

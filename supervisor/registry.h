@@ -17,6 +17,7 @@
 #ifndef MESHD_REGISTRY_H
 #define MESHD_REGISTRY_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "meshd/md_status.h"
@@ -32,6 +33,21 @@ int sup_registry_start(struct sup *sup) MD_MUSTCHECK;
 /* At shutdown: records the node as down, tries for up to a second to ship what is pending, then
  * closes everything and calls done(sup).  Calls done at once when the registry is off. */
 void sup_registry_stop(struct sup *sup, void (*done)(struct sup *));
+
+/* Counters since start, for /metrics, /health and the shutdown log line. */
+struct sup_reg_stats {
+    bool on;                  /* a database is configured */
+    bool connected;           /* the connection is up and the schema migrated */
+    uint64_t events;          /* appended to the journal */
+    uint64_t batches_ok;      /* round trips that applied a batch */
+    uint64_t batches_failed;  /* round trips that failed (batch kept, sent again) */
+    uint64_t events_acked;    /* confirmed by PostgreSQL */
+    uint64_t dropped;         /* dropped by the journal's bound */
+    uint64_t backlog;         /* journalled, not yet confirmed */
+    uint64_t backlog_bytes;
+    uint64_t bound_bytes;     /* the journal's bound */
+};
+void sup_registry_stats(const struct sup *sup, struct sup_reg_stats *out);
 
 void sup_reg_node(struct sup *sup, const char *state);
 void sup_reg_job(struct sup_job *job);
