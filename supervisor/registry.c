@@ -51,6 +51,7 @@ struct sup_registry {
     uint64_t inflight_last;
     size_t inflight_n;
     uint64_t n_events, n_batches_ok, n_batches_failed, n_acked;
+    int64_t last_drop_ms;
     uint64_t last_prune_ms;
     int pending_closes;
     void (*done)(struct sup *);
@@ -356,8 +357,10 @@ static void overflow_cb(void *ud, size_t dropped, uint64_t bytes)
     struct sup *sup = ud;
 
     /* The journal must not be called back from here: the alert is raised by flush_cb. */
-    if (sup->reg != NULL)
+    if (sup->reg != NULL) {
         sup->reg->overflowed = true;
+        sup->reg->last_drop_ms = sup_wall_ms();
+    }
     md_log(MD_LOG_ERROR, "journal full: dropped=%zu bytes=%" PRIu64 " bound=%" PRIu64
            "; the database has been away too long", dropped, bytes,
            sup->cfg->journal_max_bytes);
@@ -546,6 +549,7 @@ void sup_registry_stats(const struct sup *sup, struct sup_reg_stats *out)
     out->backlog = md_journal_count(r->journal);
     out->backlog_bytes = md_journal_bytes(r->journal);
     out->bound_bytes = sup->cfg->journal_max_bytes;
+    out->last_drop_ms = r->last_drop_ms;
 }
 
 /* ---- events ------------------------------------------------------------------------------ */

@@ -46,6 +46,7 @@ struct sup_reg_stats {
     uint64_t backlog;         /* journalled, not yet confirmed */
     uint64_t backlog_bytes;
     uint64_t bound_bytes;     /* the journal's bound */
+    int64_t last_drop_ms;     /* wall clock of the last drop at the bound, 0 if none */
 };
 void sup_registry_stats(const struct sup *sup, struct sup_reg_stats *out);
 

@@ -33,6 +33,7 @@
 
 #include "meshd/md_alloc.h"
 #include "meshd/md_log.h"
+#include "http.h"
 #include "registry.h"
 #include "sup.h"
 
@@ -165,7 +166,7 @@ static void job_schedule(struct sup_job *job, int64_t after)
 
     heap_remove(sup, job);
     job->next_slot = 0;
-    if (j == NULL || j->kind != MD_JOB_CRON || !j->enabled || sup->stopping)
+    if (j == NULL || j->kind != MD_JOB_CRON || !j->enabled || sup->stopping || job->paused)
         return;
     if (md_cron_next(&j->cron, j->tz, after, &next) < 0) {
         md_log(MD_LOG_WARN, "unscheduled: job=%s reason=no fire time in the next 100 years",
@@ -280,7 +281,9 @@ static void job_due(struct sup_job *job, int64_t now_ms, const char *why)
     int64_t late = now_ms - latest * 1000 - (int64_t)j->jitter_ms;
     fmt_slot(latest, j->tz, a, sizeof a);
     if (late <= ON_TIME_MS) {
+        job->fire_due_ms = job->next_due_ms; /* proc_spawn observes the firing lag */
         run_slot(job, latest);
+        job->fire_due_ms = 0;
     } else if ((uint64_t)late <= j->catchup_ms) {
         md_log(MD_LOG_NOTICE, "catching up: job=%s slot=%s late_ms=%" PRId64 " reason=%s",
                job->name, a, late, why);
@@ -381,10 +384,11 @@ static void state_save(struct sup *sup)
         md_free(tmp);
         return;
     }
-    fputs("# meshd schedule state: job, last handled slot (Unix seconds)\n", f);
+    fputs("# meshd schedule state: job, last handled slot (Unix seconds), [paused]\n", f);
     for (struct sup_job *job = sup->jobs; job != NULL; job = job->next)
-        if (job->last_slot != 0 && !job->retired)
-            fprintf(f, "%s\t%" PRId64 "\n", job->name, job->last_slot);
+        if ((job->last_slot != 0 || job->paused) && !job->retired)
+            fprintf(f, "%s\t%" PRId64 "%s\n", job->name, job->last_slot,
+                    job->paused ? "\tpaused" : "");
     if (fclose(f) != 0 || rename(tmp, sup->state_path) != 0)
         md_log_err(MD_LOG_WARN, -errno, "state not saved: path=%s", sup->state_path);
     md_free(tmp);
@@ -408,11 +412,15 @@ static void state_load(struct sup *sup)
         *tab = '\0';
         errno = 0;
         v = strtoll(tab + 1, &end, 10);
-        if (errno != 0 || end == tab + 1 || v <= 0)
+        if (errno != 0 || end == tab + 1 || v < 0)
             continue;
-        for (struct sup_job *job = sup->jobs; job != NULL; job = job->next)
-            if (strcmp(job->name, line) == 0)
+        bool paused = strncmp(end, "\tpaused", 7) == 0;
+        for (struct sup_job *job = sup->jobs; job != NULL; job = job->next) {
+            if (strcmp(job->name, line) == 0) {
                 job->last_slot = v;
+                job->paused = paused;
+            }
+        }
     }
     fclose(f);
 }
@@ -485,6 +493,11 @@ static void job_activate(struct sup_job *job, int64_t now_s)
 
     if (!j->enabled)
         return;
+    if (job->paused) {
+        md_log(MD_LOG_NOTICE, "paused: job=%s (resume it with meshctl resume %s)", job->name,
+               job->name);
+        return;
+    }
     switch (j->kind) {
     case MD_JOB_SERVICE:
         job->cur_slot = 0;
@@ -583,6 +596,7 @@ int sup_start(struct sup *sup, uv_loop_t *loop, struct md_config *cfg, const cha
     sup->loop = loop;
     sup->cfg = cfg;
     sup->config_path = md_xstrdup(config_path);
+    sup->started_wall_ms = now;
     sup->armed_ms = 0;
     sup->last_wall_ms = now;
     sup->last_boot_minus_mono_ms = clock_ms(CLOCK_BOOTTIME) - clock_ms(CLOCK_MONOTONIC);
@@ -620,6 +634,8 @@ int sup_start(struct sup *sup, uv_loop_t *loop, struct md_config *cfg, const cha
     state_load(sup);
     if (sup_registry_start(sup) < 0)
         md_log(MD_LOG_WARN, "running without a registry");
+    if (sup_http_start(sup) < 0)
+        md_log(MD_LOG_WARN, "running without the HTTP API");
     sup_reg_node(sup, "up");
     for (struct sup_job *job = sup->jobs; job != NULL; job = job->next)
         sup_reg_job(job);
@@ -633,30 +649,44 @@ int sup_start(struct sup *sup, uv_loop_t *loop, struct md_config *cfg, const cha
 
 void sup_reload(struct sup *sup)
 {
+    (void)sup_reload_diag(sup, NULL);
+}
+
+int sup_reload_diag(struct sup *sup, struct md_diag *out)
+{
     struct md_config *ncfg = NULL;
-    struct md_diag diag;
+    struct md_diag local, *diag = out != NULL ? out : &local;
     struct sup_job *job, *next;
     int64_t now = sup_wall_ms();
     unsigned added = 0, removed = 0, changed = 0, same = 0;
+    size_t first;
     int r;
 
     if (sup->stopping)
-        return;
-    md_diag_init(&diag);
-    r = md_config_load(sup->config_path, &ncfg, &diag);
-    for (size_t i = 0; i < diag.n; i++) {
-        const struct md_diag_item *it = &diag.items[i];
+        return -ESHUTDOWN;
+    if (out == NULL)
+        md_diag_init(&local);
+    first = diag->n;
+    r = md_config_load(sup->config_path, &ncfg, diag);
+    for (size_t i = first; i < diag->n; i++) {
+        const struct md_diag_item *it = &diag->items[i];
         md_log(it->severity == MD_DIAG_ERROR ? MD_LOG_ERROR : MD_LOG_WARN, "%s:%d:%d: %s: %s",
                sup->config_path, it->line, it->col,
                it->severity == MD_DIAG_ERROR ? "error" : "warning", it->msg);
     }
-    size_t nerrors = diag.nerrors;
-    md_diag_cleanup(&diag);
+    size_t nerrors = diag->nerrors;
+    if (out == NULL)
+        md_diag_cleanup(&local);
     if (r < 0) {
         md_log_err(MD_LOG_ERROR, r, "reload failed: config=%s errors=%zu; keeping the running "
                    "configuration", sup->config_path, nerrors);
-        return;
+        return r;
     }
+    if ((ncfg->http_host == NULL) != (sup->cfg->http_host == NULL) ||
+        ncfg->http_port != sup->cfg->http_port ||
+        (ncfg->http_host != NULL && strcmp(ncfg->http_host, sup->cfg->http_host) != 0))
+        md_log(MD_LOG_WARN, "reload: http.listen changed; the new address takes effect at the "
+               "next start (token and anonymous_read apply now)");
 
     /* Match running jobs to the new config by name. */
     for (job = sup->jobs; job != NULL; job = next) {
@@ -729,6 +759,152 @@ void sup_reload(struct sup *sup)
            "unchanged=%u", sup->config_path, ncfg->njobs, added, removed, changed, same);
     sup->state_dirty = true;
     run_due(sup, "meshd was busy");
+    return 0;
+}
+
+/* ---- operator control (the API) ----------------------------------------------------------- */
+
+struct sup_job *sup_job_find(struct sup *sup, const char *name)
+{
+    for (struct sup_job *job = sup->jobs; job != NULL; job = job->next)
+        if (!job->retired && job->cfg != NULL && strcmp(job->name, name) == 0)
+            return job;
+    return NULL;
+}
+
+static void stop_extras(struct sup_job *job)
+{
+    for (struct sup_proc *p = job->procs; p != NULL; p = p->next)
+        if (!p->primary && !p->exited && !p->killing)
+            sup_proc_kill(p, p->stop_signal), p->killing = true;
+}
+
+static void stop_primary(struct sup_job *job)
+{
+    if (job->prog.state == PROG_STOPPING || job->prog.state == PROG_STOPPED)
+        return;
+    job->stop_status = RUN_STOPPED;
+    sup_job_event(job, EV_STOP, 0, 0);
+}
+
+int sup_job_run_now(struct sup_job *job, char *run_id, size_t len, char *err, size_t errlen)
+{
+    const struct md_job *j = job->cfg;
+
+    run_id[0] = '\0';
+    if (job->sup->stopping) {
+        snprintf(err, errlen, "meshd is stopping");
+        return -ESHUTDOWN;
+    }
+    if (job_busy(job)) {
+        if (j->kind == MD_JOB_SERVICE) {
+            snprintf(err, errlen, "job '%s' is a service and already %s", job->name,
+                     prog_state_name(job->prog.state));
+            return -EBUSY;
+        }
+        switch (j->concurrency) {
+        case MD_CONC_ALLOW:
+            sup_job_spawn_extra(job, 0);
+            if (job->procs != NULL)
+                snprintf(run_id, len, "%s", job->procs->run_id);
+            md_log(MD_LOG_NOTICE, "run requested: job=%s run=%s (beside the current run)",
+                   job->name, run_id);
+            return 0;
+        case MD_CONC_REPLACE:
+            md_log(MD_LOG_NOTICE, "run requested: job=%s replacing run=%s", job->name,
+                   job->run_id);
+            job->pending_slot = 0;
+            job->pending_now = true;
+            stop_primary(job);
+            return 0;
+        case MD_CONC_FORBID:
+            snprintf(err, errlen, "job '%s' has a run in progress (%s) and concurrency is "
+                     "forbid", job->name, job->run_id);
+            return -EBUSY;
+        }
+    }
+    job->cur_slot = 0;
+    md_log(MD_LOG_NOTICE, "run requested: job=%s", job->name);
+    sup_job_event(job, EV_START, 0, 0);
+    snprintf(run_id, len, "%s", job->run_id);
+    return 0;
+}
+
+int sup_job_set_paused(struct sup_job *job, bool paused)
+{
+    struct sup *sup = job->sup;
+    const struct md_job *j = job->cfg;
+    int64_t now_s = sup_wall_ms() / 1000;
+
+    if (sup->stopping)
+        return -ESHUTDOWN;
+    if (job->paused == paused)
+        return 0;
+    job->paused = paused;
+    md_log(MD_LOG_NOTICE, "%s: job=%s", paused ? "paused" : "resumed", job->name);
+    if (paused) {
+        heap_remove(sup, job);
+        job->next_slot = 0;
+        job->pending_slot = 0;
+        if (j->kind == MD_JOB_SERVICE) {
+            job->restart_pending = job->pending_now = false;
+            stop_primary(job);
+        }
+    } else if (j->enabled) {
+        /* The schedule goes on from now: the slots passed while paused are not caught up. */
+        if (j->kind == MD_JOB_CRON && job->last_slot < now_s)
+            job->last_slot = now_s;
+        if (j->kind == MD_JOB_CRON)
+            job_schedule(job, now_s);
+        else if (j->kind == MD_JOB_SERVICE && !job_busy(job))
+            job_activate(job, now_s);
+        clock_arm(sup);
+    }
+    state_save(sup); /* at once: a pause must survive a crash right after it */
+    return 0;
+}
+
+int sup_job_restart(struct sup_job *job, char *err, size_t errlen)
+{
+    if (job->sup->stopping) {
+        snprintf(err, errlen, "meshd is stopping");
+        return -ESHUTDOWN;
+    }
+    md_log(MD_LOG_NOTICE, "restart requested: job=%s state=%s", job->name,
+           prog_state_name(job->prog.state));
+    job->pending_slot = 0;
+    if (job_busy(job)) {
+        job->pending_now = true;
+        stop_primary(job);
+        return 0;
+    }
+    job->cur_slot = 0;
+    sup_job_event(job, EV_START, 0, 0);
+    return 0;
+}
+
+int sup_job_stop(struct sup_job *job, char *err, size_t errlen)
+{
+    bool extras = false;
+
+    if (job->sup->stopping) {
+        snprintf(err, errlen, "meshd is stopping");
+        return -ESHUTDOWN;
+    }
+    for (struct sup_proc *p = job->procs; p != NULL; p = p->next)
+        extras |= !p->primary && !p->exited;
+    if (!job_busy(job) && !extras) {
+        snprintf(err, errlen, "job '%s' is not running (state %s)", job->name,
+                 prog_state_name(job->prog.state));
+        return -EALREADY;
+    }
+    md_log(MD_LOG_NOTICE, "stop requested: job=%s state=%s", job->name,
+           prog_state_name(job->prog.state));
+    job->pending_slot = 0;
+    job->pending_now = job->restart_pending = false;
+    stop_primary(job);
+    stop_extras(job);
+    return 0;
 }
 
 static void sup_close_cb(uv_handle_t *h)
@@ -766,6 +942,7 @@ static void shutdown_finish(struct sup *sup)
     }
     if (sup->reg != NULL)
         return; /* sup_registry_stop calls us again when it is done */
+    sup_http_close(sup);
     sup->closed = true;
     uv_timer_stop(&sup->orphan_timer);
     uv_close((uv_handle_t *)&sup->orphan_timer, sup_close_cb);

@@ -106,16 +106,12 @@ static void proc_free(struct sup_proc *p)
 {
     struct sup_job *job = p->job;
 
-    if (job != NULL && p->end_recorded)
+    if (job != NULL && p->end_recorded) {
         sup_reg_run_end(job, p, p->run_id, p->end_status, p->end_code, p->end_signal, NULL);
+        /* Keep the run, with its output tail, in the job's history. */
+        sup_job_note_run(job, p, p->run_id, p->end_status, p->end_code, p->end_signal);
+    }
     if (job != NULL) {
-        /* Keep this run's output tail as the job's last run record. */
-        tail_clear(job->last_tail);
-        for (unsigned i = 0; i < SUP_TAIL_LINES; i++) {
-            unsigned k = (p->tail_next + i) % SUP_TAIL_LINES;
-            job->last_tail[i] = p->tail[k];
-            p->tail[k] = NULL;
-        }
         for (struct sup_proc **pp = &job->procs; *pp != NULL; pp = &(*pp)->next) {
             if (*pp == p) {
                 *pp = p->next;
@@ -133,6 +129,7 @@ static void proc_free(struct sup_proc *p)
     md_linebuf_cleanup(&p->lb_status);
     md_free(p->stdin_data);
     md_free(p->result);
+    md_free(p->progress_unit);
     md_free(p);
     if (job != NULL)
         sup_job_proc_gone(job);
@@ -290,8 +287,10 @@ static void status_line_cb(void *ud, const char *line, size_t len, int flags)
         md_log(MD_LOG_INFO, "result: job=%s run=%s status=%s", name, p->run_id, p->result);
         break;
     }
-    if (job != NULL)
+    if (job != NULL) {
+        sup_job_note_status(job, p, &ev);
         sup_reg_status(job, p, &ev);
+    }
     md_status_event_cleanup(&ev);
 }
 
@@ -596,6 +595,11 @@ static int proc_spawn(struct sup_job *job, int64_t slot, bool primary)
     p->stop_signal = j->stop_signal;
     p->stop_timeout_ms = j->stop_timeout_ms;
     p->started_ms = uv_now(sup->loop);
+    p->started_wall_ms = sup_wall_ms();
+    if (job->fire_due_ms != 0) { /* an on-time slot (sched.c): how late is this spawn? */
+        sup_note_lag(sup, p->started_wall_ms - job->fire_due_ms);
+        job->fire_due_ms = 0;
+    }
     if (primary && slot != 0) {
         snprintf(p->run_id, sizeof p->run_id, "%s", job->run_id);
     } else {
@@ -745,6 +749,8 @@ static void record_run(struct sup_job *job, const struct prog_actions *act)
         /* Nothing was launched (unknown program, no such user, out of pipes). */
         sup_reg_run_end(job, NULL, job->run_id, run_status_name(st), job->prog.last_exit_code,
                         job->prog.last_signal, "spawn failed");
+        sup_job_note_run(job, NULL, job->run_id, run_status_name(st), job->prog.last_exit_code,
+                         job->prog.last_signal);
     }
     md_log(st == RUN_SUCCEEDED ? MD_LOG_INFO : MD_LOG_NOTICE,
            "run done: job=%s run=%s status=%s code=%d signal=%d", job->name, job->run_id,
@@ -782,10 +788,18 @@ void sup_job_event(struct sup_job *job, enum prog_event ev, int exit_code, int t
             md_log(MD_LOG_INFO, "state: job=%s from=%s to=%s reason=%s", job->name,
                    prog_state_name(act.from), prog_state_name(act.to), act.reason);
     }
-    if (act.flags & ACT_GAVE_UP)
+    if (act.to == PROG_STARTING && job->last_error != NULL) {
+        md_free(job->last_error);
+        job->last_error = NULL;
+    }
+    if (act.flags & ACT_GAVE_UP) {
         md_log(MD_LOG_ERROR, "gave up: job=%s state=FATAL tries=%u reason=%s code=%d signal=%d",
                job->name, job->prog.tries, act.reason, job->prog.last_exit_code,
                job->prog.last_signal);
+        md_free(job->last_error);
+        job->last_error = md_xasprintf("gave up after %u tries: %s", job->prog.tries,
+                                       act.reason);
+    }
     if (act.flags & ACT_CANCEL_TIMER)
         uv_timer_stop(&job->timer);
     if (act.flags & ACT_ARM_TIMER)
@@ -814,10 +828,14 @@ void sup_job_event(struct sup_job *job, enum prog_event ev, int exit_code, int t
         if (job->restart_pending) {
             job->restart_pending = false;
             md_log(MD_LOG_NOTICE, "restarting: job=%s reason=config changed", job->name);
-            if (job->cfg->kind == MD_JOB_SERVICE && job->cfg->enabled) {
+            if (job->cfg->kind == MD_JOB_SERVICE && job->cfg->enabled && !job->paused) {
                 job->cur_slot = 0;
                 sup_job_event(job, EV_START, 0, 0);
             }
+        } else if (job->pending_now) {
+            job->pending_now = false; /* restart or run-now (replace) by the operator */
+            job->cur_slot = 0;
+            sup_job_event(job, EV_START, 0, 0);
         } else if (job->pending_slot != 0) {
             int64_t slot = job->pending_slot;
             job->pending_slot = 0;
@@ -832,7 +850,7 @@ static void job_close_cb(uv_handle_t *h)
 {
     struct sup_job *job = h->data;
 
-    tail_clear(job->last_tail);
+    sup_job_info_free(job);
     md_free(job->name);
     md_free(job);
 }

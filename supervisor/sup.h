@@ -15,14 +15,40 @@
 
 #include "meshd/md_config.h"
 #include "meshd/md_linebuf.h"
+#include "meshd/md_status.h"
 #include "prog.h"
 
 #define SUP_TAIL_LINES 20      /* last output lines kept per run for the run record */
 #define SUP_OUTPUT_LINE_MAX 8192
 #define SUP_RUN_ID_MAX 128
 
+#define SUP_RUN_HISTORY 5       /* finished runs kept per job for /status and `meshctl logs` */
+#define SUP_ALERTS_MAX 64       /* open alerts kept per job (the oldest goes beyond that) */
+#define SUP_DUR_BUCKETS 13      /* run-duration histogram (api.c) */
+#define SUP_LAG_BUCKETS 12      /* firing-lag histogram (api.c) */
+
 struct sup;
 struct sup_job;
+
+/* A finished run, kept in memory (the registry has the full history). */
+struct sup_run_rec {
+    char run_id[SUP_RUN_ID_MAX];
+    int64_t slot;                /* scheduled instant (Unix s), 0 for unscheduled runs */
+    int64_t started_ms;          /* wall clock, Unix ms; 0 if nothing was launched */
+    int64_t finished_ms;
+    const char *status;          /* "succeeded" "failed" "timed_out" "stopped" (static) */
+    int exit_code, signal;
+    uint64_t duration_ms;
+    char *lines[SUP_TAIL_LINES]; /* last output lines, oldest first, NULL after the last */
+};
+
+/* An open alert raised by a worker ({"event":"alert"}), until {"event":"resolve"}. */
+struct sup_alert {
+    struct sup_alert *next;
+    char *key, *message;
+    int severity;                /* enum md_status_severity */
+    int64_t opened_ms;           /* wall clock, Unix ms */
+};
 
 /* How a run ended, for the log and (later) the run record. */
 enum sup_run_status {
@@ -54,6 +80,10 @@ struct sup_proc {
     char run_id[SUP_RUN_ID_MAX];
     int64_t slot;   /* scheduled instant (Unix s), or 0 */
     uint64_t started_ms;
+    int64_t started_wall_ms;
+    bool has_progress, has_total;
+    double progress_done, progress_total;
+    char *progress_unit;
     char *stdin_data;
     struct md_linebuf lb_out, lb_err, lb_status;
     char *tail[SUP_TAIL_LINES];
@@ -94,19 +124,39 @@ struct sup_job {
     bool closing;
     enum sup_run_status stop_status; /* how to record the run we are stopping */
 
-    /* Counters and last-run facts, kept in memory (the registry comes later). */
+    /* Operator control (api.c via sched.c). */
+    bool paused;               /* no scheduled runs, a service stays stopped; persisted */
+    bool pending_now;          /* start an unscheduled run once the current one has stopped */
+
+    /* Counters and last-run facts, kept in memory for /status, /health and /metrics. */
     unsigned restarts;
     uint64_t runs_ok, runs_failed, runs_skipped, runs_missed;
+    uint64_t runs_timed_out, runs_stopped; /* subsets of runs_failed */
     uint64_t bad_status_lines;
     uint64_t last_heartbeat_ms;
-    char *last_tail[SUP_TAIL_LINES];
+    int64_t last_success_ms;   /* wall clock of the last succeeded run's end, 0 if none */
+    int64_t fire_due_ms;       /* due instant of the slot being started on time, for the lag */
+    char *last_error;          /* why the job is FATAL ("gave up after ..."), or NULL */
+    struct sup_run_rec hist[SUP_RUN_HISTORY]; /* ring, hist_next is the oldest when full */
+    unsigned hist_n, hist_next;
+    struct sup_alert *alerts;  /* newest first */
+    unsigned nalerts;
+    uint64_t dur_bucket[SUP_DUR_BUCKETS]; /* cumulative counts are computed when rendering */
+    double dur_sum;
+    uint64_t dur_count;
 };
 
 struct sup_registry;
+struct sup_http;
 
 struct sup {
     uv_loop_t *loop;
     struct sup_registry *reg;  /* NULL when the registry is off (registry.h) */
+    struct sup_http *http;     /* NULL when no listener is up (http.h) */
+    int64_t started_wall_ms;
+    uint64_t lag_bucket[SUP_LAG_BUCKETS]; /* firing lag of on-time scheduled runs */
+    double lag_sum;
+    uint64_t lag_count;
     struct md_config *cfg;
     char *config_path;
     struct sup_job *jobs;
@@ -147,6 +197,18 @@ int sup_start(struct sup *sup, uv_loop_t *loop, struct md_config *cfg, const cha
 void sup_reload(struct sup *sup);
 /* SIGTERM/SIGINT: stops every job; the loop ends once every process is gone. */
 void sup_shutdown(struct sup *sup);
+/* Operator control (the API).  Each returns 0, or a negative code with a message in err:
+ * MD_ENOTFOUND-like conflicts use -EBUSY (a run is in progress), -EALREADY (nothing to do),
+ * -ESHUTDOWN (meshd is stopping). */
+int sup_job_run_now(struct sup_job *job, char *run_id, size_t len, char *err, size_t errlen);
+int sup_job_set_paused(struct sup_job *job, bool paused);
+int sup_job_restart(struct sup_job *job, char *err, size_t errlen);
+int sup_job_stop(struct sup_job *job, char *err, size_t errlen);
+/* Finds a live (not retired) job by name. */
+struct sup_job *sup_job_find(struct sup *sup, const char *name);
+/* Reloads like SIGHUP; diag (may be NULL) receives the file's errors and warnings. */
+int sup_reload_diag(struct sup *sup, struct md_diag *diag);
+
 /* Called by spawn.c when a proc is gone (all its handles closed). */
 void sup_job_proc_gone(struct sup_job *job);
 /* Releases what sup_start allocated, once the loop has ended. */
@@ -166,6 +228,17 @@ void sup_proc_kill(struct sup_proc *p, int sig);
 void sup_job_kill_all(struct sup_job *job);
 /* Formats the run id for a slot (or an unscheduled run when slot is 0). */
 void sup_run_id(struct sup *sup, const char *job, int64_t slot, char *buf, size_t len);
+/* Records a finished run in the job's history (from proc_free, or with p NULL when nothing
+ * was launched); moves the proc's output tail into the record. */
+void sup_job_note_run(struct sup_job *job, struct sup_proc *p, const char *run_id,
+                      const char *status, int exit_code, int signal);
+/* Keeps a worker's alert/resolve/progress in memory (jobinfo.c). */
+void sup_job_note_status(struct sup_job *job, struct sup_proc *p,
+                         const struct md_status_event *ev);
+/* Frees the history and alerts (job_close_cb). */
+void sup_job_info_free(struct sup_job *job);
+/* Observes the firing lag of a run started for an on-time slot. */
+void sup_note_lag(struct sup *sup, int64_t lag_ms);
 /* Closes the job's handles; the job is freed when they and its procs are gone. */
 void sup_job_close(struct sup_job *job);
 

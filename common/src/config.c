@@ -31,6 +31,7 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 
 #include "meshd/md_alloc.h"
 #include "meshd/md_log.h"
@@ -1956,6 +1957,8 @@ static void registry_url(struct ctx *c, const struct md__ynode *v, const char *p
     if ((val = expand_env(c, v, raw, path)) == NULL)
         return;
     md_free(cfg->registry_url);
+    md_free(cfg->http_host);
+    md_free(cfg->http_token);
     cfg->registry_url = val;
     cfg->registry_url_set = true;
 }
@@ -2020,7 +2023,167 @@ static void registry_build(struct ctx *c, const struct md__ynode *map)
     md_free(dup);
 }
 
-static const char *const top_keys[] = {"node", "registry", "defaults", "jobs"};
+/* ---- http: ------------------------------------------------------------------------------------ */
+
+/* http.listen grammar:  "" (TCP off) | PORT | ":" PORT | IPV4 ":" PORT | "[" IPV6 "]" ":" PORT
+ *                       | "localhost:" PORT.   PORT = 1*5DIGIT, 0..65535 (0: any free port). */
+static bool parse_listen(const char *s, char **host, int *port, const char **why)
+{
+    const char *colon, *ps;
+    char hostbuf[64];
+    unsigned char addr[16];
+    size_t hl = 0;
+    long v = 0;
+
+    *host = NULL;
+    if (*s == '[') {
+        const char *end = strchr(s, ']');
+        if (end == NULL || end[1] != ':') {
+            *why = "an IPv6 address goes in brackets, followed by :PORT, like [::1]:8470";
+            return false;
+        }
+        hl = (size_t)(end - s - 1);
+        if (hl == 0 || hl >= sizeof hostbuf) {
+            *why = "bad IPv6 address";
+            return false;
+        }
+        memcpy(hostbuf, s + 1, hl);
+        hostbuf[hl] = '\0';
+        if (inet_pton(AF_INET6, hostbuf, addr) != 1) {
+            *why = "bad IPv6 address";
+            return false;
+        }
+        ps = end + 2;
+    } else if ((colon = strrchr(s, ':')) != NULL) {
+        hl = (size_t)(colon - s);
+        if (hl >= sizeof hostbuf) {
+            *why = "the host is too long";
+            return false;
+        }
+        memcpy(hostbuf, s, hl);
+        hostbuf[hl] = '\0';
+        if (hl == 0 || strcmp(hostbuf, "*") == 0)
+            strcpy(hostbuf, "0.0.0.0");
+        else if (strcmp(hostbuf, "localhost") == 0)
+            strcpy(hostbuf, "127.0.0.1");
+        else if (inet_pton(AF_INET, hostbuf, addr) != 1) {
+            *why = strchr(hostbuf, ':') ? "an IPv6 address goes in brackets, like [::1]:8470"
+                                        : "the host must be an IP address (or localhost)";
+            return false;
+        }
+        ps = colon + 1;
+    } else {
+        strcpy(hostbuf, "0.0.0.0");
+        ps = s;
+    }
+    if (*ps == '\0' || strlen(ps) > 5 || strspn(ps, "0123456789") != strlen(ps)) {
+        *why = "expected a port number 0..65535 after the host";
+        return false;
+    }
+    v = strtol(ps, NULL, 10);
+    if (v > 65535) {
+        *why = "the port is out of range 0..65535";
+        return false;
+    }
+    *host = md_xstrdup(hostbuf);
+    *port = (int)v;
+    return true;
+}
+
+static void http_build(struct ctx *c, const struct md__ynode *map)
+{
+    static const char *const keys[] = {"listen", "token", "anonymous_read", "max_connections"};
+    struct md_config *cfg = c->cfg;
+    char path[300], buf[80];
+    bool *dup;
+
+    cfg->http_host = md_xstrdup("127.0.0.1");
+    cfg->http_port = 8470;
+    cfg->http_anonymous_read = true;
+    cfg->http_max_connections = 256;
+    if (map == NULL || md__ynode_is_null(map) || map->type == MD__Y_BAD)
+        return;
+    if (map->type != MD__Y_MAP) {
+        err_at(c, map, "http", "expected a mapping, got %s", describe(map, buf, sizeof buf));
+        return;
+    }
+    dup = find_dups(c, map, "http", false);
+    for (size_t i = 0; i + 1 < map->n; i += 2) {
+        const struct md__ynode *kn = map->kids[i], *vn = map->kids[i + 1];
+        const char *s, *why = "";
+        size_t j;
+
+        if (dup[i / 2] || !key_ok(c, kn, "http"))
+            continue;
+        for (j = 0; j < MD_ARRAY_SIZE(keys); j++)
+            if (strcmp(kn->value, keys[j]) == 0)
+                break;
+        if (j == MD_ARRAY_SIZE(keys)) {
+            unknown_key(c, kn, "http", keys, MD_ARRAY_SIZE(keys), sizeof keys[0]);
+            continue;
+        }
+        snprintf(path, sizeof path, "http.%s", keys[j]);
+        if (j == 1) { /* token: ${VAR}-expanded; the text never goes into a message */
+            char *val;
+            if (md__ynode_is_null(vn) || vn->type != MD__Y_SCALAR) {
+                err_at(c, vn, path, "expected a string like ${MESHD_API_TOKEN}, got %s",
+                       describe(vn, buf, sizeof buf));
+                continue;
+            }
+            if (strlen(vn->value) != vn->len) {
+                err_at(c, vn, path, "the value contains a NUL character");
+                continue;
+            }
+            if ((val = expand_env(c, vn, vn->value, path)) == NULL)
+                continue;
+            if (*val != '\0' && strlen(val) < 16)
+                warn_pos(c, vn->line, vn->col, path,
+                         "the token is shorter than 16 characters: easy to guess");
+            md_free(cfg->http_token);
+            cfg->http_token = val;
+            continue;
+        }
+        if (j == 0 && vn->type == MD__Y_SCALAR && vn->len == 0) {
+            md_free(cfg->http_host); /* listen: "" turns TCP off */
+            cfg->http_host = NULL;
+            continue;
+        }
+        if ((s = scalar(c, vn, path, j == 0 ? "an address like 127.0.0.1:8470"
+                                     : j == 2 ? "true or false"
+                                              : "a number 1..65535")) == NULL)
+            continue;
+        if (j == 0) {
+            char *host;
+            int port;
+            if (!parse_listen(s, &host, &port, &why)) {
+                err_at(c, vn, path, "'%s': %s", show(s, strlen(s), buf, sizeof buf), why);
+                continue;
+            }
+            md_free(cfg->http_host);
+            cfg->http_host = host;
+            cfg->http_port = port;
+            cfg->http_port_set = true;
+        } else if (j == 2) {
+            if (!parse_bool(s, &cfg->http_anonymous_read))
+                err_at(c, vn, path, "expected true or false, got '%s'",
+                       show(s, strlen(s), buf, sizeof buf));
+        } else {
+            char *end;
+            long v;
+            errno = 0;
+            v = strtol(s, &end, 10);
+            if (errno != 0 || *end != '\0' || end == s || v < 1 || v > 65535) {
+                err_at(c, vn, path, "expected a number 1..65535, got '%s'",
+                       show(s, strlen(s), buf, sizeof buf));
+                continue;
+            }
+            cfg->http_max_connections = (unsigned)v;
+        }
+    }
+    md_free(dup);
+}
+
+static const char *const top_keys[] = {"node", "registry", "http", "defaults", "jobs"};
 
 int md_config_parse(const char *text, size_t len, const char *name, struct md_config **out,
                     struct md_diag *diag)
@@ -2081,8 +2244,9 @@ int md_config_parse(const char *text, size_t len, const char *name, struct md_co
     md_free(dup);
     node_build(&c, sect[0]);
     registry_build(&c, sect[1]);
-    defaults_check(&c, sect[2], &def);
-    jobs_build(&c, sect[3], &def);
+    http_build(&c, sect[2]);
+    defaults_check(&c, sect[3], &def);
+    jobs_build(&c, sect[4], &def);
 out:
     md__ynode_free(root);
     diag_sort(diag, first);

@@ -1,9 +1,10 @@
 /* md_config.h - the YAML schedule, loaded into typed structs.
  *
- * The file has four top-level sections:
+ * The file has five top-level sections:
  *
  *   node:      name, environment, state_dir, worker_dir, log_level
  *   registry:  url, heartbeat, retention, journal_max (the shared database; optional)
+ *   http:      listen, token, anonymous_read, max_connections (the API; optional)
  *   defaults:  any job key except the ones that say what and when to run
  *   jobs:      a mapping from job name to job settings
  *
@@ -98,6 +99,16 @@ struct md_config {
     uint64_t retention_ms;      /* run history, metrics and processed messages older than this
                                  * are pruned; 1h..3650d, default 30d */
     uint64_t journal_max_bytes; /* bound of the local journal, 1MiB..64GiB, default 64MiB */
+
+    /* http: the API listener (docs/api.md).  Every field has its default without the section. */
+    char *http_host;            /* IP literal to bind, default "127.0.0.1"; "::" or "0.0.0.0"
+                                 * for all interfaces; NULL when http.listen is "" (TCP off) */
+    int http_port;              /* 0..65535, default 8470 ($PORT overrides it at start) */
+    bool http_port_set;         /* http.listen named a port */
+    char *http_token;           /* bearer token after ${VAR} expansion; never log it.  NULL when
+                                 * http.token is absent (meshd then reads $MESHD_API_TOKEN) */
+    bool http_anonymous_read;   /* GETs other than /health without a token, default true */
+    unsigned http_max_connections; /* 1..65535, default 256 */
 
     struct md_job *jobs; /* in file order */
     size_t njobs;
