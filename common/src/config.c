@@ -1957,8 +1957,6 @@ static void registry_url(struct ctx *c, const struct md__ynode *v, const char *p
     if ((val = expand_env(c, v, raw, path)) == NULL)
         return;
     md_free(cfg->registry_url);
-    md_free(cfg->http_host);
-    md_free(cfg->http_token);
     cfg->registry_url = val;
     cfg->registry_url_set = true;
 }
@@ -2322,6 +2320,8 @@ void md_config_free(struct md_config *cfg)
     md_free(cfg->worker_dir);
     md_free(cfg->log_level);
     md_free(cfg->registry_url);
+    md_free(cfg->http_host);
+    md_free(cfg->http_token);
     md_free(cfg);
 }
 

@@ -786,6 +786,82 @@ TEST(registry_unknown_keys)
     T_ASSERT_EQ(4, diag.nerrors);
 }
 
+/* ---- http: ------------------------------------------------------------------------------ */
+
+TEST(http_defaults_and_values)
+{
+    T_OK(JOB "    schedule: '@daily'\n");
+    T_ASSERT_STREQ("127.0.0.1", cfg->http_host);
+    T_ASSERT_EQ(8470, cfg->http_port);
+    T_ASSERT_TRUE(cfg->http_token == NULL);
+    T_ASSERT_TRUE(cfg->http_anonymous_read);
+    T_ASSERT_EQ(256u, cfg->http_max_connections);
+
+    setenv("MD_T_TOKEN", "a-token-of-32-characters-for-it", 1);
+    T_OK("http:\n"
+         "  listen: '[::1]:9000'\n"
+         "  token: ${MD_T_TOKEN}\n"
+         "  anonymous_read: false\n"
+         "  max_connections: 10\n" JOB "    schedule: '@daily'\n");
+    T_ASSERT_STREQ("::1", cfg->http_host);
+    T_ASSERT_EQ(9000, cfg->http_port);
+    T_ASSERT_STREQ("a-token-of-32-characters-for-it", cfg->http_token);
+    T_ASSERT_TRUE(!cfg->http_anonymous_read);
+    T_ASSERT_EQ(10u, cfg->http_max_connections);
+
+    static const struct {
+        const char *listen, *host;
+        int port;
+    } forms[] = {
+        {"8080", "0.0.0.0", 8080},      {"':8080'", "0.0.0.0", 8080},
+        {"'*:0'", "0.0.0.0", 0},        {"localhost:1", "127.0.0.1", 1},
+        {"10.1.2.3:65535", "10.1.2.3", 65535},
+    };
+    for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+        char yaml[200];
+        snprintf(yaml, sizeof yaml, "http: {listen: %s}\n" JOB "    schedule: '@daily'\n",
+                 forms[i].listen);
+        T_OK(yaml);
+        T_ASSERT_STREQ(forms[i].host, cfg->http_host);
+        T_ASSERT_EQ(forms[i].port, cfg->http_port);
+    }
+    T_OK("http: {listen: ''}\n" JOB "    schedule: '@daily'\n");
+    T_ASSERT_TRUE(cfg->http_host == NULL);
+}
+
+TEST(http_bad_values)
+{
+    T_BAD("http:\n"
+          "  listen: example.com:80\n"
+          "  token: [x]\n"
+          "  anonymous_read: yes\n"
+          "  max_connections: 0\n"
+          "  lisen: x\n" JOB "    schedule: '@daily'\n");
+    T_ERR(2, 11, "key 'http.listen': 'example.com:80': the host must be an IP address");
+    T_ERR(3, 10, "key 'http.token': expected a string");
+    T_ERR(4, 19, "key 'http.anonymous_read': expected true or false, got 'yes'");
+    T_ERR(5, 20, "key 'http.max_connections': expected a number 1..65535, got '0'");
+    T_ERR(6, 3, "unknown key 'http.lisen'");
+    T_ASSERT_EQ(5, diag.nerrors);
+    T_BAD("http: {listen: '127.0.0.1:65536'}\n" JOB "    schedule: '@daily'\n");
+    T_ERR(1, 16, "the port is out of range 0..65535");
+    T_BAD("http: {listen: '::1:80'}\n" JOB "    schedule: '@daily'\n");
+    T_ERR(1, 16, "an IPv6 address goes in brackets");
+    T_BAD("http: {listen: '1.2.3.4:'}\n" JOB "    schedule: '@daily'\n");
+    T_ERR(1, 16, "expected a port number");
+    T_BAD("http: 80\n" JOB "    schedule: '@daily'\n");
+    T_ERR(1, 7, "key 'http': expected a mapping");
+}
+
+TEST(http_token_is_never_shown)
+{
+    setenv("MD_T_SHORT", "hunter2", 1);
+    T_OK("http: {token: '${MD_T_SHORT}'}\n" JOB "    schedule: '@daily'\n");
+    T_WARN(1, 15, "the token is shorter than 16 characters");
+    for (size_t i = 0; i < diag.n; i++)
+        T_ASSERT_TRUE(strstr(diag.items[i].msg, "hunter2") == NULL);
+}
+
 TEST(registry_url_errors_never_show_values)
 {
     setenv("MD_T_SECRET", "hunter2", 1);
