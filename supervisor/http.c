@@ -4,14 +4,20 @@
  * fuzzed upstream, packaged and security-maintained by Debian, and it can run without threads
  * inside someone else's event loop, which is what a one-loop supervisor needs.
  *
+ * meshd accepts connections itself (level-triggered uv_poll on its listening socket) and hands
+ * them to the daemon with MHD_add_connection, so it keeps the connection limit in its own hands.
+ *
  * Limits (docs/api.md): a connection's memory (request line + headers) is capped, so an
- * oversized header gets 431 from the library; bodies are not used and more than BODY_MAX bytes
- * get 413; idle or slow connections are closed after IDLE_TIMEOUT_S; at most
- * http.max_connections are open at once, beyond which new ones are refused.
+ * oversized header gets 431 from the library (a long URL 414); a body over BODY_MAX bytes gets
+ * 413 and a chunked one 411 (the API takes none); idle or slow connections are closed after
+ * IDLE_TIMEOUT_S; at most http.max_connections are open at once per listener, and a connection
+ * beyond that is answered 503 and closed at once.
  */
+#define _GNU_SOURCE /* accept4 */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -35,12 +41,19 @@
 #define CONN_MEMORY_LIMIT (32 * 1024) /* request line + headers, per connection */
 #define IDLE_TIMEOUT_S 10
 #define LISTEN_BACKLOG 128
+#define LINGER_MAX 64      /* refused connections drained at once; beyond, closed at once */
+#define LINGER_MS 1000
 
 struct listener {
     struct sup_http *h;
     struct MHD_Daemon *d;
+    int lfd;          /* our listening socket: we accept, the daemon serves */
+    uv_poll_t accept; /* lfd */
     uv_poll_t poll;   /* the daemon's epoll fd */
     uv_timer_t timer; /* the daemon's next timeout */
+    unsigned active;  /* connections the daemon holds */
+    unsigned lingering; /* refused connections being drained (struct refused_conn) */
+    uint64_t refused; /* answered 503 because active was at the limit */
     bool trusted;     /* the unix socket: no token needed */
     bool open;
     char name[80];    /* for the log */
@@ -121,6 +134,7 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, struct api_reply 
     if (rp->challenge)
         MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"meshd\"");
     ret = MHD_queue_response(conn, rp->code, r);
+
     MHD_destroy_response(r);
     return ret;
 }
@@ -152,11 +166,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         /* Headers are in.  Refuse a declared oversized body before reading any of it. */
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_TRANSFER_ENCODING);
         rq = md_xcalloc(1, sizeof *rq);
         *con_cls = rq;
+        /* Answers can only be queued now or once the body is in (libmicrohttpd refuses one
+         * in the middle of an upload), so bodies are bounded up front: a declared length
+         * over BODY_MAX is refused, and so is a chunked body, whose length is unknown. */
         if (cl != NULL && strtoull(cl, NULL, 10) > BODY_MAX) {
             rq->started = true;
             return send_error(conn, 413, "request body too large (meshd's API takes none)");
+        }
+        if (te != NULL) {
+            rq->started = true;
+            return send_error(conn, 411, "a chunked body is not accepted: send "
+                                         "Content-Length (meshd's API takes no body)");
         }
         return MHD_YES;
     }
@@ -167,11 +191,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (*upload_data_size > 0) {
         rq->body += *upload_data_size;
         *upload_data_size = 0;
-        if (rq->body > BODY_MAX) {
-            rq->started = true;
-            return send_error(conn, 413, "request body too large (meshd's API takes none)");
-        }
-        return MHD_YES;
+        /* Cannot happen with the checks above (MHD enforces Content-Length); be safe. */
+        return rq->body > BODY_MAX ? MHD_NO : MHD_YES;
     }
     rq->started = true;
     token = api_token(sup);
@@ -242,18 +263,149 @@ static void drive(struct listener *l)
         uv_timer_stop(&l->timer);
 }
 
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    struct listener *l = cls;
+
+    (void)conn;
+    (void)socket_context;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+        l->active++;
+    else if (l->active > 0)
+        l->active--;
+}
+
+/* A refused connection: the 503 is written, our side shut down for writing, and what the
+ * client still sends is read and dropped until it closes (or LINGER_MS), so its request
+ * arriving late does not turn our answer into a reset.  At most LINGER_MAX at once. */
+struct refused_conn {
+    uv_poll_t poll;
+    uv_timer_t timer;
+    struct listener *l;
+    int fd, closes;
+};
+
+static void linger_closed(uv_handle_t *hd)
+{
+    struct refused_conn *g = hd->data;
+
+    if (--g->closes == 0) {
+        g->l->lingering--;
+        close(g->fd);
+        md_free(g);
+    }
+}
+
+static void linger_end(struct refused_conn *g)
+{
+    if (uv_is_closing((uv_handle_t *)&g->poll))
+        return;
+    uv_close((uv_handle_t *)&g->poll, linger_closed);
+    uv_close((uv_handle_t *)&g->timer, linger_closed);
+}
+
+static void linger_read(uv_poll_t *p, int status, int events)
+{
+    struct refused_conn *g = MD_CONTAINER_OF(p, struct refused_conn, poll);
+    char buf[4096];
+    ssize_t n;
+
+    (void)events;
+    do
+        n = status < 0 ? 0 : recv(g->fd, buf, sizeof buf, MSG_DONTWAIT);
+    while (n > 0);
+    if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+        linger_end(g);
+}
+
+static void linger_timeout(uv_timer_t *t)
+{
+    linger_end(MD_CONTAINER_OF(t, struct refused_conn, timer));
+}
+
+static void refuse(struct listener *l, int fd)
+{
+    static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: "
+                               "application/json\r\nContent-Length: 45\r\nConnection: close"
+                               "\r\nRetry-After: 1\r\n\r\n{\"error\":\"too many connections, try "
+                               "again\"}";
+    struct refused_conn *g;
+    ssize_t w = send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+    (void)w; /* a fresh socket's send buffer takes it; if not, the client sees a close */
+    if (l->refused++ % 1000 == 0)
+        md_log(MD_LOG_WARN, "http: listener=%s: %u connections open (the limit): refusing "
+               "with 503 (refused=%" PRIu64 ")", l->name, l->h->sup->cfg->http_max_connections,
+               l->refused);
+    if (l->lingering >= LINGER_MAX || shutdown(fd, SHUT_WR) < 0) {
+        close(fd);
+        return;
+    }
+    g = md_xcalloc(1, sizeof *g);
+    g->l = l;
+    g->fd = fd;
+    g->closes = 2;
+    l->lingering++;
+    uv_poll_init(l->h->sup->loop, &g->poll, fd);
+    uv_timer_init(l->h->sup->loop, &g->timer);
+    g->poll.data = g->timer.data = g;
+    uv_poll_start(&g->poll, UV_READABLE | UV_DISCONNECT, linger_read);
+    uv_timer_start(&g->timer, linger_timeout, LINGER_MS, 0);
+}
+
+/* Level-triggered: connections left in the backlog (at the limit, or past the per-callback
+ * batch) wake us again on the next loop iteration. */
+static void accept_cb(uv_poll_t *p, int status, int events)
+{
+    struct listener *l = MD_CONTAINER_OF(p, struct listener, accept);
+    unsigned max = l->h->sup->cfg->http_max_connections;
+
+    (void)status;
+    (void)events;
+    for (int i = 0; i < 64; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        int fd = accept4(l->lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+                errno != ECONNABORTED)
+                md_log_err(MD_LOG_WARN, -errno, "http: listener=%s: accept", l->name);
+            break;
+        }
+        if (l->active >= max) {
+            refuse(l, fd);
+            continue;
+        }
+        if (sl == 0 || ss.ss_family == AF_UNIX) /* unix peers are unnamed */
+            sl = sizeof(struct sockaddr_un);
+        if (MHD_add_connection(l->d, fd, (struct sockaddr *)&ss, sl) != MHD_YES)
+            md_log(MD_LOG_WARN, "http: listener=%s: connection not added", l->name);
+        /* MHD_add_connection closes fd itself on failure. */
+    }
+    drive(l);
+}
+
 static int start_daemon(struct sup_http *h, struct listener *l, int fd)
 {
     const union MHD_DaemonInfo *info;
 
     l->h = h;
-    l->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, l,
-                            MHD_OPTION_LISTEN_SOCKET, fd,
-                            MHD_OPTION_CONNECTION_LIMIT, h->sup->cfg->http_max_connections,
+    l->lfd = fd;
+    /* The connection limit is enforced in accept_cb (with a 503), so the daemon's own is
+     * only a backstop. */
+    l->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG, 0,
+                            NULL, NULL, on_request, l,
+                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, l,
+                            /* Reject what RFC 7230 calls invalid (HTTP/1.1 without Host,
+                             * whitespace before a colon, ...) rather than guess. */
+                            MHD_OPTION_STRICT_FOR_CLIENT, 1,
+                            MHD_OPTION_CONNECTION_LIMIT,
+                            h->sup->cfg->http_max_connections + 16u,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S,
                             MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY_LIMIT,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, l,
-                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, l, MHD_OPTION_END);
+                            MHD_OPTION_NOTIFY_CONNECTION, on_connection, l, MHD_OPTION_END);
     if (l->d == NULL) {
         close(fd);
         md_log(MD_LOG_ERROR, "http: listener=%s: libmicrohttpd did not start", l->name);
@@ -262,15 +414,18 @@ static int start_daemon(struct sup_http *h, struct listener *l, int fd)
     info = MHD_get_daemon_info(l->d, MHD_DAEMON_INFO_EPOLL_FD);
     if (info == NULL) {
         MHD_stop_daemon(l->d);
+        close(fd);
         md_log(MD_LOG_ERROR, "http: listener=%s: no epoll fd", l->name);
         return -EIO;
     }
     uv_poll_init(h->sup->loop, &l->poll, info->epoll_fd);
+    uv_poll_init(h->sup->loop, &l->accept, fd);
     uv_timer_init(h->sup->loop, &l->timer);
-    l->poll.data = l->timer.data = l;
+    l->poll.data = l->accept.data = l->timer.data = l;
     uv_poll_start(&l->poll, UV_READABLE, poll_cb);
+    uv_poll_start(&l->accept, UV_READABLE, accept_cb);
     l->open = true;
-    h->pending_closes += 2;
+    h->pending_closes += 3;
     drive(l);
     return 0;
 }
@@ -439,9 +594,12 @@ void sup_http_close(struct sup *sup)
             continue;
         l->open = false;
         uv_poll_stop(&l->poll);
+        uv_poll_stop(&l->accept);
         uv_timer_stop(&l->timer);
-        MHD_stop_daemon(l->d); /* closes the listening socket and every connection */
+        MHD_stop_daemon(l->d); /* closes every connection */
+        close(l->lfd);
         uv_close((uv_handle_t *)&l->poll, handle_closed);
+        uv_close((uv_handle_t *)&l->accept, handle_closed);
         uv_close((uv_handle_t *)&l->timer, handle_closed);
     }
     if (h->sock_path != NULL) {

@@ -217,6 +217,17 @@ class Harness:
         e["ITEST_MESHD_TOKEN"] = self.token
         e.pop("MESHD_CONFIG", None)
         e.pop("DATABASE_URL", None)  # a test that wants a registry passes it in env
+        e.pop("PORT", None)
+        e.pop("MESHD_API_TOKEN", None)
+        try:
+            with open(config or self.cfg_path) as f:
+                cfg_text = f.read()
+        except OSError:
+            cfg_text = ""
+        if not re.search(r"^http:", cfg_text, re.M):
+            # Tests run in parallel: without an http: section of its own, a test's meshd
+            # listens on any free loopback port (PORT=0 replaces the default 8470).
+            e["PORT"] = "0"
         if env:
             e.update(env)
         argv = list(wrap or []) + [MESHD, "-c", config or self.cfg_path]
@@ -228,6 +239,47 @@ class Harness:
             argv, cwd=self.dir, env=e, stdin=subprocess.DEVNULL, stdout=self.logf,
             stderr=subprocess.STDOUT, start_new_session=True)
         return self.proc
+
+    # ---- the HTTP API ----------------------------------------------------------------------
+
+    def http_port(self, timeout=DEFAULT_TIMEOUT):
+        """The TCP port meshd logged it listens on."""
+        self.wait_log(r"http: listening on \S+:\d+", timeout=timeout)
+        ports = re.findall(r"http: listening on \S+:(\d+)", self.log())
+        return int(ports[-1])  # the latest start's
+
+    def api(self, method, path, token=None, body=None, headers=None, sock=False, timeout=10):
+        """One request to meshd's API over TCP (or the unix socket with sock=True).
+        Returns (status, headers dict with lower-case names, body bytes)."""
+        import http.client
+        import socket as socketmod
+        if sock:
+            path_ = os.path.join(self.state_dir, "meshd.sock")
+
+            class UnixConn(http.client.HTTPConnection):
+                def connect(self):
+                    self.sock = socketmod.socket(socketmod.AF_UNIX, socketmod.SOCK_STREAM)
+                    self.sock.settimeout(timeout)
+                    self.sock.connect(path_)
+            conn = UnixConn("localhost", timeout=timeout)
+        else:
+            conn = http.client.HTTPConnection("127.0.0.1", self.http_port(), timeout=timeout)
+        hdrs = dict(headers or {})
+        if token is not None:
+            hdrs["Authorization"] = "Bearer " + token
+        try:
+            conn.request(method, path, body=body, headers=hdrs)
+            r = conn.getresponse()
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+        finally:
+            conn.close()
+
+    def api_json(self, method, path, **kw):
+        status, _, body = self.api(method, path, **kw)
+        try:
+            return status, json.loads(body) if body else None
+        except ValueError:
+            raise Failure("%s %s: not JSON (status %d): %r" % (method, path, status, body[:200]))
 
     @property
     def pid(self):
