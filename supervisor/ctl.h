@@ -17,6 +17,20 @@ int ctl_migrate(int argc, char **argv);
  * check against the registry (0 healthy, 1 unhealthy, 2 could not check). */
 int ctl_health(int argc, char **argv);
 
+/* The client commands, which ask a running meshd over its HTTP API (docs/api.md, docs/meshctl.md).
+ * Common options: --socket PATH (default <node.state_dir>/meshd.sock of --config FILE) or
+ * --url http://HOST:PORT with --token T (default $MESHD_API_TOKEN).  They return 0 ok, 1 meshd
+ * refused the action / answered an error / reports itself unhealthy, 2 usage, 3 meshd cannot be
+ * reached, 4 not authorized.  Blocking (libcurl's easy interface). */
+
+/* meshctl status [JOB] [--json]: the node line and a table of jobs, or /status pretty-printed. */
+int ctl_status(int argc, char **argv);
+/* meshctl logs JOB [--json]: the last output lines of the job's recent runs. */
+int ctl_logs(int argc, char **argv);
+/* meshctl run|pause|resume|restart|stop JOB [--json], meshctl reload [--json]: argv[0] names
+ * the action; it must be one of these six. */
+int ctl_action(int argc, char **argv);
+
 /* host/port/dbname/user of a libpq URL or conninfo, never the password; caller frees with
  * md_free. */
 char *ctl_redacted_target(const char *url);

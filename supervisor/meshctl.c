@@ -1,5 +1,6 @@
 /* meshctl - the operator's command line: check a schedule, preview fire times, migrate the
- * registry. */
+ * registry, check the fleet's health, and control a running meshd over its API. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,8 +15,27 @@ static void usage(FILE *f)
           "       meshctl next --job NAME [FILE] [--from ISO8601] [--count N]\n"
           "       meshctl migrate [--url URL]\n"
           "       meshctl health [--url URL] [--config FILE] [--json] [--stale 5m] [--slow 500ms]\n"
-          "FILE defaults to $MESHD_CONFIG, else conf/meshd.yaml.\n",
+          "       meshctl status [JOB] [--json] [API]\n"
+          "       meshctl run|pause|resume|restart|stop JOB [--json] [API]\n"
+          "       meshctl reload [--json] [API]\n"
+          "       meshctl logs JOB [--json] [API]\n"
+          "FILE defaults to $MESHD_CONFIG, else conf/meshd.yaml.\n"
+          "API: --socket PATH (default <node.state_dir>/meshd.sock of --config FILE), or\n"
+          "     --url http://HOST:PORT [--token TOKEN] (default $MESHD_API_TOKEN).\n"
+          "Exit codes of the API commands: 0 ok, 1 meshd refused or answered an error (status:\n"
+          "unhealthy), 2 usage, 3 meshd not running or unreachable, 4 not authorized.\n",
           f);
+}
+
+/* The control actions ctl_action handles. */
+static bool is_action(const char *cmd)
+{
+    static const char *const actions[] = {"run", "pause", "resume", "restart", "stop", "reload"};
+
+    for (size_t i = 0; i < sizeof actions / sizeof actions[0]; i++)
+        if (strcmp(cmd, actions[i]) == 0)
+            return true;
+    return false;
 }
 
 int main(int argc, char **argv)
@@ -33,6 +53,12 @@ int main(int argc, char **argv)
         return ctl_migrate(argc - 1, argv + 1);
     if (strcmp(argv[1], "health") == 0)
         return ctl_health(argc - 1, argv + 1);
+    if (strcmp(argv[1], "status") == 0)
+        return ctl_status(argc - 1, argv + 1);
+    if (strcmp(argv[1], "logs") == 0)
+        return ctl_logs(argc - 1, argv + 1);
+    if (is_action(argv[1]))
+        return ctl_action(argc - 1, argv + 1);
     if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
         strcmp(argv[1], "help") == 0) {
         usage(stdout);
