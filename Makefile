@@ -15,9 +15,13 @@ WERROR      ?= OFF
 JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
 FUZZ_SECS   ?= 60
 
-# Debian 12 packages the build, the tests and `make run` need.
+# Debian 12 packages the build, the tests and `make run` need.  The status page's browser test
+# (tests/integration/test_page.py) also needs Node.js and npm: Debian's nodejs and npm are
+# installed only when no `node` is on the PATH (a machine may have its own Node.js), then
+# tests/browser's locked npm packages (playwright-core, driving Debian's chromium).
 DEB_PKGS := build-essential cmake pkg-config libuv1-dev libpq-dev libyaml-dev libcjson-dev \
-            libcurl4-openssl-dev postgresql-15 python3 tzdata procps
+            libcurl4-openssl-dev libmicrohttpd-dev postgresql-15 python3 tzdata procps chromium \
+            prometheus
 
 .PHONY: all deps build run test test-sanitize fuzz bench clean
 
@@ -28,10 +32,15 @@ deps:
 	@missing=""; for p in $(DEB_PKGS); do \
 	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
 	done; \
+	command -v node >/dev/null 2>&1 || missing="$$missing nodejs npm"; \
 	if [ -n "$$missing" ]; then \
 	    echo "make: installing Debian packages:$$missing"; \
 	    if [ "$$(id -u)" != 0 ]; then echo "make: need root to install packages" >&2; exit 1; fi; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing || exit 1; \
+	fi; \
+	if [ ! -d tests/browser/node_modules ]; then \
+	    echo "make: installing tests/browser's npm packages (npm ci)"; \
+	    npm ci --prefix tests/browser --no-audit --no-fund || exit 1; \
 	fi
 
 $(BUILD)/CMakeCache.txt:
