@@ -9,18 +9,21 @@
 # Figures: idle footprint (footprint.py: RSS/PSS, CPU, wake-ups over 60 idle s), restart
 # latency (restart_latency.sh, 200 SIGKILLs), start-up to 100 exec'd children
 # (startup_latency.sh), meshd's firing lag for every-second jobs (bench/firing_lag.sh), and the
-# every-minute lag of meshd vs Debian cron (cron_lag.sh, run in the background meanwhile), and
-# for context the machine's fork+exec+wait latency (spawn_ceiling.sh, short).
+# every-minute lag of meshd vs Debian cron (cron_lag.sh, run in the background meanwhile), for
+# context the machine's fork+exec+wait latency (spawn_ceiling.sh, short), and last the registry
+# write rate with N every-second jobs vs single-row INSERTs (bench/registry_rate.sh: its own
+# throwaway PostgreSQL cluster, no DATABASE_URL needed; ~80 s; skipped if PostgreSQL 15 is missing).
 #
 # Uses the shared anchor harness at ../shared/bench (relative to the repo root; override with
 # MESHD_ANCHOR_DIR).  It is copied to the results directory and run from there, because the
 # harness compiles its C helpers next to itself and ../shared is read-only.
 # Needs root (proc connector, /etc/cron.d); installs Debian's supervisor and cron if missing
-# (without starting their services).  Takes about 14 minutes.
+# (without starting their services).  Takes about 16 minutes.
 #
 # Knobs (environment): MESHD (binary, default build/meshd), BENCH_PROGRAMS (100),
 # BENCH_TRIALS (200 restart kills), BENCH_IDLE (60 s), BENCH_STARTUP_TRIALS (10),
-# BENCH_FIRING_SECONDS (30), BENCH_CRON_SAMPLES (6), BENCH_SKIP_CRON=1 (skip the minute lags).
+# BENCH_FIRING_SECONDS (30), BENCH_CRON_SAMPLES (6), BENCH_SKIP_CRON=1 (skip the minute lags),
+# BENCH_REGISTRY_JOBS (1000 every-second jobs for registry_rate.sh), BENCH_SKIP_REGISTRY=1.
 # Raw outputs go to $TMPDIR/meshd-bench.XXXXXX (printed); the summary goes to stdout.
 set -euo pipefail
 . "$(cd "$(dirname "$0")" && pwd)/lib/common.sh"
@@ -102,7 +105,17 @@ if (( ${#bg[@]} )); then step "waiting for the cron lags"; wait "${bg[@]}" || tr
 step "spawn ceiling (context: the machine's fork/exec/wait cost)"
 "$A/spawn_ceiling.sh" --seconds 2 --repeats 1 --workers 1 --no-hyperfine \
     > "$out/spawnceiling.txt" 2>&1 || echo "# spawn ceiling FAILED" >&2
+# The registry write rate: CPU-heavy (N every-second jobs + PostgreSQL), so last, alone.
+if [[ "${BENCH_SKIP_REGISTRY:-0}" != 1 ]]; then
+    step "registry write rate: ${BENCH_REGISTRY_JOBS:-1000} every-second jobs vs single-row INSERTs"
+    MESHCTL=$REPO_ROOT/build/meshctl "$BENCH_DIR/registry_rate.sh" --jobs "${BENCH_REGISTRY_JOBS:-1000}" --seconds 30 \
+        > "$out/registry-rate.txt" 2>&1 || echo "# registry rate FAILED (see $out/registry-rate.txt)" >&2
+fi
 echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$out/machine.txt"
 
 python3 "$BENCH_DIR/lib/summary.py" "$out" | tee "$out/summary.txt"
+if [[ -f "$out/registry-rate.txt" ]]; then
+    echo "# registry write rate (bench/registry_rate.sh):"
+    sed -n '/^# summary/,$p' "$out/registry-rate.txt" | tee -a "$out/summary.txt"
+fi
 echo "# raw results: $out"
