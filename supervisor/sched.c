@@ -34,6 +34,7 @@
 #include "meshd/md_alloc.h"
 #include "meshd/md_log.h"
 #include "http.h"
+#include "notify.h"
 #include "registry.h"
 #include "sup.h"
 
@@ -634,6 +635,7 @@ int sup_start(struct sup *sup, uv_loop_t *loop, struct md_config *cfg, const cha
     state_load(sup);
     if (sup_registry_start(sup) < 0)
         md_log(MD_LOG_WARN, "running without a registry");
+    sup_notify_init(sup);
     if (sup_http_start(sup) < 0)
         md_log(MD_LOG_WARN, "running without the HTTP API");
     sup_reg_node(sup, "up");
@@ -644,6 +646,7 @@ int sup_start(struct sup *sup, uv_loop_t *loop, struct md_config *cfg, const cha
     for (struct sup_job *job = sup->jobs; job != NULL; job = job->next)
         job_activate(job, now / 1000);
     run_due(sup, "meshd was down");
+    sup_notify_ready(sup);
     return 0;
 }
 
@@ -667,6 +670,7 @@ int sup_reload_diag(struct sup *sup, struct md_diag *out)
     if (out == NULL)
         md_diag_init(&local);
     first = diag->n;
+    sup_notify_reloading(sup);
     r = md_config_load(sup->config_path, &ncfg, diag);
     for (size_t i = first; i < diag->n; i++) {
         const struct md_diag_item *it = &diag->items[i];
@@ -680,6 +684,7 @@ int sup_reload_diag(struct sup *sup, struct md_diag *out)
     if (r < 0) {
         md_log_err(MD_LOG_ERROR, r, "reload failed: config=%s errors=%zu; keeping the running "
                    "configuration", sup->config_path, nerrors);
+        sup_notify_ready(sup);
         return r;
     }
     if ((ncfg->http_host == NULL) != (sup->cfg->http_host == NULL) ||
@@ -759,6 +764,7 @@ int sup_reload_diag(struct sup *sup, struct md_diag *out)
            "unchanged=%u", sup->config_path, ncfg->njobs, added, removed, changed, same);
     sup->state_dirty = true;
     run_due(sup, "meshd was busy");
+    sup_notify_ready(sup);
     return 0;
 }
 
@@ -943,6 +949,7 @@ static void shutdown_finish(struct sup *sup)
     if (sup->reg != NULL)
         return; /* sup_registry_stop calls us again when it is done */
     sup_http_close(sup);
+    sup_notify_close(sup);
     sup->closed = true;
     uv_timer_stop(&sup->orphan_timer);
     uv_close((uv_handle_t *)&sup->orphan_timer, sup_close_cb);
@@ -969,6 +976,7 @@ void sup_shutdown(struct sup *sup)
     }
     sup->stopping = true;
     md_log(MD_LOG_NOTICE, "stopping: jobs=%zu", sup->cfg->njobs);
+    sup_notify_stopping(sup);
     for (struct sup_job *job = sup->jobs, *next; job != NULL; job = next) {
         next = job->next;
         job_deactivate(job);
