@@ -31,7 +31,7 @@
 #define SYNC_MS 1000            /* journal fdatasync at most this often */
 #define STOP_GRACE_MS 1000      /* at shutdown, time to ship what is pending */
 #define PRUNE_EVERY_MS 300000   /* retention pass */
-#define BATCH_MAX 500
+#define BATCH_MAX 2000          /* events per round trip (a backlog drains in big ones) */
 #define BATCH_BYTES (4u << 20)
 
 struct sup_registry {
@@ -91,6 +91,7 @@ static cJSON *event_new(struct sup *sup, const char *type)
 static void flush_cb(uv_timer_t *t);
 static void sync_cb(uv_timer_t *t);
 static void kick(struct sup_registry *r, uint64_t delay_ms);
+static void send_batch(struct sup_registry *r);
 
 /* Appends the event (takes ownership of o) and arms the flush. */
 static void emit(struct sup *sup, cJSON *o, enum md_jprio prio)
@@ -195,8 +196,10 @@ static void batch_cb(void *ud, int status, PGresult *res)
     rc = md_journal_ack(r->journal, r->inflight_last);
     if (rc < 0)
         md_log_err(MD_LOG_WARN, rc, "journal ack: id=%" PRIu64, r->inflight_last);
-    if (md_journal_count(r->journal) > 0)
-        kick(r, 0);
+    /* A backlog goes out back to back: the next batch is sent from here, not from a timer
+     * that a busy loop would serve late. */
+    if (md_journal_count(r->journal) > 0 && !r->closed)
+        send_batch(r);
 }
 
 static void send_batch(struct sup_registry *r)

@@ -48,6 +48,8 @@
  * past it the walk skips to the catch-up window, counting the rest without listing them. */
 #define WALK_MAX 100000
 /* At shutdown, adopted orphans get SIGTERM and this long before SIGKILL. */
+#define RUN_BURST 48         /* due jobs started per wake-up; the rest on the next */
+#define REAP_DELAY_MS 50    /* SIGCHLD bursts share one orphan scan */
 #define ORPHAN_GRACE_MS 5000
 
 static int64_t clock_ms(clockid_t id)
@@ -303,11 +305,18 @@ static void job_due(struct sup_job *job, int64_t now_ms, const char *why)
 
 static void state_save(struct sup *sup);
 
-/* Runs every job that is due, then re-arms the timer for the next one. */
+/* Runs every job that is due, then re-arms the timer for the next one.
+ *
+ * At most RUN_BURST jobs per wake-up: a thousand jobs due in the same second would otherwise
+ * hold the loop for a second of fork+exec, during which no exit, status line or HTTP request
+ * is served.  The rest of the burst runs on the next loop iteration (the timer is armed in the
+ * past, so it fires at once), judged against the burst's first instant, so they are still "on
+ * time" for the catch-up rules. */
 static void run_due(struct sup *sup, const char *why)
 {
-    int64_t now = sup_wall_ms();
-    const char *reason = why;
+    int64_t now = sup->burst_ms != 0 ? sup->burst_ms : sup_wall_ms();
+    const char *reason = why != NULL ? why : sup->burst_ms != 0 ? sup->burst_reason : NULL;
+    unsigned n = 0;
 
     if (reason == NULL) {
         /* Were we woken late because the machine slept?  CLOCK_BOOTTIME counts suspended
@@ -317,9 +326,18 @@ static void run_due(struct sup *sup, const char *why)
                                                                : "meshd was busy";
         sup->last_boot_minus_mono_ms = d;
     }
-    while (sup->heap_len > 0 && sup->heap[0]->next_due_ms <= now)
+    sup->burst_ms = 0;
+    while (sup->heap_len > 0 && sup->heap[0]->next_due_ms <= now) {
+        if (n++ == RUN_BURST) {
+            sup->burst_ms = now;
+            sup->burst_reason = reason;
+            sup->armed_ms = -1; /* re-arm: the next due instant is already past */
+            break;
+        }
         job_due(sup->heap[0], now, reason);
-    sup->last_wall_ms = now;
+    }
+    if (sup->burst_ms == 0)
+        sup->last_wall_ms = now;
     if (sup->state_dirty)
         state_save(sup);
     clock_arm(sup);
@@ -570,6 +588,11 @@ void sup_job_proc_gone(struct sup_job *job)
 
 static void orphan_reap(struct sup *sup);
 
+static void reap_timer_cb(uv_timer_t *t)
+{
+    orphan_reap(MD_CONTAINER_OF(t, struct sup, reap_timer));
+}
+
 static void signal_cb(uv_signal_t *h, int signum)
 {
     struct sup *sup = h->data;
@@ -579,7 +602,13 @@ static void signal_cb(uv_signal_t *h, int signum)
         sup_reload(sup);
         break;
     case SIGCHLD:
-        orphan_reap(sup);
+        /* Our own runs are reaped through their pidfds; this is for adopted orphans.  The
+         * scan reads /proc, so bursts of exits (a thousand runs ending in the same second)
+         * share one scan.  During the stop every signal counts, at once. */
+        if (sup->orphan_phase > 0)
+            orphan_reap(sup);
+        else if (!uv_is_active((uv_handle_t *)&sup->reap_timer))
+            uv_timer_start(&sup->reap_timer, reap_timer_cb, REAP_DELAY_MS, 0);
         break;
     default:
         md_log(MD_LOG_NOTICE, "signal: %s", strsignal(signum));
@@ -619,6 +648,7 @@ int sup_start(struct sup *sup, uv_loop_t *loop, struct md_config *cfg, const cha
     uv_poll_start(&sup->clock_poll, UV_READABLE, clock_cb);
 
     uv_timer_init(loop, &sup->orphan_timer);
+    uv_timer_init(loop, &sup->reap_timer);
     uv_signal_init(loop, &sup->sig_term);
     uv_signal_init(loop, &sup->sig_int);
     uv_signal_init(loop, &sup->sig_hup);
@@ -953,6 +983,7 @@ static void shutdown_finish(struct sup *sup)
     sup->closed = true;
     uv_timer_stop(&sup->orphan_timer);
     uv_close((uv_handle_t *)&sup->orphan_timer, sup_close_cb);
+    uv_close((uv_handle_t *)&sup->reap_timer, sup_close_cb);
     if (sup->state_dirty)
         state_save(sup);
     uv_poll_stop(&sup->clock_poll);
@@ -1004,13 +1035,31 @@ void sup_cleanup(struct sup *sup)
  * to it and must be reaped, or they stay zombies.  libuv reaps only the pids it spawned, and a
  * waitpid(-1) here could steal their exit status from it, so list our children from /proc and
  * reap only the ones that are not ours. */
-static bool pid_is_ours(struct sup *sup, int pid)
+static int cmp_int(const void *a, const void *b)
 {
-    for (struct sup_job *job = sup->jobs; job != NULL; job = job->next)
-        for (struct sup_proc *p = job->procs; p != NULL; p = p->next)
-            if (p->pid == pid && !p->exited)
-                return true;
-    return false;
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+/* The pids of our live runs, sorted (caller frees): one pass over the jobs per scan, then a
+ * binary search per child, instead of a walk of every job for every child. */
+static int *our_pids(struct sup *sup, size_t *n)
+{
+    size_t cap = 64;
+    int *v = md_xmalloc(cap * sizeof *v);
+
+    *n = 0;
+    for (struct sup_job *job = sup->jobs; job != NULL; job = job->next) {
+        for (struct sup_proc *p = job->procs; p != NULL; p = p->next) {
+            if (p->pid <= 0 || p->exited)
+                continue;
+            if (*n == cap)
+                v = md_xrealloc(v, (cap *= 2) * sizeof *v);
+            v[(*n)++] = p->pid;
+        }
+    }
+    qsort(v, *n, sizeof *v, cmp_int);
+    return v;
 }
 
 /* Calls fn for each child of meshd that is not one of its runs (an adopted orphan, live or a
@@ -1035,15 +1084,19 @@ static int orphans_each(struct sup *sup, void (*fn)(struct sup *, pid_t))
     }
     close(fd);
     buf[len] = '\0';
+    size_t nours;
+    int *ours = our_pids(sup, &nours);
     for (char *s = buf, *end; *s != '\0'; s = end) {
         long pid = strtol(s, &end, 10);
+        int key = (int)pid;
         if (end == s)
             break;
-        if (pid > 0 && !pid_is_ours(sup, (int)pid)) {
+        if (pid > 0 && bsearch(&key, ours, nours, sizeof *ours, cmp_int) == NULL) {
             count++;
             fn(sup, (pid_t)pid);
         }
     }
+    md_free(ours);
     md_free(buf);
     return count;
 }

@@ -165,6 +165,8 @@ struct sup {
     uv_poll_t clock_poll;  /* timerfd on CLOCK_REALTIME: the schedule's one wake-up */
     int clock_fd;
     int64_t armed_ms;      /* instant the timerfd is armed for, or 0 */
+    int64_t burst_ms;      /* a burst of due jobs is being started in parts: its instant */
+    const char *burst_reason;
 
     /* Min-heap of cron jobs by next_due_ms. */
     struct sup_job **heap;
@@ -179,6 +181,7 @@ struct sup {
     int orphan_phase;      /* shutdown: 0 not yet, 1 TERM sent to adopted orphans, 2 KILL sent */
     bool reg_stopping;     /* shutdown: waiting for the registry to ship and close */
     uv_timer_t orphan_timer;
+    uv_timer_t reap_timer; /* SIGCHLD: orphans are looked for at most every REAP_DELAY_MS */
     unsigned stop_signals; /* SIGTERM/SIGINT received */
     bool state_dirty;
     char *state_path;
