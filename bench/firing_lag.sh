@@ -6,18 +6,23 @@
 # ~0.45 ms on a VM where cpuid traps, see docs/benchmarks.md).
 #
 # Usage: firing_lag.sh [--jobs K] [--services S] [--idle-jobs M] [--seconds T] [--warmup W]
+#                      [--http-load]
 #   K every-second jobs (10), beside S always-on "sleep 100000" services (100) and M daily jobs
 #   that never fire in the window (90), so K+M scheduled jobs in all.  Firings whose scheduled
 #   second is in the first W seconds (3) after meshd started are dropped (start-up of the
 #   services); T seconds (30) are measured after that.
+#   --http-load: while the jobs fire, wrk (Debian's wrk) loads meshd's HTTP API on loopback
+#   with 100 connections: GET /health for 10 s, then GET /status for 10 s (T becomes >= 22);
+#   wrk's figures (requests/s, latency, errors) are printed after the lag.
 # Prints one summary line per statistic (milliseconds) and checks for missed / duplicate
 # slots and children left behind.  Writes only under $TMPDIR.  Needs no root.
 set -euo pipefail
 . "$(cd "$(dirname "$0")" && pwd)/lib/common.sh"
 . "$ANCHOR_DIR/lib/proc.sh"
-jobs=10; services=100; idle=90; seconds=30; warmup=3
+jobs=10; services=100; idle=90; seconds=30; warmup=3; http_load=0
 while [[ $# -gt 0 ]]; do
     case "$1" in
+        --http-load) http_load=1; shift ;;
         --jobs) jobs=$2; shift 2 ;;
         --services) services=$2; shift 2 ;;
         --idle-jobs) idle=$2; shift 2 ;;
@@ -27,6 +32,11 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 [[ -x "$MESHD" ]] || { echo "firing_lag: no meshd binary at $MESHD (make build, or set MESHD)" >&2; exit 3; }
+if (( http_load )); then
+    command -v wrk >/dev/null || { echo "firing_lag: --http-load needs wrk (apt-get install wrk)" >&2; exit 3; }
+    (( seconds < 22 )) && seconds=22
+    http_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+fi
 
 # firestamp: static if the toolchain can, else dynamic (and say so).
 mkdir -p "$BENCH_DIR/build"
@@ -48,6 +58,7 @@ hour=$(( ($(date -u +%-H) + 12) % 24 ))
 {
     cat <<CONF
 node: {name: bench-firing, state_dir: $workdir/state, log_level: warn}
+http: {listen: "127.0.0.1:${http_port:-0}"}
 defaults:
   backoff: {initial: 0s, max: 0s}
   start_secs: 0s
@@ -71,11 +82,19 @@ pid=$!
 echo "# firing_lag meshd_pid=$pid jobs=$jobs services=$services idle_jobs=$idle seconds=$seconds warmup=$warmup firestamp=$linkage"
 first=$(( t_start + warmup + 1 ))
 last=$(( first + seconds - 1 ))
-read -r _ _ _ _ _ _ _ _ _ _ _ _ _ ut0 st0 _ < <(cut -d')' -f2- "/proc/$pid/stat")
+# /proc/PID/stat after the ")" of comm starts at field 3 (state): skip 3..13, then utime, stime.
+read -r _ _ _ _ _ _ _ _ _ _ _ ut0 st0 _ < <(cut -d')' -f2- "/proc/$pid/stat")
+if (( http_load )); then
+    while (( $(date +%s) < first )); do sleep 0.1; done
+    for path in /health /status; do
+        echo "## wrk -t2 -c100 -d10s --latency http://127.0.0.1:$http_port$path"
+        wrk -t2 -c100 -d10s --latency "http://127.0.0.1:$http_port$path" 2>&1
+    done > "$workdir/wrk.out"
+fi
 while (( $(date +%s) <= last + 1 )); do sleep 0.5; done
 sleep 0.5
 kill -0 "$pid" 2>/dev/null || { echo "# ERROR: meshd died during the run:" ; tail -20 "$workdir/meshd.out"; exit 1; }
-read -r _ _ _ _ _ _ _ _ _ _ _ _ _ ut1 st1 _ < <(cut -d')' -f2- "/proc/$pid/stat")
+read -r _ _ _ _ _ _ _ _ _ _ _ ut1 st1 _ < <(cut -d')' -f2- "/proc/$pid/stat")
 mapfile -t kids < <(children_of "$pid")
 stop_pid "$pid" TERM 30
 left=0
@@ -113,3 +132,7 @@ if per_slot:
     print(fmt("slot_first_lag_ms", [min(v) for v in per_slot.values()], "", 3))
     print(fmt("slot_last_lag_ms", [max(v) for v in per_slot.values()], "", 3))
 PY
+if (( http_load )); then
+    echo "# HTTP load during the window (wrk, 100 connections, loopback):"
+    grep -E '^##|Requests/sec|Latency  |50%|99%|Socket errors|Non-2xx|requests in' "$workdir/wrk.out"
+fi

@@ -38,6 +38,7 @@
 #include "sup.h"
 
 #define BODY_MAX 4096
+#define CACHE_MS 1000      /* a rendered /status or /metrics is reused at most this long */
 #define CONN_MEMORY_LIMIT (32 * 1024) /* request line + headers, per connection */
 #define IDLE_TIMEOUT_S 10
 #define LISTEN_BACKLOG 128
@@ -59,8 +60,19 @@ struct listener {
     char name[80];    /* for the log */
 };
 
+/* GET /status and /metrics render every job (~1 ms for 200 jobs); under a flood of readers
+ * that would starve the loop.  The rendered answer is kept as one libmicrohttpd response
+ * (reference-counted, queued to any number of connections) until something it shows changes
+ * (sup->status_gen) or it is CACHE_MS old (uptime, backlog). */
+struct cached {
+    struct MHD_Response *resp;
+    uint64_t gen;
+    uint64_t at_ms;  /* loop time it was rendered */
+};
+
 struct sup_http {
     struct sup *sup;
+    struct cached status, metrics;
     struct listener l[2];
     char *sock_path;  /* unlinked at close */
     int pending_closes;
@@ -107,10 +119,10 @@ static bool bearer_ok(struct MHD_Connection *conn, const char *want)
 
 /* ---- requests ----------------------------------------------------------------------------- */
 
-static enum MHD_Result send_reply(struct MHD_Connection *conn, struct api_reply *rp)
+/* Builds the library's response for rp (takes rp->body).  NULL when out of memory. */
+static struct MHD_Response *make_response(struct api_reply *rp)
 {
     struct MHD_Response *r;
-    enum MHD_Result ret;
 
     if (rp->body_static)
         r = MHD_create_response_from_buffer(rp->len, rp->body, MHD_RESPMEM_PERSISTENT);
@@ -119,7 +131,7 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, struct api_reply 
     if (r == NULL) {
         if (!rp->body_static)
             free(rp->body);
-        return MHD_NO;
+        return NULL;
     }
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, rp->ctype);
     MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
@@ -133,10 +145,47 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, struct api_reply 
         MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, rp->allow);
     if (rp->challenge)
         MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"meshd\"");
-    ret = MHD_queue_response(conn, rp->code, r);
+    return r;
+}
 
+static enum MHD_Result send_reply(struct MHD_Connection *conn, struct api_reply *rp)
+{
+    struct MHD_Response *r = make_response(rp);
+    enum MHD_Result ret;
+
+    if (r == NULL)
+        return MHD_NO;
+    ret = MHD_queue_response(conn, rp->code, r);
     MHD_destroy_response(r);
     return ret;
+}
+
+static void cache_drop(struct cached *c)
+{
+    if (c->resp != NULL)
+        MHD_destroy_response(c->resp); /* connections still sending it hold their own ref */
+    c->resp = NULL;
+}
+
+/* Answers a cacheable GET from the cache, or renders it through api_dispatch and keeps it. */
+static enum MHD_Result send_cached(struct MHD_Connection *conn, struct sup *sup,
+                                   struct cached *c, const struct api_req *areq)
+{
+    uint64_t now = uv_now(sup->loop);
+    struct api_reply rp;
+
+    if (c->resp == NULL || c->gen != sup->status_gen || now - c->at_ms >= CACHE_MS) {
+        cache_drop(c);
+        api_dispatch(sup, areq, &rp);
+        if (rp.code != 200)
+            return send_reply(conn, &rp);
+        c->resp = make_response(&rp);
+        if (c->resp == NULL)
+            return MHD_NO;
+        c->gen = sup->status_gen;
+        c->at_ms = now;
+    }
+    return MHD_queue_response(conn, 200, c->resp);
 }
 
 static enum MHD_Result send_error(struct MHD_Connection *conn, unsigned code, const char *msg)
@@ -207,6 +256,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         areq.can_read = authed || sup->cfg->http_anonymous_read;
         areq.tcp_no_token = token == NULL;
     }
+    if (areq.can_read && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)) {
+        if (strcmp(url, "/status") == 0)
+            return send_cached(conn, sup, &l->h->status, &areq);
+        if (strcmp(url, "/metrics") == 0)
+            return send_cached(conn, sup, &l->h->metrics, &areq);
+    }
     api_dispatch(sup, &areq, &rp);
     return send_reply(conn, &rp);
 }
@@ -256,6 +311,7 @@ static void drive(struct listener *l)
 
     if (!l->open)
         return;
+    sup_clock_check(l->h->sup); /* cron before a batch of requests */
     MHD_run(l->d);
     if (MHD_get_timeout(l->d, &ms) == MHD_YES)
         uv_timer_start(&l->timer, timer_cb, (uint64_t)ms, 0);
@@ -602,6 +658,8 @@ void sup_http_close(struct sup *sup)
         uv_close((uv_handle_t *)&l->accept, handle_closed);
         uv_close((uv_handle_t *)&l->timer, handle_closed);
     }
+    cache_drop(&h->status);
+    cache_drop(&h->metrics);
     if (h->sock_path != NULL) {
         unlink(h->sock_path);
         md_free(h->sock_path);

@@ -38,6 +38,7 @@ void sup_job_note_run(struct sup_job *job, struct sup_proc *p, const char *run_i
     struct sup_run_rec *r;
     int64_t now = sup_wall_ms();
 
+    job->sup->status_gen++;
     if (job->hist_n < SUP_RUN_HISTORY) {
         r = &job->hist[(job->hist_next + job->hist_n) % SUP_RUN_HISTORY];
         job->hist_n++;
@@ -133,6 +134,7 @@ static void alert_resolve(struct sup_job *job, const char *key)
 void sup_job_note_status(struct sup_job *job, struct sup_proc *p,
                          const struct md_status_event *ev)
 {
+    job->sup->status_gen++;
     switch (ev->kind) {
     case MD_ST_ALERT:
         alert_open(job, ev);

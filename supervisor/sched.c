@@ -387,6 +387,15 @@ static void clock_cb(uv_poll_t *h, int status, int events)
     run_due(sup, NULL);
 }
 
+void sup_clock_check(struct sup *sup)
+{
+    /* The timerfd may be ready in the same epoll batch as other work (a flood of HTTP
+     * requests); whoever is about to do a lot of work calls this first, so due jobs start
+     * before it, not after.  The timerfd's own wake-up then finds nothing due. */
+    if (sup->armed_ms > 0 && !sup->closed && sup_wall_ms() >= sup->armed_ms)
+        run_due(sup, NULL);
+}
+
 /* ---- the state file: last slot of each job ------------------------------------------------ */
 
 /* One line per cron job, "name<TAB>slot", rewritten whole (temp file + rename) after each wake
@@ -790,6 +799,7 @@ int sup_reload_diag(struct sup *sup, struct md_diag *out)
     }
     md_config_free(sup->cfg);
     sup->cfg = ncfg;
+    sup->status_gen++;
     md_log(MD_LOG_NOTICE, "reloaded: config=%s jobs=%zu added=%u removed=%u changed=%u "
            "unchanged=%u", sup->config_path, ncfg->njobs, added, removed, changed, same);
     sup->state_dirty = true;
@@ -877,6 +887,7 @@ int sup_job_set_paused(struct sup_job *job, bool paused)
     if (job->paused == paused)
         return 0;
     job->paused = paused;
+    sup->status_gen++;
     md_log(MD_LOG_NOTICE, "%s: job=%s", paused ? "paused" : "resumed", job->name);
     if (paused) {
         heap_remove(sup, job);

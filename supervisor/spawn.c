@@ -770,6 +770,7 @@ void sup_job_event(struct sup_job *job, enum prog_event ev, int exit_code, int t
     struct prog_actions act;
 
     prog_step(&job->prog, &job->pol, &in, &act);
+    sup->status_gen++;
     if (act.flags & ACT_IMPOSSIBLE) {
         md_log(MD_LOG_ERROR, "impossible event: job=%s state=%s event=%s: %s", job->name,
                prog_state_name(job->prog.state), prog_event_name(ev), act.reason);

@@ -154,6 +154,7 @@ struct sup {
     struct sup_registry *reg;  /* NULL when the registry is off (registry.h) */
     struct sup_http *http;     /* NULL when no listener is up (http.h) */
     int64_t started_wall_ms;
+    uint64_t status_gen;       /* bumped on every change /status shows (http.c's cache key) */
     uint64_t lag_bucket[SUP_LAG_BUCKETS]; /* firing lag of on-time scheduled runs */
     double lag_sum;
     uint64_t lag_count;
@@ -198,6 +199,8 @@ int sup_start(struct sup *sup, uv_loop_t *loop, struct md_config *cfg, const cha
     MD_MUSTCHECK;
 /* SIGHUP: loads the file again; a bad file is logged and the old config keeps running. */
 void sup_reload(struct sup *sup);
+/* Starts whatever is due now, before other work of this loop iteration (http.c). */
+void sup_clock_check(struct sup *sup);
 /* SIGTERM/SIGINT: stops every job; the loop ends once every process is gone. */
 void sup_shutdown(struct sup *sup);
 /* Operator control (the API).  Each returns 0, or a negative code with a message in err:
