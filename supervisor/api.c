@@ -26,29 +26,6 @@ extern const double sup_lag_bounds[SUP_LAG_BUCKETS - 1];
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
-/* RFC 3339 UTC with milliseconds: 2026-11-25T07:00:00.004Z */
-static void fmt_ms(int64_t ms, char *buf, size_t len)
-{
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-
-    gmtime_r(&t, &tm);
-    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
-}
-
-static void add_time(cJSON *o, const char *key, int64_t ms)
-{
-    char buf[80];
-
-    if (ms <= 0) {
-        cJSON_AddNullToObject(o, key);
-        return;
-    }
-    fmt_ms(ms, buf, sizeof buf);
-    cJSON_AddStringToObject(o, key, buf);
-}
-
 static const char *kind_name(enum md_job_kind k)
 {
     switch (k) {
@@ -204,9 +181,9 @@ static cJSON *run_rec_json(const struct sup_run_rec *r)
     cJSON *o = cJSON_CreateObject();
 
     cJSON_AddStringToObject(o, "run_id", r->run_id);
-    add_time(o, "scheduled_for", r->slot * 1000);
-    add_time(o, "started_at", r->started_ms);
-    add_time(o, "finished_at", r->finished_ms);
+    sup_json_time(o, "scheduled_for", r->slot * 1000);
+    sup_json_time(o, "started_at", r->started_ms);
+    sup_json_time(o, "finished_at", r->finished_ms);
     cJSON_AddStringToObject(o, "status", r->status);
     if (r->signal != 0) {
         cJSON_AddNullToObject(o, "exit_code");
@@ -247,7 +224,7 @@ static cJSON *job_json(struct sup_job *job)
     cJSON_AddNumberToObject(runs, "stopped", (double)job->runs_stopped);
     cJSON_AddNumberToObject(runs, "skipped", (double)job->runs_skipped);
     cJSON_AddNumberToObject(runs, "missed", (double)job->runs_missed);
-    add_time(o, "next_run", job->paused ? 0 : job->next_slot * 1000);
+    sup_json_time(o, "next_run", job->paused ? 0 : job->next_slot * 1000);
     if (last != NULL)
         cJSON_AddItemToObject(o, "last_run", run_rec_json(last));
     else
@@ -255,7 +232,7 @@ static cJSON *job_json(struct sup_job *job)
     if (p != NULL) {
         cJSON *cur = cJSON_AddObjectToObject(o, "current_run");
         cJSON_AddStringToObject(cur, "run_id", p->run_id);
-        add_time(cur, "started_at", p->started_wall_ms);
+        sup_json_time(cur, "started_at", p->started_wall_ms);
         cJSON_AddNumberToObject(cur, "pid", p->pid);
         if (p->has_progress) {
             cJSON *pr = cJSON_AddObjectToObject(cur, "progress");
@@ -281,7 +258,7 @@ static cJSON *job_json(struct sup_job *job)
         cJSON_AddStringToObject(ao, "severity",
                                 md_status_severity_name((enum md_status_severity)a->severity));
         cJSON_AddStringToObject(ao, "message", a->message);
-        add_time(ao, "opened_at", a->opened_ms);
+        sup_json_time(ao, "opened_at", a->opened_ms);
         cJSON_AddItemToArray(alerts, ao);
     }
     if (job->prog.state == PROG_FATAL && job->last_error != NULL)
@@ -304,9 +281,9 @@ static void handle_status(struct sup *sup, struct api_reply *rp)
     cJSON_AddStringToObject(node, "environment", cfg->node_env);
     cJSON_AddNumberToObject(node, "pid", (double)getpid());
     cJSON_AddStringToObject(node, "version", MESHD_VERSION);
-    add_time(node, "started_at", sup->started_wall_ms);
+    sup_json_time(node, "started_at", sup->started_wall_ms);
     cJSON_AddNumberToObject(node, "uptime_s", (double)((now - sup->started_wall_ms) / 1000));
-    add_time(node, "now", now);
+    sup_json_time(node, "now", now);
     cJSON_AddStringToObject(node, "config", sup->config_path);
     cJSON_AddBoolToObject(node, "stopping", sup->stopping);
     reasons = cJSON_CreateArray();
@@ -352,8 +329,8 @@ static void handle_logs(struct sup_job *job, struct api_reply *rp)
         const struct sup_run_rec *r = &job->hist[(job->hist_next + i) % SUP_RUN_HISTORY];
         cJSON *ro = cJSON_CreateObject();
         cJSON_AddStringToObject(ro, "run_id", r->run_id);
-        add_time(ro, "started_at", r->started_ms);
-        add_time(ro, "finished_at", r->finished_ms);
+        sup_json_time(ro, "started_at", r->started_ms);
+        sup_json_time(ro, "finished_at", r->finished_ms);
         cJSON_AddStringToObject(ro, "status", r->status);
         cJSON_AddItemToObject(ro, "lines", lines_json(r->lines, 0, false));
         cJSON_AddItemToArray(runs, ro);
@@ -365,7 +342,7 @@ static void handle_logs(struct sup_job *job, struct api_reply *rp)
             continue;
         ro = cJSON_CreateObject();
         cJSON_AddStringToObject(ro, "run_id", p->run_id);
-        add_time(ro, "started_at", p->started_wall_ms);
+        sup_json_time(ro, "started_at", p->started_wall_ms);
         cJSON_AddNullToObject(ro, "finished_at");
         cJSON_AddNullToObject(ro, "status");
         cJSON_AddItemToObject(ro, "lines", lines_json(p->tail, p->tail_next, true));

@@ -3,6 +3,8 @@
 #ifndef MESHD_CTL_H
 #define MESHD_CTL_H
 
+#include <stdbool.h>
+
 /* meshctl check [FILE]: validate a schedule, print errors and warnings. */
 int ctl_check(int argc, char **argv);
 /* meshctl next 'EXPR' [--tz ZONE] [--from ISO8601] [--count N]
@@ -34,6 +36,11 @@ int ctl_action(int argc, char **argv);
 /* host/port/dbname/user of a libpq URL or conninfo, never the password; caller frees with
  * md_free. */
 char *ctl_redacted_target(const char *url);
+
+/* "--name VALUE" or "--name=VALUE" at argv[*i] (argv[0] is the subcommand): the value
+ * (borrowed) or NULL; advances *i past a separate value.  Sets *bad, after printing why, when
+ * the option is there but its value is missing. */
+const char *ctl_opt_value(const char *name, int argc, char **argv, int *i, bool *bad);
 
 /* The default config path: $MESHD_CONFIG, else "conf/meshd.yaml". */
 const char *ctl_default_config(void);

@@ -259,27 +259,6 @@ static void upcase(char *s)
 
 /* ---- options and target ------------------------------------------------------------------- */
 
-/* "--name VALUE" or "--name=VALUE" at argv[*i]: the value (borrowed) or NULL.  Sets *bad when
- * the option is there but its value is missing. */
-static const char *opt_value(const char *name, int argc, char **argv, int *i, bool *bad)
-{
-    size_t n = strlen(name);
-    const char *a = argv[*i];
-
-    if (strncmp(a, name, n) != 0)
-        return NULL;
-    if (a[n] == '=')
-        return a + n + 1;
-    if (a[n] != '\0')
-        return NULL;
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "meshctl %s: %s needs a value\n", argv[0], name);
-        *bad = true;
-        return NULL;
-    }
-    return argv[++*i];
-}
-
 /* Fills o from argv.  want_job: a JOB operand is required; opt_job: it may be given (status).
  * Returns false after printing the problem. */
 static bool parse_opts(int argc, char **argv, struct api_opts *o, bool want_job, bool opt_job)
@@ -291,13 +270,13 @@ static bool parse_opts(int argc, char **argv, struct api_opts *o, bool want_job,
     for (int i = 1; i < argc && !bad; i++) {
         const char *v;
 
-        if ((v = opt_value("--socket", argc, argv, &i, &bad)) != NULL)
+        if ((v = ctl_opt_value("--socket", argc, argv, &i, &bad)) != NULL)
             o->socket = v;
-        else if ((v = opt_value("--url", argc, argv, &i, &bad)) != NULL)
+        else if ((v = ctl_opt_value("--url", argc, argv, &i, &bad)) != NULL)
             o->url = v;
-        else if ((v = opt_value("--token", argc, argv, &i, &bad)) != NULL)
+        else if ((v = ctl_opt_value("--token", argc, argv, &i, &bad)) != NULL)
             o->token = v;
-        else if ((v = opt_value("--config", argc, argv, &i, &bad)) != NULL)
+        else if ((v = ctl_opt_value("--config", argc, argv, &i, &bad)) != NULL)
             o->config = v;
         else if (bad)
             break;

@@ -1,4 +1,5 @@
 /* ctl_common.c - what several meshctl subcommands share. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,4 +38,23 @@ char *ctl_redacted_target(const char *url)
                      *port ? ":" : "", port, *db ? db : "(default db)");
     PQconninfoFree(opts);
     return s;
+}
+
+const char *ctl_opt_value(const char *name, int argc, char **argv, int *i, bool *bad)
+{
+    size_t n = strlen(name);
+    const char *a = argv[*i];
+
+    if (strncmp(a, name, n) != 0)
+        return NULL;
+    if (a[n] == '=')
+        return a + n + 1;
+    if (a[n] != '\0')
+        return NULL;
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "meshctl %s: %s needs a value\n", argv[0], name);
+        *bad = true;
+        return NULL;
+    }
+    return argv[++*i];
 }

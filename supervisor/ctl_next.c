@@ -39,26 +39,6 @@ static void print_expr_error(const char *expr, const struct md_error *e)
     fputs("^\n", stderr);
 }
 
-/* "--opt VALUE" or "--opt=VALUE".  Returns the value (borrowed from argv) or NULL. */
-static const char *opt_value(const char *name, int argc, char **argv, int *i, int *bad)
-{
-    size_t n = strlen(name);
-    const char *a = argv[*i];
-
-    if (strncmp(a, name, n) != 0)
-        return NULL;
-    if (a[n] == '=')
-        return a + n + 1;
-    if (a[n] != '\0')
-        return NULL;
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "meshctl next: %s needs a value\n", name);
-        *bad = 1;
-        return NULL;
-    }
-    return argv[++*i];
-}
-
 static int parse_count(const char *s, long *out)
 {
     char *end;
@@ -86,7 +66,8 @@ int ctl_next(int argc, char **argv)
     struct md_error err = {0, 0, ""};
     long count = 1;
     int64_t t;
-    int rc = 2, bad = 0;
+    int rc = 2;
+    bool bad = false;
 
     for (int i = 1; i < argc; i++) {
         const char *v;
@@ -94,13 +75,13 @@ int ctl_next(int argc, char **argv)
             next_usage();
             return 0;
         }
-        if ((v = opt_value("--tz", argc, argv, &i, &bad)) != NULL)
+        if ((v = ctl_opt_value("--tz", argc, argv, &i, &bad)) != NULL)
             zone = v;
-        else if ((v = opt_value("--from", argc, argv, &i, &bad)) != NULL)
+        else if ((v = ctl_opt_value("--from", argc, argv, &i, &bad)) != NULL)
             from = v;
-        else if ((v = opt_value("--count", argc, argv, &i, &bad)) != NULL)
+        else if ((v = ctl_opt_value("--count", argc, argv, &i, &bad)) != NULL)
             count_s = v;
-        else if ((v = opt_value("--job", argc, argv, &i, &bad)) != NULL)
+        else if ((v = ctl_opt_value("--job", argc, argv, &i, &bad)) != NULL)
             job = v;
         else if (bad)
             return 2;

@@ -6,6 +6,9 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
 
 #include "meshd/md_alloc.h"
 #include "sup.h"
@@ -167,6 +170,28 @@ void sup_job_info_free(struct sup_job *job)
     job->nalerts = 0;
     md_free(job->last_error);
     job->last_error = NULL;
+}
+
+void sup_fmt_ms(int64_t ms, char *buf, size_t len)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+
+    gmtime_r(&t, &tm);
+    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+}
+
+void sup_json_time(struct cJSON *o, const char *key, int64_t ms)
+{
+    char buf[80];
+
+    if (ms <= 0) {
+        cJSON_AddNullToObject(o, key);
+        return;
+    }
+    sup_fmt_ms(ms, buf, sizeof buf);
+    cJSON_AddStringToObject(o, key, buf);
 }
 
 void sup_note_lag(struct sup *sup, int64_t lag_ms)

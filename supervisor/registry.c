@@ -57,24 +57,6 @@ struct sup_registry {
     void (*done)(struct sup *);
 };
 
-static void fmt_at(int64_t ms, char *buf, size_t len)
-{
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-
-    gmtime_r(&t, &tm);
-    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
-}
-
-static void add_time(cJSON *o, const char *key, int64_t ms)
-{
-    char buf[64];
-
-    fmt_at(ms, buf, sizeof buf);
-    cJSON_AddStringToObject(o, key, buf);
-}
-
 static cJSON *event_new(struct sup *sup, const char *type)
 {
     cJSON *o = cJSON_CreateObject();
@@ -82,7 +64,7 @@ static cJSON *event_new(struct sup *sup, const char *type)
     if (o == NULL)
         abort(); /* cJSON allocates with malloc: out of memory */
     cJSON_AddStringToObject(o, "type", type);
-    add_time(o, "at", sup_wall_ms());
+    sup_json_time(o, "at", sup_wall_ms());
     cJSON_AddStringToObject(o, "node", sup->cfg->node_name);
     cJSON_AddStringToObject(o, "env", sup->cfg->node_env);
     return o;
@@ -586,7 +568,7 @@ void sup_reg_job(struct sup_job *job)
     if (p != NULL)
         cJSON_AddNumberToObject(o, "pid", p->pid);
     if (job->next_slot != 0)
-        add_time(o, "next_run_at", job->next_slot * 1000);
+        sup_json_time(o, "next_run_at", job->next_slot * 1000);
     cJSON_AddNumberToObject(o, "restarts", job->restarts);
     emit(sup, o, MD_JPRIO_EVENT);
 }
@@ -601,9 +583,9 @@ void sup_reg_run_start(struct sup_job *job, const struct sup_proc *p)
     o = event_new(sup, "run_start");
     cJSON_AddStringToObject(o, "job", job->name);
     cJSON_AddStringToObject(o, "run_id", p->run_id);
-    add_time(o, "started_at", sup_wall_ms());
+    sup_json_time(o, "started_at", sup_wall_ms());
     if (p->slot != 0)
-        add_time(o, "scheduled_for", p->slot * 1000);
+        sup_json_time(o, "scheduled_for", p->slot * 1000);
     cJSON_AddNumberToObject(o, "pid", p->pid);
     cJSON_AddNumberToObject(o, "attempt", p->primary ? job->prog.tries + 1 : 1);
     emit(sup, o, MD_JPRIO_RUN);
@@ -620,7 +602,7 @@ void sup_reg_run_end(struct sup_job *job, const struct sup_proc *p, const char *
     o = event_new(sup, "run_end");
     cJSON_AddStringToObject(o, "job", job->name);
     cJSON_AddStringToObject(o, "run_id", run_id);
-    add_time(o, "finished_at", sup_wall_ms());
+    sup_json_time(o, "finished_at", sup_wall_ms());
     cJSON_AddStringToObject(o, "status", status);
     if (signal != 0)
         cJSON_AddNumberToObject(o, "signal", signal);
@@ -633,7 +615,7 @@ void sup_reg_run_end(struct sup_job *job, const struct sup_proc *p, const char *
         size_t len = 0;
         cJSON_AddNumberToObject(o, "duration_ms", (double)p->duration_ms);
         if (p->slot != 0)
-            add_time(o, "scheduled_for", p->slot * 1000);
+            sup_json_time(o, "scheduled_for", p->slot * 1000);
         for (unsigned i = 0; i < SUP_TAIL_LINES; i++) {
             const char *l = p->tail[(p->tail_next + i) % SUP_TAIL_LINES];
             size_t n;
@@ -664,7 +646,7 @@ void sup_reg_slot(struct sup_job *job, const char *kind, int64_t slot, const cha
         return;
     o = event_new(sup, kind);
     cJSON_AddStringToObject(o, "job", job->name);
-    add_time(o, "scheduled_for", slot * 1000);
+    sup_json_time(o, "scheduled_for", slot * 1000);
     cJSON_AddStringToObject(o, "reason", reason);
     emit(sup, o, MD_JPRIO_RUN);
 }

@@ -243,6 +243,11 @@ void sup_job_note_status(struct sup_job *job, struct sup_proc *p,
                          const struct md_status_event *ev);
 /* Frees the history and alerts (job_close_cb). */
 void sup_job_info_free(struct sup_job *job);
+/* RFC 3339 UTC with milliseconds: 2026-11-25T07:00:00.004Z */
+void sup_fmt_ms(int64_t ms, char *buf, size_t len);
+/* Adds key: that time to a JSON object, or null when ms <= 0. */
+struct cJSON;
+void sup_json_time(struct cJSON *o, const char *key, int64_t ms);
 /* Observes the firing lag of a run started for an on-time slot. */
 void sup_note_lag(struct sup *sup, int64_t lag_ms);
 /* Closes the job's handles; the job is freed when they and its procs are gone. */
