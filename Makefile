@@ -99,3 +99,32 @@ bench: build
 
 clean:
 	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_FUZZ)
+
+# --- install and deployment tests (docs/deploy.md) --------------------------------------------
+# make install [PREFIX=/usr/local] [DESTDIR=stage]: binaries and workers (cmake --install), the
+# systemd unit and its sysusers.d entry under PREFIX/lib, the example config and secrets file in
+# /etc/meshd (existing ones are kept), docs.  Without DESTDIR it also creates the meshd user.
+PREFIX ?= /usr/local
+.PHONY: install deploy-test
+
+install: build
+	DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix $(PREFIX) --strip
+	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system $(DESTDIR)$(PREFIX)/lib/sysusers.d \
+	    $(DESTDIR)$(PREFIX)/share/doc/meshd $(DESTDIR)/etc/meshd
+	sed 's|/usr/local|$(PREFIX)|g' systemd/meshd.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/meshd.service
+	chmod 0644 $(DESTDIR)$(PREFIX)/lib/systemd/system/meshd.service
+	install -m 0644 systemd/meshd.sysusers.conf $(DESTDIR)$(PREFIX)/lib/sysusers.d/meshd.conf
+	install -m 0644 docs/deploy.md conf/meshd.system.yaml conf/meshd.yaml conf/meshd.env.example \
+	    $(DESTDIR)$(PREFIX)/share/doc/meshd/
+	test -e $(DESTDIR)/etc/meshd/meshd.yaml || install -m 0644 conf/meshd.system.yaml $(DESTDIR)/etc/meshd/meshd.yaml
+	test -e $(DESTDIR)/etc/meshd/meshd.env || install -m 0600 conf/meshd.env.example $(DESTDIR)/etc/meshd/meshd.env
+	@if [ -z "$(DESTDIR)" ]; then \
+	    systemd-sysusers $(PREFIX)/lib/sysusers.d/meshd.conf || exit 1; \
+	    if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi; \
+	    echo "make install: edit /etc/meshd/meshd.yaml and meshd.env, then: systemctl enable --now meshd"; \
+	fi
+
+# The container image (podman) and the unit under a real systemd (systemd-nspawn), as root; a few
+# minutes (tests/deploy/run.sh says what each step checks).
+deploy-test: build
+	BUILD=$(abspath $(BUILD)) tests/deploy/run.sh

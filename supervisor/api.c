@@ -506,27 +506,29 @@ char *api_metrics(struct sup *sup, size_t *len)
               SUP_LAG_BUCKETS - 1, sup->lag_sum, sup->lag_count);
 
     sup_registry_stats(sup, &st);
-    bprintf(&b, "# HELP meshd_registry_connected 1 when the registry database is connected.\n"
-                "# TYPE meshd_registry_connected gauge\nmeshd_registry_connected %d\n",
-            st.connected);
-    bprintf(&b, "# HELP meshd_registry_backlog_events Registry events not yet confirmed.\n"
-                "# TYPE meshd_registry_backlog_events gauge\n"
-                "meshd_registry_backlog_events %" PRIu64 "\n", st.backlog);
-    bprintf(&b, "# HELP meshd_registry_backlog_bytes Bytes of the journal not yet confirmed.\n"
-                "# TYPE meshd_registry_backlog_bytes gauge\n"
-                "meshd_registry_backlog_bytes %" PRIu64 "\n", st.backlog_bytes);
-    bprintf(&b, "# HELP meshd_registry_events_total Registry events journalled.\n"
-                "# TYPE meshd_registry_events_total counter\n"
-                "meshd_registry_events_total %" PRIu64 "\n", st.events);
-    bprintf(&b, "# HELP meshd_registry_write_errors_total Failed registry batch writes.\n"
-                "# TYPE meshd_registry_write_errors_total counter\n"
-                "meshd_registry_write_errors_total %" PRIu64 "\n", st.batches_failed);
-    bprintf(&b, "# HELP meshd_registry_batches_total Registry batches written (round trips).\n"
-                "# TYPE meshd_registry_batches_total counter\n"
-                "meshd_registry_batches_total %" PRIu64 "\n", st.batches_ok);
-    bprintf(&b, "# HELP meshd_registry_dropped_events_total Events dropped at the journal's "
-                "bound.\n# TYPE meshd_registry_dropped_events_total counter\n"
-                "meshd_registry_dropped_events_total %" PRIu64 "\n", st.dropped);
+    {
+        const struct {
+            const char *name, *type, *help;
+            uint64_t v;
+        } reg[] = {
+            {"meshd_registry_connected", "gauge", "1 when the registry database is connected.",
+             st.connected},
+            {"meshd_registry_backlog_events", "gauge", "Registry events not yet confirmed.",
+             st.backlog},
+            {"meshd_registry_backlog_bytes", "gauge", "Bytes of the journal not yet confirmed.",
+             st.backlog_bytes},
+            {"meshd_registry_events_total", "counter", "Registry events journalled.", st.events},
+            {"meshd_registry_write_errors_total", "counter", "Failed registry batch writes.",
+             st.batches_failed},
+            {"meshd_registry_batches_total", "counter",
+             "Registry batches written (round trips).", st.batches_ok},
+            {"meshd_registry_dropped_events_total", "counter",
+             "Events dropped at the journal's bound.", st.dropped},
+        };
+        for (size_t i = 0; i < sizeof reg / sizeof reg[0]; i++)
+            bprintf(&b, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", reg[i].name,
+                    reg[i].help, reg[i].name, reg[i].type, reg[i].name, reg[i].v);
+    }
     *len = b.len;
     return b.p;
 }
