@@ -75,6 +75,7 @@ struct sup_http {
     struct cached status, metrics;
     struct listener l[2];
     char *sock_path;  /* unlinked at close */
+    int tcp_port;     /* the bound TCP port, or -1 */
     int pending_closes;
 };
 
@@ -276,6 +277,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
+static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     struct listener *l = cls;
@@ -581,6 +583,7 @@ int sup_http_start(struct sup *sup)
     int fd, port = cfg->http_port, bound = 0, opened = 0, wanted = 0;
 
     h->sup = sup;
+    h->tcp_port = -1;
     sup->http = h;
     if (penv != NULL && *penv != '\0') {
         char *end;
@@ -602,6 +605,7 @@ int sup_http_start(struct sup *sup)
                      cfg->http_host, strchr(cfg->http_host, ':') ? "]" : "", bound);
             if (start_daemon(h, l, fd) == 0) {
                 opened++;
+                h->tcp_port = bound;
                 md_log(MD_LOG_NOTICE, "http: listening on %s token=%s anonymous_read=%s",
                        l->name, api_token(sup) ? "set" : "none",
                        cfg->http_anonymous_read ? "yes" : "no");
@@ -626,6 +630,11 @@ int sup_http_start(struct sup *sup)
         }
     }
     return opened == 0 && wanted > 0 ? -EIO : 0;
+}
+
+int sup_http_port(const struct sup *sup)
+{
+    return sup->http != NULL ? sup->http->tcp_port : -1;
 }
 
 static void handle_closed(uv_handle_t *hd)

@@ -13,6 +13,8 @@ struct sup;
 /* Opens the listeners.  A listener that cannot be opened is logged and left out (meshd keeps
  * supervising); returns 0, or a negative code when neither could be opened though asked for. */
 int sup_http_start(struct sup *sup);
+/* The TCP port listened on (useful with http.listen port 0), or -1. */
+int sup_http_port(const struct sup *sup);
 /* Closes the listeners and every connection (shutdown).  Safe when nothing was started. */
 void sup_http_close(struct sup *sup);
 
