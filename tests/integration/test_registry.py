@@ -6,6 +6,7 @@ is not fatal; a SIGKILL of meshd during the replay neither loses nor duplicates.
 Each test starts a private cluster (tests/pg/pgctl.sh) in its temp dir, so it can stop and start
 it at will without touching the shared test cluster."""
 
+import json
 import os
 import re
 import signal
@@ -77,6 +78,10 @@ jobs:
     command: %s
     schedule: "* * * * * *"
 """
+
+
+def json_str(text):
+    return json.dumps(text)
 
 
 def _tick_cmd():
@@ -203,6 +208,53 @@ def test_sigkill_during_replay_exactly_once(h):
     check(not missing, "runs lost: %s" % sorted(missing)[:5])
     eq(pg.sql("SELECT count(*) FROM agent_metrics"),
        pg.sql("SELECT count(DISTINCT event_id) FROM agent_metrics"), "no duplicate metrics")
+
+
+
+
+@_run
+def test_journal_full_raises_the_alert_and_keeps_run_records(h):
+    """While the database is away, a worker floods metrics past registry.journal_max: the
+    journal drops the low-value events, /health goes 503, a critical alert meshd.journal_full
+    is raised, and no run record is lost."""
+    pg = Cluster(h)  # not started: the database is away
+    flood = ("i=0; while [ $i -lt 40000 ]; do "
+             "echo '{\"event\":\"metric\",\"name\":\"flood_metric_with_a_long_name\",\"value\":1}' >&3; "
+             "i=$((i+1)); done")
+    h.config(node_yaml(h) + """
+registry: {journal_max: 1MiB}
+jobs:
+  tick:
+    command: %s
+    schedule: "* * * * * *"
+  flood:
+    command: ["sh", "-c", %s]
+    schedule: "0 0 1 1 *"
+""" % (fw("exit", "0"), json_str(flood)))
+    h.start(env={"DATABASE_URL": pg.url})
+    h.wait_for(lambda: len(_spawned_runs(h, "tick")) >= 2, 30, "tick runs")
+    eq(202, h.api("POST", "/api/jobs/flood/run", sock=True)[0])
+    h.wait_log(r"journal full: dropped=\d+", timeout=60)
+    status, body = h.api_json("GET", "/health")
+    eq(503, status, "a journal at its bound makes /health 503: %r" % body)
+    check(any("registry" in r for r in body["reasons"]), repr(body))
+    h.wait_log(r"run done: job=flood", timeout=60)
+    ticks_before_db = _spawned_runs(h, "tick")
+    pg.start()
+    pg.create_db()
+    h.wait_log(r"registry ready", timeout=90)
+    h.wait_for(lambda: pg.sql("SELECT count(*) FROM agent_alerts WHERE key = 'meshd.journal_full'"
+                              " AND status = 'open' AND severity = 'critical'") == "1",
+               60, "the journal_full alert lands, open and critical")
+    # Every run record journalled before the database came back is there (runs are never
+    # dropped); the dropped events were metrics.
+    want = set(ticks_before_db)
+    h.wait_for(lambda: want <= set(pg.sql("SELECT run_id FROM agent_runs WHERE job = 'tick'")
+                                   .split()), 60, "every tick run recorded")
+    check(pg.sql("SELECT count(*) FROM agent_runs WHERE job = 'flood'") == "1", "the flood run")
+    n = int(pg.sql("SELECT count(*) FROM agent_metrics WHERE name = 'flood_metric_with_a_long_name'"))
+    check(0 < n < 40000, "some metrics were dropped, some kept: %d" % n)
+    h.stop()
 
 
 if __name__ == "__main__":
