@@ -28,12 +28,14 @@ static void usage(FILE *f)
           f);
 }
 
-/* Workers are found beside the binary (<dir>/libexec/meshd) unless MESHD_WORKER_DIR says
- * otherwise; the config module resolves "worker: NAME" against it. */
+/* Workers are found beside the binary unless MESHD_WORKER_DIR says otherwise: <bin>/libexec/meshd
+ * in a build tree, <bin>/../libexec/meshd once installed (PREFIX/bin, PREFIX/libexec/meshd).
+ * The config module resolves "worker: NAME" against it. */
 static void default_worker_dir(void)
 {
     char exe[PATH_MAX];
     ssize_t n;
+    char *dir, *bindir;
 
     if (getenv("MESHD_WORKER_DIR") != NULL)
         return;
@@ -41,7 +43,12 @@ static void default_worker_dir(void)
     if (n <= 0)
         return;
     exe[n] = '\0';
-    char *dir = md_xasprintf("%s/libexec/meshd", dirname(exe));
+    bindir = dirname(exe);
+    dir = md_xasprintf("%s/libexec/meshd", bindir);
+    if (access(dir, X_OK) != 0) {
+        md_free(dir);
+        dir = md_xasprintf("%s/../libexec/meshd", bindir);
+    }
     setenv("MESHD_WORKER_DIR", dir, 0);
     md_free(dir);
 }

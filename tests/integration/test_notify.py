@@ -5,6 +5,7 @@ pings on time (and none while the loop is frozen), RELOADING/READY around a relo
 on SIGTERM, and that jobs do not inherit the variables."""
 
 import os
+import re
 import signal
 import socket
 import sys
@@ -158,6 +159,29 @@ def test_without_notify_socket_nothing_changes(h):
     h.wait_file_lines("ticks", 1)
     eq([], h.log_find(r"meshd\[\d+\]: notify:"), "no notify chatter without NOTIFY_SOCKET")
     h.stop()
+
+
+def test_journald_stream_gets_priority_prefixes(h):
+    """Under systemd, stderr is journald's stream ($JOURNAL_STREAM = its dev:inode): each line
+    starts with a syslog "<N>" priority, without meshd's own timestamp and ident[pid] (journald
+    adds those).  A JOURNAL_STREAM that is not our stderr changes nothing."""
+    config(h)
+    open(h.log_path, "ab").close()
+    st = os.stat(h.log_path)
+    h.start(env={"JOURNAL_STREAM": "%d:%d" % (st.st_dev, st.st_ino)})
+    h.wait_log(r"^<5>started: node=itest")
+    h.wait_log(r"^<5>spawned: job=svc")
+    h.stop()
+    for line in h.log().splitlines():
+        check(re.match(r"<[3-7]>", line), "a line without a priority prefix: %r" % line)
+
+    n = len(h.log().splitlines())
+    h.proc = None
+    h.start(env={"JOURNAL_STREAM": "1:1"})
+    h.wait_log(r"^\S+Z notice meshd\[\d+\]: started: node=itest")
+    h.stop()
+    for line in h.log().splitlines()[n:]:
+        check(re.match(r"\d{4}-\d\d-\d\dT", line), "a stamped line: %r" % line)
 
 
 if __name__ == "__main__":
