@@ -224,6 +224,7 @@ static cJSON *job_json(struct sup_job *job)
     cJSON_AddNumberToObject(runs, "stopped", (double)job->runs_stopped);
     cJSON_AddNumberToObject(runs, "skipped", (double)job->runs_skipped);
     cJSON_AddNumberToObject(runs, "missed", (double)job->runs_missed);
+    cJSON_AddNumberToObject(runs, "elsewhere", (double)job->runs_elsewhere);
     sup_json_time(o, "next_run", job->paused ? 0 : job->next_slot * 1000);
     if (last != NULL)
         cJSON_AddItemToObject(o, "last_run", run_rec_json(last));
@@ -452,6 +453,8 @@ char *api_metrics(struct sup *sup, size_t *len)
                 job->runs_skipped);
         bprintf(&b, "meshd_runs_total{job=\"%s\",result=\"missed\"} %" PRIu64 "\n", l,
                 job->runs_missed);
+        bprintf(&b, "meshd_runs_total{job=\"%s\",result=\"elsewhere\"} %" PRIu64 "\n", l,
+                job->runs_elsewhere);
     }
     bprintf(&b, "# HELP meshd_run_duration_seconds Duration of finished runs.\n"
                 "# TYPE meshd_run_duration_seconds histogram\n");

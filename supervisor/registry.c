@@ -34,10 +34,14 @@
 #define BATCH_MAX 2000          /* events per round trip (a backlog drains in big ones) */
 #define BATCH_BYTES (4u << 20)
 
+struct claim;
+
 struct sup_registry {
     struct sup *sup;
     struct md_journal *journal;
     struct md_db *db;
+    struct md_db *claim_db;  /* cluster claims, on their own connection; NULL without them */
+    struct claim *claims;    /* in flight */
     uv_timer_t flush;  /* coalescing window, retry delay */
     uv_timer_t sync;   /* journal fdatasync */
     uv_timer_t tick;   /* heartbeat, retention; also the stop deadline */
@@ -436,14 +440,21 @@ int sup_registry_start(struct sup *sup)
         md_log(MD_LOG_NOTICE, "registry: target=%s journal_pending=%zu", md_db_target(r->db),
                md_journal_count(r->journal));
     }
+    if (cfg->cluster && r->db != NULL) {
+        dc.state_cb = NULL;
+        dc.on_connect = "SET application_name = 'meshd-claims'";
+        if (md_db_open(sup->loop, &dc, &r->claim_db) < 0)
+            r->claim_db = NULL;
+        else
+            md_log(MD_LOG_NOTICE, "cluster: claiming scheduled slots in the registry "
+                   "(when_offline=%s)", cfg->cluster_offline_skip ? "skip" : "run");
+    }
     uv_timer_start(&r->tick, tick_cb, cfg->heartbeat_ms, cfg->heartbeat_ms);
     return 0;
 }
 
-static void reg_handle_closed(uv_handle_t *h)
+static void reg_release(struct sup_registry *r)
 {
-    struct sup_registry *r = h->data;
-
     if (--r->pending_closes > 0)
         return;
     struct sup *sup = r->sup;
@@ -453,6 +464,11 @@ static void reg_handle_closed(uv_handle_t *h)
     md_free(r);
     sup->reg = NULL;
     done(sup);
+}
+
+static void reg_handle_closed(uv_handle_t *h)
+{
+    reg_release(h->data);
 }
 
 static void db_closed(void *ud)
@@ -466,11 +482,24 @@ static void db_closed(void *ud)
     uv_close((uv_handle_t *)&r->tick, reg_handle_closed);
 }
 
+static void claims_abort(struct sup_registry *r);
+static void claim_db_closed(void *ud)
+{
+    reg_release(ud); /* after the claims' final callbacks: they use the registry */
+}
+
 static void reg_close(struct sup_registry *r)
 {
     if (r->closed)
         return;
     r->closed = true;
+    claims_abort(r);
+    if (r->claim_db != NULL) {
+        struct md_db *cdb = r->claim_db;
+        r->claim_db = NULL;
+        r->pending_closes++;
+        md_db_close(cdb, claim_db_closed, r);
+    }
     uv_timer_stop(&r->flush);
     uv_timer_stop(&r->sync);
     uv_timer_stop(&r->tick);
@@ -535,6 +564,150 @@ void sup_registry_stats(const struct sup *sup, struct sup_reg_stats *out)
     out->backlog_bytes = md_journal_bytes(r->journal);
     out->bound_bytes = sup->cfg->journal_max_bytes;
     out->last_drop_ms = r->last_drop_ms;
+}
+
+/* ---- cluster claims ---------------------------------------------------------------------- */
+
+struct claim {
+    struct claim *next;
+    struct sup_registry *r;
+    uv_timer_t timer;   /* claim_timeout */
+    char *job, *run_id;
+    int64_t slot;
+    sup_claim_cb *cb;
+    bool timed_out;     /* reported OFFLINE already */
+    bool answered;      /* the database answered (or the claim was aborted) */
+};
+
+static void claim_unlink(struct claim *c)
+{
+    for (struct claim **pp = &c->r->claims; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == c) {
+            *pp = c->next;
+            return;
+        }
+    }
+}
+
+static void claim_freed(uv_handle_t *h)
+{
+    struct claim *c = h->data;
+
+    md_free(c->job);
+    md_free(c->run_id);
+    md_free(c);
+}
+
+/* The claim is done when the database answered; the timer goes then. */
+static void claim_done(struct claim *c)
+{
+    claim_unlink(c);
+    uv_close((uv_handle_t *)&c->timer, claim_freed);
+}
+
+static void claim_timeout_cb(uv_timer_t *t)
+{
+    struct claim *c = MD_CONTAINER_OF(t, struct claim, timer);
+    struct sup *sup = c->r->sup;
+
+    c->timed_out = true;
+    md_log(MD_LOG_WARN, "cluster: no answer to the claim of job=%s slot=%s within %" PRIu64
+           " ms; when_offline=%s", c->job, c->run_id, sup->cfg->claim_timeout_ms,
+           sup->cfg->cluster_offline_skip ? "skip" : "run");
+    c->cb(sup, c->job, c->slot, SUP_CLAIM_OFFLINE, NULL, false);
+}
+
+static void claim_cb(void *ud, int status, PGresult *res)
+{
+    struct claim *c = ud;
+    struct sup *sup = c->r->sup;
+    enum sup_claim_outcome out;
+    const char *holder = NULL;
+
+    if (res != NULL) {
+        if (status == 0 && PQntuples(res) > 0) {
+            out = strcmp(PQgetvalue(res, 0, 0), "t") == 0 ? SUP_CLAIM_WON : SUP_CLAIM_LOST;
+            holder = out == SUP_CLAIM_LOST ? PQgetvalue(res, 0, 1) : NULL;
+        } else if (status == 0) {
+            out = SUP_CLAIM_LOST; /* the other row is not visible yet: someone has it */
+            holder = "?";
+        } else {
+            md_log(MD_LOG_WARN, "cluster: claim of job=%s failed: sqlstate=%s error=%s", c->job,
+                   field(res, PG_DIAG_SQLSTATE), field(res, PG_DIAG_MESSAGE_PRIMARY));
+            out = SUP_CLAIM_OFFLINE;
+        }
+        if (c->answered)
+            return;
+        c->answered = true;
+        uv_timer_stop(&c->timer);
+        if (!c->timed_out || out != SUP_CLAIM_OFFLINE)
+            c->cb(sup, c->job, c->slot, out, holder, c->timed_out);
+        return;
+    }
+    /* The final call: no result row came (a dropped connection) or after the rows. */
+    if (!c->answered) {
+        c->answered = true;
+        uv_timer_stop(&c->timer);
+        if (!c->timed_out)
+            c->cb(sup, c->job, c->slot, SUP_CLAIM_OFFLINE, NULL, false);
+    }
+    claim_done(c);
+}
+
+static void claims_abort(struct sup_registry *r)
+{
+    /* md_db_close answers every queued request (their final callbacks free them). */
+    for (struct claim *c = r->claims; c != NULL; c = c->next)
+        uv_timer_stop(&c->timer);
+}
+
+bool sup_reg_claiming(const struct sup *sup)
+{
+    return sup->cfg->cluster && sup->reg != NULL && sup->reg->claim_db != NULL;
+}
+
+void sup_reg_claim(struct sup *sup, const char *job, int64_t slot, const char *run_id,
+                   sup_claim_cb *cb)
+{
+    static const char sql[] =
+        "WITH ins AS (INSERT INTO agent_runs (run_id, job, node, scheduled_for, started_at, "
+        "status) VALUES ($1, $2, $3, $4::timestamptz, now(), 'running') ON CONFLICT DO NOTHING "
+        "RETURNING node) "
+        "SELECT true, node FROM ins UNION ALL "
+        "SELECT false, r.node || ' (' || r.status || ')' FROM agent_runs r "
+        "WHERE r.job = $2 AND r.scheduled_for = $4::timestamptz AND NOT EXISTS (SELECT FROM ins)";
+    struct sup_registry *r = sup->reg;
+    enum md_db_state st;
+    struct claim *c;
+    char when[80];
+    const char *params[4];
+
+    if (!sup_reg_claiming(sup) ||
+        ((st = md_db_state(r->claim_db)) != MD_DB_IDLE && st != MD_DB_BUSY)) {
+        cb(sup, job, slot, SUP_CLAIM_OFFLINE, NULL, false);
+        return;
+    }
+    c = md_xcalloc(1, sizeof *c);
+    c->r = r;
+    c->job = md_xstrdup(job);
+    c->run_id = md_xstrdup(run_id);
+    c->slot = slot;
+    c->cb = cb;
+    sup_fmt_ms(slot * 1000, when, sizeof when);
+    params[0] = run_id;
+    params[1] = job;
+    params[2] = sup->cfg->node_name;
+    params[3] = when;
+    uv_timer_init(sup->loop, &c->timer);
+    c->timer.data = c;
+    if (md_db_send(r->claim_db, sql, 4, params, claim_cb, c) < 0) {
+        uv_close((uv_handle_t *)&c->timer, claim_freed);
+        cb(sup, job, slot, SUP_CLAIM_OFFLINE, NULL, false);
+        return;
+    }
+    c->next = r->claims;
+    r->claims = c;
+    uv_timer_start(&c->timer, claim_timeout_cb, sup->cfg->claim_timeout_ms, 0);
 }
 
 /* ---- events ------------------------------------------------------------------------------ */

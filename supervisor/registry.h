@@ -50,6 +50,25 @@ struct sup_reg_stats {
 };
 void sup_registry_stats(const struct sup *sup, struct sup_reg_stats *out);
 
+/* Cluster claims (docs/cluster.md): before a scheduled slot runs, its node inserts the run's
+ * row in agent_runs; the unique (job, scheduled_for) lets exactly one node win.  Claims go over
+ * their own connection, so a batch of events in flight never delays a spawn. */
+enum sup_claim_outcome {
+    SUP_CLAIM_WON,     /* the row is ours: run it */
+    SUP_CLAIM_LOST,    /* another node (or an earlier start of this one) has the slot */
+    SUP_CLAIM_OFFLINE, /* the database could not be asked in time: cluster.when_offline */
+};
+/* Called once per claim, maybe before sup_reg_claim returns (when it is offline).  holder: the
+ * node that has the slot (LOST; may be "?"), else NULL.  job is the job's name: look it up, it
+ * may be gone.  late: an answer that came after the claim timeout had already been reported
+ * as OFFLINE (the callback then hears of the same claim twice). */
+typedef void sup_claim_cb(struct sup *sup, const char *job, int64_t slot,
+                          enum sup_claim_outcome outcome, const char *holder, bool late);
+/* True when the config asks for claims and a registry database is configured. */
+bool sup_reg_claiming(const struct sup *sup);
+void sup_reg_claim(struct sup *sup, const char *job, int64_t slot, const char *run_id,
+                   sup_claim_cb *cb);
+
 void sup_reg_node(struct sup *sup, const char *state);
 void sup_reg_job(struct sup_job *job);
 void sup_reg_run_start(struct sup_job *job, const struct sup_proc *p);

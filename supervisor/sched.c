@@ -160,6 +160,18 @@ static void clock_arm(struct sup *sup)
     sup->armed_ms = due;
 }
 
+/* In a cluster, a job that prefers another node is due takeover_after later here: the
+ * preferred node claims the slot first, and this one runs it only if nobody did. */
+static int64_t takeover_delay_ms(const struct sup_job *job)
+{
+    const struct md_job *j = job->cfg;
+
+    if (j == NULL || j->prefer == NULL || !job->sup->cfg->cluster ||
+        strcmp(j->prefer, job->sup->cfg->node_name) == 0)
+        return 0;
+    return (int64_t)j->takeover_ms;
+}
+
 /* Computes the job's next slot strictly after `after` and puts it in the heap. */
 static void job_schedule(struct sup_job *job, int64_t after)
 {
@@ -177,7 +189,7 @@ static void job_schedule(struct sup_job *job, int64_t after)
         return;
     }
     job->next_slot = next;
-    job->next_due_ms = next * 1000;
+    job->next_due_ms = next * 1000 + takeover_delay_ms(job);
     if (j->jitter_ms > 0) {
         uint64_t r = ((uint64_t)rand() << 31) ^ (uint64_t)rand();
         job->next_due_ms += (int64_t)(r % (j->jitter_ms + 1));
@@ -200,7 +212,7 @@ static bool job_busy(struct sup_job *job)
     }
 }
 
-static void run_slot(struct sup_job *job, int64_t slot)
+static void run_slot_now(struct sup_job *job, int64_t slot)
 {
     const struct md_job *j = job->cfg;
     char when[40];
@@ -231,6 +243,67 @@ static void run_slot(struct sup_job *job, int64_t slot)
     job->cur_slot = slot;
     sup_run_id(job->sup, job->name, slot, job->run_id, sizeof job->run_id);
     sup_job_event(job, EV_START, 0, 0);
+}
+
+/* The registry's answer to a slot's claim (cluster mode). */
+static void claim_answered(struct sup *sup, const char *name, int64_t slot,
+                           enum sup_claim_outcome out, const char *holder, bool late)
+{
+    struct sup_job *job = sup_job_find(sup, name);
+    bool skip = sup->cfg->cluster_offline_skip;
+    char when[40];
+
+    if (job == NULL || sup->stopping || job->cfg->kind != MD_JOB_CRON)
+        return;
+    fmt_slot(slot, job->cfg->tz, when, sizeof when);
+    switch (out) {
+    case SUP_CLAIM_WON:
+        if (late && !skip)
+            return; /* it ran already, as when_offline says: and the slot is ours, good */
+        if (late)
+            md_log(MD_LOG_WARN, "cluster: late claim answer for job=%s slot=%s: running it now",
+                   job->name, when);
+        else
+            job->fire_due_ms = slot * 1000 + takeover_delay_ms(job);
+        run_slot_now(job, slot);
+        job->fire_due_ms = 0;
+        return;
+    case SUP_CLAIM_LOST:
+        if (late && !skip) {
+            md_log(MD_LOG_ERROR, "cluster: job=%s slot=%s ran here without its claim, and %s "
+                   "has it too (when_offline=run)", job->name, when, holder);
+            return;
+        }
+        job->runs_elsewhere++;
+        sup->status_gen++;
+        md_log(MD_LOG_INFO, "claimed elsewhere: job=%s slot=%s by=%s", job->name, when, holder);
+        return;
+    case SUP_CLAIM_OFFLINE:
+        if (skip) {
+            job->runs_skipped++;
+            md_log(MD_LOG_WARN, "skipped: job=%s slot=%s reason=the slot could not be claimed "
+                   "(registry unreachable; cluster.when_offline=skip)", job->name, when);
+            return;
+        }
+        md_log(MD_LOG_NOTICE, "cluster: running job=%s slot=%s without a claim (registry "
+               "unreachable; cluster.when_offline=run)", job->name, when);
+        run_slot_now(job, slot);
+        return;
+    }
+}
+
+static void run_slot(struct sup_job *job, int64_t slot)
+{
+    char run_id[SUP_RUN_ID_MAX];
+
+    /* A slot skipped here is not claimed: another node may still run it. */
+    if (!sup_reg_claiming(job->sup) ||
+        (job_busy(job) && job->cfg->concurrency == MD_CONC_FORBID)) {
+        run_slot_now(job, slot);
+        return;
+    }
+    sup_run_id(job->sup, job->name, slot, run_id, sizeof run_id);
+    sup_reg_claim(job->sup, job->name, slot, run_id, claim_answered);
 }
 
 /* A due job: walk every slot up to now, run the latest if it is on time or inside the catch-up
@@ -281,7 +354,7 @@ static void job_due(struct sup_job *job, int64_t now_ms, const char *why)
         }
     }
 
-    int64_t late = now_ms - latest * 1000 - (int64_t)j->jitter_ms;
+    int64_t late = now_ms - latest * 1000 - (int64_t)j->jitter_ms - takeover_delay_ms(job);
     fmt_slot(latest, j->tz, a, sizeof a);
     if (late <= ON_TIME_MS) {
         job->fire_due_ms = job->next_due_ms; /* proc_spawn observes the firing lag */
@@ -538,7 +611,7 @@ static void job_activate(struct sup_job *job, int64_t now_s)
             if (md_cron_next(&j->cron, j->tz, job->last_slot, &next) == 0 && next <= now_s) {
                 heap_remove(job->sup, job);
                 job->next_slot = next;
-                job->next_due_ms = next * 1000;
+                job->next_due_ms = next * 1000 + takeover_delay_ms(job);
                 heap_push(job->sup, job);
                 break;
             }

@@ -132,6 +132,7 @@ struct sup_job {
     unsigned restarts;
     uint64_t runs_ok, runs_failed, runs_skipped, runs_missed;
     uint64_t runs_timed_out, runs_stopped; /* subsets of runs_failed */
+    uint64_t runs_elsewhere;   /* cluster: slots another node claimed and ran */
     uint64_t bad_status_lines;
     uint64_t last_heartbeat_ms;
     int64_t last_success_ms;   /* wall clock of the last succeeded run's end, 0 if none */

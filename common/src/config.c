@@ -589,7 +589,7 @@ static const struct enum_name dst_names[] = {
 static const struct enum_name ready_names[] = {{"start_secs", 0}, {"line", 1}, {NULL, 0}};
 
 static key_fn key_worker, key_command, key_args, key_schedule, key_on, key_timezone, key_dst,
-    key_env, key_user, key_restart, key_backoff, key_ready, key_config, key_expect;
+    key_env, key_user, key_restart, key_backoff, key_ready, key_config, key_expect, key_prefer;
 
 #define OFF(f) offsetof(struct md_job, f)
 static const struct key_def job_keys[] = {
@@ -617,6 +617,8 @@ static const struct key_def job_keys[] = {
     {"concurrency", KT_ENUM, K_NOT_SERVICE, OFF(concurrency), "forbid", 0, 0, conc_names, NULL},
     {"jitter", KT_DURATION, K_CRON_ONLY, OFF(jitter_ms), "0", 0, DUR_MAX, NULL, NULL},
     {"catch_up", KT_DURATION, K_CRON_ONLY, OFF(catchup_ms), "1h", 0, DUR_MAX, NULL, NULL},
+    {"prefer", KT_STRING, K_CRON_ONLY, OFF(prefer), NULL, 0, 0, NULL, key_prefer},
+    {"takeover_after", KT_DURATION, K_CRON_ONLY, OFF(takeover_ms), "1m", 0, DUR_MAX, NULL, NULL},
     {"enabled", KT_BOOL, 0, OFF(enabled), "true", 0, 0, NULL, NULL},
     {"config", KT_CUSTOM, 0, 0, NULL, 0, 0, NULL, key_config},
     {"expect", KT_CUSTOM, K_NOT_SERVICE, 0, NULL, 0, 0, NULL, key_expect},
@@ -805,6 +807,7 @@ static void job_cleanup(struct md_job *job)
     md_free(job->env);
     md_free(job->workdir);
     md_free(job->user);
+    md_free(job->prefer);
     md_free(job->config_json);
     memset(job, 0, sizeof *job);
 }
@@ -1302,6 +1305,20 @@ static bool key_user(struct ctx *c, struct jobwork *w, const struct key_def *k,
         warn_pos(c, v->line, v->col, path, "no user '%s' on this machine",
                  show(u, strlen(u), buf, sizeof buf));
     return true;
+}
+
+static bool key_prefer(struct ctx *c, struct jobwork *w, const struct key_def *k,
+                       const struct md__ynode *v, const char *path)
+{
+    const char *p = w->job->prefer;
+    char buf[72];
+
+    (void)k;
+    if (valid_name(p, strlen(p)))
+        return true;
+    err_at(c, v, path, "'%s': a node name is 1 to 64 letters, digits, '_', '.' or '-'",
+           show(p, strlen(p), buf, sizeof buf));
+    return false;
 }
 
 static bool key_restart(struct ctx *c, struct jobwork *w, const struct key_def *k,
@@ -2181,7 +2198,64 @@ static void http_build(struct ctx *c, const struct md__ynode *map)
     md_free(dup);
 }
 
-static const char *const top_keys[] = {"node", "registry", "http", "defaults", "jobs"};
+/* ---- cluster: --------------------------------------------------------------------------------- */
+
+static void cluster_build(struct ctx *c, const struct md__ynode *map)
+{
+    static const char *const keys[] = {"enabled", "when_offline", "claim_timeout"};
+    struct md_config *cfg = c->cfg;
+    char path[300], buf[80];
+    bool *dup;
+
+    cfg->claim_timeout_ms = 5000;
+    if (map == NULL || md__ynode_is_null(map) || map->type == MD__Y_BAD)
+        return;
+    if (map->type != MD__Y_MAP) {
+        err_at(c, map, "cluster", "expected a mapping, got %s", describe(map, buf, sizeof buf));
+        return;
+    }
+    dup = find_dups(c, map, "cluster", false);
+    for (size_t i = 0; i + 1 < map->n; i += 2) {
+        const struct md__ynode *kn = map->kids[i], *vn = map->kids[i + 1];
+        const char *s;
+        uint64_t ms;
+        size_t j;
+
+        if (dup[i / 2] || !key_ok(c, kn, "cluster"))
+            continue;
+        for (j = 0; j < MD_ARRAY_SIZE(keys); j++)
+            if (strcmp(kn->value, keys[j]) == 0)
+                break;
+        if (j == MD_ARRAY_SIZE(keys)) {
+            unknown_key(c, kn, "cluster", keys, MD_ARRAY_SIZE(keys), sizeof keys[0]);
+            continue;
+        }
+        snprintf(path, sizeof path, "cluster.%s", keys[j]);
+        if ((s = scalar(c, vn, path, j == 0   ? "true or false"
+                                     : j == 1 ? "run or skip"
+                                              : "a duration like 5s")) == NULL)
+            continue;
+        if (j == 0) {
+            if (!parse_bool(s, &cfg->cluster))
+                err_at(c, vn, path, "expected true or false, got '%s'",
+                       show(s, strlen(s), buf, sizeof buf));
+        } else if (j == 1) {
+            if (strcmp(s, "run") == 0 || strcmp(s, "skip") == 0)
+                cfg->cluster_offline_skip = s[0] == 's';
+            else
+                err_at(c, vn, path, "expected run or skip, got '%s'",
+                       show(s, strlen(s), buf, sizeof buf));
+        } else if (md_duration_parse(s, &ms) != 0 || ms < 100 || ms > 60000) {
+            err_at(c, vn, path, "expected a duration from 100ms to 1m, got '%s'",
+                   show(s, strlen(s), buf, sizeof buf));
+        } else {
+            cfg->claim_timeout_ms = ms;
+        }
+    }
+    md_free(dup);
+}
+
+static const char *const top_keys[] = {"node", "registry", "http", "cluster", "defaults", "jobs"};
 
 int md_config_parse(const char *text, size_t len, const char *name, struct md_config **out,
                     struct md_diag *diag)
@@ -2243,8 +2317,9 @@ int md_config_parse(const char *text, size_t len, const char *name, struct md_co
     node_build(&c, sect[0]);
     registry_build(&c, sect[1]);
     http_build(&c, sect[2]);
-    defaults_check(&c, sect[3], &def);
-    jobs_build(&c, sect[4], &def);
+    cluster_build(&c, sect[3]);
+    defaults_check(&c, sect[4], &def);
+    jobs_build(&c, sect[5], &def);
 out:
     md__ynode_free(root);
     diag_sort(diag, first);
@@ -2366,7 +2441,8 @@ bool md_job_same_schedule(const struct md_job *a, const struct md_job *b)
     const char *za = a->tz ? md_tz_name(a->tz) : "UTC", *zb = b->tz ? md_tz_name(b->tz) : "UTC";
 
     if (a->kind != b->kind || !str_eq(a->schedule, b->schedule) || !str_eq(a->event, b->event) ||
-        !str_eq(za, zb) || a->jitter_ms != b->jitter_ms || a->catchup_ms != b->catchup_ms)
+        !str_eq(za, zb) || a->jitter_ms != b->jitter_ms || a->catchup_ms != b->catchup_ms ||
+        !str_eq(a->prefer, b->prefer) || a->takeover_ms != b->takeover_ms)
         return false;
     if (a->kind == MD_JOB_CRON)
         return a->cron.sec == b->cron.sec && a->cron.min == b->cron.min &&

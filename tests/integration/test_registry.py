@@ -9,6 +9,7 @@ it at will without touching the shared test cluster."""
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -254,6 +255,92 @@ jobs:
     check(pg.sql("SELECT count(*) FROM agent_runs WHERE job = 'flood'") == "1", "the flood run")
     n = int(pg.sql("SELECT count(*) FROM agent_metrics WHERE name = 'flood_metric_with_a_long_name'"))
     check(0 < n < 40000, "some metrics were dropped, some kept: %d" % n)
+    h.stop()
+
+
+def _cluster_conf(h, node, stamps, extra=""):
+    return ("node:\n  name: %s\n  state_dir: %s\ncluster: {enabled: true%s}\n"
+            "jobs:\n  tick:\n    command: %s\n    schedule: \"*/2 * * * * *\"\n"
+            "    prefer: a\n    takeover_after: 1s\n    catch_up: 10s\n"
+            % (node, json.dumps(h.state_dir), extra, fw("stamp", stamps)))
+
+
+@_run
+def test_cluster_two_nodes_never_run_a_slot_twice(h):
+    """Two meshd (a, preferred, and b) on one database: a runs every slot while it is awake,
+    b takes over after takeover_after while a is frozen (a sleeping PC), and when a wakes its
+    catch-up finds the slot claimed.  Every slot runs exactly once across both nodes."""
+    pg = Cluster(h)
+    pg.start()
+    pg.create_db()
+    hb = harness.Harness("cluster_b")
+    try:
+        sa, sb = h.path("stamps.a"), h.path("stamps.b")
+        h.config(_cluster_conf(h, "a", sa))
+        hb.config(_cluster_conf(hb, "b", sb))
+        h.start(env={"DATABASE_URL": pg.url})
+        hb.start(env={"DATABASE_URL": pg.url})
+        h.wait_log(r"registry ready", timeout=60)
+        hb.wait_log(r"registry ready", timeout=60)
+        h.wait_for(lambda: len(h.stamps("stamps.a")) >= 3, 30, "a runs the slots")
+        hb.wait_log(r"claimed elsewhere: job=tick slot=\S+ by=a", timeout=30)
+        eq([], h.stamps("stamps.b"), "b ran nothing while a was awake")
+
+        # a sleeps: b takes over each slot after takeover_after (1 s).
+        os.kill(h.pid, signal.SIGSTOP)
+        try:
+            h.wait_for(lambda: len(h.stamps("stamps.b")) >= 3, 30, "b takes over")
+            for r in h.stamps("stamps.b"):
+                slot = harness.parse_utc_iso(r["at"])
+                check(1.0 <= r["t"] - slot < 3.0, "b ran %s %.2f s after the slot (takeover "
+                      "after 1 s)" % (r["run_id"], r["t"] - slot))
+        finally:
+            os.kill(h.pid, signal.SIGCONT)
+        n_a = len(h.stamps("stamps.a"))
+        h.wait_for(lambda: len(h.stamps("stamps.a")) >= n_a + 3, 30, "a runs again when awake")
+        h.stop()
+        hb.stop()
+
+        ra = [r["run_id"] for r in h.stamps("stamps.a")]
+        rb = [r["run_id"] for r in h.stamps("stamps.b")]
+        eq(len(ra), len(set(ra)), "a ran each slot once")
+        eq(len(rb), len(set(rb)), "b ran each slot once")
+        eq(set(), set(ra) & set(rb), "no slot ran on both nodes")
+        # The registry has one row per slot, recorded by the node that ran it.
+        rows = dict(line.split("|") for line in pg.sql(
+            "SELECT run_id, node FROM agent_runs WHERE job = 'tick' AND status <> 'missed'"
+        ).split())
+        for run in ra:
+            eq("a", rows.get(run), "row of %s" % run)
+        for run in rb:
+            eq("b", rows.get(run), "row of %s" % run)
+        # Between the first and the last stamp, no slot went unrun.
+        slots = sorted(harness.parse_utc_iso(r["at"]) for r in h.stamps("stamps.a") +
+                       h.stamps("stamps.b"))
+        gaps = [b - a for a, b in zip(slots, slots[1:]) if b - a != 2]
+        eq([], gaps, "every 2 s slot ran, on one node or the other")
+    finally:
+        if hb.running():
+            hb.proc.kill()
+            hb.proc.wait()
+        hb.teardown()
+        shutil.rmtree(hb.dir, ignore_errors=True)
+
+
+def test_cluster_without_database_follows_when_offline(h):
+    """Claims need the database: when it cannot be asked, when_offline: skip skips the slot
+    (another node may run it) and when_offline: run runs it anyway."""
+    url = "postgresql://meshd@127.0.0.1:1/meshd?connect_timeout=1"
+    h.config(_cluster_conf(h, "a", h.path("stamps.skip"), ", when_offline: skip"))
+    h.start(env={"DATABASE_URL": url})
+    h.wait_log(r"skipped: job=tick slot=\S+ reason=the slot could not be claimed", timeout=30)
+    h.stop()
+    eq([], h.stamps("stamps.skip"), "no run without a claim (skip)")
+    h.proc = None
+    h.config(_cluster_conf(h, "a", h.path("stamps.run"), ", when_offline: run"))
+    h.start(env={"DATABASE_URL": url})
+    h.wait_for(lambda: len(h.stamps("stamps.run")) >= 2, 30, "runs without a claim (run)")
+    h.wait_log(r"running job=tick slot=\S+ without a claim")
     h.stop()
 
 

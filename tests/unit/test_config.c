@@ -862,6 +862,40 @@ TEST(http_token_is_never_shown)
         T_ASSERT_TRUE(strstr(diag.items[i].msg, "hunter2") == NULL);
 }
 
+/* ---- cluster: and prefer ------------------------------------------------------------------ */
+
+TEST(cluster_section_and_prefer)
+{
+    T_OK(JOB "    schedule: '@daily'\n");
+    T_ASSERT_TRUE(!cfg->cluster);
+    T_ASSERT_TRUE(!cfg->cluster_offline_skip);
+    T_ASSERT_EQ(5000u, cfg->claim_timeout_ms);
+    T_ASSERT_TRUE(cfg->jobs[0].prefer == NULL);
+    T_ASSERT_EQ(60000u, cfg->jobs[0].takeover_ms);
+
+    T_OK("cluster: {enabled: true, when_offline: skip, claim_timeout: 250ms}\n" JOB
+         "    schedule: '@daily'\n"
+         "    prefer: pc-01\n"
+         "    takeover_after: 5m\n");
+    T_ASSERT_TRUE(cfg->cluster && cfg->cluster_offline_skip);
+    T_ASSERT_EQ(250u, cfg->claim_timeout_ms);
+    T_ASSERT_STREQ("pc-01", cfg->jobs[0].prefer);
+    T_ASSERT_EQ(300000u, cfg->jobs[0].takeover_ms);
+
+    T_BAD("cluster:\n"
+          "  enabled: yes\n"
+          "  when_offline: maybe\n"
+          "  claim_timeout: 2m\n"
+          "  mode: x\n" JOB "    schedule: '@daily'\n"
+          "    prefer: 'pc 01'\n");
+    T_ERR(2, 12, "key 'cluster.enabled': expected true or false, got 'yes'");
+    T_ERR(3, 17, "key 'cluster.when_offline': expected run or skip, got 'maybe'");
+    T_ERR(4, 18, "key 'cluster.claim_timeout': expected a duration from 100ms to 1m, got '2m'");
+    T_ERR(5, 3, "unknown key 'cluster.mode'");
+    T_ERR(10, 13, "key 'jobs.x.prefer': 'pc 01': a node name is 1 to 64 letters");
+    T_ASSERT_EQ(5, diag.nerrors);
+}
+
 TEST(registry_url_errors_never_show_values)
 {
     setenv("MD_T_SECRET", "hunter2", 1);

@@ -1,10 +1,11 @@
 /* md_config.h - the YAML schedule, loaded into typed structs.
  *
- * The file has five top-level sections:
+ * The file has six top-level sections:
  *
  *   node:      name, environment, state_dir, worker_dir, log_level
  *   registry:  url, heartbeat, retention, journal_max (the shared database; optional)
  *   http:      listen, token, anonymous_read, max_connections (the API; optional)
+ *   cluster:   enabled, when_offline, claim_timeout (several nodes, one database; optional)
  *   defaults:  any job key except the ones that say what and when to run
  *   jobs:      a mapping from job name to job settings
  *
@@ -76,6 +77,9 @@ struct md_job {
     uint64_t jitter_ms;        /* random delay 0..jitter added to each scheduled fire */
     uint64_t catchup_ms;       /* catch-up window for missed scheduled runs */
     bool enabled;
+    char *prefer;              /* cluster: the node that runs this job's slots; others wait
+                                * takeover_ms and run a slot only if it was not claimed */
+    uint64_t takeover_ms;      /* default 1m */
     uint64_t expect_success_ms; /* expect.succeed_within: a 'succeeded' run must have finished
                                  * this recently (meshctl health); 0 = no expectation */
     char *config_json;         /* free-form worker config as compact JSON ("{}" if none) */
@@ -109,6 +113,11 @@ struct md_config {
                                  * http.token is absent (meshd then reads $MESHD_API_TOKEN) */
     bool http_anonymous_read;   /* GETs other than /health without a token, default true */
     unsigned http_max_connections; /* 1..65535, default 256 */
+
+    /* cluster: several nodes, one registry database (docs/cluster.md). */
+    bool cluster;               /* claim each scheduled slot in agent_runs before running it */
+    bool cluster_offline_skip;  /* when_offline: skip (else run) a slot that cannot be claimed */
+    uint64_t claim_timeout_ms;  /* 100ms..1m, default 5s */
 
     struct md_job *jobs; /* in file order */
     size_t njobs;
