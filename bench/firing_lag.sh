@@ -6,11 +6,12 @@
 # ~0.45 ms on a VM where cpuid traps, see docs/benchmarks.md).
 #
 # Usage: firing_lag.sh [--jobs K] [--services S] [--idle-jobs M] [--seconds T] [--warmup W]
-#                      [--http-load]
+#                      [--http-load] [--cluster]
 #   K every-second jobs (10), beside S always-on "sleep 100000" services (100) and M daily jobs
 #   that never fire in the window (90), so K+M scheduled jobs in all.  Firings whose scheduled
 #   second is in the first W seconds (3) after meshd started are dropped (start-up of the
 #   services); T seconds (30) are measured after that.
+#   --cluster: cluster.enabled (every slot claimed in the registry first; needs DATABASE_URL).
 #   --http-load: while the jobs fire, wrk (Debian's wrk) loads meshd's HTTP API on loopback
 #   with 100 connections: GET /health for 10 s, then GET /status for 10 s (T becomes >= 22);
 #   wrk's figures (requests/s, latency, errors) are printed after the lag.
@@ -19,10 +20,11 @@
 set -euo pipefail
 . "$(cd "$(dirname "$0")" && pwd)/lib/common.sh"
 . "$ANCHOR_DIR/lib/proc.sh"
-jobs=10; services=100; idle=90; seconds=30; warmup=3; http_load=0
+jobs=10; services=100; idle=90; seconds=30; warmup=3; http_load=0; cluster=0
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --http-load) http_load=1; shift ;;
+        --cluster) cluster=1; shift ;;
         --jobs) jobs=$2; shift 2 ;;
         --services) services=$2; shift 2 ;;
         --idle-jobs) idle=$2; shift 2 ;;
@@ -59,6 +61,7 @@ hour=$(( ($(date -u +%-H) + 12) % 24 ))
     cat <<CONF
 node: {name: bench-firing, state_dir: $workdir/state, log_level: warn}
 http: {listen: "127.0.0.1:${http_port:-0}"}
+cluster: {enabled: $( (( cluster )) && echo true || echo false )}
 defaults:
   backoff: {initial: 0s, max: 0s}
   start_secs: 0s

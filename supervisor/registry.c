@@ -41,7 +41,7 @@ struct sup_registry {
     struct md_journal *journal;
     struct md_db *db;
     struct md_db *claim_db;  /* cluster claims, on their own connection; NULL without them */
-    struct claim *claims;    /* in flight */
+    struct claim *batch;     /* claims of this wake-up, not sent yet */
     uv_timer_t flush;  /* coalescing window, retry delay */
     uv_timer_t sync;   /* journal fdatasync */
     uv_timer_t tick;   /* heartbeat, retention; also the stop deadline */
@@ -568,26 +568,19 @@ void sup_registry_stats(const struct sup *sup, struct sup_reg_stats *out)
 
 /* ---- cluster claims ---------------------------------------------------------------------- */
 
+/* One slot's claim.  Claims made during one wake-up of the scheduler wait in r->batch and go
+ * out together in one statement (sup_reg_claims_flush): a burst of due jobs costs one round
+ * trip, not one per job. */
 struct claim {
     struct claim *next;
     struct sup_registry *r;
     uv_timer_t timer;   /* claim_timeout */
-    char *job, *run_id;
+    char *job, *run_id, *when;
     int64_t slot;
     sup_claim_cb *cb;
     bool timed_out;     /* reported OFFLINE already */
-    bool answered;      /* the database answered (or the claim was aborted) */
+    bool answered;      /* the database answered (or the batch failed) */
 };
-
-static void claim_unlink(struct claim *c)
-{
-    for (struct claim **pp = &c->r->claims; *pp != NULL; pp = &(*pp)->next) {
-        if (*pp == c) {
-            *pp = c->next;
-            return;
-        }
-    }
-}
 
 static void claim_freed(uv_handle_t *h)
 {
@@ -595,14 +588,8 @@ static void claim_freed(uv_handle_t *h)
 
     md_free(c->job);
     md_free(c->run_id);
+    md_free(c->when);
     md_free(c);
-}
-
-/* The claim is done when the database answered; the timer goes then. */
-static void claim_done(struct claim *c)
-{
-    claim_unlink(c);
-    uv_close((uv_handle_t *)&c->timer, claim_freed);
 }
 
 static void claim_timeout_cb(uv_timer_t *t)
@@ -611,54 +598,114 @@ static void claim_timeout_cb(uv_timer_t *t)
     struct sup *sup = c->r->sup;
 
     c->timed_out = true;
-    md_log(MD_LOG_WARN, "cluster: no answer to the claim of job=%s slot=%s within %" PRIu64
+    md_log(MD_LOG_WARN, "cluster: no answer to the claim of job=%s run=%s within %" PRIu64
            " ms; when_offline=%s", c->job, c->run_id, sup->cfg->claim_timeout_ms,
            sup->cfg->cluster_offline_skip ? "skip" : "run");
     c->cb(sup, c->job, c->slot, SUP_CLAIM_OFFLINE, NULL, false);
 }
 
-static void claim_cb(void *ud, int status, PGresult *res)
+static void claim_answer(struct claim *c, enum sup_claim_outcome out, const char *holder)
 {
-    struct claim *c = ud;
-    struct sup *sup = c->r->sup;
-    enum sup_claim_outcome out;
-    const char *holder = NULL;
+    if (c->answered)
+        return;
+    c->answered = true;
+    uv_timer_stop(&c->timer);
+    if (!c->timed_out || out != SUP_CLAIM_OFFLINE)
+        c->cb(c->r->sup, c->job, c->slot, out, holder, c->timed_out);
+}
+
+/* The batch's claims, in flight: answered from the result rows; the final call ends them. */
+static void claims_cb(void *ud, int status, PGresult *res)
+{
+    struct claim *batch = ud, *c;
 
     if (res != NULL) {
-        if (status == 0 && PQntuples(res) > 0) {
-            out = strcmp(PQgetvalue(res, 0, 0), "t") == 0 ? SUP_CLAIM_WON : SUP_CLAIM_LOST;
-            holder = out == SUP_CLAIM_LOST ? PQgetvalue(res, 0, 1) : NULL;
-        } else if (status == 0) {
-            out = SUP_CLAIM_LOST; /* the other row is not visible yet: someone has it */
-            holder = "?";
-        } else {
-            md_log(MD_LOG_WARN, "cluster: claim of job=%s failed: sqlstate=%s error=%s", c->job,
+        if (status < 0) {
+            md_log(MD_LOG_WARN, "cluster: claims failed: sqlstate=%s error=%s",
                    field(res, PG_DIAG_SQLSTATE), field(res, PG_DIAG_MESSAGE_PRIMARY));
-            out = SUP_CLAIM_OFFLINE;
+            return; /* every claim of the batch is answered OFFLINE below */
         }
-        if (c->answered)
-            return;
-        c->answered = true;
-        uv_timer_stop(&c->timer);
-        if (!c->timed_out || out != SUP_CLAIM_OFFLINE)
-            c->cb(sup, c->job, c->slot, out, holder, c->timed_out);
+        for (int i = 0; i < PQntuples(res); i++) {
+            const char *run_id = PQgetvalue(res, i, 0);
+            for (c = batch; c != NULL; c = c->next) {
+                if (strcmp(c->run_id, run_id) == 0) {
+                    bool won = strcmp(PQgetvalue(res, i, 1), "t") == 0;
+                    claim_answer(c, won ? SUP_CLAIM_WON : SUP_CLAIM_LOST,
+                                 won ? NULL : PQgetvalue(res, i, 2));
+                    break;
+                }
+            }
+        }
         return;
     }
-    /* The final call: no result row came (a dropped connection) or after the rows. */
-    if (!c->answered) {
-        c->answered = true;
-        uv_timer_stop(&c->timer);
-        if (!c->timed_out)
-            c->cb(sup, c->job, c->slot, SUP_CLAIM_OFFLINE, NULL, false);
+    while ((c = batch) != NULL) {
+        batch = c->next;
+        claim_answer(c, SUP_CLAIM_OFFLINE, NULL);
+        uv_close((uv_handle_t *)&c->timer, claim_freed);
     }
-    claim_done(c);
+}
+
+/* A PostgreSQL array literal of quoted elements (run ids, job names and ISO times hold no
+ * quote or backslash, but escape them anyway). */
+static void array_put(struct batch *b, const char *s, bool first)
+{
+    batch_put(b, first ? "{\"" : ",\"", 2);
+    for (; *s != '\0'; s++) {
+        if (*s == '"' || *s == '\\')
+            batch_put(b, "\\", 1);
+        batch_put(b, s, 1);
+    }
+    batch_put(b, "\"", 1);
+}
+
+void sup_reg_claims_flush(struct sup *sup)
+{
+    static const char sql[] =
+        "WITH want AS (SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[]) "
+        "AS w(run_id, job, sched)), "
+        "ins AS (INSERT INTO agent_runs (run_id, job, node, scheduled_for, started_at, status) "
+        "SELECT run_id, job, $4, sched, now(), 'running' FROM want "
+        "ON CONFLICT DO NOTHING RETURNING run_id) "
+        "SELECT w.run_id, i.run_id IS NOT NULL, coalesce(r.node || ' (' || r.status || ')', '?') "
+        "FROM want w LEFT JOIN ins i ON i.run_id = w.run_id "
+        "LEFT JOIN agent_runs r ON i.run_id IS NULL AND r.job = w.job AND r.scheduled_for = w.sched";
+    struct sup_registry *r = sup->reg;
+    struct batch ids = {0}, jobs = {0}, whens = {0};
+    struct claim *batch, *c;
+    const char *params[4];
+    int rc;
+
+    if (r == NULL || (batch = r->batch) == NULL)
+        return;
+    r->batch = NULL;
+    for (c = batch; c != NULL; c = c->next) {
+        array_put(&ids, c->run_id, c == batch);
+        array_put(&jobs, c->job, c == batch);
+        array_put(&whens, c->when, c == batch);
+    }
+    batch_put(&ids, "}", 1);
+    batch_put(&jobs, "}", 1);
+    batch_put(&whens, "}", 1);
+    params[0] = ids.buf;
+    params[1] = jobs.buf;
+    params[2] = whens.buf;
+    params[3] = sup->cfg->node_name;
+    rc = r->claim_db != NULL ? md_db_send(r->claim_db, sql, 4, params, claims_cb, batch) : -1;
+    md_free(ids.buf);
+    md_free(jobs.buf);
+    md_free(whens.buf);
+    if (rc < 0)
+        claims_cb(batch, -1, NULL); /* each claim answered OFFLINE, then freed */
 }
 
 static void claims_abort(struct sup_registry *r)
 {
-    /* md_db_close answers every queued request (their final callbacks free them). */
-    for (struct claim *c = r->claims; c != NULL; c = c->next)
-        uv_timer_stop(&c->timer);
+    /* Claims not sent yet: offline.  Those in flight end in md_db_close's final callbacks. */
+    if (r->batch != NULL) {
+        struct claim *b = r->batch;
+        r->batch = NULL;
+        claims_cb(b, -1, NULL);
+    }
 }
 
 bool sup_reg_claiming(const struct sup *sup)
@@ -669,18 +716,10 @@ bool sup_reg_claiming(const struct sup *sup)
 void sup_reg_claim(struct sup *sup, const char *job, int64_t slot, const char *run_id,
                    sup_claim_cb *cb)
 {
-    static const char sql[] =
-        "WITH ins AS (INSERT INTO agent_runs (run_id, job, node, scheduled_for, started_at, "
-        "status) VALUES ($1, $2, $3, $4::timestamptz, now(), 'running') ON CONFLICT DO NOTHING "
-        "RETURNING node) "
-        "SELECT true, node FROM ins UNION ALL "
-        "SELECT false, r.node || ' (' || r.status || ')' FROM agent_runs r "
-        "WHERE r.job = $2 AND r.scheduled_for = $4::timestamptz AND NOT EXISTS (SELECT FROM ins)";
     struct sup_registry *r = sup->reg;
     enum md_db_state st;
-    struct claim *c;
+    struct claim *c, **tail;
     char when[80];
-    const char *params[4];
 
     if (!sup_reg_claiming(sup) ||
         ((st = md_db_state(r->claim_db)) != MD_DB_IDLE && st != MD_DB_BUSY)) {
@@ -691,23 +730,16 @@ void sup_reg_claim(struct sup *sup, const char *job, int64_t slot, const char *r
     c->r = r;
     c->job = md_xstrdup(job);
     c->run_id = md_xstrdup(run_id);
+    sup_fmt_ms(slot * 1000, when, sizeof when);
+    c->when = md_xstrdup(when);
     c->slot = slot;
     c->cb = cb;
-    sup_fmt_ms(slot * 1000, when, sizeof when);
-    params[0] = run_id;
-    params[1] = job;
-    params[2] = sup->cfg->node_name;
-    params[3] = when;
     uv_timer_init(sup->loop, &c->timer);
     c->timer.data = c;
-    if (md_db_send(r->claim_db, sql, 4, params, claim_cb, c) < 0) {
-        uv_close((uv_handle_t *)&c->timer, claim_freed);
-        cb(sup, job, slot, SUP_CLAIM_OFFLINE, NULL, false);
-        return;
-    }
-    c->next = r->claims;
-    r->claims = c;
     uv_timer_start(&c->timer, claim_timeout_cb, sup->cfg->claim_timeout_ms, 0);
+    for (tail = &r->batch; *tail != NULL; tail = &(*tail)->next)
+        ;
+    *tail = c; /* in slot order: the statement inserts them in that order */
 }
 
 /* ---- events ------------------------------------------------------------------------------ */

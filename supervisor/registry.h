@@ -68,6 +68,8 @@ typedef void sup_claim_cb(struct sup *sup, const char *job, int64_t slot,
 bool sup_reg_claiming(const struct sup *sup);
 void sup_reg_claim(struct sup *sup, const char *job, int64_t slot, const char *run_id,
                    sup_claim_cb *cb);
+/* Sends the claims made since the last flush as one statement (run_due calls it). */
+void sup_reg_claims_flush(struct sup *sup);
 
 void sup_reg_node(struct sup *sup, const char *state);
 void sup_reg_job(struct sup_job *job);

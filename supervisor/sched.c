@@ -409,6 +409,7 @@ static void run_due(struct sup *sup, const char *why)
         }
         job_due(sup->heap[0], now, reason);
     }
+    sup_reg_claims_flush(sup); /* the claims of this wake-up, in one round trip */
     if (sup->burst_ms == 0)
         sup->last_wall_ms = now;
     if (sup->state_dirty)
