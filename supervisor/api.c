@@ -211,6 +211,8 @@ static cJSON *job_json(struct sup_job *job)
     cJSON_AddStringToObject(o, "timezone", md_tz_name(j->tz));
     cJSON_AddBoolToObject(o, "enabled", j->enabled);
     cJSON_AddBoolToObject(o, "paused", job->paused);
+    if (j->singleton)
+        cJSON_AddBoolToObject(o, "lease_held", job->lease_held);
     cJSON_AddStringToObject(o, "state", state_word(job->prog.state));
     if (p != NULL && p->pid > 0)
         cJSON_AddNumberToObject(o, "pid", p->pid);

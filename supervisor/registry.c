@@ -42,6 +42,7 @@ struct sup_registry {
     struct md_db *db;
     struct md_db *claim_db;  /* cluster claims, on their own connection; NULL without them */
     struct claim *batch;     /* claims of this wake-up, not sent yet */
+    bool claims_up;          /* the claims' session is up (leases may be held on it) */
     uv_timer_t flush;  /* coalescing window, retry delay */
     uv_timer_t sync;   /* journal fdatasync */
     uv_timer_t tick;   /* heartbeat, retention; also the stop deadline */
@@ -383,6 +384,8 @@ static void tick_cb(uv_timer_t *t)
 
 /* ---- start / stop ------------------------------------------------------------------------ */
 
+static void claim_db_state_cb(struct md_db *db, enum md_db_state st, void *ud);
+
 int sup_registry_start(struct sup *sup)
 {
     const struct md_config *cfg = sup->cfg;
@@ -441,8 +444,14 @@ int sup_registry_start(struct sup *sup)
                md_journal_count(r->journal));
     }
     if (cfg->cluster && r->db != NULL) {
-        dc.state_cb = NULL;
-        dc.on_connect = "SET application_name = 'meshd-claims'";
+        dc.state_cb = claim_db_state_cb;
+        /* Service leases are session advisory locks on this connection: if this node dies or
+         * sleeps, the server must notice soon and drop the session (and its locks), so other
+         * nodes can take over.  Keepalives from the server side, as the client cannot send
+         * them while it sleeps (they do not apply to a unix socket, where death is seen at
+         * once). */
+        dc.on_connect = "SET application_name = 'meshd-claims'; SET tcp_keepalives_idle = 10; "
+                        "SET tcp_keepalives_interval = 5; SET tcp_keepalives_count = 3";
         if (md_db_open(sup->loop, &dc, &r->claim_db) < 0)
             r->claim_db = NULL;
         else
@@ -483,6 +492,25 @@ static void db_closed(void *ud)
 }
 
 static void claims_abort(struct sup_registry *r);
+
+/* The claims' session ended (or came up): the leases held on it are gone. */
+static void claim_db_state_cb(struct md_db *db, enum md_db_state st, void *ud)
+{
+    struct sup_registry *r = ud;
+
+    (void)db;
+    if (r->closed)
+        return;
+    if (st == MD_DB_IDLE) {
+        if (!r->claims_up)
+            sup_leases_changed(r->sup, true);
+        r->claims_up = true;
+    } else if (st != MD_DB_BUSY && r->claims_up) {
+        r->claims_up = false;
+        sup_leases_changed(r->sup, false);
+    }
+}
+
 static void claim_db_closed(void *ud)
 {
     reg_release(ud); /* after the claims' final callbacks: they use the registry */
@@ -706,6 +734,85 @@ static void claims_abort(struct sup_registry *r)
         r->batch = NULL;
         claims_cb(b, -1, NULL);
     }
+}
+
+/* ---- singleton service leases ---------------------------------------------------------------- */
+
+struct lease_req {
+    struct sup *sup;
+    char *job;
+    sup_lease_cb *cb;
+    enum sup_lease_answer answer;
+};
+
+static void lease_cb(void *ud, int status, PGresult *res)
+{
+    struct lease_req *q = ud;
+
+    if (res != NULL) {
+        if (status == 0 && PQntuples(res) == 1)
+            q->answer = strcmp(PQgetvalue(res, 0, 0), "t") == 0 ? SUP_LEASE_GOT : SUP_LEASE_HELD;
+        else if (status < 0)
+            md_log(MD_LOG_WARN, "cluster: lease of job=%s not taken: %s", q->job,
+                   field(res, PG_DIAG_MESSAGE_PRIMARY));
+        return;
+    }
+    /* A lease won on a session that is gone already is no lease. */
+    if (q->answer == SUP_LEASE_GOT &&
+        (q->sup->reg == NULL || q->sup->reg->claim_db == NULL ||
+         (md_db_state(q->sup->reg->claim_db) != MD_DB_IDLE &&
+          md_db_state(q->sup->reg->claim_db) != MD_DB_BUSY)))
+        q->answer = SUP_LEASE_OFFLINE;
+    q->cb(q->sup, q->job, q->answer);
+    md_free(q->job);
+    md_free(q);
+}
+
+static const char lease_key[] = "hashtextextended('meshd.service:' || $1, 0)";
+
+void sup_reg_lease(struct sup *sup, const char *job, sup_lease_cb *cb)
+{
+    char sql[160];
+    const char *params[1] = {job};
+    struct lease_req *q;
+    enum md_db_state st;
+
+    if (!sup_reg_claiming(sup) ||
+        ((st = md_db_state(sup->reg->claim_db)) != MD_DB_IDLE && st != MD_DB_BUSY)) {
+        cb(sup, job, SUP_LEASE_OFFLINE);
+        return;
+    }
+    q = md_xcalloc(1, sizeof *q);
+    q->sup = sup;
+    q->job = md_xstrdup(job);
+    q->cb = cb;
+    q->answer = SUP_LEASE_OFFLINE; /* unless a row says otherwise */
+    snprintf(sql, sizeof sql, "SELECT pg_try_advisory_lock(%s)", lease_key);
+    if (md_db_send(sup->reg->claim_db, sql, 1, params, lease_cb, q) < 0) {
+        md_free(q->job);
+        md_free(q);
+        cb(sup, job, SUP_LEASE_OFFLINE);
+    }
+}
+
+static void unlock_cb(void *ud, int status, PGresult *res)
+{
+    (void)ud;
+    (void)status;
+    (void)res;
+}
+
+void sup_reg_lease_release(struct sup *sup, const char *job)
+{
+    char sql[160];
+    const char *params[1] = {job};
+
+    if (!sup_reg_claiming(sup))
+        return;
+    snprintf(sql, sizeof sql, "SELECT pg_advisory_unlock(%s)", lease_key);
+    if (md_db_send(sup->reg->claim_db, sql, 1, params, unlock_cb, NULL) < 0)
+        md_log(MD_LOG_WARN, "cluster: lease of job=%s not released (it goes with the session)",
+               job);
 }
 
 bool sup_reg_claiming(const struct sup *sup)

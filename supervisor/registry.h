@@ -68,6 +68,15 @@ typedef void sup_claim_cb(struct sup *sup, const char *job, int64_t slot,
 bool sup_reg_claiming(const struct sup *sup);
 void sup_reg_claim(struct sup *sup, const char *job, int64_t slot, const char *run_id,
                    sup_claim_cb *cb);
+/* Singleton service leases: a session advisory lock per job on the claims' connection. */
+enum sup_lease_answer {
+    SUP_LEASE_GOT,     /* this node holds it */
+    SUP_LEASE_HELD,    /* the database says another session holds it */
+    SUP_LEASE_OFFLINE, /* the database could not be asked */
+};
+typedef void sup_lease_cb(struct sup *sup, const char *job, enum sup_lease_answer answer);
+void sup_reg_lease(struct sup *sup, const char *job, sup_lease_cb *cb);
+void sup_reg_lease_release(struct sup *sup, const char *job);
 /* Sends the claims made since the last flush as one statement (run_due calls it). */
 void sup_reg_claims_flush(struct sup *sup);
 

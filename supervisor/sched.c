@@ -48,6 +48,7 @@
  * past it the walk skips to the catch-up window, counting the rest without listing them. */
 #define WALK_MAX 100000
 /* At shutdown, adopted orphans get SIGTERM and this long before SIGKILL. */
+#define LEASE_RETRY_MS 3000  /* a singleton service without its lease asks again this often */
 #define RUN_BURST 48         /* due jobs started per wake-up; the rest on the next */
 #define REAP_DELAY_MS 50    /* SIGCHLD bursts share one orphan scan */
 #define ORPHAN_GRACE_MS 5000
@@ -549,6 +550,115 @@ out:
     return r;
 }
 
+/* ---- singleton services: leases ----------------------------------------------------------- */
+
+/* A singleton service in a cluster with a registry runs only on the node that holds its lease
+ * (a session advisory lock on the claims' connection, registry.c). */
+static bool needs_lease(const struct sup_job *job)
+{
+    const struct md_job *j = job->cfg;
+
+    return j != NULL && j->kind == MD_JOB_SERVICE && j->singleton && job->sup->cfg->cluster &&
+           job->sup->reg != NULL;
+}
+
+static bool wants_to_run(const struct sup_job *job)
+{
+    return job->cfg != NULL && job->cfg->enabled && !job->paused && !job->retired &&
+           !job->sup->stopping;
+}
+
+static void lease_answered(struct sup *sup, const char *name, enum sup_lease_answer answer)
+{
+    struct sup_job *job = sup_job_find(sup, name);
+
+    if (job == NULL) {
+        if (answer == SUP_LEASE_GOT)
+            sup_reg_lease_release(sup, name);
+        return;
+    }
+    job->lease_pending = false;
+    if (answer != SUP_LEASE_GOT) {
+        /* Running without the lease (it was lost with the session, when_offline=run): stop
+         * once another node is seen holding it, or at once with when_offline=skip. */
+        if (job_busy(job) && !job->lease_held &&
+            (answer == SUP_LEASE_HELD || sup->cfg->cluster_offline_skip)) {
+            md_log(MD_LOG_WARN, "cluster: job=%s runs here without its lease%s: stopping it",
+                   job->name, answer == SUP_LEASE_HELD ? " and another node holds it" : "");
+            job->stop_status = RUN_STOPPED;
+            sup_job_event(job, EV_STOP, 0, 0);
+        }
+        return;
+    }
+    if (!wants_to_run(job) || !needs_lease(job)) {
+        sup_reg_lease_release(sup, name);
+        return;
+    }
+    if (!job->lease_held)
+        md_log(MD_LOG_NOTICE, "cluster: lease taken: job=%s runs on this node", job->name);
+    job->lease_held = true;
+    sup->status_gen++;
+    if (!job_busy(job)) {
+        job->cur_slot = 0;
+        sup_job_event(job, EV_START, 0, 0);
+    }
+}
+
+static void lease_ask(struct sup_job *job)
+{
+    if (job->lease_pending)
+        return;
+    job->lease_pending = true;
+    sup_reg_lease(job->sup, job->name, lease_answered);
+}
+
+void sup_service_start(struct sup_job *job)
+{
+    if (needs_lease(job) && !job->lease_held) {
+        lease_ask(job); /* started when the lease is ours */
+        return;
+    }
+    job->cur_slot = 0;
+    sup_job_event(job, EV_START, 0, 0);
+}
+
+static void lease_timer_cb(uv_timer_t *t)
+{
+    struct sup *sup = MD_CONTAINER_OF(t, struct sup, lease_timer);
+
+    for (struct sup_job *job = sup->jobs; job != NULL; job = job->next)
+        if (needs_lease(job) && !job->lease_held && wants_to_run(job))
+            lease_ask(job);
+}
+
+void sup_leases_changed(struct sup *sup, bool up)
+{
+    for (struct sup_job *job = sup->jobs; job != NULL; job = job->next) {
+        if (!needs_lease(job))
+            continue;
+        if (up) {
+            if (!job->lease_held && wants_to_run(job))
+                lease_ask(job);
+            continue;
+        }
+        job->lease_pending = false;
+        if (!job->lease_held)
+            continue;
+        job->lease_held = false;
+        sup->status_gen++;
+        if (sup->cfg->cluster_offline_skip && job_busy(job)) {
+            md_log(MD_LOG_WARN, "cluster: lease of job=%s lost with the database session: "
+                   "stopping it (when_offline=skip)", job->name);
+            job->stop_status = RUN_STOPPED;
+            sup_job_event(job, EV_STOP, 0, 0);
+        } else if (job_busy(job)) {
+            md_log(MD_LOG_WARN, "cluster: lease of job=%s lost with the database session: it "
+                   "keeps running here until another node is seen holding it (when_offline=run)",
+                   job->name);
+        }
+    }
+}
+
 /* ---- jobs ---------------------------------------------------------------------------------- */
 
 static void job_policy(struct sup_job *job)
@@ -602,8 +712,7 @@ static void job_activate(struct sup_job *job, int64_t now_s)
     }
     switch (j->kind) {
     case MD_JOB_SERVICE:
-        job->cur_slot = 0;
-        sup_job_event(job, EV_START, 0, 0);
+        sup_service_start(job);
         break;
     case MD_JOB_CRON:
         if (job->last_slot != 0 && job->last_slot < now_s) {
@@ -732,6 +841,7 @@ int sup_start(struct sup *sup, uv_loop_t *loop, struct md_config *cfg, const cha
 
     uv_timer_init(loop, &sup->orphan_timer);
     uv_timer_init(loop, &sup->reap_timer);
+    uv_timer_init(loop, &sup->lease_timer);
     uv_signal_init(loop, &sup->sig_term);
     uv_signal_init(loop, &sup->sig_int);
     uv_signal_init(loop, &sup->sig_hup);
@@ -749,6 +859,8 @@ int sup_start(struct sup *sup, uv_loop_t *loop, struct md_config *cfg, const cha
     if (sup_registry_start(sup) < 0)
         md_log(MD_LOG_WARN, "running without a registry");
     sup_notify_init(sup);
+    if (sup->cfg->cluster && sup->reg != NULL)
+        uv_timer_start(&sup->lease_timer, lease_timer_cb, LEASE_RETRY_MS, LEASE_RETRY_MS);
     if (sup_http_start(sup) < 0)
         md_log(MD_LOG_WARN, "running without the HTTP API");
     sup_reg_node(sup, "up");
@@ -815,6 +927,10 @@ int sup_reload_diag(struct sup *sup, struct md_diag *out)
         nj = md_config_job(ncfg, job->name);
         if (nj == NULL) {
             removed++;
+            if (job->lease_held) {
+                job->lease_held = false;
+                sup_reg_lease_release(sup, job->name);
+            }
             job->retired = true;
             job_deactivate(job);
             job->cfg = NULL;
@@ -916,6 +1032,11 @@ int sup_job_run_now(struct sup_job *job, char *run_id, size_t len, char *err, si
         snprintf(err, errlen, "meshd is stopping");
         return -ESHUTDOWN;
     }
+    if (needs_lease(job) && !job->lease_held) {
+        snprintf(err, errlen, "job '%s' is a singleton service and another node holds its "
+                 "lease (or the database is away)", job->name);
+        return -EBUSY;
+    }
     if (job_busy(job)) {
         if (j->kind == MD_JOB_SERVICE) {
             snprintf(err, errlen, "job '%s' is a service and already %s", job->name,
@@ -970,6 +1091,10 @@ int sup_job_set_paused(struct sup_job *job, bool paused)
         if (j->kind == MD_JOB_SERVICE) {
             job->restart_pending = job->pending_now = false;
             stop_primary(job);
+            if (job->lease_held) { /* paused here: another node may run it */
+                job->lease_held = false;
+                sup_reg_lease_release(sup, job->name);
+            }
         }
     } else if (j->enabled) {
         /* The schedule goes on from now: the slots passed while paused are not caught up. */
@@ -990,6 +1115,11 @@ int sup_job_restart(struct sup_job *job, char *err, size_t errlen)
     if (job->sup->stopping) {
         snprintf(err, errlen, "meshd is stopping");
         return -ESHUTDOWN;
+    }
+    if (needs_lease(job) && !job->lease_held) {
+        snprintf(err, errlen, "job '%s' is a singleton service and another node holds its "
+                 "lease (or the database is away)", job->name);
+        return -EBUSY;
     }
     md_log(MD_LOG_NOTICE, "restart requested: job=%s state=%s", job->name,
            prog_state_name(job->prog.state));
@@ -1068,6 +1198,8 @@ static void shutdown_finish(struct sup *sup)
     sup->closed = true;
     uv_timer_stop(&sup->orphan_timer);
     uv_close((uv_handle_t *)&sup->orphan_timer, sup_close_cb);
+    uv_timer_stop(&sup->lease_timer);
+    uv_close((uv_handle_t *)&sup->lease_timer, sup_close_cb);
     uv_close((uv_handle_t *)&sup->reap_timer, sup_close_cb);
     if (sup->state_dirty)
         state_save(sup);

@@ -829,10 +829,8 @@ void sup_job_event(struct sup_job *job, enum prog_event ev, int exit_code, int t
         if (job->restart_pending) {
             job->restart_pending = false;
             md_log(MD_LOG_NOTICE, "restarting: job=%s reason=config changed", job->name);
-            if (job->cfg->kind == MD_JOB_SERVICE && job->cfg->enabled && !job->paused) {
-                job->cur_slot = 0;
-                sup_job_event(job, EV_START, 0, 0);
-            }
+            if (job->cfg->kind == MD_JOB_SERVICE && job->cfg->enabled && !job->paused)
+                sup_service_start(job);
         } else if (job->pending_now) {
             job->pending_now = false; /* restart or run-now (replace) by the operator */
             job->cur_slot = 0;

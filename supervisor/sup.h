@@ -127,6 +127,8 @@ struct sup_job {
     /* Operator control (api.c via sched.c). */
     bool paused;               /* no scheduled runs, a service stays stopped; persisted */
     bool pending_now;          /* start an unscheduled run once the current one has stopped */
+    bool lease_held;           /* singleton service: this node holds its lease */
+    bool lease_pending;        /* a lease request is in flight */
 
     /* Counters and last-run facts, kept in memory for /status, /health and /metrics. */
     unsigned restarts;
@@ -184,6 +186,7 @@ struct sup {
     bool reg_stopping;     /* shutdown: waiting for the registry to ship and close */
     uv_timer_t orphan_timer;
     uv_timer_t reap_timer; /* SIGCHLD: orphans are looked for at most every REAP_DELAY_MS */
+    uv_timer_t lease_timer; /* singleton services without their lease ask again */
     unsigned stop_signals; /* SIGTERM/SIGINT received */
     bool state_dirty;
     char *state_path;
@@ -200,6 +203,10 @@ int sup_start(struct sup *sup, uv_loop_t *loop, struct md_config *cfg, const cha
     MD_MUSTCHECK;
 /* SIGHUP: loads the file again; a bad file is logged and the old config keeps running. */
 void sup_reload(struct sup *sup);
+/* Starts a service (or asks for its lease first, for a singleton in a cluster). */
+void sup_service_start(struct sup_job *job);
+/* The claims' database session came up or went down (registry.c): leases are gone. */
+void sup_leases_changed(struct sup *sup, bool up);
 /* Starts whatever is due now, before other work of this loop iteration (http.c). */
 void sup_clock_check(struct sup *sup);
 /* SIGTERM/SIGINT: stops every job; the loop ends once every process is gone. */

@@ -589,7 +589,8 @@ static const struct enum_name dst_names[] = {
 static const struct enum_name ready_names[] = {{"start_secs", 0}, {"line", 1}, {NULL, 0}};
 
 static key_fn key_worker, key_command, key_args, key_schedule, key_on, key_timezone, key_dst,
-    key_env, key_user, key_restart, key_backoff, key_ready, key_config, key_expect, key_prefer;
+    key_env, key_user, key_restart, key_backoff, key_ready, key_config, key_expect, key_prefer,
+    key_singleton;
 
 #define OFF(f) offsetof(struct md_job, f)
 static const struct key_def job_keys[] = {
@@ -619,6 +620,7 @@ static const struct key_def job_keys[] = {
     {"catch_up", KT_DURATION, K_CRON_ONLY, OFF(catchup_ms), "1h", 0, DUR_MAX, NULL, NULL},
     {"prefer", KT_STRING, K_CRON_ONLY, OFF(prefer), NULL, 0, 0, NULL, key_prefer},
     {"takeover_after", KT_DURATION, K_CRON_ONLY, OFF(takeover_ms), "1m", 0, DUR_MAX, NULL, NULL},
+    {"singleton", KT_BOOL, K_JOB_ONLY, OFF(singleton), "false", 0, 0, NULL, key_singleton},
     {"enabled", KT_BOOL, 0, OFF(enabled), "true", 0, 0, NULL, NULL},
     {"config", KT_CUSTOM, 0, 0, NULL, 0, 0, NULL, key_config},
     {"expect", KT_CUSTOM, K_NOT_SERVICE, 0, NULL, 0, 0, NULL, key_expect},
@@ -1318,6 +1320,17 @@ static bool key_prefer(struct ctx *c, struct jobwork *w, const struct key_def *k
         return true;
     err_at(c, v, path, "'%s': a node name is 1 to 64 letters, digits, '_', '.' or '-'",
            show(p, strlen(p), buf, sizeof buf));
+    return false;
+}
+
+static bool key_singleton(struct ctx *c, struct jobwork *w, const struct key_def *k,
+                          const struct md__ynode *v, const char *path)
+{
+    (void)k;
+    if (!w->job->singleton || w->job->kind == MD_JOB_SERVICE)
+        return true;
+    err_at(c, v, path, "singleton applies to services (schedule: always); a scheduled job is "
+                       "claimed slot by slot in a cluster anyway");
     return false;
 }
 
@@ -2442,7 +2455,8 @@ bool md_job_same_schedule(const struct md_job *a, const struct md_job *b)
 
     if (a->kind != b->kind || !str_eq(a->schedule, b->schedule) || !str_eq(a->event, b->event) ||
         !str_eq(za, zb) || a->jitter_ms != b->jitter_ms || a->catchup_ms != b->catchup_ms ||
-        !str_eq(a->prefer, b->prefer) || a->takeover_ms != b->takeover_ms)
+        !str_eq(a->prefer, b->prefer) || a->takeover_ms != b->takeover_ms ||
+        a->singleton != b->singleton)
         return false;
     if (a->kind == MD_JOB_CRON)
         return a->cron.sec == b->cron.sec && a->cron.min == b->cron.min &&

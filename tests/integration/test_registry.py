@@ -344,5 +344,50 @@ def test_cluster_without_database_follows_when_offline(h):
     h.stop()
 
 
+def _singleton_conf(h, node, pids):
+    return ("node:\n  name: %s\n  state_dir: %s\ncluster: {enabled: true}\n"
+            "jobs:\n  svc:\n    command: %s\n    schedule: always\n    singleton: true\n"
+            "    start_secs: 100ms\n" % (node, json.dumps(h.state_dir), fw("write-pid", pids, "loop")))
+
+
+@_run
+def test_cluster_singleton_service_runs_on_one_node_and_fails_over(h):
+    """A singleton service runs on the node that holds its lease (a session advisory lock); when
+    that node dies its session ends, and the other node takes the lease and starts it."""
+    pg = Cluster(h)
+    pg.start()
+    pg.create_db()
+    hb = harness.Harness("singleton_b")
+    try:
+        pa, pb = h.path("pids.a"), h.path("pids.b")
+        h.config(_singleton_conf(h, "a", pa))
+        hb.config(_singleton_conf(hb, "b", pb))
+        h.start(env={"DATABASE_URL": pg.url})
+        h.wait_log(r"cluster: lease taken: job=svc", timeout=60)
+        hb.start(env={"DATABASE_URL": pg.url})
+        hb.wait_log(r"registry ready", timeout=60)
+        time.sleep(4)  # more than the lease retry period: b asked and was refused
+        eq(1, len(harness.read_pids(pa)), "a runs the service")
+        eq([], harness.read_pids(pb), "b does not, while a holds the lease")
+        status, job = hb.api_json("GET", "/api/jobs/svc", sock=True)
+        check(job["lease_held"] is False and job["state"] == "stopped", repr(job))
+        eq(409, hb.api("POST", "/api/jobs/svc/run", sock=True)[0], "no manual start without it")
+
+        # a dies (its machine is gone): its session ends, b takes over.
+        svc_a = harness.read_pids(pa)[0]
+        os.kill(h.pid, signal.SIGKILL)
+        h.proc.wait()
+        os.kill(svc_a, signal.SIGKILL)
+        hb.wait_for(lambda: len(harness.read_pids(pb)) == 1, 30, "b starts the service")
+        hb.wait_log(r"cluster: lease taken: job=svc")
+        hb.stop()
+    finally:
+        if hb.running():
+            hb.proc.kill()
+            hb.proc.wait()
+        hb.teardown()
+        shutil.rmtree(hb.dir, ignore_errors=True)
+
+
 if __name__ == "__main__":
     harness.main(globals())

@@ -894,6 +894,13 @@ TEST(cluster_section_and_prefer)
     T_ERR(5, 3, "unknown key 'cluster.mode'");
     T_ERR(10, 13, "key 'jobs.x.prefer': 'pc 01': a node name is 1 to 64 letters");
     T_ASSERT_EQ(5, diag.nerrors);
+
+    T_OK("jobs:\n  s:\n    command: run it\n    schedule: always\n    singleton: true\n");
+    T_ASSERT_TRUE(cfg->jobs[0].singleton);
+    T_BAD(JOB "    schedule: '@daily'\n    singleton: true\n");
+    T_ERR(5, 16, "key 'jobs.x.singleton': singleton applies to services");
+    T_BAD("defaults: {singleton: true}\n" JOB "    schedule: always\n");
+    T_ERR(1, 12, "singleton");
 }
 
 TEST(registry_url_errors_never_show_values)

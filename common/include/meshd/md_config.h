@@ -80,6 +80,7 @@ struct md_job {
     char *prefer;              /* cluster: the node that runs this job's slots; others wait
                                 * takeover_ms and run a slot only if it was not claimed */
     uint64_t takeover_ms;      /* default 1m */
+    bool singleton;            /* cluster: a service that runs on one node at a time (lease) */
     uint64_t expect_success_ms; /* expect.succeed_within: a 'succeeded' run must have finished
                                  * this recently (meshctl health); 0 = no expectation */
     char *config_json;         /* free-form worker config as compact JSON ("{}" if none) */
