@@ -36,6 +36,15 @@
 
 struct claim;
 
+/* A bus message's completion, kept until the database confirmed it. */
+struct msg_done {
+    struct msg_done *next;
+    int64_t id;
+    char status[16];
+    char *error;
+    bool inflight;
+};
+
 struct sup_registry {
     struct sup *sup;
     struct md_journal *journal;
@@ -43,6 +52,9 @@ struct sup_registry {
     struct md_db *claim_db;  /* cluster claims, on their own connection; NULL without them */
     struct claim *batch;     /* claims of this wake-up, not sent yet */
     bool claims_up;          /* the claims' session is up (leases may be held on it) */
+    bool listening;          /* LISTEN agent_messages sent on the current session */
+    bool requeued;           /* this node's abandoned messages were given back (once) */
+    struct msg_done *dones;  /* message completions not yet confirmed */
     uv_timer_t flush;  /* coalescing window, retry delay */
     uv_timer_t sync;   /* journal fdatasync */
     uv_timer_t tick;   /* heartbeat, retention; also the stop deadline */
@@ -263,6 +275,9 @@ static void kick(struct sup_registry *r, uint64_t delay_ms)
 /* ---- migrations, connection ------------------------------------------------------------- */
 
 static void migrate_next(struct sup_registry *r);
+static void bus_listen(struct sup_registry *r);
+static void bus_notify_cb(void *ud, const char *channel, const char *payload);
+static void msg_dones_send(struct sup_registry *r);
 
 static void migrate_cb(void *ud, int status, PGresult *res)
 {
@@ -303,6 +318,7 @@ static void migrate_next(struct sup_registry *r)
         md_log(MD_LOG_NOTICE, "registry ready: target=%s pending=%zu", md_db_target(r->db),
                md_journal_count(r->journal));
         kick(r, 0);
+        bus_listen(r);
         return;
     }
     r->migrating = true;
@@ -321,8 +337,12 @@ static void db_state_cb(struct md_db *db, enum md_db_state st, void *ud)
     struct sup_registry *r = ud;
 
     (void)db;
+    if (st != MD_DB_IDLE && st != MD_DB_BUSY)
+        r->listening = false; /* a new session will need its LISTEN */
     if (st != MD_DB_IDLE || r->closed)
         return;
+    if (r->migrated && !r->listening)
+        bus_listen(r);
     if (!r->migrated && !r->migrating) {
         r->mig_next = 0;
         migrate_next(r);
@@ -370,6 +390,9 @@ static void tick_cb(uv_timer_t *t)
     uint64_t now = uv_now(sup->loop);
 
     emit(sup, event_new(sup, "heartbeat"), MD_JPRIO_HEARTBEAT);
+    msg_dones_send(r);                 /* completions that could not be sent yet */
+    if (r->listening)
+        sup_bus_wake(sup, NULL);       /* a missed NOTIFY is found at the next tick */
     if (r->migrated && now - r->last_prune_ms >= PRUNE_EVERY_MS) {
         char interval[48];
         const char *params[1] = {interval};
@@ -433,6 +456,7 @@ int sup_registry_start(struct sup *sup)
     dc.conninfo = url;
     dc.on_connect = "SET application_name = 'meshd'";
     dc.state_cb = db_state_cb;
+    dc.notify_cb = bus_notify_cb;
     dc.ud = r;
     rc = md_db_open(sup->loop, &dc, &r->db);
     if (rc < 0) {
@@ -468,6 +492,15 @@ static void reg_release(struct sup_registry *r)
         return;
     struct sup *sup = r->sup;
     void (*done)(struct sup *) = r->done;
+    while (r->dones != NULL) {
+        struct msg_done *d = r->dones;
+        r->dones = d->next;
+        if (d->id != 0)
+            md_log(MD_LOG_WARN, "bus: message id=%" PRId64 " left '%s' unrecorded; the next "
+                   "start gives it back to the queue", d->id, d->status);
+        md_free(d->error);
+        md_free(d);
+    }
     md_journal_close(r->journal);
     md_free(r->id_prefix);
     md_free(r);
@@ -847,6 +880,164 @@ void sup_reg_claim(struct sup *sup, const char *job, int64_t slot, const char *r
     for (tail = &r->batch; *tail != NULL; tail = &(*tail)->next)
         ;
     *tail = c; /* in slot order: the statement inserts them in that order */
+}
+
+/* ---- the message bus --------------------------------------------------------------------- */
+
+static void ignore_cb(void *ud, int status, PGresult *res)
+{
+    (void)ud;
+    if (res != NULL && status < 0)
+        md_log(MD_LOG_WARN, "bus: %s", PQresultErrorMessage(res));
+}
+
+static void bus_notify_cb(void *ud, const char *channel, const char *payload)
+{
+    struct sup_registry *r = ud;
+
+    if (strcmp(channel, "agent_messages") == 0 && !r->closed)
+        sup_bus_wake(r->sup, payload);
+}
+
+static void bus_listen(struct sup_registry *r)
+{
+    struct sup *sup = r->sup;
+    bool any = false;
+
+    for (size_t i = 0; i < sup->cfg->njobs; i++)
+        any |= sup->cfg->jobs[i].kind == MD_JOB_EVENT;
+    if (!any || r->listening || r->db == NULL)
+        return;
+    r->listening = md_db_send(r->db, "LISTEN agent_messages", 0, NULL, ignore_cb, r) == 0;
+    if (!r->requeued) {
+        /* Messages this node had taken when it stopped or crashed go back to the queue. */
+        char prefix[200];
+        const char *params[1] = {prefix};
+        snprintf(prefix, sizeof prefix, "%s/%%", sup->cfg->node_name);
+        r->requeued = md_db_send(r->db, "UPDATE agent_messages SET status = 'pending', "
+                                 "claimed_by = NULL, claimed_at = NULL WHERE status = "
+                                 "'processing' AND claimed_by LIKE $1", 1, params, ignore_cb,
+                                 r) == 0;
+    }
+    msg_dones_send(r);
+    sup_bus_wake(sup, NULL); /* what arrived while nobody listened */
+}
+
+bool sup_reg_bus_up(const struct sup *sup)
+{
+    const struct sup_registry *r = sup->reg;
+
+    return r != NULL && r->db != NULL && r->migrated && !r->closed &&
+           (md_db_state(r->db) == MD_DB_IDLE || md_db_state(r->db) == MD_DB_BUSY);
+}
+
+struct msg_fetch {
+    struct sup *sup;
+    char *job;
+    sup_msg_cb *cb;
+    int64_t id;
+    char *payload;
+};
+
+static void fetch_cb(void *ud, int status, PGresult *res)
+{
+    struct msg_fetch *f = ud;
+
+    if (res != NULL) {
+        if (status == 0 && PQntuples(res) == 1) {
+            f->id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+            f->payload = md_xstrdup(PQgetvalue(res, 0, 1));
+        } else if (status < 0) {
+            md_log(MD_LOG_WARN, "bus: fetch for job=%s failed: %s", f->job,
+                   field(res, PG_DIAG_MESSAGE_PRIMARY));
+        }
+        return;
+    }
+    f->cb(f->sup, f->job, f->id, f->payload);
+    md_free(f->payload);
+    md_free(f->job);
+    md_free(f);
+}
+
+void sup_reg_msg_fetch(struct sup *sup, const char *job, const char *type, sup_msg_cb *cb)
+{
+    static const char sql[] =
+        "UPDATE agent_messages m SET status = 'processing', claimed_by = $2, claimed_at = now(), "
+        "attempts = m.attempts + 1 WHERE m.id = (SELECT id FROM agent_messages WHERE status = "
+        "'pending' AND type = $1 ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) "
+        "RETURNING m.id, m.payload::text";
+    char who[200];
+    const char *params[2] = {type, who};
+    struct msg_fetch *f;
+
+    if (!sup_reg_bus_up(sup)) {
+        cb(sup, job, 0, NULL);
+        return;
+    }
+    snprintf(who, sizeof who, "%s/%s", sup->cfg->node_name, job);
+    f = md_xcalloc(1, sizeof *f);
+    f->sup = sup;
+    f->job = md_xstrdup(job);
+    f->cb = cb;
+    if (md_db_send(sup->reg->db, sql, 2, params, fetch_cb, f) < 0) {
+        md_free(f->job);
+        md_free(f);
+        cb(sup, job, 0, NULL);
+    }
+}
+
+static void done_cb(void *ud, int status, PGresult *res)
+{
+    struct msg_done *d = ud;
+
+    if (res != NULL)
+        return;
+    d->inflight = false;
+    if (status == 0)
+        d->id = 0; /* confirmed: the next msg_dones_send drops it; else it is sent again */
+}
+
+static void msg_dones_send(struct sup_registry *r)
+{
+    static const char sql[] =
+        "UPDATE agent_messages SET status = $2, error = $3, processed_at = CASE WHEN $2 = "
+        "'pending' THEN NULL ELSE now() END, claimed_by = CASE WHEN $2 = 'pending' THEN NULL "
+        "ELSE claimed_by END WHERE id = $1 AND status = 'processing'";
+    struct msg_done **pp = &r->dones;
+
+    while (*pp != NULL) {
+        struct msg_done *d = *pp;
+        char id[32];
+        const char *params[3] = {id, d->status, d->error};
+        if (d->id == 0 && !d->inflight) { /* confirmed */
+            *pp = d->next;
+            md_free(d->error);
+            md_free(d);
+            continue;
+        }
+        pp = &d->next;
+        if (d->inflight || r->db == NULL || !sup_reg_bus_up(r->sup))
+            continue;
+        snprintf(id, sizeof id, "%" PRId64, d->id);
+        if (md_db_send(r->db, sql, 3, params, done_cb, d) == 0)
+            d->inflight = true;
+    }
+}
+
+void sup_reg_msg_done(struct sup *sup, int64_t id, const char *status, const char *error)
+{
+    struct sup_registry *r = sup->reg;
+    struct msg_done *d;
+
+    if (r == NULL || id <= 0)
+        return;
+    d = md_xcalloc(1, sizeof *d);
+    d->id = id;
+    snprintf(d->status, sizeof d->status, "%s", status);
+    d->error = error ? md_xstrdup(error) : NULL;
+    d->next = r->dones;
+    r->dones = d;
+    msg_dones_send(r);
 }
 
 /* ---- events ------------------------------------------------------------------------------ */

@@ -80,6 +80,16 @@ void sup_reg_lease_release(struct sup *sup, const char *job);
 /* Sends the claims made since the last flush as one statement (run_due calls it). */
 void sup_reg_claims_flush(struct sup *sup);
 
+/* The message bus (agent_messages; docs/cluster.md): `on: TYPE` jobs take pending messages of
+ * their type one at a time (FOR UPDATE SKIP LOCKED, so several nodes share the work), woken by
+ * NOTIFY agent_messages.  fetch answers with id 0 when there is none (or no database). */
+typedef void sup_msg_cb(struct sup *sup, const char *job, int64_t id, const char *payload);
+bool sup_reg_bus_up(const struct sup *sup);
+void sup_reg_msg_fetch(struct sup *sup, const char *job, const char *type, sup_msg_cb *cb);
+/* The message's run is over: status "done" or "failed" (with error), or "pending" to give it
+ * back.  Kept and sent again until the database confirms. */
+void sup_reg_msg_done(struct sup *sup, int64_t id, const char *status, const char *error);
+
 void sup_reg_node(struct sup *sup, const char *state);
 void sup_reg_job(struct sup_job *job);
 void sup_reg_run_start(struct sup_job *job, const struct sup_proc *p);

@@ -550,6 +550,45 @@ out:
     return r;
 }
 
+/* ---- the message bus: `on:` jobs ------------------------------------------------------------ */
+
+static void msg_fetched(struct sup *sup, const char *name, int64_t id, const char *payload)
+{
+    struct sup_job *job = sup_job_find(sup, name);
+
+    if (job != NULL)
+        job->msg_fetching = false;
+    if (id == 0)
+        return;
+    if (job == NULL || job->cfg->kind != MD_JOB_EVENT || !job->cfg->enabled || job->paused ||
+        sup->stopping || job->msg_id != 0 || job_busy(job)) {
+        sup_reg_msg_done(sup, id, "pending", NULL); /* not now: back to the queue */
+        return;
+    }
+    job->msg_id = id;
+    job->msg_payload = md_xstrdup(payload ? payload : "{}");
+    md_log(MD_LOG_NOTICE, "message: job=%s id=%" PRId64 " type=%s", job->name, id,
+           job->cfg->event);
+    job->cur_slot = 0;
+    sup_job_event(job, EV_START, 0, 0);
+}
+
+void sup_bus_wake(struct sup *sup, const char *type)
+{
+    if (sup->stopping)
+        return;
+    for (struct sup_job *job = sup->jobs; job != NULL; job = job->next) {
+        const struct md_job *j = job->cfg;
+        if (j == NULL || job->retired || j->kind != MD_JOB_EVENT || !j->enabled || job->paused ||
+            job->msg_id != 0 || job->msg_fetching || job_busy(job))
+            continue;
+        if (type != NULL && strcmp(type, j->event) != 0)
+            continue;
+        job->msg_fetching = true;
+        sup_reg_msg_fetch(sup, job->name, j->event, msg_fetched);
+    }
+}
+
 /* ---- singleton services: leases ----------------------------------------------------------- */
 
 /* A singleton service in a cluster with a registry runs only on the node that holds its lease
@@ -729,7 +768,8 @@ static void job_activate(struct sup_job *job, int64_t now_s)
         job_schedule(job, now_s);
         break;
     case MD_JOB_EVENT:
-        break; /* started by its event (the trigger comes with the message bus) */
+        sup_bus_wake(job->sup, j->event); /* its messages, if the bus is up */
+        break;
     }
 }
 

@@ -546,7 +546,7 @@ static char **build_env(struct sup_job *job, struct sup_proc *p)
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
     for (char **e = environ; *e != NULL; e++)
         n++;
-    env = md_xcalloc(n + j->nenv + 6, sizeof *env);
+    env = md_xcalloc(n + j->nenv + 9, sizeof *env);
     for (char **e = environ; *e != NULL; e++) {
         bool skip = strncmp(*e, "MESHD_", 6) == 0 && strncmp(*e, "MESHD_WORKER_DIR=", 17) != 0;
         for (size_t i = 0; !skip && i < j->nenv; i++)
@@ -561,6 +561,12 @@ static char **build_env(struct sup_job *job, struct sup_proc *p)
     env[k++] = md_xasprintf("MESHD_RUN_ID=%s", p->run_id);
     env[k++] = md_xasprintf("MESHD_SCHEDULED_AT=%s", when);
     env[k++] = md_xstrdup("MESHD_STATUS_FD=3");
+    if (job->msg_id != 0 && p->primary) { /* an `on:` job's message (the bus) */
+        env[k++] = md_xasprintf("MESHD_MESSAGE_ID=%" PRId64, job->msg_id);
+        env[k++] = md_xasprintf("MESHD_MESSAGE_TYPE=%s", j->event ? j->event : "");
+        if (job->msg_payload != NULL && strlen(job->msg_payload) <= SUP_MSG_ENV_MAX)
+            env[k++] = md_xasprintf("MESHD_MESSAGE_PAYLOAD=%s", job->msg_payload);
+    }
     env[k] = NULL;
     return env;
 }
@@ -739,6 +745,7 @@ static void record_run(struct sup_job *job, const struct prog_actions *act)
         job->runs_ok++;
     else
         job->runs_failed++;
+    job->msg_outcome = st;
     if (job->ending != NULL) {
         /* Shipped when the proc is freed, with its whole output tail. */
         job->ending->end_recorded = true;
@@ -756,6 +763,8 @@ static void record_run(struct sup_job *job, const struct prog_actions *act)
            "run done: job=%s run=%s status=%s code=%d signal=%d", job->name, job->run_id,
            run_status_name(st), job->prog.last_exit_code, job->prog.last_signal);
 }
+
+static void msg_finished(struct sup_job *job);
 
 void sup_job_event(struct sup_job *job, enum prog_event ev, int exit_code, int term_signal)
 {
@@ -822,6 +831,13 @@ void sup_job_event(struct sup_job *job, enum prog_event ev, int exit_code, int t
     }
     /* A job waiting to be restarted (reload changed it) or to start a newer slot (replace)
      * goes on once its old process is gone. */
+    if (job->msg_id != 0 && (job->prog.state == PROG_STOPPED || job->prog.state == PROG_EXITED ||
+                             job->prog.state == PROG_FATAL)) {
+        msg_finished(job);
+        if (job->prog.state != PROG_STOPPED && job->prog.state != PROG_EXITED &&
+            job->prog.state != PROG_FATAL)
+            return; /* the next message started it again */
+    }
     if (job->prog.state == PROG_STOPPED || job->prog.state == PROG_EXITED ||
         job->prog.state == PROG_FATAL) {
         if (job->retired || sup->stopping || job->cfg == NULL)
@@ -845,11 +861,39 @@ void sup_job_event(struct sup_job *job, enum prog_event ev, int exit_code, int t
     }
 }
 
+/* The message's last run is over (no retry pending): tell the bus, then take the next one. */
+static void msg_finished(struct sup_job *job)
+{
+    struct sup *sup = job->sup;
+    char err[64] = "";
+    const char *status = job->msg_outcome == RUN_SUCCEEDED ? "done"
+                         : job->msg_outcome == RUN_STOPPED ? "pending" /* meshd stopped it */
+                                                           : "failed";
+
+    if (job->msg_outcome != RUN_SUCCEEDED && job->msg_outcome != RUN_STOPPED) {
+        if (job->prog.last_signal != 0)
+            snprintf(err, sizeof err, "%s: signal %d", run_status_name(job->msg_outcome),
+                     job->prog.last_signal);
+        else
+            snprintf(err, sizeof err, "%s: exit code %d", run_status_name(job->msg_outcome),
+                     job->prog.last_exit_code);
+    }
+    md_log(MD_LOG_NOTICE, "message %s: job=%s id=%" PRId64 "%s%s", status, job->name,
+           job->msg_id, err[0] ? " error=" : "", err);
+    sup_reg_msg_done(sup, job->msg_id, status, err[0] ? err : NULL);
+    job->msg_id = 0;
+    md_free(job->msg_payload);
+    job->msg_payload = NULL;
+    if (!sup->stopping && job->cfg != NULL && job->cfg->event != NULL)
+        sup_bus_wake(sup, job->cfg->event);
+}
+
 static void job_close_cb(uv_handle_t *h)
 {
     struct sup_job *job = h->data;
 
     sup_job_info_free(job);
+    md_free(job->msg_payload);
     md_free(job->name);
     md_free(job);
 }

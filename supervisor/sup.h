@@ -22,6 +22,7 @@
 #define SUP_OUTPUT_LINE_MAX 8192
 #define SUP_RUN_ID_MAX 128
 
+#define SUP_MSG_ENV_MAX 65536   /* a message payload larger than this is not put in the env */
 #define SUP_RUN_HISTORY 5       /* finished runs kept per job for /status and `meshctl logs` */
 #define SUP_ALERTS_MAX 64       /* open alerts kept per job (the oldest goes beyond that) */
 #define SUP_DUR_BUCKETS 13      /* run-duration histogram (api.c) */
@@ -128,6 +129,10 @@ struct sup_job {
     bool paused;               /* no scheduled runs, a service stays stopped; persisted */
     bool pending_now;          /* start an unscheduled run once the current one has stopped */
     bool lease_held;           /* singleton service: this node holds its lease */
+    int64_t msg_id;            /* `on:` job: the bus message its run is for, or 0 */
+    char *msg_payload;         /* its payload (JSON text) */
+    bool msg_fetching;         /* asking the bus for one */
+    enum sup_run_status msg_outcome; /* how the message's latest run ended */
     bool lease_pending;        /* a lease request is in flight */
 
     /* Counters and last-run facts, kept in memory for /status, /health and /metrics. */
@@ -203,6 +208,8 @@ int sup_start(struct sup *sup, uv_loop_t *loop, struct md_config *cfg, const cha
     MD_MUSTCHECK;
 /* SIGHUP: loads the file again; a bad file is logged and the old config keeps running. */
 void sup_reload(struct sup *sup);
+/* The message bus: messages of `type` (NULL: any) may be pending; idle `on:` jobs fetch. */
+void sup_bus_wake(struct sup *sup, const char *type);
 /* Starts a service (or asks for its lease first, for a singleton in a cluster). */
 void sup_service_start(struct sup_job *job);
 /* The claims' database session came up or went down (registry.c): leases are gone. */

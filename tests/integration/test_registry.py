@@ -389,5 +389,61 @@ def test_cluster_singleton_service_runs_on_one_node_and_fails_over(h):
         shutil.rmtree(hb.dir, ignore_errors=True)
 
 
+@_run
+def test_bus_on_jobs_take_messages(h):
+    """`on: TYPE` jobs run once per pending message of their type: messages inserted by anyone
+    (psql here), emitted by a worker's status line, or left 'processing' by this node's previous
+    life; the run gets the message in its environment; the row ends done or failed."""
+    pg = Cluster(h)
+    pg.start()
+    pg.create_db()
+    subprocess.run([harness.MESHCTL, "migrate", "--url", pg.url], check=True,
+                   capture_output=True, timeout=60)
+    pg.sql("INSERT INTO agent_messages (type, payload) VALUES ('report.requested', '{\"n\": 1}')")
+    pg.sql("INSERT INTO agent_messages (type, payload, status, claimed_by, claimed_at) VALUES "
+           "('report.requested', '{\"n\": 0}', 'processing', 'itest/report', now())")
+    pg.sql("INSERT INTO agent_messages (type, payload) VALUES ('other.type', '{}')")
+    out = h.path("runs.txt")
+    script = ('echo "$MESHD_MESSAGE_ID|$MESHD_MESSAGE_TYPE|$MESHD_MESSAGE_PAYLOAD" >> %s; '
+              'case "$MESHD_MESSAGE_PAYLOAD" in *fail*) exit 3;; esac' % out)
+    h.config(node_yaml(h) + """
+jobs:
+  report:
+    command: ["sh", "-c", %s]
+    on: report.requested
+  producer:
+    command: %s
+    schedule: "0 0 1 1 *"
+""" % (json_str(script), fw("status", '{"event":"message","type":"report.requested",'
+                                      '"payload":{"n":4,"from":"worker"}}')))
+    h.start(env={"DATABASE_URL": pg.url})
+    h.wait_log(r"registry ready", timeout=60)
+    h.wait_for(lambda: len(h.lines("runs.txt")) >= 2, 30, "the queued messages run")
+    # NOTIFY wakes the job for a new one, and a failing run marks its message failed.
+    pg.sql("INSERT INTO agent_messages (type, payload) VALUES ('report.requested', "
+           "'{\"n\": 2, \"x\": \"fail\"}')")
+    h.wait_for(lambda: len(h.lines("runs.txt")) >= 3, 30, "a new message runs")
+    # A worker's status line becomes a message, which the on: job takes.
+    eq(202, h.api("POST", "/api/jobs/producer/run", sock=True)[0])
+    h.wait_for(lambda: len(h.lines("runs.txt")) >= 4, 30, "the worker's message runs")
+    h.wait_for(lambda: pg.sql("SELECT count(*) FROM agent_messages WHERE type = "
+                              "'report.requested' AND status IN ('pending', 'processing')") == "0",
+               30, "every message processed")
+    h.stop()
+    lines = h.lines("runs.txt")
+    eq(4, len(lines), "one run per message: %r" % lines)
+    for line in lines:
+        mid, mtype, payload = line.split("|", 2)
+        eq("report.requested", mtype)
+        row = pg.sql("SELECT payload::text FROM agent_messages WHERE id = %d" % int(mid))
+        eq(json.loads(row), json.loads(payload), "the payload of message %s" % mid)
+    rows = pg.sql("SELECT payload->>'n', status, coalesce(error, ''), claimed_by FROM "
+                  "agent_messages WHERE type = 'report.requested' ORDER BY 1").split("\n")
+    eq(["0|done||itest/report", "1|done||itest/report", "2|failed|failed: exit code 3|itest/report",
+        "4|done||itest/report"], rows)
+    eq("pending", pg.sql("SELECT status FROM agent_messages WHERE type = 'other.type'"),
+       "other types are left alone")
+
+
 if __name__ == "__main__":
     harness.main(globals())

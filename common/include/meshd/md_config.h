@@ -30,7 +30,7 @@
 enum md_job_kind {
     MD_JOB_CRON,    /* schedule: a cron expression */
     MD_JOB_SERVICE, /* schedule: always */
-    MD_JOB_EVENT,   /* on: EVENT (the trigger itself comes later) */
+    MD_JOB_EVENT,   /* on: EVENT: a run per pending agent_messages row of that type */
 };
 
 enum md_restart { MD_RESTART_NEVER, MD_RESTART_ON_FAILURE, MD_RESTART_ALWAYS };
