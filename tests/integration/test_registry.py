@@ -6,6 +6,7 @@ is not fatal; a SIGKILL of meshd during the replay neither loses nor duplicates.
 Each test starts a private cluster (tests/pg/pgctl.sh) in its temp dir, so it can stop and start
 it at will without touching the shared test cluster."""
 
+import contextlib
 import json
 import os
 import re
@@ -258,6 +259,21 @@ jobs:
     h.stop()
 
 
+@contextlib.contextmanager
+def _second_node(name):
+    """A second Harness (another meshd node) for the length of a with block; its meshd is
+    killed and its directory removed afterwards, whatever happened."""
+    hb = harness.Harness(name)
+    try:
+        yield hb
+    finally:
+        if hb.running():
+            hb.proc.kill()
+            hb.proc.wait()
+        hb.teardown()
+        shutil.rmtree(hb.dir, ignore_errors=True)
+
+
 def _cluster_conf(h, node, stamps, extra=""):
     return ("node:\n  name: %s\n  state_dir: %s\ncluster: {enabled: true%s}\n"
             "jobs:\n  tick:\n    command: %s\n    schedule: \"*/2 * * * * *\"\n"
@@ -273,8 +289,7 @@ def test_cluster_two_nodes_never_run_a_slot_twice(h):
     pg = Cluster(h)
     pg.start()
     pg.create_db()
-    hb = harness.Harness("cluster_b")
-    try:
+    with _second_node("cluster_b") as hb:
         sa, sb = h.path("stamps.a"), h.path("stamps.b")
         h.config(_cluster_conf(h, "a", sa))
         hb.config(_cluster_conf(hb, "b", sb))
@@ -319,12 +334,6 @@ def test_cluster_two_nodes_never_run_a_slot_twice(h):
                        h.stamps("stamps.b"))
         gaps = [b - a for a, b in zip(slots, slots[1:]) if b - a != 2]
         eq([], gaps, "every 2 s slot ran, on one node or the other")
-    finally:
-        if hb.running():
-            hb.proc.kill()
-            hb.proc.wait()
-        hb.teardown()
-        shutil.rmtree(hb.dir, ignore_errors=True)
 
 
 def test_cluster_without_database_follows_when_offline(h):
@@ -357,8 +366,7 @@ def test_cluster_singleton_service_runs_on_one_node_and_fails_over(h):
     pg = Cluster(h)
     pg.start()
     pg.create_db()
-    hb = harness.Harness("singleton_b")
-    try:
+    with _second_node("singleton_b") as hb:
         pa, pb = h.path("pids.a"), h.path("pids.b")
         h.config(_singleton_conf(h, "a", pa))
         hb.config(_singleton_conf(hb, "b", pb))
@@ -381,12 +389,6 @@ def test_cluster_singleton_service_runs_on_one_node_and_fails_over(h):
         hb.wait_for(lambda: len(harness.read_pids(pb)) == 1, 30, "b starts the service")
         hb.wait_log(r"cluster: lease taken: job=svc")
         hb.stop()
-    finally:
-        if hb.running():
-            hb.proc.kill()
-            hb.proc.wait()
-        hb.teardown()
-        shutil.rmtree(hb.dir, ignore_errors=True)
 
 
 @_run
