@@ -447,5 +447,43 @@ jobs:
        "other types are left alone")
 
 
+@_run
+def test_bus_two_nodes_share_the_queue(h):
+    """Two nodes with the same on: job share one queue: each message runs exactly once."""
+    pg = Cluster(h)
+    pg.start()
+    pg.create_db()
+    subprocess.run([harness.MESHCTL, "migrate", "--url", pg.url], check=True,
+                   capture_output=True, timeout=60)
+    out = h.path("runs.txt")  # both nodes append here: one line per run, "node id"
+    conf = """node:
+  name: %s
+  state_dir: %s
+jobs:
+  work:
+    command: ["sh", "-c", "echo \\"$MESHD_NODE $MESHD_MESSAGE_ID\\" >> %s; sleep 0.1"]
+    on: work.item
+"""
+    with _second_node("bus_b") as hb:
+        h.config(conf % ("a", json.dumps(h.state_dir), out))
+        hb.config(conf % ("b", json.dumps(hb.state_dir), out))
+        h.start(env={"DATABASE_URL": pg.url})
+        hb.start(env={"DATABASE_URL": pg.url})
+        h.wait_log(r"registry ready", timeout=60)
+        hb.wait_log(r"registry ready", timeout=60)
+        pg.sql("INSERT INTO agent_messages (type, payload) SELECT 'work.item', "
+               "jsonb_build_object('i', g) FROM generate_series(1, 20) g")
+        h.wait_for(lambda: pg.sql("SELECT count(*) FROM agent_messages WHERE status = 'done'")
+                   == "20", 60, "all 20 messages done")
+        h.stop()
+        hb.stop()
+    runs = [line.split() for line in h.lines("runs.txt")]
+    ids = [r[1] for r in runs]
+    eq(20, len(ids), "20 runs: %r" % runs)
+    eq(20, len(set(ids)), "no message ran twice")
+    nodes = {r[0] for r in runs}
+    check(nodes == {"a", "b"}, "both nodes took messages: %r" % sorted(nodes))
+
+
 if __name__ == "__main__":
     harness.main(globals())
