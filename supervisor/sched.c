@@ -266,6 +266,19 @@ static void claim_answered(struct sup *sup, const char *name, int64_t slot,
                    job->name, when);
         else
             job->fire_due_ms = slot * 1000 + takeover_delay_ms(job);
+        if (job_busy(job) && job->cfg->concurrency == MD_CONC_FORBID) {
+            /* It became busy while the claim was out (a run started by hand): the slot's row
+             * is ours, so close it here rather than leave it 'running'. */
+            char run_id[SUP_RUN_ID_MAX];
+            job->fire_due_ms = 0;
+            job->runs_skipped++;
+            sup_run_id(sup, job->name, slot, run_id, sizeof run_id);
+            md_log(MD_LOG_WARN, "skipped: job=%s slot=%s reason=previous run %s still %s",
+                   job->name, when, job->run_id, prog_state_name(job->prog.state));
+            sup_reg_run_end(job, NULL, run_id, "stopped", 0, 0,
+                            "skipped: previous run still active");
+            return;
+        }
         run_slot_now(job, slot);
         job->fire_due_ms = 0;
         return;
