@@ -33,6 +33,10 @@ int ctl_logs(int argc, char **argv);
  * the action; it must be one of these six. */
 int ctl_action(int argc, char **argv);
 
+/* meshctl publish TYPE [PAYLOAD] [--url URL] [--source NAME]: put a message on the bus
+ * (agent_messages); prints its id.  0 ok, 1 database error, 2 usage. */
+int ctl_publish(int argc, char **argv);
+
 /* host/port/dbname/user of a libpq URL or conninfo, never the password; caller frees with
  * md_free. */
 char *ctl_redacted_target(const char *url);

@@ -15,6 +15,7 @@ static void usage(FILE *f)
           "       meshctl next --job NAME [FILE] [--from ISO8601] [--count N]\n"
           "       meshctl migrate [--url URL]\n"
           "       meshctl health [--url URL] [--config FILE] [--json] [--stale 5m] [--slow 500ms]\n"
+          "       meshctl publish TYPE [PAYLOAD_JSON] [--url URL] [--source NAME]\n"
           "       meshctl status [JOB] [--json] [API]\n"
           "       meshctl run|pause|resume|restart|stop JOB [--json] [API]\n"
           "       meshctl reload [--json] [API]\n"
@@ -53,6 +54,8 @@ int main(int argc, char **argv)
         return ctl_migrate(argc - 1, argv + 1);
     if (strcmp(argv[1], "health") == 0)
         return ctl_health(argc - 1, argv + 1);
+    if (strcmp(argv[1], "publish") == 0)
+        return ctl_publish(argc - 1, argv + 1);
     if (strcmp(argv[1], "status") == 0)
         return ctl_status(argc - 1, argv + 1);
     if (strcmp(argv[1], "logs") == 0)

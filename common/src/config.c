@@ -1025,6 +1025,17 @@ static bool key_schedule(struct ctx *c, struct jobwork *w, const struct key_def 
     return true;
 }
 
+bool md_event_name_ok(const char *s)
+{
+    /* A letter, then letters, digits and _ . : - (at most 128). */
+    bool ok = ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')) && strlen(s) <= 128;
+
+    for (const char *p = s; *p && ok; p++)
+        ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+             strchr("_.:-", *p) != NULL;
+    return ok;
+}
+
 static bool key_on(struct ctx *c, struct jobwork *w, const struct key_def *k,
                    const struct md__ynode *v, const char *path)
 {
@@ -1038,11 +1049,7 @@ static bool key_on(struct ctx *c, struct jobwork *w, const struct key_def *k,
     }
     if ((s = scalar(c, v, path, "an event name like data.loaded")) == NULL)
         return false;
-    /* An event name: a letter, then letters, digits and _ . : - (at most 128). */
-    ok = ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')) && strlen(s) <= 128;
-    for (const char *p = s; *p && ok; p++)
-        ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-             strchr("_.:-", *p) != NULL;
+    ok = md_event_name_ok(s);
     if (!ok) {
         char buf[72];
         err_at(c, v, path,

@@ -425,15 +425,25 @@ jobs:
     pg.sql("INSERT INTO agent_messages (type, payload) VALUES ('report.requested', "
            "'{\"n\": 2, \"x\": \"fail\"}')")
     h.wait_for(lambda: len(h.lines("runs.txt")) >= 3, 30, "a new message runs")
+    # meshctl publish puts one on the bus (bad input is refused at the prompt).
+    pub = subprocess.run([harness.MESHCTL, "publish", "report.requested", '{"n": 3}', "--url",
+                          pg.url], capture_output=True, text=True, timeout=60)
+    eq(0, pub.returncode, "meshctl publish: %s" % pub.stderr)
+    check(pub.stdout.strip().isdigit(), "prints the id: %r" % pub.stdout)
+    for bad in (["9bad"], ["ok.type", "{not json"]):
+        r = subprocess.run([harness.MESHCTL, "publish"] + bad + ["--url", pg.url],
+                           capture_output=True, text=True, timeout=60)
+        eq(2, r.returncode, "publish %r refused: %s" % (bad, r.stderr))
+    h.wait_for(lambda: len(h.lines("runs.txt")) >= 4, 30, "the published message runs")
     # A worker's status line becomes a message, which the on: job takes.
     eq(202, h.api("POST", "/api/jobs/producer/run", sock=True)[0])
-    h.wait_for(lambda: len(h.lines("runs.txt")) >= 4, 30, "the worker's message runs")
+    h.wait_for(lambda: len(h.lines("runs.txt")) >= 5, 30, "the worker's message runs")
     h.wait_for(lambda: pg.sql("SELECT count(*) FROM agent_messages WHERE type = "
                               "'report.requested' AND status IN ('pending', 'processing')") == "0",
                30, "every message processed")
     h.stop()
     lines = h.lines("runs.txt")
-    eq(4, len(lines), "one run per message: %r" % lines)
+    eq(5, len(lines), "one run per message: %r" % lines)
     for line in lines:
         mid, mtype, payload = line.split("|", 2)
         eq("report.requested", mtype)
@@ -442,7 +452,7 @@ jobs:
     rows = pg.sql("SELECT payload->>'n', status, coalesce(error, ''), claimed_by FROM "
                   "agent_messages WHERE type = 'report.requested' ORDER BY 1").split("\n")
     eq(["0|done||itest/report", "1|done||itest/report", "2|failed|failed: exit code 3|itest/report",
-        "4|done||itest/report"], rows)
+        "3|done||itest/report", "4|done||itest/report"], rows)
     eq("pending", pg.sql("SELECT status FROM agent_messages WHERE type = 'other.type'"),
        "other types are left alone")
 

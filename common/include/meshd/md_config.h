@@ -138,6 +138,10 @@ struct md_diag {
     size_t n, nerrors, nwarnings;
 };
 
+/* An event (message type) name: a letter, then letters, digits, '_', '.', ':' or '-', at most
+ * 128 bytes. */
+bool md_event_name_ok(const char *s);
+
 /* Reads and validates `path`.  On success returns 0 and *out (caller frees with
  * md_config_free).  On failure returns MD_ECONFIG (or a negative errno if the file cannot be
  * read) and *out is NULL.  Either way diag (caller cleans up with md_diag_cleanup) receives
