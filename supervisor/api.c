@@ -237,6 +237,8 @@ static cJSON *job_json(struct sup_job *job)
         cJSON_AddStringToObject(cur, "run_id", p->run_id);
         sup_json_time(cur, "started_at", p->started_wall_ms);
         cJSON_AddNumberToObject(cur, "pid", p->pid);
+        if (job->msg_id != 0) /* an on: job's run: the bus message it is for */
+            cJSON_AddNumberToObject(cur, "message_id", (double)job->msg_id);
         if (p->has_progress) {
             cJSON *pr = cJSON_AddObjectToObject(cur, "progress");
             cJSON_AddNumberToObject(pr, "done", p->progress_done);
