@@ -50,6 +50,7 @@ struct sup_registry {
     struct md_journal *journal;
     struct md_db *db;
     struct md_db *claim_db;  /* cluster claims, on their own connection; NULL without them */
+    struct md_db *bus_db;    /* the message bus (on: jobs at start), or NULL: it uses db */
     struct claim *batch;     /* claims of this wake-up, not sent yet */
     bool claims_up;          /* the claims' session is up (leases may be held on it) */
     bool listening;          /* LISTEN agent_messages sent on the current session */
@@ -337,7 +338,7 @@ static void db_state_cb(struct md_db *db, enum md_db_state st, void *ud)
     struct sup_registry *r = ud;
 
     (void)db;
-    if (st != MD_DB_IDLE && st != MD_DB_BUSY)
+    if (r->bus_db == NULL && st != MD_DB_IDLE && st != MD_DB_BUSY)
         r->listening = false; /* a new session will need its LISTEN */
     if (st != MD_DB_IDLE || r->closed)
         return;
@@ -408,6 +409,7 @@ static void tick_cb(uv_timer_t *t)
 /* ---- start / stop ------------------------------------------------------------------------ */
 
 static void claim_db_state_cb(struct md_db *db, enum md_db_state st, void *ud);
+static void bus_db_state_cb(struct md_db *db, enum md_db_state st, void *ud);
 
 int sup_registry_start(struct sup *sup)
 {
@@ -481,6 +483,15 @@ int sup_registry_start(struct sup *sup)
         else
             md_log(MD_LOG_NOTICE, "cluster: claiming scheduled slots in the registry "
                    "(when_offline=%s)", cfg->cluster_offline_skip ? "skip" : "run");
+    }
+    for (size_t i = 0; i < cfg->njobs && r->db != NULL && r->bus_db == NULL; i++) {
+        if (cfg->jobs[i].kind != MD_JOB_EVENT)
+            continue;
+        dc.state_cb = bus_db_state_cb;
+        dc.notify_cb = bus_notify_cb;
+        dc.on_connect = "SET application_name = 'meshd-bus'";
+        if (md_db_open(sup->loop, &dc, &r->bus_db) < 0)
+            r->bus_db = NULL;
     }
     uv_timer_start(&r->tick, tick_cb, cfg->heartbeat_ms, cfg->heartbeat_ms);
     return 0;
@@ -560,6 +571,12 @@ static void reg_close(struct sup_registry *r)
         r->claim_db = NULL;
         r->pending_closes++;
         md_db_close(cdb, claim_db_closed, r);
+    }
+    if (r->bus_db != NULL) {
+        struct md_db *bdb = r->bus_db;
+        r->bus_db = NULL;
+        r->pending_closes++;
+        md_db_close(bdb, claim_db_closed, r); /* the same release */
     }
     uv_timer_stop(&r->flush);
     uv_timer_stop(&r->sync);
@@ -899,6 +916,24 @@ static void bus_notify_cb(void *ud, const char *channel, const char *payload)
         sup_bus_wake(r->sup, payload);
 }
 
+/* The connection the bus uses: its own when the config had on: jobs at start, so fetches never
+ * wait behind a batch of events; else the registry's. */
+static struct md_db *bus_conn(const struct sup_registry *r)
+{
+    return r->bus_db != NULL ? r->bus_db : r->db;
+}
+
+static void bus_db_state_cb(struct md_db *db, enum md_db_state st, void *ud)
+{
+    struct sup_registry *r = ud;
+
+    (void)db;
+    if (st != MD_DB_IDLE && st != MD_DB_BUSY)
+        r->listening = false;
+    if (st == MD_DB_IDLE && !r->closed && r->migrated && !r->listening)
+        bus_listen(r);
+}
+
 static void bus_listen(struct sup_registry *r)
 {
     struct sup *sup = r->sup;
@@ -906,15 +941,17 @@ static void bus_listen(struct sup_registry *r)
 
     for (size_t i = 0; i < sup->cfg->njobs; i++)
         any |= sup->cfg->jobs[i].kind == MD_JOB_EVENT;
-    if (!any || r->listening || r->db == NULL)
+    if (!any || r->listening || bus_conn(r) == NULL)
         return;
-    r->listening = md_db_send(r->db, "LISTEN agent_messages", 0, NULL, ignore_cb, r) == 0;
+    if (md_db_state(bus_conn(r)) != MD_DB_IDLE && md_db_state(bus_conn(r)) != MD_DB_BUSY)
+        return; /* its state callback calls again once connected */
+    r->listening = md_db_send(bus_conn(r), "LISTEN agent_messages", 0, NULL, ignore_cb, r) == 0;
     if (!r->requeued) {
         /* Messages this node had taken when it stopped or crashed go back to the queue. */
         char prefix[200];
         const char *params[1] = {prefix};
         snprintf(prefix, sizeof prefix, "%s/%%", sup->cfg->node_name);
-        r->requeued = md_db_send(r->db, "UPDATE agent_messages SET status = 'pending', "
+        r->requeued = md_db_send(bus_conn(r), "UPDATE agent_messages SET status = 'pending', "
                                  "claimed_by = NULL, claimed_at = NULL WHERE status = "
                                  "'processing' AND claimed_by LIKE $1", 1, params, ignore_cb,
                                  r) == 0;
@@ -927,8 +964,8 @@ bool sup_reg_bus_up(const struct sup *sup)
 {
     const struct sup_registry *r = sup->reg;
 
-    return r != NULL && r->db != NULL && r->migrated && !r->closed &&
-           (md_db_state(r->db) == MD_DB_IDLE || md_db_state(r->db) == MD_DB_BUSY);
+    return r != NULL && bus_conn(r) != NULL && r->migrated && !r->closed &&
+           (md_db_state(bus_conn(r)) == MD_DB_IDLE || md_db_state(bus_conn(r)) == MD_DB_BUSY);
 }
 
 struct msg_fetch {
@@ -979,7 +1016,7 @@ void sup_reg_msg_fetch(struct sup *sup, const char *job, const char *type, sup_m
     f->sup = sup;
     f->job = md_xstrdup(job);
     f->cb = cb;
-    if (md_db_send(sup->reg->db, sql, 2, params, fetch_cb, f) < 0) {
+    if (md_db_send(bus_conn(sup->reg), sql, 2, params, fetch_cb, f) < 0) {
         md_free(f->job);
         md_free(f);
         cb(sup, job, 0, NULL);
@@ -1016,10 +1053,10 @@ static void msg_dones_send(struct sup_registry *r)
             continue;
         }
         pp = &d->next;
-        if (d->inflight || r->db == NULL || !sup_reg_bus_up(r->sup))
+        if (d->inflight || !sup_reg_bus_up(r->sup))
             continue;
         snprintf(id, sizeof id, "%" PRId64, d->id);
-        if (md_db_send(r->db, sql, 3, params, done_cb, d) == 0)
+        if (md_db_send(bus_conn(r), sql, 3, params, done_cb, d) == 0)
             d->inflight = true;
     }
 }
