@@ -714,6 +714,17 @@ static void detail_extras(char **s, const cJSON *job)
         sb_item(s, "; ", "%s", err);
     if (nalerts > 0)
         sb_item(s, "; ", "%d open alert%s", nalerts, nalerts == 1 ? "" : "s");
+    /* Cluster: a singleton without its lease runs elsewhere; slots run by other nodes. */
+    const cJSON *lease = cJSON_GetObjectItemCaseSensitive(job, "lease_held");
+    const cJSON *runs = cJSON_GetObjectItemCaseSensitive(job, "runs");
+    const cJSON *cur = cJSON_GetObjectItemCaseSensitive(job, "current_run");
+    double elsewhere, msg;
+    if (cJSON_IsFalse(lease))
+        sb_item(s, "; ", "lease held by another node");
+    if (cJSON_IsObject(runs) && jnum(runs, "elsewhere", &elsewhere) && elsewhere > 0)
+        sb_item(s, "; ", "%.0f slot%s run elsewhere", elsewhere, elsewhere == 1 ? "" : "s");
+    if (cJSON_IsObject(cur) && jnum(cur, "message_id", &msg))
+        sb_item(s, "; ", "message %.0f", msg);
 }
 
 static char *next_run_text(const cJSON *job, double now)

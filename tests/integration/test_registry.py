@@ -380,6 +380,10 @@ def test_cluster_singleton_service_runs_on_one_node_and_fails_over(h):
         status, job = hb.api_json("GET", "/api/jobs/svc", sock=True)
         check(job["lease_held"] is False and job["state"] == "stopped", repr(job))
         eq(409, hb.api("POST", "/api/jobs/svc/run", sock=True)[0], "no manual start without it")
+        st = subprocess.run([harness.MESHCTL, "status", "--socket",
+                             os.path.join(hb.state_dir, "meshd.sock")],
+                            capture_output=True, text=True, timeout=30)
+        check("lease held by another node" in st.stdout, "meshctl status says so: %r" % st.stdout)
 
         # a dies (its machine is gone): its session ends, b takes over.
         svc_a = harness.read_pids(pa)[0]
