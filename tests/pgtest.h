@@ -17,6 +17,20 @@
 #include "t.h"
 
 static PGconn *admin, *db; /* db: the current test's database; both closed at exit */
+
+/* Runs sql on db; fails the test with the server's message if it does not succeed. */
+#define T_EXEC_OK(sql)                                                                             \
+    do {                                                                                           \
+        PGresult *r_ = PQexec(db, (sql));                                                          \
+        ExecStatusType st_ = PQresultStatus(r_);                                                   \
+        if (st_ != PGRES_COMMAND_OK && st_ != PGRES_TUPLES_OK) {                                   \
+            fprintf(stderr, "  %s", PQresultErrorMessage(r_));                                     \
+            PQclear(r_);                                                                           \
+            T_FAIL("failed: %s", (sql));                                                           \
+        }                                                                                          \
+        PQclear(r_);                                                                               \
+    } while (0)
+
 static char dbname[64];
 static int pgt_ndb;
 static void (*pgt_extra_cleanup)(void); /* a test file's own clean-up at exit, or NULL */

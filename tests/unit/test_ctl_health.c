@@ -31,18 +31,6 @@ static void cleanup_files(void)
         unlink(out_path);
 }
 
-#define T_EXEC_OK(sql)                                                                             \
-    do {                                                                                           \
-        PGresult *r_ = PQexec(db, (sql));                                                          \
-        ExecStatusType st_ = PQresultStatus(r_);                                                   \
-        if (st_ != PGRES_COMMAND_OK && st_ != PGRES_TUPLES_OK) {                                   \
-            fprintf(stderr, "  %s", PQresultErrorMessage(r_));                                     \
-            PQclear(r_);                                                                           \
-            T_FAIL("failed: %s", (sql));                                                           \
-        }                                                                                          \
-        PQclear(r_);                                                                               \
-    } while (0)
-
 /* A migrated, empty database for this test; url points at it. */
 static void fresh_db(void)
 {

@@ -16,6 +16,7 @@
 #include "meshd/md_alloc.h"
 #include "meshd/md_db.h"
 #include "meshd/md_log.h"
+#include "looptest.h"
 #include "t.h"
 
 static const char *pg(void)
@@ -28,35 +29,6 @@ static const char *pg(void)
 }
 
 /* ---- loop helpers ------------------------------------------------------------------------ */
-
-static void tick_cb(uv_timer_t *t)
-{
-    (void)t;
-}
-
-/* Runs the loop until pred(arg) holds or ms pass; returns whether it held. */
-static bool run_until(uv_loop_t *loop, bool (*pred)(void *), void *arg, uint64_t ms)
-{
-    uv_timer_t tick;
-    uint64_t deadline;
-    bool ok = false;
-
-    uv_update_time(loop);
-    deadline = uv_now(loop) + ms;
-    uv_timer_init(loop, &tick);
-    uv_timer_start(&tick, tick_cb, 5, 5);
-    while (uv_now(loop) < deadline) {
-        if (pred(arg)) {
-            ok = true;
-            break;
-        }
-        uv_run(loop, UV_RUN_ONCE);
-        uv_update_time(loop);
-    }
-    uv_close((uv_handle_t *)&tick, NULL);
-    uv_run(loop, UV_RUN_NOWAIT);
-    return ok;
-}
 
 static bool never(void *arg)
 {

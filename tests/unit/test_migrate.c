@@ -41,18 +41,6 @@ static const char *exec_state(const char *sql)
     return state;
 }
 
-#define T_EXEC_OK(sql)                                                                             \
-    do {                                                                                           \
-        PGresult *r_ = PQexec(db, (sql));                                                          \
-        ExecStatusType st_ = PQresultStatus(r_);                                                   \
-        if (st_ != PGRES_COMMAND_OK && st_ != PGRES_TUPLES_OK) {                                   \
-            fprintf(stderr, "  %s", PQresultErrorMessage(r_));                                     \
-            PQclear(r_);                                                                           \
-            T_FAIL("failed: %s", (sql));                                                           \
-        }                                                                                          \
-        PQclear(r_);                                                                               \
-    } while (0)
-
 /* The single value of a one-row, one-column query, as a number (-1 on error). */
 static long long scalar(const char *sql)
 {

@@ -14,6 +14,7 @@
 #include "meshd/md_config.h"
 #include "meshd/md_log.h"
 #include "sup.h"
+#include "looptest.h"
 #include "t.h"
 
 static char tmpdir[256];
@@ -74,33 +75,6 @@ static void start(struct sup *sup, uv_loop_t *loop, const char *path)
     T_ASSERT_EQ(0, sup_start(sup, loop, cfg, path));
 }
 
-static void tick_cb(uv_timer_t *t)
-{
-    (void)t;
-}
-
-/* Runs the loop until pred(arg) holds or ms pass; returns whether pred held. */
-static bool run_until(uv_loop_t *loop, bool (*pred)(struct sup *), struct sup *sup, uint64_t ms)
-{
-    uv_timer_t tick;
-    uint64_t deadline = uv_now(loop) + ms;
-    bool ok = false;
-
-    uv_timer_init(loop, &tick);
-    uv_timer_start(&tick, tick_cb, 10, 10);
-    while (uv_now(loop) < deadline) {
-        if (pred(sup)) {
-            ok = true;
-            break;
-        }
-        uv_run(loop, UV_RUN_ONCE);
-        uv_update_time(loop);
-    }
-    uv_close((uv_handle_t *)&tick, NULL);
-    uv_run(loop, UV_RUN_NOWAIT);
-    return ok;
-}
-
 static struct sup_job *job_named(struct sup *sup, const char *name)
 {
     for (struct sup_job *j = sup->jobs; j != NULL; j = j->next)
@@ -130,15 +104,17 @@ static void stop(struct sup *sup, uv_loop_t *loop)
     T_ASSERT_EQ(0, uv_loop_close(loop));
 }
 
-static bool svc_running(struct sup *sup)
+static bool svc_running(void *arg)
 {
+    struct sup *sup = arg;
     struct sup_job *j = job_named(sup, "svc");
     return j && j->prog.state == PROG_RUNNING && primary_pid(sup, "svc") > 0;
 }
 
 static int first_pid;
-static bool svc_restarted(struct sup *sup)
+static bool svc_restarted(void *arg)
 {
+    struct sup *sup = arg;
     int pid = primary_pid(sup, "svc");
     return svc_running(sup) && pid != 0 && pid != first_pid;
 }
@@ -167,8 +143,9 @@ TEST(service_restarts_after_kill)
     teardown();
 }
 
-static bool crash_fatal(struct sup *sup)
+static bool crash_fatal(void *arg)
 {
+    struct sup *sup = arg;
     struct sup_job *j = job_named(sup, "crash");
     return j && j->prog.state == PROG_FATAL && j->procs == NULL;
 }
@@ -196,8 +173,9 @@ TEST(crash_loop_goes_fatal)
     teardown();
 }
 
-static bool two_runs(struct sup *sup)
+static bool two_runs(void *arg)
 {
+    struct sup *sup = arg;
     struct sup_job *j = job_named(sup, "tick");
     return j && j->runs_ok >= 2;
 }
@@ -238,16 +216,18 @@ TEST(cron_fires_and_records_slot)
     teardown();
 }
 
-static bool both_running(struct sup *sup)
+static bool both_running(void *arg)
 {
+    struct sup *sup = arg;
     return primary_pid(sup, "keep") > 0 && primary_pid(sup, "edit") > 0 &&
            job_named(sup, "keep")->prog.state == PROG_RUNNING &&
            job_named(sup, "edit")->prog.state == PROG_RUNNING;
 }
 
 static int edit_pid;
-static bool edited(struct sup *sup)
+static bool edited(void *arg)
 {
+    struct sup *sup = arg;
     int pid = primary_pid(sup, "edit");
     return both_running(sup) && pid != edit_pid && job_named(sup, "gone") == NULL &&
            primary_pid(sup, "new") > 0;
@@ -293,8 +273,9 @@ TEST(reload_diff_keeps_untouched)
     teardown();
 }
 
-static bool timed_out(struct sup *sup)
+static bool timed_out(void *arg)
 {
+    struct sup *sup = arg;
     struct sup_job *j = job_named(sup, "slow");
     return j && j->runs_failed >= 1 && j->procs == NULL;
 }
@@ -333,8 +314,9 @@ TEST(run_timeout_kills_group)
     teardown();
 }
 
-static bool caught_up(struct sup *sup)
+static bool caught_up(void *arg)
 {
+    struct sup *sup = arg;
     struct sup_job *j = job_named(sup, "sec");
     return j && j->runs_ok + j->runs_failed >= 1;
 }
