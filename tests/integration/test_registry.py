@@ -56,6 +56,17 @@ class Cluster:
     def create_db(self):
         self.sql("CREATE DATABASE meshd", db="postgres")
 
+    @classmethod
+    def with_db(cls, h, migrate=False):
+        """A private cluster, started, with an empty database meshd (migrated if asked)."""
+        pg = cls(h)
+        pg.start()
+        pg.create_db()
+        if migrate:
+            subprocess.run([harness.MESHCTL, "migrate", "--url", pg.url], check=True,
+                           capture_output=True, timeout=60)
+        return pg
+
 
 def _cleanup(h):
     for n in h.notes:
@@ -99,9 +110,7 @@ def _spawned_runs(h, job):
 
 @_run
 def test_runs_metrics_alerts_land(h):
-    pg = Cluster(h)
-    pg.start()
-    pg.create_db()
+    pg = Cluster.with_db(h)
     h.config(node_yaml(h) + TICK % _tick_cmd())
     h.start(env={"DATABASE_URL": pg.url})
     h.wait_log(r"registry ready", timeout=30)
@@ -128,9 +137,7 @@ def test_runs_metrics_alerts_land(h):
 
 @_run
 def test_outage_loses_and_duplicates_nothing(h):
-    pg = Cluster(h)
-    pg.start()
-    pg.create_db()
+    pg = Cluster.with_db(h)
     h.config(node_yaml(h) + TICK % _tick_cmd())
     h.start(env={"DATABASE_URL": pg.url})
     h.wait_log(r"registry ready", timeout=30)
@@ -177,9 +184,7 @@ def test_database_unreachable_at_start(h):
 
 @_run
 def test_sigkill_during_replay_exactly_once(h):
-    pg = Cluster(h)
-    pg.start()
-    pg.create_db()
+    pg = Cluster.with_db(h)
     jobs = "\njobs:\n" + "".join(
         "  t%d: {command: %s, schedule: '* * * * * *'}\n" % (i, fw("metric", "m", str(i)))
         for i in range(8))
@@ -286,9 +291,7 @@ def test_cluster_two_nodes_never_run_a_slot_twice(h):
     """Two meshd (a, preferred, and b) on one database: a runs every slot while it is awake,
     b takes over after takeover_after while a is frozen (a sleeping PC), and when a wakes its
     catch-up finds the slot claimed.  Every slot runs exactly once across both nodes."""
-    pg = Cluster(h)
-    pg.start()
-    pg.create_db()
+    pg = Cluster.with_db(h)
     with _second_node("cluster_b") as hb:
         sa, sb = h.path("stamps.a"), h.path("stamps.b")
         h.config(_cluster_conf(h, "a", sa))
@@ -363,9 +366,7 @@ def _singleton_conf(h, node, pids):
 def test_cluster_singleton_service_runs_on_one_node_and_fails_over(h):
     """A singleton service runs on the node that holds its lease (a session advisory lock); when
     that node dies its session ends, and the other node takes the lease and starts it."""
-    pg = Cluster(h)
-    pg.start()
-    pg.create_db()
+    pg = Cluster.with_db(h)
     with _second_node("singleton_b") as hb:
         pa, pb = h.path("pids.a"), h.path("pids.b")
         h.config(_singleton_conf(h, "a", pa))
@@ -400,11 +401,7 @@ def test_bus_on_jobs_take_messages(h):
     """`on: TYPE` jobs run once per pending message of their type: messages inserted by anyone
     (psql here), emitted by a worker's status line, or left 'processing' by this node's previous
     life; the run gets the message in its environment; the row ends done or failed."""
-    pg = Cluster(h)
-    pg.start()
-    pg.create_db()
-    subprocess.run([harness.MESHCTL, "migrate", "--url", pg.url], check=True,
-                   capture_output=True, timeout=60)
+    pg = Cluster.with_db(h, migrate=True)
     pg.sql("INSERT INTO agent_messages (type, payload) VALUES ('report.requested', '{\"n\": 1}')")
     pg.sql("INSERT INTO agent_messages (type, payload, status, claimed_by, claimed_at) VALUES "
            "('report.requested', '{\"n\": 0}', 'processing', 'itest/report', now())")
@@ -464,11 +461,7 @@ jobs:
 @_run
 def test_bus_two_nodes_share_the_queue(h):
     """Two nodes with the same on: job share one queue: each message runs exactly once."""
-    pg = Cluster(h)
-    pg.start()
-    pg.create_db()
-    subprocess.run([harness.MESHCTL, "migrate", "--url", pg.url], check=True,
-                   capture_output=True, timeout=60)
+    pg = Cluster.with_db(h, migrate=True)
     out = h.path("runs.txt")  # both nodes append here: one line per run, "node id"
     conf = """node:
   name: %s
