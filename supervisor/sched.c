@@ -674,6 +674,23 @@ void sup_service_start(struct sup_job *job)
     sup_job_event(job, EV_START, 0, 0);
 }
 
+static void lease_timer_cb(uv_timer_t *t);
+
+/* The retry timer runs only while some singleton service may need a lease, so a node without
+ * one keeps its zero idle wake-ups.  Called at start and after each reload. */
+static void lease_timer_update(struct sup *sup)
+{
+    bool any = false;
+
+    for (size_t i = 0; i < sup->cfg->njobs; i++)
+        any |= sup->cfg->jobs[i].kind == MD_JOB_SERVICE && sup->cfg->jobs[i].singleton;
+    any = any && sup->cfg->cluster && sup->reg != NULL;
+    if (any && !uv_is_active((uv_handle_t *)&sup->lease_timer))
+        uv_timer_start(&sup->lease_timer, lease_timer_cb, LEASE_RETRY_MS, LEASE_RETRY_MS);
+    else if (!any)
+        uv_timer_stop(&sup->lease_timer);
+}
+
 static void lease_timer_cb(uv_timer_t *t)
 {
     struct sup *sup = MD_CONTAINER_OF(t, struct sup, lease_timer);
@@ -912,8 +929,7 @@ int sup_start(struct sup *sup, uv_loop_t *loop, struct md_config *cfg, const cha
     if (sup_registry_start(sup) < 0)
         md_log(MD_LOG_WARN, "running without a registry");
     sup_notify_init(sup);
-    if (sup->cfg->cluster && sup->reg != NULL)
-        uv_timer_start(&sup->lease_timer, lease_timer_cb, LEASE_RETRY_MS, LEASE_RETRY_MS);
+    lease_timer_update(sup);
     if (sup_http_start(sup) < 0)
         md_log(MD_LOG_WARN, "running without the HTTP API");
     sup_reg_node(sup, "up");
@@ -1043,6 +1059,7 @@ int sup_reload_diag(struct sup *sup, struct md_diag *out)
     md_config_free(sup->cfg);
     sup->cfg = ncfg;
     sup->status_gen++;
+    lease_timer_update(sup);
     md_log(MD_LOG_NOTICE, "reloaded: config=%s jobs=%zu added=%u removed=%u changed=%u "
            "unchanged=%u", sup->config_path, ncfg->njobs, added, removed, changed, same);
     sup->state_dirty = true;
