@@ -648,79 +648,93 @@ void sup_registry_stats(const struct sup *sup, struct sup_reg_stats *out)
 
 /* One slot's claim.  Claims made during one wake-up of the scheduler wait in r->batch and go
  * out together in one statement (sup_reg_claims_flush): a burst of due jobs costs one round
- * trip, not one per job. */
+ * trip and one timer, not one per job. */
 struct claim {
     struct claim *next;
-    struct sup_registry *r;
-    uv_timer_t timer;   /* claim_timeout */
     char *job, *run_id, *when;
     int64_t slot;
     sup_claim_cb *cb;
-    bool timed_out;     /* reported OFFLINE already */
     bool answered;      /* the database answered (or the batch failed) */
 };
 
-static void claim_freed(uv_handle_t *h)
-{
-    struct claim *c = h->data;
+/* The claims of one statement, in the order of its arrays (the answer rows come back in that
+ * order), and their common timeout. */
+struct claim_batch {
+    uv_timer_t timer;   /* claim_timeout */
+    struct sup *sup;
+    struct claim **v;
+    size_t n;
+    bool timed_out;     /* reported OFFLINE already: a later answer is "late" */
+};
 
-    md_free(c->job);
-    md_free(c->run_id);
-    md_free(c->when);
-    md_free(c);
+static void claims_free(struct claim *c)
+{
+    while (c != NULL) {
+        struct claim *next = c->next;
+        md_free(c->job);
+        md_free(c->run_id);
+        md_free(c->when);
+        md_free(c);
+        c = next;
+    }
 }
 
-static void claim_timeout_cb(uv_timer_t *t)
-{
-    struct claim *c = MD_CONTAINER_OF(t, struct claim, timer);
-    struct sup *sup = c->r->sup;
-
-    c->timed_out = true;
-    md_log(MD_LOG_WARN, "cluster: no answer to the claim of job=%s run=%s within %" PRIu64
-           " ms; when_offline=%s", c->job, c->run_id, sup->cfg->claim_timeout_ms,
-           sup->cfg->cluster_offline_skip ? "skip" : "run");
-    c->cb(sup, c->job, c->slot, SUP_CLAIM_OFFLINE, NULL, false);
-}
-
-static void claim_answer(struct claim *c, enum sup_claim_outcome out, const char *holder)
+static void claim_answer(struct sup *sup, struct claim *c, enum sup_claim_outcome out,
+                         const char *holder, bool timed_out)
 {
     if (c->answered)
         return;
     c->answered = true;
-    uv_timer_stop(&c->timer);
-    if (!c->timed_out || out != SUP_CLAIM_OFFLINE)
-        c->cb(c->r->sup, c->job, c->slot, out, holder, c->timed_out);
+    if (!timed_out || out != SUP_CLAIM_OFFLINE)
+        c->cb(sup, c->job, c->slot, out, holder, timed_out);
 }
 
-/* The batch's claims, in flight: answered from the result rows; the final call ends them. */
+static void batch_freed(uv_handle_t *h)
+{
+    struct claim_batch *b = h->data;
+
+    if (b->n > 0)
+        claims_free(b->v[0]); /* the claims are still chained in order */
+    md_free(b->v);
+    md_free(b);
+}
+
+static void batch_timeout_cb(uv_timer_t *t)
+{
+    struct claim_batch *b = MD_CONTAINER_OF(t, struct claim_batch, timer);
+    const struct md_config *cfg = b->sup->cfg;
+
+    b->timed_out = true;
+    md_log(MD_LOG_WARN, "cluster: no answer to %zu claim(s) within %" PRIu64 " ms; "
+           "when_offline=%s", b->n, cfg->claim_timeout_ms,
+           cfg->cluster_offline_skip ? "skip" : "run");
+    for (size_t i = 0; i < b->n; i++)
+        if (!b->v[i]->answered)
+            b->v[i]->cb(b->sup, b->v[i]->job, b->v[i]->slot, SUP_CLAIM_OFFLINE, NULL, false);
+}
+
+/* The batch in flight: row i answers claim i; the final call ends the rest as OFFLINE. */
 static void claims_cb(void *ud, int status, PGresult *res)
 {
-    struct claim *batch = ud, *c;
+    struct claim_batch *b = ud;
 
     if (res != NULL) {
         if (status < 0) {
             md_log(MD_LOG_WARN, "cluster: claims failed: sqlstate=%s error=%s",
                    field(res, PG_DIAG_SQLSTATE), field(res, PG_DIAG_MESSAGE_PRIMARY));
-            return; /* every claim of the batch is answered OFFLINE below */
+            return;
         }
-        for (int i = 0; i < PQntuples(res); i++) {
-            const char *run_id = PQgetvalue(res, i, 0);
-            for (c = batch; c != NULL; c = c->next) {
-                if (strcmp(c->run_id, run_id) == 0) {
-                    bool won = strcmp(PQgetvalue(res, i, 1), "t") == 0;
-                    claim_answer(c, won ? SUP_CLAIM_WON : SUP_CLAIM_LOST,
-                                 won ? NULL : PQgetvalue(res, i, 2));
-                    break;
-                }
-            }
+        for (int i = 0; i < PQntuples(res) && (size_t)i < b->n; i++) {
+            bool won = strcmp(PQgetvalue(res, i, 1), "t") == 0;
+            claim_answer(b->sup, b->v[i], won ? SUP_CLAIM_WON : SUP_CLAIM_LOST,
+                         won ? NULL : PQgetvalue(res, i, 2), b->timed_out);
         }
         return;
     }
-    while ((c = batch) != NULL) {
-        batch = c->next;
-        claim_answer(c, SUP_CLAIM_OFFLINE, NULL);
-        uv_close((uv_handle_t *)&c->timer, claim_freed);
-    }
+    for (size_t i = 0; i < b->n; i++)
+        claim_answer(b->sup, b->v[i], SUP_CLAIM_OFFLINE, NULL, b->timed_out);
+    uv_timer_stop(&b->timer);
+    uv_close((uv_handle_t *)&b->timer, batch_freed);
 }
 
 /* A PostgreSQL array literal of quoted elements (run ids, job names and ISO times hold no
@@ -740,27 +754,35 @@ void sup_reg_claims_flush(struct sup *sup)
 {
     static const char sql[] =
         "WITH want AS (SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[]) "
-        "AS w(run_id, job, sched)), "
+        "WITH ORDINALITY AS w(run_id, job, sched, ord)), "
         "ins AS (INSERT INTO agent_runs (run_id, job, node, scheduled_for, started_at, status) "
         "SELECT run_id, job, $4, sched, now(), 'running' FROM want "
         "ON CONFLICT DO NOTHING RETURNING run_id) "
         "SELECT w.run_id, i.run_id IS NOT NULL, coalesce(r.node || ' (' || r.status || ')', '?') "
         "FROM want w LEFT JOIN ins i ON i.run_id = w.run_id "
-        "LEFT JOIN agent_runs r ON i.run_id IS NULL AND r.job = w.job AND r.scheduled_for = w.sched";
+        "LEFT JOIN agent_runs r ON i.run_id IS NULL AND r.job = w.job AND r.scheduled_for = w.sched "
+        "ORDER BY w.ord";
     struct sup_registry *r = sup->reg;
     struct batch ids = {0}, jobs = {0}, whens = {0};
-    struct claim *batch, *c;
+    struct claim_batch *b;
+    struct claim *c;
     const char *params[4];
-    int rc;
+    size_t n = 0;
 
-    if (r == NULL || (batch = r->batch) == NULL)
+    if (r == NULL || r->batch == NULL)
         return;
-    r->batch = NULL;
-    for (c = batch; c != NULL; c = c->next) {
-        array_put(&ids, c->run_id, c == batch);
-        array_put(&jobs, c->job, c == batch);
-        array_put(&whens, c->when, c == batch);
+    b = md_xcalloc(1, sizeof *b);
+    b->sup = sup;
+    for (c = r->batch; c != NULL; c = c->next)
+        n++;
+    b->v = md_xcalloc(n, sizeof *b->v);
+    for (c = r->batch; c != NULL; c = c->next) {
+        array_put(&ids, c->run_id, b->n == 0);
+        array_put(&jobs, c->job, b->n == 0);
+        array_put(&whens, c->when, b->n == 0);
+        b->v[b->n++] = c;
     }
+    r->batch = NULL;
     batch_put(&ids, "}", 1);
     batch_put(&jobs, "}", 1);
     batch_put(&whens, "}", 1);
@@ -768,22 +790,26 @@ void sup_reg_claims_flush(struct sup *sup)
     params[1] = jobs.buf;
     params[2] = whens.buf;
     params[3] = sup->cfg->node_name;
-    rc = r->claim_db != NULL ? md_db_send(r->claim_db, sql, 4, params, claims_cb, batch) : -1;
+    uv_timer_init(sup->loop, &b->timer);
+    b->timer.data = b;
+    if (r->claim_db != NULL && md_db_send(r->claim_db, sql, 4, params, claims_cb, b) == 0)
+        uv_timer_start(&b->timer, batch_timeout_cb, sup->cfg->claim_timeout_ms, 0);
+    else
+        claims_cb(b, -1, NULL); /* each claim answered OFFLINE, then freed */
     md_free(ids.buf);
     md_free(jobs.buf);
     md_free(whens.buf);
-    if (rc < 0)
-        claims_cb(batch, -1, NULL); /* each claim answered OFFLINE, then freed */
 }
 
 static void claims_abort(struct sup_registry *r)
 {
     /* Claims not sent yet: offline.  Those in flight end in md_db_close's final callbacks. */
-    if (r->batch != NULL) {
-        struct claim *b = r->batch;
-        r->batch = NULL;
-        claims_cb(b, -1, NULL);
-    }
+    struct claim *c = r->batch;
+
+    r->batch = NULL;
+    for (struct claim *p = c; p != NULL; p = p->next)
+        claim_answer(r->sup, p, SUP_CLAIM_OFFLINE, NULL, false);
+    claims_free(c);
 }
 
 /* ---- singleton service leases ---------------------------------------------------------------- */
@@ -875,7 +901,7 @@ void sup_reg_claim(struct sup *sup, const char *job, int64_t slot, const char *r
 {
     struct sup_registry *r = sup->reg;
     enum md_db_state st;
-    struct claim *c, **tail;
+    struct claim *c;
     char when[80];
 
     if (!sup_reg_claiming(sup) ||
@@ -884,19 +910,14 @@ void sup_reg_claim(struct sup *sup, const char *job, int64_t slot, const char *r
         return;
     }
     c = md_xcalloc(1, sizeof *c);
-    c->r = r;
     c->job = md_xstrdup(job);
     c->run_id = md_xstrdup(run_id);
     sup_fmt_ms(slot * 1000, when, sizeof when);
     c->when = md_xstrdup(when);
     c->slot = slot;
     c->cb = cb;
-    uv_timer_init(sup->loop, &c->timer);
-    c->timer.data = c;
-    uv_timer_start(&c->timer, claim_timeout_cb, sup->cfg->claim_timeout_ms, 0);
-    for (tail = &r->batch; *tail != NULL; tail = &(*tail)->next)
-        ;
-    *tail = c; /* in slot order: the statement inserts them in that order */
+    c->next = r->batch; /* the statement's arrays follow this list; rows come back in its order */
+    r->batch = c;
 }
 
 /* ---- the message bus --------------------------------------------------------------------- */
