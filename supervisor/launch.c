@@ -1,109 +1,146 @@
-/* launch.c - fork and exec without waiting for the exec (see launch.h). */
-#define _GNU_SOURCE /* pidfd_open, P_PIDFD */
+/* launch.c - vfork and exec, and signals to what was launched (see launch.h). */
+#define _GNU_SOURCE /* vfork, syscall */
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/pidfd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "launch.h"
 #include "meshd/md_alloc.h"
 
-/* Everything between fork and exec runs in the child of a single-threaded parent, so it is
- * safe, but it keeps to async-signal-safe calls anyway.  On failure it writes errno to the
- * error pipe (close-on-exec: a successful exec closes it unwritten) and exits 127. */
-MD_NORETURN static void child(const struct sup_launch *l, int errw)
-{
-    int hi[4], e;
-    sigset_t all;
+/* Where a child that failed before its exec leaves the reason: meshd's own memory, shared
+ * with the child until it execs or exits. */
+struct child_err {
+    int err;
+    const char *step;
+};
 
-    /* Signals are blocked (see sup_launch) until the dispositions are back to default: a
-     * signal caught here would run meshd's libuv handler, which writes into the pipe it shares
-     * with the parent, and meshd would act on a signal meant for this child. */
+static const struct sigaction sa_default = {.sa_handler = SIG_DFL};
+
+/* The child's side, on meshd's memory and stack (see launch.h): raw system calls only.  The
+ * ids change through syscall(2) rather than glibc's setuid family, which would try to apply
+ * the change to every thread of the process - meshd's threads, not the child's. */
+MD_NORETURN static void child(const struct sup_launch *l, volatile struct child_err *ce)
+{
+    const char *step;
+    int hi[4];
+    sigset_t none;
+
+    /* Signals stay blocked (see sup_launch) until every disposition is back to the default:
+     * a signal caught before that would run one of meshd's handlers here, on meshd's memory.
+     * SIGPIPE is ignored by meshd; a worker gets the default. */
     for (int sig = 1; sig < NSIG; sig++)
         if (sig != SIGKILL && sig != SIGSTOP)
-            signal(sig, SIG_DFL); /* meshd ignores SIGPIPE; a worker gets the default */
-    sigemptyset(&all);
-    sigprocmask(SIG_SETMASK, &all, NULL);
+            sigaction(sig, &sa_default, NULL); /* EINVAL for glibc's internal ones: fine */
+    sigemptyset(&none);
+    step = "sigprocmask";
+    if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
+        goto fail;
+    step = "setsid";
     if (setsid() < 0)
         goto fail;
+    step = "cgroup";
+    if (l->cgroup_fd >= 0 && write(l->cgroup_fd, "0", 1) != 1)
+        goto fail;
     /* Move the four fds above 3 first, so installing one cannot clobber another. */
+    step = "dup";
     for (int i = 0; i < 4; i++)
         if ((hi[i] = fcntl(l->fds[i], F_DUPFD_CLOEXEC, 10)) < 0)
             goto fail;
     for (int i = 0; i < 4; i++)
         if (dup2(hi[i], i) < 0) /* dup2 clears close-on-exec on the target */
             goto fail;
+    step = "chdir";
     if (l->cwd != NULL && chdir(l->cwd) < 0)
         goto fail;
     if (l->set_ids) {
-        if (setgroups(0, NULL) < 0 && errno != EPERM)
+        step = "setgroups";
+        if (syscall(SYS_setgroups, 0, NULL) < 0 && errno != EPERM)
             goto fail;
-        if (setgid(l->gid) < 0 || setuid(l->uid) < 0)
+        step = "setgid";
+        if (syscall(SYS_setgid, l->gid) < 0)
+            goto fail;
+        step = "setuid";
+        if (syscall(SYS_setuid, l->uid) < 0)
             goto fail;
     }
+    step = "execve";
     execve(l->path, l->argv, l->envp);
 fail:
-    e = errno;
-    while (write(errw, &e, sizeof e) < 0 && errno == EINTR)
-        ;
+    ce->err = errno;
+    ce->step = step;
     _exit(127);
 }
 
-int sup_launch(const struct sup_launch *l, pid_t *pid, int *pidfd, int *errfd)
+int sup_launch(const struct sup_launch *l, struct sup_launched *out)
 {
-    int ep[2], fd, r;
+    volatile struct child_err ce = {0, NULL};
     sigset_t all, old;
     pid_t p;
+    int r, fd;
 
-    if ((r = sup_launch_pipe(ep)) < 0)
-        return r;
+    out->pid = -1;
+    out->pidfd = -1;
+    out->step = NULL;
     sigfillset(&all);
     sigprocmask(SIG_SETMASK, &all, &old);
-    p = fork();
+    p = vfork();
     if (p == 0)
-        child(l, ep[1]);
+        child(l, &ce);
     r = p < 0 ? -errno : 0;
     sigprocmask(SIG_SETMASK, &old, NULL);
-    close(ep[1]);
     if (r < 0) {
-        close(ep[0]);
+        out->step = "vfork";
         return r;
     }
-    fd = pidfd_open(p, 0);
+    /* Here the child has exec'd or exited.  It is ours to reap (meshd's orphan scan runs on
+     * this same loop and leaves its runs alone), so its pid cannot be reused before the pidfd
+     * below is taken. */
+    if (ce.err != 0) {
+        out->step = ce.step;
+        r = -ce.err;
+        goto reap;
+    }
+    fd = (int)syscall(SYS_pidfd_open, p, 0);
     if (fd < 0) {
         /* Kernel older than 5.3: nothing to watch the child with.  Take it back. */
+        out->step = "pidfd_open";
         r = -errno;
-        kill(p, SIGKILL);
-        while (waitpid(p, NULL, 0) < 0 && errno == EINTR)
-            ;
-        close(ep[0]);
-        return r;
+        kill(-p, SIGKILL);
+        goto reap;
     }
     fcntl(fd, F_SETFD, FD_CLOEXEC);
-    fcntl(ep[0], F_SETFL, O_NONBLOCK);
-    *pid = p;
-    *pidfd = fd;
-    *errfd = ep[0];
+    out->pid = p;
+    out->pidfd = fd;
     return 0;
+
+reap:
+    while (waitpid(p, NULL, 0) < 0 && errno == EINTR)
+        ;
+    return r;
+}
+
+int sup_launch_kill(pid_t pid, bool group, int sig)
+{
+    if (group) {
+        if (kill(-pid, sig) == 0)
+            return 0;
+        if (errno != ESRCH)
+            return -errno;
+    }
+    if (kill(pid, sig) == 0)
+        return group ? 1 : 0;
+    return -errno;
 }
 
 int sup_launch_pipe(int fds[2])
 {
     return pipe2(fds, O_CLOEXEC) < 0 ? -errno : 0;
-}
-
-int sup_launch_error(int errfd)
-{
-    int e = 0;
-    ssize_t n = read(errfd, &e, sizeof e);
-
-    return n == (ssize_t)sizeof e && e > 0 ? -e : 0;
 }
 
 static int try_path(const char *dir, size_t dlen, const char *file, char **out)

@@ -1,10 +1,19 @@
-/* launch.h - fork and exec a child without waiting for the exec.
+/* launch.h - start a child with vfork and exec, and signal it.
  *
- * uv_spawn (libuv 1.44) blocks the loop until the child's execve has succeeded or failed, so a
- * second of many due jobs cannot start before the first has exec'd: ~0.45 ms of serialised
- * kernel work per child here.  sup_launch forks, hands the exec to the child and returns at
- * once, so children exec in parallel on other cores while the loop forks the next one.  An exec
- * failure is reported afterwards through a close-on-exec pipe, read once the child has exited.
+ * Why vfork: the child borrows meshd's address space until it execs, so starting it copies no
+ * page tables (a fork copies those of every mapped library) and nothing has to be torn down
+ * afterwards.  meshd waits only for the child's own few system calls and its execve, and that
+ * wait is what makes the launch exact: when sup_launch returns, the child already leads its own
+ * session and process group (so a group signal sent at once reaches it), sits in its cgroup,
+ * and has either exec'd or failed - the failure comes back as a return value, naming the step.
+ * glibc's posix_spawn works the same way but cannot enter a cgroup, change ids without a fork,
+ * or say which step failed; docs/benchmarks.md has the three compared.
+ *
+ * Between vfork and exec the child runs only raw system calls on memory that belongs to meshd:
+ * no allocation, no stdio, no locks, nothing that changes state the parent relies on (errno is
+ * the one exception, and meshd reads it only after the call).  Every signal is blocked across
+ * the vfork, so none of meshd's handlers can run in the child; the child puts every disposition
+ * back to the default before unblocking.
  */
 #ifndef MESHD_LAUNCH_H
 #define MESHD_LAUNCH_H
@@ -23,21 +32,32 @@ struct sup_launch {
     uid_t uid;
     gid_t gid;
     int fds[4];         /* become the child's fds 0..3; closed by the caller afterwards */
+    int cgroup_fd;      /* -1, or the run cgroup's cgroup.procs opened for writing: the child
+                         * moves itself there before it execs, so nothing it forks escapes */
 };
 
-/* Forks a child that starts a new session (it leads its own process group), installs fds 0..3,
- * resets every signal disposition and the signal mask, changes directory and ids, and execs.
- * Returns 0 and sets *pid, *pidfd (a pidfd for the child, close-on-exec) and *errfd (the
- * non-blocking read end of the exec-error pipe), or a negative errno (nothing left behind).
- * Called on the loop: it never waits for the child. */
-int sup_launch(const struct sup_launch *l, pid_t *pid, int *pidfd, int *errfd) MD_MUSTCHECK;
+/* What sup_launch started, or where it failed. */
+struct sup_launched {
+    pid_t pid;          /* the child, leader of its own session and process group */
+    int pidfd;          /* a pidfd for it (close-on-exec), readable once it has exited */
+    const char *step;   /* on failure: the step that failed ("chdir", "execve", ...), static */
+};
+
+/* Starts l->path in a new session with fds 0..3 installed, every signal disposition at its
+ * default and an empty signal mask, in l->cwd, in the cgroup and under the ids l asks for.
+ * Returns 0 once the child has exec'd, or a negative errno with out->step set: a child that
+ * failed before its exec has already been reaped, so nothing is left behind.  Called on the
+ * loop; it waits only for the child's exec (its cost is measured in docs/benchmarks.md). */
+int sup_launch(const struct sup_launch *l, struct sup_launched *out) MD_MUSTCHECK;
+
+/* Sends sig to the child's process group (group) or to the child alone.  A group that does
+ * not exist (its leader gone and reaped, or a child not started by sup_launch) falls back to
+ * the pid itself, so a signal is never dropped while the child lives.  Returns 0 when the
+ * group got it, 1 when only the pid did, or a negative errno (-ESRCH: nobody is left). */
+int sup_launch_kill(pid_t pid, bool group, int sig);
 
 /* pipe(2) with both ends close-on-exec, so no other child inherits them.  0 or -errno. */
 int sup_launch_pipe(int fds[2]) MD_MUSTCHECK;
-
-/* Once the child has exited: 0 if its exec succeeded, else the negative errno of the step
- * that failed (chdir, setuid, execve...).  Reads errfd; does not close it. */
-int sup_launch_error(int errfd);
 
 /* Finds `file` as execvp would: a name with a '/' is used as is, otherwise each directory of
  * PATH (taken from envp, else meshd's environment, else "/usr/local/bin:/usr/bin:/bin") is

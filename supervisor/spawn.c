@@ -3,7 +3,8 @@
  * sup_job_event() feeds one event to a job's prog and carries out the actions it returns:
  * uv_spawn, kill(2), the prog's single timer.  libuv callbacks (exit, pipe reads, timers) are
  * turned back into events here.  Every child:
- *   - is forked by launch.c without waiting for its exec, and watched through a pidfd;
+ *   - is started by launch.c (vfork + exec: when it returns, the child leads its own group
+ *     and has exec'd) and watched through a pidfd;
  *   - runs in its own session and process group (setsid), so a stop or a
  *     run timeout can signal the whole group and nothing a worker forked survives it;
  *   - gets its job config as JSON on fd 0, which is closed once written;
@@ -121,8 +122,6 @@ static void proc_free(struct sup_proc *p)
     }
     if (p->pidfd >= 0)
         close(p->pidfd);
-    if (p->errfd >= 0)
-        close(p->errfd);
     tail_clear(p->tail);
     md_linebuf_cleanup(&p->lb_out);
     md_linebuf_cleanup(&p->lb_err);
@@ -416,37 +415,10 @@ static void proc_exited(struct sup_proc *p, int exit_status, int term_signal)
     maybe_finish(p);
 }
 
-/* The child's exec failed (reported after the fact: launch.c does not wait for it). */
-static void proc_exec_failed(struct sup_proc *p, int err)
-{
-    struct sup_job *job = p->job;
-
-    p->exited = true;
-    md_log_err(MD_LOG_ERROR, err, "spawn failed: job=%s run=%s pid=%d",
-               job ? job->name : "?", p->run_id, p->pid);
-    uv_timer_stop(&p->timeout);
-    close_once(p, (uv_handle_t *)&p->exitw);
-    close_once(p, (uv_handle_t *)&p->in);
-    uv_timer_start(&p->timeout, drain_timer_cb, DRAIN_MS, 0);
-    p->duration_ms = uv_now(p->exitw.loop) - p->started_ms;
-    if (job != NULL && p->primary) {
-        job->ending = p;
-        sup_job_event(job, EV_SPAWN_FAILED, err, 0);
-        job->ending = NULL;
-    } else if (job != NULL) {
-        job->runs_failed++;
-        p->end_recorded = true;
-        p->end_status = "failed";
-        p->end_code = err;
-    }
-    maybe_finish(p);
-}
-
 static void exitw_cb(uv_poll_t *h, int status, int events)
 {
     struct sup_proc *p = MD_CONTAINER_OF(h, struct sup_proc, exitw);
     siginfo_t si;
-    int err;
 
     (void)events;
     if (p->exited)
@@ -465,11 +437,6 @@ static void exitw_cb(uv_poll_t *h, int status, int events)
     if (si.si_pid == 0)
         return; /* not exited yet */
     (void)status;
-    err = sup_launch_error(p->errfd);
-    if (err < 0) {
-        proc_exec_failed(p, err);
-        return;
-    }
     if (si.si_code == CLD_EXITED)
         proc_exited(p, si.si_status, 0);
     else
@@ -501,18 +468,22 @@ static void run_timeout_cb(uv_timer_t *t)
 
 void sup_proc_kill(struct sup_proc *p, int sig)
 {
+    const char *name = p->job ? p->job->name : "?";
     int r;
 
     if (p->exited && !p->stop_group)
         return;
-    r = kill(p->stop_group ? -p->pid : p->pid, sig);
-    if (r < 0 && errno != ESRCH)
-        md_log_err(MD_LOG_WARN, -errno, "kill: job=%s pid=%d signal=%d",
-                   p->job ? p->job->name : "?", p->pid, sig);
+    r = sup_launch_kill(p->pid, p->stop_group, sig);
+    if (r < 0 && r != -ESRCH)
+        md_log_err(MD_LOG_WARN, r, "kill: job=%s run=%s pid=%d signal=%d", name, p->run_id,
+                   p->pid, sig);
+    else if (r < 0)
+        md_log(MD_LOG_INFO, "signal not sent: job=%s run=%s pid=%d signal=%s: nothing left",
+               name, p->run_id, p->pid, strsignal(sig));
     else
-        md_log(MD_LOG_INFO, "signalled: job=%s run=%s pid=%d signal=%s group=%s",
-               p->job ? p->job->name : "?", p->run_id, p->pid, strsignal(sig),
-               p->stop_group ? "yes" : "no");
+        md_log(MD_LOG_INFO, "signalled: job=%s run=%s pid=%d signal=%s group=%s", name,
+               p->run_id, p->pid, strsignal(sig),
+               r == 0 && p->stop_group ? "yes" : p->stop_group ? "no (none left)" : "no");
 }
 
 void sup_job_kill_all(struct sup_job *job)
@@ -580,23 +551,22 @@ static void env_free(char **env)
 
 /* Spawns one process for job.  primary: driven by the prog (else an extra "allow" run).
  * Returns 0 or a negative errno (already logged); on failure nothing is left behind but
- * handles that close themselves.  A failing exec is not seen here: it comes back later as
- * an exec error read when the child exits (proc_exec_failed). */
+ * handles that close themselves.  A failing exec is reported here too (launch.h). */
 static int proc_spawn(struct sup_job *job, int64_t slot, bool primary)
 {
     struct sup *sup = job->sup;
     const struct md_job *j = job->cfg;
     struct sup_proc *p = md_xcalloc(1, sizeof *p);
     struct sup_launch l;
+    struct sup_launched out;
     int fds[4][2] = {{-1, -1}, {-1, -1}, {-1, -1}, {-1, -1}};
     char **env = NULL, *path = NULL;
-    pid_t pid;
     int r;
 
     p->job = job;
     p->primary = primary;
     p->slot = slot;
-    p->pidfd = p->errfd = -1;
+    p->pidfd = -1;
     p->stop_group = j->stop_group;
     p->stop_signal = j->stop_signal;
     p->stop_timeout_ms = j->stop_timeout_ms;
@@ -629,6 +599,7 @@ static int proc_spawn(struct sup_job *job, int64_t slot, bool primary)
 
     env = build_env(job, p);
     memset(&l, 0, sizeof l);
+    l.cgroup_fd = -1;
     r = sup_launch_resolve(j->argv[0], env, &path);
     if (r < 0) {
         md_log_err(MD_LOG_ERROR, r, "spawn failed: job=%s run=%s file=%s", job->name, p->run_id,
@@ -664,17 +635,18 @@ static int proc_spawn(struct sup_job *job, int64_t slot, bool primary)
     l.argv = j->argv;
     l.envp = env;
     l.cwd = j->workdir;
-    r = sup_launch(&l, &pid, &p->pidfd, &p->errfd);
+    r = sup_launch(&l, &out);
     for (int i = 0; i < 4; i++) { /* the child's ends */
         close(l.fds[i]);
         fds[i][i == 0 ? 0 : 1] = -1;
     }
     if (r < 0) {
-        md_log_err(MD_LOG_ERROR, r, "spawn failed: job=%s run=%s file=%s", job->name, p->run_id,
-                   path);
+        md_log_err(MD_LOG_ERROR, r, "spawn failed: job=%s run=%s file=%s step=%s", job->name,
+                   p->run_id, path, out.step);
         goto fail;
     }
-    p->pid = (int)pid;
+    p->pid = (int)out.pid;
+    p->pidfd = out.pidfd;
     p->launched = true;
     p->pending_closes++;
     uv_poll_init(sup->loop, &p->exitw, p->pidfd);

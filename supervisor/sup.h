@@ -62,7 +62,7 @@ enum sup_run_status {
 /* One live child process and its pipes.  Heap-allocated; freed in the last close_cb. */
 struct sup_proc {
     uv_poll_t exitw;    /* readable when the child has exited (a pidfd) */
-    int pidfd, errfd;   /* the pidfd, and the exec-error pipe (launch.h); closed in proc_free */
+    int pidfd;          /* the child's pidfd (launch.h); closed in proc_free */
     uv_pipe_t in, out, err, status;
     uv_timer_t timeout; /* run timeout, then SIGKILL escalation for extra (allow) runs */
     uv_write_t write_req;
