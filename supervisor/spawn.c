@@ -502,7 +502,27 @@ static int env_name_eq(const char *entry, const char *name)
     return strncmp(entry, name, n) == 0 && entry[n] == '=';
 }
 
-/* Builds the child's environment: meshd's own (minus any inherited MESHD_* identity), then the
+/* Whether a variable of meshd's own environment ("NAME=value") passes to its children.  Not:
+ * meshd's identity and API token (MESHD_*, but MESHD_WORKER_DIR), and the registry's
+ * credential - DATABASE_URL and libpq's PG* variables (PGPASSWORD, PGHOST, PGSERVICE...).
+ * A worker's data database is the job's business: a job that wants one of these names it in
+ * its env: (or defaults.env), e.g. DATABASE_URL: "${DATABASE_URL}". */
+static bool env_inherited(const char *e)
+{
+    if (strncmp(e, "MESHD_", 6) == 0)
+        return strncmp(e, "MESHD_WORKER_DIR=", 17) == 0;
+    if (strncmp(e, "DATABASE_URL=", 13) == 0)
+        return false;
+    if (e[0] == 'P' && e[1] == 'G') {
+        const char *c = e + 2;
+        while ((*c >= 'A' && *c <= 'Z') || *c == '_')
+            c++;
+        return !(c > e + 2 && *c == '=');
+    }
+    return true;
+}
+
+/* Builds the child's environment: meshd's own minus what env_inherited keeps back, then the
  * job's env, then the run's identity.  Caller frees every string and the array. */
 static char **build_env(struct sup_job *job, struct sup_proc *p)
 {
@@ -519,7 +539,7 @@ static char **build_env(struct sup_job *job, struct sup_proc *p)
         n++;
     env = md_xcalloc(n + j->nenv + 9, sizeof *env);
     for (char **e = environ; *e != NULL; e++) {
-        bool skip = strncmp(*e, "MESHD_", 6) == 0 && strncmp(*e, "MESHD_WORKER_DIR=", 17) != 0;
+        bool skip = !env_inherited(*e);
         for (size_t i = 0; !skip && i < j->nenv; i++)
             skip = env_name_eq(*e, j->env[i].name);
         if (!skip)

@@ -296,12 +296,41 @@ jobs:
 """ % (noexec, h.path("no/such/dir"), fw("loop")))
     h.start()
     h.wait_log(r"spawn failed: job=nofile .*No such file or directory", timeout=20)
-    h.wait_log(r"spawn failed: job=noexec .*Permission denied", timeout=20)
-    h.wait_log(r"spawn failed: job=badcwd .*No such file or directory", timeout=20)
+    h.wait_log(r"spawn failed: job=noexec .*step=execve: Permission denied", timeout=20)
+    h.wait_log(r"spawn failed: job=badcwd .*step=chdir: No such file or directory", timeout=20)
     for job in ("nofile", "noexec", "badcwd"):
         h.wait_log(r"gave up: job=%s state=FATAL tries=2" % job, timeout=20)
     check(h.running(), "meshd keeps running")
     check(len(h.spawned_pids("fine")) == 1, "the healthy service was not disturbed")
+    h.stop()
+
+
+def test_registry_credential_is_not_inherited(h):
+    """meshd's DATABASE_URL and libpq's PG* variables are the registry's credential: a job
+    sees them only when its env: (or defaults.env) names them."""
+    dump = ("env | grep -E '^(DATABASE_URL|PG[A-Z_]*|MESHD_API_TOKEN|ITEST_KEEP)=' "
+            "| sort > \"$0\"")
+    h.config(node_yaml(h) + """
+defaults:
+  restart: never
+jobs:
+  plain:
+    command: ["/bin/sh", "-c", %s, %s]
+    schedule: always
+  named:
+    command: ["/bin/sh", "-c", %s, %s]
+    schedule: always
+    env: {DATABASE_URL: "${DATABASE_URL}", PGPASSWORD: "${PGPASSWORD}"}
+""" % (json.dumps(dump), json.dumps(h.path("plain.env")),
+       json.dumps(dump), json.dumps(h.path("named.env"))))
+    h.start(env={"DATABASE_URL": "postgresql://registry:secret@127.0.0.1:1/none",
+                 "PGPASSWORD": "secret", "PGHOST": "/nowhere", "PGSERVICE": "reg",
+                 "MESHD_API_TOKEN": "tok", "ITEST_KEEP": "1"})
+    for f in ("plain.env", "named.env"):
+        h.wait_for(lambda: os.path.exists(h.path(f)), what="%s written" % f)
+    eq(["ITEST_KEEP=1"], h.lines("plain.env"), "a job without env: gets none of them")
+    eq(["DATABASE_URL=postgresql://registry:secret@127.0.0.1:1/none", "ITEST_KEEP=1",
+        "PGPASSWORD=secret"], h.lines("named.env"), "a job gets what its env: names")
     h.stop()
 
 
