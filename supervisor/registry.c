@@ -462,8 +462,8 @@ int sup_registry_start(struct sup *sup)
     dc.ud = r;
     rc = md_db_open(sup->loop, &dc, &r->db);
     if (rc < 0) {
-        md_log_err(MD_LOG_ERROR, rc, "registry: bad database URL (not shown); events are "
-                   "journalled until it is fixed");
+        md_log_err(MD_LOG_ERROR, rc, "registry: %s; events are journalled until it is fixed",
+                   rc == MD_ECONFIG ? "bad database URL (not shown)" : "no database client");
         r->db = NULL;
     } else {
         md_log(MD_LOG_NOTICE, "registry: target=%s journal_pending=%zu", md_db_target(r->db),

@@ -697,6 +697,13 @@ int md_db_open(uv_loop_t *loop, const struct md_db_config *cfg, struct md_db **o
     *out = NULL;
     if (cfg->conninfo == NULL)
         return MD_ECONFIG;
+    if (md__pq_load != NULL) {
+        char why[256];
+        if (md__pq_load(why, sizeof why) < 0) {
+            md_log(MD_LOG_ERROR, "db: cannot load libpq: %s", why);
+            return MD_EDB;
+        }
+    }
     opts = PQconninfoParse(cfg->conninfo, &err);
     if (opts == NULL) {
         /* err may quote the conninfo, password included: never print it. */

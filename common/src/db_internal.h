@@ -48,4 +48,9 @@ struct md_db {
 /* Copies msg into out as one line with every occurrence of password replaced by "***". */
 void md__db_scrub(const char *password, const char *msg, char *out, size_t outsz);
 
+/* Loads libpq in a daemon linked against pq_lazy.c rather than libpq (see there): 0, or
+ * MD_EDB with the loader's reason in err.  Weak: in a binary linked against libpq itself the
+ * function does not exist (its address is NULL) and there is nothing to load. */
+int md__pq_load(char *err, size_t len) __attribute__((weak));
+
 #endif

@@ -88,9 +88,10 @@ struct md_db_stats {
 
 /* Creates a connection object on loop and schedules the first connect attempt on the loop; it
  * returns before any I/O.  cfg and the strings in it are borrowed only during the call.  On
- * success *out owns the object until md_db_close completes.  Returns 0, or MD_ECONFIG if the
+ * success *out owns the object until md_db_close completes.  Returns 0, MD_ECONFIG if the
  * conninfo is missing or cannot be parsed (the parse error is not logged: it may quote the
- * password). */
+ * password), or MD_EDB if libpq cannot be loaded (the daemon loads it on first use, see
+ * pq_lazy.c; logged with the loader's reason). */
 int md_db_open(uv_loop_t *loop, const struct md_db_config *cfg, struct md_db **out) MD_MUSTCHECK;
 
 /* Starts closing db.  Later, on the loop: the request in flight and every queued request complete
