@@ -196,6 +196,10 @@ static void batch_cb(void *ud, int status, PGresult *res)
     rc = md_journal_ack(r->journal, r->inflight_last);
     if (rc < 0)
         md_log_err(MD_LOG_WARN, rc, "journal ack: id=%" PRIu64, r->inflight_last);
+    /* Everything is in the database: the sync scheduled for these events has nothing to do,
+     * so it need not wake the loop (an idle node's heartbeat costs two wake-ups). */
+    if (!md_journal_sync_due(r->journal))
+        uv_timer_stop(&r->sync);
     /* A backlog goes out back to back: the next batch is sent from here, not from a timer
      * that a busy loop would serve late. */
     if (md_journal_count(r->journal) > 0 && !r->closed)
@@ -391,6 +395,7 @@ static void tick_cb(uv_timer_t *t)
     uint64_t now = uv_now(sup->loop);
 
     emit(sup, event_new(sup, "heartbeat"), MD_JPRIO_HEARTBEAT);
+    kick(r, 0); /* a lone event: nothing to coalesce with, no extra wake-up for it */
     msg_dones_send(r);                 /* completions that could not be sent yet */
     if (r->listening)
         sup_bus_wake(sup, NULL);       /* a missed NOTIFY is found at the next tick */

@@ -21,6 +21,9 @@
 /* Ids handed out ahead of the state file: one fsync of the state file per this many ids, and
  * the jump of ids after a restart is at most this. */
 #define ID_RESERVE 65536
+/* With nothing pending, the ack watermark is saved once it is this many ids ahead of the
+ * saved one (and at close): at most this many acked events are replayed after a crash. */
+#define ACK_LAZY_IDS 4096
 /* "<crc32 8 hex> <id <= 20 digits> <prio> <len <= 5 digits> " fits in this. */
 #define HDR_MAX 48
 #define WBUF_SIZE (256 * 1024)
@@ -819,12 +822,14 @@ fail:
     return rc;
 }
 
+static int sync_now(struct md_journal *j, bool lazy);
+
 void md_journal_close(struct md_journal *j)
 {
     if (j == NULL)
         return;
     assert(!j->busy);
-    if (md_journal_sync(j) < 0)
+    if (sync_now(j, false) < 0)
         md_log(MD_LOG_WARN, "journal closed without a full sync: dir=%s", j->dir);
     destroy(j);
 }
@@ -908,11 +913,26 @@ int md_journal_ack(struct md_journal *j, uint64_t id)
     return delete_empty_segments(j);
 }
 
-int md_journal_sync(struct md_journal *j)
+bool md_journal_sync_due(const struct md_journal *j)
+{
+    /* Nothing pending: every record written is in the database already, so neither the
+     * records nor (up to ACK_LAZY_IDS of them) the watermark need to reach the disk.  After a
+     * crash the records past the saved watermark are replayed, harmlessly (md_journal.h). */
+    if (j->count == 0)
+        return j->acked - j->acked_saved >= ACK_LAZY_IDS;
+    return (j->dirty && j->fd >= 0) || j->acked != j->acked_saved;
+}
+
+/* fdatasync if written, the watermark if moved; with lazy, only what md_journal_sync_due
+ * asks for. */
+static int sync_now(struct md_journal *j, bool lazy)
 {
     int rc = 0;
 
-    assert(!j->busy);
+    if (lazy && !md_journal_sync_due(j)) {
+        j->dirty = 0;
+        return 0;
+    }
     if (j->dirty && j->fd >= 0) {
         if (fdatasync(j->fd) < 0) {
             rc = -errno;
@@ -927,6 +947,12 @@ int md_journal_sync(struct md_journal *j)
             rc = r;
     }
     return rc;
+}
+
+int md_journal_sync(struct md_journal *j)
+{
+    assert(!j->busy);
+    return sync_now(j, true);
 }
 
 int md_journal_pending(struct md_journal *j, uint64_t after_id, md_journal_visit_cb *cb, void *ud,

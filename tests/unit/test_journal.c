@@ -467,6 +467,80 @@ static void copy_file(const char *from, const char *to)
     md_free(buf);
 }
 
+/* The disk as a crash would leave it: the state file and the one segment, copied to "<tmp>/c"
+ * while J stays open.  Returns how many events a journal opened there hands back. */
+static size_t pending_after_crash(void)
+{
+    char seg[256], name[64], to[256], from[256];
+    struct md_journal *c = NULL;
+    struct md_journal_opts o = {0, 0, NULL, NULL};
+    size_t n;
+
+    only_segment_path(seg, sizeof seg);
+    snprintf(name, sizeof name, "%s", strrchr(seg, '/') + 1);
+    snprintf(to, sizeof to, "%s/c", tmp);
+    rm_tree(to);
+    T_ASSERT_EQ(0, mkdir(to, 0700));
+    snprintf(to, sizeof to, "%s/c/%s", tmp, name);
+    copy_file(seg, to);
+    snprintf(from, sizeof from, "%s/state", dir);
+    snprintf(to, sizeof to, "%s/c/state", tmp);
+    copy_file(from, to);
+    snprintf(to, sizeof to, "%s/c", tmp);
+    T_ASSERT_EQ(0, md_journal_open(to, &o, &c));
+    n = md_journal_count(c);
+    md_journal_close(c);
+    return n;
+}
+
+/* An idle registry (a heartbeat now and then, acked at once) must not touch the disk on every
+ * sync: with nothing pending a sync does nothing until the watermark is 4096 ids ahead of the
+ * saved one.  A crash meanwhile replays at most those acked events; a clean close saves it. */
+TEST(journal_sync_with_nothing_pending_is_free)
+{
+    uint64_t last;
+
+    fresh();
+    reopen(0, 0);
+    append_n(3, MD_JPRIO_HEARTBEAT);
+    T_ASSERT_TRUE(md_journal_sync_due(J));
+    T_ASSERT_EQ(0, md_journal_sync(J));
+    T_ASSERT_FALSE(md_journal_sync_due(J));
+    T_ASSERT_EQ(0, md_journal_ack(J, md_journal_last_id(J)));
+    T_ASSERT_EQ(0, md_journal_count(J));
+    T_ASSERT_FALSE(md_journal_sync_due(J)); /* all acked: nothing to protect */
+    T_ASSERT_EQ(0, md_journal_sync(J));
+    T_ASSERT_EQ(3, pending_after_crash()); /* acked, replayed: harmless, bounded */
+
+    /* Pending events make the sync due again, watermark and all. */
+    append_n(1, MD_JPRIO_RUN);
+    T_ASSERT_TRUE(md_journal_sync_due(J));
+    T_ASSERT_EQ(0, md_journal_sync(J));
+    T_ASSERT_EQ(1, pending_after_crash());
+    T_ASSERT_EQ(0, md_journal_ack(J, md_journal_last_id(J)));
+
+    /* The lazy watermark catches up after 4096 acked ids. */
+    for (int i = 0; i < 4095; i++) {
+        append_n(1, MD_JPRIO_HEARTBEAT);
+        T_ASSERT_EQ(0, md_journal_ack(J, md_journal_last_id(J)));
+        if (md_journal_sync_due(J))
+            break;
+    }
+    T_ASSERT_TRUE(md_journal_sync_due(J));
+    T_ASSERT_EQ(0, md_journal_sync(J));
+    T_ASSERT_FALSE(md_journal_sync_due(J));
+    T_ASSERT_EQ(0, pending_after_crash());
+
+    /* A clean close saves the watermark whatever it is. */
+    append_n(5, MD_JPRIO_HEARTBEAT);
+    last = md_journal_last_id(J);
+    T_ASSERT_EQ(0, md_journal_ack(J, last));
+    T_ASSERT_FALSE(md_journal_sync_due(J));
+    reopen(0, 0);
+    T_ASSERT_EQ(0, md_journal_count(J));
+    cleanup();
+}
+
 /* Acks landing exactly on the last id of a segment and on the first id of the next: the
  * segments wholly at or below the watermark go, the first event above it stays, in memory and
  * after a reopen. */
