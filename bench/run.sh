@@ -2,7 +2,9 @@
 # The issue-2 benchmark set, meshd and supervisord 4.2 side by side in one run (`make bench`).
 #
 #   column meshd:        100 always-on services ("sleep 100000", restart always, backoff 0s,
-#                        start_secs 0s) + 100 scheduled jobs (daily, never due in the window)
+#                        start_secs 0s) + 100 scheduled jobs (daily, never due in the window),
+#                        as users run it: the HTTP API on (a free loopback port) and its socket
+#   column meshd-reg:    the same with the registry on (a throwaway PostgreSQL 15 cluster)
 #   column supervisord:  100 programs ("sleep 100000", autorestart=true, startsecs=0); it has
 #                        no scheduler
 #
@@ -20,7 +22,11 @@
 # Needs root (proc connector, /etc/cron.d); installs Debian's supervisor and cron if missing
 # (without starting their services).  Takes about 16 minutes.
 #
-# Knobs (environment): MESHD (binary, default build/meshd), BENCH_PROGRAMS (100),
+# A third column, meshd-reg, is the meshd column with its registry on (a throwaway PostgreSQL 15
+# cluster); BENCH_SKIP_REGISTRY=1 leaves it out (and the registry write rate).
+#
+# Knobs (environment): MESHD (binary, default build/meshd), MESHCTL (default: beside MESHD),
+# BENCH_PROGRAMS (100),
 # BENCH_TRIALS (200 restart kills), BENCH_IDLE (60 s), BENCH_STARTUP_TRIALS (10),
 # BENCH_FIRING_SECONDS (30), BENCH_CRON_SAMPLES (6), BENCH_SKIP_CRON=1 (skip the minute lags),
 # BENCH_REGISTRY_JOBS (1000 every-second jobs for registry_rate.sh), BENCH_SKIP_REGISTRY=1.
@@ -46,7 +52,8 @@ echo "# raw results: $out"
 # (so a rebuild during the run cannot change what is measured).
 cp -r "$ANCHOR_DIR" "$out/anchor"; chmod -R u+w "$out/anchor"; rm -rf "$out/anchor/build"
 cp "$MESHD" "$out/meshd"
-export MESHD=$out/meshd MESHD_ANCHOR_DIR=$ANCHOR_DIR
+[[ -x "$MESHCTL" ]] && cp "$MESHCTL" "$out/meshctl"
+export MESHD=$out/meshd MESHCTL=$out/meshctl MESHD_ANCHOR_DIR=$ANCHOR_DIR
 A=$out/anchor
 AD_MESHD=$BENCH_DIR/adapters/meshd.sh
 AD_SUP=$A/adapters/supervisord.sh
@@ -63,7 +70,15 @@ AD_SUP=$A/adapters/supervisord.sh
 } | tee "$out/machine.txt"
 
 bg=()
-cleanup() { for p in "${bg[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+pgdir=""
+as_pg() { if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+cleanup() {
+    for p in "${bg[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true
+    if [[ -n "$pgdir" ]]; then
+        as_pg "$PG_BIN/pg_ctl" -D "$pgdir/data" -m fast -w -t 60 stop >/dev/null 2>&1 || true
+        rm -rf "$pgdir"
+    fi
+}
 trap cleanup EXIT INT TERM
 
 step() { echo "# $(date -u +%T) $*" >&2; }
@@ -78,8 +93,39 @@ if [[ "${BENCH_SKIP_CRON:-0}" != 1 ]]; then
         > "$out/cronlag-meshd.txt" 2>&1 & bg+=($!)
 fi
 
-for s in meshd supervisord; do
-    if [[ $s == meshd ]]; then ad=$AD_MESHD; export MESHD_BENCH_CRON_JOBS=$N; else ad=$AD_SUP; unset MESHD_BENCH_CRON_JOBS; fi
+# The meshd-reg column: the same meshd with its registry on, writing to a throwaway PostgreSQL
+# 15 cluster (defaults, unix socket) on this machine, started for that column alone (its
+# processes map libraries meshd maps too, which lowers meshd's PSS: see docs/benchmarks.md).
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+columns="meshd supervisord"
+if [[ "${BENCH_SKIP_REGISTRY:-0}" != 1 && -x "$PG_BIN/initdb" && -x "$MESHCTL" ]]; then
+    columns="meshd supervisord meshd-reg"
+fi
+start_bench_pg() {
+    pgdir=$(mktemp -d /tmp/meshd-bench-pg.XXXXXX)
+    chmod 755 "$pgdir"
+    [[ $(id -u) -eq 0 ]] && chown postgres: "$pgdir"
+    as_pg "$PG_BIN/initdb" -D "$pgdir/data" -A trust -U postgres -E UTF8 --locale=C >"$out/pg-initdb.log" 2>&1 &&
+        as_pg "$PG_BIN/pg_ctl" -D "$pgdir/data" -l "$pgdir/server.log" -w -t 60 start \
+            -o "-c listen_addresses='' -c unix_socket_directories='$pgdir'" >/dev/null &&
+        "$PG_BIN/psql" -X -q -h "$pgdir" -U postgres -d postgres -c 'CREATE DATABASE meshd' &&
+        "$MESHCTL" migrate --url "host=$pgdir user=postgres dbname=meshd" >/dev/null
+}
+stop_bench_pg() {
+    as_pg "$PG_BIN/pg_ctl" -D "$pgdir/data" -m fast -w -t 60 stop >/dev/null 2>&1 || true
+    rm -rf "$pgdir"; pgdir=""
+}
+
+for s in $columns; do
+    unset MESHD_BENCH_CRON_JOBS MESHD_BENCH_DB
+    case $s in
+    meshd) ad=$AD_MESHD; export MESHD_BENCH_CRON_JOBS=$N ;;
+    meshd-reg)
+        ad=$AD_MESHD
+        start_bench_pg || { echo "# no PostgreSQL for the meshd-reg column" >&2; stop_bench_pg; continue; }
+        export MESHD_BENCH_CRON_JOBS=$N MESHD_BENCH_DB="host=$pgdir user=postgres dbname=meshd" ;;
+    *) ad=$AD_SUP ;;
+    esac
     step "footprint $s"
     "$A/footprint.py" --adapter "$ad" --programs "$N" --runs 1 --settle 10 --idle "$IDLE" --slice 10 \
         --strace 10 > "$out/footprint-$s.txt" 2>&1 || echo "# footprint $s FAILED" >&2
@@ -89,8 +135,9 @@ for s in meshd supervisord; do
     step "start-up latency $s"
     "$A/startup_latency.sh" --adapter "$ad" --programs "$N" --trials "$STARTUP_TRIALS" \
         > "$out/startup-$s.txt" 2>&1 || echo "# start-up latency $s FAILED" >&2
+    [[ $s == meshd-reg ]] && stop_bench_pg
 done
-unset MESHD_BENCH_CRON_JOBS
+unset MESHD_BENCH_CRON_JOBS MESHD_BENCH_DB
 
 step "firing lag meshd: 10 every-second jobs (+$N services, 90 idle jobs)"
 "$BENCH_DIR/firing_lag.sh" --jobs 10 --services "$N" --idle-jobs 90 --seconds "$FIRING_SECONDS" \
@@ -108,7 +155,7 @@ step "spawn ceiling (context: the machine's fork/exec/wait cost)"
 # The registry write rate: CPU-heavy (N every-second jobs + PostgreSQL), so last, alone.
 if [[ "${BENCH_SKIP_REGISTRY:-0}" != 1 ]]; then
     step "registry write rate: ${BENCH_REGISTRY_JOBS:-1000} every-second jobs vs single-row INSERTs"
-    MESHCTL=$REPO_ROOT/build/meshctl "$BENCH_DIR/registry_rate.sh" --jobs "${BENCH_REGISTRY_JOBS:-1000}" --seconds 30 \
+    "$BENCH_DIR/registry_rate.sh" --jobs "${BENCH_REGISTRY_JOBS:-1000}" --seconds 30 \
         > "$out/registry-rate.txt" 2>&1 || echo "# registry rate FAILED (see $out/registry-rate.txt)" >&2
 fi
 echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$out/machine.txt"

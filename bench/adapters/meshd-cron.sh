@@ -21,6 +21,7 @@ start)
     # meshd spawns sh directly, so the shell's $PPID is meshd's PID.
     cat > "$workdir/meshd.yaml" <<CONF
 node: {name: bench-cron, state_dir: $workdir/state, log_level: warn}
+http: {listen: "127.0.0.1:0"}
 jobs:
   cronlag:
     command: [sh, -c, 'd=\$(date +%s.%N); echo "\$d \$PPID" >> $log']

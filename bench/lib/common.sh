@@ -6,6 +6,7 @@
 #   ANCHOR_DIR  the shared anchor harness (../shared/bench relative to the repo root, or
 #               $MESHD_ANCHOR_DIR); exits 3 with a clear message if it is missing
 #   MESHD       the meshd binary ($MESHD, default build/meshd)
+#   MESHCTL     the meshctl binary ($MESHCTL, default: the one beside $MESHD)
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 REPO_ROOT=$(cd "$BENCH_DIR/.." && pwd)
 ANCHOR_DIR=${MESHD_ANCHOR_DIR:-$REPO_ROOT/../shared/bench}
@@ -16,3 +17,4 @@ if [[ ! -f "$ANCHOR_DIR/lib/proc.sh" || ! -f "$ANCHOR_DIR/footprint.py" ]]; then
 fi
 ANCHOR_DIR=$(cd "$ANCHOR_DIR" && pwd)
 MESHD=${MESHD:-$REPO_ROOT/build/meshd}
+MESHCTL=${MESHCTL:-$(dirname "$MESHD")/meshctl}

@@ -30,13 +30,21 @@ def f(v, digits=1, scale=1.0, unit=""):
 
 
 rows = []
-fp = {s: read("footprint-%s.txt" % s) for s in ("meshd", "supervisord")}
-rs = {s: read("restart-%s.txt" % s) for s in ("meshd", "supervisord")}
-su = {s: read("startup-%s.txt" % s) for s in ("meshd", "supervisord")}
+# Columns: meshd, meshd with its registry on (when run.sh could start PostgreSQL), supervisord.
+COLS = [c for c in ("meshd", "meshd-reg", "supervisord")
+        if c != "meshd-reg" or os.path.exists(os.path.join(d, "footprint-meshd-reg.txt"))]
+fp = {s: read("footprint-%s.txt" % s) for s in COLS}
+rs = {s: read("restart-%s.txt" % s) for s in COLS}
+su = {s: read("startup-%s.txt" % s) for s in COLS}
 
 
 def both(label, fn):
-    rows.append((label, fn("meshd"), fn("supervisord")))
+    rows.append((label,) + tuple(fn(c) for c in COLS))
+
+
+def meshd_only(label, value, other=""):
+    """A row with a meshd figure (first column), blank in the others but the last."""
+    rows.append((label, value) + ("",) * (len(COLS) - 2) + (other,))
 
 
 both("RSS, kB (VmRSS after 60 s idle)", lambda s: f(stat(fp[s], "VmRSS_kB"), 0))
@@ -64,25 +72,51 @@ both("children left after stop (startup runs)", lambda s: str(sum(int(x) for x i
 for k in ("k10", "k100"):
     t = read("firing-%s.txt" % k)
     for pct in ("median", "p99", "max"):
-        rows.append(("firing lag, %s every-second jobs, %s ms" % (k[1:], pct), f(stat(t, "firing_lag_ms", pct), 2), "no scheduler"))
-    rows.append(("  firings got / expected (%s)" % k[1:], "%s / %s" % (field(t, r"got=(\d+)", int), field(t, r"expected=(\d+)", int)), ""))
+        meshd_only("firing lag, %s every-second jobs, %s ms" % (k[1:], pct), f(stat(t, "firing_lag_ms", pct), 2), "no scheduler")
+    for pct in ("median", "p99"):
+        meshd_only("  last job of each slot (%s), %s ms" % (k[1:], pct), f(stat(t, "slot_last_lag_ms", pct), 2))
+    meshd_only("  firings got / expected (%s)" % k[1:], "%s / %s" % (field(t, r"got=(\d+)", int), field(t, r"expected=(\d+)", int)))
 cm, cv = read("cronlag-meshd.txt"), read("cronlag-vixie.txt")
 for pct in ("median", "p99"):
-    rows.append(("every-minute job lag (sh+date), %s ms" % pct, f(stat(cm, "cron_lag_ms", pct), 2),
-                 "Debian cron: " + f(stat(cv, "cron_lag_ms", pct), 2)))
+    meshd_only("every-minute job lag (sh+date), %s ms" % pct, f(stat(cm, "cron_lag_ms", pct), 2),
+               "Debian cron: " + f(stat(cv, "cron_lag_ms", pct), 2))
 sc = read("spawnceiling.txt")
+spawn_us = {}
 for prog in ("true_static", "true"):
-    m = re.search(r"^%s\s+fork\s+workers=1 .*lat_median_us=([\d.]+) lat_p99_us=([\d.]+)" % prog, sc, re.M)
-    rows.append(("machine: fork+exec+wait of %s, median / p99 us" % ("a static no-op" if prog == "true_static" else "/bin/true"),
-                 "%s / %s" % (m.group(1), m.group(2)) if m else "n/a", "(no supervisor)"))
+    for mode in ("fork", "vfork", "posix_spawn"):
+        m = re.search(r"^%s\s+%s\s+workers=1 .*lat_median_us=([\d.]+) lat_p99_us=([\d.]+)" % (prog, mode), sc, re.M)
+        if m:
+            spawn_us[(prog, mode)] = float(m.group(1))
+        meshd_only("machine: %s+exec+wait of %s, median / p99 us" % (mode, "a static no-op" if prog == "true_static" else "/bin/true"),
+                   "%s / %s" % (m.group(1), m.group(2)) if m else "n/a", "(no supervisor)")
+
+# The issue-9 goals, against this run's own machine figures.
+goals = []
+v = spawn_us.get(("true_static", "vfork"))
+last = stat(read("firing-k10.txt"), "slot_last_lag_ms")
+if v and last is not None:
+    bound = 2 * (10 * v / 1000.0 / 2)
+    goals.append("last job of a 10-job slot, median %.2f ms vs 2 x (10 x vfork %.0f us / 2 cores) = %.2f ms: %s"
+                 % (last, v, bound, "met" if last <= bound else "NOT met"))
+t = spawn_us.get(("true", "vfork"))
+for c in ("meshd", "meshd-reg"):
+    k = stat(rs.get(c, ""), "kill_to_exec") if c in rs else None
+    if t and k is not None:
+        goals.append("%s restart SIGKILL->exec median %.0f us vs 1.5 x one vfork spawn of /bin/true %.0f us = %.0f us: %s"
+                     % (c, k, t, 1.5 * t, "met" if k <= 1.5 * t else "NOT met"))
 
 w = max(len(r[0]) for r in rows)
 print(open(os.path.join(d, "machine.txt")).read().rstrip())
 print()
-print("%-*s  %-14s  %s" % (w, "figure", "meshd", "supervisord 4.2"))
+names = {"supervisord": "supervisord 4.2", "meshd-reg": "meshd+registry"}
+print("%-*s  " % (w, "figure") + "  ".join("%-14s" % names.get(c, c) for c in COLS))
 for r in rows:
-    print("%-*s  %-14s  %s" % (w, r[0], r[1], r[2]))
-rss = (stat(fp["meshd"], "VmRSS_kB"), stat(fp["supervisord"], "VmRSS_kB"))
-pss = (stat(fp["meshd"], "Pss_kB"), stat(fp["supervisord"], "Pss_kB"))
-if all(rss) and all(pss):
-    print("\nmemory ratio supervisord/meshd: RSS %.1fx, PSS %.1fx" % (rss[1] / rss[0], pss[1] / pss[0]))
+    print("%-*s  " % (w, r[0]) + "  ".join("%-14s" % x for x in r[1:]))
+for c in [c for c in COLS if c != "supervisord"]:
+    rss = (stat(fp[c], "VmRSS_kB"), stat(fp["supervisord"], "VmRSS_kB"))
+    pss = (stat(fp[c], "Pss_kB"), stat(fp["supervisord"], "Pss_kB"))
+    if all(rss) and all(pss):
+        print("memory ratio supervisord/%s: RSS %.1fx (goal >= 5), PSS %.1fx (goal >= 10)"
+              % (c, rss[1] / rss[0], pss[1] / pss[0]))
+for g in goals:
+    print("goal: " + g)
