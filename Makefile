@@ -5,7 +5,7 @@
 #   make test   the same set-up, then every test (unit + integration) via ctest
 #
 # Other targets: build, test-sanitize (ASan+UBSan build, whole suite), fuzz (60 s per target),
-# bench (see bench/README.md), clean.
+# bench (see bench/README.md), clean, clean-pg (removes make run's PostgreSQL cluster).
 
 BUILD       ?= build
 BUILD_SAN   ?= build-san
@@ -23,7 +23,7 @@ DEB_PKGS := build-essential cmake pkg-config libuv1-dev libpq-dev libyaml-dev li
             libcurl4-openssl-dev libmicrohttpd-dev postgresql-15 python3 tzdata procps chromium \
             prometheus
 
-.PHONY: all deps build run test test-sanitize fuzz bench clean
+.PHONY: all deps build run clean-pg test test-sanitize fuzz bench clean
 
 all: build
 
@@ -49,12 +49,13 @@ $(BUILD)/CMakeCache.txt:
 build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
-# make run without DATABASE_URL: a local cluster under ./var/pg (tests/pg/pgctl.sh) on a unix
-# socket in a short /tmp directory (socket paths must fit in 107 bytes), database `meshd`.
+# make run without DATABASE_URL: a local cluster (tests/pg/pgctl.sh), database `meshd`, kept in
+# /var/tmp/meshd-run-<hash of the checkout's path> (data, log and unix socket; mode 0700, owned
+# by postgres as root) rather than in the checkout, which postgres may not be able to enter
+# (/root is mode 0700).  The same checkout reuses the same cluster; `make clean-pg` removes it.
 # The cluster is started in its own session so Ctrl-C reaches meshd alone; meshd stops its
 # children, then the EXIT trap stops the cluster.  With DATABASE_URL set, that database is used.
-RUN_PG_DIR  ?= var/pg
-RUN_PG_SOCK ?= /tmp/meshd-run-$(shell printf '%s' '$(CURDIR)' | sha1sum | cut -c1-12)
+RUN_PG_DIR  ?= /var/tmp/meshd-run-$(shell printf '%s' '$(CURDIR)' | sha1sum | cut -c1-12)
 RUN_PG_DB   ?= meshd
 
 run: build
@@ -63,7 +64,8 @@ run: build
 	    $(BUILD)/meshctl migrate --url "$$DATABASE_URL" || exit 1; \
 	    exec $(BUILD)/meshd -c $(CONFIG); \
 	fi; \
-	pg=$$(setsid -w tests/pg/pgctl.sh start $(RUN_PG_DIR) $(RUN_PG_SOCK)) || exit 1; \
+	echo "make run: PostgreSQL cluster in $(RUN_PG_DIR) (make clean-pg removes it)"; \
+	pg=$$(setsid -w tests/pg/pgctl.sh start $(RUN_PG_DIR)) || exit 1; \
 	trap 'echo "make run: stopping PostgreSQL ($(RUN_PG_DIR))"; tests/pg/pgctl.sh stop $(RUN_PG_DIR)' EXIT; \
 	trap 'echo "make run: interrupted, waiting for meshd to stop"' INT TERM; \
 	psql "$$pg" -tAqc "SELECT 1 FROM pg_database WHERE datname = '$(RUN_PG_DB)'" | grep -q 1 || \
@@ -74,6 +76,11 @@ run: build
 	$(BUILD)/meshctl migrate --url "$$DATABASE_URL" || exit 1; \
 	$(BUILD)/meshd -c $(CONFIG); rc=$$?; \
 	exit $$rc
+
+# Stops make run's PostgreSQL cluster and removes it with its data (the next make run makes a
+# new, empty one).
+clean-pg:
+	tests/pg/pgctl.sh destroy $(RUN_PG_DIR)
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)

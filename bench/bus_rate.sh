@@ -25,7 +25,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/busrate.XXXXXX")
 chmod 755 "$work"
 pgdir=$work/pg
 pids=(); pg_up=0
-as_pg() { if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+as_pg() { if [[ $(id -u) -eq 0 ]]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi; }  # from /: the cwd may be out of its reach
 cleanup() {
     for p in "${pids[@]}"; do stop_pid "$p" TERM 30; done
     if (( pg_up )); then as_pg "$PG_BIN/pg_ctl" -D "$pgdir/data" -m fast -w -t 60 stop >/dev/null || true; fi

@@ -56,7 +56,7 @@ chmod 755 "$work"
 pgdir=$work/pg
 pid=""; pg_up=0
 as_pg() {  # the server refuses to run as root; use the postgres account then
-    if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
+    if [[ $(id -u) -eq 0 ]]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi  # from /: the cwd may be out of its reach
 }
 cleanup() {
     [[ -n "$pid" ]] && stop_pid "$pid" TERM 30

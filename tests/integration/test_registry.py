@@ -3,7 +3,7 @@
 tables; a database outage loses nothing and duplicates nothing; an unreachable database at start
 is not fatal; a SIGKILL of meshd during the replay neither loses nor duplicates.
 
-Each test starts a private cluster (tests/pg/pgctl.sh) in its temp dir, so it can stop and start
+Each test starts a private cluster (tests/pg/pgctl.sh, under /var/tmp), so it can stop and start
 it at will without touching the shared test cluster."""
 
 import contextlib
@@ -25,10 +25,12 @@ PGCTL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pg", "pg
 
 class Cluster:
     def __init__(self, h):
-        self.dir = h.path("pg")
-        os.chmod(h.dir, 0o755)  # the server runs as the postgres user when we are root
-        # A socket path must fit in 107 bytes: keep it short.
-        self.sock = "/tmp/mdreg-%d-%s" % (os.getpid(), os.path.basename(h.dir)[-8:])
+        # As root the server runs as postgres, which may not be able to enter the test's temp
+        # dir (a TMPDIR under a 0700 home): the cluster gets a directory of its own under
+        # /var/tmp, which pgctl.sh creates 0700 for the server's user, and removes at clean-up.
+        # Its socket is in DIR/sock, a short path (a socket path must fit in 107 bytes).
+        self.dir = "/var/tmp/meshd-itpg-%d-%s" % (os.getpid(), os.path.basename(h.dir)[-8:])
+        self.sock = os.path.join(self.dir, "sock")
         self.url = "host=%s port=5432 user=postgres dbname=meshd" % self.sock
         h.notes.append(self)
 
@@ -45,7 +47,7 @@ class Cluster:
                "-m", mode, "-w", "stop"]
         if os.geteuid() == 0:
             cmd = ["runuser", "-u", "postgres", "--"] + cmd
-        subprocess.run(cmd, capture_output=True, timeout=120)
+        subprocess.run(cmd, capture_output=True, timeout=120, cwd="/")
 
     def sql(self, query, db="meshd"):
         r = subprocess.run(["psql", self.url.replace("dbname=meshd", "dbname=" + db), "-XAtqc",
@@ -72,7 +74,7 @@ def _cleanup(h):
     for n in h.notes:
         if isinstance(n, Cluster):
             n.stop("immediate")
-            subprocess.run(["rm", "-rf", n.sock])
+            subprocess.run([PGCTL, "destroy", n.dir], timeout=120)
 
 
 def _run(fn):

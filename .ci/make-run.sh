@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# make-run.sh - `make run` as the README tells a newcomer to run it, in the checkout this script
+# belongs to (.ci/run runs it from a clone inside a 0700 directory, like a checkout under /root):
+#   1. make run starts meshd with its local PostgreSQL cluster, and meshd's registry is ready;
+#   2. SIGINT to make run's process group (what Ctrl-C in a terminal sends) stops meshd and the
+#      cluster;
+#   3. a second make run uses the same cluster: what the first one wrote is still there;
+#   4. make clean-pg removes the cluster's directory.
+# PORT=0: meshd listens on a free port, so a make run of someone else on 8470 does not matter.
+# About 20 s.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+log=$(mktemp)
+pgid=""
+cleanup() {
+    if [ -n "$pgid" ] && kill -0 -- "-$pgid" 2>/dev/null; then kill -KILL -- "-$pgid"; fi
+    rm -f "$log"
+}
+trap cleanup EXIT
+fail() {
+    echo "make-run.sh: $*" >&2
+    echo "---- make run's output:" >&2
+    tail -n 30 "$log" >&2
+    exit 1
+}
+wait_log() {  # wait_log REGEX SECONDS
+    local i
+    for ((i = 0; i < $2 * 10; i++)); do
+        grep -Eq "$1" "$log" && return 0
+        kill -0 "$pgid" 2>/dev/null || fail "make run exited before /$1/ appeared"
+        sleep 0.1
+    done
+    fail "no /$1/ within $2 s"
+}
+
+# Starts make run in a session of its own (its process group is $pgid) and waits until meshd's
+# registry is ready.
+start_run() {
+    : >"$log"
+    env -u DATABASE_URL PORT=0 setsid make run >"$log" 2>&1 &
+    pgid=$!
+    wait_log 'registry ready' 180
+    pgdir=$(sed -n 's/^make run: PostgreSQL cluster in \([^ ]*\) .*/\1/p' "$log")
+    [ -d "$pgdir" ] || fail "make run did not say where its cluster is"
+    url="host=$pgdir/sock port=5432 user=postgres dbname=meshd"
+}
+
+# Stops it as Ctrl-C does and checks that meshd and the cluster are gone.
+interrupt_run() {
+    local meshd
+    meshd=$(pgrep -g "$pgid" -x meshd || true)
+    [ -n "$meshd" ] || fail "no meshd in make run's process group"
+    kill -INT -- "-$pgid"
+    local i
+    for ((i = 0; i < 600; i++)); do kill -0 -- "-$pgid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 -- "-$pgid" 2>/dev/null && fail "make run still running 60 s after SIGINT"
+    wait "$pgid" || true
+    pgid=""
+    kill -0 "$meshd" 2>/dev/null && fail "meshd (pid $meshd) outlived make run"
+    grep -q 'make run: stopping PostgreSQL' "$log" || fail "make run did not stop its cluster"
+    [ ! -e "$pgdir/data/postmaster.pid" ] || fail "the cluster in $pgdir still runs"
+}
+
+start_run
+echo "make-run.sh: first make run is up (cluster in $pgdir)"
+[ "$(stat -c %a "$pgdir")" = 700 ] || fail "$pgdir is not mode 0700"
+if [ "$(id -u)" = 0 ]; then
+    [ "$(stat -c %U "$pgdir")" = postgres ] || fail "$pgdir is not owned by postgres"
+fi
+psql "$url" -XAtqc "SELECT count(*) FROM agent_registry WHERE job IS NULL AND state = 'up'" |
+    grep -qx 1 || fail "meshd's node row is not in the registry"
+psql "$url" -XAtqc "CREATE TABLE ci_make_run_marker ()"
+interrupt_run
+echo "make-run.sh: Ctrl-C stopped meshd and the cluster"
+
+start_run
+[ "$(psql "$url" -XAtqc "SELECT to_regclass('ci_make_run_marker') IS NOT NULL")" = t ] ||
+    fail "the second make run does not see the first one's data"
+interrupt_run
+echo "make-run.sh: a second make run found the first one's data"
+
+make -s clean-pg
+[ ! -e "$pgdir" ] || fail "make clean-pg left $pgdir"
+echo "make-run.sh: make clean-pg removed $pgdir; ok"
