@@ -1,7 +1,8 @@
 /* pgtest.h - a fresh database per test on the throwaway PostgreSQL cluster.
  *
- * ctest sets MESHD_TEST_PG (a superuser conninfo) for the tests that need a cluster; without it
- * pgt_fresh_db skips the test.  Blocking libpq is fine here: these are tests, not the daemon.
+ * ctest sets MESHD_TEST_PG (a superuser conninfo) for the tests declared with `pg` in
+ * CMakeLists.txt; without it pgt_fresh_db skips the test, or fails it under MESHD_REQUIRE_PG=1
+ * (t_pg_conninfo in t.h).  Blocking libpq is fine here: these are tests, not the daemon.
  * Include once per test binary: it defines the file's `admin`, `db` and `dbname`.
  */
 #ifndef MESHD_TESTS_PGTEST_H
@@ -74,16 +75,15 @@ static inline PGconn *connect_db(void)
 }
 
 /* Creates an empty database <prefix>_<pid>_<n>, connects db to it, and applies the embedded
- * migrations when migrate is true.  Skips the test without a cluster. */
+ * migrations when migrate is true.  Skips the test without a cluster (fails it under
+ * MESHD_REQUIRE_PG=1). */
 static inline void pgt_fresh_db(const char *prefix, bool migrate)
 {
-    const char *base = getenv("MESHD_TEST_PG");
+    const char *base = t_pg_conninfo();
     struct md_error err = {0};
     char q[128];
     PGresult *r;
 
-    if (base == NULL || base[0] == '\0')
-        T_SKIP("MESHD_TEST_PG is not set (no throwaway PostgreSQL)");
     drop_current();
     if (admin == NULL) {
         admin = PQconnectdb(base);

@@ -92,6 +92,24 @@ static inline void t_register(const char *name, void (*fn)(void))
             T_FAIL("\"%s\" does not contain \"%s\"", t_h_ ? t_h_ : "(null)", t_n_);             \
     } while (0)
 
+/* The throwaway PostgreSQL cluster's superuser conninfo (MESHD_TEST_PG, which ctest sets for the
+ * tests declared with `pg` in CMakeLists.txt).  Without it the current test skips, or fails when
+ * MESHD_REQUIRE_PG=1 (make test sets it: there, a PostgreSQL test that ctest gives no cluster is
+ * a mistake in its declaration, not a reason to skip).  Never returns NULL or "". */
+static inline const char *t_pg_conninfo(void)
+{
+    const char *ci = getenv("MESHD_TEST_PG");
+    const char *req = getenv("MESHD_REQUIRE_PG");
+
+    if (ci != NULL && ci[0] != '\0')
+        return ci;
+    if (req != NULL && strcmp(req, "1") == 0)
+        T_FAIL("needs PostgreSQL but ctest gave it no cluster (MESHD_TEST_PG is not set, "
+               "MESHD_REQUIRE_PG=1): declare it with `pg` in its md_test() line in CMakeLists.txt");
+    T_SKIP("MESHD_TEST_PG is not set (no throwaway PostgreSQL)");
+    return NULL; /* not reached */
+}
+
 static inline int t_main(int argc, char **argv)
 {
     /* volatile: these live across setjmp/longjmp (-Wclobbered). */

@@ -17,8 +17,11 @@ start with MESHD_: meshd drops inherited MESHD_* variables from a child's enviro
 
 Set ITEST_KEEP=1 to keep the temp dirs of passing tests too.
 
-Environment: MESHD_BIN, MESHCTL_BIN, MESHD_FAKE_WORKER (set by CMake for ctest).  Exit codes of
-main(): 0 all passed, 1 a failure, 77 when the binaries are missing (ctest SKIP_RETURN_CODE).
+Environment: MESHD_BIN, MESHCTL_BIN, MESHD_FAKE_WORKER (set by CMake for ctest); MESHD_TEST_PG
+for the tests declared with `pg` (pg_conninfo()); MESHD_REQUIRE_PG=1 (make test) turns a test
+that cannot have its PostgreSQL from a skip into a failure (no_pg()).  Exit codes of main(): 0
+all passed, 1 a failure, 77 when the binaries are missing or every test skipped (ctest
+SKIP_RETURN_CODE).
 """
 
 import json
@@ -48,6 +51,30 @@ class Failure(AssertionError):
 
 class Skip(Exception):
     pass
+
+
+def pg_required():
+    """True under MESHD_REQUIRE_PG=1 (make test sets it): a PostgreSQL test may not skip."""
+    return os.environ.get("MESHD_REQUIRE_PG") == "1"
+
+
+def no_pg(why):
+    """Ends a test that cannot have its PostgreSQL: a skip, or a failure under
+    MESHD_REQUIRE_PG=1 (there it means the test's set-up is wrong, not that the machine
+    lacks something)."""
+    if pg_required():
+        raise Failure("needs PostgreSQL, MESHD_REQUIRE_PG=1: %s" % why)
+    raise Skip(why)
+
+
+def pg_conninfo():
+    """The throwaway cluster's superuser conninfo (MESHD_TEST_PG: ctest sets it for the tests
+    declared with `pg` in CMakeLists.txt); without it the test skips, or fails (no_pg)."""
+    ci = os.environ.get("MESHD_TEST_PG", "")
+    if not ci:
+        no_pg("ctest gave it no cluster (MESHD_TEST_PG is not set): declare it with `pg` in "
+              "its md_test() line in CMakeLists.txt")
+    return ci
 
 
 def fw(*args):
@@ -490,4 +517,8 @@ def main(namespace, argv=None):
     if res["skip"]:
         line += ", %d skipped" % res["skip"]
     print(line)
-    sys.exit(1 if res["fail"] else 0)
+    if res["fail"]:
+        sys.exit(1)
+    # Every test skipped: say so to ctest (SKIP_RETURN_CODE), as tests/t.h does, rather than
+    # have the file reported as passed.
+    sys.exit(77 if tests and res["skip"] == len(tests) else 0)

@@ -18,7 +18,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import Skip, check, eq, fw, log_line_time, node_yaml  # noqa: E402
+from harness import check, eq, fw, log_line_time, node_yaml  # noqa: E402
 
 PGCTL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pg", "pgctl.sh")
 
@@ -38,7 +38,7 @@ class Cluster:
         r = subprocess.run([PGCTL, "start", self.dir, self.sock], capture_output=True, text=True,
                            timeout=120)
         if r.returncode != 0 and not os.path.isdir("/usr/lib/postgresql"):
-            raise Skip("no PostgreSQL binaries (install postgresql-15)")
+            harness.no_pg("no PostgreSQL binaries (install postgresql-15)")
         check(r.returncode == 0, "pgctl.sh start failed: %s" % r.stderr.strip()[-300:])
 
     def stop(self, mode="fast"):

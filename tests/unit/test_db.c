@@ -21,9 +21,7 @@
 
 static const char *pg(void)
 {
-    const char *ci = getenv("MESHD_TEST_PG");
-    if (ci == NULL || *ci == '\0')
-        T_SKIP("MESHD_TEST_PG not set");
+    const char *ci = t_pg_conninfo();
     md_log_init("test_db", getenv("TEST_VERBOSE") ? MD_LOG_DEBUG : MD_LOG_ERROR);
     return ci;
 }
