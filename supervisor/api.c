@@ -600,11 +600,9 @@ static void handle_reload(struct sup *sup, struct api_reply *rp)
     o = cJSON_CreateObject();
     d = cJSON_CreateArray();
     for (size_t i = 0; i < diag.n; i++) {
-        const struct md_diag_item *it = &diag.items[i];
-        char line[700];
-        snprintf(line, sizeof line, "%s:%d:%d: %s: %s", sup->config_path, it->line, it->col,
-                 it->severity == MD_DIAG_ERROR ? "error" : "warning", it->msg);
+        char *line = md_diag_format(&diag.items[i], sup->config_path);
         cJSON_AddItemToArray(d, cJSON_CreateString(line));
+        md_free(line);
     }
     md_diag_cleanup(&diag);
     if (rc < 0) {

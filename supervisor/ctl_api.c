@@ -327,13 +327,13 @@ static char *socket_from_config(const char *path, char **note)
         for (size_t k = 0; k < diag.n && first == NULL; k++)
             if (diag.items[k].severity == MD_DIAG_ERROR)
                 first = &diag.items[k];
-        if (first && first->line > 0)
-            *note = md_xasprintf("the config %s could not be loaded (%s:%d:%d: %s)", path, path,
-                                 first->line, first->col, first->msg);
-        else if (first)
-            *note = md_xasprintf("the config %s could not be loaded (%s)", path, first->msg);
-        else
+        if (first) {
+            char *line = md_diag_format(first, path);
+            *note = md_xasprintf("the config %s could not be loaded (%s)", path, line);
+            md_free(line);
+        } else {
             *note = md_xasprintf("the config %s could not be loaded", path);
+        }
         sock = md_xstrdup(API_FALLBACK_SOCKET);
     }
     md_diag_cleanup(&diag);

@@ -968,9 +968,9 @@ int sup_reload_diag(struct sup *sup, struct md_diag *out)
     r = md_config_load(sup->config_path, &ncfg, diag);
     for (size_t i = first; i < diag->n; i++) {
         const struct md_diag_item *it = &diag->items[i];
-        md_log(it->severity == MD_DIAG_ERROR ? MD_LOG_ERROR : MD_LOG_WARN, "%s:%d:%d: %s: %s",
-               sup->config_path, it->line, it->col,
-               it->severity == MD_DIAG_ERROR ? "error" : "warning", it->msg);
+        char *line = md_diag_format(it, sup->config_path);
+        md_log(it->severity == MD_DIAG_ERROR ? MD_LOG_ERROR : MD_LOG_WARN, "%s", line);
+        md_free(line);
     }
     size_t nerrors = diag->nerrors;
     if (out == NULL)

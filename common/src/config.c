@@ -127,20 +127,27 @@ static void diag_sort(struct md_diag *d, size_t from)
     md_free(tmp);
 }
 
+char *md_diag_format(const struct md_diag_item *it, const char *file)
+{
+    const char *sev = it->severity == MD_DIAG_ERROR ? "error" : "warning";
+
+    /* A position part only for what is known: 0 means unknown (a file that cannot be opened
+     * has neither), never "line 0". */
+    if (it->line > 0 && it->col > 0)
+        return md_xasprintf("%s:%d:%d: %s: %s", file, it->line, it->col, sev, it->msg);
+    if (it->line > 0)
+        return md_xasprintf("%s:%d: %s: %s", file, it->line, sev, it->msg);
+    return md_xasprintf("%s: %s: %s", file, sev, it->msg);
+}
+
 void md_diag_print(const struct md_diag *d, const char *file, void *fp)
 {
     FILE *f = fp;
 
     for (size_t i = 0; i < d->n; i++) {
-        const struct md_diag_item *it = &d->items[i];
-        const char *sev = it->severity == MD_DIAG_ERROR ? "error" : "warning";
-
-        if (it->line > 0 && it->col > 0)
-            fprintf(f, "%s:%d:%d: %s: %s\n", file, it->line, it->col, sev, it->msg);
-        else if (it->line > 0)
-            fprintf(f, "%s:%d: %s: %s\n", file, it->line, sev, it->msg);
-        else
-            fprintf(f, "%s: %s: %s\n", file, sev, it->msg);
+        char *line = md_diag_format(&d->items[i], file);
+        fprintf(f, "%s\n", line);
+        md_free(line);
     }
 }
 

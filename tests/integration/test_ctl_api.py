@@ -199,6 +199,13 @@ def test_reload(h):
     check(re.search(r"^  %s:\d+:\d+: error: .*no_such_key" % re.escape(h.cfg_path), err, re.M),
           "the diagnostics: %r" % err)
     eq({CRON, SVC}, {j["name"] for j in status_json(h)["jobs"]}, "jobs after a failed reload")
+    # A deleted file: the diagnostic has no position, so it names the file alone.
+    os.unlink(h.cfg_path)
+    code, out, err = ctl(h, "reload")
+    eq(1, code, "reload of a deleted file (stdout %r stderr %r)" % (out, err))
+    eq(["  %s: error: cannot open: No such file or directory" % h.cfg_path],
+       [l for l in err.splitlines() if l.startswith("  ")], "the diagnostics of a deleted file")
+    eq({CRON, SVC}, {j["name"] for j in status_json(h)["jobs"]}, "jobs after a failed reload")
     h.stop()
 
 

@@ -71,10 +71,14 @@ def test_sighup_with_a_broken_file_keeps_the_old_config(h):
     h.hup()
     _assert_keeps_running(h, svc_pid, 2)
 
-    # 3: the file is gone.
+    # 3: the file is gone: an error without a position names the file alone (FILE: error:),
+    # never a made-up FILE:0:0.
     os.unlink(h.cfg_path)
     h.hup()
     _assert_keeps_running(h, svc_pid, 3)
+    gone = h.log_find(r"meshd\[\d+\]: (.*cannot open.*)$")
+    eq(["%s: error: cannot open: No such file or directory" % h.cfg_path],
+       [m.group(1) for m in gone], "the error line of a reload of a deleted file")
 
     # 4: and a good file is taken again afterwards, without touching the service.
     h.config(_base(h))

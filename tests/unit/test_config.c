@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "config_internal.h" /* md__diag_add, for the print test */
+#include "meshd/md_alloc.h"
 #include "meshd/md_config.h"
 #include "t.h"
 
@@ -1328,6 +1329,29 @@ TEST(diag_print_format)
     free(buf);
     T_ASSERT_EQ(1, diag.nerrors);
     T_ASSERT_EQ(2, diag.nwarnings);
+}
+
+/* md_diag_format is what the daemon's reload log line and the reload API show: a diagnostic
+ * without a position (a file that cannot be opened) is "FILE: error: ...", never "FILE:0:0:". */
+TEST(diag_format_shows_only_the_known_position)
+{
+    struct md_diag_item line_only = {MD_DIAG_WARNING, 7, 0, (char *)"line only"};
+    struct md_diag_item both = {MD_DIAG_ERROR, 3, 9, (char *)"both"};
+    char *s;
+
+    reset();
+    rc = md_config_load("/nonexistent/m.yaml", &cfg, &diag);
+    T_ASSERT_EQ(-ENOENT, rc);
+    T_ASSERT_EQ(1, diag.n);
+    s = md_diag_format(&diag.items[0], "/nonexistent/m.yaml");
+    T_ASSERT_STREQ("/nonexistent/m.yaml: error: cannot open: No such file or directory", s);
+    md_free(s);
+    s = md_diag_format(&line_only, "m.yaml");
+    T_ASSERT_STREQ("m.yaml:7: warning: line only", s);
+    md_free(s);
+    s = md_diag_format(&both, "m.yaml");
+    T_ASSERT_STREQ("m.yaml:3:9: error: both", s);
+    md_free(s);
 }
 
 TEST(user_unknown_is_a_warning)

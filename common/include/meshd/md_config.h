@@ -156,7 +156,11 @@ int md_config_parse(const char *text, size_t len, const char *name, struct md_co
 void md_config_free(struct md_config *cfg);
 void md_diag_init(struct md_diag *d);
 void md_diag_cleanup(struct md_diag *d);
-/* Prints each item to f as "file:line:col: error: msg" / "...: warning: msg". */
+/* One item as "file:line:col: error: msg" (or "warning"); "file:line: ..." when the column is
+ * unknown and "file: ..." when the line is too (an unreadable file), never a 0 position.  The
+ * result is the caller's, freed with md_free.  Every place that shows a diagnostic uses it. */
+char *md_diag_format(const struct md_diag_item *it, const char *file);
+/* Prints each item to f, md_diag_format's line and '\n'. */
 void md_diag_print(const struct md_diag *d, const char *file, void *f /* FILE * */);
 
 /* Borrowed pointer to the job called name, or NULL. */
