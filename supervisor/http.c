@@ -1,35 +1,65 @@
-/* http.c - libmicrohttpd driven by the libuv loop; authentication; request limits.
+/* http.c - the API's HTTP/1.1 server: listeners and connections on the libuv loop, requests
+ * parsed by http-parser, answers rendered by api.c.
  *
- * Why libmicrohttpd: request parsing is where hostile input lives.  GNU libmicrohttpd is small,
- * fuzzed upstream, packaged and security-maintained by Debian, and it can run without threads
- * inside someone else's event loop, which is what a one-loop supervisor needs.
+ * Why http-parser (nodejs/http-parser 2.9, Debian's libhttp-parser2.9): the parsing of hostile
+ * input is done by a small library with no dependencies, long used by Node.js and libgit2 and
+ * security-maintained by Debian; everything else (sockets, limits, timeouts, keep-alive) is this
+ * file, which is what lets the connection table be managed as below.  It replaced GNU
+ * libmicrohttpd, which Debian builds with HTTPS support (it linked and initialised GnuTLS in a
+ * server that speaks no TLS) and whose idle timer restarted with every byte, so one byte a
+ * second held a connection for hours.  Debian builds http-parser without HTTP_PARSER_STRICT,
+ * so what strict mode would refuse is checked here: header names are tokens, the URL is
+ * visible ASCII, the version is 1.x, no folded header lines (header_done, request_path,
+ * on_headers_complete).
  *
- * meshd accepts connections itself (level-triggered uv_poll on its listening socket) and hands
- * them to the daemon with MHD_add_connection, so it keeps the connection limit in its own hands.
+ * Each connection is a uv_poll_t on a non-blocking socket, in one of four states, each with its
+ * own list (oldest first) and deadline; one timer per listener serves the earliest deadline:
  *
- * Limits (docs/api.md): a connection's memory (request line + headers) is capped, so an
- * oversized header gets 431 from the library (a long URL 414); a body over BODY_MAX bytes gets
- * 413 and a chunked one 411 (the API takes none); idle or slow connections are closed after
- * IDLE_TIMEOUT_S; at most http.max_connections are open at once per listener, and a connection
- * beyond that is answered 503 and closed at once.
+ *   IDLE     no request in progress: just accepted, or between keep-alive requests.  Closed
+ *            after KEEPALIVE_MS.
+ *   READING  a request has begun (its first byte came): head and body must be in within
+ *            REQUEST_MS of that first byte, however slowly the bytes come (408 and closed).
+ *   WRITING  the answer is being written: REQUEST_MS for all of it, then closed.
+ *   LINGER   answered with "Connection: close": our side is shut down and what the client still
+ *            sends is read and dropped until it closes (at most LINGER_MS), so the answer is not
+ *            lost to a reset.
+ *
+ * One request at a time per connection: the parser pauses at the end of each message, and the
+ * socket is not read while the answer is written, so pipelined requests are answered in order
+ * and a client that does not read its answers stops being read.
+ *
+ * Each listener holds at most http.max_connections connections.  When it is full, a new
+ * connection takes the place of the oldest one in LINGER, else the oldest IDLE one, else the
+ * one that has spent longest on its current request if that is more than BUSY_GRACE_MS (its
+ * client is slow to send or to read: under pressure, slow clients go first).  If none qualifies
+ * the new connection waits (not answered, not polled) until one does, at most BUSY_GRACE_MS,
+ * and the listener stops accepting meanwhile, so later ones wait in the kernel's queue in order.
+ * The unix socket has its own table: a flood on TCP cannot keep the local `meshctl` out.
+ *
+ * Limits (docs/api.md): request line and headers HEAD_MAX bytes (414 when the request line is
+ * what overflows, else 431); a body over BODY_MAX is 413, a chunked one 411 (the API takes
+ * none); two Content-Length headers, Content-Length with Transfer-Encoding, two Host headers, a
+ * NUL or other control byte or a bad %-escape in the path: 400.
  */
 #define _GNU_SOURCE /* accept4 */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <netinet/in.h>
-#include <stdarg.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
-#include <microhttpd.h>
+#include <http_parser.h>
 
 #include "api.h"
 #include "http.h"
@@ -37,60 +67,151 @@
 #include "meshd/md_log.h"
 #include "sup.h"
 
+#define HEAD_MAX (16 * 1024) /* request line + headers */
 #define BODY_MAX 4096
+#define BUF_MIN 2048 /* a connection's input buffer starts this big, grows to BUF_MAX */
+#define BUF_MAX (HEAD_MAX + BODY_MAX)
+#define OUT_HEAD_MAX 640   /* an answer's status line and headers (all ours, bounded) */
 #define CACHE_MS 1000      /* a rendered /status or /metrics is reused at most this long */
-#define CONN_MEMORY_LIMIT (32 * 1024) /* request line + headers, per connection */
-#define IDLE_TIMEOUT_S 10
-#define LISTEN_BACKLOG 128
-#define LINGER_MAX 64      /* refused connections drained at once; beyond, closed at once */
+#define KEEPALIVE_MS 10000 /* IDLE: from accept or the last answer to a request's first byte */
+#define REQUEST_MS 10000   /* READING: first byte to last; WRITING: the whole answer */
 #define LINGER_MS 1000
+#define BUSY_GRACE_MS 1000  /* on a full table, a request older than this may be displaced */
+#define EMFILE_PAUSE_MS 100 /* out of descriptors: accept again after this */
+#define LISTEN_BACKLOG 4096 /* the kernel caps it at net.core.somaxconn */
+#define ACCEPT_BATCH 64
+
+enum conn_state { CONN_IDLE, CONN_READING, CONN_WRITING, CONN_LINGER, CONN_NSTATES };
+
+/* A reference-counted answer body, shared by the cache and every connection writing it. */
+struct body {
+    unsigned refs;
+    bool owned; /* data is malloc'd and freed with the last reference */
+    size_t len;
+    const char *data;
+};
+
+/* What the parser callbacks collect about the request being read.  Offsets are into the
+ * connection's buffer, which holds the whole request (head and body) until it is answered. */
+struct request {
+    size_t url_off, url_len;
+    size_t name_off, name_len;   /* the header name being read */
+    size_t value_off, value_len; /* its value, so far */
+    size_t auth_off, auth_len;   /* the Authorization value */
+    unsigned hosts, auths;
+    bool in_value;   /* the last callback was a header value */
+    bool in_headers; /* a header name has begun: the request line is complete */
+    bool head_done, done;
+    bool te;       /* Transfer-Encoding was sent */
+    bool expect;   /* Expect: 100-continue */
+    unsigned fail; /* 0, or the status to answer (and close) with */
+    const char *fail_msg;
+};
+
+struct listener;
+
+struct conn {
+    uv_poll_t poll;
+    struct listener *l;
+    struct conn *prev, *next; /* in l->list[state], oldest first */
+    enum conn_state state;
+    uint64_t since; /* loop time the state was entered: its deadline's start */
+    int fd;
+    int events; /* what poll watches */
+    bool eof;   /* the client shut down its side */
+    bool closing;
+    http_parser parser;
+    struct request rq;
+    char *buf;               /* NULL until the first byte */
+    size_t cap, len, parsed; /* parsed <= len <= cap; the request being read starts at 0 */
+    /* the answer being written */
+    char out[OUT_HEAD_MAX];
+    size_t out_len, out_off;
+    struct body *body;
+    size_t body_len, body_off; /* body_len is 0 for HEAD */
+    bool close_after;
+};
+
+struct conn_list {
+    struct conn *head, *tail;
+};
 
 struct listener {
     struct sup_http *h;
-    struct MHD_Daemon *d;
-    int lfd;          /* our listening socket: we accept, the daemon serves */
-    uv_poll_t accept; /* lfd */
-    uv_poll_t poll;   /* the daemon's epoll fd */
-    uv_timer_t timer; /* the daemon's next timeout */
-    unsigned active;  /* connections the daemon holds */
-    unsigned lingering; /* refused connections being drained (struct refused_conn) */
-    uint64_t refused; /* answered 503 because active was at the limit */
-    bool trusted;     /* the unix socket: no token needed */
+    int lfd;
+    uv_poll_t accept;
+    uv_timer_t timer;  /* the earliest deadline of the lists below, and retries */
+    uint64_t armed_at; /* when timer fires (loop time), 0 when stopped */
+    struct conn_list list[CONN_NSTATES];
+    unsigned count;        /* connections held, all states */
+    int waiting_fd;        /* accepted on a full table, admitted once room is made; or -1 */
+    uint64_t paused_until; /* accepting paused after EMFILE until then, or 0 */
+    bool accepting;        /* accept is polled */
+    uint64_t displaced;    /* connections closed to admit new ones */
+    uint64_t accept_errors;
+    bool trusted; /* the unix socket: no token needed */
     bool open;
-    char name[80];    /* for the log */
+    char name[80]; /* for the log */
 };
 
 /* GET /status and /metrics render every job (~1 ms for 200 jobs); under a flood of readers
- * that would starve the loop.  The rendered answer is kept as one libmicrohttpd response
- * (reference-counted, queued to any number of connections) until something it shows changes
- * (sup->status_gen) or it is CACHE_MS old (uptime, backlog). */
+ * that would starve the loop.  The rendered body is kept, shared by every connection writing
+ * it, until something it shows changes (sup->status_gen) or it is CACHE_MS old (uptime,
+ * backlog). */
 struct cached {
-    struct MHD_Response *resp;
+    struct body *body;
+    const char *ctype;
     uint64_t gen;
-    uint64_t at_ms;  /* loop time it was rendered */
+    uint64_t at_ms; /* loop time it was rendered */
 };
 
 struct sup_http {
     struct sup *sup;
     struct cached status, metrics;
     struct listener l[2];
-    char *sock_path;  /* unlinked at close */
-    int tcp_port;     /* the bound TCP port, or -1 */
+    char *sock_path; /* unlinked at close */
+    int tcp_port;    /* the bound TCP port, or -1 */
     int pending_closes;
 };
 
-/* Per request, kept in the connection's con_cls between handler calls. */
-struct request {
-    size_t body;
-    bool started;
-};
+static void conn_run(struct conn *c);
+static void conn_poll_cb(uv_poll_t *p, int status, int events);
+static void arm(struct listener *l);
+
+/* ---- bodies ------------------------------------------------------------------------------- */
+
+/* Takes data when owned. */
+static struct body *body_new(const char *data, size_t len, bool owned)
+{
+    struct body *b = md_xmalloc(sizeof *b);
+
+    b->refs = 1;
+    b->owned = owned;
+    b->len = len;
+    b->data = data;
+    return b;
+}
+
+static void body_unref(struct body *b)
+{
+    if (b == NULL || --b->refs > 0)
+        return;
+    if (b->owned)
+        free((char *)b->data); /* cJSON_Print / md_xasprintf memory */
+    md_free(b);
+}
+
+static void cache_drop(struct cached *c)
+{
+    body_unref(c->body); /* connections still writing it hold their own reference */
+    c->body = NULL;
+}
 
 /* ---- authentication ----------------------------------------------------------------------- */
 
 static const char *api_token(const struct sup *sup)
 {
-    const char *t = sup->cfg->http_token != NULL ? sup->cfg->http_token
-                                                 : getenv("MESHD_API_TOKEN");
+    const char *t = sup->cfg->http_token != NULL ? sup->cfg->http_token : getenv("MESHD_API_TOKEN");
     return t != NULL && *t != '\0' ? t : NULL;
 }
 
@@ -105,386 +226,931 @@ static bool token_eq(const char *given, size_t glen, const char *want)
     return diff == 0;
 }
 
-static bool bearer_ok(struct MHD_Connection *conn, const char *want)
+/* v, n: the Authorization value (not NUL-terminated, surrounding whitespace included). */
+static bool bearer_ok(const char *v, size_t n, const char *want)
 {
-    const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                MHD_HTTP_HEADER_AUTHORIZATION);
-
-    if (want == NULL || h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
+    if (want == NULL || v == NULL)
         return false;
-    h += 7;
-    while (*h == ' ')
-        h++;
-    return token_eq(h, strlen(h), want);
+    while (n > 0 && (*v == ' ' || *v == '\t'))
+        v++, n--;
+    while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+        n--;
+    if (n < 7 || strncasecmp(v, "Bearer ", 7) != 0)
+        return false;
+    v += 7, n -= 7;
+    while (n > 0 && *v == ' ')
+        v++, n--;
+    return token_eq(v, n, want);
+}
+
+/* ---- connection lists and the timer ------------------------------------------------------- */
+
+static void list_remove(struct listener *l, struct conn *c)
+{
+    struct conn_list *li = &l->list[c->state];
+
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        li->head = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    else
+        li->tail = c->prev;
+    c->prev = c->next = NULL;
+}
+
+static void list_append(struct listener *l, struct conn *c)
+{
+    struct conn_list *li = &l->list[c->state];
+
+    c->prev = li->tail;
+    c->next = NULL;
+    if (li->tail != NULL)
+        li->tail->next = c;
+    else
+        li->head = c;
+    li->tail = c;
+}
+
+/* Moves c to the end of state's list, its deadline counting from now. */
+static void set_state(struct conn *c, enum conn_state state)
+{
+    struct listener *l = c->l;
+
+    list_remove(l, c);
+    c->state = state;
+    c->since = uv_now(l->h->sup->loop);
+    list_append(l, c);
+    arm(l);
+}
+
+static uint64_t timeout_of(enum conn_state s)
+{
+    switch (s) {
+    case CONN_IDLE: return KEEPALIVE_MS;
+    case CONN_READING:
+    case CONN_WRITING: return REQUEST_MS;
+    case CONN_LINGER: return LINGER_MS;
+    case CONN_NSTATES: break;
+    }
+    MD_UNREACHABLE();
+}
+
+static void set_events(struct conn *c, int events)
+{
+    if (c->events != events) {
+        c->events = events;
+        uv_poll_start(&c->poll, events, conn_poll_cb);
+    }
+}
+
+static void conn_closed(uv_handle_t *hd)
+{
+    md_free(MD_CONTAINER_OF(hd, struct conn, poll));
+}
+
+/* Closes c at once (no answer); safe to call more than once. */
+static void conn_close(struct conn *c)
+{
+    struct listener *l = c->l;
+
+    if (c->closing)
+        return;
+    c->closing = true;
+    list_remove(l, c);
+    l->count--;
+    uv_close((uv_handle_t *)&c->poll, conn_closed); /* stops polling, drops stale events */
+    close(c->fd);
+    c->fd = -1;
+    md_free(c->buf);
+    c->buf = NULL;
+    body_unref(c->body);
+    c->body = NULL;
+    if (l->waiting_fd >= 0)
+        arm(l); /* room for the waiting connection: the timer admits it (not from in here) */
+}
+
+/* The connection to close to make room on a full table, or NULL (see the top comment). */
+static struct conn *displaceable(struct listener *l, uint64_t now)
+{
+    struct conn *r = l->list[CONN_READING].head, *w = l->list[CONN_WRITING].head, *o;
+
+    if (l->list[CONN_LINGER].head != NULL)
+        return l->list[CONN_LINGER].head;
+    if (l->list[CONN_IDLE].head != NULL)
+        return l->list[CONN_IDLE].head;
+    o = r == NULL ? w : w == NULL ? r : r->since <= w->since ? r : w;
+    return o != NULL && now - o->since >= BUSY_GRACE_MS ? o : NULL;
+}
+
+/* When a full table next has something to displace (loop time), or UINT64_MAX. */
+static uint64_t displaceable_at(struct listener *l)
+{
+    struct conn *r = l->list[CONN_READING].head, *w = l->list[CONN_WRITING].head;
+    uint64_t at = UINT64_MAX;
+
+    if (l->list[CONN_LINGER].head != NULL || l->list[CONN_IDLE].head != NULL)
+        return 0;
+    if (r != NULL)
+        at = r->since + BUSY_GRACE_MS;
+    if (w != NULL && w->since + BUSY_GRACE_MS < at)
+        at = w->since + BUSY_GRACE_MS;
+    return at;
+}
+
+static bool make_room(struct listener *l, uint64_t now)
+{
+    static const char busy[] = "{\"error\":\"too many connections, try again\"}\n";
+    struct conn *v;
+
+    if (l->count < l->h->sup->cfg->http_max_connections)
+        return true;
+    v = displaceable(l, now);
+    if (v == NULL)
+        return false;
+    if (v->state == CONN_READING) {
+        /* Mid-request: tell it why (best effort; it is slow, so it may not read this). */
+        char msg[256];
+        int n = snprintf(msg, sizeof msg,
+                         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: "
+                         "application/json\r\nContent-Length: %zu\r\nConnection: close\r\n"
+                         "Retry-After: 1\r\n\r\n%s",
+                         sizeof busy - 1, busy);
+        ssize_t w = send(v->fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)w;
+    }
+    if (l->displaced++ % 1000 == 0)
+        md_log(MD_LOG_WARN,
+               "http: listener=%s: %u connections open (the limit): closing the "
+               "oldest idle or slow one to admit a new one (displaced=%" PRIu64 ")",
+               l->name, l->count, l->displaced);
+    conn_close(v);
+    return true;
+}
+
+static void accept_start(struct listener *l);
+static void admit(struct listener *l, int fd);
+
+static void timer_cb(uv_timer_t *t)
+{
+    struct listener *l = MD_CONTAINER_OF(t, struct listener, timer);
+    uint64_t now = uv_now(l->h->sup->loop);
+    struct conn *c;
+
+    l->armed_at = 0;
+    for (int s = 0; s < CONN_NSTATES; s++) {
+        while ((c = l->list[s].head) != NULL && now - c->since >= timeout_of(s)) {
+            if (s == CONN_READING) {
+                /* A slow request: answer 408 (which moves it to WRITING, then LINGER). */
+                c->rq.fail = 408;
+                c->rq.fail_msg = "the request took too long to arrive";
+                conn_run(c);
+            } else {
+                conn_close(c);
+            }
+        }
+    }
+    if (l->waiting_fd >= 0 && make_room(l, now)) {
+        int fd = l->waiting_fd;
+        l->waiting_fd = -1;
+        admit(l, fd);
+    }
+    if (l->paused_until != 0 && now >= l->paused_until)
+        l->paused_until = 0;
+    if (l->waiting_fd < 0 && l->paused_until == 0)
+        accept_start(l);
+    arm(l);
+}
+
+/* Makes the timer fire no later than the earliest thing due.  It may fire early (a state left
+ * since): timer_cb then finds nothing due and arms it again, which is cheaper than re-arming
+ * on every request. */
+static void arm(struct listener *l)
+{
+    uint64_t due = UINT64_MAX, now;
+
+    if (!l->open)
+        return;
+    for (int s = 0; s < CONN_NSTATES; s++)
+        if (l->list[s].head != NULL && l->list[s].head->since + timeout_of(s) < due)
+            due = l->list[s].head->since + timeout_of(s);
+    if (l->waiting_fd >= 0) {
+        uint64_t at = l->count < l->h->sup->cfg->http_max_connections ? 0 : displaceable_at(l);
+        if (at < due)
+            due = at;
+    }
+    if (l->paused_until != 0 && l->paused_until < due)
+        due = l->paused_until;
+    if (due == UINT64_MAX || (l->armed_at != 0 && l->armed_at <= due))
+        return;
+    now = uv_now(l->h->sup->loop);
+    l->armed_at = due > now ? due : now;
+    uv_timer_start(&l->timer, timer_cb, l->armed_at - now, 0);
+}
+
+/* ---- answers ------------------------------------------------------------------------------ */
+
+/* "Fri, 04 Dec 2026 16:30:59 GMT", rendered once a second; not locale-dependent. */
+static const char *http_date(void)
+{
+    static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    static char text[80]; /* 29 used; room for what the compiler cannot rule out */
+    static time_t at = -1;
+    time_t now = time(NULL);
+    struct tm tm;
+
+    if (now != at && gmtime_r(&now, &tm) != NULL) {
+        snprintf(text, sizeof text, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday % 7],
+                 tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+                 tm.tm_sec);
+        at = now;
+    }
+    return text;
+}
+
+/* The request method was parsed (so HEAD is known): the URL began after it. */
+static bool is_head(const struct conn *c)
+{
+    return c->rq.url_len > 0 && c->parser.method == HTTP_HEAD;
+}
+
+/* Starts writing an answer: status line and headers into c->out, body shared (takes the
+ * caller's reference to b). */
+static void answer(struct conn *c, unsigned code, const char *ctype, struct body *b,
+                   const char *allow, bool challenge, bool page)
+{
+    const char *reason = http_status_str((enum http_status)code);
+    int n;
+
+    if (c->closing) { /* the listeners were closed meanwhile (shutdown) */
+        body_unref(b);
+        return;
+    }
+    if (c->rq.fail != 0 || c->parser.upgrade || !http_should_keep_alive(&c->parser) ||
+        c->l->h->sup->stopping)
+        c->close_after = true;
+    n = snprintf(c->out, sizeof c->out,
+                 "HTTP/1.1 %u %s\r\nDate: %s\r\nContent-Type: %s\r\nCache-Control: no-store\r\n"
+                 "X-Content-Type-Options: nosniff\r\n%s%s%s%s%sContent-Length: %zu\r\n%s\r\n",
+                 code, reason, http_date(), ctype,
+                 /* the page: nothing from elsewhere, ever */
+                 page ? "Content-Security-Policy: default-src 'self'; script-src "
+                        "'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data:; "
+                        "frame-ancestors 'none'\r\n"
+                      : "",
+                 allow != NULL ? "Allow: " : "", allow != NULL ? allow : "",
+                 allow != NULL ? "\r\n" : "",
+                 challenge ? "WWW-Authenticate: Bearer realm=\"meshd\"\r\n" : "", b->len,
+                 c->close_after              ? "Connection: close\r\n"
+                 : c->parser.http_minor == 0 ? "Connection: keep-alive\r\n"
+                                             : "");
+    if (n < 0 || (size_t)n >= sizeof c->out)
+        MD_UNREACHABLE(); /* every part is ours and bounded */
+    c->out_len = (size_t)n;
+    c->out_off = 0;
+    c->body = b;
+    c->body_len = is_head(c) ? 0 : b->len;
+    c->body_off = 0;
+    set_state(c, CONN_WRITING);
+}
+
+static void answer_reply(struct conn *c, struct api_reply *rp)
+{
+    struct body *b = body_new(rp->body, rp->len, !rp->body_static);
+
+    answer(c, rp->code, rp->ctype, b, rp->allow, rp->challenge, rp->body_static);
+}
+
+static void answer_error(struct conn *c, unsigned code, const char *msg)
+{
+    /* msg: a fixed string of ours, no escaping needed */
+    char *text = md_xasprintf("{\"error\":\"%s\"}", msg);
+
+    c->rq.fail = code; /* closes the connection after */
+    answer(c, code, "application/json", body_new(text, strlen(text), true), NULL, false, false);
+}
+
+/* Answers a cacheable GET from the cache, or renders it through api_dispatch and keeps it. */
+static void answer_cached(struct conn *c, struct cached *k, const struct api_req *areq)
+{
+    struct sup *sup = c->l->h->sup;
+    uint64_t now = uv_now(sup->loop);
+    struct api_reply rp;
+
+    if (k->body == NULL || k->gen != sup->status_gen || now - k->at_ms >= CACHE_MS) {
+        cache_drop(k);
+        api_dispatch(sup, areq, &rp);
+        if (rp.code != 200 || rp.body_static) {
+            answer_reply(c, &rp);
+            return;
+        }
+        k->body = body_new(rp.body, rp.len, true);
+        k->ctype = rp.ctype;
+        k->gen = sup->status_gen;
+        k->at_ms = now;
+    }
+    k->body->refs++;
+    answer(c, 200, k->ctype, k->body, NULL, false, false);
 }
 
 /* ---- requests ----------------------------------------------------------------------------- */
 
-/* Builds the library's response for rp (takes rp->body).  NULL when out of memory. */
-static struct MHD_Response *make_response(struct api_reply *rp)
+static bool is_tchar(unsigned char ch)
 {
-    struct MHD_Response *r;
+    /* RFC 9110 token characters */
+    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+           (ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
 
-    if (rp->body_static)
-        r = MHD_create_response_from_buffer(rp->len, rp->body, MHD_RESPMEM_PERSISTENT);
-    else
-        r = MHD_create_response_from_buffer(rp->len, rp->body, MHD_RESPMEM_MUST_FREE);
-    if (r == NULL) {
-        if (!rp->body_static)
-            free(rp->body);
-        return NULL;
+static int hexval(unsigned char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* The request target in c->buf, turned into the decoded path api.c takes (NUL-terminated, in
+ * place: the bytes after the URL are parsed already).  NULL with *why set when it is not one.
+ *
+ *   origin-form    "/" path ["?" query]         the query is ignored
+ *   absolute-form  "http://" authority path ["?" query]   (RFC 9112 3.2.2: must be accepted)
+ *
+ * Every byte must be visible ASCII (RFC 3986; the library also lets TAB, FF and bytes over
+ * 0x7F through), a fragment is not part of a request target, "%" must be followed by two hex
+ * digits, and the decoded path may hold no control byte (a NUL would end the job name early). */
+static char *request_path(struct conn *c, const char **why)
+{
+    char *u = c->buf + c->rq.url_off, *p, *end, *path, *o;
+    size_t n = c->rq.url_len;
+
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)u[i];
+        if (ch <= 0x20 || ch >= 0x7f || ch == '#') {
+            *why = "invalid character in the URL";
+            return NULL;
+        }
     }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, rp->ctype);
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
-    if (rp->body_static) /* the page: nothing from elsewhere, ever */
-        MHD_add_response_header(r, "Content-Security-Policy",
-                                "default-src 'self'; script-src 'unsafe-inline'; "
-                                "style-src 'unsafe-inline'; img-src 'self' data:; "
-                                "frame-ancestors 'none'");
-    if (rp->allow != NULL)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, rp->allow);
-    if (rp->challenge)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"meshd\"");
-    return r;
-}
-
-static enum MHD_Result send_reply(struct MHD_Connection *conn, struct api_reply *rp)
-{
-    struct MHD_Response *r = make_response(rp);
-    enum MHD_Result ret;
-
-    if (r == NULL)
-        return MHD_NO;
-    ret = MHD_queue_response(conn, rp->code, r);
-    MHD_destroy_response(r);
-    return ret;
-}
-
-static void cache_drop(struct cached *c)
-{
-    if (c->resp != NULL)
-        MHD_destroy_response(c->resp); /* connections still sending it hold their own ref */
-    c->resp = NULL;
-}
-
-/* Answers a cacheable GET from the cache, or renders it through api_dispatch and keeps it. */
-static enum MHD_Result send_cached(struct MHD_Connection *conn, struct sup *sup,
-                                   struct cached *c, const struct api_req *areq)
-{
-    uint64_t now = uv_now(sup->loop);
-    struct api_reply rp;
-
-    if (c->resp == NULL || c->gen != sup->status_gen || now - c->at_ms >= CACHE_MS) {
-        cache_drop(c);
-        api_dispatch(sup, areq, &rp);
-        if (rp.code != 200)
-            return send_reply(conn, &rp);
-        c->resp = make_response(&rp);
-        if (c->resp == NULL)
-            return MHD_NO;
-        c->gen = sup->status_gen;
-        c->at_ms = now;
+    if (n > 0 && u[0] == '/') {
+        p = u;
+        end = memchr(u, '?', n);
+        if (end == NULL)
+            end = u + n;
+    } else {
+        struct http_parser_url pu;
+        http_parser_url_init(&pu);
+        if (n < 7 || strncasecmp(u, "http://", 7) != 0 ||
+            http_parser_parse_url(u, n, 0, &pu) != 0) {
+            *why = "the request target is neither a path nor an http:// URL";
+            return NULL;
+        }
+        if (pu.field_set & (1u << UF_PATH)) {
+            p = u + pu.field_data[UF_PATH].off;
+            end = p + pu.field_data[UF_PATH].len;
+        } else {
+            p = u + n - 1; /* "http://host": the path is "/"; reuse the last byte */
+            *p = '/';
+            end = p + 1;
+        }
     }
-    return MHD_queue_response(conn, 200, c->resp);
+    path = o = p;
+    for (; p < end; p++) {
+        unsigned char ch = (unsigned char)*p;
+        if (ch == '%') {
+            int hi = end - p >= 3 ? hexval((unsigned char)p[1]) : -1;
+            int lo = end - p >= 3 ? hexval((unsigned char)p[2]) : -1;
+            if (hi < 0 || lo < 0) {
+                *why = "invalid %-escape in the URL";
+                return NULL;
+            }
+            ch = (unsigned char)(hi << 4 | lo);
+            p += 2;
+            if (ch < 0x20 || ch == 0x7f) {
+                *why = "a control character (or NUL) in the URL's path";
+                return NULL;
+            }
+        }
+        *o++ = (char)ch;
+    }
+    *o = '\0'; /* o <= end: at worst the byte after the URL (a space, parsed already) */
+    return path;
 }
 
-static enum MHD_Result send_error(struct MHD_Connection *conn, unsigned code, const char *msg)
+/* The request is in (head and body): route it, start writing the answer. */
+static void dispatch(struct conn *c)
 {
-    struct api_reply rp = {.code = code, .ctype = "application/json"};
-
-    rp.body = md_xasprintf("{\"error\":\"%s\"}", msg); /* msg: a fixed string, no escaping */
-    rp.len = strlen(rp.body);
-    return send_reply(conn, &rp);
-}
-
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
-{
-    struct listener *l = cls;
+    struct listener *l = c->l;
     struct sup *sup = l->h->sup;
-    struct request *rq = *con_cls;
+    const char *why = NULL, *token;
     struct api_req areq;
     struct api_reply rp;
-    const char *token;
+    char *path = request_path(c, &why);
 
-    (void)version;
-    (void)upload_data;
-    if (rq == NULL) {
-        /* Headers are in.  Refuse a declared oversized body before reading any of it. */
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
-        const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                     MHD_HTTP_HEADER_TRANSFER_ENCODING);
-        rq = md_xcalloc(1, sizeof *rq);
-        *con_cls = rq;
-        /* Answers can only be queued now or once the body is in (libmicrohttpd refuses one
-         * in the middle of an upload), so bodies are bounded up front: a declared length
-         * over BODY_MAX is refused, and so is a chunked body, whose length is unknown. */
-        if (cl != NULL && strtoull(cl, NULL, 10) > BODY_MAX) {
-            rq->started = true;
-            return send_error(conn, 413, "request body too large (meshd's API takes none)");
-        }
-        if (te != NULL) {
-            rq->started = true;
-            return send_error(conn, 411, "a chunked body is not accepted: send "
-                                         "Content-Length (meshd's API takes no body)");
-        }
-        return MHD_YES;
+    if (path == NULL) {
+        answer_error(c, 400, why);
+        return;
     }
-    if (rq->started) {
-        *upload_data_size = 0; /* an answer is queued already: discard the rest */
-        return MHD_YES;
-    }
-    if (*upload_data_size > 0) {
-        rq->body += *upload_data_size;
-        *upload_data_size = 0;
-        /* Cannot happen with the checks above (MHD enforces Content-Length); be safe. */
-        return rq->body > BODY_MAX ? MHD_NO : MHD_YES;
-    }
-    rq->started = true;
     token = api_token(sup);
     memset(&areq, 0, sizeof areq);
-    areq.method = method;
-    areq.path = url;
+    areq.method = http_method_str((enum http_method)c->parser.method);
+    areq.path = path;
     if (l->trusted) {
         areq.can_read = areq.can_write = true;
     } else {
-        bool authed = bearer_ok(conn, token);
+        bool authed = c->rq.auths == 1 && bearer_ok(c->buf + c->rq.auth_off, c->rq.auth_len, token);
         areq.can_write = authed;
         areq.can_read = authed || sup->cfg->http_anonymous_read;
         areq.tcp_no_token = token == NULL;
     }
-    if (areq.can_read && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)) {
-        if (strcmp(url, "/status") == 0)
-            return send_cached(conn, sup, &l->h->status, &areq);
-        if (strcmp(url, "/metrics") == 0)
-            return send_cached(conn, sup, &l->h->metrics, &areq);
+    sup_clock_check(sup); /* due cron work starts before the request is served */
+    if (areq.can_read && (c->parser.method == HTTP_GET || c->parser.method == HTTP_HEAD)) {
+        if (strcmp(path, "/status") == 0) {
+            answer_cached(c, &l->h->status, &areq);
+            return;
+        }
+        if (strcmp(path, "/metrics") == 0) {
+            answer_cached(c, &l->h->metrics, &areq);
+            return;
+        }
     }
     api_dispatch(sup, &areq, &rp);
-    return send_reply(conn, &rp);
+    answer_reply(c, &rp);
 }
 
-static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-                         enum MHD_RequestTerminationCode toe)
+/* ---- parser callbacks --------------------------------------------------------------------- */
+
+static struct conn *conn_of(http_parser *p)
 {
-    (void)cls;
-    (void)conn;
-    (void)toe;
-    md_free(*con_cls);
-    *con_cls = NULL;
+    return MD_CONTAINER_OF(p, struct conn, parser);
 }
 
-static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
-static void mhd_log(void *cls, const char *fmt, va_list ap)
+static int reject(struct conn *c, unsigned code, const char *msg)
 {
-    struct listener *l = cls;
-    char msg[512];
-    size_t n;
-
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    n = strlen(msg);
-    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
-        msg[--n] = '\0';
-    md_log(MD_LOG_INFO, "http: listener=%s: %s", l->name, msg);
+    if (c->rq.fail == 0) {
+        c->rq.fail = code;
+        c->rq.fail_msg = msg;
+    }
+    return -1; /* stops the parser */
 }
 
-/* ---- driving the daemon from the loop ----------------------------------------------------- */
-
-static void drive(struct listener *l);
-
-static void timer_cb(uv_timer_t *t)
+/* Adds a piece to a field that may come in several (one per read); the pieces of one field
+ * are contiguous in the buffer unless something was left out between them, which for a header
+ * value means a folded line (RFC 9112 5.2: reject it or replace it; we reject). */
+static bool extend(struct conn *c, size_t *off, size_t *len, const char *at, size_t n)
 {
-    drive(MD_CONTAINER_OF(t, struct listener, timer));
+    size_t o = (size_t)(at - c->buf);
+
+    if (*len == 0)
+        *off = o;
+    else if (o != *off + *len)
+        return false;
+    *len += n;
+    return true;
 }
 
-static void poll_cb(uv_poll_t *p, int status, int events)
+static int on_message_begin(http_parser *p)
 {
-    (void)status;
-    (void)events;
-    drive(MD_CONTAINER_OF(p, struct listener, poll));
+    struct conn *c = conn_of(p);
+
+    memset(&c->rq, 0, sizeof c->rq);
+    return 0;
 }
 
-static void drive(struct listener *l)
+static int on_url(http_parser *p, const char *at, size_t n)
 {
-    MHD_UNSIGNED_LONG_LONG ms;
+    struct conn *c = conn_of(p);
 
-    if (!l->open)
-        return;
-    sup_clock_check(l->h->sup); /* cron before a batch of requests */
-    MHD_run(l->d);
-    if (MHD_get_timeout(l->d, &ms) == MHD_YES)
-        uv_timer_start(&l->timer, timer_cb, (uint64_t)ms, 0);
-    else
-        uv_timer_stop(&l->timer);
+    if (!extend(c, &c->rq.url_off, &c->rq.url_len, at, n))
+        return reject(c, 400, "invalid request line");
+    return 0;
 }
 
-static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
-                          enum MHD_ConnectionNotificationCode toe)
+static bool name_is(const struct conn *c, const char *name)
 {
-    struct listener *l = cls;
-
-    (void)conn;
-    (void)socket_context;
-    if (toe == MHD_CONNECTION_NOTIFY_STARTED)
-        l->active++;
-    else if (l->active > 0)
-        l->active--;
+    size_t n = strlen(name);
+    return c->rq.name_len == n && strncasecmp(c->buf + c->rq.name_off, name, n) == 0;
 }
 
-/* A refused connection: the 503 is written, our side shut down for writing, and what the
- * client still sends is read and dropped until it closes (or LINGER_MS), so its request
- * arriving late does not turn our answer into a reset.  At most LINGER_MAX at once. */
-struct refused_conn {
-    uv_poll_t poll;
-    uv_timer_t timer;
-    struct listener *l;
-    int fd, closes;
+/* A header line is complete. */
+static int header_done(struct conn *c)
+{
+    for (size_t i = 0; i < c->rq.name_len; i++)
+        if (!is_tchar((unsigned char)c->buf[c->rq.name_off + i]))
+            return reject(c, 400, "invalid header name");
+    /* Between name and value only the colon and blanks: a line break there is a value folded
+     * onto the next line, which the library lets through when the first line's value is empty.
+     * (An empty value is reported at the start of the next line: nothing to check.) */
+    for (size_t i = c->rq.name_off + c->rq.name_len; c->rq.value_len > 0 && i < c->rq.value_off;
+         i++)
+        if (c->buf[i] == '\r' || c->buf[i] == '\n')
+            return reject(c, 400, "folded header lines are not accepted");
+    if (name_is(c, "host")) {
+        c->rq.hosts++;
+    } else if (name_is(c, "authorization")) {
+        c->rq.auths++;
+        c->rq.auth_off = c->rq.value_off;
+        c->rq.auth_len = c->rq.value_len;
+    } else if (name_is(c, "transfer-encoding")) {
+        c->rq.te = true;
+    } else if (name_is(c, "expect")) {
+        const char *v = c->buf + c->rq.value_off;
+        size_t n = c->rq.value_len;
+        while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+            n--;
+        c->rq.expect = n == 12 && strncasecmp(v, "100-continue", 12) == 0; /* others: ignored */
+    }
+    c->rq.in_value = false;
+    c->rq.name_len = c->rq.value_len = 0;
+    return 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t n)
+{
+    struct conn *c = conn_of(p);
+
+    c->rq.in_headers = true;
+    if (c->rq.in_value && header_done(c) != 0)
+        return -1;
+    if (!extend(c, &c->rq.name_off, &c->rq.name_len, at, n))
+        return reject(c, 400, "invalid header name");
+    return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t n)
+{
+    struct conn *c = conn_of(p);
+
+    c->rq.in_value = true;
+    if (!extend(c, &c->rq.value_off, &c->rq.value_len, at, n))
+        return reject(c, 400, "folded header lines are not accepted");
+    return 0;
+}
+
+/* The head is in.  What the library does not check is checked here; a declared body over
+ * BODY_MAX, or a chunked one, is refused before any of it is read. */
+static int on_headers_complete(http_parser *p)
+{
+    struct conn *c = conn_of(p);
+
+    if (c->rq.in_value && header_done(c) != 0)
+        return -1;
+    c->rq.head_done = true;
+    if (p->http_major != 1)
+        return p->http_major == 0 ? reject(c, 400, "HTTP/0.9 is not served")
+                                  : reject(c, 505, "only HTTP/1.x is served");
+    if (c->rq.hosts > 1 || (c->rq.hosts == 0 && p->http_minor >= 1))
+        return reject(c, 400, "an HTTP/1.1 request needs exactly one Host header");
+    if (c->rq.auths > 1)
+        return reject(c, 400, "more than one Authorization header");
+    if (c->rq.te)
+        return reject(c, 411,
+                      "a chunked body is not accepted: send Content-Length "
+                      "(meshd's API takes no body)");
+    if (p->content_length != ULLONG_MAX && p->content_length > BODY_MAX)
+        return reject(c, 413, "request body too large (meshd's API takes none)");
+    if (c->rq.expect && p->content_length != ULLONG_MAX && p->content_length > 0) {
+        /* The client waits for this before sending its body.  Nothing else is being written
+         * (one request at a time), so the socket's buffer takes these few bytes whole. */
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        ssize_t w = send(c->fd, cont, sizeof cont - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)w;
+    }
+    return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    struct conn *c = conn_of(p);
+
+    c->rq.done = true;
+    http_parser_pause(p, 1); /* one request at a time: the rest waits for this answer */
+    return 0;
+}
+
+static const http_parser_settings parser_settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_message_complete = on_message_complete,
 };
 
-static void linger_closed(uv_handle_t *hd)
+/* The library knows a fixed set of methods; any other is refused at its first unknown byte.
+ * A well-formed one ("TOKEN SP") is 501 (RFC 9110 9.1), anything else 400. */
+static unsigned unknown_method_status(const struct conn *c)
 {
-    struct refused_conn *g = hd->data;
+    size_t i = 0;
 
-    if (--g->closes == 0) {
-        g->l->lingering--;
-        close(g->fd);
-        md_free(g);
+    while (i < c->len && (c->buf[i] == '\r' || c->buf[i] == '\n'))
+        i++;
+    if (i == c->len || !is_tchar((unsigned char)c->buf[i]))
+        return 400;
+    while (i < c->len && is_tchar((unsigned char)c->buf[i]))
+        i++;
+    return i < c->len && c->buf[i] == ' ' ? 501 : 400;
+}
+
+/* Feeds the parser what is buffered.  Returns true when the request is complete or refused
+ * (an answer can be written), false when more bytes are needed. */
+static bool parse(struct conn *c)
+{
+    while (c->rq.fail == 0 && !c->rq.done && c->parsed < c->len) {
+        /* The head may not run past HEAD_MAX: give the parser no more than that until it is
+         * complete (the rest may be pipelined requests). */
+        size_t lim = c->rq.head_done || c->len <= HEAD_MAX ? c->len : HEAD_MAX, n;
+        enum http_errno e;
+
+        if (c->parsed >= lim)
+            break;
+        n = http_parser_execute(&c->parser, &parser_settings, c->buf + c->parsed, lim - c->parsed);
+        c->parsed += n;
+        e = HTTP_PARSER_ERRNO(&c->parser);
+        if (e == HPE_PAUSED || (e == HPE_OK && (n > 0 || c->rq.done)))
+            continue;
+        if (e == HPE_OK) {
+            c->rq.fail = 400; /* the library stopped without a reason: do not spin */
+            c->rq.fail_msg = "unparsable request";
+            break;
+        }
+        if (c->rq.fail != 0)
+            break; /* ours, from a callback */
+        if (e == HPE_INVALID_METHOD)
+            c->rq.fail = unknown_method_status(c);
+        else if (e == HPE_HEADER_OVERFLOW)
+            c->rq.fail = c->rq.in_headers ? 431 : 414;
+        else
+            c->rq.fail = 400;
+        c->rq.fail_msg = c->rq.fail == 501   ? "method not implemented"
+                         : c->rq.fail == 400 ? http_errno_description(e)
+                                             : "request head too large";
+    }
+    if (c->rq.fail == 0 && !c->rq.done && !c->rq.head_done && c->parsed >= HEAD_MAX) {
+        c->rq.fail = c->rq.in_headers ? 431 : 414;
+        c->rq.fail_msg = c->rq.in_headers ? "request headers too large" : "URL too long";
+    }
+    return c->rq.fail != 0 || c->rq.done;
+}
+
+/* ---- connection I/O ----------------------------------------------------------------------- */
+
+/* The answer is written: get ready for the next request, or close. */
+static void answer_done(struct conn *c)
+{
+    body_unref(c->body);
+    c->body = NULL;
+    if (c->close_after) {
+        if (c->eof || shutdown(c->fd, SHUT_WR) < 0) {
+            conn_close(c);
+            return;
+        }
+        set_state(c, CONN_LINGER);
+        set_events(c, UV_READABLE);
+        return;
+    }
+    /* Drop the answered request; what follows it (pipelined) moves to the front. */
+    if (c->len > c->parsed)
+        memmove(c->buf, c->buf + c->parsed, c->len - c->parsed);
+    c->len -= c->parsed;
+    c->parsed = 0;
+    memset(&c->rq, 0, sizeof c->rq);
+    http_parser_pause(&c->parser, 0);
+    if (c->len == 0 && c->cap > BUF_MIN) { /* a grown buffer is not kept while idle */
+        md_free(c->buf);
+        c->buf = NULL;
+        c->cap = 0;
+    }
+    set_state(c, c->len > 0 ? CONN_READING : CONN_IDLE);
+    set_events(c, UV_READABLE);
+}
+
+/* Writes what the socket takes.  0: all written; 1: wait for writable; <0: the peer is gone. */
+static int flush(struct conn *c)
+{
+    while (c->out_off < c->out_len || c->body_off < c->body_len) {
+        struct iovec iov[2];
+        struct msghdr msg = {.msg_iov = iov};
+        ssize_t n;
+
+        if (c->out_off < c->out_len) {
+            iov[msg.msg_iovlen].iov_base = c->out + c->out_off;
+            iov[msg.msg_iovlen++].iov_len = c->out_len - c->out_off;
+        }
+        if (c->body_off < c->body_len) {
+            iov[msg.msg_iovlen].iov_base = (char *)c->body->data + c->body_off;
+            iov[msg.msg_iovlen++].iov_len = c->body_len - c->body_off;
+        }
+        n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno == EAGAIN || errno == EWOULDBLOCK ? 1 : -errno;
+        }
+        size_t k = (size_t)n < c->out_len - c->out_off ? (size_t)n : c->out_len - c->out_off;
+        c->out_off += k;
+        c->body_off += (size_t)n - k;
+    }
+    return 0;
+}
+
+/* Room to read into, growing the buffer when it is full; 0 when the request may not grow. */
+static size_t room(struct conn *c)
+{
+    size_t max = c->rq.head_done ? BUF_MAX : HEAD_MAX;
+
+    if (c->len >= max)
+        return 0;
+    if (c->len == c->cap) {
+        size_t cap = c->cap == 0 ? BUF_MIN : c->cap * 2;
+        c->cap = cap < BUF_MAX ? cap : BUF_MAX;
+        c->buf = md_xrealloc(c->buf, c->cap);
+    }
+    return (c->cap < max ? c->cap : max) - c->len;
+}
+
+/* Drops what a lingering client still sends; closes at its end. */
+static void linger_read(struct conn *c)
+{
+    char sink[4096];
+
+    for (;;) {
+        ssize_t n = recv(c->fd, sink, sizeof sink, MSG_DONTWAIT);
+        if (n > 0)
+            continue;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        conn_close(c);
+        return;
     }
 }
 
-static void linger_end(struct refused_conn *g)
+/* Moves the connection along as far as it can go without waiting: parse, answer, write, read;
+ * returns when the socket must be waited for (poll set accordingly) or c is closed. */
+static void conn_run(struct conn *c)
 {
-    if (uv_is_closing((uv_handle_t *)&g->poll))
+    while (!c->closing) {
+        if (c->state == CONN_LINGER) {
+            linger_read(c);
+            return;
+        }
+        if (c->state == CONN_WRITING) {
+            int r = flush(c);
+            if (r > 0) {
+                set_events(c, UV_WRITABLE);
+                return;
+            }
+            if (r < 0) {
+                conn_close(c);
+                return;
+            }
+            answer_done(c);
+            continue;
+        }
+        /* IDLE or READING */
+        if (c->rq.fail != 0 || parse(c)) {
+            if (c->rq.fail != 0)
+                answer_error(c, c->rq.fail,
+                             c->rq.fail_msg != NULL ? c->rq.fail_msg : "bad request");
+            else
+                dispatch(c);
+            continue;
+        }
+        if (c->eof) {
+            conn_close(c); /* the client is gone, or left a request unfinished */
+            return;
+        }
+        size_t want = room(c);
+        if (want == 0) { /* cannot happen: parse() refuses a head that fills HEAD_MAX */
+            c->rq.fail = 431;
+            continue;
+        }
+        ssize_t n = recv(c->fd, c->buf + c->len, want, MSG_DONTWAIT);
+        if (n > 0) {
+            if (c->state == CONN_IDLE)
+                set_state(c, CONN_READING); /* the request's clock starts at its first byte */
+            c->len += (size_t)n;
+            continue;
+        }
+        if (n == 0) {
+            c->eof = true;
+            continue;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            set_events(c, UV_READABLE);
+            return;
+        }
+        conn_close(c);
         return;
-    uv_close((uv_handle_t *)&g->poll, linger_closed);
-    uv_close((uv_handle_t *)&g->timer, linger_closed);
+    }
 }
 
-static void linger_read(uv_poll_t *p, int status, int events)
+static void conn_poll_cb(uv_poll_t *p, int status, int events)
 {
-    struct refused_conn *g = MD_CONTAINER_OF(p, struct refused_conn, poll);
-    char buf[4096];
-    ssize_t n;
+    struct conn *c = MD_CONTAINER_OF(p, struct conn, poll);
 
     (void)events;
-    do
-        n = status < 0 ? 0 : recv(g->fd, buf, sizeof buf, MSG_DONTWAIT);
-    while (n > 0);
-    if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
-        linger_end(g);
-}
-
-static void linger_timeout(uv_timer_t *t)
-{
-    linger_end(MD_CONTAINER_OF(t, struct refused_conn, timer));
-}
-
-static void refuse(struct listener *l, int fd)
-{
-    static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: "
-                               "application/json\r\nContent-Length: 45\r\nConnection: close"
-                               "\r\nRetry-After: 1\r\n\r\n{\"error\":\"too many connections, try "
-                               "again\"}";
-    struct refused_conn *g;
-    ssize_t w = send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-
-    (void)w; /* a fresh socket's send buffer takes it; if not, the client sees a close */
-    if (l->refused++ % 1000 == 0)
-        md_log(MD_LOG_WARN, "http: listener=%s: %u connections open (the limit): refusing "
-               "with 503 (refused=%" PRIu64 ")", l->name, l->h->sup->cfg->http_max_connections,
-               l->refused);
-    if (l->lingering >= LINGER_MAX || shutdown(fd, SHUT_WR) < 0) {
-        close(fd);
+    if (status < 0) {
+        conn_close(c);
         return;
     }
-    g = md_xcalloc(1, sizeof *g);
-    g->l = l;
-    g->fd = fd;
-    g->closes = 2;
-    l->lingering++;
-    uv_poll_init(l->h->sup->loop, &g->poll, fd);
-    uv_timer_init(l->h->sup->loop, &g->timer);
-    g->poll.data = g->timer.data = g;
-    uv_poll_start(&g->poll, UV_READABLE | UV_DISCONNECT, linger_read);
-    uv_timer_start(&g->timer, linger_timeout, LINGER_MS, 0);
+    conn_run(c);
 }
 
-/* Level-triggered: connections left in the backlog (at the limit, or past the per-callback
- * batch) wake us again on the next loop iteration. */
+static void admit(struct listener *l, int fd)
+{
+    struct conn *c = md_xcalloc(1, sizeof *c);
+
+    c->l = l;
+    c->fd = fd;
+    c->state = CONN_IDLE;
+    c->since = uv_now(l->h->sup->loop);
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    uv_poll_init(l->h->sup->loop, &c->poll, fd); /* set_events() starts it */
+    list_append(l, c);
+    l->count++;
+    arm(l);
+    conn_run(c); /* the request is often there already */
+}
+
+/* ---- listening ---------------------------------------------------------------------------- */
+
+static void accept_cb(uv_poll_t *p, int status, int events);
+
+static void accept_start(struct listener *l)
+{
+    if (!l->accepting && l->open) {
+        uv_poll_start(&l->accept, UV_READABLE, accept_cb);
+        l->accepting = true;
+    }
+}
+
+static void accept_stop(struct listener *l)
+{
+    if (l->accepting) {
+        uv_poll_stop(&l->accept);
+        l->accepting = false;
+    }
+}
+
+/* Level-triggered: connections left in the backlog wake us again on the next iteration. */
 static void accept_cb(uv_poll_t *p, int status, int events)
 {
     struct listener *l = MD_CONTAINER_OF(p, struct listener, accept);
-    unsigned max = l->h->sup->cfg->http_max_connections;
+    uint64_t now = uv_now(l->h->sup->loop);
 
     (void)status;
     (void)events;
-    for (int i = 0; i < 64; i++) {
-        struct sockaddr_storage ss;
-        socklen_t sl = sizeof ss;
-        int fd = accept4(l->lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    for (int i = 0; i < ACCEPT_BATCH && l->accepting; i++) {
+        int fd = accept4(l->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC), one = 1;
         if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
-                errno != ECONNABORTED)
-                md_log_err(MD_LOG_WARN, -errno, "http: listener=%s: accept", l->name);
+            int e = errno;
+            if (e == EAGAIN || e == EWOULDBLOCK)
+                break;
+            if (e == EINTR || e == ECONNABORTED || e == EPROTO)
+                continue;
+            if (l->accept_errors++ % 1000 == 0)
+                md_log_err(MD_LOG_WARN, -e, "http: listener=%s: accept (errors=%" PRIu64 ")",
+                           l->name, l->accept_errors);
+            /* Out of descriptors (EMFILE, ENFILE) or memory: the connection stays queued and
+             * the level-triggered poll would fire again at once; wait a little instead. */
+            accept_stop(l);
+            l->paused_until = now + EMFILE_PAUSE_MS;
+            arm(l);
             break;
         }
-        if (l->active >= max) {
-            refuse(l, fd);
-            continue;
+        if (!l->trusted)
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* pipelined answers */
+        if (!make_room(l, now)) {
+            l->waiting_fd = fd; /* admitted by the timer once something can be displaced */
+            accept_stop(l);
+            arm(l);
+            break;
         }
-        if (sl == 0 || ss.ss_family == AF_UNIX) /* unix peers are unnamed */
-            sl = sizeof(struct sockaddr_un);
-        if (MHD_add_connection(l->d, fd, (struct sockaddr *)&ss, sl) != MHD_YES)
-            md_log(MD_LOG_WARN, "http: listener=%s: connection not added", l->name);
-        /* MHD_add_connection closes fd itself on failure. */
+        admit(l, fd);
     }
-    drive(l);
 }
 
-static int start_daemon(struct sup_http *h, struct listener *l, int fd)
+static int start_listener(struct sup_http *h, struct listener *l, int fd)
 {
-    const union MHD_DaemonInfo *info;
-
     l->h = h;
     l->lfd = fd;
-    /* The connection limit is enforced in accept_cb (with a 503), so the daemon's own is
-     * only a backstop. */
-    l->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG, 0,
-                            NULL, NULL, on_request, l,
-                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, l,
-                            /* Reject what RFC 7230 calls invalid (HTTP/1.1 without Host,
-                             * whitespace before a colon, ...) rather than guess. */
-                            MHD_OPTION_STRICT_FOR_CLIENT, 1,
-                            MHD_OPTION_CONNECTION_LIMIT,
-                            h->sup->cfg->http_max_connections + 16u,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S,
-                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY_LIMIT,
-                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, l,
-                            MHD_OPTION_NOTIFY_CONNECTION, on_connection, l, MHD_OPTION_END);
-    if (l->d == NULL) {
-        close(fd);
-        md_log(MD_LOG_ERROR, "http: listener=%s: libmicrohttpd did not start", l->name);
-        return -EIO;
-    }
-    info = MHD_get_daemon_info(l->d, MHD_DAEMON_INFO_EPOLL_FD);
-    if (info == NULL) {
-        MHD_stop_daemon(l->d);
-        close(fd);
-        md_log(MD_LOG_ERROR, "http: listener=%s: no epoll fd", l->name);
-        return -EIO;
-    }
-    uv_poll_init(h->sup->loop, &l->poll, info->epoll_fd);
+    l->waiting_fd = -1;
     uv_poll_init(h->sup->loop, &l->accept, fd);
     uv_timer_init(h->sup->loop, &l->timer);
-    l->poll.data = l->accept.data = l->timer.data = l;
-    uv_poll_start(&l->poll, UV_READABLE, poll_cb);
-    uv_poll_start(&l->accept, UV_READABLE, accept_cb);
+    l->accept.data = l->timer.data = l;
     l->open = true;
-    h->pending_closes += 3;
-    drive(l);
+    h->pending_closes += 2;
+    accept_start(l);
     return 0;
 }
 
@@ -584,6 +1250,7 @@ int sup_http_start(struct sup *sup)
 
     h->sup = sup;
     h->tcp_port = -1;
+    h->l[0].waiting_fd = h->l[1].waiting_fd = -1;
     sup->http = h;
     if (penv != NULL && *penv != '\0') {
         char *end;
@@ -597,18 +1264,16 @@ int sup_http_start(struct sup *sup)
         wanted++;
         fd = tcp_socket(cfg->http_host, port, &bound);
         if (fd < 0) {
-            md_log_err(MD_LOG_ERROR, fd, "http: cannot listen on %s port %d", cfg->http_host,
-                       port);
+            md_log_err(MD_LOG_ERROR, fd, "http: cannot listen on %s port %d", cfg->http_host, port);
         } else {
             struct listener *l = &h->l[0];
             snprintf(l->name, sizeof l->name, "%s%s%s:%d", strchr(cfg->http_host, ':') ? "[" : "",
                      cfg->http_host, strchr(cfg->http_host, ':') ? "]" : "", bound);
-            if (start_daemon(h, l, fd) == 0) {
+            if (start_listener(h, l, fd) == 0) {
                 opened++;
                 h->tcp_port = bound;
-                md_log(MD_LOG_NOTICE, "http: listening on %s token=%s anonymous_read=%s",
-                       l->name, api_token(sup) ? "set" : "none",
-                       cfg->http_anonymous_read ? "yes" : "no");
+                md_log(MD_LOG_NOTICE, "http: listening on %s token=%s anonymous_read=%s", l->name,
+                       api_token(sup) ? "set" : "none", cfg->http_anonymous_read ? "yes" : "no");
             }
         }
     }
@@ -624,7 +1289,7 @@ int sup_http_start(struct sup *sup)
         struct listener *l = &h->l[1];
         l->trusted = true;
         snprintf(l->name, sizeof l->name, "unix");
-        if (start_daemon(h, l, fd) == 0) {
+        if (start_listener(h, l, fd) == 0) {
             opened++;
             md_log(MD_LOG_NOTICE, "http: local socket %s", h->sock_path);
         }
@@ -657,15 +1322,17 @@ void sup_http_close(struct sup *sup)
         struct listener *l = &h->l[i];
         if (!l->open)
             continue;
+        for (int s = 0; s < CONN_NSTATES; s++)
+            while (l->list[s].head != NULL)
+                conn_close(l->list[s].head);
         l->open = false;
-        uv_poll_stop(&l->poll);
-        uv_poll_stop(&l->accept);
-        uv_timer_stop(&l->timer);
-        MHD_stop_daemon(l->d); /* closes every connection */
-        close(l->lfd);
-        uv_close((uv_handle_t *)&l->poll, handle_closed);
+        accept_stop(l);
+        if (l->waiting_fd >= 0)
+            close(l->waiting_fd);
+        l->waiting_fd = -1;
         uv_close((uv_handle_t *)&l->accept, handle_closed);
         uv_close((uv_handle_t *)&l->timer, handle_closed);
+        close(l->lfd);
     }
     cache_drop(&h->status);
     cache_drop(&h->metrics);

@@ -1,9 +1,9 @@
 /* http.h - the API's listeners: TCP (http.listen, $PORT) and the local unix socket
- * <state_dir>/meshd.sock (0600, no token), served by GNU libmicrohttpd from the libuv loop.
+ * <state_dir>/meshd.sock (0600, no token), served from the libuv loop.
  *
- * libmicrohttpd runs without threads of its own (MHD_USE_EPOLL in external-select mode): each
- * daemon's epoll fd is watched by a uv_poll_t and its next timeout by a uv_timer_t, and
- * MHD_run() is called from the loop.  Requests are answered from memory by api.c at once.
+ * Every connection is a uv_poll_t on a non-blocking socket; requests are parsed by http-parser
+ * and answered from memory by api.c at once.  Limits, timeouts and the connection table are
+ * described at the top of http.c and in docs/api.md.
  */
 #ifndef MESHD_HTTP_H
 #define MESHD_HTTP_H

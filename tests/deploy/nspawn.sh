@@ -44,7 +44,8 @@ fail() { echo "FAIL: $*"; [ -n "$init_pid" ] && in_ct journalctl --no-pager -n 4
 show() { in_ct systemctl show meshd -p "$1" --value; }
 
 echo "== root file system with systemd"
-if [ ! -s "$cache/systemd.tar" ]; then
+# Made again when rootfs.sh changed (its package list: meshd's runtime libraries).
+if [ ! -s "$cache/systemd.tar" ] || [ "$repo/tests/deploy/rootfs.sh" -nt "$cache/systemd.tar" ]; then
   s=$SECONDS
   "$repo/tests/deploy/rootfs.sh" systemd "$cache/systemd.tar" > "$work/rootfs.log" 2>&1 \
     || { tail -20 "$work/rootfs.log"; exit 1; }

@@ -9,7 +9,7 @@ out=${2:?usage: rootfs.sh base|systemd OUT.tar}
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 case $kind in
   base) include= ;;
-  systemd) include=systemd,systemd-sysv,dbus,procps,tzdata,libuv1,libpq5,libyaml-0-2,libcjson1,libcurl4,libmicrohttpd12 ;;
+  systemd) include=systemd,systemd-sysv,dbus,procps,tzdata,libuv1,libpq5,libyaml-0-2,libcjson1,libcurl4,libhttp-parser2.9 ;;
   *) echo "rootfs.sh: unknown kind '$kind'" >&2; exit 2 ;;
 esac
 # Docker's debian images ship these apt settings: no caches or docs left by apt-get install.

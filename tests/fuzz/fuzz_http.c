@@ -4,7 +4,7 @@
  * jobs never fire, a token, anonymous reads on, and the TCP listener on a free loopback port.
  * Per input: connect, send the bytes, shut down our side, and turn the loop until meshd closes
  * the connection (or a bound of iterations).  So every request goes through the whole path a
- * hostile client reaches: accept, libmicrohttpd's parser and limits, authentication, routing,
+ * hostile client reaches: accept, http-parser and http.c's limits, authentication, routing,
  * rendering of /status, /metrics, /api/jobs/..., errors.  POSTs without the token are refused,
  * so nothing is spawned.  Checked: whatever meshd answers starts with "HTTP/1.1 " and a
  * three-digit status; ASan/UBSan (MESHD_FUZZ=ON) catch memory errors in the handlers.
