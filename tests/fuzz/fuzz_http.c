@@ -8,9 +8,12 @@
  * rendering of /status, /metrics, /api/jobs/..., errors.  POSTs without the token are refused,
  * so nothing is spawned.  Checked: whatever meshd answers starts with "HTTP/1.1 " and a
  * three-digit status; ASan/UBSan (MESHD_FUZZ=ON) catch memory errors in the handlers.
+ * An input of odd length is sent in pieces of 1 to 8 bytes (its last byte says how many) with
+ * a turn of the loop after each, so meshd's reads split names, values and the URL anywhere.
  */
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -78,7 +81,7 @@ static void setup(void)
 static int connect_local(void)
 {
     struct sockaddr_in sa;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
 
     if (fd < 0)
         abort();
@@ -88,13 +91,14 @@ static int connect_local(void)
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0)
         abort(); /* blocking connect to our own listening socket: the backlog takes it */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* small pieces go out as sent */
     return fd;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char reply[512];
-    size_t got = 0, sent = 0;
+    size_t got = 0, sent = 0, piece = size;
     bool eof = false;
     int fd;
 
@@ -102,6 +106,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         setup();
     if (size > 64 * 1024)
         return 0;
+    if (size % 2 == 1)
+        piece = 1 + data[size - 1] % 8u;
     fd = connect_local();
     /* Send what the socket takes, turning the loop so meshd reads; then half-close and read
      * until meshd closes, or until it has answered and gone quiet (a keep-alive connection
@@ -116,7 +122,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         quiet = 0;
         if ((pfd.revents & POLLOUT) && sent < size) {
-            ssize_t n = send(fd, data + sent, size - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+            size_t want = size - sent < piece ? size - sent : piece;
+            ssize_t n = send(fd, data + sent, want, MSG_NOSIGNAL | MSG_DONTWAIT);
             if (n > 0)
                 sent += (size_t)n;
             else if (n < 0 && errno != EAGAIN)
