@@ -2,8 +2,9 @@
  * parsed by http-parser, answers rendered by api.c.
  *
  * Why http-parser (nodejs/http-parser 2.9, Debian's libhttp-parser2.9): the parsing of hostile
- * input is done by a small library with no dependencies, long used by Node.js and libgit2 and
- * security-maintained by Debian; everything else (sockets, limits, timeouts, keep-alive) is this
+ * input is done by a small library with no dependencies, long used by Node.js and libgit2 (its
+ * development ended when Node moved to llhttp; Debian carries its security fixes, e.g.
+ * CVE-2020-8287); everything else (sockets, limits, timeouts, keep-alive) is this
  * file, which is what lets the connection table be managed as below.  It replaced GNU
  * libmicrohttpd, which Debian builds with HTTPS support (it linked and initialised GnuTLS in a
  * server that speaks no TLS) and whose idle timer restarted with every byte, so one byte a
