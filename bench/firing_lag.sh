@@ -6,7 +6,7 @@
 # ~0.45 ms on a VM where cpuid traps, see docs/benchmarks.md).
 #
 # Usage: firing_lag.sh [--jobs K] [--services S] [--idle-jobs M] [--seconds T] [--warmup W]
-#                      [--http-load] [--cluster]
+#                      [--http-load] [--cluster] [--flood [--flood-nice N]]
 #   K every-second jobs (10), beside S always-on "sleep 100000" services (100) and M daily jobs
 #   that never fire in the window (90), so K+M scheduled jobs in all.  Firings whose scheduled
 #   second is in the first W seconds (3) after meshd started are dropped (start-up of the
@@ -15,16 +15,27 @@
 #   --http-load: while the jobs fire, wrk (Debian's wrk) loads meshd's HTTP API on loopback
 #   with 100 connections: GET /health for 10 s, then GET /status for 10 s (T becomes >= 22);
 #   wrk's figures (requests/s, latency, errors) are printed after the lag.
+#   --flood: two more services flood meshd, as fast as meshd reads, during the second half of
+#   the run: one writes ordinary output on stdout (62-byte lines with an ESC colour sequence),
+#   one writes bad JSON on its status fd 3 (38-byte lines); both are bench/src/flood.c, run at
+#   `nice 19` (--flood-nice N) so that on a small machine the comparison shows meshd's loop,
+#   not two CPU hogs beside it.  T seconds are measured without the flood, then T seconds with
+#   it, in the same meshd run, and the lag, meshd's CPU time and its log bytes are printed for
+#   each half, with CPU and log bytes per 100 MB flooded.  meshd logs at `notice` (the default
+#   level, which shows worker output) instead of `warn`.
 # Prints one summary line per statistic (milliseconds) and checks for missed / duplicate
 # slots and children left behind.  Writes only under $TMPDIR.  Needs no root.
 set -euo pipefail
 . "$(cd "$(dirname "$0")" && pwd)/lib/common.sh"
 . "$ANCHOR_DIR/lib/proc.sh"
-jobs=10; services=100; idle=90; seconds=30; warmup=3; http_load=0; cluster=0
+jobs=10; services=100; idle=90; seconds=30; warmup=3; http_load=0; cluster=0; flood=0
+flood_nice=19
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --http-load) http_load=1; shift ;;
         --cluster) cluster=1; shift ;;
+        --flood) flood=1; shift ;;
+        --flood-nice) flood_nice=$2; shift 2 ;;
         --jobs) jobs=$2; shift 2 ;;
         --services) services=$2; shift 2 ;;
         --idle-jobs) idle=$2; shift 2 ;;
@@ -49,6 +60,13 @@ if [[ ! -x "$fs" || "$BENCH_DIR/src/firestamp.c" -nt "$fs" ]]; then
           gcc -O2 -Wall -o "$fs" "$BENCH_DIR/src/firestamp.c"; }
 fi
 linkage=$(file -b "$fs" | grep -o 'statically linked\|dynamically linked' || echo unknown)
+if (( flood )); then
+    (( http_load )) && { echo "firing_lag: --flood and --http-load do not mix" >&2; exit 2; }
+    flooder=$BENCH_DIR/build/flood
+    if [[ ! -x "$flooder" || "$BENCH_DIR/src/flood.c" -nt "$flooder" ]]; then
+        gcc -O2 -Wall -o "$flooder" "$BENCH_DIR/src/flood.c"
+    fi
+fi
 
 workdir=$(mktemp -d "${TMPDIR:-/tmp}/firinglag.XXXXXX")
 pid=""
@@ -57,9 +75,21 @@ trap cleanup EXIT INT TERM
 log=$workdir/fired.log
 : > "$log"
 hour=$(( ($(date -u +%-H) + 12) % 24 ))
+# The plan in wall-clock seconds: firings scheduled in [first, last] are measured; with --flood,
+# [first, mid - 1] without the flood and [mid, last] with it.
+t_plan=$(date +%s)
+first=$(( t_plan + warmup + 1 ))
+if (( flood )); then
+    mid=$(( first + seconds ))
+    last=$(( mid + seconds - 1 ))
+    flood_from=$mid
+    flood_until=$(( last + 1 ))
+else
+    last=$(( first + seconds - 1 ))
+fi
 {
     cat <<CONF
-node: {name: bench-firing, state_dir: $workdir/state, log_level: warn}
+node: {name: bench-firing, state_dir: $workdir/state, log_level: $( (( flood )) && echo notice || echo warn)}
 http: {listen: "127.0.0.1:${http_port:-0}"}
 cluster: {enabled: $( (( cluster )) && echo true || echo false )}
 defaults:
@@ -75,6 +105,14 @@ CONF
         printf '  f%04d: {command: ["%s", "%s"], schedule: "* * * * * *", catch_up: 0s}\n' "$i" "$fs" "$log"; done
     for (( i = 1; i <= idle; i++ )); do
         printf '  c%04d: {command: ["true"], schedule: "%d %d * * *"}\n' "$i" $(( i % 60 )) "$hour"; done
+    if (( flood )); then
+        # Both flood from the middle of the measured window to its end (see below).
+        for f in "out 1 text" "status 3 badjson"; do
+            set -- $f
+            printf '  flood-%s: {command: [nice, -n, "%d", "%s", "%s", "%s", "%d", "%d", "%s"], schedule: always, restart: never}\n' \
+                "$1" "$flood_nice" "$flooder" "$2" "$3" "$flood_from" "$flood_until" "$workdir/flooded.$1"
+        done
+    fi
 } > "$workdir/meshd.yaml"
 mkdir -p "$workdir/state"
 
@@ -82,11 +120,25 @@ python3 "$ANCHOR_DIR/lib/machine.py" snap "$workdir/machine.snap"
 t_start=$(date +%s)
 "$MESHD" -c "$workdir/meshd.yaml" </dev/null >"$workdir/meshd.out" 2>&1 &
 pid=$!
-echo "# firing_lag meshd_pid=$pid jobs=$jobs services=$services idle_jobs=$idle seconds=$seconds warmup=$warmup firestamp=$linkage"
-first=$(( t_start + warmup + 1 ))
-last=$(( first + seconds - 1 ))
+echo "# firing_lag meshd_pid=$pid jobs=$jobs services=$services idle_jobs=$idle seconds=$seconds warmup=$warmup firestamp=$linkage flood=$flood"
+(( t_start > t_plan )) && echo "# (meshd started $(( t_start - t_plan )) s after the plan: warm-up shortened)"
 # /proc/PID/stat after the ")" of comm starts at field 3 (state): skip 3..13, then utime, stime.
-read -r _ _ _ _ _ _ _ _ _ _ _ ut0 st0 _ < <(cut -d')' -f2- "/proc/$pid/stat")
+cpu_ms() {
+    local ut st
+    read -r _ _ _ _ _ _ _ _ _ _ _ ut st _ < <(cut -d')' -f2- "/proc/$pid/stat")
+    echo $(( (ut + st) * 1000 / $(getconf CLK_TCK) ))
+}
+log_bytes() { stat -c %s "$workdir/meshd.out"; }
+# Waits until 0.2 s before the wall-clock second $1: samples are taken just before the flood
+# starts (and ends), whose flooders poll the clock every 10 ms.
+until_before() { while (( $(date +%s%N) < $1 * 1000000000 - 200000000 )); do sleep 0.02; done; }
+cpu0=$(cpu_ms)
+if (( flood )); then
+    until_before "$first"
+    cpu_a=$(cpu_ms); log_a=$(log_bytes)
+    until_before "$mid"
+    cpu_b=$(cpu_ms); log_b=$(log_bytes)
+fi
 if (( http_load )); then
     while (( $(date +%s) < first )); do sleep 0.1; done
     for path in /health /status; do
@@ -94,47 +146,79 @@ if (( http_load )); then
         wrk -t2 -c100 -d10s --latency "http://127.0.0.1:$http_port$path" 2>&1
     done > "$workdir/wrk.out"
 fi
+if (( flood )); then
+    until_before $(( last + 1 ))
+    cpu_c=$(cpu_ms); log_c=$(log_bytes)
+fi
 while (( $(date +%s) <= last + 1 )); do sleep 0.5; done
 sleep 0.5
 kill -0 "$pid" 2>/dev/null || { echo "# ERROR: meshd died during the run:" ; tail -20 "$workdir/meshd.out"; exit 1; }
-read -r _ _ _ _ _ _ _ _ _ _ _ ut1 st1 _ < <(cut -d')' -f2- "/proc/$pid/stat")
+cpu1=$(cpu_ms)
 mapfile -t kids < <(children_of "$pid")
 stop_pid "$pid" TERM 30
 left=0
 for k in "${kids[@]}"; do [[ -d /proc/$k ]] && left=$((left + 1)); done
 pid=""
 python3 "$ANCHOR_DIR/lib/machine.py" since "$workdir/machine.snap"
-echo "# meshd cpu over the whole run (start-up + warm-up + window): $(( (ut1 + st1 - ut0 - st0) * 1000 / $(getconf CLK_TCK) )) ms; children alive after stop: $left"
+echo "# meshd cpu over the whole run (start-up + warm-up + window): $(( cpu1 - cpu0 )) ms; children alive after stop: $left"
 echo "# meshd log lines at warn or error: $(grep -ciE 'warn|err' "$workdir/meshd.out" || true)"
 
-python3 - "$log" "$first" "$last" "$jobs" "$ANCHOR_DIR/lib" <<'PY'
+if (( flood )); then
+    phases=("no_flood:$first:$(( mid - 1 ))" "flood:$mid:$last")
+else
+    phases=("all:$first:$last")
+fi
+python3 - "$log" "$jobs" "$ANCHOR_DIR/lib" "${phases[@]}" <<'PY'
 import sys
-sys.path.insert(0, sys.argv[5])
+sys.path.insert(0, sys.argv[3])
 from stats import fmt
-log, first, last, k = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-lags, seen, dups = [], {}, 0
-per_slot = {}
+log, k = sys.argv[1], int(sys.argv[2])
+phases = [(p.split(":")[0], int(p.split(":")[1]), int(p.split(":")[2])) for p in sys.argv[4:]]
+rows = []
 for line in open(log):
     f = line.split()
-    if len(f) < 5:
-        continue
-    job, sched, lag_us = f[0], int(f[1]), float(f[3])
-    if not (first <= sched <= last):
-        continue
-    if (job, sched) in seen:
-        dups += 1
-        continue
-    seen[(job, sched)] = lag_us
-    lags.append(lag_us / 1000.0)
-    per_slot.setdefault(sched, []).append(lag_us / 1000.0)
-expected = k * (last - first + 1)
-print("firings expected=%d got=%d missing=%d duplicates=%d" % (expected, len(lags), expected - len(lags), dups))
-print(fmt("firing_lag_ms", lags, "", 3) if lags else "firing_lag_ms N=0")
-# Lag of the first and of the last job to start within each second (how the burst spreads).
-if per_slot:
-    print(fmt("slot_first_lag_ms", [min(v) for v in per_slot.values()], "", 3))
-    print(fmt("slot_last_lag_ms", [max(v) for v in per_slot.values()], "", 3))
+    if len(f) >= 5:
+        rows.append((f[0], int(f[1]), float(f[3])))
+for name, first, last in phases:
+    lags, seen, dups = [], {}, 0
+    per_slot = {}
+    for job, sched, lag_us in rows:
+        if not (first <= sched <= last):
+            continue
+        if (job, sched) in seen:
+            dups += 1
+            continue
+        seen[(job, sched)] = lag_us
+        lags.append(lag_us / 1000.0)
+        per_slot.setdefault(sched, []).append(lag_us / 1000.0)
+    pfx = "" if name == "all" else name + "."
+    expected = k * (last - first + 1)
+    print("%sfirings expected=%d got=%d missing=%d duplicates=%d"
+          % (pfx, expected, len(lags), expected - len(lags), dups))
+    print(fmt(pfx + "firing_lag_ms", lags, "", 3) if lags else pfx + "firing_lag_ms N=0")
+    # Lag of the first and of the last job to start within each second (how the burst spreads).
+    if per_slot:
+        print(fmt(pfx + "slot_first_lag_ms", [min(v) for v in per_slot.values()], "", 3))
+        print(fmt(pfx + "slot_last_lag_ms", [max(v) for v in per_slot.values()], "", 3))
 PY
+if (( flood )); then
+    flooded_out=$(cat "$workdir/flooded.out" 2>/dev/null || echo 0)
+    flooded_status=$(cat "$workdir/flooded.status" 2>/dev/null || echo 0)
+    python3 - "$seconds" "$cpu_a" "$cpu_b" "$cpu_c" "$log_a" "$log_b" "$log_c" "$flooded_out" "$flooded_status" <<'PY'
+import sys
+t, ca, cb, cc, la, lb, lc, fo, fs = (int(x) for x in sys.argv[1:])
+flooded = fo + fs
+# The flood half's cost minus what the same time costs without it (the 10 jobs' own lines).
+cpu, logb = (cc - cb) - (cb - ca), (lc - lb) - (lb - la)
+print("no_flood.meshd_cpu_ms=%d log_bytes=%d   flood.meshd_cpu_ms=%d log_bytes=%d   (%d s each)"
+      % (cb - ca, lb - la, cc - cb, lc - lb, t))
+print("flooded_bytes stdout=%d status=%d (%.1f MB/s together)" % (fo, fs, flooded / 1e6 / t))
+if flooded > 0:
+    per = 100e6 / flooded
+    print("per_100MB_flooded meshd_cpu_s=%.2f log_bytes=%d (%.2f MB)"
+          % (cpu * per / 1000.0, logb * per, logb * per / 1e6))
+PY
+fi
 if (( http_load )); then
     echo "# HTTP load during the window (wrk, 100 connections, loopback):"
     grep -E '^##|Requests/sec|Latency  |50%|99%|Socket errors|Non-2xx|requests in' "$workdir/wrk.out"
