@@ -597,7 +597,7 @@ static const struct enum_name ready_names[] = {{"start_secs", 0}, {"line", 1}, {
 
 static key_fn key_worker, key_command, key_args, key_schedule, key_on, key_timezone, key_dst,
     key_env, key_user, key_restart, key_backoff, key_ready, key_config, key_expect, key_prefer,
-    key_singleton;
+    key_singleton, key_log_limit, key_log_interval;
 
 #define OFF(f) offsetof(struct md_job, f)
 static const struct key_def job_keys[] = {
@@ -631,6 +631,7 @@ static const struct key_def job_keys[] = {
     {"enabled", KT_BOOL, 0, OFF(enabled), "true", 0, 0, NULL, NULL},
     {"config", KT_CUSTOM, 0, 0, NULL, 0, 0, NULL, key_config},
     {"expect", KT_CUSTOM, K_NOT_SERVICE, 0, NULL, 0, 0, NULL, key_expect},
+    {"log_limit", KT_CUSTOM, 0, 0, NULL, 0, 0, NULL, key_log_limit},
 };
 #define NJOBKEYS MD_ARRAY_SIZE(job_keys)
 
@@ -644,6 +645,17 @@ static const struct key_def backoff_keys[] = {
  * a job turns off one it inherits from defaults:). */
 static const struct key_def expect_keys[] = {
     {"succeed_within", KT_DURATION, 0, OFF(expect_success_ms), NULL, 0, DUR_MAX, NULL, NULL},
+};
+/* log_limit: how many of a run's lines meshd logs, per stream (stdout, stderr, status): at most
+ * burst in a window of interval, then a summary of what was held back (docs/supervision.md).
+ * 1000 lines per 30 s: 33 lines a second sustained is more than a worker needs for a human to
+ * read, one flooding run stays far below journald's own per-service limit (10000 per 30 s), which
+ * would otherwise drop meshd's lines about every other job, and a full burst costs the loop a few
+ * milliseconds of writes.  burst 0 turns the limit off. */
+static const struct key_def log_limit_keys[] = {
+    {"burst", KT_INT, 0, OFF(log_burst), "1000", 0, 1000000, NULL, NULL},
+    {"interval", KT_DURATION, 0, OFF(log_interval_ms), "30s", 0, 86400000, NULL,
+     key_log_interval},
 };
 #undef OFF
 
@@ -788,6 +800,10 @@ static void job_set_defaults(struct md_job *job)
     for (size_t i = 0; i < MD_ARRAY_SIZE(backoff_keys); i++)
         if (!parse_typed(&backoff_keys[i], backoff_keys[i].def,
                          (char *)job + backoff_keys[i].off, why, sizeof why))
+            MD_UNREACHABLE();
+    for (size_t i = 0; i < MD_ARRAY_SIZE(log_limit_keys); i++)
+        if (!parse_typed(&log_limit_keys[i], log_limit_keys[i].def,
+                         (char *)job + log_limit_keys[i].off, why, sizeof why))
             MD_UNREACHABLE();
     job->restart = MD_RESTART_NEVER; /* settled in job_finish from the kind */
 }
@@ -1423,6 +1439,26 @@ static bool key_expect(struct ctx *c, struct jobwork *w, const struct key_def *k
     (void)kd;
     return apply_submap(c, w, v, path, expect_keys, MD_ARRAY_SIZE(expect_keys),
                         "succeed_within");
+}
+
+static bool key_log_limit(struct ctx *c, struct jobwork *w, const struct key_def *kd,
+                          const struct md__ynode *v, const char *path)
+{
+    (void)kd;
+    return apply_submap(c, w, v, path, log_limit_keys, MD_ARRAY_SIZE(log_limit_keys),
+                        "burst and interval");
+}
+
+static bool key_log_interval(struct ctx *c, struct jobwork *w, const struct key_def *k,
+                             const struct md__ynode *v, const char *path)
+{
+    char buf[72];
+
+    (void)k;
+    if (w->job->log_interval_ms >= 1000)
+        return true;
+    err_at(c, v, path, "'%s' is too short (at least 1s)", show(v->value, v->len, buf, sizeof buf));
+    return false;
 }
 
 /* ---- config: any YAML to JSON ----------------------------------------------------------------- */

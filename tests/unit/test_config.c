@@ -132,6 +132,8 @@ TEST(minimal_job_gets_every_default)
     T_ASSERT_EQ(3600000, j->catchup_ms);
     T_ASSERT_TRUE(j->enabled);
     T_ASSERT_STREQ("{}", j->config_json);
+    T_ASSERT_EQ(1000, j->log_burst);
+    T_ASSERT_EQ(30000, j->log_interval_ms);
 }
 
 TEST(every_key_set)
@@ -530,6 +532,55 @@ TEST(expect_errors)
                   "1h30m, got 'soon'");
     T_ERR(15, 5, "key 'jobs.z.expect': not allowed for a service (schedule: always)");
     T_ASSERT_EQ(4, diag.nerrors);
+}
+
+TEST(log_limit_merges_key_by_key)
+{
+    T_OK("defaults:\n"
+         "  log_limit: {burst: 200}\n"
+         "jobs:\n"
+         "  a:\n"
+         "    command: run it\n"
+         "    schedule: always\n"
+         "  b:\n"
+         "    command: run it\n"
+         "    schedule: '@daily'\n"
+         "    log_limit:\n"
+         "      interval: 1m\n"
+         "  off:\n"
+         "    command: run it\n"
+         "    on: deploy\n"
+         "    log_limit: {burst: 0, interval: 1d}\n");
+    T_ASSERT_EQ(0, diag.n);
+    T_ASSERT_EQ(200, md_config_job(cfg, "a")->log_burst);
+    T_ASSERT_EQ(30000, md_config_job(cfg, "a")->log_interval_ms);
+    T_ASSERT_EQ(200, md_config_job(cfg, "b")->log_burst); /* kept from defaults */
+    T_ASSERT_EQ(60000, md_config_job(cfg, "b")->log_interval_ms);
+    T_ASSERT_EQ(0, md_config_job(cfg, "off")->log_burst);
+    T_ASSERT_EQ(86400000, md_config_job(cfg, "off")->log_interval_ms);
+}
+
+TEST(log_limit_errors)
+{
+    T_BAD("defaults:\n"
+          "  log_limit: {bursts: 10}\n"
+          JOB "    schedule: '@daily'\n"
+          "    log_limit: 1000\n"
+          "  y:\n"
+          "    command: run it\n"
+          "    schedule: always\n"
+          "    log_limit: {burst: -1, interval: 500ms}\n"
+          "  z:\n"
+          "    command: run it\n"
+          "    schedule: always\n"
+          "    log_limit: {burst: 1000001, interval: 2d}\n");
+    T_ERR(2, 15, "unknown key 'defaults.log_limit.bursts' (did you mean 'burst'?)");
+    T_ERR(7, 16, "key 'jobs.x.log_limit': expected a mapping with burst and interval, got '1000'");
+    T_ERR(11, 24, "key 'jobs.y.log_limit.burst': -1 is out of range 0..1000000");
+    T_ERR(11, 38, "key 'jobs.y.log_limit.interval': '500ms' is too short (at least 1s)");
+    T_ERR(15, 24, "key 'jobs.z.log_limit.burst': 1000001 is out of range 0..1000000");
+    T_ERR(15, 43, "key 'jobs.z.log_limit.interval': '2d' is too long (at most 1d)");
+    T_ASSERT_EQ(6, diag.nerrors);
 }
 
 /* ---- keys, types and values --------------------------------------------------------------- */
@@ -1387,6 +1438,8 @@ TEST(same_process_and_same_schedule)
         {"    backoff: {reset: 1s}\n", false, true},
         {"    ready: line\n", false, true},
         {"    enabled: false\n", false, true},
+        /* Applies to running processes at once: no restart for it. */
+        {"    log_limit: {burst: 5, interval: 1m}\n", true, true},
     };
     struct md_config *a = NULL;
     char y[300];

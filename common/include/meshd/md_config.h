@@ -84,6 +84,8 @@ struct md_job {
     uint64_t expect_success_ms; /* expect.succeed_within: a 'succeeded' run must have finished
                                  * this recently (meshctl health); 0 = no expectation */
     char *config_json;         /* free-form worker config as compact JSON ("{}" if none) */
+    int log_burst;             /* log_limit.burst: lines logged per stream and window; 0: all */
+    uint64_t log_interval_ms;  /* log_limit.interval: the window, 1s..1d, default 30s */
 };
 
 struct md_config {
