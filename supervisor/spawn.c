@@ -12,7 +12,9 @@
  *     last SUP_TAIL_LINES kept for the run record;
  *   - has fd 3, the status pipe (MESHD_STATUS_FD), read with a 64 KiB line cap and parsed with
  *     md_status_parse; a bad line is logged and counted, never fatal.
- * A proc is heap-allocated and owns six handles; it frees itself when the last one has closed.
+ * Whatever a worker wrote reaches the log only through md_log_escape, and each of its three
+ * streams is rate-limited (the job's log_limit, see log_gate); the output tail is kept whole.
+ * A proc is heap-allocated and owns seven handles; it frees itself when the last one has closed.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -37,7 +39,7 @@ extern char **environ;
 /* After a child exits, its pipes may still hold output (or a grandchild may keep them open).
  * Read on for this long, then close them. */
 #define DRAIN_MS 200
-#define PROC_HANDLES 6
+#define PROC_HANDLES 7
 
 static uint64_t rng_state;
 
@@ -153,11 +155,15 @@ static void out_line_cb(void *ud, const char *line, size_t len, int flags);
 static void err_line_cb(void *ud, const char *line, size_t len, int flags);
 static void status_line_cb(void *ud, const char *line, size_t len, int flags);
 
+static void log_limits_end(struct sup_proc *p);
+
 static void proc_close_all(struct sup_proc *p)
 {
     md_linebuf_flush(&p->lb_out, out_line_cb, p);
     md_linebuf_flush(&p->lb_err, err_line_cb, p);
     md_linebuf_flush(&p->lb_status, status_line_cb, p);
+    log_limits_end(p);
+    close_once(p, (uv_handle_t *)&p->logw);
     if (p->launched)
         close_once(p, (uv_handle_t *)&p->exitw);
     close_once(p, (uv_handle_t *)&p->in);
@@ -167,59 +173,143 @@ static void proc_close_all(struct sup_proc *p)
     close_once(p, (uv_handle_t *)&p->timeout);
 }
 
+/* ---- log limits ------------------------------------------------------------------------- */
+
+/* Each of a run's three streams has its own limit (md_log_limit: at most log_limit.burst lines
+ * per log_limit.interval), so that a flood of stdout neither hides the run's stderr nor its
+ * status lines, and no worker can make meshd write more than 3 bursts per window, whatever it
+ * writes.  Only what would be logged counts: lines below the log level use no part of a burst.
+ * The output tail (tail_push) and the status events themselves are never limited. */
+enum { STREAM_OUT, STREAM_ERR, STREAM_STATUS };
+static const char *const stream_names[] = {"stdout", "stderr", "status"};
+
+static void log_suppressed(struct sup_proc *p, int s, uint64_t n)
+{
+    md_log(MD_LOG_WARN, "suppressed: job=%s run=%s stream=%s lines=%" PRIu64,
+           p->job ? p->job->name : "?", p->run_id, stream_names[s], n);
+}
+
+static void logw_cb(uv_timer_t *t);
+
+/* Arms logw for the earliest window that holds suppressed lines, or stops it. */
+static void logw_arm(struct sup_proc *p)
+{
+    uint64_t due = UINT64_MAX, now = uv_now(p->logw.loop);
+
+    for (int s = 0; s < 3; s++) {
+        uint64_t d = md_log_limit_due(&p->limit[s]);
+        if (d < due)
+            due = d;
+    }
+    if (due == UINT64_MAX)
+        uv_timer_stop(&p->logw);
+    else
+        uv_timer_start(&p->logw, logw_cb, due > now ? due - now : 0, 0);
+}
+
+static void logw_cb(uv_timer_t *t)
+{
+    struct sup_proc *p = MD_CONTAINER_OF(t, struct sup_proc, logw);
+    uint64_t now = uv_now(t->loop), n;
+
+    for (int s = 0; s < 3; s++)
+        if ((n = md_log_limit_close(&p->limit[s], now, false)) > 0)
+            log_suppressed(p, s, n);
+    logw_arm(p);
+}
+
+/* The run is over: what its windows still hold back is reported now. */
+static void log_limits_end(struct sup_proc *p)
+{
+    uint64_t n;
+
+    for (int s = 0; s < 3; s++)
+        if ((n = md_log_limit_close(&p->limit[s], 0, true)) > 0)
+            log_suppressed(p, s, n);
+}
+
+/* True when a line of stream s at level is to be logged now; counts it either way. */
+static bool log_gate(struct sup_proc *p, int s, enum md_log_level level)
+{
+    struct md_log_limit *l = &p->limit[s];
+    uint64_t ended;
+    bool ok;
+
+    if (!md_log_enabled(level))
+        return false;
+    if (p->job != NULL && p->job->cfg != NULL) {
+        /* A reload applies to running processes at once (md_job_same_process ignores it). */
+        l->burst = (uint32_t)p->job->cfg->log_burst;
+        l->interval_ms = p->job->cfg->log_interval_ms;
+    }
+    ok = md_log_limit_take(l, uv_now(p->logw.loop), &ended);
+    if (ended > 0) /* the window ended before logw_cb could report it */
+        log_suppressed(p, s, ended);
+    if (!ok && l->suppressed == 1) {
+        md_log(MD_LOG_WARN, "log limit reached: job=%s run=%s stream=%s burst=%" PRIu32
+               " interval_ms=%" PRIu64 ": further lines are counted, not logged, until the window"
+               " ends", p->job ? p->job->name : "?", p->run_id, stream_names[s], l->burst,
+               l->interval_ms);
+        logw_arm(p);
+    }
+    return ok;
+}
+
 /* ---- output capture --------------------------------------------------------------------- */
 
-/* Copies text for a one-line log field: control characters become \n, \t or \xNN, so a
- * worker's message can never forge or split a log line.  Caller frees. */
-static char *log_escape(const char *s)
+/* Worker strings for one log field: escaped (md_log_escape) into buf, which is returned. */
+static const char *esc(char *buf, size_t size, const char *s)
 {
-    size_t n = strlen(s), k = 0;
-    char *out = md_xmalloc(n * 4 + 1);
-
-    for (const unsigned char *c = (const unsigned char *)s; *c != '\0'; c++) {
-        if (*c == '\n') {
-            out[k++] = '\\';
-            out[k++] = 'n';
-        } else if (*c == '\t') {
-            out[k++] = '\\';
-            out[k++] = 't';
-        } else if (*c < 0x20 || *c == 0x7f) {
-            k += (size_t)snprintf(out + k, 5, "\\x%02x", *c);
-        } else {
-            out[k++] = (char)*c;
-        }
-    }
-    out[k] = '\0';
-    return out;
+    md_log_escape(buf, size, s, strlen(s));
+    return buf;
 }
 
 static void tail_push(struct sup_proc *p, const char *line, size_t len)
 {
-    md_free(p->tail[p->tail_next]);
-    p->tail[p->tail_next] = md_xstrndup(line, len);
-    p->tail_next = (p->tail_next + 1) % SUP_TAIL_LINES;
+    /* Escaped like the log (the tail goes to the API, meshctl and the registry, all of which
+     * want valid UTF-8 without control bytes), and cut at the raw line cap.  Every line of a
+     * flood comes through here, so a slot's buffer is reused while the line fits: one pass
+     * and no allocation per line. */
+    unsigned i = p->tail_next;
+    size_t need, want;
+
+    if (p->tail[i] == NULL) /* never used, or moved into the run history */
+        p->tail_cap[i] = 0;
+    need = md_log_escape(p->tail[i], p->tail_cap[i], line, len);
+    want = (need < SUP_OUTPUT_LINE_MAX ? need : SUP_OUTPUT_LINE_MAX) + 1;
+    if (p->tail_cap[i] < want) {
+        md_free(p->tail[i]);
+        p->tail_cap[i] = want < 128 ? 128 : want;
+        p->tail[i] = md_xmalloc(p->tail_cap[i]);
+        md_log_escape(p->tail[i], p->tail_cap[i], line, len);
+    }
+    p->tail_next = (i + 1) % SUP_TAIL_LINES;
 }
 
-static void log_output(struct sup_proc *p, const char *stream, const char *line, size_t len,
-                       int flags)
+static void log_output(struct sup_proc *p, int s, const char *line, size_t len, int flags)
 {
-    const char *name = p->job ? p->job->name : "?";
+    char text[4096]; /* md_log's whole line is at most 4 KiB */
 
     tail_push(p, line, len);
-    md_log(MD_LOG_NOTICE, "output: job=%s run=%s stream=%s%s | %.*s", name, p->run_id, stream,
-           (flags & MD_LINE_TRUNCATED) ? " truncated=yes" : "", (int)len, line);
+    if (!log_gate(p, s, MD_LOG_NOTICE))
+        return;
+    md_log_escape(text, sizeof text, line, len);
+    md_log(MD_LOG_NOTICE, "output: job=%s run=%s stream=%s%s | %s", p->job ? p->job->name : "?",
+           p->run_id, stream_names[s], (flags & MD_LINE_TRUNCATED) ? " truncated=yes" : "", text);
 }
 
 static void out_line_cb(void *ud, const char *line, size_t len, int flags)
 {
-    log_output(ud, "stdout", line, len, flags);
+    log_output(ud, STREAM_OUT, line, len, flags);
 }
 
 static void err_line_cb(void *ud, const char *line, size_t len, int flags)
 {
-    log_output(ud, "stderr", line, len, flags);
+    log_output(ud, STREAM_ERR, line, len, flags);
 }
 
+/* The parser guarantees names without control characters and valid UTF-8, but the log does not
+ * depend on that: every string from the worker goes through esc(). */
 static void status_line_cb(void *ud, const char *line, size_t len, int flags)
 {
     struct sup_proc *p = ud;
@@ -227,6 +317,7 @@ static void status_line_cb(void *ud, const char *line, size_t len, int flags)
     struct md_status_event ev;
     struct md_error err = {0};
     const char *name = job ? job->name : "?";
+    char a[4 * MD_STATUS_NAME_MAX + 1], text[4096];
     int r;
 
     if (flags & MD_LINE_TRUNCATED)
@@ -237,53 +328,64 @@ static void status_line_cb(void *ud, const char *line, size_t len, int flags)
         p->bad_status++;
         if (job != NULL)
             job->bad_status_lines++;
-        md_log(MD_LOG_WARN, "bad status line: job=%s run=%s pid=%d count=%u: %s", name, p->run_id,
-               p->pid, p->bad_status, err.msg);
+        /* The message may quote the line (an unknown event name, a bad enum value). */
+        if (log_gate(p, STREAM_STATUS, MD_LOG_WARN))
+            md_log(MD_LOG_WARN, "bad status line: job=%s run=%s pid=%d count=%u: %s", name,
+                   p->run_id, p->pid, p->bad_status, esc(text, sizeof text, err.msg));
         return;
     }
     switch (ev.kind) {
     case MD_ST_READY:
-        md_log(MD_LOG_INFO, "ready: job=%s run=%s pid=%d", name, p->run_id, p->pid);
+        if (log_gate(p, STREAM_STATUS, MD_LOG_INFO))
+            md_log(MD_LOG_INFO, "ready: job=%s run=%s pid=%d", name, p->run_id, p->pid);
         if (job != NULL && p->primary && !p->exited)
             sup_job_event(job, EV_READY, 0, 0);
         break;
     case MD_ST_HEARTBEAT:
         if (job != NULL)
             job->last_heartbeat_ms = (uint64_t)sup_wall_ms();
-        md_log(MD_LOG_DEBUG, "heartbeat: job=%s run=%s", name, p->run_id);
+        if (log_gate(p, STREAM_STATUS, MD_LOG_DEBUG))
+            md_log(MD_LOG_DEBUG, "heartbeat: job=%s run=%s", name, p->run_id);
         break;
     case MD_ST_PROGRESS:
+        if (!log_gate(p, STREAM_STATUS, MD_LOG_INFO))
+            break;
+        esc(a, sizeof a, ev.u.progress.unit ? ev.u.progress.unit : "-");
         if (ev.u.progress.has_total)
             md_log(MD_LOG_INFO, "progress: job=%s run=%s done=%.0f total=%.0f unit=%s", name,
-                   p->run_id, ev.u.progress.done, ev.u.progress.total,
-                   ev.u.progress.unit ? ev.u.progress.unit : "-");
+                   p->run_id, ev.u.progress.done, ev.u.progress.total, a);
         else
             md_log(MD_LOG_INFO, "progress: job=%s run=%s done=%.0f unit=%s", name, p->run_id,
-                   ev.u.progress.done, ev.u.progress.unit ? ev.u.progress.unit : "-");
+                   ev.u.progress.done, a);
         break;
     case MD_ST_METRIC:
-        md_log(MD_LOG_INFO, "metric: job=%s run=%s name=%s value=%g", name, p->run_id,
-               ev.u.metric.name, ev.u.metric.value);
+        if (log_gate(p, STREAM_STATUS, MD_LOG_INFO))
+            md_log(MD_LOG_INFO, "metric: job=%s run=%s name=%s value=%g", name, p->run_id,
+                   esc(a, sizeof a, ev.u.metric.name), ev.u.metric.value);
         break;
     case MD_ST_ALERT: {
-        char *msg = log_escape(ev.u.alert.message);
-        md_log(ev.u.alert.severity == MD_SEV_CRITICAL ? MD_LOG_ERROR : MD_LOG_WARN,
-               "alert: job=%s run=%s severity=%s key=%s message=%s", name, p->run_id,
-               md_status_severity_name(ev.u.alert.severity), ev.u.alert.key, msg);
-        md_free(msg);
+        enum md_log_level lv = ev.u.alert.severity == MD_SEV_CRITICAL ? MD_LOG_ERROR : MD_LOG_WARN;
+        if (log_gate(p, STREAM_STATUS, lv))
+            md_log(lv, "alert: job=%s run=%s severity=%s key=%s message=%s", name, p->run_id,
+                   md_status_severity_name(ev.u.alert.severity), esc(a, sizeof a, ev.u.alert.key),
+                   esc(text, sizeof text, ev.u.alert.message));
         break;
     }
     case MD_ST_RESOLVE:
-        md_log(MD_LOG_NOTICE, "resolved: job=%s run=%s key=%s", name, p->run_id,
-               ev.u.resolve.key);
+        if (log_gate(p, STREAM_STATUS, MD_LOG_NOTICE))
+            md_log(MD_LOG_NOTICE, "resolved: job=%s run=%s key=%s", name, p->run_id,
+                   esc(a, sizeof a, ev.u.resolve.key));
         break;
     case MD_ST_MESSAGE:
-        md_log(MD_LOG_INFO, "message: job=%s run=%s type=%s", name, p->run_id, ev.u.message.type);
+        if (log_gate(p, STREAM_STATUS, MD_LOG_INFO))
+            md_log(MD_LOG_INFO, "message: job=%s run=%s type=%s", name, p->run_id,
+                   esc(a, sizeof a, ev.u.message.type));
         break;
     case MD_ST_RESULT:
         md_free(p->result);
         p->result = md_xstrdup(ev.u.result.ok ? "ok" : "failed");
-        md_log(MD_LOG_INFO, "result: job=%s run=%s status=%s", name, p->run_id, p->result);
+        if (log_gate(p, STREAM_STATUS, MD_LOG_INFO))
+            md_log(MD_LOG_INFO, "result: job=%s run=%s status=%s", name, p->run_id, p->result);
         break;
     }
     if (job != NULL) {
@@ -612,7 +714,10 @@ static int proc_spawn(struct sup_job *job, int64_t slot, bool primary)
     uv_pipe_init(sup->loop, &p->err, 0);
     uv_pipe_init(sup->loop, &p->status, 0);
     uv_timer_init(sup->loop, &p->timeout);
-    p->in.data = p->out.data = p->err.data = p->status.data = p->timeout.data = p;
+    uv_timer_init(sup->loop, &p->logw);
+    p->in.data = p->out.data = p->err.data = p->status.data = p->timeout.data = p->logw.data = p;
+    for (int s = 0; s < 3; s++)
+        md_log_limit_init(&p->limit[s], (uint32_t)j->log_burst, j->log_interval_ms);
     p->pending_closes = PROC_HANDLES - 1; /* exitw joins once there is a child to watch */
     p->next = job->procs;
     job->procs = p;

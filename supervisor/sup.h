@@ -15,6 +15,7 @@
 
 #include "meshd/md_config.h"
 #include "meshd/md_linebuf.h"
+#include "meshd/md_log.h"
 #include "meshd/md_status.h"
 #include "prog.h"
 
@@ -65,6 +66,8 @@ struct sup_proc {
     int pidfd;          /* the child's pidfd (launch.h); closed in proc_free */
     uv_pipe_t in, out, err, status;
     uv_timer_t timeout; /* run timeout, then SIGKILL escalation for extra (allow) runs */
+    uv_timer_t logw;    /* log_limit: armed while a window holds suppressed lines, to log their
+                         * summary when it ends */
     uv_write_t write_req;
     int pending_closes;
     struct sup_job *job; /* NULL once the job has let go of it */
@@ -87,7 +90,9 @@ struct sup_proc {
     char *progress_unit;
     char *stdin_data;
     struct md_linebuf lb_out, lb_err, lb_status;
-    char *tail[SUP_TAIL_LINES];
+    struct md_log_limit limit[3]; /* log_limit of stdout, stderr and the status stream's lines */
+    char *tail[SUP_TAIL_LINES];   /* escaped as in the log (md_log_escape), oldest at tail_next */
+    size_t tail_cap[SUP_TAIL_LINES]; /* bytes allocated at tail[i] (reused line after line) */
     unsigned tail_next;
     unsigned bad_status;
     char *result; /* last {"event":"result"} status word, or NULL */

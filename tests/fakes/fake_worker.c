@@ -13,6 +13,15 @@
  *   print TEXT           TEXT and '\n' on stdout (flushed)
  *   eprint TEXT          TEXT and '\n' on stderr
  *   flood N              N lines "flood <i>" on stdout, as fast as possible
+ *   flood-esc N          N lines on stdout, as fast as possible, each holding bytes a terminal
+ *                        obeys or a log must not carry raw: "esc <i> " ESC "[31mred" ESC "[0m"
+ *                        CR BEL " caf" 0xE9 (Latin-1, invalid UTF-8) " " C2 9B (U+009B, CSI) "2J"
+ *   flood-badstatus N    N bad status lines, as fast as possible: valid JSON whose unknown
+ *                        event name (which meshd quotes in its warning) holds ESC and BEL:
+ *                        {"event":"\u001b]0;pwned\u0007 <i>"}
+ *   flood-esc-for MS     flood-esc lines for MS milliseconds, then "flood-esc-for: wrote N
+ *                        lines" on stderr
+ *   flood-badstatus-for MS  likewise with flood-badstatus lines
  *   sleep MS             sleep MS milliseconds (resumed across signal handlers)
  *   loop                 sleep forever
  *   exit N               exit with status N now
@@ -258,6 +267,55 @@ static void long_status(long n)
     free(buf);
 }
 
+static double now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* flood-esc and flood-badstatus: n lines (n >= 0), or for ms milliseconds when n < 0.
+ * Returns the number of lines written. */
+static long flood_esc(long n, long ms)
+{
+    double end = now_ms() + (double)ms;
+    long k;
+
+    for (k = 0; n < 0 || k < n; k++) {
+        if (n < 0 && k % 256 == 0 && now_ms() >= end)
+            break;
+        printf("esc %ld \033[31mred\033[0m\r\a caf\xe9 \xc2\x9b"
+               "2J\n",
+               k);
+    }
+    fflush(stdout);
+    return k;
+}
+
+static long flood_bad_status(long n, long ms)
+{
+    static char buf[65536];
+    double end = now_ms() + (double)ms;
+    size_t len = 0;
+    long k;
+
+    if (status.fd < 0)
+        return 0;
+    for (k = 0; n < 0 || k < n; k++) {
+        if (n < 0 && k % 256 == 0 && now_ms() >= end)
+            break;
+        if (len > sizeof buf - 100) {
+            write_all(status.fd, buf, len, "status");
+            len = 0;
+        }
+        len += (size_t)snprintf(buf + len, sizeof buf - len,
+                                "{\"event\":\"\\u001b]0;pwned\\u0007 %ld\"}\n", k);
+    }
+    write_all(status.fd, buf, len, "status");
+    return k;
+}
+
 static void stamp(const char *path)
 {
     struct timespec ts;
@@ -311,6 +369,16 @@ int main(int argc, char **argv)
             for (long k = 0; k < n; k++)
                 printf("flood %ld\n", k);
             fflush(stdout);
+        } else if (strcmp(a, "flood-esc") == 0) {
+            flood_esc(num_arg(ARG(), 0, LONG_MAX, "flood-esc"), 0);
+        } else if (strcmp(a, "flood-badstatus") == 0) {
+            flood_bad_status(num_arg(ARG(), 0, LONG_MAX, "flood-badstatus"), 0);
+        } else if (strcmp(a, "flood-esc-for") == 0) {
+            long k = flood_esc(-1, num_arg(ARG(), 0, LONG_MAX / 2, "flood-esc-for"));
+            fprintf(stderr, "flood-esc-for: wrote %ld lines\n", k);
+        } else if (strcmp(a, "flood-badstatus-for") == 0) {
+            long k = flood_bad_status(-1, num_arg(ARG(), 0, LONG_MAX / 2, "flood-badstatus-for"));
+            fprintf(stderr, "flood-badstatus-for: wrote %ld lines\n", k);
         } else if (strcmp(a, "sleep") == 0) {
             sleep_ms(num_arg(ARG(), 0, LONG_MAX / 2, "sleep"));
         } else if (strcmp(a, "loop") == 0) {

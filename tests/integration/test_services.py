@@ -200,12 +200,14 @@ jobs:
 
 
 def test_output_flood_is_captured_in_full(h):
+    """With the log limit off, every line of a fast writer reaches the log."""
     h.config(node_yaml(h) + """
 jobs:
   flood:
     command: %s
     schedule: always
     restart: never
+    log_limit: {burst: 0}
 """ % fw("flood", "5000", "print", "flood-done", "exit", "0"))
     h.start()
     h.wait_log(r"output: job=flood run=\S+ stream=stdout \| flood-done", timeout=30)
