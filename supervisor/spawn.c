@@ -14,7 +14,7 @@
  *     md_status_parse; a bad line is logged and counted, never fatal.
  * Whatever a worker wrote reaches the log only through md_log_escape, and each of its three
  * streams is rate-limited (the job's log_limit, see log_gate); the output tail is kept whole.
- * A proc is heap-allocated and owns seven handles; it frees itself when the last one has closed.
+ * A proc is heap-allocated and owns eight handles; it frees itself when the last one has closed.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -39,7 +39,7 @@ extern char **environ;
 /* After a child exits, its pipes may still hold output (or a grandchild may keep them open).
  * Read on for this long, then close them. */
 #define DRAIN_MS 200
-#define PROC_HANDLES 7
+#define PROC_HANDLES 8
 
 static uint64_t rng_state;
 
@@ -164,6 +164,7 @@ static void proc_close_all(struct sup_proc *p)
     md_linebuf_flush(&p->lb_status, status_line_cb, p);
     log_limits_end(p);
     close_once(p, (uv_handle_t *)&p->logw);
+    close_once(p, (uv_handle_t *)&p->resume);
     if (p->launched)
         close_once(p, (uv_handle_t *)&p->exitw);
     close_once(p, (uv_handle_t *)&p->in);
@@ -395,16 +396,51 @@ static void status_line_cb(void *ud, const char *line, size_t len, int flags)
     md_status_event_cleanup(&ev);
 }
 
+/* One static read buffer: the loop is single-threaded and each read is consumed (split into
+ * lines, copied where kept) before the next alloc_cb.  As large as a pipe's default capacity. */
+#define READ_BUF 65536
+
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-    /* One static read buffer: the loop is single-threaded and each read is consumed (split
-     * into lines, copied where kept) before the next alloc_cb. */
-    static char slab[65536];
+    static char slab[READ_BUF];
 
     (void)h;
     (void)suggested;
     buf->base = slab;
     buf->len = sizeof slab;
+}
+
+/* A child that writes as fast as we read must not hold the loop.  libuv reads a readable pipe
+ * up to 32 times in a row for as long as each read fills the buffer: 2 MiB, which as bad status
+ * lines is ~18 ms of parsing, while a due cron slot and every other child wait.  So a read that
+ * filled the buffer (the pipe was full: the writer is ahead of us) pauses that pipe, and
+ * p->resume, a check handle, starts it again right after this round of I/O.  Each round then
+ * reads at most one buffer per pipe, and the timers and the other pipes get their turn in
+ * between; throughput stays that of 64 KiB reads. */
+static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+
+static void resume_cb(uv_check_t *c)
+{
+    struct sup_proc *p = MD_CONTAINER_OF(c, struct sup_proc, resume);
+    uv_pipe_t *pipes[3] = {&p->out, &p->err, &p->status};
+
+    for (int i = 0; i < 3; i++) {
+        if (p->paused & (1u << i)) {
+            if (!uv_is_closing((uv_handle_t *)pipes[i]))
+                uv_read_start((uv_stream_t *)pipes[i], alloc_cb, read_cb);
+        }
+    }
+    p->paused = 0;
+    uv_check_stop(c);
+}
+
+static void read_pause(struct sup_proc *p, uv_stream_t *s)
+{
+    unsigned bit = s == (uv_stream_t *)&p->out ? 1u : s == (uv_stream_t *)&p->err ? 2u : 4u;
+
+    uv_read_stop(s);
+    p->paused |= bit;
+    uv_check_start(&p->resume, resume_cb);
 }
 
 static void maybe_finish(struct sup_proc *p)
@@ -433,6 +469,8 @@ static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     }
     if (n > 0) {
         md_linebuf_feed(lb, buf->base, (size_t)n, cb, p);
+        if ((size_t)n == buf->len && !uv_is_closing((uv_handle_t *)s))
+            read_pause(p, s);
         return;
     }
     if (n == 0)
@@ -715,7 +753,9 @@ static int proc_spawn(struct sup_job *job, int64_t slot, bool primary)
     uv_pipe_init(sup->loop, &p->status, 0);
     uv_timer_init(sup->loop, &p->timeout);
     uv_timer_init(sup->loop, &p->logw);
+    uv_check_init(sup->loop, &p->resume);
     p->in.data = p->out.data = p->err.data = p->status.data = p->timeout.data = p->logw.data = p;
+    p->resume.data = p;
     for (int s = 0; s < 3; s++)
         md_log_limit_init(&p->limit[s], (uint32_t)j->log_burst, j->log_interval_ms);
     p->pending_closes = PROC_HANDLES - 1; /* exitw joins once there is a child to watch */

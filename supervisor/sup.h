@@ -68,6 +68,8 @@ struct sup_proc {
     uv_timer_t timeout; /* run timeout, then SIGKILL escalation for extra (allow) runs */
     uv_timer_t logw;    /* log_limit: armed while a window holds suppressed lines, to log their
                          * summary when it ends */
+    uv_check_t resume;  /* restarts the pipes paused after a full read (spawn.c read_pause) */
+    unsigned paused;    /* those pipes: 1 stdout, 2 stderr, 4 status */
     uv_write_t write_req;
     int pending_closes;
     struct sup_job *job; /* NULL once the job has let go of it */

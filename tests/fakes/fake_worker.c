@@ -19,6 +19,8 @@
  *   flood-badstatus N    N bad status lines, as fast as possible: valid JSON whose unknown
  *                        event name (which meshd quotes in its warning) holds ESC and BEL:
  *                        {"event":"\u001b]0;pwned\u0007 <i>"}
+ *   pipe-size FD BYTES   resize the pipe at FD (F_SETPIPE_SZ; 1 MiB is the unprivileged
+ *                        maximum), so that it holds more than one of meshd's 64 KiB reads
  *   flood-esc-for MS     flood-esc lines for MS milliseconds, then "flood-esc-for: wrote N
  *                        lines" on stderr
  *   flood-badstatus-for MS  likewise with flood-badstatus lines
@@ -40,6 +42,7 @@
  * Exit status: 0 at the end of the script, N for "exit N", 100 for an unknown action or a bad
  * argument (with a message on stderr), 111 when a file cannot be written.
  */
+#define _GNU_SOURCE 1 /* F_SETPIPE_SZ */
 #include "meshd/md_status.h"
 
 #include <errno.h>
@@ -373,6 +376,11 @@ int main(int argc, char **argv)
             flood_esc(num_arg(ARG(), 0, LONG_MAX, "flood-esc"), 0);
         } else if (strcmp(a, "flood-badstatus") == 0) {
             flood_bad_status(num_arg(ARG(), 0, LONG_MAX, "flood-badstatus"), 0);
+        } else if (strcmp(a, "pipe-size") == 0) {
+            int fd = (int)num_arg(ARG(), 0, 1023, "pipe-size");
+            int size = (int)num_arg(ARG(), 4096, 1L << 30, "pipe-size");
+            if (fcntl(fd, F_SETPIPE_SZ, size) < 0)
+                die(111, "pipe-size %d %d: %s", fd, size, strerror(errno));
         } else if (strcmp(a, "flood-esc-for") == 0) {
             long k = flood_esc(-1, num_arg(ARG(), 0, LONG_MAX / 2, "flood-esc-for"));
             fprintf(stderr, "flood-esc-for: wrote %ld lines\n", k);

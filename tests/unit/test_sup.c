@@ -233,6 +233,60 @@ static bool edited(void *arg)
            primary_pid(sup, "new") > 0;
 }
 
+/* Per loop iteration, the largest number of status lines meshd took from the flooding job. */
+struct flood_watch {
+    struct sup *sup;
+    uint64_t last, most, target;
+};
+
+static bool flood_read(void *arg)
+{
+    struct flood_watch *w = arg;
+    struct sup_job *j = job_named(w->sup, "flood");
+    uint64_t n = j ? j->bad_status_lines : 0;
+
+    if (n - w->last > w->most)
+        w->most = n - w->last;
+    w->last = n;
+    return n >= w->target;
+}
+
+static bool flood_started(void *arg)
+{
+    return primary_pid(arg, "flood") > 0;
+}
+
+/* A child that writes faster than meshd reads must not hold the loop: with its status pipe
+ * grown to 1 MiB and full, libuv alone would read 32 x 64 KiB (27000 of these lines) in one go
+ * while timers and other children wait; meshd takes one read's worth per loop iteration. */
+TEST(flooding_pipe_is_read_one_buffer_per_iteration)
+{
+    struct sup sup;
+    uv_loop_t loop;
+    struct flood_watch w = {.sup = &sup, .target = 40000};
+
+    setup();
+    char *path = write_config("f.yaml", "node: {name: t, state_dir: '@D@/state'}\n"
+                                        "jobs:\n"
+                                        "  flood:\n"
+                                        "    command: ['@F@', pipe-size, '3', '1048576',\n"
+                                        "              flood-badstatus, '60000', loop]\n"
+                                        "    schedule: always\n");
+    start(&sup, &loop, path);
+    T_ASSERT_TRUE(run_until(&loop, flood_started, &sup, 10000));
+    usleep(300 * 1000); /* the loop stands still: the child fills its 1 MiB pipe */
+    T_ASSERT_TRUE(run_until(&loop, flood_read, &w, 20000));
+    /* Lines of 35 to 39 bytes: a 64 KiB read completes at most 1873 of them. */
+    fprintf(stderr, "  at most %llu status lines in one loop iteration\n",
+            (unsigned long long)w.most);
+    if (w.most > 1900)
+        T_FAIL("%llu status lines read in one loop iteration", (unsigned long long)w.most);
+    T_ASSERT_TRUE(w.most > 100); /* it did flood */
+    stop(&sup, &loop);
+    md_free(path);
+    teardown();
+}
+
 TEST(reload_diff_keeps_untouched)
 {
     struct sup sup;
