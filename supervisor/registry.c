@@ -1157,6 +1157,46 @@ void sup_reg_run_start(struct sup_job *job, const struct sup_proc *p)
     emit(sup, o, MD_JPRIO_RUN);
 }
 
+/* The run's output tail as one text, newest lines last: as many of the newest lines as fit in
+ * TAIL_JSON_MAX once JSON-escaped, so that the run_end event stays under MD_JOURNAL_EVENT_MAX
+ * (64 KiB, with room for its other fields) and agent_runs.output_tail under its 64 KiB CHECK;
+ * 20 lines of up to 8 KiB would not.  The lines are escaped already (spawn.c tail_push): valid
+ * UTF-8 without control bytes, which PostgreSQL's text and the journal take as they are.
+ * Returns NULL when there are no lines; the caller frees the text. */
+#define TAIL_JSON_MAX (56 * 1024)
+
+static char *tail_text(const struct sup_proc *p)
+{
+    size_t total = 0, len = 0;
+    unsigned first = SUP_TAIL_LINES; /* index (0 = oldest) of the first line kept */
+    char *out;
+
+    for (unsigned k = SUP_TAIL_LINES; k-- > 0;) {
+        const char *l = p->tail[(p->tail_next + k) % SUP_TAIL_LINES];
+        size_t cost = 2; /* the '\n', escaped */
+        if (l == NULL)
+            break;
+        for (const char *c = l; *c != '\0'; c++)
+            cost += (*c == '"' || *c == '\\') ? 2 : 1;
+        if (total + cost > TAIL_JSON_MAX)
+            break;
+        total += cost;
+        first = k;
+    }
+    if (first == SUP_TAIL_LINES)
+        return NULL;
+    out = md_xmalloc(total + 1);
+    for (unsigned k = first; k < SUP_TAIL_LINES; k++) {
+        const char *l = p->tail[(p->tail_next + k) % SUP_TAIL_LINES];
+        size_t n = strlen(l);
+        memcpy(out + len, l, n);
+        len += n;
+        out[len++] = '\n';
+    }
+    out[len] = '\0';
+    return out;
+}
+
 void sup_reg_run_end(struct sup_job *job, const struct sup_proc *p, const char *run_id,
                      const char *status, int exit_code, int signal, const char *reason)
 {
@@ -1177,23 +1217,10 @@ void sup_reg_run_end(struct sup_job *job, const struct sup_proc *p, const char *
     if (reason != NULL)
         cJSON_AddStringToObject(o, "reason", reason);
     if (p != NULL) {
-        char *tail = NULL;
-        size_t len = 0;
+        char *tail = tail_text(p);
         cJSON_AddNumberToObject(o, "duration_ms", (double)p->duration_ms);
         if (p->slot != 0)
             sup_json_time(o, "scheduled_for", p->slot * 1000);
-        for (unsigned i = 0; i < SUP_TAIL_LINES; i++) {
-            const char *l = p->tail[(p->tail_next + i) % SUP_TAIL_LINES];
-            size_t n;
-            if (l == NULL)
-                continue;
-            n = strlen(l);
-            tail = md_xrealloc(tail, len + n + 2);
-            memcpy(tail + len, l, n);
-            len += n;
-            tail[len++] = '\n';
-            tail[len] = '\0';
-        }
         if (tail != NULL)
             cJSON_AddStringToObject(o, "output_tail", tail);
         md_free(tail);

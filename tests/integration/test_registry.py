@@ -156,6 +156,37 @@ def test_runs_metrics_alerts_land(h):
 
 
 @_run
+def test_output_tail_is_escaped_and_bounded(h):
+    """Worker output reaches agent_runs.output_tail escaped (a Latin-1 byte used to make every
+    registry write fail, for good) and bounded (20 lines of 8 KiB used to make the run_end event
+    too large for the journal: the run was never recorded): the newest lines that fit."""
+    pg = Cluster.with_db(h)
+    latin = ["/bin/sh", "-c", r"printf 'caf\351 \033[1mbold\007\n'"]
+    long_ = ["/bin/sh", "-c",
+             r"i=0; while [ $i -lt 25 ]; do printf '%08000d\n' $i; i=$((i+1)); done; echo last"]
+    h.config(node_yaml(h) + """
+jobs:
+  latin: {command: %s, schedule: always, restart: never}
+  long: {command: %s, schedule: always, restart: never}
+""" % (json.dumps(latin), json.dumps(long_)))
+    h.start(env={"DATABASE_URL": pg.url})
+    h.wait_log(r"registry ready", timeout=30)
+    h.wait_for(lambda: pg.sql("SELECT count(*) FROM agent_runs WHERE status = 'succeeded'") == "2",
+               30, "both runs in agent_runs")
+    eq(r"caf\xe9 \x1b[1mbold\x07", pg.sql("SELECT output_tail FROM agent_runs WHERE job = 'latin'"),
+       "the latin run's tail")
+    size, tail = pg.sql("SELECT octet_length(output_tail) || '|' || output_tail FROM agent_runs "
+                        "WHERE job = 'long'").split("|", 1)
+    check(int(size) <= 65536, "output_tail of %s bytes" % size)
+    lines = tail.split("\n")
+    eq("last", lines[-1], "the newest line last")
+    check(len(lines) >= 6, "only %d lines kept" % len(lines))
+    eq(["%08000d" % i for i in range(25 - (len(lines) - 1), 25)], lines[:-1], "the newest lines")
+    eq(0, h.log_count(r"registry write failed|not journalled"), "registry errors")
+    h.stop()
+
+
+@_run
 def test_outage_loses_and_duplicates_nothing(h):
     pg = Cluster.with_db(h)
     h.config(node_yaml(h) + TICK % _tick_cmd())
