@@ -35,6 +35,7 @@
 #include "meshd/md_alloc.h"
 #include "meshd/md_config.h"
 #include "meshd/md_err.h"
+#include "meshd/md_log.h"
 
 enum {
     CTL_OK = 0,
@@ -916,8 +917,13 @@ static void print_run_log(const cJSON *run)
         printf(" at %s", fin);
     printf(" <==\n");
     cJSON_ArrayForEach(l, jarr(run, "lines")) {
-        if (cJSON_IsString(l))
-            printf("%s\n", l->valuestring);
+        /* meshd escapes worker output already; a terminal is worth escaping it again for (an
+         * older meshd, or anything else that answers on the socket).  Idempotent on safe text. */
+        if (cJSON_IsString(l)) {
+            char *text = md_log_escape_dup(l->valuestring, strlen(l->valuestring), 1u << 20);
+            printf("%s\n", text);
+            md_free(text);
+        }
     }
 }
 
