@@ -132,12 +132,24 @@ log_bytes() { stat -c %s "$workdir/meshd.out"; }
 # Waits until 0.2 s before the wall-clock second $1: samples are taken just before the flood
 # starts (and ends), whose flooders poll the clock every 10 ms.
 until_before() { while (( $(date +%s%N) < $1 * 1000000000 - 200000000 )); do sleep 0.02; done; }
+# meshd's own view of the lag (slot due -> spawn, its meshd_firing_lag_seconds histogram): how
+# long its loop took to get to the slot, without the child's exec and start-up.
+metrics_lag() {
+    python3 - "$workdir/meshd.out" "$1" <<'PY'
+import re, sys, urllib.request
+port = re.findall(r"http: listening on \S+:(\d+)", open(sys.argv[1], errors="replace").read())[-1]
+text = urllib.request.urlopen("http://127.0.0.1:%s/metrics" % port, timeout=5).read().decode()
+with open(sys.argv[2], "w") as f:
+    f.write("".join(l + "\n" for l in text.splitlines()
+                    if l.startswith("meshd_firing_lag_seconds_bucket")))
+PY
+}
 cpu0=$(cpu_ms)
 if (( flood )); then
     until_before "$first"
-    cpu_a=$(cpu_ms); log_a=$(log_bytes)
+    cpu_a=$(cpu_ms); log_a=$(log_bytes); metrics_lag "$workdir/lag.a"
     until_before "$mid"
-    cpu_b=$(cpu_ms); log_b=$(log_bytes)
+    cpu_b=$(cpu_ms); log_b=$(log_bytes); metrics_lag "$workdir/lag.b"
 fi
 if (( http_load )); then
     while (( $(date +%s) < first )); do sleep 0.1; done
@@ -148,7 +160,7 @@ if (( http_load )); then
 fi
 if (( flood )); then
     until_before $(( last + 1 ))
-    cpu_c=$(cpu_ms); log_c=$(log_bytes)
+    cpu_c=$(cpu_ms); log_c=$(log_bytes); metrics_lag "$workdir/lag.c"
 fi
 while (( $(date +%s) <= last + 1 )); do sleep 0.5; done
 sleep 0.5
@@ -204,9 +216,26 @@ PY
 if (( flood )); then
     flooded_out=$(cat "$workdir/flooded.out" 2>/dev/null || echo 0)
     flooded_status=$(cat "$workdir/flooded.status" 2>/dev/null || echo 0)
-    python3 - "$seconds" "$cpu_a" "$cpu_b" "$cpu_c" "$log_a" "$log_b" "$log_c" "$flooded_out" "$flooded_status" <<'PY'
-import sys
-t, ca, cb, cc, la, lb, lc, fo, fs = (int(x) for x in sys.argv[1:])
+    python3 - "$workdir" "$seconds" "$cpu_a" "$cpu_b" "$cpu_c" "$log_a" "$log_b" "$log_c" "$flooded_out" "$flooded_status" <<'PY'
+import re, sys
+wd = sys.argv[1]
+t, ca, cb, cc, la, lb, lc, fo, fs = (int(x) for x in sys.argv[2:])
+def buckets(name):
+    out = {}
+    for l in open("%s/lag.%s" % (wd, name)):
+        m = re.match(r'meshd_firing_lag_seconds_bucket\{le="([^"]+)"\} (\d+)', l)
+        if m:
+            out[m.group(1)] = int(m.group(2))
+    return out
+ba, bb, bc = buckets("a"), buckets("b"), buckets("c")
+for name, x, y in (("no_flood", ba, bb), ("flood", bb, bc)):
+    n = y.get("+Inf", 0) - x.get("+Inf", 0)
+    cells = []
+    for le in ("0.001", "0.0025", "0.005", "0.01", "0.025", "0.05"):
+        k = y.get(le, 0) - x.get(le, 0)
+        cells.append("<=%gms:%.1f%%" % (float(le) * 1000, 100.0 * k / n if n else 0))
+    print("%s.spawn_lag (meshd's histogram, slot due -> spawn, ms resolution) N=%d %s"
+          % (name, n, " ".join(cells)))
 flooded = fo + fs
 # The flood half's cost minus what the same time costs without it (the 10 jobs' own lines).
 cpu, logb = (cc - cb) - (cb - ca), (lc - lb) - (lb - la)
