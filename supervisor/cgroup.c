@@ -1,0 +1,739 @@
+/* cgroup.c - each run in a cgroup v2 of its own (see cgroup.h). */
+#define _GNU_SOURCE /* O_DIRECTORY, unlinkat, fdopendir */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cgroup.h"
+#include "meshd/md_alloc.h"
+#include "meshd/md_log.h"
+
+#define RUN_NAME_MAX 96
+#define NEST_MAX 16 /* cgroups a worker made inside its run's, removed depth-first */
+
+/* ---- parsers ------------------------------------------------------------------------------- */
+
+/* Copies the next space-separated field of *s into out, undoing mountinfo's \ooo escapes.
+ * Returns 0, -EINVAL at the end of the line, -ENAMETOOLONG. */
+static int next_field(const char **s, char *out, size_t len)
+{
+    const char *p = *s;
+    size_t k = 0;
+
+    while (*p == ' ')
+        p++;
+    if (*p == '\0')
+        return -EINVAL;
+    for (; *p != '\0' && *p != ' '; p++) {
+        char c = *p;
+        if (c == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' && p[2] <= '7' && p[3] >= '0' &&
+            p[3] <= '7') {
+            c = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
+            p += 3;
+        }
+        if (out != NULL) {
+            if (k + 1 >= len)
+                return -ENAMETOOLONG;
+            out[k++] = c;
+        }
+    }
+    if (out != NULL)
+        out[k] = '\0';
+    *s = p;
+    return 0;
+}
+
+int sup_cg_parse_mount(const char *line, char *point, size_t plen, char *root, size_t rlen)
+{
+    const char *s = line;
+    char fstype[32];
+    int r;
+
+    /* ID PARENT MAJ:MIN */
+    for (int i = 0; i < 3; i++)
+        if ((r = next_field(&s, NULL, 0)) < 0)
+            return r;
+    if ((r = next_field(&s, root, rlen)) < 0 || (r = next_field(&s, point, plen)) < 0)
+        return r;
+    /* OPTIONS, then optional fields up to a lone "-". */
+    if ((r = next_field(&s, NULL, 0)) < 0)
+        return r;
+    for (;;) {
+        while (*s == ' ')
+            s++;
+        if (s[0] == '-' && (s[1] == ' ' || s[1] == '\0')) {
+            s++;
+            break;
+        }
+        if ((r = next_field(&s, NULL, 0)) < 0)
+            return r;
+    }
+    r = next_field(&s, fstype, sizeof fstype);
+    if (r == -ENAMETOOLONG)
+        return 0; /* no type we care about is that long */
+    if (r < 0)
+        return r;
+    if (root[0] != '/' || point[0] != '/')
+        return -EINVAL;
+    return strcmp(fstype, "cgroup2") == 0 ? 1 : 0;
+}
+
+int sup_cg_parse_self(const char *text, char *path, size_t len)
+{
+    for (const char *l = text; *l != '\0';) {
+        const char *end = strchr(l, '\n');
+        size_t n = end ? (size_t)(end - l) : strlen(l);
+
+        /* "HIERARCHY-ID:CONTROLLERS:PATH"; v2 is "0::PATH". */
+        if (n >= 3 && strncmp(l, "0::", 3) == 0) {
+            if (n == 3 || l[3] != '/')
+                return -EINVAL;
+            if (n - 3 >= len)
+                return -ENAMETOOLONG;
+            memcpy(path, l + 3, n - 3);
+            path[n - 3] = '\0';
+            return 0;
+        }
+        l += n;
+        if (*l == '\n')
+            l++;
+    }
+    return -ENOENT;
+}
+
+int sup_cg_join(const char *point, const char *root, const char *own, char *out, size_t len)
+{
+    size_t rl = strlen(root);
+    const char *rest;
+    int n;
+
+    while (rl > 1 && root[rl - 1] == '/')
+        rl--;
+    if (rl == 1) {
+        rest = own; /* root "/": every cgroup is visible */
+    } else if (strncmp(own, root, rl) == 0 && (own[rl] == '\0' || own[rl] == '/')) {
+        rest = own + rl;
+    } else {
+        return -ENOENT;
+    }
+    while (*rest == '/')
+        rest++;
+    if (*rest == '\0')
+        n = snprintf(out, len, "%s", point);
+    else
+        n = snprintf(out, len, "%s%s%s", point,
+                     point[0] != '\0' && point[strlen(point) - 1] == '/' ? "" : "/", rest);
+    if (n < 0 || (size_t)n >= len)
+        return -ENAMETOOLONG;
+    return 0;
+}
+
+int sup_cg_parse_u64(const char *text, uint64_t *v)
+{
+    uint64_t x = 0;
+    const char *p = text;
+
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (x > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
+            return -EINVAL;
+        x = x * 10 + (uint64_t)(*p - '0');
+    }
+    if (p == text || (*p != '\0' && !(*p == '\n' && p[1] == '\0')))
+        return -EINVAL;
+    *v = x;
+    return 0;
+}
+
+/* The value of "KEY VALUE" line `key` in text, as a number.  0, -ENOENT or -EINVAL. */
+static int keyed_u64(const char *text, const char *key, uint64_t *v)
+{
+    size_t kl = strlen(key);
+
+    for (const char *l = text; *l != '\0';) {
+        const char *end = strchr(l, '\n');
+        size_t n = end ? (size_t)(end - l) : strlen(l);
+
+        if (n > kl && strncmp(l, key, kl) == 0 && l[kl] == ' ') {
+            char num[24];
+            size_t nl = n - kl - 1;
+            if (nl == 0 || nl >= sizeof num)
+                return -EINVAL;
+            memcpy(num, l + kl + 1, nl);
+            num[nl] = '\0';
+            return sup_cg_parse_u64(num, v);
+        }
+        l += n;
+        if (*l == '\n')
+            l++;
+    }
+    return -ENOENT;
+}
+
+int sup_cg_parse_cpu_stat(const char *text, struct sup_cg_usage *u)
+{
+    uint64_t usage, user, sys;
+
+    if (keyed_u64(text, "usage_usec", &usage) < 0 || keyed_u64(text, "user_usec", &user) < 0 ||
+        keyed_u64(text, "system_usec", &sys) < 0)
+        return -EINVAL;
+    u->cpu = true;
+    u->usage_usec = usage;
+    u->user_usec = user;
+    u->system_usec = sys;
+    return 0;
+}
+
+int sup_cg_parse_populated(const char *text)
+{
+    uint64_t v;
+
+    if (keyed_u64(text, "populated", &v) < 0 || v > 1)
+        return -EINVAL;
+    return (int)v;
+}
+
+bool sup_cg_has_controller(const char *list, const char *name)
+{
+    size_t nl = strlen(name);
+
+    for (const char *p = list; *p != '\0';) {
+        size_t n = strcspn(p, " \n");
+        if (n == nl && strncmp(p, name, nl) == 0)
+            return true;
+        p += n;
+        p += strspn(p, " \n");
+    }
+    return false;
+}
+
+void sup_cg_run_name(const char *job, uint64_t seq, char *buf, size_t len)
+{
+    char name[65];
+    size_t k = 0;
+
+    for (const unsigned char *c = (const unsigned char *)job; *c != '\0' && k < 64; c++) {
+        bool ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+                  (*c >= '0' && *c <= '9') || *c == '_' || *c == '-' || (*c == '.' && k > 0);
+        name[k++] = ok ? (char)*c : '_';
+    }
+    if (k == 0)
+        name[k++] = '_';
+    name[k] = '\0';
+    snprintf(buf, len, "%s-%llu", name, (unsigned long long)seq);
+}
+
+/* ---- small cgroupfs I/O -------------------------------------------------------------------- */
+
+/* Reads file `name` under dirfd (AT_FDCWD: a path) into buf, NUL-terminated.  Returns the length
+ * or -errno; a file longer than cap - 1 is -EFBIG. */
+static ssize_t read_at(int dirfd, const char *name, char *buf, size_t cap)
+{
+    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+    size_t len = 0;
+    ssize_t n;
+
+    if (fd < 0)
+        return -errno;
+    while ((n = read(fd, buf + len, cap - 1 - len)) != 0) {
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            n = -errno;
+            close(fd);
+            return n;
+        }
+        len += (size_t)n;
+        if (len == cap - 1) {
+            close(fd);
+            return -EFBIG;
+        }
+    }
+    close(fd);
+    buf[len] = '\0';
+    return (ssize_t)len;
+}
+
+/* Writes s to file `name` under dirfd in one write(2).  0 or -errno. */
+static int write_at(int dirfd, const char *name, const char *s)
+{
+    int fd = openat(dirfd, name, O_WRONLY | O_CLOEXEC);
+    ssize_t n;
+    int r = 0;
+
+    if (fd < 0)
+        return -errno;
+    do
+        n = write(fd, s, strlen(s));
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        r = -errno;
+    close(fd);
+    return r;
+}
+
+static int populated_at(int dirfd)
+{
+    char buf[256];
+    ssize_t n = read_at(dirfd, "cgroup.events", buf, sizeof buf);
+
+    return n < 0 ? (int)n : sup_cg_parse_populated(buf);
+}
+
+/* Removes cgroup `name` under parent, and first any cgroups nested in it (a worker may make its
+ * own).  Empty cgroups only: the kernel refuses a populated one (EBUSY).  0 or -errno. */
+static int remove_tree(int parent, const char *name, int depth)
+{
+    int fd, r;
+    DIR *d;
+    struct dirent *de;
+
+    if (unlinkat(parent, name, AT_REMOVEDIR) == 0)
+        return 0;
+    r = -errno;
+    if (r != -EBUSY || depth == 0)
+        return r;
+    fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    d = fdopendir(fd);
+    if (d == NULL) {
+        r = -errno;
+        close(fd);
+        return r;
+    }
+    while ((de = readdir(d)) != NULL)
+        if (de->d_type == DT_DIR && strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+            (void)remove_tree(dirfd(d), de->d_name, depth - 1);
+    closedir(d);
+    return unlinkat(parent, name, AT_REMOVEDIR) == 0 ? 0 : -errno;
+}
+
+/* ---- removal once empty -------------------------------------------------------------------- */
+
+struct sup_cg_pending {
+    uv_fs_event_t watch; /* inotify on <runs>/<name>/cgroup.events */
+    struct sup_cgroup *cg;
+    struct sup_cg_pending *next;
+    int dirfd;
+    char name[RUN_NAME_MAX];
+};
+
+static void pending_unlink(struct sup_cg_pending *pd)
+{
+    for (struct sup_cg_pending **pp = &pd->cg->pending; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == pd) {
+            *pp = pd->next;
+            return;
+        }
+    }
+}
+
+static void pending_close_cb(uv_handle_t *h)
+{
+    struct sup_cg_pending *pd = MD_CONTAINER_OF(h, struct sup_cg_pending, watch);
+
+    close(pd->dirfd);
+    md_free(pd);
+}
+
+/* Removes the cgroup if it is empty now; then the watch is done.  Returns true when it is. */
+static bool pending_try(struct sup_cg_pending *pd)
+{
+    int r, pop = populated_at(pd->dirfd);
+
+    if (pop == 1)
+        return false;
+    r = remove_tree(pd->cg->runs_fd, pd->name, NEST_MAX);
+    if (r == -EBUSY)
+        return false;
+    if (r < 0 && r != -ENOENT)
+        md_log_err(MD_LOG_WARN, r, "cgroup: cannot remove %s/%s", pd->cg->runs_path, pd->name);
+    else
+        md_log(MD_LOG_DEBUG, "cgroup: removed %s", pd->name);
+    pending_unlink(pd);
+    uv_fs_event_stop(&pd->watch);
+    uv_close((uv_handle_t *)&pd->watch, pending_close_cb);
+    return true;
+}
+
+static void pending_cb(uv_fs_event_t *h, const char *filename, int events, int status)
+{
+    (void)filename;
+    (void)events;
+    (void)status;
+    pending_try(MD_CONTAINER_OF(h, struct sup_cg_pending, watch));
+}
+
+/* Takes ownership of dirfd (the cgroup `name` in runs/): removes the cgroup now if it is empty,
+ * else kills what is in it and removes it once cgroup.events says it emptied. */
+static void remove_when_empty(struct sup_cgroup *cg, int dirfd, const char *name)
+{
+    struct sup_cg_pending *pd;
+    char *path;
+    int r;
+
+    if (populated_at(dirfd) != 1) {
+        r = remove_tree(cg->runs_fd, name, NEST_MAX);
+        if (r != -EBUSY) { /* removed, or it cannot be (then say so) */
+            if (r < 0 && r != -ENOENT)
+                md_log_err(MD_LOG_WARN, r, "cgroup: cannot remove %s/%s", cg->runs_path, name);
+            close(dirfd);
+            return;
+        }
+    }
+    /* Killed processes need a moment to exit (and one stuck in the kernel, longer). */
+    (void)write_at(dirfd, "cgroup.kill", "1");
+    if (cg->closed) {
+        md_log(MD_LOG_WARN, "cgroup: left %s/%s (not empty yet at shutdown)", cg->runs_path, name);
+        close(dirfd);
+        return;
+    }
+    pd = md_xcalloc(1, sizeof *pd);
+    pd->cg = cg;
+    pd->dirfd = dirfd;
+    snprintf(pd->name, sizeof pd->name, "%s", name);
+    uv_fs_event_init(cg->loop, &pd->watch);
+    path = md_xasprintf("%s/%s/cgroup.events", cg->runs_path, name);
+    /* Watch first, then look: an "emptied" between a look and the watch would be missed. */
+    r = uv_fs_event_start(&pd->watch, pending_cb, path, 0);
+    md_free(path);
+    pd->next = cg->pending;
+    cg->pending = pd;
+    if (r < 0) {
+        md_log_err(MD_LOG_WARN, r, "cgroup: cannot watch %s/%s; it is removed at the next start",
+                   cg->runs_path, name);
+        pending_unlink(pd);
+        uv_close((uv_handle_t *)&pd->watch, pending_close_cb);
+        return;
+    }
+    pending_try(pd);
+}
+
+/* ---- meshd's subtree ----------------------------------------------------------------------- */
+
+static void set_why(struct sup_cgroup *cg, const char *fmt, ...) MD_PRINTF(2, 3);
+
+static void set_why(struct sup_cgroup *cg, const char *fmt, ...)
+{
+    va_list ap;
+    char *s;
+
+    va_start(ap, fmt);
+    if (vasprintf(&s, fmt, ap) < 0)
+        s = NULL;
+    va_end(ap);
+    md_free(cg->why);
+    cg->why = md_xstrdup(s != NULL ? s : "?");
+    free(s); /* vasprintf's */
+}
+
+/* Finds meshd's own cgroup directory.  0, or -errno with why filled. */
+static int find_own(struct sup_cgroup *cg, char *dir, size_t len)
+{
+    char text[4096], own[PATH_MAX], point[PATH_MAX], root[PATH_MAX];
+    char *line = NULL;
+    size_t cap = 0;
+    bool any = false;
+    ssize_t n;
+    FILE *f;
+    int r;
+
+    n = read_at(AT_FDCWD, "/proc/self/cgroup", text, sizeof text);
+    if (n < 0) {
+        set_why(cg, "cannot read /proc/self/cgroup: %s", strerror((int)-n));
+        return (int)n;
+    }
+    r = sup_cg_parse_self(text, own, sizeof own);
+    if (r < 0) {
+        set_why(cg, "no cgroup v2 hierarchy (no 0:: line in /proc/self/cgroup)");
+        return r;
+    }
+    f = fopen("/proc/self/mountinfo", "re");
+    if (f == NULL) {
+        r = -errno;
+        set_why(cg, "cannot read /proc/self/mountinfo: %s", strerror(-r));
+        return r;
+    }
+    r = -ENOENT;
+    while ((n = getline(&line, &cap, f)) > 0) {
+        if (line[n - 1] == '\n')
+            line[n - 1] = '\0';
+        if (sup_cg_parse_mount(line, point, sizeof point, root, sizeof root) != 1)
+            continue;
+        any = true;
+        if (sup_cg_join(point, root, own, dir, len) == 0) {
+            r = 0;
+            break;
+        }
+    }
+    free(line); /* getline's buffer */
+    fclose(f);
+    if (r < 0 && any)
+        set_why(cg, "meshd's cgroup %s is not under any cgroup2 mount", own);
+    else if (r < 0)
+        set_why(cg, "cgroup2 is not mounted");
+    return r;
+}
+
+static const char *hint(int err)
+{
+    switch (err) {
+    case -EACCES:
+    case -EPERM: return " (not delegated to meshd's user; systemd: Delegate=yes)";
+    case -EROFS: return " (read-only; systemd: ProtectControlGroups=no)";
+    default: return "";
+    }
+}
+
+/* Enables the memory controller for the cgroups in <own>/runs.  True when on, else cg->why says
+ * why not. */
+static bool enable_memory(struct sup_cgroup *cg, int ownfd, int runsfd)
+{
+    char list[512];
+    ssize_t n = read_at(ownfd, "cgroup.controllers", list, sizeof list);
+    int r;
+
+    if (n < 0 || !sup_cg_has_controller(list, "memory")) {
+        set_why(cg, "the memory controller is not available in meshd's cgroup");
+        return false;
+    }
+    r = write_at(ownfd, "cgroup.subtree_control", "+memory");
+    if (r == 0)
+        r = write_at(runsfd, "cgroup.subtree_control", "+memory");
+    if (r < 0) {
+        set_why(cg, "cannot enable the memory controller: %s%s", strerror(-r),
+                r == -EBUSY ? " (other processes share meshd's cgroup)" : "");
+        return false;
+    }
+    return true;
+}
+
+/* Kills and removes every run cgroup a previous meshd left in runs/. */
+static void clean_stale(struct sup_cgroup *cg)
+{
+    int fd = openat(cg->runs_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    struct dirent *de;
+
+    if (d == NULL) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    while ((de = readdir(d)) != NULL) {
+        int rfd, pop;
+        if (de->d_type != DT_DIR || strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+            strlen(de->d_name) >= RUN_NAME_MAX)
+            continue;
+        rfd = openat(cg->runs_fd, de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (rfd < 0)
+            continue;
+        cg->stale++;
+        pop = populated_at(rfd);
+        if (pop == 1)
+            md_log(MD_LOG_WARN, "cgroup: killing a run a previous meshd left: %s/%s", cg->runs_path,
+                   de->d_name);
+        remove_when_empty(cg, rfd, de->d_name);
+    }
+    closedir(d);
+}
+
+/* Sets up <own>/supervisor (with meshd in it) and <own>/runs.  0, or -errno with why filled. */
+static int setup(struct sup_cgroup *cg)
+{
+    char own[PATH_MAX];
+    int ownfd = -1, r;
+
+    if ((r = find_own(cg, own, sizeof own)) < 0)
+        return r;
+    ownfd = open(own, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (ownfd < 0) {
+        r = -errno;
+        set_why(cg, "cannot open %s: %s", own, strerror(-r));
+        return r;
+    }
+    /* cgroup.type and cgroup.kill exist in every cgroup but the root; cgroup.kill since 5.14. */
+    if (faccessat(ownfd, "cgroup.type", F_OK, 0) < 0) {
+        set_why(cg,
+                "meshd runs in the root cgroup (%s): give it a cgroup of its own "
+                "(systemd: Delegate=yes; a container)",
+                own);
+        r = -EPERM;
+        goto out;
+    }
+    if (faccessat(ownfd, "cgroup.kill", F_OK, 0) < 0) {
+        set_why(cg, "the kernel has no cgroup.kill (Linux 5.14 or newer)");
+        r = -ENOSYS;
+        goto out;
+    }
+    if (mkdirat(ownfd, "supervisor", 0755) < 0 && errno != EEXIST) {
+        r = -errno;
+        set_why(cg, "cannot create %s/supervisor: %s%s", own, strerror(-r), hint(r));
+        goto out;
+    }
+    /* meshd moves itself out of <own>, which may then enable controllers for its children. */
+    if ((r = write_at(ownfd, "supervisor/cgroup.procs", "0")) < 0) {
+        set_why(cg, "cannot move meshd into %s/supervisor: %s%s", own, strerror(-r), hint(r));
+        (void)unlinkat(ownfd, "supervisor", AT_REMOVEDIR);
+        goto out;
+    }
+    if (mkdirat(ownfd, "runs", 0755) < 0 && errno != EEXIST) {
+        r = -errno;
+        set_why(cg, "cannot create %s/runs: %s%s", own, strerror(-r), hint(r));
+        goto out;
+    }
+    cg->runs_fd = openat(ownfd, "runs", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (cg->runs_fd < 0) {
+        r = -errno;
+        set_why(cg, "cannot open %s/runs: %s", own, strerror(-r));
+        goto out;
+    }
+    cg->path = md_xstrdup(own);
+    cg->runs_path = md_xasprintf("%s/runs", own);
+    cg->memory = enable_memory(cg, ownfd, cg->runs_fd);
+    r = 0;
+out:
+    close(ownfd);
+    return r;
+}
+
+struct sup_cgroup *sup_cgroup_new(uv_loop_t *loop, bool enabled)
+{
+    struct sup_cgroup *cg = md_xcalloc(1, sizeof *cg);
+
+    cg->loop = loop;
+    cg->runs_fd = -1;
+    if (!enabled) {
+        set_why(cg, "node.cgroups is off");
+        md_log(MD_LOG_NOTICE, "cgroups: off reason=\"%s\"", cg->why);
+        return cg;
+    }
+    if (setup(cg) < 0) {
+        md_log(MD_LOG_NOTICE,
+               "cgroups: off reason=\"%s\": a run's leftover processes survive "
+               "it, no CPU or memory figures",
+               cg->why);
+        return cg;
+    }
+    cg->on = true;
+    clean_stale(cg);
+    if (cg->memory)
+        md_log(MD_LOG_NOTICE, "cgroups: on path=%s memory=yes stale=%u", cg->path, cg->stale);
+    else
+        md_log(MD_LOG_NOTICE, "cgroups: on path=%s memory=no stale=%u why=\"%s\"", cg->path,
+               cg->stale, cg->why);
+    return cg;
+}
+
+void sup_cgroup_close(struct sup_cgroup *cg)
+{
+    if (cg == NULL || cg->closed)
+        return;
+    cg->closed = true;
+    while (cg->pending != NULL) {
+        struct sup_cg_pending *pd = cg->pending;
+        if (pending_try(pd))
+            continue;
+        md_log(MD_LOG_WARN, "cgroup: left %s/%s (not empty yet at shutdown)", cg->runs_path,
+               pd->name);
+        pending_unlink(pd);
+        uv_fs_event_stop(&pd->watch);
+        uv_close((uv_handle_t *)&pd->watch, pending_close_cb);
+    }
+}
+
+void sup_cgroup_free(struct sup_cgroup *cg)
+{
+    if (cg == NULL)
+        return;
+    if (cg->runs_fd >= 0)
+        close(cg->runs_fd);
+    md_free(cg->path);
+    md_free(cg->runs_path);
+    md_free(cg->why);
+    md_free(cg);
+}
+
+/* ---- one run's cgroup ---------------------------------------------------------------------- */
+
+struct sup_cg_run {
+    struct sup_cgroup *cg;
+    int dirfd;
+    char name[RUN_NAME_MAX];
+};
+
+int sup_cg_run_new(struct sup_cgroup *cg, const char *job, struct sup_cg_run **out, int *procs_fd)
+{
+    char name[RUN_NAME_MAX];
+    int dfd, pfd, r;
+
+    if (!cg->on || cg->closed)
+        return -ENOTSUP;
+    /* A name a previous meshd left (and could not remove) is skipped. */
+    for (int tries = 0;; tries++) {
+        sup_cg_run_name(job, ++cg->seq, name, sizeof name);
+        if (mkdirat(cg->runs_fd, name, 0755) == 0)
+            break;
+        if (errno != EEXIST || tries == 8)
+            return -errno;
+    }
+    dfd = openat(cg->runs_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) {
+        r = -errno;
+        (void)unlinkat(cg->runs_fd, name, AT_REMOVEDIR);
+        return r;
+    }
+    pfd = openat(dfd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+    if (pfd < 0) {
+        r = -errno;
+        close(dfd);
+        (void)unlinkat(cg->runs_fd, name, AT_REMOVEDIR);
+        return r;
+    }
+    *out = md_xcalloc(1, sizeof **out);
+    (*out)->cg = cg;
+    (*out)->dirfd = dfd;
+    snprintf((*out)->name, sizeof(*out)->name, "%s", name);
+    *procs_fd = pfd;
+    return 0;
+}
+
+const char *sup_cg_run_name_of(const struct sup_cg_run *r)
+{
+    return r->name;
+}
+
+int sup_cg_run_kill(struct sup_cg_run *r)
+{
+    int pop = populated_at(r->dirfd), w;
+
+    if (pop == 0)
+        return 0;
+    w = write_at(r->dirfd, "cgroup.kill", "1");
+    return w < 0 ? w : 1;
+}
+
+void sup_cg_run_usage(const struct sup_cg_run *r, struct sup_cg_usage *u)
+{
+    char buf[1024];
+
+    memset(u, 0, sizeof *u);
+    if (read_at(r->dirfd, "cpu.stat", buf, sizeof buf) >= 0 && sup_cg_parse_cpu_stat(buf, u) < 0)
+        md_log(MD_LOG_DEBUG, "cgroup: %s: unexpected cpu.stat", r->name);
+    if (r->cg->memory && read_at(r->dirfd, "memory.peak", buf, sizeof buf) >= 0 &&
+        sup_cg_parse_u64(buf, &u->memory_peak) == 0)
+        u->memory = true;
+}
+
+void sup_cg_run_release(struct sup_cg_run *r)
+{
+    remove_when_empty(r->cg, r->dirfd, r->name);
+    md_free(r);
+}
