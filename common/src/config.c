@@ -1887,6 +1887,14 @@ static bool check_level(const char *s, char *why, size_t n)
     return false;
 }
 
+static bool check_cgroups(const char *s, char *why, size_t n)
+{
+    if (strcmp(s, "auto") == 0 || strcmp(s, "off") == 0)
+        return true;
+    snprintf(why, n, "expected auto or off");
+    return false;
+}
+
 static const struct node_key {
     const char *name;
     size_t off; /* a char * in struct md_config */
@@ -1897,6 +1905,7 @@ static const struct node_key {
     {"state_dir", offsetof(struct md_config, state_dir), check_nonempty},
     {"worker_dir", offsetof(struct md_config, worker_dir), check_nonempty},
     {"log_level", offsetof(struct md_config, log_level), check_level},
+    {"cgroups", offsetof(struct md_config, cgroups), check_cgroups},
 };
 
 static void node_build(struct ctx *c, const struct md__ynode *map)
@@ -1953,6 +1962,8 @@ static void node_build(struct ctx *c, const struct md__ynode *map)
         cfg->state_dir = md_xstrdup("var/state");
     if (cfg->log_level == NULL)
         cfg->log_level = md_xstrdup("notice");
+    if (cfg->cgroups == NULL)
+        cfg->cgroups = md_xstrdup("auto");
 }
 
 /* ---- registry: ------------------------------------------------------------------------------- */
@@ -2457,6 +2468,7 @@ void md_config_free(struct md_config *cfg)
     md_free(cfg->state_dir);
     md_free(cfg->worker_dir);
     md_free(cfg->log_level);
+    md_free(cfg->cgroups);
     md_free(cfg->registry_url);
     md_free(cfg->http_host);
     md_free(cfg->http_token);

@@ -96,6 +96,7 @@ TEST(minimal_job_gets_every_default)
     T_ASSERT_STREQ("var/state", cfg->state_dir);
     T_ASSERT_TRUE(cfg->worker_dir == NULL);
     T_ASSERT_STREQ("notice", cfg->log_level);
+    T_ASSERT_STREQ("auto", cfg->cgroups);
     j = md_config_job(cfg, "x");
     T_ASSERT_TRUE(j != NULL);
     T_ASSERT_TRUE(md_config_job(cfg, "y") == NULL);
@@ -146,6 +147,7 @@ TEST(every_key_set)
          "  state_dir: /var/lib/meshd\n"
          "  worker_dir: /opt/meshd/libexec\n"
          "  log_level: debug\n"
+         "  cgroups: off\n"
          "jobs:\n"
          "  load:\n"
          "    worker: refresh\n"
@@ -175,6 +177,7 @@ TEST(every_key_set)
     T_ASSERT_STREQ("/var/lib/meshd", cfg->state_dir);
     T_ASSERT_STREQ("/opt/meshd/libexec", cfg->worker_dir);
     T_ASSERT_STREQ("debug", cfg->log_level);
+    T_ASSERT_STREQ("off", cfg->cgroups);
     j = &cfg->jobs[0];
     T_ASSERT_STREQ("refresh", j->worker);
     T_ASSERT_EQ(3, j->argc);
@@ -690,6 +693,7 @@ TEST(node_values)
           "  environment: ''\n"
           "  state_dir: ''\n"
           "  log_level: loud\n"
+          "  cgroups: yes\n"
           "jobs: {}\n");
     T_ERR(2, 9, "key 'node.name': expected 1 to 64 letters, digits, '_', '.' or '-', got 'has "
                 "space'");
@@ -697,7 +701,8 @@ TEST(node_values)
     T_ERR(4, 14, "key 'node.state_dir': must not be empty");
     T_ERR(5, 14, "key 'node.log_level': expected one of error, warn, notice, info, debug, got "
                  "'loud'");
-    T_ASSERT_EQ(4, diag.nerrors);
+    T_ERR(6, 12, "key 'node.cgroups': expected auto or off, got 'yes'");
+    T_ASSERT_EQ(5, diag.nerrors);
 }
 
 /* ---- registry: -------------------------------------------------------------------------- */

@@ -2,7 +2,7 @@
  *
  * The file has six top-level sections:
  *
- *   node:      name, environment, state_dir, worker_dir, log_level
+ *   node:      name, environment, state_dir, worker_dir, log_level, cgroups
  *   registry:  url, heartbeat, retention, journal_max (the shared database; optional)
  *   http:      listen, token, anonymous_read, max_connections (the API; optional)
  *   cluster:   enabled, when_offline, claim_timeout (several nodes, one database; optional)
@@ -95,6 +95,8 @@ struct md_config {
     char *state_dir;     /* default: "var/state" (relative to meshd's working directory) */
     char *worker_dir;    /* default: the libexec/meshd directory beside the meshd binary */
     char *log_level;     /* "error|warn|notice|info|debug", default "notice" */
+    char *cgroups;       /* "auto" (default): each run in a cgroup of its own where meshd has a
+                          * writable cgroup v2 subtree; "off" (docs/supervision.md) */
 
     /* registry: the shared database.  Every field has its default even without the section. */
     char *registry_url;  /* libpq URL or key=value conninfo, after ${VAR} expansion; may hold
