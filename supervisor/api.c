@@ -193,6 +193,21 @@ static cJSON *run_rec_json(const struct sup_run_rec *r)
         cJSON_AddNullToObject(o, "signal");
     }
     cJSON_AddNumberToObject(o, "duration_ms", (double)r->duration_ms);
+    /* From the run's cgroup; null when meshd runs without cgroups (or without the memory
+     * controller, for the peak). */
+    if (r->usage.cpu) {
+        cJSON_AddNumberToObject(o, "cpu_usec", (double)r->usage.usage_usec);
+        cJSON_AddNumberToObject(o, "cpu_user_usec", (double)r->usage.user_usec);
+        cJSON_AddNumberToObject(o, "cpu_system_usec", (double)r->usage.system_usec);
+    } else {
+        cJSON_AddNullToObject(o, "cpu_usec");
+        cJSON_AddNullToObject(o, "cpu_user_usec");
+        cJSON_AddNullToObject(o, "cpu_system_usec");
+    }
+    if (r->usage.memory)
+        cJSON_AddNumberToObject(o, "memory_peak_bytes", (double)r->usage.memory_peak);
+    else
+        cJSON_AddNullToObject(o, "memory_peak_bytes");
     return o;
 }
 
@@ -276,7 +291,7 @@ static cJSON *job_json(struct sup_job *job)
 static void handle_status(struct sup *sup, struct api_reply *rp)
 {
     const struct md_config *cfg = sup->cfg;
-    cJSON *o = cJSON_CreateObject(), *node, *reg, *reasons, *jobs;
+    cJSON *o = cJSON_CreateObject(), *node, *reg, *cgs, *reasons, *jobs;
     struct sup_reg_stats st;
     int64_t now = sup_wall_ms();
     bool ok;
@@ -305,6 +320,17 @@ static void handle_status(struct sup *sup, struct api_reply *rp)
     cJSON_AddNumberToObject(reg, "dropped", (double)st.dropped);
     cJSON_AddNumberToObject(reg, "write_errors", (double)st.batches_failed);
     cJSON_AddNumberToObject(reg, "events", (double)st.events);
+    cgs = cJSON_AddObjectToObject(node, "cgroups");
+    cJSON_AddBoolToObject(cgs, "on", sup->cg != NULL && sup->cg->on);
+    cJSON_AddBoolToObject(cgs, "memory", sup->cg != NULL && sup->cg->memory);
+    if (sup->cg != NULL && sup->cg->path != NULL)
+        cJSON_AddStringToObject(cgs, "path", sup->cg->path);
+    else
+        cJSON_AddNullToObject(cgs, "path");
+    if (sup->cg != NULL && sup->cg->why != NULL)
+        cJSON_AddStringToObject(cgs, "why", sup->cg->why);
+    else
+        cJSON_AddNullToObject(cgs, "why");
     jobs = cJSON_AddArrayToObject(o, "jobs");
     for (struct sup_job *job = sup->jobs; job != NULL; job = job->next)
         if (!job->retired && job->cfg != NULL)

@@ -60,6 +60,7 @@ void sup_job_note_run(struct sup_job *job, struct sup_proc *p, const char *run_i
         r->slot = p->slot;
         r->started_ms = p->started_wall_ms;
         r->duration_ms = p->duration_ms;
+        r->usage = p->usage;
         for (unsigned i = 0; i < SUP_TAIL_LINES; i++) {
             unsigned idx = (p->tail_next + i) % SUP_TAIL_LINES;
             if (p->tail[idx] != NULL) {

@@ -1226,6 +1226,13 @@ void sup_reg_run_end(struct sup_job *job, const struct sup_proc *p, const char *
         md_free(tail);
         if (p->result != NULL)
             cJSON_AddStringToObject(o, "result", p->result);
+        if (p->usage.cpu) { /* the run's cgroup (cgroup.h); absent: not known */
+            cJSON_AddNumberToObject(o, "cpu_usec", (double)p->usage.usage_usec);
+            cJSON_AddNumberToObject(o, "cpu_user_usec", (double)p->usage.user_usec);
+            cJSON_AddNumberToObject(o, "cpu_system_usec", (double)p->usage.system_usec);
+        }
+        if (p->usage.memory)
+            cJSON_AddNumberToObject(o, "memory_peak_bytes", (double)p->usage.memory_peak);
     }
     emit(sup, o, MD_JPRIO_RUN);
 }

@@ -109,6 +109,23 @@ static void proc_free(struct sup_proc *p)
 {
     struct sup_job *job = p->job;
 
+    if (p->cg != NULL) {
+        /* Killed at the exit; read what it used before the run is recorded, then let the
+         * directory go (removed now, or once its last process is gone). */
+        sup_cg_run_usage(p->cg, &p->usage);
+        sup_cg_run_release(p->cg);
+        p->cg = NULL;
+        if (p->usage.cpu) {
+            char mem[24] = "-";
+            if (p->usage.memory)
+                snprintf(mem, sizeof mem, "%" PRIu64, p->usage.memory_peak / 1024);
+            md_log(MD_LOG_INFO,
+                   "usage: job=%s run=%s cpu_user_ms=%" PRIu64 " cpu_system_ms=%" PRIu64
+                   " memory_peak_kib=%s",
+                   job ? job->name : "?", p->run_id, p->usage.user_usec / 1000,
+                   p->usage.system_usec / 1000, mem);
+        }
+    }
     if (job != NULL && p->end_recorded) {
         sup_reg_run_end(job, p, p->run_id, p->end_status, p->end_code, p->end_signal, NULL);
         /* Keep the run, with its output tail, in the job's history. */
@@ -523,10 +540,22 @@ static void proc_exited(struct sup_proc *p, int exit_status, int term_signal)
                " expected=%s", name, p->run_id, p->pid, (int)exit_status, dur,
                (exit_status == 0 || ours) ? "yes" : "no");
 
-    /* Whatever the worker forked into its group must not outlive a run we stopped.  The group
-     * id cannot have been reused while members remain; with none left this is ESRCH. */
-    if (ours && p->stop_group)
+    if (p->cg != NULL) {
+        /* The run is over, however it ended: nothing it started may outlive it, neither what
+         * left its process group (setsid) nor what an exit 0 left behind. */
+        int k = sup_cg_run_kill(p->cg);
+        if (k > 0)
+            md_log(MD_LOG_NOTICE, "killed leftovers: job=%s run=%s cgroup=%s", name, p->run_id,
+                   sup_cg_run_name_of(p->cg));
+        else if (k < 0)
+            md_log_err(MD_LOG_WARN, k, "cgroup.kill: job=%s run=%s cgroup=%s", name, p->run_id,
+                       sup_cg_run_name_of(p->cg));
+    } else if (ours && p->stop_group) {
+        /* Whatever the worker forked into its group must not outlive a run we stopped.  The
+         * group id cannot have been reused while members remain; with none left this is
+         * ESRCH. */
         kill(-p->pid, SIGKILL);
+    }
 
     uv_timer_stop(&p->timeout);
     if (job != NULL && p->primary) {
@@ -611,6 +640,18 @@ void sup_proc_kill(struct sup_proc *p, int sig)
     const char *name = p->job ? p->job->name : "?";
     int r;
 
+    if (sig == SIGKILL && p->cg != NULL) {
+        /* The whole cgroup: the group and whatever left it. */
+        r = sup_cg_run_kill(p->cg);
+        if (r < 0)
+            md_log_err(MD_LOG_WARN, r, "cgroup.kill: job=%s run=%s cgroup=%s",
+                       p->job ? p->job->name : "?", p->run_id, sup_cg_run_name_of(p->cg));
+        else
+            md_log(MD_LOG_INFO, "signalled: job=%s run=%s pid=%d signal=%s cgroup=%s",
+                   p->job ? p->job->name : "?", p->run_id, p->pid, strsignal(sig),
+                   sup_cg_run_name_of(p->cg));
+        return;
+    }
     if (p->exited && !p->stop_group)
         return;
     r = sup_launch_kill(p->pid, p->stop_group, sig);
@@ -800,7 +841,17 @@ static int proc_spawn(struct sup_job *job, int64_t slot, bool primary)
     l.argv = j->argv;
     l.envp = env;
     l.cwd = j->workdir;
+    if (sup->cg != NULL && sup->cg->on) {
+        /* A mkdir and two opens in cgroupfs, synchronous (cgroup.h).  Without it the run still
+         * runs, as it would with cgroups off. */
+        int cr = sup_cg_run_new(sup->cg, job->name, &p->cg, &l.cgroup_fd);
+        if (cr < 0)
+            md_log_err(MD_LOG_WARN, cr, "cgroup: job=%s run=%s runs without a cgroup of its own",
+                       job->name, p->run_id);
+    }
     r = sup_launch(&l, &out);
+    if (l.cgroup_fd >= 0)
+        close(l.cgroup_fd);
     for (int i = 0; i < 4; i++) { /* the child's ends */
         close(l.fds[i]);
         fds[i][i == 0 ? 0 : 1] = -1;

@@ -17,6 +17,7 @@
 #include "meshd/md_linebuf.h"
 #include "meshd/md_log.h"
 #include "meshd/md_status.h"
+#include "cgroup.h"
 #include "prog.h"
 
 #define SUP_TAIL_LINES 20      /* last output lines kept per run for the run record */
@@ -41,6 +42,7 @@ struct sup_run_rec {
     const char *status;          /* "succeeded" "failed" "timed_out" "stopped" (static) */
     int exit_code, signal;
     uint64_t duration_ms;
+    struct sup_cg_usage usage;   /* CPU time and peak memory (flags false: not known) */
     char *lines[SUP_TAIL_LINES]; /* last output lines, oldest first, NULL after the last */
 };
 
@@ -99,6 +101,8 @@ struct sup_proc {
     unsigned bad_status;
     char *result; /* last {"event":"result"} status word, or NULL */
     uint64_t duration_ms;
+    struct sup_cg_run *cg;     /* the run's cgroup (cgroup.h), or NULL: released in proc_free */
+    struct sup_cg_usage usage; /* read from it in proc_free, before the run is recorded */
     /* How the run ended, set when it is recorded; the registry's run_end goes out when the proc
      * is freed, after the pipes were drained, so it carries the whole output tail. */
     bool end_recorded;
@@ -168,6 +172,7 @@ struct sup {
     uv_loop_t *loop;
     struct sup_registry *reg;  /* NULL when the registry is off (registry.h) */
     struct sup_http *http;     /* NULL when no listener is up (http.h) */
+    struct sup_cgroup *cg;     /* runs' cgroups, on or off (cgroup.h); never NULL once started */
     int64_t started_wall_ms;
     uint64_t status_gen;       /* bumped on every change /status shows (http.c's cache key) */
     uint64_t lag_bucket[SUP_LAG_BUCKETS]; /* firing lag of on-time scheduled runs */

@@ -33,6 +33,9 @@
  *   spawn-child FILE     fork a grandchild in our process group that sleeps forever with
  *                        stdin/stdout/stderr on /dev/null and the status fd closed; its pid and
  *                        '\n' are written to FILE atomically (temp file + rename)
+ *   spawn-escapee FILE   the same, but the grandchild calls setsid first: it leaves our process
+ *                        group and session, as a daemon does
+ *   burn MS              busy-loop until this process has used MS ms of CPU time
  *   write-pid FILE       append "<pid>\n" to FILE
  *   stamp FILE           append "<pid> <epoch s.ns> <MESHD_RUN_ID> <MESHD_SCHEDULED_AT>\n"
  *                        ("-" for an unset variable) to FILE
@@ -50,6 +53,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,7 +175,7 @@ static void sleep_ms(long ms)
         ;
 }
 
-static void spawn_child(const char *path)
+static void spawn_child(const char *path, bool escape)
 {
     char buf[32];
     pid_t pid;
@@ -194,11 +198,23 @@ static void spawn_child(const char *path)
         }
         if (status.fd > 2)
             close(status.fd);
+        if (escape && setsid() < 0)
+            _exit(111);
         for (;;)
             pause();
     }
     snprintf(buf, sizeof buf, "%ld\n", (long)pid);
     replace_file(path, buf, strlen(buf));
+}
+
+static void burn_cpu(long ms)
+{
+    struct timespec t;
+
+    do {
+        if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t) < 0)
+            die(111, "clock_gettime: %s", strerror(errno));
+    } while (t.tv_sec * 1000L + t.tv_nsec / 1000000L < ms);
 }
 
 static void dump_env(const char *path)
@@ -413,7 +429,11 @@ int main(int argc, char **argv)
             if (sigaction(sig, &sa, NULL) < 0)
                 die(100, "ignore %s: %s", argv[i], strerror(errno));
         } else if (strcmp(a, "spawn-child") == 0) {
-            spawn_child(ARG());
+            spawn_child(ARG(), false);
+        } else if (strcmp(a, "spawn-escapee") == 0) {
+            spawn_child(ARG(), true);
+        } else if (strcmp(a, "burn") == 0) {
+            burn_cpu(num_arg(ARG(), 0, LONG_MAX / 2, "burn"));
         } else if (strcmp(a, "write-pid") == 0) {
             const char *path = ARG();
             char buf[32];
