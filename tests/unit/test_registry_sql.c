@@ -1,4 +1,4 @@
-/* test_registry_sql.c - meshd_apply_events() (sql/0002_apply_events.sql) against a real
+/* test_registry_sql.c - meshd_apply_events() (sql/0002_apply_events.sql, 0003) against a real
  * PostgreSQL: every event type lands in its table with the right values, a replayed batch changes
  * nothing, malformed events and unknown types are skipped without failing the batch, run_end
  * without run_start, out-of-order job events, the (job, scheduled_for) claim between missed and
@@ -497,6 +497,73 @@ TEST(prune_forgets_applied_ids)
                           "interval '2 days' RETURNING 1) SELECT count(*) FROM u"));
     T_ASSERT_EQ(1, scalar("SELECT meshd_prune('1 day')"));
     T_ASSERT_EQ(0, scalar("SELECT count(*) FROM meshd_applied_events"));
+}
+
+/* 0003: a run_end's CPU time and peak memory land on the run; a replay changes nothing; a bad
+ * figure is dropped (the run is still recorded); the next attempt clears them; a run_end whose
+ * run_start was lost carries them too. */
+TEST(run_usage_figures)
+{
+    char before[64], after[64];
+    static const char *run =
+        "[{'id':'pc/1','type':'run_start','at':'2025-06-01T03:00:01Z','node':'pc','job':'j',"
+        "'run_id':'j@20250601T030000Z','scheduled_for':'2025-06-01T03:00:00Z',"
+        "'started_at':'2025-06-01T03:00:01Z','pid':7},"
+        "{'id':'pc/2','type':'run_end','at':'2025-06-01T03:00:09Z','node':'pc','job':'j',"
+        "'run_id':'j@20250601T030000Z','finished_at':'2025-06-01T03:00:09Z',"
+        "'status':'succeeded','exit_code':0,'duration_ms':8000,'cpu_usec':312345,"
+        "'cpu_user_usec':300000,'cpu_system_usec':12345,'memory_peak_bytes':4194304}]";
+
+    fresh_db();
+    T_ASSERT_EQ(2, apply(run));
+    T_ASSERT_EQ(0, nwarnings);
+    T_ASSERT_EQ(1, scalar("SELECT count(*) FROM agent_runs WHERE run_id = 'j@20250601T030000Z' "
+                          "AND status = 'succeeded' AND cpu_usec = 312345 AND cpu_user_usec = "
+                          "300000 AND cpu_system_usec = 12345 AND memory_peak_bytes = 4194304"));
+    snapshot(before, sizeof before);
+    T_ASSERT_EQ(0, apply(run));
+    snapshot(after, sizeof after);
+    T_ASSERT_STREQ(before, after);
+
+    /* Without figures (meshd without cgroups) and with bad ones: NULL, the run is recorded. */
+    T_ASSERT_EQ(2, apply("[{'id':'pc/3','type':'run_end','at':'2025-06-01T04:00:09Z','node':'pc',"
+                         "'job':'j','run_id':'r-none','finished_at':'2025-06-01T04:00:09Z',"
+                         "'status':'failed','exit_code':1},"
+                         "{'id':'pc/4','type':'run_end','at':'2025-06-01T04:00:10Z','node':'pc',"
+                         "'job':'j','run_id':'r-bad','finished_at':'2025-06-01T04:00:10Z',"
+                         "'status':'failed','exit_code':1,'cpu_usec':-5,'cpu_user_usec':'7',"
+                         "'cpu_system_usec':1.5,'memory_peak_bytes':1e30}]"));
+    T_ASSERT_EQ(0, nwarnings);
+    T_ASSERT_EQ(2, scalar("SELECT count(*) FROM agent_runs WHERE run_id IN ('r-none', 'r-bad') "
+                          "AND status = 'failed' AND cpu_usec IS NULL AND cpu_user_usec IS NULL "
+                          "AND cpu_system_usec IS NULL AND memory_peak_bytes IS NULL"));
+
+    /* A retry of the slot: the first attempt's figures go with its result. */
+    T_ASSERT_EQ(1, apply("[{'id':'pc/5','type':'run_start','at':'2025-06-01T03:01:00Z',"
+                         "'node':'pc','job':'j','run_id':'j@20250601T030000Z',"
+                         "'scheduled_for':'2025-06-01T03:00:00Z',"
+                         "'started_at':'2025-06-01T03:01:00Z','pid':8,'attempt':2}]"));
+    T_ASSERT_EQ(1, scalar("SELECT count(*) FROM agent_runs WHERE run_id = 'j@20250601T030000Z' "
+                          "AND status = 'running' AND cpu_usec IS NULL AND memory_peak_bytes IS "
+                          "NULL"));
+    /* Its end without a memory figure (no memory controller). */
+    T_ASSERT_EQ(1, apply("[{'id':'pc/6','type':'run_end','at':'2025-06-01T03:01:05Z','node':'pc',"
+                         "'job':'j','run_id':'j@20250601T030000Z',"
+                         "'finished_at':'2025-06-01T03:01:05Z','status':'succeeded',"
+                         "'exit_code':0,'cpu_usec':20,'cpu_user_usec':15,'cpu_system_usec':5}]"));
+    T_ASSERT_EQ(1, scalar("SELECT count(*) FROM agent_runs WHERE run_id = 'j@20250601T030000Z' "
+                          "AND cpu_usec = 20 AND cpu_user_usec = 15 AND cpu_system_usec = 5 AND "
+                          "memory_peak_bytes IS NULL"));
+
+    /* run_start lost: the run is recorded from its end, figures included. */
+    T_ASSERT_EQ(1, apply("[{'id':'pc/7','type':'run_end','at':'2025-06-01T05:00:05Z','node':'pc',"
+                         "'job':'j','run_id':'r-lost','started_at':'2025-06-01T05:00:00Z',"
+                         "'finished_at':'2025-06-01T05:00:05Z','status':'stopped',"
+                         "'signal':15,'cpu_usec':9000000000,'cpu_user_usec':8000000000,"
+                         "'cpu_system_usec':1000000000,'memory_peak_bytes':8589934592}]"));
+    T_ASSERT_EQ(1, scalar("SELECT count(*) FROM agent_runs WHERE run_id = 'r-lost' AND status "
+                          "= 'stopped' AND cpu_usec = 9000000000 AND memory_peak_bytes = "
+                          "8589934592"));
 }
 
 T_MAIN()
