@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "cgroup.h"
@@ -434,8 +435,9 @@ static void set_why(struct sup_cgroup *cg, const char *fmt, ...)
     free(s); /* vasprintf's */
 }
 
-/* Finds meshd's own cgroup directory.  0, or -errno with why filled. */
-static int find_own(struct sup_cgroup *cg, char *dir, size_t len)
+/* Finds meshd's own cgroup directory; *top: it is the top of the mount it is seen through.
+ * 0, or -errno with why filled. */
+static int find_own(struct sup_cgroup *cg, char *dir, size_t len, bool *top)
 {
     char text[4096], own[PATH_MAX], point[PATH_MAX], root[PATH_MAX];
     char *line = NULL;
@@ -469,6 +471,7 @@ static int find_own(struct sup_cgroup *cg, char *dir, size_t len)
             continue;
         any = true;
         if (sup_cg_join(point, root, own, dir, len) == 0) {
+            *top = strcmp(dir, point) == 0;
             r = 0;
             break;
         }
@@ -480,6 +483,32 @@ static int find_own(struct sup_cgroup *cg, char *dir, size_t len)
     else if (r < 0)
         set_why(cg, "cgroup2 is not mounted");
     return r;
+}
+
+/* Whether meshd's cgroup is its own to divide: systemd's rule is that a process may make
+ * cgroups below its own only when it was delegated that subtree.  Delegated are: the top of the
+ * cgroup2 mount meshd sees (a container's cgroup namespace, or its cgroup bind-mounted there;
+ * the host's root cgroup was ruled out before); a cgroup systemd marked (trusted.delegate, which
+ * only root can read, or user.delegate since systemd 251: "1" for a unit with Delegate=yes,
+ * which an operator can also set on a cgroup made for meshd); and, for a meshd that is not root,
+ * a cgroup directory it owns (systemd hands a delegated cgroup to the unit's User=). */
+static bool delegated(int ownfd, bool top)
+{
+    static const char *const names[] = {"trusted.delegate", "user.delegate"};
+    char v[8];
+    struct stat st;
+
+    if (top)
+        return true;
+    for (size_t i = 0; i < MD_ARRAY_SIZE(names); i++) {
+        ssize_t n = fgetxattr(ownfd, names[i], v, sizeof v - 1);
+        if (n > 0) {
+            v[n] = '\0';
+            if (strcmp(v, "1") == 0)
+                return true;
+        }
+    }
+    return geteuid() != 0 && fstat(ownfd, &st) == 0 && st.st_uid == geteuid();
 }
 
 static const char *hint(int err)
@@ -550,8 +579,9 @@ static int setup(struct sup_cgroup *cg)
 {
     char own[PATH_MAX];
     int ownfd = -1, r;
+    bool top = false;
 
-    if ((r = find_own(cg, own, sizeof own)) < 0)
+    if ((r = find_own(cg, own, sizeof own, &top)) < 0)
         return r;
     ownfd = open(own, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (ownfd < 0) {
@@ -571,6 +601,12 @@ static int setup(struct sup_cgroup *cg)
     if (faccessat(ownfd, "cgroup.kill", F_OK, 0) < 0) {
         set_why(cg, "the kernel has no cgroup.kill (Linux 5.14 or newer)");
         r = -ENOSYS;
+        goto out;
+    }
+    if (!delegated(ownfd, top)) {
+        set_why(cg, "meshd's cgroup %s is not delegated to it (systemd: Delegate=yes; a cgroup "
+                "made for meshd: setfattr -n user.delegate -v 1 DIR)", own);
+        r = -EPERM;
         goto out;
     }
     if (mkdirat(ownfd, "supervisor", 0755) < 0 && errno != EEXIST) {

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
@@ -262,8 +263,8 @@ static void rm_cgroup_tree(const char *dir)
     char cmd[PBUF];
 
     snprintf(cmd, sizeof cmd, "find '%s' -depth -type d -exec rmdir {} + 2>/dev/null", dir);
-    if (system(cmd) != 0 && access(dir, F_OK) == 0)
-        fprintf(stderr, "  could not remove %s\n", dir);
+    if (system(cmd) != 0)
+        return; /* the caller looks again */
 }
 
 /* Back to where we were; removes the test's cgroups.  Also at exit, after a failed test. */
@@ -276,12 +277,21 @@ static void leave_test_cgroup(void)
     snprintf(procs, sizeof procs, "%s/cgroup.procs", orig_dir);
     if (put(procs, "0") < 0)
         fprintf(stderr, "  could not move back to %s\n", orig_dir);
-    rm_cgroup_tree(test_dir);
+    /* What a failed test left running goes (it would hold our stderr open, too). */
+    snprintf(procs, sizeof procs, "%s/cgroup.kill", test_dir);
+    (void)put(procs, "1");
+    for (int i = 0; i < 50 && access(test_dir, F_OK) == 0; i++) {
+        rm_cgroup_tree(test_dir);
+        usleep(20000);
+    }
+    if (access(test_dir, F_OK) == 0)
+        fprintf(stderr, "  could not remove %s\n", test_dir);
     test_dir[0] = '\0';
 }
 
-/* Puts this process in a fresh cgroup of its own, or skips. */
-static void enter_test_cgroup(void)
+/* Puts this process in a fresh cgroup of its own, or skips.  mark: as systemd marks a cgroup
+ * it delegates (user.delegate=1). */
+static void enter_test_cgroup(bool mark)
 {
     char procs[PBUF];
 
@@ -298,6 +308,11 @@ static void enter_test_cgroup(void)
     if (mkdir(test_dir, 0755) < 0) {
         test_dir[0] = '\0';
         T_SKIP("cannot make a cgroup here (not root, or not delegated)");
+    }
+    if (mark && setxattr(test_dir, "user.delegate", "1", 1, 0) < 0) {
+        rmdir(test_dir);
+        test_dir[0] = '\0';
+        T_SKIP("cannot set user.delegate on a cgroup (kernel < 5.7?)");
     }
     snprintf(procs, sizeof procs, "%s/cgroup.procs", test_dir);
     if (put(procs, "0") < 0) {
@@ -358,6 +373,26 @@ TEST(disabled_by_config)
     T_ASSERT_EQ(0, uv_loop_close(&loop));
 }
 
+TEST(off_in_a_cgroup_not_delegated)
+{
+    uv_loop_t loop;
+    struct sup_cgroup *cg;
+    char path[PBUF];
+
+    enter_test_cgroup(false); /* writable (we are root), but nobody said it is ours */
+    T_ASSERT_EQ(0, uv_loop_init(&loop));
+    cg = sup_cgroup_new(&loop, true);
+    T_ASSERT_FALSE(cg->on);
+    T_ASSERT_CONTAINS(cg->why, "is not delegated to it");
+    snprintf(path, sizeof path, "%s/supervisor", test_dir);
+    T_ASSERT_TRUE(path_gone(path)); /* nothing made, nothing moved */
+    sup_cgroup_close(cg);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    sup_cgroup_free(cg);
+    T_ASSERT_EQ(0, uv_loop_close(&loop));
+    leave_test_cgroup();
+}
+
 TEST(run_and_its_setsid_grandchild_are_killed_and_counted)
 {
     uv_loop_t loop;
@@ -368,7 +403,7 @@ TEST(run_and_its_setsid_grandchild_are_killed_and_counted)
     int procs_fd, pfd[2], st;
     pid_t child, grandchild = 0;
 
-    enter_test_cgroup();
+    enter_test_cgroup(true);
     T_ASSERT_EQ(0, uv_loop_init(&loop));
     cg = sup_cgroup_new(&loop, true);
     if (!cg->on) {
@@ -448,7 +483,7 @@ TEST(stale_run_of_a_previous_life_is_killed_at_start)
     int st;
     pid_t stale;
 
-    enter_test_cgroup();
+    enter_test_cgroup(true);
     snprintf(path, sizeof path, "%s/runs", test_dir);
     T_ASSERT_EQ(0, mkdir(path, 0755));
     snprintf(path, sizeof path, "%s/runs/old-7", test_dir);
