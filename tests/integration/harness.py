@@ -185,6 +185,72 @@ def read_pids(path):
         return []
 
 
+# ---- cgroups ------------------------------------------------------------------------------
+
+
+def _unescape_mountinfo(field):
+    return re.sub(r"\\([0-3][0-7][0-7])", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def cgroup2_own_dir():
+    """This process's cgroup v2 directory (the 0:: line of /proc/self/cgroup under a cgroup2
+    mount of /proc/self/mountinfo), or None."""
+    own = None
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            if line.startswith("0::"):
+                own = line[3:].rstrip("\n")
+    if own is None:
+        return None
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            if not right.startswith("cgroup2 "):
+                continue
+            fields = left.split()
+            root, point = _unescape_mountinfo(fields[3]), _unescape_mountinfo(fields[4])
+            root = root.rstrip("/") or "/"
+            if root == "/" or own == root or own.startswith(root + "/"):
+                rest = own[len(root):] if root != "/" else own
+                return point.rstrip("/") + "/" + rest.strip("/") if rest.strip("/") else point
+    return None
+
+
+def cgroup_tree_procs(path):
+    """Every pid in the cgroup at path and below."""
+    pids = []
+    for d, _, _ in os.walk(path):
+        try:
+            with open(os.path.join(d, "cgroup.procs")) as f:
+                pids += [int(x) for x in f.read().split()]
+        except OSError:
+            pass
+    return pids
+
+
+def remove_cgroup_tree(path, timeout=5.0):
+    """Kills whatever is left in the cgroup at path (cgroup.kill) and removes it, deepest first.
+    Returns the pids that were still in it."""
+    left = cgroup_tree_procs(path)
+    if left:
+        try:
+            with open(os.path.join(path, "cgroup.kill"), "w") as f:
+                f.write("1")
+        except OSError:
+            pass
+    deadline = time.monotonic() + timeout
+    while os.path.isdir(path):
+        for d, _, _ in sorted(os.walk(path), key=lambda w: -w[0].count("/")):
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    return left
+
+
 # ---- the harness -------------------------------------------------------------------------
 
 
@@ -200,6 +266,7 @@ class Harness:
         self.logf = None
         self.exit_code = None
         self.notes = []
+        self.cgroup = None
 
     # -- files
     def path(self, name):
@@ -237,8 +304,34 @@ class Harness:
         return out
 
     # -- meshd
-    def start(self, args=None, env=None, log_level="info", config=None, wrap=None):
-        """Starts meshd (under the command prefix wrap, e.g. unshare, when given)."""
+    def make_cgroup(self, mark=True):
+        """A fresh cgroup v2 for this test's meshd, below this process's own, as systemd's
+        Delegate=yes gives one (marked user.delegate=1 unless mark is false); start(cgroup=True)
+        puts meshd in it, teardown kills what is left in it and removes it.  Raises Skip when
+        none can be made."""
+        base = cgroup2_own_dir()
+        if base is None:
+            raise Skip("no cgroup v2 hierarchy")
+        path = os.path.join(base, "meshd-it-%s.%d" % (self.name, os.getpid()))
+        try:
+            os.mkdir(path)
+        except OSError as e:
+            raise Skip("cannot make a cgroup in %s: %s" % (base, e))
+        if not os.path.exists(os.path.join(path, "cgroup.kill")):
+            os.rmdir(path)
+            raise Skip("the kernel has no cgroup.kill")
+        if mark:
+            try:
+                os.setxattr(path, "user.delegate", b"1")
+            except OSError as e:
+                os.rmdir(path)
+                raise Skip("cannot mark a cgroup user.delegate: %s" % e)
+        self.cgroup = path
+        return path
+
+    def start(self, args=None, env=None, log_level="info", config=None, wrap=None, cgroup=False):
+        """Starts meshd (under the command prefix wrap, e.g. unshare, when given), in the
+        cgroup of make_cgroup() when cgroup is true."""
         check(self.proc is None, "meshd already started")
         e = dict(os.environ)
         e["ITEST_MESHD_TOKEN"] = self.token
@@ -262,9 +355,16 @@ class Harness:
             argv += ["--log-level", log_level]
         argv += list(args or [])
         self.logf = open(self.log_path, "ab")
+        preexec = None
+        if cgroup:
+            procs = os.path.join(self.cgroup or self.make_cgroup(), "cgroup.procs")
+
+            def preexec():
+                with open(procs, "w") as f:
+                    f.write("0")
         self.proc = subprocess.Popen(
             argv, cwd=self.dir, env=e, stdin=subprocess.DEVNULL, stdout=self.logf,
-            stderr=subprocess.STDOUT, start_new_session=True)
+            stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=preexec)
         return self.proc
 
     # ---- the HTTP API ----------------------------------------------------------------------
@@ -435,6 +535,12 @@ class Harness:
             if not left:
                 break
             time.sleep(0.2)
+        if self.cgroup is not None:
+            left = remove_cgroup_tree(self.cgroup)
+            if left:
+                problems.append("processes left in the test's cgroup: %s" % left)
+            if os.path.isdir(self.cgroup):
+                problems.append("cannot remove the test's cgroup %s" % self.cgroup)
         if self.logf:
             self.logf.close()
             self.logf = None
