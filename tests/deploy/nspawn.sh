@@ -2,9 +2,11 @@
 # nspawn.sh - systemd/meshd.service under a real systemd: boot Debian 12 in systemd-nspawn with
 # meshd put in by `make install DESTDIR=...`, the unit enabled and a schedule with a service
 # and a job every 2 s, then check: the unit is active only once READY=1 came (the service job
-# already runs), the jobs run as meshd and may write the state directory, `systemctl reload`
-# brings RELOADING=1 then READY=1, a SIGSTOPped meshd is killed by the watchdog and restarted,
-# and `systemctl stop` ends with status 0 and no process left.
+# already runs), the jobs run as meshd and may write the state directory, each run gets a cgroup
+# of its own below the unit's (Delegate=yes): meshd sits in <unit>/supervisor, a grandchild that
+# called setsid dies when its run ends and a run's CPU time is in /status, `systemctl reload`
+# brings RELOADING=1 then READY=1 (ExecReload in the delegated unit), a SIGSTOPped meshd is killed
+# by the watchdog and restarted, and `systemctl stop` ends with status 0 and no process left.
 #
 # env: BUILD          meshd's build tree (default build)
 #      DEPLOY_CACHE   where the systemd rootfs tarball is kept (default var/deploy)
@@ -69,6 +71,12 @@ echo meshtest > "$root/etc/hostname"
   tick:
     command: [sh, -c, 'echo "tick as $(id -un)" >> /var/lib/meshd/ticks']
     schedule: "*/2 * * * * *"
+  escapee:
+    command: [sh, -c, 'setsid sh -c "echo \$\$ > /var/lib/meshd/escapee.pid; exec sleep 3600" & sleep 1']
+    schedule: "@yearly"
+  burner:
+    command: [sh, -c, 'i=0; while [ $i -lt 300000 ]; do i=$((i + 1)); done']
+    schedule: "@yearly"
 EOF
 } > "$root/etc/meshd/meshd.yaml"
 # Test drop-in: a short watchdog; restart quickly and without hitting the start limit.
@@ -125,6 +133,32 @@ read -r nnp seccomp cap < <(in_ct cat "/proc/$(show MainPID)/status" \
 echo "  meshd: NoNewPrivs=$nnp Seccomp=$seccomp CapEff=$cap"
 if [ "$nnp" != 1 ] || [ "$cap" != 0000000000000000 ]; then fail "hardening not applied"; fi
 
+echo "== each run in a cgroup of its own (Delegate=yes)"
+ctl() { in_ct runuser -u meshd -- meshctl "$@" --config /etc/meshd/meshd.yaml; }
+in_ct journalctl -q -o cat -u meshd | grep -m1 'cgroups: ' | sed 's/^/  /'
+in_ct journalctl -q -o cat -u meshd | grep 'cgroups: on' > /dev/null || fail "cgroups are off"
+own=$(in_ct sed -n 's/^0:://p' "/proc/$(show MainPID)/cgroup")
+case $own in */supervisor) echo "  meshd in $own";; *) fail "meshd is in $own, not <unit>/supervisor";; esac
+ctl run escapee > /dev/null || fail "meshctl run escapee"
+esc=$root/var/lib/meshd/escapee.pid
+for _ in $(seq 1 50); do [ -s "$esc" ] && break; sleep 0.2; done
+[ -s "$esc" ] || fail "the escapee job did not start its grandchild"
+gc=$(cat "$esc")
+[ "$(in_ct ps -o sid= -p "$gc" | tr -d ' ')" = "$gc" ] || fail "grandchild $gc did not call setsid"
+for _ in $(seq 1 50); do in_ct kill -0 "$gc" 2> /dev/null || break; sleep 0.2; done
+in_ct kill -0 "$gc" 2> /dev/null && fail "grandchild $gc outlived its run"
+echo "  the run's setsid grandchild $gc died with it"
+ctl run burner > /dev/null || fail "meshctl run burner"
+cpu=
+for _ in $(seq 1 100); do
+  cpu=$(ctl status burner --json | python3 -c 'import json, sys
+r = json.load(sys.stdin)["last_run"]
+print(r["cpu_usec"] if r else "")' 2> /dev/null || true)
+  [ -n "$cpu" ] && break; sleep 0.2
+done
+case $cpu in ''|None|0) fail "no CPU time for the burner run (cpu_usec=$cpu)";; esac
+echo "  burner run: cpu_usec=$cpu"
+
 echo "== reload: RELOADING=1 ... READY=1"
 printf '  tock:\n    command: [sh, -c, "echo tock"]\n    schedule: "@hourly"\n' >> "$root/etc/meshd/meshd.yaml"
 in_ct systemd-analyze log-level debug   # so systemd logs every notification it gets
@@ -150,6 +184,8 @@ done
 in_ct journalctl -q -o cat -u meshd | grep -E 'Watchdog timeout|with result|Scheduled restart' | tail -3 | sed 's/^/  /' || true
 echo "  restarted as pid $(show MainPID) after $((SECONDS - s)) s"
 in_ct kill -0 "$pid" 2> /dev/null && fail "the stopped meshd $pid survived"
+own=$(in_ct sed -n 's/^0:://p' "/proc/$(show MainPID)/cgroup")
+case $own in */supervisor) echo "  the new meshd is in $own again";; *) fail "restarted meshd in $own";; esac
 
 echo "== stop"
 cgroup=$(show ControlGroup)
