@@ -577,8 +577,9 @@ static void clean_stale(struct sup_cgroup *cg)
 /* Sets up <own>/supervisor (with meshd in it) and <own>/runs.  0, or -errno with why filled. */
 static int setup(struct sup_cgroup *cg)
 {
-    char own[PATH_MAX];
+    char own[PATH_MAX], pids[64];
     int ownfd = -1, r;
+    ssize_t n;
     bool top = false;
 
     if ((r = find_own(cg, own, sizeof own, &top)) < 0)
@@ -604,14 +605,30 @@ static int setup(struct sup_cgroup *cg)
         goto out;
     }
     if (!delegated(ownfd, top)) {
-        set_why(cg, "meshd's cgroup %s is not delegated to it (systemd: Delegate=yes; a cgroup "
-                "made for meshd: setfattr -n user.delegate -v 1 DIR)", own);
+        set_why(cg,
+                "meshd's cgroup %s is not delegated to it (systemd: Delegate=yes; a cgroup "
+                "made for meshd: setfattr -n user.delegate -v 1 DIR)",
+                own);
         r = -EPERM;
         goto out;
     }
     if (mkdirat(ownfd, "supervisor", 0755) < 0 && errno != EEXIST) {
         r = -errno;
         set_why(cg, "cannot create %s/supervisor: %s%s", own, strerror(-r), hint(r));
+        goto out;
+    }
+    /* Another meshd in the same cgroup (started by hand in the same container, say) already
+     * lives in supervisor/, and the runs/ it holds are its runs, not stale ones: leave both. */
+    n = read_at(ownfd, "supervisor/cgroup.procs", pids, sizeof pids);
+    if (n < 0 && n != -EFBIG) {
+        r = (int)n;
+        set_why(cg, "cannot read %s/supervisor/cgroup.procs: %s", own, strerror(-r));
+        goto out;
+    }
+    if (n != 0) { /* -EFBIG: more pids than fit */
+        set_why(cg, "another process (pid %ld, another meshd?) already uses %s/supervisor",
+                n > 0 ? strtol(pids, NULL, 10) : 0L, own);
+        r = -EBUSY;
         goto out;
     }
     /* meshd moves itself out of <own>, which may then enable controllers for its children. */

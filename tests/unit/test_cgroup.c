@@ -475,6 +475,59 @@ TEST(run_and_its_setsid_grandchild_are_killed_and_counted)
     leave_test_cgroup();
 }
 
+/* A second meshd started in the same cgroup must neither take over nor kill the first one's
+ * runs as stale. */
+TEST(off_when_another_meshd_holds_the_subtree)
+{
+    uv_loop_t loop;
+    struct sup_cgroup *first, *second;
+    struct sup_cg_run *run;
+    char path[PBUF];
+    int procs_fd, st;
+    pid_t other, worker;
+
+    enter_test_cgroup(true);
+    T_ASSERT_EQ(0, uv_loop_init(&loop));
+    first = sup_cgroup_new(&loop, true);
+    T_ASSERT_TRUE(first->on);
+    T_ASSERT_EQ(0, sup_cg_run_new(first, "w", &run, &procs_fd));
+    worker = fork();
+    if (worker == 0) {
+        if (write(procs_fd, "0", 1) < 0)
+            _exit(1);
+        for (;;)
+            pause();
+    }
+    close(procs_fd);
+    /* The "other meshd": a process that stays in <own>/supervisor while this one moves back
+     * to <own> and starts again. */
+    other = fork();
+    if (other == 0)
+        for (;;)
+            pause();
+    snprintf(path, sizeof path, "%s/cgroup.procs", test_dir);
+    T_ASSERT_EQ(0, put(path, "0"));
+    usleep(50000);
+
+    second = sup_cgroup_new(&loop, true);
+    T_ASSERT_FALSE(second->on);
+    T_ASSERT_CONTAINS(second->why, "already uses");
+    T_ASSERT_TRUE(pid_alive(worker)); /* the first one's run was left alone */
+    sup_cgroup_close(second);
+    sup_cgroup_free(second);
+
+    T_ASSERT_EQ(1, sup_cg_run_kill(run));
+    T_ASSERT_EQ(worker, waitpid(worker, &st, 0));
+    sup_cg_run_release(run);
+    kill(other, SIGKILL);
+    T_ASSERT_EQ(other, waitpid(other, &st, 0));
+    sup_cgroup_close(first);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    sup_cgroup_free(first);
+    T_ASSERT_EQ(0, uv_loop_close(&loop));
+    leave_test_cgroup();
+}
+
 TEST(stale_run_of_a_previous_life_is_killed_at_start)
 {
     uv_loop_t loop;
