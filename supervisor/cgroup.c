@@ -763,6 +763,11 @@ const char *sup_cg_run_name_of(const struct sup_cg_run *r)
     return r->name;
 }
 
+int sup_cg_run_dirfd(const struct sup_cg_run *r)
+{
+    return r->dirfd;
+}
+
 int sup_cg_run_kill(struct sup_cg_run *r)
 {
     int pop = populated_at(r->dirfd), w;

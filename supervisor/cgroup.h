@@ -131,6 +131,11 @@ int sup_cg_run_new(struct sup_cgroup *cg, const char *job, struct sup_cg_run **o
                    int *procs_fd) MD_MUSTCHECK;
 /* The directory name, for logs. */
 const char *sup_cg_run_name_of(const struct sup_cg_run *r);
+/* The run cgroup's directory, opened O_RDONLY|O_DIRECTORY|O_CLOEXEC (borrowed, valid until
+ * sup_cg_run_release): what clone3's CLONE_INTO_CGROUP takes in clone_args.cgroup, should a
+ * launch place the child at fork instead of through cgroup.procs (docs/supervision.md, "Cost in
+ * the child"). */
+int sup_cg_run_dirfd(const struct sup_cg_run *r);
 /* Kills every process in the run's cgroup (cgroup.kill: SIGKILL to all of them, descendants
  * included, race-free against forks).  Returns 1 when something was there to kill, 0 when it was
  * already empty, or -errno. */

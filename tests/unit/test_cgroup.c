@@ -420,6 +420,13 @@ TEST(run_and_its_setsid_grandchild_are_killed_and_counted)
 
     T_ASSERT_EQ(0, sup_cg_run_new(cg, "job one", &run, &procs_fd));
     T_ASSERT_STREQ("job_one-1", sup_cg_run_name_of(run));
+    {
+        struct stat a, b;
+        snprintf(path, sizeof path, "%s/runs/job_one-1", test_dir);
+        T_ASSERT_EQ(0, fstat(sup_cg_run_dirfd(run), &a));
+        T_ASSERT_EQ(0, stat(path, &b));
+        T_ASSERT_TRUE(a.st_ino == b.st_ino && S_ISDIR(a.st_mode));
+    }
     T_ASSERT_EQ(0, pipe(pfd));
     child = fork();
     if (child == 0) {
