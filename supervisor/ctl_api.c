@@ -827,7 +827,7 @@ static void node_registry(char **s, const cJSON *reg)
 /* "node pc-01 (dev): meshd 0.1.0 pid 4242, up 1:00:00; healthy; registry connected, ..." */
 static void print_node(const cJSON *node)
 {
-    const cJSON *reasons = jarr(node, "reasons"), *r;
+    const cJSON *reasons = jarr(node, "reasons"), *r, *cg;
     const char *name = jstr(node, "name"), *env = jstr(node, "environment");
     const char *version = jstr(node, "version");
     double pid, up;
@@ -855,6 +855,11 @@ static void print_node(const cJSON *node)
         }
     }
     node_registry(&s, jobj(node, "registry"));
+    cg = jobj(node, "cgroups"); /* each run in a cgroup of its own (docs/supervision.md) */
+    if (cg != NULL && !jtrue(cg, "on"))
+        sb_item(&s, "; ", "cgroups off");
+    else if (cg != NULL)
+        sb_item(&s, "; ", "cgroups on%s", jtrue(cg, "memory") ? "" : " (no memory)");
     printf("%s\n", s);
     md_free(s);
 }

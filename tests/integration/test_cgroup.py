@@ -189,6 +189,8 @@ jobs:
     else:
         eq(None, last["memory_peak_bytes"], "memory_peak_bytes without the memory controller")
         check(cg["why"], "node.cgroups.why says why there is no memory figure")
+    first = ctl(h, "status").splitlines()[0]
+    check(re.search(r"; cgroups on( \(no memory\))?$", first), "meshctl status: %r" % first)
     # The same record in /api/jobs/NAME.
     code, one = h.api_json("GET", "/api/jobs/burner", sock=True)
     eq(200, code, "GET /api/jobs/burner")
@@ -238,6 +240,8 @@ def test_off_by_config(h):
     h.wait_started()
     check('reason="node.cgroups is off"' in _off_line(h), "the reason")
     eq(False, status(h)["node"]["cgroups"]["on"], "node.cgroups.on")
+    eq("node.cgroups is off", status(h)["node"]["cgroups"]["why"], "node.cgroups.why")
+    check(ctl(h, "status").splitlines()[0].endswith("; cgroups off"), "meshctl status says off")
     check(not os.path.exists(os.path.join(h.cgroup, "supervisor")), "no supervisor/ made")
     _escapee_survives_its_run(h)
 
