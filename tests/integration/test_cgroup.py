@@ -107,7 +107,7 @@ jobs:
     h.wait_for(lambda: run_cgroups(h) == [], GRACE, "the run's cgroup to be removed")
     h.stop()
     check(not re.search(r"(stopping|killing) orphan", h.log()),
-          "no orphan was left for the shutdown to stop")
+          "no orphan was left for the shutdown to stop")  # it died long before the stop
 
 
 def test_timeout_kills_the_escapee(h):
@@ -148,7 +148,8 @@ jobs:
 
 def test_shutdown_kills_the_escapee_with_its_run(h):
     # Worker and grandchild ignore SIGTERM: meshd SIGKILLs the run after stop_timeout.  The
-    # grandchild dies with it, not ORPHAN_GRACE (5 s) later as an orphan of meshd's.
+    # grandchild dies with it, not ORPHAN_GRACE (5 s) later by the orphan sweep's SIGKILL.  (The
+    # sweep may still see it dying and send it a TERM: that is harmless and not checked.)
     start_on(h, node_yaml(h) + """
 jobs:
   svc:
@@ -161,7 +162,7 @@ jobs:
     h.wait_file_lines("leader", 1)
     h.stop()
     check(not pid_alive(gc), "grandchild %d outlived meshd" % gc)
-    check(not re.search(r"(stopping|killing) orphan: pid=%d\b" % gc, h.log()),
+    check(not re.search(r"killing orphan: pid=%d\b" % gc, h.log()),
           "the grandchild was left to the orphan sweep:\n%s" % h.log()[-2000:])
     h.wait_log(r"signalled: job=svc run=\S+ pid=\d+ signal=Killed cgroup=svc-\d+")
 
