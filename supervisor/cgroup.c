@@ -320,7 +320,7 @@ static int remove_tree(int parent, const char *name, int depth)
 
 struct sup_cg_pending {
     uv_fs_event_t watch; /* inotify on <runs>/<name>/cgroup.events */
-    struct sup_cgroup *cg;
+    struct sup_cg *cg;
     struct sup_cg_pending *next;
     int dirfd;
     char name[RUN_NAME_MAX];
@@ -374,7 +374,7 @@ static void pending_cb(uv_fs_event_t *h, const char *filename, int events, int s
 
 /* Takes ownership of dirfd (the cgroup `name` in runs/): removes the cgroup now if it is empty,
  * else kills what is in it and removes it once cgroup.events says it emptied. */
-static void remove_when_empty(struct sup_cgroup *cg, int dirfd, const char *name)
+static void remove_when_empty(struct sup_cg *cg, int dirfd, const char *name)
 {
     struct sup_cg_pending *pd;
     char *path;
@@ -419,9 +419,9 @@ static void remove_when_empty(struct sup_cgroup *cg, int dirfd, const char *name
 
 /* ---- meshd's subtree ----------------------------------------------------------------------- */
 
-static void set_why(struct sup_cgroup *cg, const char *fmt, ...) MD_PRINTF(2, 3);
+static void set_why(struct sup_cg *cg, const char *fmt, ...) MD_PRINTF(2, 3);
 
-static void set_why(struct sup_cgroup *cg, const char *fmt, ...)
+static void set_why(struct sup_cg *cg, const char *fmt, ...)
 {
     va_list ap;
     char *s;
@@ -437,7 +437,7 @@ static void set_why(struct sup_cgroup *cg, const char *fmt, ...)
 
 /* Finds meshd's own cgroup directory; *top: it is the top of the mount it is seen through.
  * 0, or -errno with why filled. */
-static int find_own(struct sup_cgroup *cg, char *dir, size_t len, bool *top)
+static int find_own(struct sup_cg *cg, char *dir, size_t len, bool *top)
 {
     char text[4096], own[PATH_MAX], point[PATH_MAX], root[PATH_MAX];
     char *line = NULL;
@@ -523,7 +523,7 @@ static const char *hint(int err)
 
 /* Enables the memory controller for the cgroups in <own>/runs.  True when on, else cg->why says
  * why not. */
-static bool enable_memory(struct sup_cgroup *cg, int ownfd, int runsfd)
+static bool enable_memory(struct sup_cg *cg, int ownfd, int runsfd)
 {
     char list[512];
     ssize_t n = read_at(ownfd, "cgroup.controllers", list, sizeof list);
@@ -545,7 +545,7 @@ static bool enable_memory(struct sup_cgroup *cg, int ownfd, int runsfd)
 }
 
 /* Kills and removes every run cgroup a previous meshd left in runs/. */
-static void clean_stale(struct sup_cgroup *cg)
+static void clean_stale(struct sup_cg *cg)
 {
     int fd = openat(cg->runs_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
@@ -575,7 +575,7 @@ static void clean_stale(struct sup_cgroup *cg)
 }
 
 /* Sets up <own>/supervisor (with meshd in it) and <own>/runs.  0, or -errno with why filled. */
-static int setup(struct sup_cgroup *cg)
+static int setup(struct sup_cg *cg)
 {
     char own[PATH_MAX], pids[64];
     int ownfd = -1, r;
@@ -657,9 +657,9 @@ out:
     return r;
 }
 
-struct sup_cgroup *sup_cgroup_new(uv_loop_t *loop, bool enabled)
+struct sup_cg *sup_cg_new(uv_loop_t *loop, bool enabled)
 {
-    struct sup_cgroup *cg = md_xcalloc(1, sizeof *cg);
+    struct sup_cg *cg = md_xcalloc(1, sizeof *cg);
 
     cg->loop = loop;
     cg->runs_fd = -1;
@@ -685,7 +685,7 @@ struct sup_cgroup *sup_cgroup_new(uv_loop_t *loop, bool enabled)
     return cg;
 }
 
-void sup_cgroup_close(struct sup_cgroup *cg)
+void sup_cg_close(struct sup_cg *cg)
 {
     if (cg == NULL || cg->closed)
         return;
@@ -702,7 +702,7 @@ void sup_cgroup_close(struct sup_cgroup *cg)
     }
 }
 
-void sup_cgroup_free(struct sup_cgroup *cg)
+void sup_cg_free(struct sup_cg *cg)
 {
     if (cg == NULL)
         return;
@@ -717,12 +717,12 @@ void sup_cgroup_free(struct sup_cgroup *cg)
 /* ---- one run's cgroup ---------------------------------------------------------------------- */
 
 struct sup_cg_run {
-    struct sup_cgroup *cg;
+    struct sup_cg *cg;
     int dirfd;
     char name[RUN_NAME_MAX];
 };
 
-int sup_cg_run_new(struct sup_cgroup *cg, const char *job, struct sup_cg_run **out, int *procs_fd)
+int sup_cg_run_new(struct sup_cg *cg, const char *job, struct sup_cg_run **out, int *procs_fd)
 {
     char name[RUN_NAME_MAX];
     int dfd, pfd, r;

@@ -21,11 +21,11 @@
  * meshd runs without cgroups, exactly as before, when node.cgroups is off, when it sits in the
  * root cgroup (it owns no subtree there: the root is shared with everything else on the host),
  * when the kernel lacks cgroup.kill (Linux < 5.14), or when creating the layout fails (not
- * delegated, a read-only /sys/fs/cgroup); sup_cgroup_new logs one line either way.
+ * delegated, a read-only /sys/fs/cgroup); sup_cg_new logs one line either way.
  *
  * Blocking: the functions below do small synchronous cgroupfs operations on the loop -- mkdir,
  * rmdir, open, and reads and writes of a few bytes -- tens of microseconds each, a handful per
- * run; none waits for a process.  sup_cgroup_new also reads /proc/self/mountinfo once.
+ * run; none waits for a process.  sup_cg_new also reads /proc/self/mountinfo once.
  *
  * The parsers take text and do no I/O (tests/unit/test_cgroup.c).
  */
@@ -94,7 +94,7 @@ void sup_cg_run_name(const char *job, uint64_t seq, char *buf, size_t len);
 struct sup_cg_pending;
 
 /* Read-only outside cgroup.c. */
-struct sup_cgroup {
+struct sup_cg {
     uv_loop_t *loop;
     bool on;         /* runs get cgroups of their own */
     bool memory;     /* ... with the memory controller: memory.peak is recorded */
@@ -110,14 +110,14 @@ struct sup_cgroup {
 
 /* Finds meshd's cgroup and sets up the layout above (moving meshd into <own>/supervisor), unless
  * enabled is false (node.cgroups: off).  Always returns a struct (caller frees with
- * sup_cgroup_free), on or off, and logs one line saying which and why.  Called once at start,
+ * sup_cg_free), on or off, and logs one line saying which and why.  Called once at start,
  * on the loop, before any run is launched. */
-struct sup_cgroup *sup_cgroup_new(uv_loop_t *loop, bool enabled);
+struct sup_cg *sup_cg_new(uv_loop_t *loop, bool enabled);
 /* At shutdown: tries once more to remove what waits for removal and closes the watches (a
  * cgroup still populated is logged and left).  Safe to call when off. */
-void sup_cgroup_close(struct sup_cgroup *cg);
+void sup_cg_close(struct sup_cg *cg);
 /* After the loop has ended (every handle closed).  NULL is a no-op. */
-void sup_cgroup_free(struct sup_cgroup *cg);
+void sup_cg_free(struct sup_cg *cg);
 
 /* ---- one run's cgroup ---------------------------------------------------------------------- */
 
@@ -127,7 +127,7 @@ struct sup_cg_run;
  * sup_cg_run_release) and *procs_fd, the new cgroup's cgroup.procs opened O_WRONLY|O_CLOEXEC for
  * struct sup_launch.cgroup_fd (the caller closes it once the child is launched); or -errno, with
  * nothing left behind. */
-int sup_cg_run_new(struct sup_cgroup *cg, const char *job, struct sup_cg_run **out,
+int sup_cg_run_new(struct sup_cg *cg, const char *job, struct sup_cg_run **out,
                    int *procs_fd) MD_MUSTCHECK;
 /* The directory name, for logs. */
 const char *sup_cg_run_name_of(const struct sup_cg_run *r);
@@ -143,7 +143,7 @@ int sup_cg_run_kill(struct sup_cg_run *r) MD_MUSTCHECK;
 /* Reads what the run used so far into *u (flags false for what cannot be read). */
 void sup_cg_run_usage(const struct sup_cg_run *r, struct sup_cg_usage *u);
 /* Takes ownership of r: kills what is still in it and removes the directory, now when it is
- * empty, else once it empties (watched on the loop until sup_cgroup_close). */
+ * empty, else once it empties (watched on the loop until sup_cg_close). */
 void sup_cg_run_release(struct sup_cg_run *r);
 
 #endif

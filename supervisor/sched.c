@@ -909,7 +909,7 @@ int sup_start(struct sup *sup, uv_loop_t *loop, struct md_config *cfg, const cha
     uv_poll_init(loop, &sup->clock_poll, sup->clock_fd);
     uv_poll_start(&sup->clock_poll, UV_READABLE, clock_cb);
     /* Before any run is launched: meshd moves itself into <own>/supervisor (cgroup.h). */
-    sup->cg = sup_cgroup_new(loop, strcmp(cfg->cgroups, "off") != 0);
+    sup->cg = sup_cg_new(loop, strcmp(cfg->cgroups, "off") != 0);
 
     uv_timer_init(loop, &sup->orphan_timer);
     uv_timer_init(loop, &sup->reap_timer);
@@ -1267,7 +1267,7 @@ static void shutdown_finish(struct sup *sup)
         return; /* sup_registry_stop calls us again when it is done */
     sup_http_close(sup);
     sup_notify_close(sup);
-    sup_cgroup_close(sup->cg);
+    sup_cg_close(sup->cg);
     sup->closed = true;
     uv_timer_stop(&sup->orphan_timer);
     uv_close((uv_handle_t *)&sup->orphan_timer, sup_close_cb);
@@ -1313,7 +1313,7 @@ void sup_cleanup(struct sup *sup)
         close(sup->clock_fd);
     sup->clock_fd = -1;
     md_free(sup->heap);
-    sup_cgroup_free(sup->cg);
+    sup_cg_free(sup->cg);
     sup->cg = NULL;
     md_free(sup->state_path);
     md_free(sup->config_path);

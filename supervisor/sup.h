@@ -172,7 +172,7 @@ struct sup {
     uv_loop_t *loop;
     struct sup_registry *reg;  /* NULL when the registry is off (registry.h) */
     struct sup_http *http;     /* NULL when no listener is up (http.h) */
-    struct sup_cgroup *cg;     /* runs' cgroups, on or off (cgroup.h); never NULL once started */
+    struct sup_cg *cg;     /* runs' cgroups, on or off (cgroup.h); never NULL once started */
     int64_t started_wall_ms;
     uint64_t status_gen;       /* bumped on every change /status shows (http.c's cache key) */
     uint64_t lag_bucket[SUP_LAG_BUCKETS]; /* firing lag of on-time scheduled runs */

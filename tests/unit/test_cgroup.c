@@ -361,34 +361,34 @@ static void burn(long ms)
 TEST(disabled_by_config)
 {
     uv_loop_t loop;
-    struct sup_cgroup *cg;
+    struct sup_cg *cg;
 
     T_ASSERT_EQ(0, uv_loop_init(&loop));
-    cg = sup_cgroup_new(&loop, false);
+    cg = sup_cg_new(&loop, false);
     T_ASSERT_FALSE(cg->on);
     T_ASSERT_STREQ("node.cgroups is off", cg->why);
-    sup_cgroup_close(cg);
+    sup_cg_close(cg);
     uv_run(&loop, UV_RUN_NOWAIT);
-    sup_cgroup_free(cg);
+    sup_cg_free(cg);
     T_ASSERT_EQ(0, uv_loop_close(&loop));
 }
 
 TEST(off_in_a_cgroup_not_delegated)
 {
     uv_loop_t loop;
-    struct sup_cgroup *cg;
+    struct sup_cg *cg;
     char path[PBUF];
 
     enter_test_cgroup(false); /* writable (we are root), but nobody said it is ours */
     T_ASSERT_EQ(0, uv_loop_init(&loop));
-    cg = sup_cgroup_new(&loop, true);
+    cg = sup_cg_new(&loop, true);
     T_ASSERT_FALSE(cg->on);
     T_ASSERT_CONTAINS(cg->why, "is not delegated to it");
     snprintf(path, sizeof path, "%s/supervisor", test_dir);
     T_ASSERT_TRUE(path_gone(path)); /* nothing made, nothing moved */
-    sup_cgroup_close(cg);
+    sup_cg_close(cg);
     uv_run(&loop, UV_RUN_NOWAIT);
-    sup_cgroup_free(cg);
+    sup_cg_free(cg);
     T_ASSERT_EQ(0, uv_loop_close(&loop));
     leave_test_cgroup();
 }
@@ -396,7 +396,7 @@ TEST(off_in_a_cgroup_not_delegated)
 TEST(run_and_its_setsid_grandchild_are_killed_and_counted)
 {
     uv_loop_t loop;
-    struct sup_cgroup *cg;
+    struct sup_cg *cg;
     struct sup_cg_run *run;
     struct sup_cg_usage u;
     char path[PBUF], buf[256];
@@ -405,10 +405,10 @@ TEST(run_and_its_setsid_grandchild_are_killed_and_counted)
 
     enter_test_cgroup(true);
     T_ASSERT_EQ(0, uv_loop_init(&loop));
-    cg = sup_cgroup_new(&loop, true);
+    cg = sup_cg_new(&loop, true);
     if (!cg->on) {
         fprintf(stderr, "  off: %s\n", cg->why);
-        sup_cgroup_free(cg);
+        sup_cg_free(cg);
         leave_test_cgroup();
         T_FAIL("cgroups off in a cgroup of our own");
     }
@@ -475,9 +475,9 @@ TEST(run_and_its_setsid_grandchild_are_killed_and_counted)
     snprintf(path, sizeof path, "%s/runs/job_one-2", test_dir);
     T_ASSERT_TRUE(path_gone(path)); /* empty: removed at once */
 
-    sup_cgroup_close(cg);
+    sup_cg_close(cg);
     uv_run(&loop, UV_RUN_NOWAIT);
-    sup_cgroup_free(cg);
+    sup_cg_free(cg);
     T_ASSERT_EQ(0, uv_loop_close(&loop));
     leave_test_cgroup();
 }
@@ -487,7 +487,7 @@ TEST(run_and_its_setsid_grandchild_are_killed_and_counted)
 TEST(off_when_another_meshd_holds_the_subtree)
 {
     uv_loop_t loop;
-    struct sup_cgroup *first, *second;
+    struct sup_cg *first, *second;
     struct sup_cg_run *run;
     char path[PBUF];
     int procs_fd, st;
@@ -495,7 +495,7 @@ TEST(off_when_another_meshd_holds_the_subtree)
 
     enter_test_cgroup(true);
     T_ASSERT_EQ(0, uv_loop_init(&loop));
-    first = sup_cgroup_new(&loop, true);
+    first = sup_cg_new(&loop, true);
     T_ASSERT_TRUE(first->on);
     T_ASSERT_EQ(0, sup_cg_run_new(first, "w", &run, &procs_fd));
     worker = fork();
@@ -516,21 +516,21 @@ TEST(off_when_another_meshd_holds_the_subtree)
     T_ASSERT_EQ(0, put(path, "0"));
     usleep(50000);
 
-    second = sup_cgroup_new(&loop, true);
+    second = sup_cg_new(&loop, true);
     T_ASSERT_FALSE(second->on);
     T_ASSERT_CONTAINS(second->why, "already uses");
     T_ASSERT_TRUE(pid_alive(worker)); /* the first one's run was left alone */
-    sup_cgroup_close(second);
-    sup_cgroup_free(second);
+    sup_cg_close(second);
+    sup_cg_free(second);
 
     T_ASSERT_EQ(1, sup_cg_run_kill(run));
     T_ASSERT_EQ(worker, waitpid(worker, &st, 0));
     sup_cg_run_release(run);
     kill(other, SIGKILL);
     T_ASSERT_EQ(other, waitpid(other, &st, 0));
-    sup_cgroup_close(first);
+    sup_cg_close(first);
     uv_run(&loop, UV_RUN_NOWAIT);
-    sup_cgroup_free(first);
+    sup_cg_free(first);
     T_ASSERT_EQ(0, uv_loop_close(&loop));
     leave_test_cgroup();
 }
@@ -538,7 +538,7 @@ TEST(off_when_another_meshd_holds_the_subtree)
 TEST(stale_run_of_a_previous_life_is_killed_at_start)
 {
     uv_loop_t loop;
-    struct sup_cgroup *cg;
+    struct sup_cg *cg;
     char path[PBUF];
     int st;
     pid_t stale;
@@ -562,7 +562,7 @@ TEST(stale_run_of_a_previous_life_is_killed_at_start)
     T_ASSERT_TRUE(pid_alive(stale));
 
     T_ASSERT_EQ(0, uv_loop_init(&loop));
-    cg = sup_cgroup_new(&loop, true);
+    cg = sup_cg_new(&loop, true);
     T_ASSERT_TRUE(cg->on);
     T_ASSERT_EQ(2, cg->stale);
     T_ASSERT_EQ(stale, waitpid(stale, &st, 0));
@@ -572,9 +572,9 @@ TEST(stale_run_of_a_previous_life_is_killed_at_start)
     snprintf(path, sizeof path, "%s/runs/old-8", test_dir);
     T_ASSERT_TRUE(path_gone(path));
 
-    sup_cgroup_close(cg);
+    sup_cg_close(cg);
     uv_run(&loop, UV_RUN_NOWAIT);
-    sup_cgroup_free(cg);
+    sup_cg_free(cg);
     T_ASSERT_EQ(0, uv_loop_close(&loop));
     leave_test_cgroup();
 }
