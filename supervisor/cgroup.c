@@ -722,10 +722,10 @@ struct sup_cg_run {
     char name[RUN_NAME_MAX];
 };
 
-int sup_cg_run_new(struct sup_cg *cg, const char *job, struct sup_cg_run **out, int *procs_fd)
+int sup_cg_run_new(struct sup_cg *cg, const char *job, struct sup_cg_run **out)
 {
     char name[RUN_NAME_MAX];
-    int dfd, pfd, r;
+    int dfd, r;
 
     if (!cg->on || cg->closed)
         return -ENOTSUP;
@@ -743,18 +743,10 @@ int sup_cg_run_new(struct sup_cg *cg, const char *job, struct sup_cg_run **out, 
         (void)unlinkat(cg->runs_fd, name, AT_REMOVEDIR);
         return r;
     }
-    pfd = openat(dfd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
-    if (pfd < 0) {
-        r = -errno;
-        close(dfd);
-        (void)unlinkat(cg->runs_fd, name, AT_REMOVEDIR);
-        return r;
-    }
     *out = md_xcalloc(1, sizeof **out);
     (*out)->cg = cg;
     (*out)->dirfd = dfd;
     snprintf((*out)->name, sizeof(*out)->name, "%s", name);
-    *procs_fd = pfd;
     return 0;
 }
 

@@ -8,7 +8,7 @@
  *                                enabled in <own>/cgroup.subtree_control once no process is
  *                                left in <own>: the no-internal-process rule)
  *     <own>/runs/                memory controller enabled for its children when available
- *     <own>/runs/<job>-<seq>/    one run; the child enters it before exec (launch.h cgroup_fd),
+ *     <own>/runs/<job>-<seq>/    one run; the child starts in it (launch.h cgroup_dir),
  *                                so nothing it forks, even after setsid, is outside it
  *
  * At the end of a run (its process exited, on its own, by timeout or by a stop) everything left
@@ -124,17 +124,13 @@ void sup_cg_free(struct sup_cg *cg);
 struct sup_cg_run;
 
 /* Creates <own>/runs/<job>-<seq> (cg must be on).  Returns 0 with *out (released with
- * sup_cg_run_release) and *procs_fd, the new cgroup's cgroup.procs opened O_WRONLY|O_CLOEXEC for
- * struct sup_launch.cgroup_fd (the caller closes it once the child is launched); or -errno, with
- * nothing left behind. */
-int sup_cg_run_new(struct sup_cg *cg, const char *job, struct sup_cg_run **out,
-                   int *procs_fd) MD_MUSTCHECK;
+ * sup_cg_run_release), whose sup_cg_run_dirfd is what struct sup_launch.cgroup_dir takes; or
+ * -errno, with nothing left behind. */
+int sup_cg_run_new(struct sup_cg *cg, const char *job, struct sup_cg_run **out) MD_MUSTCHECK;
 /* The directory name, for logs. */
 const char *sup_cg_run_name_of(const struct sup_cg_run *r);
 /* The run cgroup's directory, opened O_RDONLY|O_DIRECTORY|O_CLOEXEC (borrowed, valid until
- * sup_cg_run_release): what clone3's CLONE_INTO_CGROUP takes in clone_args.cgroup, should a
- * launch place the child at fork instead of through cgroup.procs (docs/supervision.md, "Cost in
- * the child"). */
+ * sup_cg_run_release): what clone3's CLONE_INTO_CGROUP takes (launch.h). */
 int sup_cg_run_dirfd(const struct sup_cg_run *r);
 /* Kills every process in the run's cgroup (cgroup.kill: SIGKILL to all of them, descendants
  * included, race-free against forks).  Returns 1 when something was there to kill, 0 when it was

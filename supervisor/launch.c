@@ -1,8 +1,10 @@
-/* launch.c - vfork and exec, and signals to what was launched (see launch.h). */
+/* launch.c - clone3 (or vfork) and exec, and signals to what was launched (see launch.h). */
 #define _GNU_SOURCE /* vfork, syscall */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -11,6 +13,7 @@
 #include <unistd.h>
 
 #include "launch.h"
+#include "launch_internal.h"
 #include "meshd/md_alloc.h"
 
 /* Where a child that failed before its exec leaves the reason: meshd's own memory, shared
@@ -20,13 +23,24 @@ struct child_err {
     const char *step;
 };
 
+/* What the child needs: borrowed from sup_launch's frame, which outlives the child's use of
+ * it (the parent is suspended until the child execs or exits). */
+struct child_ctx {
+    const struct sup_launch *l;
+    volatile struct child_err *ce;
+    bool in_cgroup; /* created in its cgroup already (CLONE_INTO_CGROUP) */
+};
+
 static const struct sigaction sa_default = {.sa_handler = SIG_DFL};
 
 /* The child's side, on meshd's memory and stack (see launch.h): raw system calls only.  The
  * ids change through syscall(2) rather than glibc's setuid family, which would try to apply
  * the change to every thread of the process - meshd's threads, not the child's. */
-MD_NORETURN static void child(const struct sup_launch *l, volatile struct child_err *ce)
+MD_NORETURN static void child(void *arg)
 {
+    const struct child_ctx *cx = arg;
+    const struct sup_launch *l = cx->l;
+    volatile struct child_err *ce = cx->ce;
     const char *step;
     int hi[4];
     sigset_t none;
@@ -44,9 +58,17 @@ MD_NORETURN static void child(const struct sup_launch *l, volatile struct child_
     step = "setsid";
     if (setsid() < 0)
         goto fail;
-    step = "cgroup";
-    if (l->cgroup_fd >= 0 && write(l->cgroup_fd, "0", 1) != 1)
-        goto fail;
+    if (l->cgroup_dir >= 0 && !cx->in_cgroup) {
+        /* vfork path: move in by writing cgroup.procs.  The write waits for an RCU grace
+         * period (milliseconds), which is why clone3 is preferred. */
+        int fd;
+        step = "cgroup";
+        if ((fd = openat(l->cgroup_dir, "cgroup.procs", O_WRONLY | O_CLOEXEC)) < 0)
+            goto fail;
+        if (write(fd, "0", 1) != 1)
+            goto fail;
+        close(fd);
+    }
     /* Move the four fds above 3 first, so installing one cannot clobber another. */
     step = "dup";
     for (int i = 0; i < 4; i++)
@@ -77,21 +99,118 @@ fail:
     _exit(127);
 }
 
+/* clone3 with CLONE_VM | CLONE_VFORK, the child running fn(arg) on a stack of its own.
+ *
+ * Why: a child created with CLONE_INTO_CGROUP starts in its cgroup, whereas moving it there
+ * through cgroup.procs waits for an RCU grace period (~8 ms here, measured in
+ * docs/supervision.md) - with the parent held by the vfork all along.  clone3 has no glibc
+ * wrapper (2.36), and a CLONE_VM child cannot return from a syscall() wrapper on the parent's
+ * stack (it would pop the frame the parent returns through), so the child is started on a
+ * stack of its own by a few instructions of assembly.  x86_64 only; elsewhere, under
+ * AddressSanitizer (whose stack bookkeeping cannot follow a stack switch) and on kernels
+ * without clone3 or CLONE_INTO_CGROUP (before 5.7), sup_launch uses vfork. */
+struct md_clone_args {
+    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
+    uint64_t set_tid, set_tid_size, cgroup;
+};
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x00001000
+#endif
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+#if defined(__x86_64__) && defined(SYS_clone3) && !defined(__SANITIZE_ADDRESS__)
+#define HAVE_CLONE3_VM 1
+/* The child's stack: one, since sup_launch runs on the loop's thread only and the parent is
+ * suspended while the child uses it. */
+static _Alignas(64) char child_stack[64 * 1024];
+
+static long clone3_vm(struct md_clone_args *ca, void (*fn)(void *), void *arg)
+{
+    register long rax __asm__("rax") = SYS_clone3;
+    register struct md_clone_args *rdi __asm__("rdi") = ca;
+    register unsigned long rsi __asm__("rsi") = sizeof *ca;
+    register void (*r12)(void *) __asm__("r12") = fn;
+    register void *r13 __asm__("r13") = arg;
+
+    /* In the child, rax is 0 and rsp is the top of child_stack; r12 and r13 survive the
+     * syscall.  fn never returns (it execs or _exits). */
+    __asm__ volatile("syscall\n\t"
+                     "testq %%rax, %%rax\n\t"
+                     "jnz 1f\n\t"
+                     "xorl %%ebp, %%ebp\n\t"
+                     "movq %%r13, %%rdi\n\t"
+                     "callq *%%r12\n\t"
+                     "ud2\n"
+                     "1:"
+                     : "+r"(rax)
+                     : "r"(rdi), "r"(rsi), "r"(r12), "r"(r13)
+                     : "rcx", "r11", "memory", "cc");
+    return rax;
+}
+#endif
+
+static bool force_vfork;
+
+bool sup__launch_force_vfork(bool on)
+{
+    force_vfork = on;
+#ifdef HAVE_CLONE3_VM
+    return true;
+#else
+    return false;
+#endif
+}
+
 int sup_launch(const struct sup_launch *l, struct sup_launched *out)
 {
     volatile struct child_err ce = {0, NULL};
+    struct child_ctx cx = {.l = l, .ce = &ce};
     sigset_t all, old;
-    pid_t p;
-    int r, fd;
+    pid_t p = -1;
+    int r, fd = -1;
+#ifdef HAVE_CLONE3_VM
+    static bool no_clone3; /* the kernel said ENOSYS/EINVAL once: vfork from then on */
+#endif
 
     out->pid = -1;
     out->pidfd = -1;
     out->step = NULL;
     sigfillset(&all);
     sigprocmask(SIG_SETMASK, &all, &old);
-    p = vfork();
-    if (p == 0)
-        child(l, &ce);
+#ifdef HAVE_CLONE3_VM
+    if (!no_clone3 && !force_vfork) {
+        struct md_clone_args ca = {
+            .flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD,
+            .pidfd = (uint64_t)(uintptr_t)&fd,
+            .exit_signal = SIGCHLD,
+            .stack = (uint64_t)(uintptr_t)child_stack,
+            .stack_size = sizeof child_stack,
+        };
+        if (l->cgroup_dir >= 0) {
+            ca.flags |= CLONE_INTO_CGROUP;
+            ca.cgroup = (uint64_t)l->cgroup_dir;
+            cx.in_cgroup = true;
+        }
+        long rc = clone3_vm(&ca, child, &cx);
+        if (rc == -ENOSYS || rc == -EINVAL) {
+            no_clone3 = true;
+            cx.in_cgroup = false;
+            fd = -1;
+        } else if (rc < 0) {
+            sigprocmask(SIG_SETMASK, &old, NULL);
+            out->step = "clone3";
+            return (int)rc;
+        } else {
+            p = (pid_t)rc;
+        }
+    }
+#endif
+    if (p < 0) {
+        p = vfork();
+        if (p == 0)
+            child(&cx);
+    }
     r = p < 0 ? -errno : 0;
     sigprocmask(SIG_SETMASK, &old, NULL);
     if (r < 0) {
@@ -106,8 +225,7 @@ int sup_launch(const struct sup_launch *l, struct sup_launched *out)
         r = -ce.err;
         goto reap;
     }
-    fd = (int)syscall(SYS_pidfd_open, p, 0);
-    if (fd < 0) {
+    if (fd < 0 && (fd = (int)syscall(SYS_pidfd_open, p, 0)) < 0) {
         /* Kernel older than 5.3: nothing to watch the child with.  Take it back. */
         out->step = "pidfd_open";
         r = -errno;
@@ -120,6 +238,8 @@ int sup_launch(const struct sup_launch *l, struct sup_launched *out)
     return 0;
 
 reap:
+    if (fd >= 0)
+        close(fd);
     while (waitpid(p, NULL, 0) < 0 && errno == EINTR)
         ;
     return r;

@@ -1,19 +1,21 @@
-/* launch.h - start a child with vfork and exec, and signal it.
+/* launch.h - start a child that shares meshd's memory until its exec, and signal it.
  *
- * Why vfork: the child borrows meshd's address space until it execs, so starting it copies no
- * page tables (a fork copies those of every mapped library) and nothing has to be torn down
- * afterwards.  meshd waits only for the child's own few system calls and its execve, and that
- * wait is what makes the launch exact: when sup_launch returns, the child already leads its own
- * session and process group (so a group signal sent at once reaches it), sits in its cgroup,
- * and has either exec'd or failed - the failure comes back as a return value, naming the step.
- * glibc's posix_spawn works the same way but cannot enter a cgroup, change ids without a fork,
- * or say which step failed; docs/benchmarks.md has the three compared.
+ * Why this way: the child borrows meshd's address space until it execs (clone3 with CLONE_VM |
+ * CLONE_VFORK, or vfork), so starting it copies no page tables (a fork copies those of every
+ * mapped library) and nothing has to be torn down afterwards.  meshd waits only for the child's
+ * own few system calls and its execve, and that wait is what makes the launch exact: when
+ * sup_launch returns, the child already leads its own session and process group (so a group
+ * signal sent at once reaches it), sits in its cgroup (created there by CLONE_INTO_CGROUP: no
+ * grandchild can escape, and no cgroup migration to wait for), and has either exec'd or
+ * failed - the failure comes back as a return value, naming the step.  glibc's posix_spawn
+ * works much the same way but cannot create a child in a cgroup, change ids without a fork, or
+ * say which step failed; docs/benchmarks.md compares them.
  *
- * Between vfork and exec the child runs only raw system calls on memory that belongs to meshd:
- * no allocation, no stdio, no locks, nothing that changes state the parent relies on (errno is
- * the one exception, and meshd reads it only after the call).  Every signal is blocked across
- * the vfork, so none of meshd's handlers can run in the child; the child puts every disposition
- * back to the default before unblocking.
+ * Between the clone and the exec the child runs only raw system calls on memory that belongs
+ * to meshd: no allocation, no stdio, no locks, nothing that changes state the parent relies on
+ * (errno is the one exception, and meshd reads it only after the call).  Every signal is
+ * blocked across the clone, so none of meshd's handlers can run in the child; the child puts
+ * every disposition back to the default before unblocking.
  */
 #ifndef MESHD_LAUNCH_H
 #define MESHD_LAUNCH_H
@@ -32,8 +34,9 @@ struct sup_launch {
     uid_t uid;
     gid_t gid;
     int fds[4];         /* become the child's fds 0..3; closed by the caller afterwards */
-    int cgroup_fd;      /* -1, or the run cgroup's cgroup.procs opened for writing: the child
-                         * moves itself there before it execs, so nothing it forks escapes */
+    int cgroup_dir;     /* -1, or the run cgroup's directory (O_DIRECTORY): the child starts in
+                         * it (or, where clone3 cannot be used, moves itself there before its
+                         * exec), so nothing it forks escapes; borrowed */
 };
 
 /* What sup_launch started, or where it failed. */

@@ -805,7 +805,7 @@ static int proc_spawn(struct sup_job *job, int64_t slot, bool primary)
 
     env = build_env(job, p);
     memset(&l, 0, sizeof l);
-    l.cgroup_fd = -1;
+    l.cgroup_dir = -1;
     r = sup_launch_resolve(j->argv[0], env, &path);
     if (r < 0) {
         md_log_err(MD_LOG_ERROR, r, "spawn failed: job=%s run=%s file=%s", job->name, p->run_id,
@@ -844,14 +844,14 @@ static int proc_spawn(struct sup_job *job, int64_t slot, bool primary)
     if (sup->cg != NULL && sup->cg->on) {
         /* A mkdir and two opens in cgroupfs, synchronous (cgroup.h).  Without it the run still
          * runs, as it would with cgroups off. */
-        int cr = sup_cg_run_new(sup->cg, job->name, &p->cg, &l.cgroup_fd);
+        int cr = sup_cg_run_new(sup->cg, job->name, &p->cg);
         if (cr < 0)
             md_log_err(MD_LOG_WARN, cr, "cgroup: job=%s run=%s runs without a cgroup of its own",
                        job->name, p->run_id);
+        else
+            l.cgroup_dir = sup_cg_run_dirfd(p->cg);
     }
     r = sup_launch(&l, &out);
-    if (l.cgroup_fd >= 0)
-        close(l.cgroup_fd);
     for (int i = 0; i < 4; i++) { /* the child's ends */
         close(l.fds[i]);
         fds[i][i == 0 ? 0 : 1] = -1;

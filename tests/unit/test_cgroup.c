@@ -21,6 +21,8 @@
 #include <uv.h>
 
 #include "cgroup.h"
+#include "launch.h"
+#include "launch_internal.h"
 #include "looptest.h"
 #include "t.h"
 
@@ -393,6 +395,12 @@ TEST(off_in_a_cgroup_not_delegated)
     leave_test_cgroup();
 }
 
+/* The run cgroup's cgroup.procs, for a child to move itself in as launch.c's vfork path does. */
+static int run_procs_fd(struct sup_cg_run *run)
+{
+    return openat(sup_cg_run_dirfd(run), "cgroup.procs", O_WRONLY | O_CLOEXEC);
+}
+
 TEST(run_and_its_setsid_grandchild_are_killed_and_counted)
 {
     uv_loop_t loop;
@@ -418,7 +426,8 @@ TEST(run_and_its_setsid_grandchild_are_killed_and_counted)
     T_ASSERT_TRUE(slurp(path, buf, sizeof buf) > 0);
     T_ASSERT_EQ(getpid(), atol(buf));
 
-    T_ASSERT_EQ(0, sup_cg_run_new(cg, "job one", &run, &procs_fd));
+    T_ASSERT_EQ(0, sup_cg_run_new(cg, "job one", &run));
+    T_ASSERT_TRUE((procs_fd = run_procs_fd(run)) >= 0);
     T_ASSERT_STREQ("job_one-1", sup_cg_run_name_of(run));
     {
         struct stat a, b;
@@ -467,7 +476,8 @@ TEST(run_and_its_setsid_grandchild_are_killed_and_counted)
     sup_cg_run_release(run);
     T_ASSERT_TRUE(run_until(&loop, path_gone, path, 5000));
     /* the next run's cgroup has the next number */
-    T_ASSERT_EQ(0, sup_cg_run_new(cg, "job one", &run, &procs_fd));
+    T_ASSERT_EQ(0, sup_cg_run_new(cg, "job one", &run));
+    T_ASSERT_TRUE((procs_fd = run_procs_fd(run)) >= 0);
     T_ASSERT_STREQ("job_one-2", sup_cg_run_name_of(run));
     close(procs_fd);
     T_ASSERT_EQ(0, sup_cg_run_kill(run)); /* empty: nothing to kill */
@@ -497,7 +507,8 @@ TEST(off_when_another_meshd_holds_the_subtree)
     T_ASSERT_EQ(0, uv_loop_init(&loop));
     first = sup_cg_new(&loop, true);
     T_ASSERT_TRUE(first->on);
-    T_ASSERT_EQ(0, sup_cg_run_new(first, "w", &run, &procs_fd));
+    T_ASSERT_EQ(0, sup_cg_run_new(first, "w", &run));
+    T_ASSERT_TRUE((procs_fd = run_procs_fd(run)) >= 0);
     worker = fork();
     if (worker == 0) {
         if (write(procs_fd, "0", 1) < 0)
@@ -577,6 +588,72 @@ TEST(stale_run_of_a_previous_life_is_killed_at_start)
     sup_cg_free(cg);
     T_ASSERT_EQ(0, uv_loop_close(&loop));
     leave_test_cgroup();
+}
+
+/* launch.c puts the child in its run cgroup before it can run a line of the worker: through
+ * clone3's CLONE_INTO_CGROUP, and on the vfork path through cgroup.procs.  A grandchild forked
+ * first thing (and its setsid'd child) is in there too. */
+static void launch_into_cgroup(bool vfork_path)
+{
+    uv_loop_t loop;
+    struct sup_cg *cg;
+    struct sup_cg_run *run;
+    char *argv[] = {"sh", "-c", "cat /proc/self/cgroup >&3; (setsid sh -c 'cat /proc/self/cgroup >&3')",
+                    NULL};
+    char *envp[] = {"PATH=/usr/bin:/bin", NULL};
+    struct sup_launch l = {.path = "/bin/sh", .argv = argv, .envp = envp};
+    struct sup_launched out;
+    char buf[1024] = "", want[PBUF];
+    int sp[2], null, st;
+    size_t len = 0;
+    ssize_t n;
+
+    enter_test_cgroup(true);
+    T_ASSERT_EQ(0, uv_loop_init(&loop));
+    cg = sup_cg_new(&loop, true);
+    T_ASSERT_TRUE(cg->on);
+    T_ASSERT_EQ(0, sup_cg_run_new(cg, "launched", &run));
+    T_ASSERT_EQ(0, pipe2(sp, O_CLOEXEC));
+    null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    l.fds[0] = l.fds[1] = l.fds[2] = null;
+    l.fds[3] = sp[1];
+    l.cgroup_dir = sup_cg_run_dirfd(run);
+    if (!sup__launch_force_vfork(vfork_path) && !vfork_path)
+        fprintf(stderr, "  clone3 not compiled in: the vfork path again\n");
+    T_ASSERT_EQ(0, sup_launch(&l, &out));
+    sup__launch_force_vfork(false);
+    close(sp[1]);
+    close(null);
+    while ((n = read(sp[0], buf + len, sizeof buf - 1 - len)) > 0)
+        len += (size_t)n;
+    close(sp[0]);
+    T_ASSERT_EQ(out.pid, waitpid(out.pid, &st, 0));
+    close(out.pidfd);
+    T_ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    /* "0::/<path below the mount>/runs/launched-1", once per process */
+    snprintf(want, sizeof want, "/runs/launched-1\n");
+    int seen = 0;
+    for (const char *at = buf; (at = strstr(at, want)) != NULL; at++)
+        seen++;
+    if (seen != 2)
+        T_FAIL("the child and its setsid grandchild in the run's cgroup, got:\n%s", buf);
+    T_ASSERT_EQ(0, sup_cg_run_kill(run));
+    sup_cg_run_release(run);
+    sup_cg_close(cg);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    sup_cg_free(cg);
+    T_ASSERT_EQ(0, uv_loop_close(&loop));
+    leave_test_cgroup();
+}
+
+TEST(launch_starts_the_child_in_its_cgroup_clone3)
+{
+    launch_into_cgroup(false);
+}
+
+TEST(launch_starts_the_child_in_its_cgroup_vfork)
+{
+    launch_into_cgroup(true);
 }
 
 T_MAIN()

@@ -82,7 +82,7 @@ TEST(group_signal_right_after_launch_is_never_lost)
 
     for (int round = 0; round < 200; round++) {
         struct sup_launch l = {.path = "/bin/sleep", .argv = argv, .envp = env_none,
-                               .cgroup_fd = -1};
+                               .cgroup_dir = -1};
         struct sup_launched out;
         int st;
 
@@ -105,7 +105,7 @@ TEST(group_signal_right_after_launch_is_never_lost)
 TEST(group_kill_takes_the_grandchild)
 {
     char *argv[] = {"sh", "-c", "sleep 30 & echo $! >&3; wait", NULL};
-    struct sup_launch l = {.path = "/bin/sh", .argv = argv, .envp = env_none, .cgroup_fd = -1};
+    struct sup_launch l = {.path = "/bin/sh", .argv = argv, .envp = env_none, .cgroup_dir = -1};
     struct sup_launched out;
     int sp[2], st;
     char buf[32] = "";
@@ -143,7 +143,7 @@ TEST(child_setup)
                     NULL};
     char *env[] = {"PATH=/usr/bin:/bin", "MY_VAR=hello", NULL};
     struct sup_launch l = {.path = "/bin/sh", .argv = argv, .envp = env, .cwd = "/tmp",
-                           .cgroup_fd = -1};
+                           .cgroup_dir = -1};
     struct sup_launched out;
     int sp[2], op[2], st;
     char buf[1024] = "", obuf[64] = "", want[64];
@@ -200,7 +200,7 @@ TEST(failures_are_synchronous_and_named)
     close(fd);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct sup_launch l = {.path = cases[i].path, .argv = argv, .envp = env_none,
-                               .cwd = cases[i].cwd, .cgroup_fd = -1};
+                               .cwd = cases[i].cwd, .cgroup_dir = -1};
         struct sup_launched out;
 
         std_fds(&l, -1, -1);
@@ -220,7 +220,7 @@ TEST(set_ids_changes_the_child_only)
 {
     char *argv[] = {"sh", "-c", "echo \"$(id -u) $(id -g) $(id -G)\" >&3", NULL};
     struct sup_launch l = {.path = "/bin/sh", .argv = argv, .envp = env_none,
-                           .set_ids = true, .uid = 65534, .gid = 65534, .cgroup_fd = -1};
+                           .set_ids = true, .uid = 65534, .gid = 65534, .cgroup_dir = -1};
     struct sup_launched out;
     int sp[2], st;
     char buf[128] = "";
