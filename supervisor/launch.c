@@ -31,7 +31,23 @@ struct child_ctx {
     bool in_cgroup; /* created in its cgroup already (CLONE_INTO_CGROUP) */
 };
 
-static const struct sigaction sa_default = {.sa_handler = SIG_DFL};
+/* The kernel's struct sigaction (x86_64, aarch64 and most others: no sa_restorer needed for
+ * SIG_DFL).  glibc's sigaction refuses signals 32 and 33, which it keeps for itself; but an
+ * ignored 32 or 33 that meshd inherited would pass to every worker through the exec, so the
+ * child resets them with the raw system call, like every other signal. */
+struct k_sigaction {
+    void (*handler)(int);
+    unsigned long flags;
+    void (*restorer)(void);
+    unsigned long mask;
+};
+
+static void reset_signal(int sig)
+{
+    static const struct k_sigaction dfl = {.handler = SIG_DFL};
+
+    (void)syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof dfl.mask);
+}
 
 /* The child's side, on meshd's memory and stack (see launch.h): raw system calls only.  The
  * ids change through syscall(2) rather than glibc's setuid family, which would try to apply
@@ -50,7 +66,7 @@ MD_NORETURN static void child(void *arg)
      * SIGPIPE is ignored by meshd; a worker gets the default. */
     for (int sig = 1; sig < NSIG; sig++)
         if (sig != SIGKILL && sig != SIGSTOP)
-            sigaction(sig, &sa_default, NULL); /* EINVAL for glibc's internal ones: fine */
+            reset_signal(sig);
     sigemptyset(&none);
     step = "sigprocmask";
     if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
