@@ -85,6 +85,7 @@ static cJSON *event_new(struct sup *sup, const char *type)
     sup_json_time(o, "at", sup_wall_ms());
     cJSON_AddStringToObject(o, "node", sup->cfg->node_name);
     cJSON_AddStringToObject(o, "env", sup->cfg->node_env);
+    cJSON_AddStringToObject(o, "life", sup->life);
     return o;
 }
 
@@ -1149,6 +1150,7 @@ void sup_reg_run_start(struct sup_job *job, const struct sup_proc *p)
     o = event_new(sup, "run_start");
     cJSON_AddStringToObject(o, "job", job->name);
     cJSON_AddStringToObject(o, "run_id", p->run_id);
+    cJSON_AddStringToObject(o, "exec", p->exec_id);
     sup_json_time(o, "started_at", sup_wall_ms());
     if (p->slot != 0)
         sup_json_time(o, "scheduled_for", p->slot * 1000);
@@ -1218,6 +1220,7 @@ void sup_reg_run_end(struct sup_job *job, const struct sup_proc *p, const char *
         cJSON_AddStringToObject(o, "reason", reason);
     if (p != NULL) {
         char *tail = tail_text(p);
+        cJSON_AddStringToObject(o, "exec", p->exec_id);
         cJSON_AddNumberToObject(o, "duration_ms", (double)p->duration_ms);
         if (p->slot != 0)
             sup_json_time(o, "scheduled_for", p->slot * 1000);
@@ -1248,6 +1251,36 @@ void sup_reg_slot(struct sup_job *job, const char *kind, int64_t slot, const cha
     cJSON_AddStringToObject(o, "job", job->name);
     sup_json_time(o, "scheduled_for", slot * 1000);
     cJSON_AddStringToObject(o, "reason", reason);
+    emit(sup, o, MD_JPRIO_RUN);
+}
+
+void sup_reg_slots_missed(struct sup_job *job, int64_t from, int64_t to, uint64_t count,
+                          const char *reason)
+{
+    struct sup *sup = job->sup;
+    cJSON *o;
+
+    if (sup->reg == NULL)
+        return;
+    o = event_new(sup, "slots_missed");
+    cJSON_AddStringToObject(o, "job", job->name);
+    sup_json_time(o, "from", from * 1000);
+    sup_json_time(o, "to", to * 1000);
+    cJSON_AddNumberToObject(o, "count", (double)count);
+    cJSON_AddStringToObject(o, "reason", reason);
+    emit(sup, o, MD_JPRIO_RUN);
+}
+
+void sup_reg_runs_reconciled(struct sup *sup, const char *const *adopted, size_t n)
+{
+    cJSON *o, *a;
+
+    if (sup->reg == NULL)
+        return;
+    o = event_new(sup, "runs_reconciled");
+    a = cJSON_AddArrayToObject(o, "adopted");
+    for (size_t i = 0; i < n; i++)
+        cJSON_AddItemToArray(a, cJSON_CreateString(adopted[i]));
     emit(sup, o, MD_JPRIO_RUN);
 }
 

@@ -99,6 +99,15 @@ void sup_reg_run_end(struct sup_job *job, const struct sup_proc *p, const char *
                      const char *status, int exit_code, int signal, const char *reason);
 /* A slot that did not run: kind is "run_missed" or "run_skipped". */
 void sup_reg_slot(struct sup_job *job, const char *kind, int64_t slot, const char *reason);
+/* Slots from..to (Unix s, both included) of job were missed, count of them in all, for one
+ * reason (a gap too long to record slot by slot: the machine slept, meshd was down or
+ * overloaded).  One event, one agent_runs row (docs/registry.md). */
+void sup_reg_slots_missed(struct sup_job *job, int64_t from, int64_t to, uint64_t count,
+                          const char *reason);
+/* At start-up, once the runs a previous life of this node left behind have been looked at:
+ * adopted (n execution ids, borrowed) are still running and watched by this life; every other
+ * run this node's earlier lives left 'running' in the registry is closed as abandoned. */
+void sup_reg_runs_reconciled(struct sup *sup, const char *const *adopted, size_t n);
 /* A worker's status line (metric, alert, resolve, message, progress, heartbeat). */
 void sup_reg_status(struct sup_job *job, const struct sup_proc *p,
                     const struct md_status_event *ev);

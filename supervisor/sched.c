@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <sys/wait.h>
@@ -893,6 +894,14 @@ int sup_start(struct sup *sup, uv_loop_t *loop, struct md_config *cfg, const cha
     sup->last_wall_ms = now;
     sup->last_boot_minus_mono_ms = clock_ms(CLOCK_BOOTTIME) - clock_ms(CLOCK_MONOTONIC);
     srand((unsigned)(now ^ getpid()));
+    {
+        uint8_t b[6] = {0};
+        if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b) /* early boot: fall back */
+            for (size_t i = 0; i < sizeof b; i++)
+                b[i] = (uint8_t)(rand() ^ (now >> (8 * i)));
+        snprintf(sup->life, sizeof sup->life, "%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3],
+                 b[4], b[5]);
+    }
 
     r = mkdir_p(cfg->state_dir);
     if (r < 0)

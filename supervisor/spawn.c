@@ -784,6 +784,7 @@ static int proc_spawn(struct sup_job *job, int64_t slot, bool primary)
         if (primary) /* a service: every spawn is a run of its own */
             snprintf(job->run_id, sizeof job->run_id, "%s", p->run_id);
     }
+    snprintf(p->exec_id, sizeof p->exec_id, "%s-%" PRIu64, sup->life, ++sup->exec_seq);
     md_linebuf_init(&p->lb_out, SUP_OUTPUT_LINE_MAX);
     md_linebuf_init(&p->lb_err, SUP_OUTPUT_LINE_MAX);
     md_linebuf_init(&p->lb_status, MD_STATUS_LINE_MAX);

@@ -23,6 +23,8 @@
 #define SUP_TAIL_LINES 20      /* last output lines kept per run for the run record */
 #define SUP_OUTPUT_LINE_MAX 8192
 #define SUP_RUN_ID_MAX 128
+#define SUP_LIFE_MAX 16        /* sup->life: 12 hex digits */
+#define SUP_EXEC_ID_MAX 40     /* "<life>-<seq>" */
 
 #define SUP_MSG_ENV_MAX 65536   /* a message payload larger than this is not put in the env */
 #define SUP_RUN_HISTORY 5       /* finished runs kept per job for /status and `meshctl logs` */
@@ -86,6 +88,9 @@ struct sup_proc {
     int stop_signal;
     uint64_t stop_timeout_ms;
     char run_id[SUP_RUN_ID_MAX];
+    /* This execution's identity, "<life>-<seq>": one per spawn (a retry of the same run gets
+     * a new one); the life part names the meshd process that started it (sup->life). */
+    char exec_id[SUP_EXEC_ID_MAX];
     int64_t slot;   /* scheduled instant (Unix s), or 0 */
     uint64_t started_ms;
     int64_t started_wall_ms;
@@ -208,6 +213,10 @@ struct sup {
     bool state_dirty;
     char *state_path;
     uint64_t run_seq;      /* for run ids of unscheduled runs */
+    /* This meshd process's identity among every life of every node: 12 random hex digits,
+     * drawn at start.  Execution ids are "<life>-<exec_seq>". */
+    char life[SUP_LIFE_MAX];
+    uint64_t exec_seq;
     int exit_code;
 };
 
