@@ -310,8 +310,9 @@ jobs:
 def test_registry_credential_is_not_inherited(h):
     """meshd's DATABASE_URL and libpq's PG* variables are the registry's credential: a job
     sees them only when its env: (or defaults.env) names them."""
+    # Written to a temp file and renamed, so the test never reads a half-written file.
     dump = ("env | grep -E '^(DATABASE_URL|PG[A-Z_]*|MESHD_API_TOKEN|ITEST_KEEP)=' "
-            "| sort > \"$0\"")
+            "| sort > \"$0.tmp\" && mv \"$0.tmp\" \"$0\"")
     h.config(node_yaml(h) + """
 defaults:
   restart: never
