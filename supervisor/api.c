@@ -189,7 +189,10 @@ static cJSON *run_rec_json(const struct sup_run_rec *r)
         cJSON_AddNullToObject(o, "exit_code");
         cJSON_AddNumberToObject(o, "signal", r->signal);
     } else {
-        cJSON_AddNumberToObject(o, "exit_code", r->exit_code);
+        if (r->exit_code >= 0)
+            cJSON_AddNumberToObject(o, "exit_code", r->exit_code);
+        else /* not known: a run adopted from a previous life */
+            cJSON_AddNullToObject(o, "exit_code");
         cJSON_AddNullToObject(o, "signal");
     }
     cJSON_AddNumberToObject(o, "duration_ms", (double)r->duration_ms);

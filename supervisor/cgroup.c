@@ -544,8 +544,9 @@ static bool enable_memory(struct sup_cg *cg, int ownfd, int runsfd)
     return true;
 }
 
-/* Kills and removes every run cgroup a previous meshd left in runs/. */
-static void clean_stale(struct sup_cg *cg)
+/* Kills and removes every run cgroup a previous meshd left in runs/, but those named in keep
+ * (the runs this life adopts: sup_cg_run_adopt). */
+static void clean_stale(struct sup_cg *cg, const char *const *keep, size_t nkeep)
 {
     int fd = openat(cg->runs_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
@@ -560,6 +561,11 @@ static void clean_stale(struct sup_cg *cg)
         int rfd, pop;
         if (de->d_type != DT_DIR || strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
             strlen(de->d_name) >= RUN_NAME_MAX)
+            continue;
+        bool kept = false;
+        for (size_t i = 0; i < nkeep && !kept; i++)
+            kept = strcmp(keep[i], de->d_name) == 0;
+        if (kept)
             continue;
         rfd = openat(cg->runs_fd, de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (rfd < 0)
@@ -657,7 +663,7 @@ out:
     return r;
 }
 
-struct sup_cg *sup_cg_new(uv_loop_t *loop, bool enabled)
+struct sup_cg *sup_cg_new(uv_loop_t *loop, bool enabled, const char *const *keep, size_t nkeep)
 {
     struct sup_cg *cg = md_xcalloc(1, sizeof *cg);
 
@@ -676,7 +682,7 @@ struct sup_cg *sup_cg_new(uv_loop_t *loop, bool enabled)
         return cg;
     }
     cg->on = true;
-    clean_stale(cg);
+    clean_stale(cg, keep, nkeep);
     if (cg->memory)
         md_log(MD_LOG_NOTICE, "cgroups: on path=%s memory=yes stale=%u", cg->path, cg->stale);
     else
@@ -743,6 +749,24 @@ int sup_cg_run_new(struct sup_cg *cg, const char *job, struct sup_cg_run **out)
         (void)unlinkat(cg->runs_fd, name, AT_REMOVEDIR);
         return r;
     }
+    *out = md_xcalloc(1, sizeof **out);
+    (*out)->cg = cg;
+    (*out)->dirfd = dfd;
+    snprintf((*out)->name, sizeof(*out)->name, "%s", name);
+    return 0;
+}
+
+int sup_cg_run_adopt(struct sup_cg *cg, const char *name, struct sup_cg_run **out)
+{
+    int dfd;
+
+    if (!cg->on || cg->closed)
+        return -ENOTSUP;
+    if (strlen(name) >= RUN_NAME_MAX || strchr(name, '/') != NULL || name[0] == '.')
+        return -EINVAL;
+    dfd = openat(cg->runs_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return -errno;
     *out = md_xcalloc(1, sizeof **out);
     (*out)->cg = cg;
     (*out)->dirfd = dfd;

@@ -16,7 +16,7 @@
  * (memory.peak, with the memory controller) are read when the run is recorded, then the
  * directory is removed, at once when empty, else once cgroup.events says "populated 0" (an
  * inotify watch, uv_fs_event).  Run cgroups a previous meshd left in <own>/runs are killed and
- * removed at start (issue 10 may adopt them instead).
+ * removed at start, but those of runs this life adopts (sched.c, runlog.h).
  *
  * meshd runs without cgroups, exactly as before, when node.cgroups is off, when it sits in the
  * root cgroup (it owns no subtree there: the root is shared with everything else on the host),
@@ -111,8 +111,10 @@ struct sup_cg {
 /* Finds meshd's cgroup and sets up the layout above (moving meshd into <own>/supervisor), unless
  * enabled is false (node.cgroups: off).  Always returns a struct (caller frees with
  * sup_cg_free), on or off, and logs one line saying which and why.  Called once at start,
- * on the loop, before any run is launched. */
-struct sup_cg *sup_cg_new(uv_loop_t *loop, bool enabled);
+ * on the loop, before any run is launched.  keep: the nkeep run cgroup names (borrowed) of a
+ * previous life's runs that are still alive and will be adopted; every other run cgroup there
+ * is killed and removed. */
+struct sup_cg *sup_cg_new(uv_loop_t *loop, bool enabled, const char *const *keep, size_t nkeep);
 /* At shutdown: tries once more to remove what waits for removal and closes the watches (a
  * cgroup still populated is logged and left).  Safe to call when off. */
 void sup_cg_close(struct sup_cg *cg);
@@ -127,6 +129,9 @@ struct sup_cg_run;
  * sup_cg_run_release), whose sup_cg_run_dirfd is what struct sup_launch.cgroup_dir takes; or
  * -errno, with nothing left behind. */
 int sup_cg_run_new(struct sup_cg *cg, const char *job, struct sup_cg_run **out) MD_MUSTCHECK;
+/* Takes over runs/<name>, the cgroup of a run a previous life started and this one adopts
+ * (runlog.h; sup_cg_new was told to keep it).  Returns 0 with *out, or -errno. */
+int sup_cg_run_adopt(struct sup_cg *cg, const char *name, struct sup_cg_run **out) MD_MUSTCHECK;
 /* The directory name, for logs. */
 const char *sup_cg_run_name_of(const struct sup_cg_run *r);
 /* The run cgroup's directory, opened O_RDONLY|O_DIRECTORY|O_CLOEXEC (borrowed, valid until

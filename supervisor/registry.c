@@ -89,6 +89,24 @@ static cJSON *event_new(struct sup *sup, const char *type)
     return o;
 }
 
+/* A run event speaks for its execution: "exec", and "life" replaced by the execution's own
+ * (the part of the exec id before its last '-'), which is not this meshd's when it reports the
+ * end of a run it adopted from a previous life. */
+static void exec_identity(cJSON *o, const char *exec_id)
+{
+    const char *dash = strrchr(exec_id, '-');
+    char life[SUP_EXEC_ID_MAX];
+    cJSON *v;
+
+    cJSON_AddStringToObject(o, "exec", exec_id);
+    if (dash == NULL)
+        return;
+    snprintf(life, sizeof life, "%.*s", (int)(dash - exec_id), exec_id);
+    if ((v = cJSON_CreateString(life)) == NULL)
+        abort(); /* out of memory */
+    cJSON_ReplaceItemInObject(o, "life", v);
+}
+
 static void flush_cb(uv_timer_t *t);
 static void sync_cb(uv_timer_t *t);
 static void kick(struct sup_registry *r, uint64_t delay_ms);
@@ -1150,7 +1168,7 @@ void sup_reg_run_start(struct sup_job *job, const struct sup_proc *p)
     o = event_new(sup, "run_start");
     cJSON_AddStringToObject(o, "job", job->name);
     cJSON_AddStringToObject(o, "run_id", p->run_id);
-    cJSON_AddStringToObject(o, "exec", p->exec_id);
+    exec_identity(o, p->exec_id);
     sup_json_time(o, "started_at", sup_wall_ms());
     if (p->slot != 0)
         sup_json_time(o, "scheduled_for", p->slot * 1000);
@@ -1214,13 +1232,13 @@ void sup_reg_run_end(struct sup_job *job, const struct sup_proc *p, const char *
     cJSON_AddStringToObject(o, "status", status);
     if (signal != 0)
         cJSON_AddNumberToObject(o, "signal", signal);
-    else
+    else if (exit_code >= 0) /* -1: not known (a run adopted from a previous life) */
         cJSON_AddNumberToObject(o, "exit_code", exit_code);
     if (reason != NULL)
         cJSON_AddStringToObject(o, "reason", reason);
     if (p != NULL) {
         char *tail = tail_text(p);
-        cJSON_AddStringToObject(o, "exec", p->exec_id);
+        exec_identity(o, p->exec_id);
         cJSON_AddNumberToObject(o, "duration_ms", (double)p->duration_ms);
         if (p->slot != 0)
             sup_json_time(o, "scheduled_for", p->slot * 1000);

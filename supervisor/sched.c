@@ -34,9 +34,12 @@
 
 #include "meshd/md_alloc.h"
 #include "meshd/md_log.h"
+#include "cgroup.h"
 #include "http.h"
+#include "launch.h"
 #include "notify.h"
 #include "registry.h"
+#include "runlog.h"
 #include "sup.h"
 
 /* A slot that starts within this long of its due time is on time, not a catch-up. */
@@ -214,23 +217,39 @@ static bool job_busy(struct sup_job *job)
     }
 }
 
+/* Busy for a new slot: its own run, or a run a previous life started and this one adopted. */
+static bool slot_busy(struct sup_job *job)
+{
+    return job_busy(job) || sup_job_has_adopted(job);
+}
+
 static void run_slot_now(struct sup_job *job, int64_t slot)
 {
     const struct md_job *j = job->cfg;
     char when[40];
 
     fmt_slot(slot, j->tz, when, sizeof when);
-    if (job_busy(job)) {
+    if (slot_busy(job)) {
         switch (j->concurrency) {
         case MD_CONC_FORBID:
             job->runs_skipped++;
-            md_log(MD_LOG_WARN, "skipped: job=%s slot=%s reason=previous run %s still %s",
-                   job->name, when, job->run_id, prog_state_name(job->prog.state));
+            if (job_busy(job))
+                md_log(MD_LOG_WARN, "skipped: job=%s slot=%s reason=previous run %s still %s",
+                       job->name, when, job->run_id, prog_state_name(job->prog.state));
+            else
+                md_log(MD_LOG_WARN, "skipped: job=%s slot=%s reason=a run adopted from meshd's "
+                       "previous life is still running", job->name, when);
             sup_reg_slot(job, "run_skipped", slot, "previous run still active");
             return;
         case MD_CONC_REPLACE:
             md_log(MD_LOG_NOTICE, "replacing: job=%s slot=%s old_run=%s", job->name, when,
                    job->run_id);
+            if (!job_busy(job)) {
+                /* Only an adopted run: stop it and start the new one now (they overlap for at
+                 * most its stop_timeout). */
+                sup_job_stop_adopted(job);
+                break;
+            }
             job->pending_slot = slot;
             if (job->prog.state != PROG_STOPPING) {
                 job->stop_status = RUN_STOPPED;
@@ -238,6 +257,8 @@ static void run_slot_now(struct sup_job *job, int64_t slot)
             }
             return;
         case MD_CONC_ALLOW:
+            if (!job_busy(job))
+                break; /* only an adopted run: this one is the job's own */
             sup_job_spawn_extra(job, slot);
             return;
         }
@@ -267,7 +288,7 @@ static void claim_answered(struct sup *sup, const char *name, int64_t slot,
                    job->name, when);
         else
             job->fire_due_ms = slot * 1000 + takeover_delay_ms(job);
-        if (job_busy(job) && job->cfg->concurrency == MD_CONC_FORBID) {
+        if (slot_busy(job) && job->cfg->concurrency == MD_CONC_FORBID) {
             /* It became busy while the claim was out (a run started by hand): the slot's row
              * is ours, so close it here rather than leave it 'running'. */
             char run_id[SUP_RUN_ID_MAX];
@@ -313,7 +334,7 @@ static void run_slot(struct sup_job *job, int64_t slot)
 
     /* A slot skipped here is not claimed: another node may still run it. */
     if (!sup_reg_claiming(job->sup) ||
-        (job_busy(job) && job->cfg->concurrency == MD_CONC_FORBID)) {
+        (slot_busy(job) && job->cfg->concurrency == MD_CONC_FORBID)) {
         run_slot_now(job, slot);
         return;
     }
@@ -326,11 +347,12 @@ static void run_slot(struct sup_job *job, int64_t slot)
 static void job_due(struct sup_job *job, int64_t now_ms, const char *why)
 {
     const struct md_job *j = job->cfg;
-    int64_t first = job->next_slot, latest = first, n;
+    int64_t first = job->next_slot, latest = first, before = 0, n;
     uint64_t count = 1, walked = 0;
     char a[40], b[40];
 
     while (md_cron_next(&j->cron, j->tz, latest, &n) == 0 && n * 1000 <= now_ms) {
+        before = latest; /* the last missed slot, once the walk ends */
         latest = n;
         count++;
         if (++walked != WALK_MAX)
@@ -363,9 +385,12 @@ static void job_due(struct sup_job *job, int64_t now_ms, const char *why)
                     break;
             }
         } else {
+            /* Too many to record one by one (an every-second job after a night asleep, or
+             * more due than meshd can start): one record of the gap, never a log line only. */
             fmt_slot(latest, j->tz, b, sizeof b);
             md_log(MD_LOG_WARN, "missed: job=%s count=%" PRIu64 " from=%s before=%s reason=%s",
                    job->name, missed, a, b, why);
+            sup_reg_slots_missed(job, first, before, missed, why);
         }
     }
 
@@ -814,7 +839,7 @@ static void job_deactivate(struct sup_job *job)
     }
     for (struct sup_proc *p = job->procs; p != NULL; p = p->next)
         if (!p->primary && !p->exited && !p->killing)
-            sup_proc_kill(p, p->stop_signal), p->killing = true;
+            sup_proc_stop(p);
 }
 
 static void job_unlink(struct sup *sup, struct sup_job *job)
@@ -880,9 +905,75 @@ static void signal_cb(uv_signal_t *h, int signum)
     }
 }
 
+static bool config_has_job(const struct md_config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->njobs; i++)
+        if (strcmp(cfg->jobs[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+/* The runs a previous life of this node began and did not see end (runlog.h), once the jobs
+ * exist.  Policy (docs/supervision.md, "After a crash"):
+ *   - a scheduled or manual run still running is adopted: watched to its end, its timeout
+ *     still counting from its real start, stopped like any run at shutdown; its end is recorded
+ *     as unknown (no exit status: it is not our child);
+ *   - a service or an on: job's run still running is stopped (the service starts afresh, the
+ *     message goes back to the queue), as is a run of a job no longer in the config;
+ *   - a run that is gone is recorded abandoned, with the reason.
+ * Then the registry hears which executions this life adopted: every other run its earlier lives
+ * left 'running' is closed as abandoned there. */
+static void reconcile(struct sup *sup, const struct sup_runlog_run *left, const bool *alive,
+                      size_t n)
+{
+    const char **adopted = md_xcalloc(n + 1, sizeof *adopted);
+    size_t na = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        const struct sup_runlog_run *r = &left[i];
+        struct sup_job *job = sup_job_find(sup, r->job);
+        const char *why;
+
+        if (alive[i] && job != NULL) {
+            struct sup_cg_run *cg = NULL;
+            bool stop = r->kind == 'v' || r->kind == 'e' || !job->cfg->enabled;
+            if (r->cgroup[0] != '\0' && sup_cg_run_adopt(sup->cg, r->cgroup, &cg) < 0)
+                cg = NULL;
+            if (sup_job_adopt(job, r, cg, stop) == 0) {
+                adopted[na++] = r->exec_id;
+                continue;
+            }
+            why = "it ended while meshd was down; its outcome is not known";
+        } else if (alive[i]) {
+            /* Nothing to hand it to: its job left the config while meshd was down. */
+            md_log(MD_LOG_WARN, "killing a run of a job that is no longer configured: job=%s "
+                   "run=%s pid=%d", r->job, r->run_id, r->pid);
+            (void)sup_launch_kill(r->pid, true, SIGKILL);
+            why = "meshd restarted and its job is no longer configured; killed";
+        } else if (!r->has_pid) {
+            why = "meshd stopped while starting it; whether it ran is not known";
+        } else {
+            why = "it ended while meshd was down; its outcome is not known";
+        }
+        md_log(MD_LOG_WARN, "abandoned: job=%s run=%s exec=%s reason=%s", r->job, r->run_id,
+               r->exec_id, why);
+        if (job != NULL)
+            sup_job_note_run(job, NULL, r->run_id, "abandoned", -1, 0);
+        (void)sup_runlog_end(sup->runlog, r->exec_id);
+    }
+    if (n > 0)
+        md_log(MD_LOG_NOTICE, "reconciled: runs_left=%zu adopted=%zu", n, na);
+    sup_reg_runs_reconciled(sup, adopted, na);
+    md_free(adopted);
+}
+
 int sup_start(struct sup *sup, uv_loop_t *loop, struct md_config *cfg, const char *config_path)
 {
     int64_t now = sup_wall_ms();
+    struct sup_runlog_run *left = NULL;
+    bool *alive = NULL;
+    const char **keep = NULL;
+    size_t nleft = 0, nkeep = 0;
     int r;
 
     memset(sup, 0, sizeof *sup);
@@ -908,6 +999,19 @@ int sup_start(struct sup *sup, uv_loop_t *loop, struct md_config *cfg, const cha
         md_log_err(MD_LOG_WARN, r, "state dir: path=%s (catch-up after downtime disabled)",
                    cfg->state_dir);
     sup->state_path = md_xasprintf("%s/schedule.state", cfg->state_dir);
+    /* The runs a previous life left (runlog.h), looked at before the cgroups are set up: the
+     * cgroups of those still alive are kept for adoption, every other stale one is killed. */
+    if (r == 0 && sup_runlog_open(loop, cfg->state_dir, &sup->runlog, &left, &nleft) < 0)
+        sup->runlog = NULL;
+    if (nleft > 0) {
+        alive = md_xcalloc(nleft, sizeof *alive);
+        keep = md_xcalloc(nleft, sizeof *keep);
+        for (size_t i = 0; i < nleft; i++) {
+            alive[i] = sup_runlog_alive(&left[i]);
+            if (alive[i] && left[i].cgroup[0] != '\0' && config_has_job(cfg, left[i].job))
+                keep[nkeep++] = left[i].cgroup;
+        }
+    }
 
     sup->clock_fd = timerfd_create(CLOCK_REALTIME, TFD_NONBLOCK | TFD_CLOEXEC);
     if (sup->clock_fd < 0) {
@@ -918,7 +1022,8 @@ int sup_start(struct sup *sup, uv_loop_t *loop, struct md_config *cfg, const cha
     uv_poll_init(loop, &sup->clock_poll, sup->clock_fd);
     uv_poll_start(&sup->clock_poll, UV_READABLE, clock_cb);
     /* Before any run is launched: meshd moves itself into <own>/supervisor (cgroup.h). */
-    sup->cg = sup_cg_new(loop, strcmp(cfg->cgroups, "off") != 0);
+    sup->cg = sup_cg_new(loop, strcmp(cfg->cgroups, "off") != 0, keep, nkeep);
+    md_free(keep);
 
     uv_timer_init(loop, &sup->orphan_timer);
     uv_timer_init(loop, &sup->reap_timer);
@@ -937,8 +1042,20 @@ int sup_start(struct sup *sup, uv_loop_t *loop, struct md_config *cfg, const cha
     for (size_t i = cfg->njobs; i-- > 0;)
         job_new(sup, &cfg->jobs[i]);
     state_load(sup);
+    /* A slot whose run began is handled, whatever became of the run: it never runs again and
+     * is never recorded missed, even when the state file had not caught up. */
+    for (size_t i = 0; i < nleft; i++) {
+        struct sup_job *job = sup_job_find(sup, left[i].job);
+        if (job != NULL && left[i].kind == 's' && left[i].slot > job->last_slot) {
+            job->last_slot = left[i].slot;
+            sup->state_dirty = true;
+        }
+    }
     if (sup_registry_start(sup) < 0)
         md_log(MD_LOG_WARN, "running without a registry");
+    reconcile(sup, left, alive, nleft);
+    md_free(left);
+    md_free(alive);
     sup_notify_init(sup);
     lease_timer_update(sup);
     if (sup_http_start(sup) < 0)
@@ -1093,7 +1210,7 @@ static void stop_extras(struct sup_job *job)
 {
     for (struct sup_proc *p = job->procs; p != NULL; p = p->next)
         if (!p->primary && !p->exited && !p->killing)
-            sup_proc_kill(p, p->stop_signal), p->killing = true;
+            sup_proc_stop(p);
 }
 
 static void stop_primary(struct sup_job *job)
@@ -1277,6 +1394,8 @@ static void shutdown_finish(struct sup *sup)
     sup_http_close(sup);
     sup_notify_close(sup);
     sup_cg_close(sup->cg);
+    sup_runlog_close(sup->runlog); /* every run has ended and been recorded */
+    sup->runlog = NULL;
     sup->closed = true;
     uv_timer_stop(&sup->orphan_timer);
     uv_close((uv_handle_t *)&sup->orphan_timer, sup_close_cb);

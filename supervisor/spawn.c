@@ -23,11 +23,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "launch.h"
+#include "runlog.h"
 #include "registry.h"
 #include "meshd/md_alloc.h"
 #include "meshd/md_log.h"
@@ -83,6 +85,8 @@ static const char *run_status_name(enum sup_run_status s)
     case RUN_FAILED: return "failed";
     case RUN_TIMED_OUT: return "timed_out";
     case RUN_STOPPED: return "stopped";
+    case RUN_UNKNOWN: return "unknown";
+    case RUN_ABANDONED: return "abandoned";
     }
     return "?";
 }
@@ -139,6 +143,8 @@ static void proc_free(struct sup_proc *p)
             }
         }
     }
+    /* Recorded (or never launched): a later life has nothing to reconcile for it. */
+    sup_runlog_end(p->sup->runlog, p->exec_id);
     if (p->pidfd >= 0)
         close(p->pidfd);
     tail_clear(p->tail);
@@ -531,7 +537,10 @@ static void proc_exited(struct sup_proc *p, int exit_status, int term_signal)
 
     p->exited = true;
     p->duration_ms = dur;
-    if (term_signal != 0)
+    if (p->adopted)
+        md_log(MD_LOG_NOTICE, "exited: job=%s run=%s pid=%d status=unknown duration_ms=%" PRIu64
+               " adopted=yes", name, p->run_id, p->pid, dur);
+    else if (term_signal != 0)
         md_log(MD_LOG_NOTICE, "exited: job=%s run=%s pid=%d signal=%s duration_ms=%" PRIu64
                " expected=%s", name, p->run_id, p->pid, strsignal(term_signal), dur,
                ours ? "yes" : "no");
@@ -564,15 +573,17 @@ static void proc_exited(struct sup_proc *p, int exit_status, int term_signal)
         job->ending = NULL;
     } else if (job != NULL) {
         enum sup_run_status st = p->timed_out ? RUN_TIMED_OUT
+                                 : p->killing ? RUN_STOPPED
+                                 : p->adopted ? RUN_UNKNOWN
                                  : (exit_status == 0 && term_signal == 0) ? RUN_SUCCEEDED
-                                 : p->killing ? RUN_STOPPED : RUN_FAILED;
+                                                                          : RUN_FAILED;
         p->end_recorded = true;
         p->end_status = run_status_name(st);
-        p->end_code = exit_status;
+        p->end_code = exit_status; /* -1 with no signal: not known */
         p->end_signal = term_signal;
         if (st == RUN_SUCCEEDED)
             job->runs_ok++;
-        else
+        else if (st != RUN_UNKNOWN)
             job->runs_failed++;
         md_log(MD_LOG_NOTICE, "run done: job=%s run=%s status=%s", name, p->run_id,
                run_status_name(st));
@@ -592,6 +603,11 @@ static void exitw_cb(uv_poll_t *h, int status, int events)
     (void)events;
     if (p->exited)
         return;
+    if (p->adopted) {
+        /* Not our child: the pidfd says it ended, nothing says how. */
+        proc_exited(p, -1, 0);
+        return;
+    }
     memset(&si, 0, sizeof si);
     if (waitid(P_PIDFD, (id_t)p->pidfd, &si, WEXITED | WNOHANG) < 0) {
         if (errno == EINTR || errno == EAGAIN)
@@ -619,7 +635,7 @@ static void run_timeout_cb(uv_timer_t *t)
 
     if (p->exited)
         return;
-    if (!p->timed_out) {
+    if (!p->timed_out && !p->killing) { /* killing: a stop's escalation, not a timeout */
         p->timed_out = true;
         md_log(MD_LOG_WARN, "timeout: job=%s run=%s pid=%d", job ? job->name : "?", p->run_id,
                p->pid);
@@ -665,6 +681,23 @@ void sup_proc_kill(struct sup_proc *p, int sig)
         md_log(MD_LOG_INFO, "signalled: job=%s run=%s pid=%d signal=%s group=%s", name,
                p->run_id, p->pid, strsignal(sig),
                r == 0 && p->stop_group ? "yes" : p->stop_group ? "no (none left)" : "no");
+}
+
+void sup_proc_stop(struct sup_proc *p)
+{
+    if (p->exited || p->killing)
+        return;
+    p->killing = true;
+    sup_proc_kill(p, p->stop_signal);
+    /* SIGKILL after stop_timeout if it is still there (run_timeout_cb escalates). */
+    uv_timer_start(&p->timeout, run_timeout_cb, p->stop_timeout_ms ? p->stop_timeout_ms : 100, 0);
+}
+
+void sup_job_stop_adopted(struct sup_job *job)
+{
+    for (struct sup_proc *p = job->procs; p != NULL; p = p->next)
+        if (p->adopted)
+            sup_proc_stop(p);
 }
 
 void sup_job_kill_all(struct sup_job *job)
@@ -750,6 +783,32 @@ static void env_free(char **env)
     md_free(env);
 }
 
+/* Initializes a new proc's line buffers and handles (all but exitw, which needs a pidfd) and
+ * links it to its job. */
+static void proc_handles_init(struct sup_proc *p)
+{
+    struct sup_job *job = p->job;
+    uv_loop_t *loop = job->sup->loop;
+
+    md_linebuf_init(&p->lb_out, SUP_OUTPUT_LINE_MAX);
+    md_linebuf_init(&p->lb_err, SUP_OUTPUT_LINE_MAX);
+    md_linebuf_init(&p->lb_status, MD_STATUS_LINE_MAX);
+    uv_pipe_init(loop, &p->in, 0);
+    uv_pipe_init(loop, &p->out, 0);
+    uv_pipe_init(loop, &p->err, 0);
+    uv_pipe_init(loop, &p->status, 0);
+    uv_timer_init(loop, &p->timeout);
+    uv_timer_init(loop, &p->logw);
+    uv_check_init(loop, &p->resume);
+    p->in.data = p->out.data = p->err.data = p->status.data = p->timeout.data = p->logw.data = p;
+    p->resume.data = p;
+    for (int s = 0; s < 3; s++)
+        md_log_limit_init(&p->limit[s], (uint32_t)job->cfg->log_burst, job->cfg->log_interval_ms);
+    p->pending_closes = PROC_HANDLES - 1; /* exitw joins once there is a child to watch */
+    p->next = job->procs;
+    job->procs = p;
+}
+
 /* Spawns one process for job.  primary: driven by the prog (else an extra "allow" run).
  * Returns 0 or a negative errno (already logged); on failure nothing is left behind but
  * handles that close themselves.  A failing exec is reported here too (launch.h). */
@@ -764,6 +823,7 @@ static int proc_spawn(struct sup_job *job, int64_t slot, bool primary)
     char **env = NULL, *path = NULL;
     int r;
 
+    p->sup = sup;
     p->job = job;
     p->primary = primary;
     p->slot = slot;
@@ -785,24 +845,19 @@ static int proc_spawn(struct sup_job *job, int64_t slot, bool primary)
             snprintf(job->run_id, sizeof job->run_id, "%s", p->run_id);
     }
     snprintf(p->exec_id, sizeof p->exec_id, "%s-%" PRIu64, sup->life, ++sup->exec_seq);
-    md_linebuf_init(&p->lb_out, SUP_OUTPUT_LINE_MAX);
-    md_linebuf_init(&p->lb_err, SUP_OUTPUT_LINE_MAX);
-    md_linebuf_init(&p->lb_status, MD_STATUS_LINE_MAX);
+    proc_handles_init(p);
 
-    uv_pipe_init(sup->loop, &p->in, 0);
-    uv_pipe_init(sup->loop, &p->out, 0);
-    uv_pipe_init(sup->loop, &p->err, 0);
-    uv_pipe_init(sup->loop, &p->status, 0);
-    uv_timer_init(sup->loop, &p->timeout);
-    uv_timer_init(sup->loop, &p->logw);
-    uv_check_init(sup->loop, &p->resume);
-    p->in.data = p->out.data = p->err.data = p->status.data = p->timeout.data = p->logw.data = p;
-    p->resume.data = p;
-    for (int s = 0; s < 3; s++)
-        md_log_limit_init(&p->limit[s], (uint32_t)j->log_burst, j->log_interval_ms);
-    p->pending_closes = PROC_HANDLES - 1; /* exitw joins once there is a child to watch */
-    p->next = job->procs;
-    job->procs = p;
+    /* The intent goes to disk before the spawn: if meshd dies from here on, its next life
+     * knows this slot was taken (runlog.h). */
+    {
+        struct sup_runlog_run rr = {.slot = slot, .started_ms = p->started_wall_ms};
+        snprintf(rr.exec_id, sizeof rr.exec_id, "%s", p->exec_id);
+        snprintf(rr.job, sizeof rr.job, "%s", job->name);
+        snprintf(rr.run_id, sizeof rr.run_id, "%s", p->run_id);
+        rr.kind = j->kind == MD_JOB_SERVICE ? 'v' : j->kind == MD_JOB_EVENT ? 'e'
+                  : slot != 0 ? 's' : 'm';
+        (void)sup_runlog_begin(sup->runlog, &rr);
+    }
 
     env = build_env(job, p);
     memset(&l, 0, sizeof l);
@@ -864,6 +919,8 @@ static int proc_spawn(struct sup_job *job, int64_t slot, bool primary)
     }
     p->pid = (int)out.pid;
     p->pidfd = out.pidfd;
+    (void)sup_runlog_pid(sup->runlog, p->exec_id, p->pid,
+                         p->cg != NULL ? sup_cg_run_name_of(p->cg) : NULL);
     p->launched = true;
     p->pending_closes++;
     uv_poll_init(sup->loop, &p->exitw, p->pidfd);
@@ -910,6 +967,78 @@ void sup_job_spawn_extra(struct sup_job *job, int64_t slot)
 {
     if (proc_spawn(job, slot, false) < 0)
         job->runs_failed++;
+}
+
+bool sup_job_has_adopted(const struct sup_job *job)
+{
+    for (const struct sup_proc *p = job->procs; p != NULL; p = p->next)
+        if (p->adopted && !p->exited)
+            return true;
+    return false;
+}
+
+int sup_job_adopt(struct sup_job *job, const struct sup_runlog_run *r, struct sup_cg_run *cg,
+                  bool stop)
+{
+    struct sup *sup = job->sup;
+    const struct md_job *j = job->cfg;
+    struct sup_proc *p;
+    uint64_t st = 0;
+    int fd;
+    int64_t age_ms;
+
+    /* The pidfd first, then the identity check: a pid reused after the check would otherwise
+     * slip in between. */
+    fd = (int)syscall(SYS_pidfd_open, r->pid, 0);
+    if (fd < 0 || sup_runlog_starttime(r->pid, &st) < 0 || st != r->starttime) {
+        if (fd >= 0)
+            close(fd);
+        if (cg != NULL)
+            sup_cg_run_release(cg);
+        return -ESRCH;
+    }
+    p = md_xcalloc(1, sizeof *p);
+    p->sup = sup;
+    p->job = job;
+    p->adopted = true;
+    p->slot = r->slot;
+    p->pid = r->pid;
+    p->pidfd = fd;
+    p->cg = cg;
+    p->stop_group = true; /* every run leads its own group (launch.c) */
+    p->stop_signal = j->stop_signal;
+    p->stop_timeout_ms = j->stop_timeout_ms;
+    p->started_wall_ms = r->started_ms;
+    age_ms = sup_wall_ms() - r->started_ms;
+    if (age_ms < 0)
+        age_ms = 0;
+    /* Monotonic start, so durations and the timeout count from the real start. */
+    p->started_ms = uv_now(sup->loop) > (uint64_t)age_ms ? uv_now(sup->loop) - (uint64_t)age_ms
+                                                          : 0;
+    snprintf(p->run_id, sizeof p->run_id, "%s", r->run_id);
+    snprintf(p->exec_id, sizeof p->exec_id, "%s", r->exec_id);
+    proc_handles_init(p);
+    /* No pipes: the run's stdout and status pipe went with the life that started it. */
+    close_once(p, (uv_handle_t *)&p->in);
+    close_once(p, (uv_handle_t *)&p->out);
+    close_once(p, (uv_handle_t *)&p->err);
+    close_once(p, (uv_handle_t *)&p->status);
+    p->launched = true;
+    p->pending_closes++;
+    uv_poll_init(sup->loop, &p->exitw, p->pidfd);
+    p->exitw.data = p;
+    uv_poll_start(&p->exitw, UV_READABLE, exitw_cb);
+    md_log(MD_LOG_NOTICE, "adopted: job=%s run=%s pid=%d exec=%s started=%" PRId64 "ms_ago%s",
+           job->name, p->run_id, p->pid, p->exec_id, age_ms, stop ? " action=stop" : "");
+    if (stop) {
+        sup_proc_stop(p);
+    } else if (j->timeout_ms > 0) {
+        /* The run's timeout counts from its real start. */
+        uint64_t left = (uint64_t)age_ms >= j->timeout_ms ? 0 : j->timeout_ms - (uint64_t)age_ms;
+        uv_timer_start(&p->timeout, run_timeout_cb, left, 0);
+    }
+    sup->status_gen++;
+    return 0;
 }
 
 /* ---- the state machine driver ----------------------------------------------------------- */

@@ -62,6 +62,8 @@ enum sup_run_status {
     RUN_FAILED,
     RUN_TIMED_OUT,
     RUN_STOPPED, /* stopped by meshd: shutdown, reload, replace */
+    RUN_UNKNOWN, /* adopted from a previous life: it ended, its exit status could not be had */
+    RUN_ABANDONED, /* a previous life's run that ended while no meshd watched it */
 };
 
 /* One live child process and its pipes.  Heap-allocated; freed in the last close_cb. */
@@ -76,12 +78,15 @@ struct sup_proc {
     unsigned paused;    /* those pipes: 1 stdout, 2 stderr, 4 status */
     uv_write_t write_req;
     int pending_closes;
+    struct sup *sup;
     struct sup_job *job; /* NULL once the job has let go of it */
     struct sup_proc *next; /* job's list of procs */
     int pid;
     bool primary;   /* driven by the job's prog state machine */
     bool exited;
     bool launched;  /* a child exists: exitw is initialized and needs closing */
+    bool adopted;   /* a previous life's run, taken over at start-up (sup_job_adopt): not our
+                     * child (its exit status cannot be had), no pipes */
     bool timed_out;
     bool killing;   /* extra run: SIGTERM sent, SIGKILL next */
     bool stop_group; /* copied from the job at spawn: the config may be swapped meanwhile */
@@ -172,10 +177,12 @@ struct sup_job {
 
 struct sup_registry;
 struct sup_http;
+struct sup_runlog;
 
 struct sup {
     uv_loop_t *loop;
     struct sup_registry *reg;  /* NULL when the registry is off (registry.h) */
+    struct sup_runlog *runlog; /* the runs file (runlog.h), NULL if it could not be opened */
     struct sup_http *http;     /* NULL when no listener is up (http.h) */
     struct sup_cg *cg;     /* runs' cgroups, on or off (cgroup.h); never NULL once started */
     int64_t started_wall_ms;
@@ -264,6 +271,21 @@ int64_t sup_wall_ms(void);
 void sup_job_event(struct sup_job *job, enum prog_event ev, int exit_code, int term_signal);
 /* Spawns an extra, unsupervised run (concurrency: allow). */
 void sup_job_spawn_extra(struct sup_job *job, int64_t slot);
+/* Takes over a run a previous life of meshd started and that still runs (runlog.h r, borrowed;
+ * cg: its run cgroup, taken over, or NULL).  stop: stop it (TERM to its group, KILL after the
+ * job's stop_timeout) rather than watch it to its end.  The run is watched through a pidfd; its
+ * end is recorded as unknown (it is not meshd's child: no exit status), timed_out or stopped.
+ * Returns 0, or -ESRCH when the process is gone after all (cg is then released). */
+struct sup_runlog_run;
+struct sup_cg_run;
+int sup_job_adopt(struct sup_job *job, const struct sup_runlog_run *r, struct sup_cg_run *cg,
+                  bool stop);
+/* The job has a run adopted from a previous life still running. */
+bool sup_job_has_adopted(const struct sup_job *job);
+/* Stops an extra or adopted run: its stop signal now, SIGKILL every stop_timeout after. */
+void sup_proc_stop(struct sup_proc *p);
+/* Stops the job's runs adopted from a previous life (concurrency: replace). */
+void sup_job_stop_adopted(struct sup_job *job);
 /* Sends sig to the proc (its whole group when the job says so). */
 void sup_proc_kill(struct sup_proc *p, int sig);
 /* Kills every leftover member of each proc's group with SIGKILL (shutdown second signal). */

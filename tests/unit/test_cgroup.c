@@ -366,7 +366,7 @@ TEST(disabled_by_config)
     struct sup_cg *cg;
 
     T_ASSERT_EQ(0, uv_loop_init(&loop));
-    cg = sup_cg_new(&loop, false);
+    cg = sup_cg_new(&loop, false, NULL, 0);
     T_ASSERT_FALSE(cg->on);
     T_ASSERT_STREQ("node.cgroups is off", cg->why);
     sup_cg_close(cg);
@@ -383,7 +383,7 @@ TEST(off_in_a_cgroup_not_delegated)
 
     enter_test_cgroup(false); /* writable (we are root), but nobody said it is ours */
     T_ASSERT_EQ(0, uv_loop_init(&loop));
-    cg = sup_cg_new(&loop, true);
+    cg = sup_cg_new(&loop, true, NULL, 0);
     T_ASSERT_FALSE(cg->on);
     T_ASSERT_CONTAINS(cg->why, "is not delegated to it");
     snprintf(path, sizeof path, "%s/supervisor", test_dir);
@@ -413,7 +413,7 @@ TEST(run_and_its_setsid_grandchild_are_killed_and_counted)
 
     enter_test_cgroup(true);
     T_ASSERT_EQ(0, uv_loop_init(&loop));
-    cg = sup_cg_new(&loop, true);
+    cg = sup_cg_new(&loop, true, NULL, 0);
     if (!cg->on) {
         fprintf(stderr, "  off: %s\n", cg->why);
         sup_cg_free(cg);
@@ -505,7 +505,7 @@ TEST(off_when_another_meshd_holds_the_subtree)
 
     enter_test_cgroup(true);
     T_ASSERT_EQ(0, uv_loop_init(&loop));
-    first = sup_cg_new(&loop, true);
+    first = sup_cg_new(&loop, true, NULL, 0);
     T_ASSERT_TRUE(first->on);
     T_ASSERT_EQ(0, sup_cg_run_new(first, "w", &run));
     T_ASSERT_TRUE((procs_fd = run_procs_fd(run)) >= 0);
@@ -527,7 +527,7 @@ TEST(off_when_another_meshd_holds_the_subtree)
     T_ASSERT_EQ(0, put(path, "0"));
     usleep(50000);
 
-    second = sup_cg_new(&loop, true);
+    second = sup_cg_new(&loop, true, NULL, 0);
     T_ASSERT_FALSE(second->on);
     T_ASSERT_CONTAINS(second->why, "already uses");
     T_ASSERT_TRUE(pid_alive(worker)); /* the first one's run was left alone */
@@ -573,7 +573,7 @@ TEST(stale_run_of_a_previous_life_is_killed_at_start)
     T_ASSERT_TRUE(pid_alive(stale));
 
     T_ASSERT_EQ(0, uv_loop_init(&loop));
-    cg = sup_cg_new(&loop, true);
+    cg = sup_cg_new(&loop, true, NULL, 0);
     T_ASSERT_TRUE(cg->on);
     T_ASSERT_EQ(2, cg->stale);
     T_ASSERT_EQ(stale, waitpid(stale, &st, 0));
@@ -610,7 +610,7 @@ static void launch_into_cgroup(bool vfork_path)
 
     enter_test_cgroup(true);
     T_ASSERT_EQ(0, uv_loop_init(&loop));
-    cg = sup_cg_new(&loop, true);
+    cg = sup_cg_new(&loop, true, NULL, 0);
     T_ASSERT_TRUE(cg->on);
     T_ASSERT_EQ(0, sup_cg_run_new(cg, "launched", &run));
     T_ASSERT_EQ(0, pipe2(sp, O_CLOEXEC));
