@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -22,6 +23,11 @@ struct child_err {
     int err;
     const char *step;
 };
+
+/* The soft limit on open files meshd started with, restored in each child (see
+ * sup_launch_raise_fd_limit); fd_limit_raised is false until it was raised. */
+static struct rlimit child_nofile;
+static bool fd_limit_raised;
 
 /* What the child needs: borrowed from sup_launch's frame, which outlives the child's use of
  * it (the parent is suspended until the child execs or exits). */
@@ -73,6 +79,9 @@ MD_NORETURN static void child(void *arg)
         goto fail;
     step = "setsid";
     if (setsid() < 0)
+        goto fail;
+    step = "setrlimit";
+    if (fd_limit_raised && syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, &child_nofile, NULL) < 0)
         goto fail;
     if (l->cgroup_dir >= 0 && !cx->in_cgroup) {
         /* vfork path: move in by writing cgroup.procs.  The write waits for an RCU grace
@@ -259,6 +268,26 @@ reap:
     while (waitpid(p, NULL, 0) < 0 && errno == EINTR)
         ;
     return r;
+}
+
+int sup_launch_raise_fd_limit(unsigned long *from, unsigned long *to)
+{
+    struct rlimit rl;
+    rlim_t want;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return -errno;
+    want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > (1u << 20) ? (1u << 20) : rl.rlim_max;
+    if (rl.rlim_cur >= want)
+        return 0;
+    child_nofile = rl;
+    *from = (unsigned long)rl.rlim_cur;
+    rl.rlim_cur = want;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return -errno;
+    fd_limit_raised = true;
+    *to = (unsigned long)want;
+    return 1;
 }
 
 int sup_launch_kill(pid_t pid, bool group, int sig)

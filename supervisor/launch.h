@@ -59,6 +59,14 @@ int sup_launch(const struct sup_launch *l, struct sup_launched *out) MD_MUSTCHEC
  * group got it, 1 when only the pid did, or a negative errno (-ESRCH: nobody is left). */
 int sup_launch_kill(pid_t pid, bool group, int sig);
 
+/* Raises meshd's soft limit on open files to its hard limit (capped at 1 << 20): a run holds
+ * four or five descriptors while it lives, so the common soft limit of 1024 would stop meshd
+ * at ~200 concurrent runs.  Children get the original soft limit back before their exec: a
+ * program written for select() or that loops over every possible descriptor must not see a
+ * raised one (systemd's advice).  Returns 1 when raised (with *from, *to), 0 when there was
+ * nothing to raise, or -errno.  Called once, at start. */
+int sup_launch_raise_fd_limit(unsigned long *from, unsigned long *to) MD_MUSTCHECK;
+
 /* pipe(2) with both ends close-on-exec, so no other child inherits them.  0 or -errno. */
 int sup_launch_pipe(int fds[2]) MD_MUSTCHECK;
 

@@ -994,6 +994,15 @@ int sup_start(struct sup *sup, uv_loop_t *loop, struct md_config *cfg, const cha
                  b[4], b[5]);
     }
 
+    {
+        unsigned long from = 0, to = 0;
+        int fr = sup_launch_raise_fd_limit(&from, &to);
+        if (fr > 0)
+            md_log(MD_LOG_INFO, "open files: limit raised from %lu to %lu (runs get %lu)", from,
+                   to, from);
+        else if (fr < 0)
+            md_log_err(MD_LOG_WARN, fr, "open files: limit not raised");
+    }
     r = mkdir_p(cfg->state_dir);
     if (r < 0)
         md_log_err(MD_LOG_WARN, r, "state dir: path=%s (catch-up after downtime disabled)",

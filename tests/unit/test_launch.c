@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -150,10 +151,12 @@ static void set_raw(int sig, void (*handler)(int))
  * and 33 ignored), an empty mask, the cwd and environment asked for. */
 TEST(child_setup)
 {
+    /* The mask and dispositions are read by the shell's last command, exec'd in its place:
+     * the shell's own may change for a moment while it forks. */
     char *argv[] = {"sh", "-c",
                     "echo \"sid=$(cut -d' ' -f6 /proc/self/stat)\" >&3;"
-                    " grep -E '^(SigBlk|SigIgn):' /proc/$$/status >&3;"
-                    " echo \"cwd=$(pwd) var=$MY_VAR\" >&3; echo out",
+                    " echo \"cwd=$(pwd) var=$MY_VAR\" >&3; echo out;"
+                    " exec grep -E '^(SigBlk|SigIgn):' /proc/self/status >&3",
                     NULL};
     char *env[] = {"PATH=/usr/bin:/bin", "MY_VAR=hello", NULL};
     struct sup_launch l = {.path = "/bin/sh", .argv = argv, .envp = env, .cwd = "/tmp",
@@ -277,6 +280,51 @@ TEST(kill_fallback_and_gone)
     T_ASSERT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM);
     T_ASSERT_EQ(sup_launch_kill(p, true, SIGTERM), -ESRCH);
     T_ASSERT_EQ(sup_launch_kill(p, false, SIGTERM), -ESRCH);
+}
+
+/* meshd raises its own soft limit on open files; a child gets the original one back. */
+TEST(child_gets_the_original_fd_limit)
+{
+    char *argv[] = {"sh", "-c", "ulimit -Sn >&3; ulimit -Hn >&3", NULL};
+    struct sup_launch l = {.path = "/bin/sh", .argv = argv, .envp = env_none, .cgroup_dir = -1};
+    struct sup_launched out;
+    struct rlimit orig, low, now;
+    unsigned long from = 0, to = 0;
+    char buf[128] = "", want[128];
+    int sp[2], st, r;
+    size_t len = 0;
+    ssize_t n;
+
+    T_ASSERT_EQ(0, getrlimit(RLIMIT_NOFILE, &orig));
+    if (orig.rlim_max < 2048)
+        T_SKIP("hard limit on open files too low to lower the soft one below it");
+    /* As under systemd: a soft limit of 1024 below a larger hard one. */
+    low = orig;
+    low.rlim_cur = 1024;
+    T_ASSERT_EQ(0, setrlimit(RLIMIT_NOFILE, &low));
+    r = sup_launch_raise_fd_limit(&from, &to);
+    T_ASSERT_EQ(1, r);
+    T_ASSERT_EQ(1024, from);
+    T_ASSERT_EQ(0, getrlimit(RLIMIT_NOFILE, &now));
+    T_ASSERT_EQ(to, now.rlim_cur);
+    T_ASSERT_TRUE(now.rlim_cur > 1024);
+    T_ASSERT_EQ(0, sup_launch_raise_fd_limit(&from, &to)); /* nothing more to raise */
+
+    T_ASSERT_EQ(0, pipe2(sp, O_CLOEXEC));
+    std_fds(&l, -1, sp[1]);
+    T_ASSERT_EQ(0, sup_launch(&l, &out));
+    close_null(&l);
+    close(sp[1]);
+    while ((n = read(sp[0], buf + len, sizeof buf - 1 - len)) > 0)
+        len += (size_t)n;
+    close(sp[0]);
+    st = wait_child(out.pid, out.pidfd, 5000);
+    T_ASSERT_TRUE(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    if (orig.rlim_max == RLIM_INFINITY)
+        snprintf(want, sizeof want, "1024\nunlimited\n");
+    else
+        snprintf(want, sizeof want, "1024\n%lu\n", (unsigned long)orig.rlim_max);
+    T_ASSERT_STREQ(want, buf);
 }
 
 T_MAIN()
