@@ -24,6 +24,7 @@
 #include "meshd/md_log.h"
 #include "meshd/md_migrate.h"
 #include "registry.h"
+#include "registry_internal.h"
 #include "sup.h"
 
 #define COALESCE_MS 20          /* events of one burst go out together */
@@ -774,23 +775,21 @@ static void array_put(struct batch *b, const char *s, bool first)
     batch_put(b, "\"", 1);
 }
 
+/* sql/0004: meshd_claim inserts the slots in the global lock order (job, run_id), whatever the
+ * order of the arrays, so two nodes' claims never deadlock; claim rows carry the claiming life
+ * and its order key (the node's clock and last journal id). */
+const char sup_reg_claim_sql[] =
+    "SELECT run_id, won, holder FROM meshd_claim($1::text[], $2::text[], $3::timestamptz[], $4, "
+    "$5, $6::timestamptz, $7::bigint)";
+
 void sup_reg_claims_flush(struct sup *sup)
 {
-    static const char sql[] =
-        "WITH want AS (SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[]) "
-        "WITH ORDINALITY AS w(run_id, job, sched, ord)), "
-        "ins AS (INSERT INTO agent_runs (run_id, job, node, scheduled_for, started_at, status) "
-        "SELECT run_id, job, $4, sched, now(), 'running' FROM want "
-        "ON CONFLICT DO NOTHING RETURNING run_id) "
-        "SELECT w.run_id, i.run_id IS NOT NULL, coalesce(r.node || ' (' || r.status || ')', '?') "
-        "FROM want w LEFT JOIN ins i ON i.run_id = w.run_id "
-        "LEFT JOIN agent_runs r ON i.run_id IS NULL AND r.job = w.job AND r.scheduled_for = w.sched "
-        "ORDER BY w.ord";
     struct sup_registry *r = sup->reg;
     struct batch ids = {0}, jobs = {0}, whens = {0};
     struct claim_batch *b;
     struct claim *c;
-    const char *params[4];
+    const char *params[7];
+    char at[40], seq[24];
     size_t n = 0;
 
     if (r == NULL || r->batch == NULL)
@@ -814,9 +813,15 @@ void sup_reg_claims_flush(struct sup *sup)
     params[1] = jobs.buf;
     params[2] = whens.buf;
     params[3] = sup->cfg->node_name;
+    params[4] = sup->life;
+    sup_fmt_ms(sup_wall_ms(), at, sizeof at);
+    snprintf(seq, sizeof seq, "%" PRIu64, md_journal_last_id(r->journal));
+    params[5] = at;
+    params[6] = seq;
     uv_timer_init(sup->loop, &b->timer);
     b->timer.data = b;
-    if (r->claim_db != NULL && md_db_send(r->claim_db, sql, 4, params, claims_cb, b) == 0)
+    if (r->claim_db != NULL &&
+        md_db_send(r->claim_db, sup_reg_claim_sql, 7, params, claims_cb, b) == 0)
         uv_timer_start(&b->timer, batch_timeout_cb, sup->cfg->claim_timeout_ms, 0);
     else
         claims_cb(b, -1, NULL); /* each claim answered OFFLINE, then freed */

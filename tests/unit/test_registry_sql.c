@@ -18,6 +18,7 @@
 
 #include "meshd/md_alloc.h"
 #include "meshd/md_migrate.h"
+#include "registry_internal.h"
 #include "t.h"
 
 #include "pgtest.h"
@@ -375,6 +376,599 @@ TEST(slot_claim_between_missed_and_started)
     T_ASSERT_EQ(1, scalar("SELECT count(*) FROM agent_runs WHERE scheduled_for = "
                           "'2025-06-01T04:00:00Z' AND status = 'running'"));
     T_ASSERT_EQ(2, scalar("SELECT count(*) FROM agent_runs"));
+}
+
+/* ---- issue 10: executions, ownership, reconciliation, lock order --------------------------- */
+
+/* The text of a one-row, one-column query (empty on error or no row), into buf. */
+static const char *text_of(const char *sql, char *buf, size_t len)
+{
+    PGresult *r = PQexec(db, sql);
+
+    buf[0] = '\0';
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
+        snprintf(buf, len, "%s", PQgetvalue(r, 0, 0));
+    else if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        fprintf(stderr, "  text_of(%s): %s", sql, PQresultErrorMessage(r));
+    PQclear(r);
+    return buf;
+}
+
+/* One claim batch as meshd sends it (sup_reg_claim_sql), on conn c: slots given as
+ * "job@YYYY-MM-DDTHH:MM:SSZ"; the answers ("t"/"f" per slot, in the order given) into won. */
+static void claim_send(PGconn *c, const char *node, const char *life, int n, const char *const *slots)
+{
+    char ids[1024] = "{", jobs[1024] = "{", whens[1024] = "{";
+    const char *params[7];
+
+    for (int i = 0; i < n; i++) {
+        const char *at = strchr(slots[i], '@');
+        char job[64], when[40], id[128];
+        snprintf(job, sizeof job, "%.*s", (int)(at - slots[i]), slots[i]);
+        snprintf(when, sizeof when, "%s", at + 1);
+        /* the run id: job@YYYYMMDDTHHMMSSZ */
+        snprintf(id, sizeof id, "%s@%.4s%.2s%.2sT%.2s%.2s%.2sZ", job, when, when + 5, when + 8,
+                 when + 11, when + 14, when + 17);
+        snprintf(ids + strlen(ids), sizeof ids - strlen(ids), "%s\"%s\"", i ? "," : "", id);
+        snprintf(jobs + strlen(jobs), sizeof jobs - strlen(jobs), "%s\"%s\"", i ? "," : "", job);
+        snprintf(whens + strlen(whens), sizeof whens - strlen(whens), "%s\"%s\"", i ? "," : "",
+                 when);
+    }
+    strcat(ids, "}");
+    strcat(jobs, "}");
+    strcat(whens, "}");
+    params[0] = ids;
+    params[1] = jobs;
+    params[2] = whens;
+    params[3] = node;
+    params[4] = life;
+    params[5] = "2025-06-01T03:00:00.5Z";
+    params[6] = "100";
+    T_ASSERT_EQ(1, PQsendQueryParams(c, sup_reg_claim_sql, 7, NULL, params, NULL, NULL, 0));
+}
+
+/* The answers of a claim sent with claim_send: "t"/"f" per slot into won (n chars + NUL), the
+ * SQLSTATE of a failure into state ("" when it succeeded). */
+static void claim_recv(PGconn *c, char *won, size_t wonlen, char *state, size_t statelen)
+{
+    PGresult *r;
+
+    won[0] = state[0] = '\0';
+    while ((r = PQgetResult(c)) != NULL) {
+        if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+            for (int i = 0; i < PQntuples(r) && (size_t)i + 1 < wonlen; i++) {
+                won[i] = PQgetvalue(r, i, 1)[0];
+                won[i + 1] = '\0';
+            }
+        } else {
+            const char *s = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+            snprintf(state, statelen, "%s", s ? s : "?");
+            fprintf(stderr, "  claim failed: %s", PQresultErrorMessage(r));
+        }
+        PQclear(r);
+    }
+}
+
+/* One claim, synchronously, on db; returns the answers ("tf..."). */
+static const char *claim(const char *node, const char *life, int n, const char *const *slots,
+                         char *won, size_t len)
+{
+    char state[16];
+
+    claim_send(db, node, life, n, slots);
+    claim_recv(db, won, len, state, sizeof state);
+    if (state[0] != '\0')
+        T_FAIL("claim failed: SQLSTATE %s", state);
+    return won;
+}
+
+/* A second session on the test database, with a short deadlock timeout so that a deadlock is
+ * detected quickly, and a lock timeout so that a test never hangs. */
+static PGconn *session(void)
+{
+    PGconn *c = connect_db();
+
+    T_ASSERT_TRUE(c != NULL);
+    PQsetNoticeProcessor(c, NULL, NULL);
+    PGresult *r = PQexec(c, "SET deadlock_timeout = '100ms'; SET lock_timeout = '30s'");
+    T_ASSERT_EQ(PGRES_COMMAND_OK, PQresultStatus(r));
+    PQclear(r);
+    return c;
+}
+
+static void session_exec(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    ExecStatusType st = PQresultStatus(r);
+
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+        fprintf(stderr, "  %s: %s", sql, PQresultErrorMessage(r));
+    PQclear(r);
+    T_ASSERT_TRUE(st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK);
+}
+
+/* Waits (up to 20 s) until the backend of c waits for a lock. */
+static void wait_blocked(PGconn *c)
+{
+    char q[160], buf[32];
+
+    snprintf(q, sizeof q, "SELECT coalesce(wait_event_type, '-') FROM pg_stat_activity WHERE "
+                          "pid = %d", PQbackendPID(c));
+    for (int i = 0; i < 2000; i++) {
+        if (strcmp(text_of(q, buf, sizeof buf), "Lock") == 0)
+            return;
+        usleep(10000);
+    }
+    T_FAIL("session %d never waited for a lock", PQbackendPID(c));
+}
+
+/* The SQLSTATE of the statement sent on c ("" when it succeeded); result rows are dropped. */
+static void recv_state(PGconn *c, char *state, size_t len)
+{
+    PGresult *r;
+
+    state[0] = '\0';
+    while ((r = PQgetResult(c)) != NULL) {
+        if (PQresultStatus(r) != PGRES_TUPLES_OK && PQresultStatus(r) != PGRES_COMMAND_OK) {
+            const char *s = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+            snprintf(state, len, "%s", s ? s : "?");
+            fprintf(stderr, "  session %d: %s", PQbackendPID(c), PQresultErrorMessage(r));
+        }
+        PQclear(r);
+    }
+}
+
+/* Sends an event batch (' for ") on c without waiting. */
+static void apply_send(PGconn *c, const char *json)
+{
+    char *text = md_xstrdup(json);
+    for (char *p = text; *p; p++)
+        if (*p == '\'')
+            *p = '"';
+    const char *params[1] = {text};
+    T_ASSERT_EQ(1, PQsendQueryParams(c, "SELECT meshd_apply_events($1::jsonb)", 1, NULL, params,
+                                     NULL, NULL, 0));
+    md_free(text);
+}
+
+#define SLOT_X "2025-06-01T03:00:00Z"
+#define SLOT_Y "2025-06-01T03:00:01Z"
+#define RUN_X "j@20250601T030000Z"
+#define RUN_Y "j@20250601T030001Z"
+
+/* Two nodes claim the same slots in opposite orders: a's batch (k at X, a gate, k at Y) and
+ * b's (k at Y, another gate, k at X).  Each is held at its gate (a row another session inserted
+ * and has not committed) after its first insert; then the gates open.  Inserted in the order
+ * given, a holds X and waits for Y while b holds Y and waits for X: a deadlock (40P01), which
+ * meshd used to take for "registry unreachable".  meshd_claim inserts in (job, run id) order:
+ * no deadlock, and each slot is won exactly once. */
+TEST(claims_in_opposite_orders_do_not_deadlock)
+{
+    static const char *const sa[] = {"k@" SLOT_X, "gate1@" SLOT_X, "k@" SLOT_Y};
+    static const char *const sb[] = {"k@" SLOT_Y, "gate2@" SLOT_X, "k@" SLOT_X};
+    char wa[8], wb[8], ea[16], eb[16];
+
+    fresh_db();
+    PGconn *g1 = session(), *g2 = session(), *a = session(), *b = session();
+    session_exec(g1, "BEGIN");
+    session_exec(g1, "INSERT INTO agent_runs (run_id, job, node, scheduled_for, status) VALUES "
+                     "('gate1@20250601T030000Z', 'gate1', 'z', '" SLOT_X "', 'running')");
+    session_exec(g2, "BEGIN");
+    session_exec(g2, "INSERT INTO agent_runs (run_id, job, node, scheduled_for, status) VALUES "
+                     "('gate2@20250601T030000Z', 'gate2', 'z', '" SLOT_X "', 'running')");
+    claim_send(a, "a", "aaaaaaaaaaaa", 3, sa);
+    wait_blocked(a);
+    claim_send(b, "b", "bbbbbbbbbbbb", 3, sb);
+    wait_blocked(b);
+    session_exec(g1, "COMMIT");
+    session_exec(g2, "COMMIT");
+    claim_recv(a, wa, sizeof wa, ea, sizeof ea);
+    claim_recv(b, wb, sizeof wb, eb, sizeof eb);
+    PQfinish(g1);
+    PQfinish(g2);
+    PQfinish(a);
+    PQfinish(b);
+    T_ASSERT_STREQ("", ea);
+    T_ASSERT_STREQ("", eb);
+    /* The gates were taken by z; k at X and k at Y went to exactly one node each. */
+    T_ASSERT_EQ('f', wa[1]);
+    T_ASSERT_EQ('f', wb[1]);
+    T_ASSERT_TRUE((wa[0] == 't') != (wb[2] == 't'));
+    T_ASSERT_TRUE((wa[2] == 't') != (wb[0] == 't'));
+    T_ASSERT_EQ(2, scalar("SELECT count(*) FROM agent_runs WHERE job = 'k'"));
+}
+
+/* The claim's answer: won once; lost to the holder; a claim sent again by the same life (its
+ * answer was lost with the connection) is won again until the run starts; the claim row carries
+ * the claiming life and the node's order key. */
+TEST(claim_rows_carry_the_claiming_life)
+{
+    static const char *const s[] = {"k@" SLOT_X, "k@" SLOT_Y};
+    char won[8], buf[200];
+
+    fresh_db();
+    T_ASSERT_STREQ("tt", claim("a", "aaaaaaaaaaaa", 2, s, won, sizeof won));
+    T_ASSERT_EQ(2, scalar("SELECT count(*) FROM agent_runs WHERE node = 'a' AND life = "
+                          "'aaaaaaaaaaaa' AND status = 'running' AND exec_id IS NULL AND "
+                          "event_at = '2025-06-01T03:00:00.5Z' AND event_seq = 100"));
+    T_ASSERT_STREQ("ff", claim("b", "bbbbbbbbbbbb", 2, s, won, sizeof won));
+    T_ASSERT_STREQ("tt", claim("a", "aaaaaaaaaaaa", 2, s, won, sizeof won));
+    /* Another life of the same node (a restart) does not get it. */
+    T_ASSERT_STREQ("ff", claim("a", "cccccccccccc", 2, s, won, sizeof won));
+    /* Once a's run of X started, X is no longer won, even by a. */
+    T_ASSERT_EQ(1, apply("[{'id':'a/101','type':'run_start','at':'2025-06-01T03:00:00.6Z',"
+                         "'node':'a','life':'aaaaaaaaaaaa','exec':'aaaaaaaaaaaa-1','job':'k',"
+                         "'run_id':'k@20250601T030000Z','scheduled_for':'" SLOT_X "',"
+                         "'started_at':'2025-06-01T03:00:00.6Z','pid':5}]"));
+    T_ASSERT_STREQ("ft", claim("a", "aaaaaaaaaaaa", 2, s, won, sizeof won));
+    PGresult *r = PQexecParams(db, "SELECT holder FROM meshd_claim('{k@20250601T030000Z}', "
+                                   "'{k}', '{" SLOT_X "}', 'b', 'bbbbbbbbbbbb', now(), 1)",
+                               0, NULL, NULL, NULL, NULL, 0);
+    T_ASSERT_EQ(PGRES_TUPLES_OK, PQresultStatus(r));
+    snprintf(buf, sizeof buf, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    T_ASSERT_STREQ("a (running)", buf);
+}
+
+/* Event batches of two nodes writing the same runs in opposite orders: a closes X then Y, b
+ * (which ran both without a claim) starts Y then X.  b waits at Y (held by a third session),
+ * then a takes X and waits at Y behind b; when Y is let go, b needs X: a deadlock, unless both
+ * batches take the runs in the same order.  Likewise two alerts raised in opposite orders. */
+static void opposite_batches(const char *hold, const char *batch_a, const char *batch_b)
+{
+    char ea[16], eb[16];
+    PGconn *g = session(), *a = session(), *b = session();
+
+    session_exec(g, "BEGIN");
+    session_exec(g, hold);
+    apply_send(b, batch_b);
+    wait_blocked(b);
+    apply_send(a, batch_a);
+    wait_blocked(a);
+    session_exec(g, "COMMIT");
+    recv_state(a, ea, sizeof ea);
+    recv_state(b, eb, sizeof eb);
+    PQfinish(g);
+    PQfinish(a);
+    PQfinish(b);
+    T_ASSERT_STREQ("", ea);
+    T_ASSERT_STREQ("", eb);
+}
+
+TEST(event_batches_in_opposite_orders_do_not_deadlock)
+{
+    fresh_db();
+    T_ASSERT_EQ(2, apply("[{'id':'a/101','type':'run_start','at':'2025-06-01T03:00:00.6Z',"
+                         "'node':'a','life':'aaaaaaaaaaaa','exec':'aaaaaaaaaaaa-1','job':'j',"
+                         "'run_id':'" RUN_X "','scheduled_for':'" SLOT_X "',"
+                         "'started_at':'2025-06-01T03:00:00.6Z','pid':5},"
+                         "{'id':'a/102','type':'run_start','at':'2025-06-01T03:00:01.6Z',"
+                         "'node':'a','life':'aaaaaaaaaaaa','exec':'aaaaaaaaaaaa-2','job':'j',"
+                         "'run_id':'" RUN_Y "','scheduled_for':'" SLOT_Y "',"
+                         "'started_at':'2025-06-01T03:00:01.6Z','pid':6}]"));
+    opposite_batches(
+        "SELECT 1 FROM agent_runs WHERE run_id = '" RUN_Y "' FOR UPDATE",
+        "[{'id':'a/103','type':'run_end','at':'2025-06-01T03:00:05Z','node':'a',"
+        "'life':'aaaaaaaaaaaa','exec':'aaaaaaaaaaaa-1','job':'j','run_id':'" RUN_X "',"
+        "'finished_at':'2025-06-01T03:00:05Z','status':'succeeded','exit_code':0},"
+        "{'id':'a/104','type':'run_end','at':'2025-06-01T03:00:06Z','node':'a',"
+        "'life':'aaaaaaaaaaaa','exec':'aaaaaaaaaaaa-2','job':'j','run_id':'" RUN_Y "',"
+        "'finished_at':'2025-06-01T03:00:06Z','status':'succeeded','exit_code':0}]",
+        "[{'id':'b/7','type':'run_start','at':'2025-06-01T03:00:06Z','node':'b',"
+        "'life':'bbbbbbbbbbbb','exec':'bbbbbbbbbbbb-1','job':'j','run_id':'" RUN_Y "',"
+        "'scheduled_for':'" SLOT_Y "','started_at':'2025-06-01T03:00:06Z','pid':70},"
+        "{'id':'b/8','type':'run_start','at':'2025-06-01T03:00:06.1Z','node':'b',"
+        "'life':'bbbbbbbbbbbb','exec':'bbbbbbbbbbbb-2','job':'j','run_id':'" RUN_X "',"
+        "'scheduled_for':'" SLOT_X "','started_at':'2025-06-01T03:00:06.1Z','pid':71}]");
+    T_ASSERT_EQ(2, scalar("SELECT count(*) FROM agent_runs WHERE job = 'j' AND node = 'a' AND "
+                          "status = 'succeeded' AND lives = 2 AND executions = 2"));
+
+    T_ASSERT_EQ(2, apply("[{'id':'a/1','type':'alert','at':'2025-06-01T03:00:00Z','node':'a',"
+                         "'key':'k1','severity':'info','message':'m'},"
+                         "{'id':'a/2','type':'alert','at':'2025-06-01T03:00:00Z','node':'a',"
+                         "'key':'k2','severity':'info','message':'m'}]"));
+    opposite_batches("SELECT 1 FROM agent_alerts WHERE key = 'k2' FOR UPDATE",
+                     "[{'id':'a/3','type':'alert','at':'2025-06-01T03:00:01Z','node':'a',"
+                     "'key':'k1','severity':'info','message':'m'},"
+                     "{'id':'a/4','type':'alert','at':'2025-06-01T03:00:01Z','node':'a',"
+                     "'key':'k2','severity':'info','message':'m'}]",
+                     "[{'id':'b/3','type':'alert','at':'2025-06-01T03:00:01Z','node':'b',"
+                     "'key':'k2','severity':'info','message':'m'},"
+                     "{'id':'b/4','type':'alert','at':'2025-06-01T03:00:01Z','node':'b',"
+                     "'key':'k1','severity':'info','message':'m'}]");
+    T_ASSERT_EQ(6, scalar("SELECT sum(count) FROM agent_alerts"));
+}
+
+/* The slot of node a (claimed by life A, run and finished) is run again by node b (it could
+ * not claim: when_offline run) and by a's next life C (a restart that re-ran it): the row stays
+ * a's, every execution is kept, and the run counts 3 lives.  A retry by a's own life is the
+ * same run's next attempt.  Before 0004 every later start overwrote the row. */
+TEST(second_execution_never_overwrites_the_first)
+{
+    static const char *const s[] = {"j@" SLOT_Y};
+    static const char *const a_run =
+        "[{'id':'a/11','type':'run_start','at':'2025-06-01T03:00:00.6Z','node':'a',"
+        "'life':'aaaaaaaaaaaa','exec':'aaaaaaaaaaaa-1','job':'j','run_id':'" RUN_X "',"
+        "'scheduled_for':'" SLOT_X "','started_at':'2025-06-01T03:00:00.6Z','pid':5,"
+        "'attempt':1},"
+        "{'id':'a/12','type':'run_end','at':'2025-06-01T03:00:02Z','node':'a',"
+        "'life':'aaaaaaaaaaaa','exec':'aaaaaaaaaaaa-1','job':'j','run_id':'" RUN_X "',"
+        "'finished_at':'2025-06-01T03:00:02Z','status':'failed','exit_code':3,"
+        "'output_tail':'from a','duration_ms':1400,'scheduled_for':'" SLOT_X "'}]";
+    char won[8], before[64], after[64], buf[200];
+
+    fresh_db();
+    T_ASSERT_EQ(2, apply(a_run));
+    /* b ran it too, later; its end comes after a's. */
+    long long nb = apply("[{'id':'b/5','type':'run_start','at':'2025-06-01T03:00:00.5Z',"
+                         "'node':'b','life':'bbbbbbbbbbbb','exec':'bbbbbbbbbbbb-9','job':'j',"
+                         "'run_id':'" RUN_X "','scheduled_for':'" SLOT_X "',"
+                         "'started_at':'2025-06-01T03:00:00.5Z','pid':90,'attempt':1},"
+                         "{'id':'b/6','type':'run_end','at':'2025-06-01T03:00:09Z','node':'b',"
+                         "'life':'bbbbbbbbbbbb','exec':'bbbbbbbbbbbb-9','job':'j',"
+                         "'run_id':'" RUN_X "','finished_at':'2025-06-01T03:00:09Z',"
+                         "'status':'succeeded','exit_code':0,'output_tail':'from b'}]");
+    T_ASSERT_EQ(1, scalar("SELECT count(*) FROM agent_runs WHERE run_id = '" RUN_X "' AND node "
+                          "= 'a' AND status = 'failed' AND exit_code = 3 AND pid = 5 AND "
+                          "output_tail = 'from a'"));
+    T_ASSERT_EQ(2, nb);
+    /* a's next life re-runs it after a restart. */
+    T_ASSERT_EQ(1, apply("[{'id':'a/20','type':'run_start','at':'2025-06-01T03:00:03Z',"
+                         "'node':'a','life':'cccccccccccc','exec':'cccccccccccc-1','job':'j',"
+                         "'run_id':'" RUN_X "','scheduled_for':'" SLOT_X "',"
+                         "'started_at':'2025-06-01T03:00:03Z','pid':6,'attempt':1}]"));
+    T_ASSERT_EQ(1, scalar("SELECT count(*) FROM agent_runs WHERE run_id = '" RUN_X "' AND node "
+                          "= 'a' AND life = 'aaaaaaaaaaaa' AND exec_id = 'aaaaaaaaaaaa-1' AND "
+                          "status = 'failed' AND exit_code = 3 AND pid = 5 AND output_tail = "
+                          "'from a' AND duration_ms = 1400 AND executions = 3 AND lives = 3"));
+    T_ASSERT_EQ(3, scalar("SELECT count(*) FROM agent_executions WHERE run_id = '" RUN_X "'"));
+    T_ASSERT_EQ(1, scalar("SELECT count(*) FROM agent_executions WHERE exec_id = "
+                          "'bbbbbbbbbbbb-9' AND node = 'b' AND life = 'bbbbbbbbbbbb' AND status "
+                          "= 'succeeded' AND exit_code = 0 AND started_at = "
+                          "'2025-06-01T03:00:00.5Z' AND duration_ms = 8500"));
+    T_ASSERT_EQ(1, scalar("SELECT count(*) FROM agent_executions WHERE exec_id = "
+                          "'cccccccccccc-1' AND node = 'a' AND status = 'running'"));
+    T_ASSERT_STREQ("failed", text_of("SELECT status FROM agent_executions WHERE exec_id = "
+                                     "'aaaaaaaaaaaa-1'", buf, sizeof buf));
+    /* Replays change nothing. */
+    snapshot(before, sizeof before);
+    T_ASSERT_EQ(0, apply(a_run));
+    snapshot(after, sizeof after);
+    T_ASSERT_STREQ(before, after);
+    T_ASSERT_EQ(3, scalar("SELECT count(*) FROM agent_executions"));
+
+    /* a's own retry: the row follows it (attempt 2, its exec), a 4th execution, still 3 lives. */
+    T_ASSERT_EQ(1, apply("[{'id':'a/13','type':'run_start','at':'2025-06-01T03:00:04Z',"
+                         "'node':'a','life':'aaaaaaaaaaaa','exec':'aaaaaaaaaaaa-2','job':'j',"
+                         "'run_id':'" RUN_X "','scheduled_for':'" SLOT_X "',"
+                         "'started_at':'2025-06-01T03:00:04Z','pid':7,'attempt':2}]"));
+    T_ASSERT_EQ(1, scalar("SELECT count(*) FROM agent_runs WHERE run_id = '" RUN_X "' AND "
+                          "exec_id = 'aaaaaaaaaaaa-2' AND attempt = 2 AND status = 'running' AND "
+                          "exit_code IS NULL AND executions = 4 AND lives = 3"));
+
+    /* Slot Y, claimed by a: b's start lands before a's, and is a duplicate all the same. */
+    T_ASSERT_STREQ("t", claim("a", "aaaaaaaaaaaa", 1, s, won, sizeof won));
+    T_ASSERT_EQ(1, apply("[{'id':'b/7','type':'run_start','at':'2025-06-01T03:00:01.1Z',"
+                         "'node':'b','life':'bbbbbbbbbbbb','exec':'bbbbbbbbbbbb-10','job':'j',"
+                         "'run_id':'" RUN_Y "','scheduled_for':'" SLOT_Y "',"
+                         "'started_at':'2025-06-01T03:00:01.1Z','pid':91}]"));
+    T_ASSERT_EQ(1, apply("[{'id':'a/30','type':'run_start','at':'2025-06-01T03:00:01.2Z',"
+                         "'node':'a','life':'aaaaaaaaaaaa','exec':'aaaaaaaaaaaa-3','job':'j',"
+                         "'run_id':'" RUN_Y "','scheduled_for':'" SLOT_Y "',"
+                         "'started_at':'2025-06-01T03:00:01.2Z','pid':8}]"));
+    T_ASSERT_EQ(1, scalar("SELECT count(*) FROM agent_runs WHERE run_id = '" RUN_Y "' AND node "
+                          "= 'a' AND exec_id = 'aaaaaaaaaaaa-3' AND pid = 8 AND executions = 2 "
+                          "AND lives = 2"));
+}
+
+/* abandoned and unknown are final statuses a run_end may carry (0004). */
+TEST(abandoned_and_unknown_statuses)
+{
+    fresh_db();
+    T_ASSERT_EQ(2, apply("[{'id':'a/1','type':'run_end','at':'2025-06-01T03:00:05Z','node':'a',"
+                         "'life':'cccccccccccc','exec':'aaaaaaaaaaaa-4','job':'j',"
+                         "'run_id':'r1','finished_at':'2025-06-01T03:00:05Z',"
+                         "'status':'abandoned','reason':'the process was gone'},"
+                         "{'id':'a/2','type':'run_end','at':'2025-06-01T03:00:06Z','node':'a',"
+                         "'life':'cccccccccccc','exec':'aaaaaaaaaaaa-5','job':'j',"
+                         "'run_id':'r2','finished_at':'2025-06-01T03:00:06Z',"
+                         "'status':'unknown','reason':'adopted; exit status not known'}]"));
+    T_ASSERT_EQ(0, nwarnings);
+    T_ASSERT_EQ(1, scalar("SELECT count(*) FROM agent_runs WHERE run_id = 'r1' AND status = "
+                          "'abandoned' AND life = 'aaaaaaaaaaaa' AND exec_id = 'aaaaaaaaaaaa-4'"));
+    T_ASSERT_EQ(1, scalar("SELECT count(*) FROM agent_runs WHERE run_id = 'r2' AND status = "
+                          "'unknown' AND exit_code IS NULL"));
+    T_ASSERT_EQ(2, scalar("SELECT count(*) FROM agent_executions WHERE life = 'aaaaaaaaaaaa' "
+                          "AND status IN ('abandoned', 'unknown')"));
+}
+
+/* runs_reconciled: what a's earlier life A left 'running' is closed as abandoned, except the
+ * executions the new life C adopted; C's own claims (sent on the claims connection, maybe
+ * applied before the event) and other nodes' runs are left alone; a replay, and a late
+ * runs_reconciled of an earlier life, change nothing. */
+TEST(runs_reconciled_abandons_what_a_previous_life_left)
+{
+    static const char *const sa[] = {"j@2025-06-01T03:00:00Z", "j@2025-06-01T03:00:01Z",
+                                     "j@2025-06-01T03:00:02Z", "j@2025-06-01T03:00:03Z"};
+    static const char *const sb[] = {"j@2025-06-01T03:00:04Z"};
+    const char *params[7];
+    char won[8], before[64], after[64], buf[200];
+
+    fresh_db();
+    T_ASSERT_EQ(1, apply("[{'id':'a/1','type':'job','at':'2025-06-01T02:59:00Z','node':'a',"
+                         "'job':'j','state':'STOPPED'}]"));
+    T_ASSERT_STREQ("tttt", claim("a", "aaaaaaaaaaaa", 4, sa, won, sizeof won));
+    T_ASSERT_STREQ("t", claim("b", "bbbbbbbbbbbb", 1, sb, won, sizeof won));
+    /* 03:00:00 claimed, never started; :01 started (gone); :02 started (adopted); :03 done. */
+    T_ASSERT_EQ(4, apply("[{'id':'a/101','type':'run_start','at':'2025-06-01T03:00:01.1Z',"
+                         "'node':'a','life':'aaaaaaaaaaaa','exec':'aaaaaaaaaaaa-1','job':'j',"
+                         "'run_id':'j@20250601T030001Z','started_at':'2025-06-01T03:00:01.1Z'},"
+                         "{'id':'a/102','type':'run_start','at':'2025-06-01T03:00:02.1Z',"
+                         "'node':'a','life':'aaaaaaaaaaaa','exec':'aaaaaaaaaaaa-2','job':'j',"
+                         "'run_id':'j@20250601T030002Z','started_at':'2025-06-01T03:00:02.1Z'},"
+                         "{'id':'a/103','type':'run_start','at':'2025-06-01T03:00:03.1Z',"
+                         "'node':'a','life':'aaaaaaaaaaaa','exec':'aaaaaaaaaaaa-3','job':'j',"
+                         "'run_id':'j@20250601T030003Z','started_at':'2025-06-01T03:00:03.1Z'},"
+                         "{'id':'a/104','type':'run_end','at':'2025-06-01T03:00:03.5Z',"
+                         "'node':'a','life':'aaaaaaaaaaaa','exec':'aaaaaaaaaaaa-3','job':'j',"
+                         "'run_id':'j@20250601T030003Z','finished_at':'2025-06-01T03:00:03.5Z',"
+                         "'status':'succeeded','exit_code':0}]"));
+    /* A's duplicate of b's slot, still running when A died. */
+    T_ASSERT_EQ(1, apply("[{'id':'a/105','type':'run_start','at':'2025-06-01T03:00:04.1Z',"
+                         "'node':'a','life':'aaaaaaaaaaaa','exec':'aaaaaaaaaaaa-4','job':'j',"
+                         "'run_id':'j@20250601T030004Z','started_at':'2025-06-01T03:00:04.1Z'}]"));
+    /* a restarts as life C, whose catch-up claim lands before its runs_reconciled. */
+    params[0] = "{j@20250601T030010Z}";
+    params[1] = "{j}";
+    params[2] = "{2025-06-01T03:00:10Z}";
+    params[3] = "a";
+    params[4] = "cccccccccccc";
+    params[5] = "2025-06-01T03:00:20Z";
+    params[6] = "106";
+    PGresult *r = PQexecParams(db, sup_reg_claim_sql, 7, NULL, params, NULL, NULL, 0);
+    T_ASSERT_EQ(PGRES_TUPLES_OK, PQresultStatus(r));
+    PQclear(r);
+
+    static const char *const rr =
+        "[{'id':'a/107','type':'runs_reconciled','at':'2025-06-01T03:00:19Z','node':'a',"
+        "'life':'cccccccccccc','adopted':['aaaaaaaaaaaa-2']}]";
+    T_ASSERT_EQ(1, apply(rr));
+    T_ASSERT_EQ(0, nwarnings);
+    T_ASSERT_STREQ("abandoned|claimed, never started: meshd on a restarted",
+                   text_of("SELECT status || '|' || reason FROM agent_runs WHERE run_id = "
+                           "'j@20250601T030000Z' AND finished_at = '2025-06-01T03:00:19Z'", buf,
+                           sizeof buf));
+    T_ASSERT_STREQ("abandoned|meshd on a restarted; the run ended unobserved",
+                   text_of("SELECT status || '|' || reason FROM agent_runs WHERE run_id = "
+                           "'j@20250601T030001Z'", buf, sizeof buf));
+    T_ASSERT_EQ(2, scalar("SELECT count(*) FROM agent_executions WHERE status = 'abandoned' AND "
+                          "exec_id IN ('aaaaaaaaaaaa-1', 'aaaaaaaaaaaa-4') AND reason = 'meshd "
+                          "on a restarted; the run ended unobserved'"));
+    T_ASSERT_EQ(1, scalar("SELECT count(*) FROM agent_runs WHERE run_id = 'j@20250601T030002Z' "
+                          "AND status = 'running'"));
+    T_ASSERT_EQ(1, scalar("SELECT count(*) FROM agent_runs WHERE run_id = 'j@20250601T030003Z' "
+                          "AND status = 'succeeded'"));
+    T_ASSERT_EQ(1, scalar("SELECT count(*) FROM agent_runs WHERE run_id = 'j@20250601T030004Z' "
+                          "AND status = 'running' AND node = 'b'"));
+    T_ASSERT_EQ(1, scalar("SELECT count(*) FROM agent_runs WHERE run_id = 'j@20250601T030010Z' "
+                          "AND status = 'running' AND life = 'cccccccccccc'"));
+    T_ASSERT_EQ(5, scalar("SELECT count(*) FROM agent_runs WHERE status = 'running' OR "
+                          "status = 'abandoned'"));
+
+    /* Replayed: nothing.  An earlier life's runs_reconciled applied only now (it was journalled
+     * before C started, C's journal replays it): C's claim and the adopted run stay. */
+    snapshot(before, sizeof before);
+    T_ASSERT_EQ(0, apply(rr));
+    T_ASSERT_EQ(0, apply("[{'id':'a/90','type':'runs_reconciled','at':'2025-06-01T02:59:30Z',"
+                         "'node':'a','life':'dddddddddddd','adopted':[]}]"));
+    snapshot(after, sizeof after);
+    T_ASSERT_STREQ(before, after);
+
+    /* The adopted run ends, seen by C without its exit status. */
+    T_ASSERT_EQ(1, apply("[{'id':'a/108','type':'run_end','at':'2025-06-01T03:01:00Z',"
+                         "'node':'a','life':'cccccccccccc','exec':'aaaaaaaaaaaa-2','job':'j',"
+                         "'run_id':'j@20250601T030002Z','finished_at':'2025-06-01T03:01:00Z',"
+                         "'status':'unknown','reason':'adopted after a restart'}]"));
+    T_ASSERT_EQ(1, scalar("SELECT count(*) FROM agent_runs WHERE run_id = 'j@20250601T030002Z' "
+                          "AND status = 'unknown' AND lives = 1 AND executions = 1"));
+    T_ASSERT_EQ(1, scalar("SELECT count(*) FROM agent_executions WHERE exec_id = "
+                          "'aaaaaaaaaaaa-2' AND status = 'unknown'"));
+    T_ASSERT_EQ(0, scalar("SELECT count(*) FROM agent_runs WHERE node = 'a' AND status = "
+                          "'running' AND life <> 'cccccccccccc'"));
+}
+
+/* In one batch, runs_reconciled applies at its place in the journal: what a previous life
+ * recorded before it is closed (or finished, if its end came first), what this life starts
+ * after it is not. */
+TEST(runs_reconciled_keeps_journal_order_in_a_batch)
+{
+    fresh_db();
+    T_ASSERT_EQ(5, apply("[{'id':'a/1','type':'run_start','at':'2025-06-01T03:00:00Z',"
+                         "'node':'a','life':'aaaaaaaaaaaa','exec':'aaaaaaaaaaaa-1','job':'z',"
+                         "'run_id':'z@20250601T030000Z','started_at':'2025-06-01T03:00:00Z'},"
+                         "{'id':'a/2','type':'run_start','at':'2025-06-01T03:00:01Z',"
+                         "'node':'a','life':'aaaaaaaaaaaa','exec':'aaaaaaaaaaaa-2','job':'b',"
+                         "'run_id':'b@20250601T030001Z','started_at':'2025-06-01T03:00:01Z'},"
+                         "{'id':'a/3','type':'run_end','at':'2025-06-01T03:00:02Z',"
+                         "'node':'a','life':'aaaaaaaaaaaa','exec':'aaaaaaaaaaaa-2','job':'b',"
+                         "'run_id':'b@20250601T030001Z','finished_at':'2025-06-01T03:00:02Z',"
+                         "'status':'succeeded','exit_code':0},"
+                         "{'id':'a/4','type':'runs_reconciled','at':'2025-06-01T03:00:09Z',"
+                         "'node':'a','life':'cccccccccccc','adopted':[]},"
+                         "{'id':'a/5','type':'run_start','at':'2025-06-01T03:00:10Z',"
+                         "'node':'a','life':'cccccccccccc','exec':'cccccccccccc-1','job':'a',"
+                         "'run_id':'a@20250601T030010Z','started_at':'2025-06-01T03:00:10Z'}]"));
+    T_ASSERT_EQ(1, scalar("SELECT count(*) FROM agent_runs WHERE run_id = 'z@20250601T030000Z' "
+                          "AND status = 'abandoned'"));
+    T_ASSERT_EQ(1, scalar("SELECT count(*) FROM agent_runs WHERE run_id = 'b@20250601T030001Z' "
+                          "AND status = 'succeeded'"));
+    T_ASSERT_EQ(1, scalar("SELECT count(*) FROM agent_runs WHERE run_id = 'a@20250601T030010Z' "
+                          "AND status = 'running'"));
+    /* A malformed runs_reconciled is skipped with one warning; the rest of the batch applies. */
+    T_ASSERT_EQ(1, apply("[{'id':'a/6','type':'runs_reconciled','at':'2025-06-01T03:00:11Z',"
+                         "'node':'a','life':'cccccccccccc','adopted':[1,2]},"
+                         "{'id':'a/7','type':'run_missed','at':'2025-06-01T03:00:12Z',"
+                         "'node':'a','life':'cccccccccccc','job':'a',"
+                         "'scheduled_for':'2025-06-01T03:00:11Z','reason':'r'}]"));
+    T_ASSERT_EQ(1, nwarnings);
+}
+
+/* slots_missed: one row for a gap, with the count and the range; a replay and a gap whose first
+ * slot is recorded already change nothing.  A life's own claim it never started can become the
+ * slot's missed or skipped record; another life's cannot. */
+TEST(slots_missed_and_unstarted_claims)
+{
+    static const char *const gap =
+        "[{'id':'a/1','type':'slots_missed','at':'2025-06-01T04:00:00Z','node':'a',"
+        "'life':'aaaaaaaaaaaa','job':'j','from':'2025-06-01T03:00:01Z',"
+        "'to':'2025-06-01T03:59:59Z','count':3599,'reason':'meshd was busy'}]";
+    static const char *const s[] = {"j@2025-06-01T05:00:00Z", "j@2025-06-01T05:00:01Z"};
+    char won[8], buf[300], before[64], after[64];
+
+    fresh_db();
+    T_ASSERT_EQ(1, apply("[{'id':'a/0','type':'job','at':'2025-06-01T02:00:00Z','node':'a',"
+                         "'job':'j','state':'STOPPED'}]"));
+    T_ASSERT_EQ(1, apply(gap));
+    T_ASSERT_STREQ("j@20250601T030001Z|missed|3599|meshd was busy (3599 slots from "
+                   "2025-06-01T03:00:01Z to 2025-06-01T03:59:59Z)",
+                   text_of("SELECT concat_ws('|', run_id, status, missed_count, reason) FROM "
+                           "agent_runs WHERE scheduled_for = '2025-06-01T03:00:01Z' AND "
+                           "missed_until = '2025-06-01T03:59:59Z'", buf, sizeof buf));
+    T_ASSERT_EQ(1, scalar("SELECT count(*) FROM agent_registry WHERE job = 'j' AND "
+                          "last_run_status = 'missed'"));
+    snapshot(before, sizeof before);
+    T_ASSERT_EQ(0, apply(gap));
+    T_ASSERT_EQ(0, apply("[{'id':'b/1','type':'slots_missed','at':'2025-06-01T04:00:00Z',"
+                         "'node':'b','job':'j','from':'2025-06-01T03:00:01Z',"
+                         "'to':'2025-06-01T03:00:05Z','count':5,'reason':'x'}]"));
+    snapshot(after, sizeof after);
+    T_ASSERT_STREQ(before, after);
+    /* Malformed: a count that is not a whole number >= 1, to before from. */
+    T_ASSERT_EQ(0, apply("[{'id':'a/2','type':'slots_missed','at':'2025-06-01T04:00:00Z',"
+                         "'node':'a','job':'j','from':'2025-06-01T06:00:01Z',"
+                         "'to':'2025-06-01T06:59:59Z','count':0,'reason':'r'},"
+                         "{'id':'a/3','type':'slots_missed','at':'2025-06-01T04:00:00Z',"
+                         "'node':'a','job':'j','from':'2025-06-01T06:00:01Z',"
+                         "'to':'2025-06-01T05:59:59Z','count':2,'reason':'r'}]"));
+    T_ASSERT_EQ(2, nwarnings);
+
+    T_ASSERT_STREQ("tt", claim("a", "aaaaaaaaaaaa", 2, s, won, sizeof won));
+    T_ASSERT_EQ(0, apply("[{'id':'b/2','type':'run_missed','at':'2025-06-01T05:00:09Z',"
+                         "'node':'a','life':'cccccccccccc','job':'j',"
+                         "'scheduled_for':'2025-06-01T05:00:00Z','reason':'late'}]"));
+    T_ASSERT_EQ(2, apply("[{'id':'a/4','type':'run_missed','at':'2025-06-01T05:00:09Z',"
+                         "'node':'a','life':'aaaaaaaaaaaa','job':'j',"
+                         "'scheduled_for':'2025-06-01T05:00:00Z',"
+                         "'reason':'the claim was answered too late'},"
+                         "{'id':'a/5','type':'run_skipped','at':'2025-06-01T05:00:09Z',"
+                         "'node':'a','life':'aaaaaaaaaaaa','job':'j',"
+                         "'scheduled_for':'2025-06-01T05:00:01Z',"
+                         "'reason':'previous run still active'}]"));
+    T_ASSERT_EQ(1, scalar("SELECT count(*) FROM agent_runs WHERE run_id = 'j@20250601T050000Z' "
+                          "AND status = 'missed' AND started_at IS NULL AND reason = 'the claim "
+                          "was answered too late'"));
+    T_ASSERT_EQ(1, scalar("SELECT count(*) FROM agent_runs WHERE run_id = 'j@20250601T050001Z' "
+                          "AND status = 'skipped'"));
 }
 
 static double now_ms(void)
