@@ -36,6 +36,7 @@
 #define BATCH_BYTES (4u << 20)
 
 struct claim;
+struct claim_batch;
 
 /* A bus message's completion, kept until the database confirmed it. */
 struct msg_done {
@@ -53,7 +54,10 @@ struct sup_registry {
     struct md_db *claim_db;  /* cluster claims, on their own connection; NULL without them */
     struct md_db *bus_db;    /* the message bus (on: jobs at start), or NULL: it uses db */
     struct claim *batch;     /* claims of this wake-up, not sent yet */
+    struct claim_batch *waiting; /* flushed, waiting for the claims connection (FIFO) */
     bool claims_up;          /* the claims' session is up (leases may be held on it) */
+    bool claims_down;        /* not up since claims_down_ms (start, or the connection lost) */
+    uint64_t claims_down_ms; /* uv_now then: past claim_timeout, claims are OFFLINE at once */
     bool listening;          /* LISTEN agent_messages sent on the current session */
     bool requeued;           /* this node's abandoned messages were given back (once) */
     struct msg_done *dones;  /* message completions not yet confirmed */
@@ -67,6 +71,8 @@ struct sup_registry {
     bool migrated, migrating, inflight, stopping, closed;
     bool overflowed;   /* the journal hit its bound: raise the alert at the next chance */
     bool overflow_alerted;
+    unsigned batch_retries;  /* the batch in flight: sent again after 40P01/40001 so often */
+    char batch_sqlstate[6];  /* the batch in flight failed with this SQLSTATE */
     uint64_t inflight_last;
     size_t inflight_n;
     uint64_t n_events, n_batches_ok, n_batches_failed, n_acked;
@@ -106,6 +112,17 @@ static void exec_identity(cJSON *o, const char *exec_id)
     if ((v = cJSON_CreateString(life)) == NULL)
         abort(); /* out of memory */
     cJSON_ReplaceItemInObject(o, "life", v);
+}
+
+/* SQLSTATEs that mean "try again" (not "the registry is away"): deadlock detected and
+ * serialization failure.  meshd_claim and meshd_apply_events take their rows in one global
+ * order, so neither should happen; if one does, the statement is sent again at once, at most
+ * RETRY_SQL_MAX times in a row. */
+#define RETRY_SQL_MAX 5
+
+static bool sqlstate_retryable(const char *s)
+{
+    return strcmp(s, "40P01") == 0 || strcmp(s, "40001") == 0;
 }
 
 static void flush_cb(uv_timer_t *t);
@@ -199,18 +216,36 @@ static void batch_cb(void *ud, int status, PGresult *res)
     int rc;
 
     if (res != NULL) {
-        if (status < 0)
+        if (status < 0) {
+            snprintf(r->batch_sqlstate, sizeof r->batch_sqlstate, "%s",
+                     field(res, PG_DIAG_SQLSTATE));
             md_log(MD_LOG_WARN, "registry write failed: sqlstate=%s error=%s",
-                   field(res, PG_DIAG_SQLSTATE), field(res, PG_DIAG_MESSAGE_PRIMARY));
+                   r->batch_sqlstate, field(res, PG_DIAG_MESSAGE_PRIMARY));
+        }
         return;
     }
     r->inflight = false;
     if (status < 0) {
         r->n_batches_failed++;
-        if (!r->closed)
-            kick(r, RETRY_MS);
+        if (r->closed)
+            return;
+        /* A deadlock or serialization failure is not an outage: send the batch again at once
+         * (a few times; meshd_apply_events takes its rows in a global order, so it should
+         * never deadlock).  Anything else waits RETRY_MS or the reconnect. */
+        if (sqlstate_retryable(r->batch_sqlstate) && r->batch_retries < RETRY_SQL_MAX) {
+            r->batch_retries++;
+            r->batch_sqlstate[0] = '\0';
+            send_batch(r);
+            if (r->inflight)
+                return;
+        }
+        r->batch_retries = 0;
+        r->batch_sqlstate[0] = '\0';
+        kick(r, RETRY_MS);
         return;
     }
+    r->batch_retries = 0;
+    r->batch_sqlstate[0] = '\0';
     r->n_batches_ok++;
     r->n_acked += r->inflight_n;
     rc = md_journal_ack(r->journal, r->inflight_last);
@@ -300,6 +335,7 @@ static void kick(struct sup_registry *r, uint64_t delay_ms)
 /* ---- migrations, connection ------------------------------------------------------------- */
 
 static void migrate_next(struct sup_registry *r);
+static void claims_resume(struct sup_registry *r);
 static void bus_listen(struct sup_registry *r);
 static void bus_notify_cb(void *ud, const char *channel, const char *payload);
 static void msg_dones_send(struct sup_registry *r);
@@ -344,6 +380,8 @@ static void migrate_next(struct sup_registry *r)
                md_journal_count(r->journal));
         kick(r, 0);
         bus_listen(r);
+        if (r->claims_up)
+            claims_resume(r); /* claims waited for the schema */
         return;
     }
     r->migrating = true;
@@ -503,6 +541,8 @@ int sup_registry_start(struct sup *sup)
          * once). */
         dc.on_connect = "SET application_name = 'meshd-claims'; SET tcp_keepalives_idle = 10; "
                         "SET tcp_keepalives_interval = 5; SET tcp_keepalives_count = 3";
+        r->claims_down = true; /* until the first connect: claims wait up to claim_timeout */
+        r->claims_down_ms = uv_now(sup->loop);
         if (md_db_open(sup->loop, &dc, &r->claim_db) < 0)
             r->claim_db = NULL;
         else
@@ -571,11 +611,17 @@ static void claim_db_state_cb(struct md_db *db, enum md_db_state st, void *ud)
     if (r->closed)
         return;
     if (st == MD_DB_IDLE) {
-        if (!r->claims_up)
-            sup_leases_changed(r->sup, true);
+        if (r->claims_up)
+            return;
         r->claims_up = true;
+        r->claims_down = false;
+        sup_leases_changed(r->sup, true);
+        if (r->migrated)
+            claims_resume(r);
     } else if (st != MD_DB_BUSY && r->claims_up) {
         r->claims_up = false;
+        r->claims_down = true;
+        r->claims_down_ms = uv_now(r->sup->loop);
         sup_leases_changed(r->sup, false);
     }
 }
@@ -683,14 +729,27 @@ struct claim {
 };
 
 /* The claims of one statement, in the order of its arrays (the answer rows come back in that
- * order), and their common timeout. */
+ * order; meshd_claim itself inserts them in the global lock order), and their common timeout.
+ * A batch is parked in r->waiting while the claims connection is not up (or the schema not
+ * migrated), in flight once sent, and closed (timer closing, then freed) when it is over. */
 struct claim_batch {
-    uv_timer_t timer;   /* claim_timeout */
+    uv_timer_t timer;   /* claim_timeout, from the flush */
     struct sup *sup;
+    struct claim_batch *next; /* r->waiting */
     struct claim **v;
     size_t n;
+    char *ids, *jobs, *whens; /* the statement's arrays */
+    char at[40], seq[24];     /* the claim's order key: the node's clock and last journal id */
+    char sqlstate[6];   /* of the attempt in flight, if it failed with an SQL error */
+    unsigned sends;
+    bool sent;          /* in flight */
+    bool closing;
     bool timed_out;     /* reported OFFLINE already: a later answer is "late" */
 };
+
+const char sup_reg_claim_sql[] =
+    "SELECT run_id, won, holder FROM meshd_claim($1::text[], $2::text[], $3::timestamptz[], $4, "
+    "$5, $6::timestamptz, $7::bigint)";
 
 static void claims_free(struct claim *c)
 {
@@ -718,35 +777,135 @@ static void batch_freed(uv_handle_t *h)
 {
     struct claim_batch *b = h->data;
 
-    if (b->n > 0)
-        claims_free(b->v[0]); /* the claims are still chained in order */
+    for (size_t i = 0; i < b->n; i++) {
+        b->v[i]->next = NULL;
+        claims_free(b->v[i]);
+    }
     md_free(b->v);
+    md_free(b->ids);
+    md_free(b->jobs);
+    md_free(b->whens);
     md_free(b);
+}
+
+/* Every claim not answered yet is OFFLINE; then the batch is closed (freed later). */
+static void batch_end(struct claim_batch *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        claim_answer(b->sup, b->v[i], SUP_CLAIM_OFFLINE, NULL, b->timed_out);
+    if (b->closing)
+        return;
+    b->closing = true;
+    uv_timer_stop(&b->timer);
+    uv_close((uv_handle_t *)&b->timer, batch_freed);
+}
+
+static void waiting_remove(struct sup_registry *r, struct claim_batch *b)
+{
+    for (struct claim_batch **pp = &r->waiting; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == b) {
+            *pp = b->next;
+            b->next = NULL;
+            return;
+        }
+    }
+}
+
+static bool claims_ready(const struct sup_registry *r)
+{
+    enum md_db_state st;
+
+    if (r->claim_db == NULL || r->closed || !r->migrated)
+        return false;
+    st = md_db_state(r->claim_db);
+    return st == MD_DB_IDLE || st == MD_DB_BUSY;
+}
+
+static void claims_cb(void *ud, int status, PGresult *res);
+
+/* Sends the batch if claims can be made now; else parks it until they can, unless the claims
+ * connection has been down for longer than claim_timeout already (a real outage: the answer is
+ * OFFLINE at once, no slot waits for a database that is away). */
+static void batch_send(struct sup_registry *r, struct claim_batch *b)
+{
+    const struct md_config *cfg = r->sup->cfg;
+    const char *params[7];
+
+    if (claims_ready(r)) {
+        params[0] = b->ids;
+        params[1] = b->jobs;
+        params[2] = b->whens;
+        params[3] = cfg->node_name;
+        params[4] = r->sup->life;
+        params[5] = b->at;
+        params[6] = b->seq;
+        b->sqlstate[0] = '\0';
+        if (md_db_send(r->claim_db, sup_reg_claim_sql, 7, params, claims_cb, b) == 0) {
+            b->sent = true;
+            b->sends++;
+            return;
+        }
+    }
+    if (r->closed || (r->claims_down &&
+                      uv_now(r->sup->loop) - r->claims_down_ms >= cfg->claim_timeout_ms)) {
+        batch_end(b);
+        return;
+    }
+    b->next = NULL;
+    struct claim_batch **pp = &r->waiting;
+    while (*pp != NULL)
+        pp = &(*pp)->next;
+    *pp = b; /* FIFO: slots are claimed in the order they came due */
+}
+
+/* Claims can be made again (the connection is up and the schema migrated): send what waited,
+ * then let the scheduler claim the slots it could not claim while they could not be made. */
+static void claims_resume(struct sup_registry *r)
+{
+    struct claim_batch *w = r->waiting;
+
+    r->waiting = NULL;
+    while (w != NULL) {
+        struct claim_batch *next = w->next;
+        w->next = NULL;
+        batch_send(r, w);
+        w = next;
+    }
+    sup_claims_back(r->sup);
 }
 
 static void batch_timeout_cb(uv_timer_t *t)
 {
     struct claim_batch *b = MD_CONTAINER_OF(t, struct claim_batch, timer);
+    struct sup_registry *r = b->sup->reg;
     const struct md_config *cfg = b->sup->cfg;
 
     b->timed_out = true;
-    md_log(MD_LOG_WARN, "cluster: no answer to %zu claim(s) within %" PRIu64 " ms; "
+    md_log(MD_LOG_WARN, "cluster: no answer to %zu claim(s) within %" PRIu64 " ms (%s); "
            "when_offline=%s", b->n, cfg->claim_timeout_ms,
+           b->sent ? "the registry is slow" : "no claims connection",
            cfg->cluster_offline_skip ? "skip" : "run");
     for (size_t i = 0; i < b->n; i++)
         if (!b->v[i]->answered)
             b->v[i]->cb(b->sup, b->v[i]->job, b->v[i]->slot, SUP_CLAIM_OFFLINE, NULL, false);
+    if (!b->sent) {
+        waiting_remove(r, b); /* never sent: nothing will come back */
+        batch_end(b);
+    }
 }
 
-/* The batch in flight: row i answers claim i; the final call ends the rest as OFFLINE. */
+/* The batch in flight: row i answers claim i; the final call decides what the rest is. */
 static void claims_cb(void *ud, int status, PGresult *res)
 {
     struct claim_batch *b = ud;
+    struct sup_registry *r = b->sup->reg;
 
     if (res != NULL) {
         if (status < 0) {
-            md_log(MD_LOG_WARN, "cluster: claims failed: sqlstate=%s error=%s",
-                   field(res, PG_DIAG_SQLSTATE), field(res, PG_DIAG_MESSAGE_PRIMARY));
+            snprintf(b->sqlstate, sizeof b->sqlstate, "%s", field(res, PG_DIAG_SQLSTATE));
+            md_log(sqlstate_retryable(b->sqlstate) ? MD_LOG_NOTICE : MD_LOG_ERROR,
+                   "cluster: claims failed: sqlstate=%s error=%s", b->sqlstate,
+                   field(res, PG_DIAG_MESSAGE_PRIMARY));
             return;
         }
         for (int i = 0; i < PQntuples(res) && (size_t)i < b->n; i++) {
@@ -756,10 +915,26 @@ static void claims_cb(void *ud, int status, PGresult *res)
         }
         return;
     }
-    for (size_t i = 0; i < b->n; i++)
-        claim_answer(b->sup, b->v[i], SUP_CLAIM_OFFLINE, NULL, b->timed_out);
-    uv_timer_stop(&b->timer);
-    uv_close((uv_handle_t *)&b->timer, batch_freed);
+    b->sent = false;
+    if (status == 0) {
+        batch_end(b);
+        sup_claims_back(b->sup); /* the registry answers: claim what could not be claimed */
+        return;
+    }
+    if (r != NULL && !r->closed && !b->timed_out) {
+        if (b->sqlstate[0] == '\0') {
+            /* The connection was lost with the claims in flight: they may have been committed
+             * or not.  Send them again once it is back (meshd_claim answers "won" for this
+             * life's own unstarted claim), within claim_timeout. */
+            batch_send(r, b);
+            return;
+        }
+        if (sqlstate_retryable(b->sqlstate) && b->sends < RETRY_SQL_MAX) {
+            batch_send(r, b);
+            return;
+        }
+    }
+    batch_end(b); /* any other SQL error: the claims are OFFLINE (logged above) */
 }
 
 /* A PostgreSQL array literal of quoted elements (run ids, job names and ISO times hold no
@@ -775,21 +950,12 @@ static void array_put(struct batch *b, const char *s, bool first)
     batch_put(b, "\"", 1);
 }
 
-/* sql/0004: meshd_claim inserts the slots in the global lock order (job, run_id), whatever the
- * order of the arrays, so two nodes' claims never deadlock; claim rows carry the claiming life
- * and its order key (the node's clock and last journal id). */
-const char sup_reg_claim_sql[] =
-    "SELECT run_id, won, holder FROM meshd_claim($1::text[], $2::text[], $3::timestamptz[], $4, "
-    "$5, $6::timestamptz, $7::bigint)";
-
 void sup_reg_claims_flush(struct sup *sup)
 {
     struct sup_registry *r = sup->reg;
     struct batch ids = {0}, jobs = {0}, whens = {0};
     struct claim_batch *b;
     struct claim *c;
-    const char *params[7];
-    char at[40], seq[24];
     size_t n = 0;
 
     if (r == NULL || r->batch == NULL)
@@ -809,25 +975,17 @@ void sup_reg_claims_flush(struct sup *sup)
     batch_put(&ids, "}", 1);
     batch_put(&jobs, "}", 1);
     batch_put(&whens, "}", 1);
-    params[0] = ids.buf;
-    params[1] = jobs.buf;
-    params[2] = whens.buf;
-    params[3] = sup->cfg->node_name;
-    params[4] = sup->life;
-    sup_fmt_ms(sup_wall_ms(), at, sizeof at);
-    snprintf(seq, sizeof seq, "%" PRIu64, md_journal_last_id(r->journal));
-    params[5] = at;
-    params[6] = seq;
+    b->ids = ids.buf;
+    b->jobs = jobs.buf;
+    b->whens = whens.buf;
+    /* Every event journalled so far is ordered before this claim: a runs_reconciled of an
+     * earlier life, applied late, leaves the claim alone (sql/0004, meshd_reconcile_run). */
+    sup_fmt_ms(sup_wall_ms(), b->at, sizeof b->at);
+    snprintf(b->seq, sizeof b->seq, "%" PRIu64, md_journal_last_id(r->journal));
     uv_timer_init(sup->loop, &b->timer);
     b->timer.data = b;
-    if (r->claim_db != NULL &&
-        md_db_send(r->claim_db, sup_reg_claim_sql, 7, params, claims_cb, b) == 0)
-        uv_timer_start(&b->timer, batch_timeout_cb, sup->cfg->claim_timeout_ms, 0);
-    else
-        claims_cb(b, -1, NULL); /* each claim answered OFFLINE, then freed */
-    md_free(ids.buf);
-    md_free(jobs.buf);
-    md_free(whens.buf);
+    uv_timer_start(&b->timer, batch_timeout_cb, sup->cfg->claim_timeout_ms, 0);
+    batch_send(r, b);
 }
 
 static void claims_abort(struct sup_registry *r)
@@ -839,6 +997,12 @@ static void claims_abort(struct sup_registry *r)
     for (struct claim *p = c; p != NULL; p = p->next)
         claim_answer(r->sup, p, SUP_CLAIM_OFFLINE, NULL, false);
     claims_free(c);
+    while (r->waiting != NULL) {
+        struct claim_batch *b = r->waiting;
+        r->waiting = b->next;
+        b->next = NULL;
+        batch_end(b);
+    }
 }
 
 /* ---- singleton service leases ---------------------------------------------------------------- */
@@ -929,12 +1093,13 @@ void sup_reg_claim(struct sup *sup, const char *job, int64_t slot, const char *r
                    sup_claim_cb *cb)
 {
     struct sup_registry *r = sup->reg;
-    enum md_db_state st;
     struct claim *c;
     char when[80];
 
-    if (!sup_reg_claiming(sup) ||
-        ((st = md_db_state(r->claim_db)) != MD_DB_IDLE && st != MD_DB_BUSY)) {
+    /* Whether the claims connection is up is decided at the flush: a claim waits for it
+     * (within claim_timeout) rather than being OFFLINE at once, at start-up and after a
+     * reconnect. */
+    if (!sup_reg_claiming(sup) || r->closed) {
         cb(sup, job, slot, SUP_CLAIM_OFFLINE, NULL, false);
         return;
     }
@@ -945,7 +1110,8 @@ void sup_reg_claim(struct sup *sup, const char *job, int64_t slot, const char *r
     c->when = md_xstrdup(when);
     c->slot = slot;
     c->cb = cb;
-    c->next = r->batch; /* the statement's arrays follow this list; rows come back in its order */
+    c->next = r->batch; /* the statement's arrays follow this list; rows come back in its order
+                         * (meshd_claim sorts the inserts itself) */
     r->batch = c;
 }
 

@@ -268,7 +268,101 @@ static void run_slot_now(struct sup_job *job, int64_t slot)
     sup_job_event(job, EV_START, 0, 0);
 }
 
-/* The registry's answer to a slot's claim (cluster mode). */
+static void run_slot(struct sup_job *job, int64_t slot);
+
+/* ---- slots that could not be claimed (cluster.when_offline: skip) ------------------------ */
+
+/* A slot whose claim could not be made (no claims connection within claim_timeout, or an SQL
+ * error) does not run: another node may run it.  It is remembered, one per job: the latest;
+ * when claims work again (sup_claims_back) it is claimed then, if it is still inside the job's
+ * catch-up window and no later slot of the job was handled since, and runs if won.  Otherwise
+ * it is recorded missed with the reason.  A missed record never hides a run: the registry keeps
+ * the first record of a slot, so if another node ran it, that run stays. */
+static void unclaimed_missed(struct sup_job *job, int64_t slot, const char *reason)
+{
+    char when[40];
+
+    fmt_slot(slot, job->cfg->tz, when, sizeof when);
+    job->runs_missed++;
+    job->sup->status_gen++;
+    md_log(MD_LOG_WARN, "missed: job=%s slot=%s reason=%s", job->name, when, reason);
+    sup_reg_slot(job, "run_missed", slot, reason);
+}
+
+static void unclaimed_remember(struct sup_job *job, int64_t slot)
+{
+    static const char superseded[] = "could not be claimed (registry unreachable); a later "
+                                     "slot superseded it";
+    char when[40];
+
+    if (job->unclaimed_slot == slot)
+        return;
+    if (job->unclaimed_slot > slot) { /* answers out of order: the later one stays */
+        unclaimed_missed(job, slot, superseded);
+        return;
+    }
+    if (job->unclaimed_slot != 0)
+        unclaimed_missed(job, job->unclaimed_slot, superseded);
+    job->unclaimed_slot = slot;
+    fmt_slot(slot, job->cfg->tz, when, sizeof when);
+    md_log(MD_LOG_WARN, "unclaimed: job=%s slot=%s reason=registry unreachable; it runs if the "
+           "registry answers within the catch-up window (cluster.when_offline=skip)", job->name,
+           when);
+}
+
+void sup_claims_back(struct sup *sup)
+{
+    int64_t now = sup_wall_ms();
+    bool any = false;
+
+    if (sup->stopping)
+        return; /* sup_unclaimed_flush records them */
+    for (struct sup_job *job = sup->jobs; job != NULL; job = job->next) {
+        int64_t slot = job->unclaimed_slot, late;
+        const struct md_job *j = job->cfg;
+        char when[40], reason[200];
+
+        if (slot == 0)
+            continue;
+        job->unclaimed_slot = 0;
+        if (j == NULL || job->retired || j->kind != MD_JOB_CRON)
+            continue;
+        if (job->last_slot > slot) {
+            unclaimed_missed(job, slot, "could not be claimed (registry unreachable); a later "
+                                        "slot superseded it");
+            continue;
+        }
+        late = now - slot * 1000 - takeover_delay_ms(job);
+        if (late > ON_TIME_MS && (uint64_t)late > j->catchup_ms) {
+            snprintf(reason, sizeof reason, "could not be claimed: registry unreachable for "
+                     "%" PRId64 "s, past the catch-up window of %" PRIu64 "s", late / 1000,
+                     j->catchup_ms / 1000);
+            unclaimed_missed(job, slot, reason);
+            continue;
+        }
+        fmt_slot(slot, j->tz, when, sizeof when);
+        md_log(MD_LOG_NOTICE, "cluster: claiming job=%s slot=%s again (the registry answers; "
+               "late_ms=%" PRId64 ")", job->name, when, late);
+        run_slot(job, slot);
+        any = true;
+    }
+    if (any)
+        sup_reg_claims_flush(sup);
+}
+
+void sup_unclaimed_flush(struct sup *sup)
+{
+    for (struct sup_job *job = sup->jobs; job != NULL; job = job->next) {
+        int64_t slot = job->unclaimed_slot;
+        job->unclaimed_slot = 0;
+        if (slot != 0 && job->cfg != NULL)
+            unclaimed_missed(job, slot, "could not be claimed: registry unreachable until meshd "
+                                        "stopped");
+    }
+}
+
+/* The registry's answer to a slot's claim (cluster mode).  late: OFFLINE was reported for it
+ * already (claim_timeout), and this is the database's answer after all. */
 static void claim_answered(struct sup *sup, const char *name, int64_t slot,
                            enum sup_claim_outcome out, const char *holder, bool late)
 {
@@ -276,29 +370,33 @@ static void claim_answered(struct sup *sup, const char *name, int64_t slot,
     bool skip = sup->cfg->cluster_offline_skip;
     char when[40];
 
-    if (job == NULL || sup->stopping || job->cfg->kind != MD_JOB_CRON)
+    if (job == NULL || job->cfg == NULL || sup->stopping || job->cfg->kind != MD_JOB_CRON)
         return;
     fmt_slot(slot, job->cfg->tz, when, sizeof when);
     switch (out) {
     case SUP_CLAIM_WON:
         if (late && !skip)
             return; /* it ran already, as when_offline says: and the slot is ours, good */
-        if (late)
+        if (late) {
+            /* Remembered as unclaimed at the timeout: run it now (the slot is ours) if it is
+             * still remembered; else it was recorded missed (our claim row becomes that record)
+             * or is being claimed again (that answer decides). */
+            if (job->unclaimed_slot != slot)
+                return;
+            job->unclaimed_slot = 0;
             md_log(MD_LOG_WARN, "cluster: late claim answer for job=%s slot=%s: running it now",
                    job->name, when);
-        else
+        } else {
             job->fire_due_ms = slot * 1000 + takeover_delay_ms(job);
+        }
         if (slot_busy(job) && job->cfg->concurrency == MD_CONC_FORBID) {
             /* It became busy while the claim was out (a run started by hand): the slot's row
-             * is ours, so close it here rather than leave it 'running'. */
-            char run_id[SUP_RUN_ID_MAX];
+             * is ours, so it becomes the slot's skipped record rather than stay 'running'. */
             job->fire_due_ms = 0;
             job->runs_skipped++;
-            sup_run_id(sup, job->name, slot, run_id, sizeof run_id);
             md_log(MD_LOG_WARN, "skipped: job=%s slot=%s reason=previous run %s still %s",
                    job->name, when, job->run_id, prog_state_name(job->prog.state));
-            sup_reg_run_end(job, NULL, run_id, "stopped", 0, 0,
-                            "skipped: previous run still active");
+            sup_reg_slot(job, "run_skipped", slot, "previous run still active");
             return;
         }
         run_slot_now(job, slot);
@@ -310,19 +408,19 @@ static void claim_answered(struct sup *sup, const char *name, int64_t slot,
                    "has it too (when_offline=run)", job->name, when, holder);
             return;
         }
+        if (job->unclaimed_slot == slot)
+            job->unclaimed_slot = 0; /* another node has it: nothing to retry */
         job->runs_elsewhere++;
         sup->status_gen++;
         md_log(MD_LOG_INFO, "claimed elsewhere: job=%s slot=%s by=%s", job->name, when, holder);
         return;
     case SUP_CLAIM_OFFLINE:
         if (skip) {
-            job->runs_skipped++;
-            md_log(MD_LOG_WARN, "skipped: job=%s slot=%s reason=the slot could not be claimed "
-                   "(registry unreachable; cluster.when_offline=skip)", job->name, when);
+            unclaimed_remember(job, slot);
             return;
         }
         md_log(MD_LOG_NOTICE, "cluster: running job=%s slot=%s without a claim (registry "
-               "unreachable; cluster.when_offline=run)", job->name, when);
+               "unreachable; cluster.when_offline=run: at-least-once)", job->name, when);
         run_slot_now(job, slot);
         return;
     }
@@ -1435,6 +1533,7 @@ void sup_shutdown(struct sup *sup)
     sup->stopping = true;
     md_log(MD_LOG_NOTICE, "stopping: jobs=%zu", sup->cfg->njobs);
     sup_notify_stopping(sup);
+    sup_unclaimed_flush(sup); /* slots that could not be claimed: recorded missed, not lost */
     for (struct sup_job *job = sup->jobs, *next; job != NULL; job = next) {
         next = job->next;
         job_deactivate(job);

@@ -137,6 +137,9 @@ struct sup_job {
     int64_t last_slot;         /* last slot handled (run, skipped or missed), 0 if none */
     int64_t cur_slot;          /* slot of the primary's current run, 0 if none */
     int64_t pending_slot;      /* replace: slot to start once the current run has stopped */
+    int64_t unclaimed_slot;    /* cluster, when_offline skip: the latest slot that could not be
+                                * claimed (registry unreachable), claimed again when claims
+                                * work again (sup_claims_back); 0 if none */
     char run_id[SUP_RUN_ID_MAX];
     struct sup_proc *ending;   /* the proc whose exit is being fed to the prog, or NULL */
 
@@ -242,6 +245,14 @@ void sup_bus_wake(struct sup *sup, const char *type);
 void sup_service_start(struct sup_job *job);
 /* The claims' database session came up or went down (registry.c): leases are gone. */
 void sup_leases_changed(struct sup *sup, bool up);
+/* Claims work (again): the connection came up, or a claim batch was answered (registry.c).
+ * Each job's slot that could not be claimed is claimed now if it is still inside the job's
+ * catch-up window and no later slot of the job was handled since; else it is recorded missed
+ * with the reason. */
+void sup_claims_back(struct sup *sup);
+/* At shutdown (sup_shutdown, before the jobs go): every slot that could not be claimed is
+ * recorded missed. */
+void sup_unclaimed_flush(struct sup *sup);
 /* Starts whatever is due now, before other work of this loop iteration (http.c). */
 void sup_clock_check(struct sup *sup);
 /* SIGTERM/SIGINT: stops every job; the loop ends once every process is gone. */

@@ -2282,6 +2282,9 @@ static void cluster_build(struct ctx *c, const struct md__ynode *map)
     bool *dup;
 
     cfg->claim_timeout_ms = 5000;
+    /* The safe choice: a node that cannot reach the database never runs a slot another node
+     * may run (docs/cluster.md).  `run` is at-least-once. */
+    cfg->cluster_offline_skip = true;
     if (map == NULL || md__ynode_is_null(map) || map->type == MD__Y_BAD)
         return;
     if (map->type != MD__Y_MAP) {

@@ -390,20 +390,107 @@ def test_cluster_two_nodes_never_run_a_slot_twice(h):
 
 
 def test_cluster_without_database_follows_when_offline(h):
-    """Claims need the database: when it cannot be asked, when_offline: skip skips the slot
-    (another node may run it) and when_offline: run runs it anyway."""
+    """Claims need the database: when it cannot be asked, when_offline: skip (the default)
+    does not run the slot (another node may run it) and records it missed once a later slot
+    supersedes it, or when meshd stops; when_offline: run runs it anyway."""
     url = "postgresql://meshd@127.0.0.1:1/meshd?connect_timeout=1"
-    h.config(_cluster_conf(h, "a", h.path("stamps.skip"), ", when_offline: skip"))
-    h.start(env={"DATABASE_URL": url})
-    h.wait_log(r"skipped: job=tick slot=\S+ reason=the slot could not be claimed", timeout=30)
-    h.stop()
-    eq([], h.stamps("stamps.skip"), "no run without a claim (skip)")
+    # Both starts log to the same file: the second one waits for its own lines (count=2).
+    for n, extra in enumerate((", claim_timeout: 1s", ", when_offline: skip, claim_timeout: 1s"),
+                              1):
+        h.proc = None
+        h.config(_cluster_conf(h, "a", h.path("stamps.skip"), extra))
+        h.start(env={"DATABASE_URL": url})
+        h.wait_log(r"unclaimed: job=tick slot=\S+ reason=registry unreachable", timeout=30,
+                   count=2 * n - 1)
+        h.wait_log(r"missed: job=tick slot=\S+ reason=could not be claimed \(registry "
+                   r"unreachable\); a later slot superseded it", timeout=30, count=n)
+        h.stop()
+        h.wait_log(r"missed: job=tick slot=\S+ reason=could not be claimed: registry "
+                   r"unreachable until meshd stopped", timeout=5, count=n)
+        eq([], h.stamps("stamps.skip"), "no run without a claim (%r)" % extra)
     h.proc = None
-    h.config(_cluster_conf(h, "a", h.path("stamps.run"), ", when_offline: run"))
+    h.config(_cluster_conf(h, "a", h.path("stamps.run"), ", when_offline: run, claim_timeout: 1s"))
     h.start(env={"DATABASE_URL": url})
     h.wait_for(lambda: len(h.stamps("stamps.run")) >= 2, 30, "runs without a claim (run)")
     h.wait_log(r"running job=tick slot=\S+ without a claim")
     h.stop()
+
+
+def _next_slot(period, margin):
+    """The next wall-clock multiple of period seconds at least margin seconds away."""
+    now = time.time()
+    t = (int(now) // period + 1) * period
+    while t - now < margin:
+        t += period
+    return t
+
+
+@_run
+def test_cluster_unclaimed_slot_runs_when_the_database_is_back(h):
+    """when_offline: skip.  The database goes away just before a slot: the slot is not run then
+    (the claim cannot be made), and when the database is back inside the catch-up window it is
+    claimed and run, once; a job whose catch-up window is over by then records it missed, with
+    the reason, in the registry."""
+    pg = Cluster.with_db(h)
+    h.config("node:\n  name: a\n  state_dir: %s\ncluster: {enabled: true, claim_timeout: 1s}\n"
+             "jobs:\n"
+             "  tick:\n    command: %s\n    schedule: \"*/30 * * * * *\"\n    catch_up: 25s\n"
+             "  late:\n    command: %s\n    schedule: \"*/30 * * * * *\"\n    catch_up: 1s\n"
+             % (json.dumps(h.state_dir), fw("stamp", h.path("stamps.tick")),
+                fw("stamp", h.path("stamps.late"))))
+    h.start(env={"DATABASE_URL": pg.url})
+    h.wait_log(r"registry ready", timeout=60)
+    slot = _next_slot(30, 6)
+    time.sleep(slot - 3 - time.time())  # the database goes 3 s before the slot
+    pg.stop("immediate")
+    h.wait_log(r"unclaimed: job=tick slot=\S+ reason=registry unreachable", timeout=40)
+    h.wait_log(r"unclaimed: job=late slot=\S+ reason=registry unreachable", timeout=5)
+    eq([], h.stamps("stamps.tick"), "nothing ran while the claim could not be made")
+    # Back 2.5 s after the slot: inside tick's catch-up window (25 s), outside late's (1 s).
+    time.sleep(max(0, slot + 2.5 - time.time()))
+    pg.start()
+    h.wait_log(r"cluster: claiming job=tick slot=\S+ again", timeout=60)
+    h.wait_for(lambda: len(h.stamps("stamps.tick")) == 1, 30, "the slot runs once it is won")
+    h.wait_log(r"missed: job=late slot=\S+ reason=could not be claimed: registry unreachable "
+               r"for \d+s, past the catch-up window of 1s", timeout=5)
+    run = h.stamps("stamps.tick")[0]
+    eq(slot, int(harness.parse_utc_iso(run["at"])), "the run is the slot's")
+    h.wait_for(lambda: pg.sql("SELECT count(*) FROM agent_runs WHERE job = 'late' AND status = "
+                              "'missed' AND reason LIKE 'could not be claimed: registry "
+                              "unreachable for %'") == "1", 30, "late's slot recorded missed")
+    h.wait_for(lambda: pg.sql("SELECT status FROM agent_runs WHERE run_id = '%s'"
+                              % run["run_id"]) == "succeeded", 30, "tick's run recorded")
+    h.stop()
+    eq([], h.stamps("stamps.late"), "late never ran")
+    eq(1, len(h.stamps("stamps.tick")), "tick ran once")
+    eq("1", pg.sql("SELECT lives FROM agent_runs WHERE run_id = '%s'" % run["run_id"]),
+       "one execution of the slot")
+
+
+@_run
+def test_cluster_restart_claims_its_catch_up_slots(h):
+    """A node that restarts catches up the slot it missed while down: the claim of that slot
+    waits for the claims connection (which is not up yet at start) instead of counting as
+    offline; with when_offline: run it used to run the slot unclaimed."""
+    pg = Cluster.with_db(h)
+    stamps = h.path("stamps")
+    h.config(_cluster_conf(h, "a", stamps, ", when_offline: run"))
+    h.start(env={"DATABASE_URL": pg.url})
+    h.wait_log(r"registry ready", timeout=60)
+    h.wait_for(lambda: len(h.stamps("stamps")) >= 1, 30, "a first run")
+    h.stop()
+    time.sleep(2.5)  # at least one slot (every 2 s) passes while meshd is down
+    h.proc = None
+    n = len(h.stamps("stamps"))
+    h.start(env={"DATABASE_URL": pg.url})
+    h.wait_for(lambda: len(h.stamps("stamps")) >= n + 2, 30, "runs after the restart")
+    h.stop()
+    eq(0, h.log_count(r"without a claim"), "every slot was claimed")
+    runs = [r["run_id"] for r in h.stamps("stamps")]
+    eq(len(runs), len(set(runs)), "each slot ran once")
+    rows = pg.sql("SELECT run_id FROM agent_runs WHERE job = 'tick' AND node = 'a' AND "
+                  "status IN ('succeeded', 'stopped') AND lives = 1").split()
+    check(set(runs) <= set(rows), "every run claimed and recorded: %s" % sorted(set(runs) - set(rows)))
 
 
 def _singleton_conf(h, node, pids):

@@ -925,7 +925,7 @@ TEST(cluster_section_and_prefer)
 {
     T_OK(JOB "    schedule: '@daily'\n");
     T_ASSERT_TRUE(!cfg->cluster);
-    T_ASSERT_TRUE(!cfg->cluster_offline_skip);
+    T_ASSERT_TRUE(cfg->cluster_offline_skip); /* the safe default (issue 10) */
     T_ASSERT_EQ(5000u, cfg->claim_timeout_ms);
     T_ASSERT_TRUE(cfg->jobs[0].prefer == NULL);
     T_ASSERT_EQ(60000u, cfg->jobs[0].takeover_ms);
@@ -938,6 +938,9 @@ TEST(cluster_section_and_prefer)
     T_ASSERT_EQ(250u, cfg->claim_timeout_ms);
     T_ASSERT_STREQ("pc-01", cfg->jobs[0].prefer);
     T_ASSERT_EQ(300000u, cfg->jobs[0].takeover_ms);
+
+    T_OK("cluster: {enabled: true, when_offline: run}\n" JOB "    schedule: '@daily'\n");
+    T_ASSERT_TRUE(cfg->cluster && !cfg->cluster_offline_skip);
 
     T_BAD("cluster:\n"
           "  enabled: yes\n"

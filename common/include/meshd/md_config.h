@@ -121,7 +121,8 @@ struct md_config {
 
     /* cluster: several nodes, one registry database (docs/cluster.md). */
     bool cluster;               /* claim each scheduled slot in agent_runs before running it */
-    bool cluster_offline_skip;  /* when_offline: skip (else run) a slot that cannot be claimed */
+    bool cluster_offline_skip;  /* when_offline: skip (default) or run a slot that cannot be
+                                 * claimed */
     uint64_t claim_timeout_ms;  /* 100ms..1m, default 5s */
 
     struct md_job *jobs; /* in file order */
