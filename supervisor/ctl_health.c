@@ -1,6 +1,7 @@
 /* ctl_health.c - `meshctl health`: is the fleet healthy, judged from the registry?
  *
  *   meshctl health [--url URL] [--config FILE] [--json] [--stale 5m] [--slow 500ms]
+ *                  [--duplicates-since 24h]
  *
  * Checks, for the node the config describes (node.name):
  *   database    the database answers (SELECT 1) and a representative query (the latest run of
@@ -9,7 +10,9 @@
  *   heartbeat   the node's heartbeat is newer than --stale and its state is not 'down';
  *   alerts      no open critical alert (any node);
  *   expect      each job with `expect: {succeed_within: D}` has a 'succeeded' run that finished
- *               within D (on any node: in a cluster any node may have won the slot).
+ *               within D (on any node: in a cluster any node may have won the slot);
+ *   duplicates  no run recorded within --duplicates-since was executed by more than one meshd
+ *               life (any node: two nodes, or a restarted node re-running a slot).
  * Prints a table (check, status, detail), or with --json one object
  * {"healthy": bool, "checks": [{"name", "ok", "detail", ...}]}.  Exit 0 healthy, 1 unhealthy,
  * 2 could not check (usage, bad config, no URL, cannot connect, query error).  The URL
@@ -40,7 +43,7 @@
 static void health_usage(void)
 {
     fputs("usage: meshctl health [--url URL] [--config FILE] [--json] [--stale 5m] "
-          "[--slow 500ms]\n"
+          "[--slow 500ms] [--duplicates-since 24h]\n"
           "URL defaults to $DATABASE_URL, else registry.url; FILE to $MESHD_CONFIG, else "
           "conf/meshd.yaml.\n",
           stderr);
@@ -92,7 +95,7 @@ static double now_ms(void)
 struct health {
     PGconn *conn;
     const struct md_config *cfg;
-    uint64_t stale_ms, slow_ms;
+    uint64_t stale_ms, slow_ms, dup_ms;
     cJSON *checks;  /* array of {name, ok, detail, ...} */
     char *error;    /* set when a query failed: cannot check */
 };
@@ -122,7 +125,8 @@ static PGresult *query(struct health *h, const char *what, const char *sql, int 
         const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
         const char *msg = PQresultErrorMessage(r);
         size_t len = strcspn(msg, "\n");
-        if (state && strcmp(state, "42P01") == 0)
+        if (state && (strcmp(state, "42P01") == 0 || strcmp(state, "42703") == 0 ||
+                      strcmp(state, "42883") == 0))
             h->error = md_xasprintf("%s: the registry schema is missing (run meshctl migrate): "
                                     "%.*s", what, (int)len, msg);
         else
@@ -374,6 +378,95 @@ static void check_expect(struct health *h)
     }
 }
 
+/* The strings of a JSON array, joined with ", " (caller frees). */
+static char *join_strings(const cJSON *arr)
+{
+    const cJSON *e;
+    char *out = md_xstrdup("");
+
+    cJSON_ArrayForEach(e, arr) {
+        char *x;
+        if (!cJSON_IsString(e))
+            continue;
+        x = md_xasprintf("%s%s%s", out, out[0] ? ", " : "", e->valuestring);
+        md_free(out);
+        out = x;
+    }
+    return out;
+}
+
+/* (6) No slot executed by more than one life (agent_runs.lives, sql/0004) among the runs
+ * recorded within --duplicates-since: the run's row names its owner, agent_executions every
+ * node and life that ran it. */
+static void check_duplicates(struct health *h)
+{
+    char interval[48], win[32];
+    const char *p[1] = {interval};
+    PGresult *r;
+    cJSON *arr, *c;
+    char *detail;
+    int n;
+
+    snprintf(interval, sizeof interval, "%llu milliseconds", (unsigned long long)h->dup_ms);
+    r = query(h, "duplicates",
+              "SELECT r.job, r.run_id, coalesce(to_char(r.scheduled_for AT TIME ZONE 'UTC', "
+              "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), ''), r.lives, r.executions, "
+              "coalesce((SELECT json_agg(DISTINCT x.node ORDER BY x.node) FROM agent_executions x "
+              "WHERE x.run_id = r.run_id), '[]'), "
+              "coalesce((SELECT json_agg(DISTINCT x.life ORDER BY x.life) FROM agent_executions x "
+              "WHERE x.run_id = r.run_id), '[]') "
+              "FROM agent_runs r WHERE r.lives > 1 AND r.created_at >= now() - $1::interval "
+              "ORDER BY r.created_at DESC, r.run_id LIMIT 1000",
+              1, p);
+    if (r == NULL)
+        return;
+    n = PQntuples(r);
+    fmt_ms(win, sizeof win, h->dup_ms);
+    arr = jcheck(cJSON_CreateArray());
+    detail = n == 0 ? md_xasprintf("no slot executed more than once in the last %s", win)
+                    : md_xasprintf("%s%d slot%s executed more than once in the last %s:",
+                                   n == 1000 ? "at least " : "", n, n == 1 ? "" : "s", win);
+    for (int i = 0; i < n; i++) {
+        cJSON *d = jcheck(cJSON_CreateObject());
+        const char *slot = PQgetvalue(r, i, 2);
+        cJSON *nodes = cJSON_Parse(PQgetvalue(r, i, 5));
+        cJSON *lives = cJSON_Parse(PQgetvalue(r, i, 6));
+
+        if (nodes == NULL)
+            nodes = jcheck(cJSON_CreateArray());
+        if (lives == NULL)
+            lives = jcheck(cJSON_CreateArray());
+        jcheck(cJSON_AddStringToObject(d, "job", PQgetvalue(r, i, 0)));
+        jcheck(cJSON_AddStringToObject(d, "run_id", PQgetvalue(r, i, 1)));
+        if (slot[0] != '\0')
+            jcheck(cJSON_AddStringToObject(d, "slot", slot));
+        else
+            jcheck(cJSON_AddNullToObject(d, "slot"));
+        jcheck(cJSON_AddNumberToObject(d, "executions", atof(PQgetvalue(r, i, 4))));
+        if (i < 10) {
+            char *ns = join_strings(nodes), *ls = join_strings(lives);
+            char *x = md_xasprintf("%s%s %s %s by %s lives (%s) on %s", detail, i ? ";" : "",
+                                   PQgetvalue(r, i, 0), slot[0] ? slot : PQgetvalue(r, i, 1),
+                                   PQgetvalue(r, i, 3), ls, ns);
+            md_free(detail);
+            md_free(ns);
+            md_free(ls);
+            detail = x;
+        } else if (i == 10) {
+            char *x = md_xasprintf("%s; and %d more", detail, n - 10);
+            md_free(detail);
+            detail = x;
+        }
+        cJSON_AddItemToObject(d, "nodes", nodes);
+        cJSON_AddItemToObject(d, "lives", lives);
+        cJSON_AddItemToArray(arr, d);
+    }
+    PQclear(r);
+    c = add_check(h, "duplicates", n == 0, detail);
+    jcheck(cJSON_AddNumberToObject(c, "since_ms", (double)h->dup_ms));
+    cJSON_AddItemToObject(c, "duplicates", arr);
+}
+
 static void print_table(const cJSON *checks, bool healthy)
 {
     int w = (int)strlen("CHECK");
@@ -442,7 +535,7 @@ int ctl_health(int argc, char **argv)
 {
     const char *url = NULL, *cfg_path = NULL;
     bool json = false, healthy = true;
-    struct health h = {.stale_ms = 5 * 60 * 1000, .slow_ms = 500};
+    struct health h = {.stale_ms = 5 * 60 * 1000, .slow_ms = 500, .dup_ms = 24 * 3600 * 1000};
     struct md_config *cfg = NULL;
     struct md_diag diag;
     char *target = NULL, *msg = NULL;
@@ -452,7 +545,8 @@ int ctl_health(int argc, char **argv)
     md_diag_init(&diag);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val = NULL;
-        static const char *const with_value[] = {"--url", "--config", "--stale", "--slow"};
+        static const char *const with_value[] = {"--url", "--config", "--stale", "--slow",
+                                                 "--duplicates-since"};
         size_t k;
 
         for (k = 0; k < MD_ARRAY_SIZE(with_value); k++) {
@@ -475,6 +569,9 @@ int ctl_health(int argc, char **argv)
                 goto out;
         } else if (k == 3 && val) {
             if (!duration_arg("--slow", val, &h.slow_ms))
+                goto out;
+        } else if (k == 4 && val) {
+            if (!duration_arg("--duplicates-since", val, &h.dup_ms))
                 goto out;
         } else if (strcmp(a, "--json") == 0) {
             json = true;
@@ -532,6 +629,8 @@ int ctl_health(int argc, char **argv)
         check_alerts(&h);
     if (h.error == NULL)
         check_expect(&h);
+    if (h.error == NULL)
+        check_duplicates(&h);
     if (h.error) {
         msg = md_xasprintf("%s: %s", target, h.error);
         rc = cannot_check(json, msg);

@@ -155,7 +155,8 @@ TEST(healthy_fleet_exits_0)
     T_ASSERT_CONTAINS(out, "node n1 and its 2 enabled jobs are registered");
     T_ASSERT_CONTAINS(out, "no open critical alert");
     T_ASSERT_CONTAINS(out, "expect daily");
-    T_ASSERT_CONTAINS(out, "healthy: 5 checks passed");
+    T_ASSERT_CONTAINS(out, "no slot executed more than once in the last 24h");
+    T_ASSERT_CONTAINS(out, "healthy: 6 checks passed");
     T_ASSERT_TRUE(strstr(out, "FAIL") == NULL);
     T_ASSERT_TRUE(strstr(out, "password") == NULL);
 }
@@ -167,7 +168,7 @@ TEST(stale_heartbeat_exits_1_with_the_reason)
               "WHERE node = 'n1' AND job IS NULL");
     T_ASSERT_EQ(1, HEALTH("--stale", "5m"));
     T_ASSERT_CONTAINS(out, "heartbeat is stale, last 10m ago (limit 5m)");
-    T_ASSERT_CONTAINS(out, "UNHEALTHY: 1 of 5 checks failed");
+    T_ASSERT_CONTAINS(out, "UNHEALTHY: 1 of 6 checks failed");
     /* A longer --stale accepts it. */
     T_ASSERT_EQ(0, HEALTH("--stale", "15m"));
 }
@@ -245,6 +246,47 @@ TEST(expect_window_missed_and_met)
     T_ASSERT_CONTAINS(out, "job daily has never succeeded (expected within 26h)");
 }
 
+/* A slot executed by two lives (node n1, then n2 without a claim), recorded through
+ * meshd_apply_events as meshd sends it: unhealthy, with the job, the slot, the nodes and the
+ * lives; outside --duplicates-since it no longer counts. */
+TEST(slot_executed_twice_exits_1)
+{
+    healthy_fleet();
+    T_EXEC_OK("SELECT meshd_apply_events('["
+              "{\"id\":\"n1/1\",\"type\":\"run_start\",\"at\":\"2025-06-01T03:00:01Z\","
+              "\"node\":\"n1\",\"life\":\"aaaaaaaaaaaa\",\"exec\":\"aaaaaaaaaaaa-1\","
+              "\"job\":\"hourly\",\"run_id\":\"hourly@20250601T030000Z\","
+              "\"scheduled_for\":\"2025-06-01T03:00:00Z\","
+              "\"started_at\":\"2025-06-01T03:00:01Z\"},"
+              "{\"id\":\"n2/1\",\"type\":\"run_start\",\"at\":\"2025-06-01T03:00:01Z\","
+              "\"node\":\"n2\",\"life\":\"bbbbbbbbbbbb\",\"exec\":\"bbbbbbbbbbbb-7\","
+              "\"job\":\"hourly\",\"run_id\":\"hourly@20250601T030000Z\","
+              "\"scheduled_for\":\"2025-06-01T03:00:00Z\","
+              "\"started_at\":\"2025-06-01T03:00:01Z\"}]'::jsonb)");
+    T_ASSERT_EQ(1, HEALTH("--stale", "5m"));
+    T_ASSERT_CONTAINS(out, "1 slot executed more than once in the last 24h: hourly "
+                           "2025-06-01T03:00:00Z by 2 lives (aaaaaaaaaaaa, bbbbbbbbbbbb) on n1, n2");
+    T_ASSERT_EQ(1, HEALTH("--json", "--duplicates-since", "1h"));
+    cJSON *root = cJSON_Parse(out);
+    T_ASSERT_TRUE(root != NULL);
+    const cJSON *c = json_check(root, "duplicates", NULL);
+    T_ASSERT_TRUE(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(c, "ok")));
+    const cJSON *d = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(c, "duplicates"), 0);
+    T_ASSERT_STREQ("hourly", cJSON_GetObjectItemCaseSensitive(d, "job")->valuestring);
+    T_ASSERT_STREQ("2025-06-01T03:00:00Z",
+                   cJSON_GetObjectItemCaseSensitive(d, "slot")->valuestring);
+    T_ASSERT_EQ(2, cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(d, "nodes")));
+    T_ASSERT_STREQ("bbbbbbbbbbbb", cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(d, "lives"),
+                                                      1)->valuestring);
+    T_ASSERT_EQ(2, cJSON_GetObjectItemCaseSensitive(d, "executions")->valuedouble);
+    cJSON_Delete(root);
+    /* Two days ago: outside the default window of 24h, inside one of 3 days. */
+    T_EXEC_OK("UPDATE agent_runs SET created_at = now() - interval '2 days' WHERE lives > 1");
+    T_ASSERT_EQ(0, HEALTH("--stale", "5m"));
+    T_ASSERT_EQ(1, HEALTH("--stale", "5m", "--duplicates-since", "3d"));
+    T_ASSERT_EQ(2, HEALTH("--duplicates-since", "never"));
+}
+
 TEST(slow_threshold)
 {
     healthy_fleet();
@@ -262,7 +304,7 @@ TEST(json_parses_and_has_the_fields)
     T_ASSERT_TRUE(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "healthy")));
     const cJSON *checks = cJSON_GetObjectItemCaseSensitive(root, "checks");
     T_ASSERT_TRUE(cJSON_IsArray(checks));
-    T_ASSERT_EQ(5, cJSON_GetArraySize(checks));
+    T_ASSERT_EQ(6, cJSON_GetArraySize(checks));
     const cJSON *c;
     cJSON_ArrayForEach(c, checks) {
         T_ASSERT_TRUE(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(c, "name")));
