@@ -84,8 +84,9 @@ CREATE TABLE agent_executions (
     CONSTRAINT agent_executions_exit_or_signal CHECK (exit_code IS NULL OR signal IS NULL),
     CONSTRAINT agent_executions_running_open CHECK (status <> 'running' OR finished_at IS NULL)
 );
+-- Few indexes: a row is written twice per run (start, end), on the registry's hot path.
+-- Retention walks the primary key (ids grow with created_at), so no index on created_at.
 CREATE INDEX agent_executions_run ON agent_executions (run_id);
-CREATE INDEX agent_executions_created ON agent_executions (created_at);
 CREATE INDEX agent_executions_running ON agent_executions (node) WHERE status = 'running';
 CREATE TRIGGER agent_executions_touch BEFORE UPDATE ON agent_executions
     FOR EACH ROW EXECUTE FUNCTION meshd_touch_updated_at();
@@ -273,6 +274,8 @@ DECLARE
     v_sys     bigint;
     v_peak    bigint;
     v_xstart  timestamptz; -- the execution's start, as recorded
+    v_rstart  timestamptz; -- the run row's start
+    v_done    boolean;
     v_new_x   boolean := false;  -- this event inserted the execution's row
     v_changed boolean := false;
     v_owner   boolean;
@@ -296,13 +299,18 @@ BEGIN
             ON CONFLICT (exec_id) DO NOTHING; -- a replay (or its run_end came first)
             v_new_x := FOUND;
         END IF;
+        -- A new run: its counts are its executions so far (this one).  Another node inserting
+        -- the same run at once waits for this row, then recounts under its lock (below).
         INSERT INTO agent_runs (run_id, job, node, scheduled_for, started_at, pid, attempt, status,
-                                life, exec_id, event_id, event_at, event_seq)
-        VALUES (v_run, v_job, v_node, v_sched, v_started, v_pid, coalesce(v_attempt, 1),
-                'running', v_xlife, v_exec, v_id, v_at, v_seq)
+                                life, exec_id, executions, lives, event_id, event_at, event_seq)
+        SELECT v_run, v_job, v_node, v_sched, v_started, v_pid, coalesce(v_attempt, 1),
+               'running', v_xlife, v_exec, c.n, c.lives, v_id, v_at, v_seq
+          FROM (SELECT count(*)::integer AS n, count(DISTINCT x.life)::integer AS lives
+                  FROM agent_executions x WHERE x.run_id = v_run) c
         ON CONFLICT DO NOTHING;
         IF FOUND THEN
             v_changed := true;
+            v_new_x := false; -- counted
         ELSE
             -- The row exists: lock it (this key's turn in the lock order), then decide.
             SELECT r.life, r.exec_id, r.status, r.event_at, r.event_seq INTO cur
@@ -320,6 +328,7 @@ BEGIN
                 -- The owner's claim row, its next attempt, or a replay/older event (ignored).  A
                 -- bare claim (nothing started yet) takes its life's first start whatever the
                 -- clocks say.
+                -- The counts are recounted in this statement: its snapshot is taken after the lock.
                 UPDATE agent_runs r
                    SET started_at = v_started, pid = v_pid,
                        attempt = coalesce(v_attempt, r.attempt, 1),
@@ -328,11 +337,17 @@ BEGIN
                        summary = NULL, cpu_usec = NULL, cpu_user_usec = NULL,
                        cpu_system_usec = NULL, memory_peak_bytes = NULL,
                        life = v_xlife, exec_id = coalesce(v_exec, r.exec_id),
+                       executions = c.n, lives = c.lives,
                        event_id = v_id, event_at = v_at, event_seq = v_seq
+                  FROM (SELECT count(*)::integer AS n, count(DISTINCT x.life)::integer AS lives
+                          FROM agent_executions x WHERE x.run_id = v_run) c
                  WHERE r.run_id = v_run
                    AND (r.event_at IS NULL OR (r.event_at, r.event_seq) < (v_at, v_seq)
                         OR (r.exec_id IS NULL AND r.status = 'running'));
                 v_changed := FOUND;
+                IF v_changed THEN
+                    v_new_x := false; -- counted
+                END IF;
             END IF;
             -- Another life's execution of a run it does not own: a duplicate, counted below.
         END IF;
@@ -396,35 +411,10 @@ BEGIN
                 v_changed := FOUND;
             END IF;
         END IF;
-        SELECT r.life, r.exec_id, r.status, r.started_at INTO cur
-          FROM agent_runs r WHERE r.run_id = v_run FOR UPDATE;
-        IF NOT FOUND THEN
-            -- run_start was lost (dropped, or never sent): record the run from its end.
-            INSERT INTO agent_runs (run_id, job, node, scheduled_for, started_at, finished_at,
-                                    duration_ms, exit_code, signal, status, reason, output_tail,
-                                    summary, pid, attempt, life, exec_id, cpu_usec,
-                                    cpu_user_usec, cpu_system_usec, memory_peak_bytes, event_id,
-                                    event_at, event_seq)
-            VALUES (v_run, v_job, v_node, v_sched, v_started, v_fin,
-                    coalesce(v_dur, CASE WHEN v_started IS NOT NULL THEN
-                        greatest(0, round(extract(epoch FROM v_fin - v_started) * 1000))::bigint END),
-                    (e ->> 'exit_code')::integer, (e ->> 'signal')::integer, v_status,
-                    v_reason, e ->> 'output_tail', v_json, v_pid, v_attempt, v_xlife, v_exec,
-                    v_cpu, v_user, v_sys, v_peak, v_id, v_at, v_seq)
-            ON CONFLICT DO NOTHING;
-            IF FOUND THEN
-                v_changed := true;
-                v_last := v_started;
-            ELSE
-                RAISE WARNING 'meshd_apply_events: run_end % (run %): slot of job % at % is already recorded under another run id; skipped',
-                    v_id, v_run, v_job, v_sched;
-            END IF;
-        ELSIF cur.status IN ('missed', 'skipped') THEN
-            RAISE WARNING 'meshd_apply_events: run_end % (run %): the slot is already recorded as %; skipped',
-                v_id, v_run, cur.status;
-        ELSIF cur.life IS NULL OR cur.life = v_xlife THEN
-            -- The owner's execution (an adopted one's end comes from the next life, with the
-            -- exec id of the life that spawned it).  Another life's end never touches the row.
+        -- The common case first: the end of the owner's execution whose start is recorded (one
+        -- statement, which takes the row lock).  Anything else is sorted out below.
+        v_done := false;
+        IF NOT v_new_x THEN
             UPDATE agent_runs r
                SET finished_at = v_fin, status = v_status,
                    started_at = coalesce(r.started_at, v_started),
@@ -437,11 +427,76 @@ BEGIN
                    cpu_usec = v_cpu, cpu_user_usec = v_user, cpu_system_usec = v_sys,
                    memory_peak_bytes = v_peak,
                    event_id = v_id, event_at = v_at, event_seq = v_seq
-             WHERE r.run_id = v_run
+             WHERE r.run_id = v_run AND (r.life IS NULL OR r.life = v_xlife)
+               AND r.status NOT IN ('missed', 'skipped')
                AND (r.event_at IS NULL OR (r.event_at, r.event_seq) < (v_at, v_seq)
                     OR (r.exec_id IS NULL AND r.status = 'running'))
             RETURNING r.started_at INTO v_last;
-            v_changed := v_changed OR FOUND;
+            v_done := FOUND;
+        END IF;
+        IF v_done THEN
+            v_changed := true;
+        ELSE
+            SELECT r.life, r.exec_id, r.status, r.started_at INTO cur
+              FROM agent_runs r WHERE r.run_id = v_run FOR UPDATE;
+            IF NOT FOUND THEN
+                -- run_start was lost (dropped, or never sent): record the run from its end.
+                INSERT INTO agent_runs (run_id, job, node, scheduled_for, started_at, finished_at,
+                                        duration_ms, exit_code, signal, status, reason,
+                                        output_tail, summary, pid, attempt, life, exec_id,
+                                        executions, lives, cpu_usec, cpu_user_usec,
+                                        cpu_system_usec, memory_peak_bytes, event_id, event_at,
+                                        event_seq)
+                SELECT v_run, v_job, v_node, v_sched, v_started, v_fin,
+                       coalesce(v_dur, CASE WHEN v_started IS NOT NULL THEN
+                           greatest(0, round(extract(epoch FROM v_fin - v_started) * 1000))::bigint END),
+                       (e ->> 'exit_code')::integer, (e ->> 'signal')::integer, v_status,
+                       v_reason, e ->> 'output_tail', v_json, v_pid, v_attempt, v_xlife, v_exec,
+                       c.n, c.lives, v_cpu, v_user, v_sys, v_peak, v_id, v_at, v_seq
+                  FROM (SELECT count(*)::integer AS n, count(DISTINCT x.life)::integer AS lives
+                          FROM agent_executions x WHERE x.run_id = v_run) c
+                ON CONFLICT DO NOTHING;
+                IF FOUND THEN
+                    v_changed := true;
+                    v_new_x := false; -- counted
+                    v_last := v_started;
+                ELSE
+                    RAISE WARNING 'meshd_apply_events: run_end % (run %): slot of job % at % is already recorded under another run id; skipped',
+                        v_id, v_run, v_job, v_sched;
+                END IF;
+            ELSIF cur.status IN ('missed', 'skipped') THEN
+                RAISE WARNING 'meshd_apply_events: run_end % (run %): the slot is already recorded as %; skipped',
+                    v_id, v_run, cur.status;
+            ELSIF v_new_x AND (cur.life IS NULL OR cur.life = v_xlife) THEN
+                -- The owner's execution whose start was lost (an adopted one's end comes from
+                -- the next life, with the exec id of the life that spawned it).  Counted in this
+                -- statement, whose snapshot is taken after the lock.
+                UPDATE agent_runs r
+                   SET finished_at = v_fin, status = v_status,
+                       started_at = coalesce(r.started_at, v_started),
+                       duration_ms = coalesce(v_dur, CASE WHEN coalesce(r.started_at, v_started) IS NOT NULL
+                           THEN greatest(0, round(extract(epoch FROM v_fin - coalesce(r.started_at, v_started)) * 1000))::bigint END),
+                       exit_code = (e ->> 'exit_code')::integer, signal = (e ->> 'signal')::integer,
+                       reason = v_reason, output_tail = e ->> 'output_tail', summary = v_json,
+                       pid = coalesce(v_pid, r.pid), life = v_xlife,
+                       exec_id = coalesce(v_exec, r.exec_id),
+                       cpu_usec = v_cpu, cpu_user_usec = v_user, cpu_system_usec = v_sys,
+                       memory_peak_bytes = v_peak, executions = c.n, lives = c.lives,
+                       event_id = v_id, event_at = v_at, event_seq = v_seq
+                  FROM (SELECT count(*)::integer AS n, count(DISTINCT x.life)::integer AS lives
+                          FROM agent_executions x WHERE x.run_id = v_run) c
+                 WHERE r.run_id = v_run
+                   AND (r.event_at IS NULL OR (r.event_at, r.event_seq) < (v_at, v_seq)
+                        OR (r.exec_id IS NULL AND r.status = 'running'))
+                RETURNING r.started_at INTO v_last;
+                IF FOUND THEN
+                    v_changed := true;
+                    v_new_x := false; -- counted
+                END IF;
+            END IF;
+            -- Else the owner's replayed or older event (the fast path refused it), or another
+            -- life's execution: the row keeps its owner's values.
+            v_rstart := cur.started_at;
         END IF;
         IF v_new_x THEN
             PERFORM meshd_run_recount(v_run);
@@ -449,7 +504,7 @@ BEGIN
         IF NOT v_changed THEN
             RETURN false;
         END IF;
-        v_last := coalesce(v_last, v_xstart, v_started, cur.started_at, v_fin);
+        v_last := coalesce(v_last, v_xstart, v_started, v_rstart, v_fin);
         UPDATE agent_registry g
            SET last_run_id = v_run, last_run_status = v_status, last_run_at = v_last
          WHERE g.node = v_node AND coalesce(g.job, '') = v_job
@@ -722,10 +777,12 @@ BEGIN
     GET DIAGNOSTICS n = ROW_COUNT;
     total := total + n;
 
+    -- In id order (the primary key; ids grow with created_at): the oldest come first and the
+    -- scan stops after batch rows.
     DELETE FROM agent_executions WHERE id IN (
         SELECT id FROM agent_executions
         WHERE created_at < cutoff AND status <> 'running'
-        ORDER BY created_at LIMIT batch FOR UPDATE SKIP LOCKED);
+        ORDER BY id LIMIT batch FOR UPDATE SKIP LOCKED);
     GET DIAGNOSTICS n = ROW_COUNT;
     total := total + n;
 

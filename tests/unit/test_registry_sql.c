@@ -1093,6 +1093,29 @@ TEST(prune_forgets_applied_ids)
     T_ASSERT_EQ(0, scalar("SELECT count(*) FROM meshd_applied_events"));
 }
 
+/* meshd_prune deletes old finished executions, never a running one. */
+TEST(prune_deletes_old_finished_executions)
+{
+    fresh_db();
+    T_ASSERT_EQ(3, apply("[{'id':'a/1','type':'run_start','at':'2025-06-01T03:00:00Z',"
+                         "'node':'a','life':'aaaaaaaaaaaa','exec':'aaaaaaaaaaaa-1','job':'j',"
+                         "'run_id':'r1','started_at':'2025-06-01T03:00:00Z'},"
+                         "{'id':'a/2','type':'run_end','at':'2025-06-01T03:00:01Z','node':'a',"
+                         "'life':'aaaaaaaaaaaa','exec':'aaaaaaaaaaaa-1','job':'j','run_id':'r1',"
+                         "'finished_at':'2025-06-01T03:00:01Z','status':'succeeded',"
+                         "'exit_code':0},"
+                         "{'id':'a/3','type':'run_start','at':'2025-06-01T03:00:02Z',"
+                         "'node':'a','life':'aaaaaaaaaaaa','exec':'aaaaaaaaaaaa-2','job':'j',"
+                         "'run_id':'r2','started_at':'2025-06-01T03:00:02Z'}]"));
+    T_ASSERT_EQ(0, scalar("SELECT meshd_prune('1 day')"));
+    T_EXEC_OK("UPDATE agent_executions SET created_at = now() - interval '2 days'");
+    T_EXEC_OK("UPDATE agent_runs SET created_at = now() - interval '2 days'");
+    T_ASSERT_EQ(2, scalar("SELECT meshd_prune('1 day')")); /* r1's row and its execution */
+    T_ASSERT_EQ(1, scalar("SELECT count(*) FROM agent_executions WHERE exec_id = "
+                          "'aaaaaaaaaaaa-2' AND status = 'running'"));
+    T_ASSERT_EQ(1, scalar("SELECT count(*) FROM agent_runs WHERE run_id = 'r2'"));
+}
+
 /* 0003: a run_end's CPU time and peak memory land on the run; a replay changes nothing; a bad
  * figure is dropped (the run is still recorded); the next attempt clears them; a run_end whose
  * run_start was lost carries them too. */
