@@ -264,8 +264,9 @@ TEST(slot_executed_twice_exits_1)
               "\"scheduled_for\":\"2025-06-01T03:00:00Z\","
               "\"started_at\":\"2025-06-01T03:00:01Z\"}]'::jsonb)");
     T_ASSERT_EQ(1, HEALTH("--stale", "5m"));
-    T_ASSERT_CONTAINS(out, "1 slot executed more than once in the last 24h: hourly "
-                           "2025-06-01T03:00:00Z by 2 lives (aaaaaaaaaaaa, bbbbbbbbbbbb) on n1, n2");
+    T_ASSERT_CONTAINS(out,
+                      "1 slot executed more than once in the last 24h: hourly "
+                      "2025-06-01T03:00:00Z by 2 lives (aaaaaaaaaaaa, bbbbbbbbbbbb) on n1, n2");
     T_ASSERT_EQ(1, HEALTH("--json", "--duplicates-since", "1h"));
     cJSON *root = cJSON_Parse(out);
     T_ASSERT_TRUE(root != NULL);
@@ -276,8 +277,9 @@ TEST(slot_executed_twice_exits_1)
     T_ASSERT_STREQ("2025-06-01T03:00:00Z",
                    cJSON_GetObjectItemCaseSensitive(d, "slot")->valuestring);
     T_ASSERT_EQ(2, cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(d, "nodes")));
-    T_ASSERT_STREQ("bbbbbbbbbbbb", cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(d, "lives"),
-                                                      1)->valuestring);
+    T_ASSERT_STREQ(
+        "bbbbbbbbbbbb",
+        cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(d, "lives"), 1)->valuestring);
     T_ASSERT_EQ(2, cJSON_GetObjectItemCaseSensitive(d, "executions")->valuedouble);
     cJSON_Delete(root);
     /* Two days ago: outside the default window of 24h, inside one of 3 days. */

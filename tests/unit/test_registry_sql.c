@@ -396,7 +396,8 @@ static const char *text_of(const char *sql, char *buf, size_t len)
 
 /* One claim batch as meshd sends it (sup_reg_claim_sql), on conn c: slots given as
  * "job@YYYY-MM-DDTHH:MM:SSZ"; the answers ("t"/"f" per slot, in the order given) into won. */
-static void claim_send(PGconn *c, const char *node, const char *life, int n, const char *const *slots)
+static void claim_send(PGconn *c, const char *node, const char *life, int n,
+                       const char *const *slots)
 {
     char ids[1024] = "{", jobs[1024] = "{", whens[1024] = "{";
     const char *params[7];
@@ -492,8 +493,10 @@ static void wait_blocked(PGconn *c)
 {
     char q[160], buf[32];
 
-    snprintf(q, sizeof q, "SELECT coalesce(wait_event_type, '-') FROM pg_stat_activity WHERE "
-                          "pid = %d", PQbackendPID(c));
+    snprintf(q, sizeof q,
+             "SELECT coalesce(wait_event_type, '-') FROM pg_stat_activity WHERE "
+             "pid = %d",
+             PQbackendPID(c));
     for (int i = 0; i < 2000; i++) {
         if (strcmp(text_of(q, buf, sizeof buf), "Lock") == 0)
             return;
@@ -601,8 +604,9 @@ TEST(claim_rows_carry_the_claiming_life)
                          "'run_id':'k@20250601T030000Z','scheduled_for':'" SLOT_X "',"
                          "'started_at':'2025-06-01T03:00:00.6Z','pid':5}]"));
     T_ASSERT_STREQ("ft", claim("a", "aaaaaaaaaaaa", 2, s, won, sizeof won));
-    PGresult *r = PQexecParams(db, "SELECT holder FROM meshd_claim('{k@20250601T030000Z}', "
-                                   "'{k}', '{" SLOT_X "}', 'b', 'bbbbbbbbbbbb', now(), 1)",
+    PGresult *r = PQexecParams(db,
+                               "SELECT holder FROM meshd_claim('{k@20250601T030000Z}', "
+                               "'{k}', '{" SLOT_X "}', 'b', 'bbbbbbbbbbbb', now(), 1)",
                                0, NULL, NULL, NULL, NULL, 0);
     T_ASSERT_EQ(PGRES_TUPLES_OK, PQresultStatus(r));
     snprintf(buf, sizeof buf, "%s", PQgetvalue(r, 0, 0));
@@ -646,20 +650,20 @@ TEST(event_batches_in_opposite_orders_do_not_deadlock)
                          "'node':'a','life':'aaaaaaaaaaaa','exec':'aaaaaaaaaaaa-2','job':'j',"
                          "'run_id':'" RUN_Y "','scheduled_for':'" SLOT_Y "',"
                          "'started_at':'2025-06-01T03:00:01.6Z','pid':6}]"));
-    opposite_batches(
-        "SELECT 1 FROM agent_runs WHERE run_id = '" RUN_Y "' FOR UPDATE",
-        "[{'id':'a/103','type':'run_end','at':'2025-06-01T03:00:05Z','node':'a',"
-        "'life':'aaaaaaaaaaaa','exec':'aaaaaaaaaaaa-1','job':'j','run_id':'" RUN_X "',"
-        "'finished_at':'2025-06-01T03:00:05Z','status':'succeeded','exit_code':0},"
-        "{'id':'a/104','type':'run_end','at':'2025-06-01T03:00:06Z','node':'a',"
-        "'life':'aaaaaaaaaaaa','exec':'aaaaaaaaaaaa-2','job':'j','run_id':'" RUN_Y "',"
-        "'finished_at':'2025-06-01T03:00:06Z','status':'succeeded','exit_code':0}]",
-        "[{'id':'b/7','type':'run_start','at':'2025-06-01T03:00:06Z','node':'b',"
-        "'life':'bbbbbbbbbbbb','exec':'bbbbbbbbbbbb-1','job':'j','run_id':'" RUN_Y "',"
-        "'scheduled_for':'" SLOT_Y "','started_at':'2025-06-01T03:00:06Z','pid':70},"
-        "{'id':'b/8','type':'run_start','at':'2025-06-01T03:00:06.1Z','node':'b',"
-        "'life':'bbbbbbbbbbbb','exec':'bbbbbbbbbbbb-2','job':'j','run_id':'" RUN_X "',"
-        "'scheduled_for':'" SLOT_X "','started_at':'2025-06-01T03:00:06.1Z','pid':71}]");
+    opposite_batches("SELECT 1 FROM agent_runs WHERE run_id = '" RUN_Y "' FOR UPDATE",
+                     "[{'id':'a/103','type':'run_end','at':'2025-06-01T03:00:05Z','node':'a',"
+                     "'life':'aaaaaaaaaaaa','exec':'aaaaaaaaaaaa-1','job':'j','run_id':'" RUN_X "',"
+                     "'finished_at':'2025-06-01T03:00:05Z','status':'succeeded','exit_code':0},"
+                     "{'id':'a/104','type':'run_end','at':'2025-06-01T03:00:06Z','node':'a',"
+                     "'life':'aaaaaaaaaaaa','exec':'aaaaaaaaaaaa-2','job':'j','run_id':'" RUN_Y "',"
+                     "'finished_at':'2025-06-01T03:00:06Z','status':'succeeded','exit_code':0}]",
+                     "[{'id':'b/7','type':'run_start','at':'2025-06-01T03:00:06Z','node':'b',"
+                     "'life':'bbbbbbbbbbbb','exec':'bbbbbbbbbbbb-1','job':'j','run_id':'" RUN_Y "',"
+                     "'scheduled_for':'" SLOT_Y "','started_at':'2025-06-01T03:00:06Z','pid':70},"
+                     "{'id':'b/8','type':'run_start','at':'2025-06-01T03:00:06.1Z','node':'b',"
+                     "'life':'bbbbbbbbbbbb','exec':'bbbbbbbbbbbb-2','job':'j','run_id':'" RUN_X "',"
+                     "'scheduled_for':'" SLOT_X
+                     "','started_at':'2025-06-01T03:00:06.1Z','pid':71}]");
     T_ASSERT_EQ(2, scalar("SELECT count(*) FROM agent_runs WHERE job = 'j' AND node = 'a' AND "
                           "status = 'succeeded' AND lives = 2 AND executions = 2"));
 
@@ -729,7 +733,8 @@ TEST(second_execution_never_overwrites_the_first)
     T_ASSERT_EQ(1, scalar("SELECT count(*) FROM agent_executions WHERE exec_id = "
                           "'cccccccccccc-1' AND node = 'a' AND status = 'running'"));
     T_ASSERT_STREQ("failed", text_of("SELECT status FROM agent_executions WHERE exec_id = "
-                                     "'aaaaaaaaaaaa-1'", buf, sizeof buf));
+                                     "'aaaaaaaaaaaa-1'",
+                                     buf, sizeof buf));
     /* Replays change nothing. */
     snapshot(before, sizeof before);
     T_ASSERT_EQ(0, apply(a_run));
@@ -836,11 +841,12 @@ TEST(runs_reconciled_abandons_what_a_previous_life_left)
     T_ASSERT_EQ(0, nwarnings);
     T_ASSERT_STREQ("abandoned|claimed, never started: meshd on a restarted",
                    text_of("SELECT status || '|' || reason FROM agent_runs WHERE run_id = "
-                           "'j@20250601T030000Z' AND finished_at = '2025-06-01T03:00:19Z'", buf,
-                           sizeof buf));
+                           "'j@20250601T030000Z' AND finished_at = '2025-06-01T03:00:19Z'",
+                           buf, sizeof buf));
     T_ASSERT_STREQ("abandoned|meshd on a restarted; the run ended unobserved",
                    text_of("SELECT status || '|' || reason FROM agent_runs WHERE run_id = "
-                           "'j@20250601T030001Z'", buf, sizeof buf));
+                           "'j@20250601T030001Z'",
+                           buf, sizeof buf));
     T_ASSERT_EQ(2, scalar("SELECT count(*) FROM agent_executions WHERE status = 'abandoned' AND "
                           "exec_id IN ('aaaaaaaaaaaa-1', 'aaaaaaaaaaaa-4') AND reason = 'meshd "
                           "on a restarted; the run ended unobserved'"));
@@ -933,7 +939,8 @@ TEST(slots_missed_and_unstarted_claims)
                    "2025-06-01T03:00:01Z to 2025-06-01T03:59:59Z)",
                    text_of("SELECT concat_ws('|', run_id, status, missed_count, reason) FROM "
                            "agent_runs WHERE scheduled_for = '2025-06-01T03:00:01Z' AND "
-                           "missed_until = '2025-06-01T03:59:59Z'", buf, sizeof buf));
+                           "missed_until = '2025-06-01T03:59:59Z'",
+                           buf, sizeof buf));
     T_ASSERT_EQ(1, scalar("SELECT count(*) FROM agent_registry WHERE job = 'j' AND "
                           "last_run_status = 'missed'"));
     snapshot(before, sizeof before);
