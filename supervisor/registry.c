@@ -1340,7 +1340,7 @@ void sup_reg_run_start(struct sup_job *job, const struct sup_proc *p)
     cJSON_AddStringToObject(o, "job", job->name);
     cJSON_AddStringToObject(o, "run_id", p->run_id);
     exec_identity(o, p->exec_id);
-    sup_json_time(o, "started_at", sup_wall_ms());
+    sup_json_time(o, "started_at", p->started_wall_ms);
     if (p->slot != 0)
         sup_json_time(o, "scheduled_for", p->slot * 1000);
     cJSON_AddNumberToObject(o, "pid", p->pid);
@@ -1410,6 +1410,7 @@ void sup_reg_run_end(struct sup_job *job, const struct sup_proc *p, const char *
     if (p != NULL) {
         char *tail = tail_text(p);
         exec_identity(o, p->exec_id);
+        sup_json_time(o, "started_at", p->started_wall_ms); /* for a run_start never sent */
         cJSON_AddNumberToObject(o, "duration_ms", (double)p->duration_ms);
         if (p->slot != 0)
             sup_json_time(o, "scheduled_for", p->slot * 1000);

@@ -1030,6 +1030,9 @@ int sup_job_adopt(struct sup_job *job, const struct sup_runlog_run *r, struct su
     uv_poll_start(&p->exitw, UV_READABLE, exitw_cb);
     md_log(MD_LOG_NOTICE, "adopted: job=%s run=%s pid=%d exec=%s started=%" PRId64 "ms_ago%s",
            job->name, p->run_id, p->pid, p->exec_id, age_ms, stop ? " action=stop" : "");
+    /* Its run_start again, with its own exec id and start time: the previous life may have
+     * died before journalling it (a replay of one that was sent changes nothing). */
+    sup_reg_run_start(job, p);
     if (stop) {
         sup_proc_stop(p);
     } else if (j->timeout_ms > 0) {
