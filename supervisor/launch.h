@@ -37,6 +37,13 @@ struct sup_launch {
     int cgroup_dir;     /* -1, or the run cgroup's directory (O_DIRECTORY): the child starts in
                          * it (or, where clone3 cannot be used, moves itself there before its
                          * exec), so nothing it forks escapes; borrowed */
+    /* NULL, or a line the child writes to note_fd (a file opened O_APPEND) just before its
+     * execve: note_head, " <pid> <starttime>", note_tail (which ends the line); starttime is
+     * /proc/self/stat field 22, 0 if unreadable.  It is the run's own record that it started
+     * (runlog.h): the record exists exactly when the run does, even if meshd dies the moment
+     * after. */
+    const char *note_head, *note_tail;
+    int note_fd;
 };
 
 /* What sup_launch started, or where it failed. */

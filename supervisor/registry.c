@@ -24,6 +24,7 @@
 #include "meshd/md_log.h"
 #include "meshd/md_migrate.h"
 #include "registry.h"
+#include "runlog.h"
 #include "registry_internal.h"
 #include "sup.h"
 
@@ -1458,6 +1459,27 @@ void sup_reg_slots_missed(struct sup_job *job, int64_t from, int64_t to, uint64_
     sup_json_time(o, "to", to * 1000);
     cJSON_AddNumberToObject(o, "count", (double)count);
     cJSON_AddStringToObject(o, "reason", reason);
+    emit(sup, o, MD_JPRIO_RUN);
+}
+
+void sup_reg_run_abandoned(struct sup *sup, const struct sup_runlog_run *r, const char *reason)
+{
+    cJSON *o;
+
+    if (sup->reg == NULL)
+        return;
+    o = event_new(sup, "run_end");
+    cJSON_AddStringToObject(o, "job", r->job);
+    cJSON_AddStringToObject(o, "run_id", r->run_id);
+    exec_identity(o, r->exec_id);
+    sup_json_time(o, "finished_at", sup_wall_ms());
+    cJSON_AddStringToObject(o, "status", "abandoned");
+    cJSON_AddStringToObject(o, "reason", reason);
+    if (r->slot != 0)
+        sup_json_time(o, "scheduled_for", r->slot * 1000);
+    sup_json_time(o, "started_at", r->started_ms);
+    if (r->has_pid)
+        cJSON_AddNumberToObject(o, "pid", r->pid);
     emit(sup, o, MD_JPRIO_RUN);
 }
 

@@ -104,6 +104,11 @@ void sup_reg_slot(struct sup_job *job, const char *kind, int64_t slot, const cha
  * overloaded).  One event, one agent_runs row (docs/registry.md). */
 void sup_reg_slots_missed(struct sup_job *job, int64_t from, int64_t to, uint64_t count,
                           const char *reason);
+/* A run a previous life began whose process is gone (runlog.h r, borrowed): its end, status
+ * abandoned, with its own exec id, slot and start time, so the run and its execution are
+ * recorded even when the previous life died before journalling its start. */
+struct sup_runlog_run;
+void sup_reg_run_abandoned(struct sup *sup, const struct sup_runlog_run *r, const char *reason);
 /* At start-up, once the runs a previous life of this node left behind have been looked at:
  * adopted (n execution ids, borrowed) are still running and watched by this life; every other
  * run this node's earlier lives left 'running' in the registry is closed as abandoned. */

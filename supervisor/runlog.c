@@ -188,6 +188,19 @@ static void sync_cb(uv_timer_t *t)
     rl->dirty = false;
 }
 
+/* Written since the last fdatasync: arm the sync. */
+static void mark_dirty(struct sup_runlog *rl)
+{
+    rl->dirty = true;
+    if (!uv_is_active((uv_handle_t *)&rl->sync)) {
+        /* Mid-second, clear of the next burst of spawns (cron slots fall on whole seconds). */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uv_timer_start(&rl->sync, sync_cb,
+                       SYNC_MS + (uint64_t)((1500 - ts.tv_nsec / 1000000) % 1000), 0);
+    }
+}
+
 static int put(struct sup_runlog *rl, const char *line, size_t len)
 {
     ssize_t n;
@@ -206,14 +219,7 @@ static int put(struct sup_runlog *rl, const char *line, size_t len)
         return e;
     }
     rl->bytes += len;
-    rl->dirty = true;
-    if (!uv_is_active((uv_handle_t *)&rl->sync)) {
-        /* Mid-second, clear of the next burst of spawns (cron slots fall on whole seconds). */
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        uv_timer_start(&rl->sync, sync_cb,
-                       SYNC_MS + (uint64_t)((1500 - ts.tv_nsec / 1000000) % 1000), 0);
-    }
+    mark_dirty(rl);
     return 0;
 }
 
@@ -304,24 +310,38 @@ int sup_runlog_begin(struct sup_runlog *rl, const struct sup_runlog_run *r)
     return put(rl, line, n);
 }
 
-int sup_runlog_pid(struct sup_runlog *rl, const char *exec_id, int pid, const char *cgroup)
+bool sup_runlog_note(struct sup_runlog *rl, const char *exec_id, const char *cgroup, int *fd,
+                     char *head, size_t hn, char *tail, size_t tn)
 {
-    char line[LINE_MAX_LEN];
+    int a, b;
+
+    if (rl == NULL || rl->fd < 0)
+        return false;
+    a = snprintf(head, hn, "P %s", exec_id);
+    b = snprintf(tail, tn, " %s %s\n", rl->boot, cgroup != NULL && *cgroup ? cgroup : "-");
+    if (a < 0 || (size_t)a >= hn || b < 0 || (size_t)b >= tn)
+        return false;
+    *fd = rl->fd;
+    return true;
+}
+
+void sup_runlog_launched(struct sup_runlog *rl, const char *exec_id, int pid, const char *cgroup)
+{
     struct live *l;
-    size_t n;
-    int r;
+    struct stat st;
 
     if (rl == NULL || (l = find(rl, exec_id, NULL)) == NULL)
-        return 0;
-    if ((r = sup_runlog_starttime(pid, &l->r.starttime)) < 0)
+        return;
+    if (sup_runlog_starttime(pid, &l->r.starttime) < 0)
         l->r.starttime = 0; /* gone already: the end mark follows soon */
     l->r.pid = pid;
     l->r.has_pid = true;
     snprintf(l->r.boot, sizeof l->r.boot, "%s", rl->boot);
     snprintf(l->r.cgroup, sizeof l->r.cgroup, "%s", cgroup != NULL ? cgroup : "");
-    if ((n = fmt_pid(line, sizeof line, &l->r)) == 0)
-        return -ENAMETOOLONG;
-    return put(rl, line, n);
+    /* The child appended its line: count it, and sync it like our own. */
+    if (fstat(rl->fd, &st) == 0)
+        rl->bytes = (uint64_t)st.st_size;
+    mark_dirty(rl);
 }
 
 int sup_runlog_end(struct sup_runlog *rl, const char *exec_id)

@@ -4,16 +4,18 @@
  * slot again whose run had started, nor record it as missed, nor leave its registry row
  * 'running' for ever; and the run itself may still be running (reparented, but alive).  So
  * before each spawn the run's intent is appended to <state_dir>/runs, after the spawn its pid
- * and start time, and once its end is recorded an end mark.  The next life reads the file:
+ * and start time (written by the run itself, before its exec), and once its end is recorded an
+ * end mark.  The next life reads the file:
  * every intent without an end mark is a run it must reconcile (sched.c: adopt or record).
  *
  * The file, one record per line, fields separated by one space (job names and run ids hold
  * none):
  *
  *   B <exec> <kind> <slot> <started_ms> <job> <run_id>   the intent, written before the spawn
- *   P <exec> <pid> <starttime> <boot> [<cgroup>]          after the spawn: the process's start
- *                                                         time (/proc/PID/stat field 22), the
- *                                                         boot id, its run cgroup's name or -
+ *   P <exec> <pid> <starttime> <boot> <cgroup>            written by the run itself just before
+ *                                                         its exec: its start time
+ *                                                         (/proc/PID/stat field 22), the boot
+ *                                                         id, its run cgroup's name or -
  *   E <exec>                                              the run's end was recorded
  *
  * kind is s (a scheduled slot), m (manual), v (service), e (an on: job's message run).
@@ -67,9 +69,17 @@ int sup_runlog_open(uv_loop_t *loop, const char *dir, struct sup_runlog **out,
  * run_id).  0 or -errno (logged once; the spawn goes on). */
 int sup_runlog_begin(struct sup_runlog *rl, const struct sup_runlog_run *r);
 
-/* The run began with sup_runlog_begin was launched as pid (its start time and boot id are read
- * here from /proc); cgroup: the run cgroup's name or NULL. */
-int sup_runlog_pid(struct sup_runlog *rl, const char *exec_id, int pid, const char *cgroup);
+/* The P record of a run begun with sup_runlog_begin is written by the run itself, just before
+ * its exec (launch.h note_fd): so it exists exactly when the run does, even when meshd dies the
+ * moment after.  This fills the launch's note: *fd (borrowed), head "P <exec>" and tail
+ * " <boot> <cgroup or ->\n" (cgroup: the run cgroup's name or NULL).  Returns false (no note)
+ * when the file is not open. */
+bool sup_runlog_note(struct sup_runlog *rl, const char *exec_id, const char *cgroup, int *fd,
+                     char *head, size_t hn, char *tail, size_t tn);
+
+/* The run was launched as pid (after a launch that carried the note): the record in memory
+ * takes the pid and start time, and the file is synced within SYNC_MS. */
+void sup_runlog_launched(struct sup_runlog *rl, const char *exec_id, int pid, const char *cgroup);
 
 /* The run's end was recorded (or it never launched). */
 int sup_runlog_end(struct sup_runlog *rl, const char *exec_id);

@@ -1049,12 +1049,18 @@ static void reconcile(struct sup *sup, const struct sup_runlog_run *left, const 
             (void)sup_launch_kill(r->pid, true, SIGKILL);
             why = "meshd restarted and its job is no longer configured; killed";
         } else if (!r->has_pid) {
-            why = "meshd stopped while starting it; whether it ran is not known";
+            /* The run writes its P record itself just before its exec (runlog.h): without one
+             * it never ran.  Its slot is not handled: catch-up decides, as for any slot. */
+            md_log(MD_LOG_NOTICE, "not started: job=%s run=%s exec=%s reason=meshd stopped "
+                   "before launching it", r->job, r->run_id, r->exec_id);
+            (void)sup_runlog_end(sup->runlog, r->exec_id);
+            continue;
         } else {
             why = "it ended while meshd was down; its outcome is not known";
         }
         md_log(MD_LOG_WARN, "abandoned: job=%s run=%s exec=%s reason=%s", r->job, r->run_id,
                r->exec_id, why);
+        sup_reg_run_abandoned(sup, r, why);
         if (job != NULL)
             sup_job_note_run(job, NULL, r->run_id, "abandoned", -1, 0);
         (void)sup_runlog_end(sup->runlog, r->exec_id);
@@ -1149,11 +1155,12 @@ int sup_start(struct sup *sup, uv_loop_t *loop, struct md_config *cfg, const cha
     for (size_t i = cfg->njobs; i-- > 0;)
         job_new(sup, &cfg->jobs[i]);
     state_load(sup);
-    /* A slot whose run began is handled, whatever became of the run: it never runs again and
-     * is never recorded missed, even when the state file had not caught up. */
+    /* A slot whose run started is handled, whatever became of the run: it never runs again
+     * and is never recorded missed, even when the state file had not caught up. */
     for (size_t i = 0; i < nleft; i++) {
         struct sup_job *job = sup_job_find(sup, left[i].job);
-        if (job != NULL && left[i].kind == 's' && left[i].slot > job->last_slot) {
+        if (job != NULL && left[i].kind == 's' && left[i].has_pid &&
+            left[i].slot > job->last_slot) {
             job->last_slot = left[i].slot;
             sup->state_dirty = true;
         }

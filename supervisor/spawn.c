@@ -819,6 +819,7 @@ static int proc_spawn(struct sup_job *job, int64_t slot, bool primary)
     struct sup_proc *p = md_xcalloc(1, sizeof *p);
     struct sup_launch l;
     struct sup_launched out;
+    char note_head[64], note_tail[160];
     int fds[4][2] = {{-1, -1}, {-1, -1}, {-1, -1}, {-1, -1}};
     char **env = NULL, *path = NULL;
     int r;
@@ -907,6 +908,12 @@ static int proc_spawn(struct sup_job *job, int64_t slot, bool primary)
         else
             l.cgroup_dir = sup_cg_run_dirfd(p->cg);
     }
+    /* The run writes its own P record to the runs file, just before its exec (runlog.h). */
+    if (sup_runlog_note(sup->runlog, p->exec_id, p->cg != NULL ? sup_cg_run_name_of(p->cg) : NULL,
+                        &l.note_fd, note_head, sizeof note_head, note_tail, sizeof note_tail)) {
+        l.note_head = note_head;
+        l.note_tail = note_tail;
+    }
     r = sup_launch(&l, &out);
     for (int i = 0; i < 4; i++) { /* the child's ends */
         close(l.fds[i]);
@@ -919,8 +926,8 @@ static int proc_spawn(struct sup_job *job, int64_t slot, bool primary)
     }
     p->pid = (int)out.pid;
     p->pidfd = out.pidfd;
-    (void)sup_runlog_pid(sup->runlog, p->exec_id, p->pid,
-                         p->cg != NULL ? sup_cg_run_name_of(p->cg) : NULL);
+    sup_runlog_launched(sup->runlog, p->exec_id, p->pid,
+                        p->cg != NULL ? sup_cg_run_name_of(p->cg) : NULL);
     p->launched = true;
     p->pending_closes++;
     uv_poll_init(sup->loop, &p->exitw, p->pidfd);

@@ -17,6 +17,7 @@
 #include <uv.h>
 
 #include "meshd/md_alloc.h"
+#include "launch.h"
 #include "runlog.h"
 #include "t.h"
 
@@ -88,6 +89,21 @@ static struct sup_runlog_run run(const char *exec, char kind, int64_t slot, cons
     return r;
 }
 
+/* What a launched run does (launch.c write_note) and then meshd: the P line, written through
+ * the note, then sup_runlog_launched. */
+static void started(struct sup_runlog *rl, const char *exec, int pid, const char *cgroup)
+{
+    char head[64], tail[160], line[512];
+    uint64_t st = 0;
+    int fd, n;
+
+    T_ASSERT_TRUE(sup_runlog_note(rl, exec, cgroup, &fd, head, sizeof head, tail, sizeof tail));
+    T_ASSERT_EQ(0, sup_runlog_starttime(pid, &st));
+    n = snprintf(line, sizeof line, "%s %d %llu%s", head, pid, (unsigned long long)st, tail);
+    T_ASSERT_EQ(n, write(fd, line, (size_t)n));
+    sup_runlog_launched(rl, exec, pid, cgroup);
+}
+
 /* Opens the file as a new life would and returns what it leaves open (sorted by exec id
  * order of the file is not promised, so callers look entries up). */
 static size_t reopen(uv_loop_t *loop, struct sup_runlog **rl, struct sup_runlog_run **left)
@@ -128,10 +144,10 @@ TEST(crash_leaves_the_open_runs)
     T_ASSERT_EQ(0, uv_loop_init(&loop));
     T_ASSERT_EQ(0, reopen(&loop, &rl, &left));
     T_ASSERT_EQ(0, sup_runlog_begin(rl, &a));
-    T_ASSERT_EQ(0, sup_runlog_pid(rl, a.exec_id, getpid(), "alpha-1"));
+    started(rl, a.exec_id, getpid(), "alpha-1");
     T_ASSERT_EQ(0, sup_runlog_begin(rl, &b)); /* "killed" before its spawn */
     T_ASSERT_EQ(0, sup_runlog_begin(rl, &c));
-    T_ASSERT_EQ(0, sup_runlog_pid(rl, c.exec_id, getpid(), NULL));
+    started(rl, c.exec_id, getpid(), NULL);
     T_ASSERT_EQ(0, sup_runlog_end(rl, c.exec_id));
     /* A crash in the middle of a write: half a line at the end. */
     snprintf(path, sizeof path, "%s/runs", dir);
@@ -182,7 +198,7 @@ TEST(alive_checks_pid_and_start_time)
     T_ASSERT_EQ(0, uv_loop_init(&loop));
     T_ASSERT_EQ(0, reopen(&loop, &rl, &left));
     T_ASSERT_EQ(0, sup_runlog_begin(rl, &a));
-    T_ASSERT_EQ(0, sup_runlog_pid(rl, a.exec_id, child, NULL));
+    started(rl, a.exec_id, child, NULL);
     T_ASSERT_EQ(1, reopen(&loop, &rl2, &left)); /* the next life, rl never closed */
     T_ASSERT_TRUE(sup_runlog_alive(&left[0]));
     left[0].starttime++; /* as if the pid had been reused by a later process */
@@ -212,13 +228,13 @@ TEST(compaction_keeps_the_open_runs)
     T_ASSERT_EQ(0, uv_loop_init(&loop));
     T_ASSERT_EQ(0, reopen(&loop, &rl, &left));
     T_ASSERT_EQ(0, sup_runlog_begin(rl, &keep));
-    T_ASSERT_EQ(0, sup_runlog_pid(rl, keep.exec_id, getpid(), NULL));
+    started(rl, keep.exec_id, getpid(), NULL);
     for (int i = 0; i < 5000; i++) {
         struct sup_runlog_run r;
         snprintf(exec, sizeof exec, "L3-%d", i);
         r = run(exec, 's', 1000 + i, "churn");
         T_ASSERT_EQ(0, sup_runlog_begin(rl, &r));
-        T_ASSERT_EQ(0, sup_runlog_pid(rl, exec, getpid(), "churn-1"));
+        started(rl, exec, getpid(), "churn-1");
         T_ASSERT_EQ(0, sup_runlog_end(rl, exec));
     }
     snprintf(path, sizeof path, "%s/runs", dir);
@@ -227,6 +243,48 @@ TEST(compaction_keeps_the_open_runs)
     T_ASSERT_EQ(1, reopen(&loop, &rl2, &left));
     T_ASSERT_STREQ("L3-keep", left[0].exec_id);
     T_ASSERT_TRUE(left[0].has_pid);
+    md_free(left);
+    close_all(&loop, rl2);
+    close_all(&loop, rl);
+    T_ASSERT_EQ(0, uv_loop_close(&loop));
+    rm_dir();
+}
+
+/* The P record through a real launch: the child writes it just before its exec, so a meshd
+ * killed right after the launch still leaves it, with the child's own pid and start time. */
+TEST(the_run_writes_its_own_start_record)
+{
+    uv_loop_t loop;
+    struct sup_runlog *rl, *rl2;
+    struct sup_runlog_run *left = NULL, r = run("L4-1", 's', 400, "noted");
+    char *argv[] = {"sleep", "30", NULL}, *envp[] = {"PATH=/usr/bin:/bin", NULL};
+    char head[64], tail[160];
+    struct sup_launch l = {.path = "/bin/sleep", .argv = argv, .envp = envp, .cgroup_dir = -1};
+    struct sup_launched out;
+    int null;
+
+    fresh_dir();
+    T_ASSERT_EQ(0, uv_loop_init(&loop));
+    T_ASSERT_EQ(0, reopen(&loop, &rl, &left));
+    T_ASSERT_EQ(0, sup_runlog_begin(rl, &r));
+    T_ASSERT_TRUE(sup_runlog_note(rl, r.exec_id, "noted-1", &l.note_fd, head, sizeof head, tail,
+                                  sizeof tail));
+    l.note_head = head;
+    l.note_tail = tail;
+    null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    l.fds[0] = l.fds[1] = l.fds[2] = l.fds[3] = null;
+    T_ASSERT_EQ(0, sup_launch(&l, &out));
+    close(null);
+    /* meshd "dies" here: no sup_runlog_launched.  The next life: */
+    T_ASSERT_EQ(1, reopen(&loop, &rl2, &left));
+    T_ASSERT_TRUE(left[0].has_pid);
+    T_ASSERT_EQ(out.pid, left[0].pid);
+    T_ASSERT_STREQ("noted-1", left[0].cgroup);
+    T_ASSERT_TRUE(sup_runlog_alive(&left[0])); /* its start time is the right one */
+    kill(out.pid, SIGKILL);
+    waitpid(out.pid, NULL, 0);
+    close(out.pidfd);
+    T_ASSERT_FALSE(sup_runlog_alive(&left[0]));
     md_free(left);
     close_all(&loop, rl2);
     close_all(&loop, rl);
