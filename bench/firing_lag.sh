@@ -6,12 +6,19 @@
 # ~0.45 ms on a VM where cpuid traps, see docs/benchmarks.md).
 #
 # Usage: firing_lag.sh [--jobs K] [--services S] [--idle-jobs M] [--seconds T] [--warmup W]
-#                      [--http-load] [--cluster] [--flood [--flood-nice N]]
+#                      [--http-load] [--cluster [--nodes N [--stagger S]]] [--flood [--flood-nice N]]
 #   K every-second jobs (10), beside S always-on "sleep 100000" services (100) and M daily jobs
 #   that never fire in the window (90), so K+M scheduled jobs in all.  Firings whose scheduled
 #   second is in the first W seconds (3) after meshd started are dropped (start-up of the
 #   services); T seconds (30) are measured after that.
 #   --cluster: cluster.enabled (every slot claimed in the registry first; needs DATABASE_URL).
+#   --nodes N (with --cluster; 1): N meshd on the same database and the same schedule (node
+#   names bench-firing-1..N, a state directory each), so the K jobs are due in the same second
+#   on every node and the nodes contend for each slot's claims; node i starts (i-1)*S seconds
+#   after the first (--stagger S, 2: nodes started in the same second claim in the same order,
+#   nodes in the field do not), and the warm-up grows by that much.  The lag is the winner's;
+#   each slot must run once in all (duplicates are counted), and the split between the nodes
+#   and each node's failed and unanswered claim batches (its log, at warn) are printed.
 #   --http-load: while the jobs fire, wrk (Debian's wrk) loads meshd's HTTP API on loopback
 #   with 100 connections: GET /health for 10 s, then GET /status for 10 s (T becomes >= 22);
 #   wrk's figures (requests/s, latency, errors) are printed after the lag.
@@ -29,11 +36,13 @@ set -euo pipefail
 . "$(cd "$(dirname "$0")" && pwd)/lib/common.sh"
 . "$ANCHOR_DIR/lib/proc.sh"
 jobs=10; services=100; idle=90; seconds=30; warmup=3; http_load=0; cluster=0; flood=0
-flood_nice=19
+flood_nice=19; nodes=1; stagger=2
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --http-load) http_load=1; shift ;;
         --cluster) cluster=1; shift ;;
+        --nodes) nodes=$2; shift 2 ;;
+        --stagger) stagger=$2; shift 2 ;;
         --flood) flood=1; shift ;;
         --flood-nice) flood_nice=$2; shift 2 ;;
         --jobs) jobs=$2; shift 2 ;;
@@ -45,6 +54,15 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 [[ -x "$MESHD" ]] || { echo "firing_lag: no meshd binary at $MESHD (make build, or set MESHD)" >&2; exit 3; }
+[[ "$nodes" =~ ^[1-9][0-9]?$ && "$stagger" =~ ^[0-9]+$ ]] ||
+    { echo "firing_lag: --nodes takes 1..99, --stagger whole seconds" >&2; exit 2; }
+if (( nodes > 1 )); then
+    (( cluster )) || { echo "firing_lag: --nodes needs --cluster (nodes without claims would all run every slot)" >&2; exit 2; }
+    (( http_load || flood )) && { echo "firing_lag: --nodes does not mix with --http-load or --flood" >&2; exit 2; }
+fi
+if (( cluster )) && [[ -z "${DATABASE_URL:-}" ]]; then
+    echo "firing_lag: --cluster needs DATABASE_URL (the registry database the nodes share)" >&2; exit 2
+fi
 if (( http_load )); then
     command -v wrk >/dev/null || { echo "firing_lag: --http-load needs wrk (apt-get install wrk)" >&2; exit 3; }
     (( seconds < 22 )) && seconds=22
@@ -69,8 +87,12 @@ if (( flood )); then
 fi
 
 workdir=$(mktemp -d "${TMPDIR:-/tmp}/firinglag.XXXXXX")
-pid=""
-cleanup() { [[ -n "$pid" ]] && stop_pid "$pid" TERM 30; rm -rf "$workdir"; }
+pid=""; pids=()  # pid: the first node's meshd (the only one without --nodes); pids: every node's
+cleanup() {
+    local p
+    for p in "${pids[@]}"; do stop_pid "$p" TERM 30; done
+    rm -rf "$workdir"
+}
 trap cleanup EXIT INT TERM
 log=$workdir/fired.log
 : > "$log"
@@ -78,7 +100,7 @@ hour=$(( ($(date -u +%-H) + 12) % 24 ))
 # The plan in wall-clock seconds: firings scheduled in [first, last] are measured; with --flood,
 # [first, mid - 1] without the flood and [mid, last] with it.
 t_plan=$(date +%s)
-first=$(( t_plan + warmup + 1 ))
+first=$(( t_plan + warmup + (nodes - 1) * stagger + 1 ))
 if (( flood )); then
     mid=$(( first + seconds ))
     last=$(( mid + seconds - 1 ))
@@ -89,7 +111,7 @@ else
 fi
 {
     cat <<CONF
-node: {name: bench-firing, state_dir: $workdir/state, log_level: $( (( flood )) && echo notice || echo warn)}
+node: {name: @NODE@, state_dir: $workdir/state@N@, log_level: $( (( flood )) && echo notice || echo warn)}
 http: {listen: "127.0.0.1:${http_port:-0}"}
 cluster: {enabled: $( (( cluster )) && echo true || echo false )}
 defaults:
@@ -113,20 +135,36 @@ CONF
                 "$1" "$flood_nice" "$flooder" "$2" "$3" "$flood_from" "$flood_until" "$workdir/flooded.$1"
         done
     fi
-} > "$workdir/meshd.yaml"
-mkdir -p "$workdir/state"
+} > "$workdir/meshd.yaml.in"
+# One configuration per node: node 1 keeps the plain names (meshd.yaml, state, meshd.out).
+node_sfx() { (( $1 == 1 )) && echo "" || echo ".$1"; }
+for (( n = 1; n <= nodes; n++ )); do
+    sfx=$(node_sfx "$n")
+    name=bench-firing; (( nodes > 1 )) && name=bench-firing-$n
+    sed -e "s/@NODE@/$name/" -e "s/@N@/$sfx/" "$workdir/meshd.yaml.in" > "$workdir/meshd.yaml$sfx"
+    mkdir -p "$workdir/state$sfx"
+done
 
 python3 "$ANCHOR_DIR/lib/machine.py" snap "$workdir/machine.snap"
 t_start=$(date +%s)
-"$MESHD" -c "$workdir/meshd.yaml" </dev/null >"$workdir/meshd.out" 2>&1 &
-pid=$!
-echo "# firing_lag meshd_pid=$pid jobs=$jobs services=$services idle_jobs=$idle seconds=$seconds warmup=$warmup firestamp=$linkage flood=$flood"
+for (( n = 1; n <= nodes; n++ )); do
+    sfx=$(node_sfx "$n")
+    (( n > 1 )) && sleep "$stagger"
+    "$MESHD" -c "$workdir/meshd.yaml$sfx" </dev/null >"$workdir/meshd.out$sfx" 2>&1 &
+    pids+=($!)
+done
+pid=${pids[0]}
+echo "# firing_lag meshd_pid=${pids[*]} nodes=$nodes jobs=$jobs services=$services idle_jobs=$idle seconds=$seconds warmup=$warmup firestamp=$linkage flood=$flood cluster=$cluster"
 (( t_start > t_plan )) && echo "# (meshd started $(( t_start - t_plan )) s after the plan: warm-up shortened)"
 # /proc/PID/stat after the ")" of comm starts at field 3 (state): skip 3..13, then utime, stime.
+# Summed over every node's meshd.
 cpu_ms() {
-    local ut st
-    read -r _ _ _ _ _ _ _ _ _ _ _ ut st _ < <(cut -d')' -f2- "/proc/$pid/stat")
-    echo $(( (ut + st) * 1000 / $(getconf CLK_TCK) ))
+    local ut st p sum=0
+    for p in "${pids[@]}"; do
+        read -r _ _ _ _ _ _ _ _ _ _ _ ut st _ < <(cut -d')' -f2- "/proc/$p/stat")
+        sum=$(( sum + ut + st ))
+    done
+    echo $(( sum * 1000 / $(getconf CLK_TCK) ))
 }
 log_bytes() { stat -c %s "$workdir/meshd.out"; }
 # Waits until 0.2 s before the wall-clock second $1: samples are taken just before the flood
@@ -164,16 +202,26 @@ if (( flood )); then
 fi
 while (( $(date +%s) <= last + 1 )); do sleep 0.5; done
 sleep 0.5
-kill -0 "$pid" 2>/dev/null || { echo "# ERROR: meshd died during the run:" ; tail -20 "$workdir/meshd.out"; exit 1; }
+for (( n = 1; n <= nodes; n++ )); do
+    kill -0 "${pids[n-1]}" 2>/dev/null ||
+        { echo "# ERROR: meshd (node $n) died during the run:"; tail -20 "$workdir/meshd.out$(node_sfx "$n")"; exit 1; }
+done
 cpu1=$(cpu_ms)
-mapfile -t kids < <(children_of "$pid")
-stop_pid "$pid" TERM 30
+kids=()
+for p in "${pids[@]}"; do mapfile -t -O "${#kids[@]}" kids < <(children_of "$p"); done
+for p in "${pids[@]}"; do stop_pid "$p" TERM 30; done
 left=0
 for k in "${kids[@]}"; do [[ -d /proc/$k ]] && left=$((left + 1)); done
-pid=""
+pid=""; pids=()
 python3 "$ANCHOR_DIR/lib/machine.py" since "$workdir/machine.snap"
 echo "# meshd cpu over the whole run (start-up + warm-up + window): $(( cpu1 - cpu0 )) ms; children alive after stop: $left"
-echo "# meshd log lines at warn or error: $(grep -ciE 'warn|err' "$workdir/meshd.out" || true)"
+for (( n = 1; n <= nodes; n++ )); do
+    out=$workdir/meshd.out$(node_sfx "$n")
+    echo "# node $n: meshd log lines at warn or error: $(grep -ciE 'warn|err' "$out" || true)$( (( cluster )) &&
+        echo "; failed claim batches: $(grep -c 'cluster: claims failed' "$out" || true)" \
+             "(deadlocks: $(grep -c 'claims failed: sqlstate=40P01' "$out" || true));" \
+             "unanswered claim batches: $(grep -c 'no answer to' "$out" || true)")"
+done
 
 if (( flood )); then
     phases=("no_flood:$first:$(( mid - 1 ))" "flood:$mid:$last")
@@ -190,13 +238,14 @@ rows = []
 for line in open(log):
     f = line.split()
     if len(f) >= 5:
-        rows.append((f[0], int(f[1]), float(f[3])))
+        rows.append((f[0], int(f[1]), float(f[3]), f[5] if len(f) >= 6 else "-"))
 for name, first, last in phases:
     lags, seen, dups = [], {}, 0
-    per_slot = {}
-    for job, sched, lag_us in rows:
+    per_slot, per_node = {}, {}
+    for job, sched, lag_us, node in rows:
         if not (first <= sched <= last):
             continue
+        per_node[node] = per_node.get(node, 0) + 1
         if (job, sched) in seen:
             dups += 1
             continue
@@ -207,6 +256,8 @@ for name, first, last in phases:
     expected = k * (last - first + 1)
     print("%sfirings expected=%d got=%d missing=%d duplicates=%d"
           % (pfx, expected, len(lags), expected - len(lags), dups))
+    if len(per_node) > 1:
+        print("%sfirings_per_node %s" % (pfx, " ".join("%s=%d" % kv for kv in sorted(per_node.items()))))
     print(fmt(pfx + "firing_lag_ms", lags, "", 3) if lags else pfx + "firing_lag_ms N=0")
     # Lag of the first and of the last job to start within each second (how the burst spreads).
     if per_slot:

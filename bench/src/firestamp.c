@@ -4,7 +4,9 @@
  * First thing in main(), reads CLOCK_REALTIME; then parses MESHD_SCHEDULED_AT
  * ("YYYY-MM-DDTHH:MM:SSZ", UTC) and appends one line to the file named by argv[1]:
  *
- *   <MESHD_JOB> <scheduled epoch s> <exec epoch s.ns> <lag us> <MESHD_RUN_ID>
+ *   <MESHD_JOB> <scheduled epoch s> <exec epoch s.ns> <lag us> <MESHD_RUN_ID> <MESHD_NODE>
+ *
+ * (the node says which of several meshd ran the slot: firing_lag.sh --cluster --nodes N).
  *
  * Built statically (bench/firing_lag.sh) so that no ld.so / shared-library start-up sits
  * between the exec and the clock read.  What remains (glibc's static start-up, which runs
@@ -26,6 +28,7 @@ int main(int argc, char **argv)
     const char *at = getenv("MESHD_SCHEDULED_AT");
     const char *job = getenv("MESHD_JOB");
     const char *run = getenv("MESHD_RUN_ID");
+    const char *node = getenv("MESHD_NODE");
     struct tm tm;
     char line[512];
     long long sched = -1;
@@ -42,8 +45,10 @@ int main(int argc, char **argv)
     }
     double lag_us = sched < 0 ? -1.0
                               : ((double)now.tv_sec - (double)sched) * 1e6 + now.tv_nsec / 1e3;
-    n = snprintf(line, sizeof line, "%s %lld %lld.%09ld %.1f %s\n", job ? job : "-", sched,
-                 (long long)now.tv_sec, now.tv_nsec, lag_us, run ? run : "-");
+    n = snprintf(line, sizeof line, "%s %lld %lld.%09ld %.1f %s %s\n", job ? job : "-", sched,
+                 (long long)now.tv_sec, now.tv_nsec, lag_us, run ? run : "-", node ? node : "-");
+    if (n < 0 || (size_t)n >= sizeof line)
+        return 1;
     fd = open(argv[1], O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0)
         return 1;
