@@ -205,10 +205,24 @@ static int batch_visit(void *ud, uint64_t id, enum md_jprio prio, const char *js
     return b->len >= BATCH_BYTES;
 }
 
+/* Text from the server for a log line, escaped (md_log_escape): an error message may quote
+ * the data that caused it - a worker's output, a payload.  Returned in one of four static
+ * buffers, so a log call may hold up to four; valid until the fifth call. */
+static const char *esc(const char *v)
+{
+    static char ring[4][512];
+    static unsigned next;
+    char *b = ring[next++ % 4];
+
+    if (v == NULL)
+        return "-";
+    md_log_escape(b, sizeof ring[0], v, strlen(v));
+    return b;
+}
+
 static const char *field(const PGresult *res, int code)
 {
-    const char *v = PQresultErrorField(res, code);
-    return v != NULL ? v : "-";
+    return esc(PQresultErrorField(res, code));
 }
 
 static void batch_cb(void *ud, int status, PGresult *res)
@@ -352,7 +366,7 @@ static void migrate_cb(void *ud, int status, PGresult *res)
             r->mig_outcome = o;
         else if (status < 0)
             md_log(MD_LOG_ERROR, "migration failed: version=%d name=%s error=%s", m->version,
-                   m->name, PQresultErrorMessage(res));
+                   m->name, esc(PQresultErrorMessage(res)));
         return;
     }
     if (status < 0) {
@@ -444,7 +458,7 @@ static void prune_cb(void *ud, int status, PGresult *res)
 {
     (void)ud;
     if (res != NULL && status < 0)
-        md_log(MD_LOG_WARN, "retention prune failed: %s", PQresultErrorMessage(res));
+        md_log(MD_LOG_WARN, "retention prune failed: %s", esc(PQresultErrorMessage(res)));
 }
 
 static void tick_cb(uv_timer_t *t)
@@ -1122,7 +1136,7 @@ static void ignore_cb(void *ud, int status, PGresult *res)
 {
     (void)ud;
     if (res != NULL && status < 0)
-        md_log(MD_LOG_WARN, "bus: %s", PQresultErrorMessage(res));
+        md_log(MD_LOG_WARN, "bus: %s", esc(PQresultErrorMessage(res)));
 }
 
 static void bus_notify_cb(void *ud, const char *channel, const char *payload)
