@@ -37,7 +37,6 @@
 #include "meshd/md_log.h"
 
 #define DUR_MAX (365ULL * 86400 * 1000) /* no duration key accepts more than a year */
-#define NAME_MAX_LEN 64
 
 /* ---- diagnostics ------------------------------------------------------------------------ */
 
@@ -109,7 +108,7 @@ static int sort_cmp(const void *a, const void *b)
 }
 
 /* Sorts items [from, n) by position, keeping the order of items at the same position. */
-static void diag_sort(struct md_diag *d, size_t from)
+void md__diag_sort(struct md_diag *d, size_t from)
 {
     size_t n = d->n - from;
     struct sort_item *tmp;
@@ -153,13 +152,6 @@ void md_diag_print(const struct md_diag *d, const char *file, void *fp)
 
 /* ---- the walk's context and reporting helpers ---------------------------------------------- */
 
-struct ctx {
-    struct md_diag *diag;
-    int nerrors; /* errors added by this parse (diag may hold older items) */
-    bool quiet;  /* re-applying defaults: anything wrong there was reported already */
-    struct md_config *cfg;
-};
-
 MD_PRINTF(6, 0)
 static void vreport(struct ctx *c, enum md_diag_severity sev, int line, int col,
                     const char *path, const char *fmt, va_list ap)
@@ -185,7 +177,7 @@ static void vreport(struct ctx *c, enum md_diag_severity sev, int line, int col,
 }
 
 MD_PRINTF(5, 6)
-static void err_pos(struct ctx *c, int line, int col, const char *path, const char *fmt, ...)
+void md__err_pos(struct ctx *c, int line, int col, const char *path, const char *fmt, ...)
 {
     va_list ap;
 
@@ -195,8 +187,7 @@ static void err_pos(struct ctx *c, int line, int col, const char *path, const ch
 }
 
 MD_PRINTF(4, 5)
-static void err_at(struct ctx *c, const struct md__ynode *n, const char *path, const char *fmt,
-                   ...)
+void md__err_at(struct ctx *c, const struct md__ynode *n, const char *path, const char *fmt, ...)
 {
     va_list ap;
 
@@ -206,7 +197,7 @@ static void err_at(struct ctx *c, const struct md__ynode *n, const char *path, c
 }
 
 MD_PRINTF(5, 6)
-static void warn_pos(struct ctx *c, int line, int col, const char *path, const char *fmt, ...)
+void md__warn_pos(struct ctx *c, int line, int col, const char *path, const char *fmt, ...)
 {
     va_list ap;
 
@@ -216,7 +207,7 @@ static void warn_pos(struct ctx *c, int line, int col, const char *path, const c
 }
 
 /* Copies s into buf for a message: control characters become '?', long text is cut. */
-static const char *show(const char *s, size_t len, char *buf, size_t size)
+const char *md__show(const char *s, size_t len, char *buf, size_t size)
 {
     size_t i, o = 0, max = size - 4;
 
@@ -231,7 +222,7 @@ static const char *show(const char *s, size_t len, char *buf, size_t size)
 }
 
 /* "a mapping", "a sequence", "an empty value" or the quoted text, for "got ..." messages. */
-static const char *describe(const struct md__ynode *n, char *buf, size_t size)
+const char *md__describe(const struct md__ynode *n, char *buf, size_t size)
 {
     char tmp[72];
 
@@ -241,24 +232,24 @@ static const char *describe(const struct md__ynode *n, char *buf, size_t size)
         return "a sequence";
     if (md__ynode_is_null(n))
         return "an empty value";
-    snprintf(buf, size, "'%s'", show(n->value, n->len, tmp, sizeof tmp));
+    snprintf(buf, size, "'%s'", md__show(n->value, n->len, tmp, sizeof tmp));
     return buf;
 }
 
 /* The scalar text of n, or NULL after reporting "expected <expect>, got ...". */
-static const char *scalar(struct ctx *c, const struct md__ynode *n, const char *path,
-                          const char *expect)
+const char *md__scalar(struct ctx *c, const struct md__ynode *n, const char *path,
+                       const char *expect)
 {
     char buf[80];
 
     if (n->type == MD__Y_BAD)
         return NULL;
     if (n->type != MD__Y_SCALAR || md__ynode_is_null(n)) {
-        err_at(c, n, path, "expected %s, got %s", expect, describe(n, buf, sizeof buf));
+        md__err_at(c, n, path, "expected %s, got %s", expect, md__describe(n, buf, sizeof buf));
         return NULL;
     }
     if (strlen(n->value) != n->len) {
-        err_at(c, n, path, "the value contains a NUL character");
+        md__err_at(c, n, path, "the value contains a NUL character");
         return NULL;
     }
     return n->value;
@@ -266,7 +257,7 @@ static const char *scalar(struct ctx *c, const struct md__ynode *n, const char *
 
 /* Column of byte `off` of a scalar's text, when the text sits on one line exactly as
  * written (plain, or quoted without escapes); otherwise the node's own column. */
-static int inner_col(const struct md__ynode *n, size_t off)
+int md__inner_col(const struct md__ynode *n, size_t off)
 {
     if (n->type != MD__Y_SCALAR || n->line != n->end_line)
         return n->col;
@@ -323,38 +314,39 @@ static const char *did_you_mean(const char *key, const void *names, size_t n, si
     return best;
 }
 
-static void unknown_key(struct ctx *c, const struct md__ynode *k, const char *prefix,
-                        const void *names, size_t n, size_t stride)
+void md__unknown_key(struct ctx *c, const struct md__ynode *k, const char *prefix,
+                     const void *names, size_t n, size_t stride)
 {
     char buf[80];
-    const char *shown = show(k->value, k->len, buf, sizeof buf);
+    const char *shown = md__show(k->value, k->len, buf, sizeof buf);
     const char *hint = did_you_mean(k->value, names, n, stride);
 
     if (hint)
-        err_at(c, k, NULL, "unknown key '%s%s%s' (did you mean '%s'?)", prefix,
-               *prefix ? "." : "", shown, hint);
+        md__err_at(c, k, NULL, "unknown key '%s%s%s' (did you mean '%s'?)", prefix,
+                   *prefix ? "." : "", shown, hint);
     else
-        err_at(c, k, NULL, "unknown key '%s%s%s'", prefix, *prefix ? "." : "", shown);
+        md__err_at(c, k, NULL, "unknown key '%s%s%s'", prefix, *prefix ? "." : "", shown);
 }
 
-static void make_path(char *buf, size_t size, const char *prefix, const char *key, size_t klen)
+void md__make_path(char *buf, size_t size, const char *prefix, const char *key, size_t klen)
 {
     char tmp[80];
 
-    snprintf(buf, size, "%s%s%s", prefix, *prefix ? "." : "", show(key, klen, tmp, sizeof tmp));
+    snprintf(buf, size, "%s%s%s", prefix, *prefix ? "." : "", md__show(key, klen, tmp, sizeof tmp));
 }
 
 /* A mapping key must be a scalar; returns false (after reporting) otherwise. */
-static bool key_ok(struct ctx *c, const struct md__ynode *k, const char *prefix)
+bool md__key_ok(struct ctx *c, const struct md__ynode *k, const char *prefix)
 {
     if (k->type == MD__Y_BAD)
         return false;
     if (k->type != MD__Y_SCALAR) {
-        err_at(c, k, NULL, "keys under '%s' must be plain strings", *prefix ? prefix : "(top)");
+        md__err_at(c, k, NULL, "keys under '%s' must be plain strings", *prefix ? prefix : "(top)");
         return false;
     }
     if (strlen(k->value) != k->len) {
-        err_at(c, k, NULL, "a key under '%s' contains a NUL character", *prefix ? prefix : "(top)");
+        md__err_at(c, k, NULL, "a key under '%s' contains a NUL character",
+                   *prefix ? prefix : "(top)");
         return false;
     }
     return true;
@@ -381,7 +373,7 @@ static int dup_cmp(const void *a, const void *b)
 /* Reports every repeated key of map (libyaml does not) and returns an array, one flag per
  * pair, true for a repeat; the walkers skip those.  Caller frees with md_free.  Sorting
  * keeps this O(n log n): a 1 MiB file can hold 100k keys. */
-static bool *find_dups(struct ctx *c, const struct md__ynode *map, const char *prefix, bool jobs)
+bool *md__find_dups(struct ctx *c, const struct md__ynode *map, const char *prefix, bool jobs)
 {
     size_t np = map->n / 2, m = 0;
     bool *dup = md_xcalloc(np ? np : 1, sizeof *dup);
@@ -400,13 +392,13 @@ static bool *find_dups(struct ctx *c, const struct md__ynode *map, const char *p
         while (first > 0 && dup[e[first].idx])
             first--; /* the group's first entry: the earliest occurrence in the file */
         dup[e[i].idx] = true;
-        make_path(path, sizeof path, prefix, e[i].key->value, e[i].key->len);
+        md__make_path(path, sizeof path, prefix, e[i].key->value, e[i].key->len);
         if (jobs)
-            err_at(c, e[i].key, NULL, "duplicate job '%s' (first defined at line %d)",
-                   path + sizeof "jobs", e[first].key->line);
+            md__err_at(c, e[i].key, NULL, "duplicate job '%s' (first defined at line %d)",
+                       path + sizeof "jobs", e[first].key->line);
         else
-            err_at(c, e[i].key, NULL, "duplicate key '%s' (first at line %d)", path,
-                   e[first].key->line);
+            md__err_at(c, e[i].key, NULL, "duplicate key '%s' (first at line %d)", path,
+                       e[first].key->line);
     }
     md_free(e);
     return dup;
@@ -464,7 +456,7 @@ int md_duration_parse(const char *s, uint64_t *out_ms)
     return 0;
 }
 
-static bool parse_bool(const char *s, bool *out)
+bool md__parse_bool(const char *s, bool *out)
 {
     if (!strcmp(s, "true") || !strcmp(s, "True") || !strcmp(s, "TRUE"))
         *out = true;
@@ -476,7 +468,7 @@ static bool parse_bool(const char *s, bool *out)
 }
 
 /* A decimal integer without sign noise ("-3" is accepted so the range check can name it). */
-static bool parse_int(const char *s, long long *out)
+bool md__parse_int(const char *s, long long *out)
 {
     char *end;
     long long v;
@@ -501,11 +493,11 @@ static const struct {
 };
 
 /* "TERM", "SIGTERM", "term" or a number 1..64. */
-static bool parse_signal(const char *s, int *out)
+bool md__parse_signal(const char *s, int *out)
 {
     long long n;
 
-    if (parse_int(s, &n)) {
+    if (md__parse_int(s, &n)) {
         if (n < 1 || n > 64)
             return false;
         *out = (int)n;
@@ -523,7 +515,7 @@ static bool parse_signal(const char *s, int *out)
 }
 
 /* [A-Za-z0-9_.-]{1,64}: job names and node names. */
-static bool valid_name(const char *s, size_t len)
+bool md__valid_name(const char *s, size_t len)
 {
     if (len == 0 || len > NAME_MAX_LEN)
         return false;
@@ -538,49 +530,9 @@ static bool valid_name(const char *s, size_t len)
 
 /* ---- the job key table --------------------------------------------------------------------- */
 
-/* Per-job scratch while a job is being built. */
-struct jobwork {
-    struct md_job *job;
-    bool in_defaults;   /* building the defaults: template, not a job */
-    bool from_defaults; /* the value being applied comes from defaults: */
-    bool kind_known;
-    bool cron_ok;
-    const struct md__ynode *worker_node, *command_node, *args_node;
-    const struct md__ynode *schedule_node, *on_node, *backoff_node;
-    const struct md__ynode *restart_node;
-    int restart_src; /* 0: not set, 1: from defaults:, 2: set by the job */
-    char **cmd;      /* command: split into words (NULL-terminated) */
-    size_t ncmd;
-    char **args; /* args: (NULL-terminated) */
-    size_t nargs;
-};
-
-enum ktype { KT_DURATION, KT_BOOL, KT_INT, KT_ENUM, KT_SIGNAL, KT_STRING, KT_CUSTOM };
-enum {
-    K_JOB_ONLY = 1 << 0,    /* says what or when to run: not allowed in defaults: */
-    K_NOT_SERVICE = 1 << 1, /* meaningless for schedule: always */
-    K_CRON_ONLY = 1 << 2,   /* meaningful only with a cron schedule */
-};
-
 struct enum_name {
     const char *name;
     int value;
-};
-
-struct key_def;
-/* Parses node v for key k into w->job.  Returns false after reporting a problem. */
-typedef bool key_fn(struct ctx *c, struct jobwork *w, const struct key_def *k,
-                    const struct md__ynode *v, const char *path);
-
-struct key_def {
-    const char *name;
-    enum ktype type;
-    unsigned flags;
-    size_t off;      /* the field in struct md_job, typed by `type` (KT_ENUM: an int-sized enum) */
-    const char *def; /* default, parsed like a value from the file; NULL: zero/NULL */
-    long long min, max;             /* KT_INT range, KT_DURATION maximum (ms) */
-    const struct enum_name *enums;  /* KT_ENUM: NULL-terminated */
-    key_fn *fn;                     /* KT_CUSTOM: the parser; others: a check run afterwards */
 };
 
 _Static_assert(sizeof(enum md_restart) == sizeof(int), "KT_ENUM stores enums as int");
@@ -596,11 +548,11 @@ static const struct enum_name dst_names[] = {
 static const struct enum_name ready_names[] = {{"start_secs", 0}, {"line", 1}, {NULL, 0}};
 
 static key_fn key_worker, key_command, key_args, key_schedule, key_on, key_timezone, key_dst,
-    key_env, key_user, key_restart, key_backoff, key_ready, key_config, key_expect, key_prefer,
-    key_singleton, key_log_limit, key_log_interval;
+    key_env, key_user, key_restart, key_backoff, key_ready, key_expect, key_prefer, key_singleton,
+    key_log_limit, key_log_interval;
 
 #define OFF(f) offsetof(struct md_job, f)
-static const struct key_def job_keys[] = {
+const struct key_def md__job_keys[] = {
     /* What and when: first, so the kind is known before the rest. */
     {"worker", KT_CUSTOM, K_JOB_ONLY, 0, NULL, 0, 0, NULL, key_worker},
     {"command", KT_CUSTOM, K_JOB_ONLY, 0, NULL, 0, 0, NULL, key_command},
@@ -629,11 +581,11 @@ static const struct key_def job_keys[] = {
     {"takeover_after", KT_DURATION, K_CRON_ONLY, OFF(takeover_ms), "1m", 0, DUR_MAX, NULL, NULL},
     {"singleton", KT_BOOL, K_JOB_ONLY, OFF(singleton), "false", 0, 0, NULL, key_singleton},
     {"enabled", KT_BOOL, 0, OFF(enabled), "true", 0, 0, NULL, NULL},
-    {"config", KT_CUSTOM, 0, 0, NULL, 0, 0, NULL, key_config},
+    {"config", KT_CUSTOM, 0, 0, NULL, 0, 0, NULL, md__key_config},
     {"expect", KT_CUSTOM, K_NOT_SERVICE, 0, NULL, 0, 0, NULL, key_expect},
     {"log_limit", KT_CUSTOM, 0, 0, NULL, 0, 0, NULL, key_log_limit},
 };
-#define NJOBKEYS MD_ARRAY_SIZE(job_keys)
+_Static_assert(MD_ARRAY_SIZE(md__job_keys) == NJOBKEYS, "config_internal.h: NJOBKEYS is wrong");
 
 static const struct key_def backoff_keys[] = {
     {"initial", KT_DURATION, 0, OFF(backoff_initial_ms), "1s", 0, DUR_MAX, NULL, NULL},
@@ -696,7 +648,7 @@ static bool lookup_enum(const struct enum_name *e, const char *s, int *out)
 static bool parse_typed(const struct key_def *k, const char *s, void *dst, char *why, size_t wlen)
 {
     char ebuf[96], sbuf[72];
-    const char *shown = show(s, strlen(s), sbuf, sizeof sbuf);
+    const char *shown = md__show(s, strlen(s), sbuf, sizeof sbuf);
     uint64_t ms;
     long long n;
     int iv;
@@ -717,7 +669,7 @@ static bool parse_typed(const struct key_def *k, const char *s, void *dst, char 
         memcpy(dst, &ms, sizeof ms);
         return true;
     case KT_BOOL:
-        if (!parse_bool(s, &b)) {
+        if (!md__parse_bool(s, &b)) {
             bool yaml11 = !strcasecmp(s, "yes") || !strcasecmp(s, "no") ||
                           !strcasecmp(s, "on") || !strcasecmp(s, "off");
             snprintf(why, wlen, "expected true or false, got '%s'%s", shown,
@@ -727,7 +679,7 @@ static bool parse_typed(const struct key_def *k, const char *s, void *dst, char 
         memcpy(dst, &b, sizeof b);
         return true;
     case KT_INT:
-        if (!parse_int(s, &n)) {
+        if (!md__parse_int(s, &n)) {
             snprintf(why, wlen, "expected an integer, got '%s'", shown);
             return false;
         }
@@ -739,7 +691,7 @@ static bool parse_typed(const struct key_def *k, const char *s, void *dst, char 
         memcpy(dst, &iv, sizeof iv);
         return true;
     case KT_SIGNAL:
-        if (!parse_signal(s, &iv)) {
+        if (!md__parse_signal(s, &iv)) {
             snprintf(why, wlen, "expected %s, got '%s'", expect_text(k, ebuf, sizeof ebuf),
                      shown);
             return false;
@@ -772,30 +724,30 @@ static bool parse_typed(const struct key_def *k, const char *s, void *dst, char 
 }
 
 /* Applies node v for key k to w->job; returns false after reporting a problem. */
-static bool apply_key(struct ctx *c, struct jobwork *w, const struct key_def *k,
-                      const struct md__ynode *v, const char *path)
+bool md__apply_key(struct ctx *c, struct jobwork *w, const struct key_def *k,
+                   const struct md__ynode *v, const char *path)
 {
     char ebuf[96], why[256];
     const char *s;
 
     if (k->type == KT_CUSTOM)
         return k->fn(c, w, k, v, path);
-    if ((s = scalar(c, v, path, expect_text(k, ebuf, sizeof ebuf))) == NULL)
+    if ((s = md__scalar(c, v, path, expect_text(k, ebuf, sizeof ebuf))) == NULL)
         return false;
     if (!parse_typed(k, s, (char *)w->job + k->off, why, sizeof why)) {
-        err_at(c, v, path, "%s", why);
+        md__err_at(c, v, path, "%s", why);
         return false;
     }
     return k->fn ? k->fn(c, w, k, v, path) : true;
 }
 
-static void job_set_defaults(struct md_job *job)
+void md__job_set_defaults(struct md_job *job)
 {
     char why[256];
 
     for (size_t i = 0; i < NJOBKEYS; i++)
-        if (job_keys[i].def && !parse_typed(&job_keys[i], job_keys[i].def,
-                                            (char *)job + job_keys[i].off, why, sizeof why))
+        if (md__job_keys[i].def && !parse_typed(&md__job_keys[i], md__job_keys[i].def,
+                                                (char *)job + md__job_keys[i].off, why, sizeof why))
             MD_UNREACHABLE();
     for (size_t i = 0; i < MD_ARRAY_SIZE(backoff_keys); i++)
         if (!parse_typed(&backoff_keys[i], backoff_keys[i].def,
@@ -808,7 +760,7 @@ static void job_set_defaults(struct md_job *job)
     job->restart = MD_RESTART_NEVER; /* settled in job_finish from the kind */
 }
 
-static void strv_free(char **v)
+void md__strv_free(char **v)
 {
     if (v == NULL)
         return;
@@ -817,11 +769,11 @@ static void strv_free(char **v)
     md_free(v);
 }
 
-static void job_cleanup(struct md_job *job)
+void md__job_cleanup(struct md_job *job)
 {
     md_free(job->name);
     md_free(job->worker);
-    strv_free(job->argv);
+    md__strv_free(job->argv);
     md_free(job->schedule);
     md_free(job->event);
     md_tz_free(job->tz);
@@ -840,7 +792,7 @@ static void job_cleanup(struct md_job *job)
 /* ---- custom keys: what to run ---------------------------------------------------------------- */
 
 /* Grows a NULL-terminated string vector by one (takes ownership of s). */
-static void strv_push(char ***v, size_t *n, char *s)
+void md__strv_push(char ***v, size_t *n, char *s)
 {
     *v = md_xrealloc(*v, (*n + 2) * sizeof **v);
     (*v)[(*n)++] = s;
@@ -854,15 +806,15 @@ static bool key_worker(struct ctx *c, struct jobwork *w, const struct key_def *k
     bool ok;
 
     w->worker_node = v;
-    if ((s = scalar(c, v, path, "a worker name like refresh")) == NULL)
+    if ((s = md__scalar(c, v, path, "a worker name like refresh")) == NULL)
         return false;
     ok = *s && strlen(s) <= NAME_MAX_LEN;
     for (const char *p = s; *p && ok; p++)
         ok = (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-';
     if (!ok) {
         char buf[72];
-        err_at(c, v, path, "bad worker name '%s' (lower-case letters, digits, '_' and '-')",
-               show(s, strlen(s), buf, sizeof buf));
+        md__err_at(c, v, path, "bad worker name '%s' (lower-case letters, digits, '_' and '-')",
+                   md__show(s, strlen(s), buf, sizeof buf));
         return false;
     }
     w->job->worker = md_xstrdup(s);
@@ -887,7 +839,7 @@ static bool split_command(struct ctx *c, struct jobwork *w, const struct md__yno
         char ch = s[i];
         if (ch == '\0' || ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r') {
             if (in_word)
-                strv_push(&w->cmd, &w->ncmd, md_xstrndup(buf, blen));
+                md__strv_push(&w->cmd, &w->ncmd, md_xstrndup(buf, blen));
             in_word = false;
             blen = 0;
             i++;
@@ -896,8 +848,8 @@ static bool split_command(struct ctx *c, struct jobwork *w, const struct md__yno
         in_word = true;
         if (ch == '\\') {
             if (s[i + 1] == '\0') {
-                err_pos(c, v->line, inner_col(v, i), path,
-                        "command ends with a lone backslash");
+                md__err_pos(c, v->line, md__inner_col(v, i), path,
+                            "command ends with a lone backslash");
                 goto fail;
             }
             if (s[i + 1] != '\n')
@@ -906,7 +858,8 @@ static bool split_command(struct ctx *c, struct jobwork *w, const struct md__yno
         } else if (ch == '\'') {
             const char *end = strchr(s + i + 1, '\'');
             if (end == NULL) {
-                err_pos(c, v->line, inner_col(v, i), path, "unterminated ' quote in command");
+                md__err_pos(c, v->line, md__inner_col(v, i), path,
+                            "unterminated ' quote in command");
                 goto fail;
             }
             memcpy(buf + blen, s + i + 1, (size_t)(end - (s + i + 1)));
@@ -916,8 +869,8 @@ static bool split_command(struct ctx *c, struct jobwork *w, const struct md__yno
             size_t open = i++;
             for (;;) {
                 if (s[i] == '\0') {
-                    err_pos(c, v->line, inner_col(v, open), path,
-                            "unterminated \" quote in command");
+                    md__err_pos(c, v->line, md__inner_col(v, open), path,
+                                "unterminated \" quote in command");
                     goto fail;
                 }
                 if (s[i] == '"')
@@ -933,10 +886,10 @@ static bool split_command(struct ctx *c, struct jobwork *w, const struct md__yno
             i++;
         } else {
             if (!warned && strchr("|&;<>`$", ch)) {
-                warn_pos(c, v->line, inner_col(v, i), path,
-                         "'%c' is passed to the program as is: a command does not run in a "
-                         "shell (write command: [sh, -c, '...'] for shell syntax)",
-                         ch);
+                md__warn_pos(c, v->line, md__inner_col(v, i), path,
+                             "'%c' is passed to the program as is: a command does not run in a "
+                             "shell (write command: [sh, -c, '...'] for shell syntax)",
+                             ch);
                 warned = true;
             }
             buf[blen++] = ch;
@@ -945,13 +898,13 @@ static bool split_command(struct ctx *c, struct jobwork *w, const struct md__yno
     }
     md_free(buf);
     if (w->ncmd == 0) {
-        err_at(c, v, path, "command is empty");
+        md__err_at(c, v, path, "command is empty");
         return false;
     }
     return true;
 fail:
     md_free(buf);
-    strv_free(w->cmd);
+    md__strv_free(w->cmd);
     w->cmd = NULL;
     w->ncmd = 0;
     return false;
@@ -968,17 +921,17 @@ static bool seq_strings(struct ctx *c, const struct md__ynode *v, const char *pa
         return false;
     if (v->type != MD__Y_SEQ) {
         char buf[80];
-        err_at(c, v, path, "expected %s, got %s", expect, describe(v, buf, sizeof buf));
+        md__err_at(c, v, path, "expected %s, got %s", expect, md__describe(v, buf, sizeof buf));
         return false;
     }
     for (size_t i = 0; i < v->n; i++) {
         const char *s;
         snprintf(ipath, sizeof ipath, "%s[%zu]", path, i);
-        if ((s = scalar(c, v->kids[i], ipath, "a string")) == NULL) {
+        if ((s = md__scalar(c, v->kids[i], ipath, "a string")) == NULL) {
             ok = false;
             continue;
         }
-        strv_push(out, n, md_xstrdup(s));
+        md__strv_push(out, n, md_xstrdup(s));
     }
     return ok;
 }
@@ -990,19 +943,19 @@ static bool key_command(struct ctx *c, struct jobwork *w, const struct key_def *
 
     w->command_node = v;
     if (w->worker_node) {
-        err_at(c, v, path, "a job runs either worker: or command:, not both");
+        md__err_at(c, v, path, "a job runs either worker: or command:, not both");
         return false;
     }
     if (v->type == MD__Y_SEQ) {
         if (!seq_strings(c, v, path, "a command", &w->cmd, &w->ncmd))
             return false;
         if (w->ncmd == 0 || w->cmd[0][0] == '\0') {
-            err_at(c, v, path, "command is empty");
+            md__err_at(c, v, path, "command is empty");
             return false;
         }
         return true;
     }
-    if ((s = scalar(c, v, path, "a command line or a list of arguments")) == NULL)
+    if ((s = md__scalar(c, v, path, "a command line or a list of arguments")) == NULL)
         return false;
     return split_command(c, w, v, s, path);
 }
@@ -1012,7 +965,7 @@ static bool key_args(struct ctx *c, struct jobwork *w, const struct key_def *k,
 {
     w->args_node = v;
     if (w->command_node) {
-        err_at(c, v, path, "args: is for worker: jobs; put a command's arguments in command:");
+        md__err_at(c, v, path, "args: is for worker: jobs; put a command's arguments in command:");
         return false;
     }
     return seq_strings(c, v, path, "a list of arguments", &w->args, &w->nargs);
@@ -1028,7 +981,7 @@ static bool key_schedule(struct ctx *c, struct jobwork *w, const struct key_def 
     int rc;
 
     w->schedule_node = v;
-    if ((s = scalar(c, v, path, "a cron expression or 'always'")) == NULL)
+    if ((s = md__scalar(c, v, path, "a cron expression or 'always'")) == NULL)
         return false;
     w->kind_known = true;
     if (strcmp(s, "always") == 0) {
@@ -1040,8 +993,8 @@ static bool key_schedule(struct ctx *c, struct jobwork *w, const struct key_def 
     rc = md_cron_parse(&w->job->cron, s, &e);
     if (rc != 0) {
         e.msg[sizeof e.msg - 1] = '\0';
-        err_pos(c, v->line, e.col > 0 ? inner_col(v, (size_t)e.col - 1) : v->col, path, "%s",
-                e.msg[0] ? e.msg : md_strerror(rc));
+        md__err_pos(c, v->line, e.col > 0 ? md__inner_col(v, (size_t)e.col - 1) : v->col, path,
+                    "%s", e.msg[0] ? e.msg : md_strerror(rc));
         return false;
     }
     w->cron_ok = true;
@@ -1067,17 +1020,17 @@ static bool key_on(struct ctx *c, struct jobwork *w, const struct key_def *k,
 
     w->on_node = v;
     if (w->schedule_node) {
-        err_at(c, v, path, "a job has either schedule: or on:, not both");
+        md__err_at(c, v, path, "a job has either schedule: or on:, not both");
         return false;
     }
-    if ((s = scalar(c, v, path, "an event name like data.loaded")) == NULL)
+    if ((s = md__scalar(c, v, path, "an event name like data.loaded")) == NULL)
         return false;
     ok = md_event_name_ok(s);
     if (!ok) {
         char buf[72];
-        err_at(c, v, path,
-               "bad event name '%s' (a letter, then letters, digits, '_', '.', ':' or '-')",
-               show(s, strlen(s), buf, sizeof buf));
+        md__err_at(c, v, path,
+                   "bad event name '%s' (a letter, then letters, digits, '_', '.', ':' or '-')",
+                   md__show(s, strlen(s), buf, sizeof buf));
         return false;
     }
     w->kind_known = true;
@@ -1089,7 +1042,7 @@ static bool key_on(struct ctx *c, struct jobwork *w, const struct key_def *k,
 static bool key_timezone(struct ctx *c, struct jobwork *w, const struct key_def *k,
                          const struct md__ynode *v, const char *path)
 {
-    const char *s = scalar(c, v, path, "an IANA time zone like America/New_York");
+    const char *s = md__scalar(c, v, path, "an IANA time zone like America/New_York");
     struct md_tz *tz = NULL;
     char buf[72];
     int rc;
@@ -1098,12 +1051,12 @@ static bool key_timezone(struct ctx *c, struct jobwork *w, const struct key_def 
         return false;
     rc = md_tz_load(s, &tz);
     if (rc == MD_ENOTZ || rc == MD_EPARSE || rc == -ENOENT) {
-        err_at(c, v, path, "unknown time zone '%s'", show(s, strlen(s), buf, sizeof buf));
+        md__err_at(c, v, path, "unknown time zone '%s'", md__show(s, strlen(s), buf, sizeof buf));
         return false;
     }
     if (rc != 0) {
-        err_at(c, v, path, "cannot load time zone '%s': %s", show(s, strlen(s), buf, sizeof buf),
-               md_strerror(rc));
+        md__err_at(c, v, path, "cannot load time zone '%s': %s",
+                   md__show(s, strlen(s), buf, sizeof buf), md_strerror(rc));
         return false;
     }
     md_tz_free(w->job->tz);
@@ -1116,12 +1069,13 @@ static bool enum_value(struct ctx *c, const struct key_def *k, const struct md__
                        const char *path, int *val)
 {
     char ebuf[96], sbuf[72];
-    const char *s = scalar(c, v, path, expect_text(k, ebuf, sizeof ebuf));
+    const char *s = md__scalar(c, v, path, expect_text(k, ebuf, sizeof ebuf));
 
     if (s == NULL)
         return false;
     if (!lookup_enum(k->enums, s, val)) {
-        err_at(c, v, path, "expected %s, got '%s'", ebuf, show(s, strlen(s), sbuf, sizeof sbuf));
+        md__err_at(c, v, path, "expected %s, got '%s'", ebuf,
+                   md__show(s, strlen(s), sbuf, sizeof sbuf));
         return false;
     }
     return true;
@@ -1140,7 +1094,7 @@ static bool key_dst(struct ctx *c, struct jobwork *w, const struct key_def *k,
 
 /* ---- custom keys: how ---------------------------------------------------------------------- */
 
-static bool env_name_ok(const char *s, size_t len)
+bool md__env_name_ok(const char *s, size_t len)
 {
     if (len == 0 || len > 128 || !((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || *s == '_'))
         return false;
@@ -1158,7 +1112,7 @@ static bool env_name_ok(const char *s, size_t len)
  * ${NAME} is NAME from meshd's environment; ${NAME:-x} is x when NAME is unset or empty.
  * Any other '$' is an error so that a typo never silently becomes text.  Messages name the
  * variable but never show a value: values are often secrets. */
-static char *expand_env(struct ctx *c, const struct md__ynode *v, const char *s, const char *path)
+char *md__expand_env(struct ctx *c, const struct md__ynode *v, const char *s, const char *path)
 {
     size_t cap = strlen(s) + 1, n = 0;
     char *out = md_xmalloc(cap);
@@ -1178,21 +1132,22 @@ static char *expand_env(struct ctx *c, const struct md__ynode *v, const char *s,
                 goto append;
             }
             if (s[i + 1] != '{') {
-                err_pos(c, v->line, inner_col(v, i), path,
-                        "'$' must start ${NAME} or ${NAME:-default} (write $$ for a literal $)");
+                md__err_pos(
+                    c, v->line, md__inner_col(v, i), path,
+                    "'$' must start ${NAME} or ${NAME:-default} (write $$ for a literal $)");
                 goto fail;
             }
             for (nend = i + 2; s[nend] && s[nend] != '}' && s[nend] != ':'; nend++)
                 ;
-            if (!env_name_ok(s + i + 2, nend - (i + 2))) {
-                err_pos(c, v->line, inner_col(v, start), path,
-                        "bad variable name in ${...} (letters, digits and '_')");
+            if (!md__env_name_ok(s + i + 2, nend - (i + 2))) {
+                md__err_pos(c, v->line, md__inner_col(v, start), path,
+                            "bad variable name in ${...} (letters, digits and '_')");
                 goto fail;
             }
             if (s[nend] == ':') {
                 if (s[nend + 1] != '-') {
-                    err_pos(c, v->line, inner_col(v, nend), path,
-                            "expected ':-' after the variable name in ${...}");
+                    md__err_pos(c, v->line, md__inner_col(v, nend), path,
+                                "expected ':-' after the variable name in ${...}");
                     goto fail;
                 }
                 def = s + nend + 2;
@@ -1202,7 +1157,7 @@ static char *expand_env(struct ctx *c, const struct md__ynode *v, const char *s,
                 i = nend;
             }
             if (s[i] != '}') {
-                err_pos(c, v->line, inner_col(v, start), path, "unterminated ${");
+                md__err_pos(c, v->line, md__inner_col(v, start), path, "unterminated ${");
                 goto fail;
             }
             i++;
@@ -1213,10 +1168,10 @@ static char *expand_env(struct ctx *c, const struct md__ynode *v, const char *s,
                     add = def;
                     alen = deflen;
                 } else if (val == NULL) {
-                    err_pos(c, v->line, inner_col(v, start), path,
-                            "environment variable '%s' is not set (write ${%s:-default} to "
-                            "give a default)",
-                            name, name);
+                    md__err_pos(c, v->line, md__inner_col(v, start), path,
+                                "environment variable '%s' is not set (write ${%s:-default} to "
+                                "give a default)",
+                                name, name);
                     md_free(name);
                     goto fail;
                 } else {
@@ -1256,27 +1211,27 @@ static bool key_env(struct ctx *c, struct jobwork *w, const struct key_def *k,
     if (v->type == MD__Y_BAD || md__ynode_is_null(v))
         return v->type != MD__Y_BAD;
     if (v->type != MD__Y_MAP) {
-        err_at(c, v, path, "expected a mapping of NAME: value, got %s",
-               describe(v, buf, sizeof buf));
+        md__err_at(c, v, path, "expected a mapping of NAME: value, got %s",
+                   md__describe(v, buf, sizeof buf));
         return false;
     }
-    dup = find_dups(c, v, path, false);
+    dup = md__find_dups(c, v, path, false);
     for (size_t i = 0; i + 1 < v->n; i += 2) {
         const struct md__ynode *kn = v->kids[i], *vn = v->kids[i + 1];
         const char *raw;
         char *val;
         size_t j;
 
-        if (dup[i / 2] || !key_ok(c, kn, path)) {
+        if (dup[i / 2] || !md__key_ok(c, kn, path)) {
             ok = false;
             continue;
         }
-        make_path(vpath, sizeof vpath, path, kn->value, kn->len);
-        if (!env_name_ok(kn->value, kn->len)) {
-            err_at(c, kn, NULL,
-                   "key '%s': bad environment variable name (letters, digits and '_', not "
-                   "starting with a digit)",
-                   vpath);
+        md__make_path(vpath, sizeof vpath, path, kn->value, kn->len);
+        if (!md__env_name_ok(kn->value, kn->len)) {
+            md__err_at(c, kn, NULL,
+                       "key '%s': bad environment variable name (letters, digits and '_', not "
+                       "starting with a digit)",
+                       vpath);
             ok = false;
             continue;
         }
@@ -1284,7 +1239,7 @@ static bool key_env(struct ctx *c, struct jobwork *w, const struct key_def *k,
             if (strcmp(kn->value, reserved_env[j]) == 0)
                 break;
         if (j < MD_ARRAY_SIZE(reserved_env)) {
-            err_at(c, kn, vpath, "%s is set by meshd for every run", kn->value);
+            md__err_at(c, kn, vpath, "%s is set by meshd for every run", kn->value);
             ok = false;
             continue;
         }
@@ -1295,17 +1250,18 @@ static bool key_env(struct ctx *c, struct jobwork *w, const struct key_def *k,
         if (md__ynode_is_null(vn)) {
             raw = "";
         } else if (vn->type != MD__Y_SCALAR) {
-            err_at(c, vn, vpath, "expected a string, got %s", describe(vn, buf, sizeof buf));
+            md__err_at(c, vn, vpath, "expected a string, got %s",
+                       md__describe(vn, buf, sizeof buf));
             ok = false;
             continue;
         } else if (strlen(vn->value) != vn->len) {
-            err_at(c, vn, vpath, "the value contains a NUL character");
+            md__err_at(c, vn, vpath, "the value contains a NUL character");
             ok = false;
             continue;
         } else {
             raw = vn->value;
         }
-        if ((val = expand_env(c, vn, raw, vpath)) == NULL) {
+        if ((val = md__expand_env(c, vn, raw, vpath)) == NULL) {
             ok = false;
             continue;
         }
@@ -1334,8 +1290,8 @@ static bool key_user(struct ctx *c, struct jobwork *w, const struct key_def *k,
 
     /* Only a warning: the file may be checked on another machine than the one it runs on. */
     if (u[strspn(u, "0123456789")] != '\0' && getpwnam(u) == NULL)
-        warn_pos(c, v->line, v->col, path, "no user '%s' on this machine",
-                 show(u, strlen(u), buf, sizeof buf));
+        md__warn_pos(c, v->line, v->col, path, "no user '%s' on this machine",
+                     md__show(u, strlen(u), buf, sizeof buf));
     return true;
 }
 
@@ -1346,10 +1302,10 @@ static bool key_prefer(struct ctx *c, struct jobwork *w, const struct key_def *k
     char buf[72];
 
     (void)k;
-    if (valid_name(p, strlen(p)))
+    if (md__valid_name(p, strlen(p)))
         return true;
-    err_at(c, v, path, "'%s': a node name is 1 to 64 letters, digits, '_', '.' or '-'",
-           show(p, strlen(p), buf, sizeof buf));
+    md__err_at(c, v, path, "'%s': a node name is 1 to 64 letters, digits, '_', '.' or '-'",
+               md__show(p, strlen(p), buf, sizeof buf));
     return false;
 }
 
@@ -1359,8 +1315,8 @@ static bool key_singleton(struct ctx *c, struct jobwork *w, const struct key_def
     (void)k;
     if (!w->job->singleton || w->job->kind == MD_JOB_SERVICE)
         return true;
-    err_at(c, v, path, "singleton applies to services (schedule: always); a scheduled job is "
-                       "claimed slot by slot in a cluster anyway");
+    md__err_at(c, v, path, "singleton applies to services (schedule: always); a scheduled job is "
+                           "claimed slot by slot in a cluster anyway");
     return false;
 }
 
@@ -1384,7 +1340,7 @@ static bool key_ready(struct ctx *c, struct jobwork *w, const struct key_def *k,
 }
 
 /* A nested mapping of job keys (backoff:, expect:): every key must be one of keys[], each value
- * goes through apply_key; `what` names the keys for the type error. */
+ * goes through md__apply_key; `what` names the keys for the type error. */
 static bool apply_submap(struct ctx *c, struct jobwork *w, const struct md__ynode *v,
                          const char *path, const struct key_def *keys, size_t nkeys,
                          const char *what)
@@ -1395,16 +1351,16 @@ static bool apply_submap(struct ctx *c, struct jobwork *w, const struct md__ynod
     if (v->type == MD__Y_BAD)
         return false;
     if (v->type != MD__Y_MAP) {
-        err_at(c, v, path, "expected a mapping with %s, got %s", what,
-               describe(v, buf, sizeof buf));
+        md__err_at(c, v, path, "expected a mapping with %s, got %s", what,
+                   md__describe(v, buf, sizeof buf));
         return false;
     }
-    dup = find_dups(c, v, path, false);
+    dup = md__find_dups(c, v, path, false);
     for (size_t i = 0; i + 1 < v->n; i += 2) {
         const struct md__ynode *kn = v->kids[i];
         size_t j;
 
-        if (dup[i / 2] || !key_ok(c, kn, path)) {
+        if (dup[i / 2] || !md__key_ok(c, kn, path)) {
             ok = false;
             continue;
         }
@@ -1412,12 +1368,12 @@ static bool apply_submap(struct ctx *c, struct jobwork *w, const struct md__ynod
             if (strcmp(kn->value, keys[j].name) == 0)
                 break;
         if (j == nkeys) {
-            unknown_key(c, kn, path, keys, nkeys, sizeof keys[0]);
+            md__unknown_key(c, kn, path, keys, nkeys, sizeof keys[0]);
             ok = false;
             continue;
         }
-        make_path(kpath, sizeof kpath, path, kn->value, kn->len);
-        ok &= apply_key(c, w, &keys[j], v->kids[i + 1], kpath);
+        md__make_path(kpath, sizeof kpath, path, kn->value, kn->len);
+        ok &= md__apply_key(c, w, &keys[j], v->kids[i + 1], kpath);
     }
     md_free(dup);
     return ok;
@@ -1428,7 +1384,7 @@ static bool key_backoff(struct ctx *c, struct jobwork *w, const struct key_def *
 {
     (void)kd;
     if (!w->from_defaults)
-        w->backoff_node = v; /* defaults' own initial > max was reported by defaults_check */
+        w->backoff_node = v; /* defaults' own initial > max: reported by md__defaults_check */
     return apply_submap(c, w, v, path, backoff_keys, MD_ARRAY_SIZE(backoff_keys),
                         "initial, max and reset");
 }
@@ -1457,7 +1413,8 @@ static bool key_log_interval(struct ctx *c, struct jobwork *w, const struct key_
     (void)k;
     if (w->job->log_interval_ms >= 1000)
         return true;
-    err_at(c, v, path, "'%s' is too short (at least 1s)", show(v->value, v->len, buf, sizeof buf));
+    md__err_at(c, v, path, "'%s' is too short (at least 1s)",
+               md__show(v->value, v->len, buf, sizeof buf));
     return false;
 }
 
@@ -1516,7 +1473,7 @@ static cJSON *json_scalar(const struct md__ynode *n)
         return json_check(cJSON_CreateString(s));
     if (md__ynode_is_null(n))
         return json_check(cJSON_CreateNull());
-    if (parse_bool(s, &b))
+    if (md__parse_bool(s, &b))
         return json_check(cJSON_CreateBool(b));
     if (is_json_number(s))
         return json_check(cJSON_CreateRaw(s));
@@ -1549,7 +1506,7 @@ static cJSON *to_json(struct ctx *c, const struct md__ynode *n, const char *path
     case MD__Y_BAD: *ok = false; return json_check(cJSON_CreateNull());
     case MD__Y_SCALAR:
         if (strlen(n->value) != n->len) {
-            err_at(c, n, path, "the value contains a NUL character");
+            md__err_at(c, n, path, "the value contains a NUL character");
             *ok = false;
         }
         return json_scalar(n);
@@ -1561,20 +1518,20 @@ static cJSON *to_json(struct ctx *c, const struct md__ynode *n, const char *path
         }
         return j;
     case MD__Y_MAP: {
-        bool *dup = find_dups(c, n, path, false);
+        bool *dup = md__find_dups(c, n, path, false);
         j = json_check(cJSON_CreateObject());
         for (size_t i = 0; i + 1 < n->n; i += 2) {
             const struct md__ynode *kn = n->kids[i];
-            if (dup[i / 2] || !key_ok(c, kn, path)) {
+            if (dup[i / 2] || !md__key_ok(c, kn, path)) {
                 *ok = false;
                 continue;
             }
             if (strlen(kn->value) != kn->len) {
-                err_at(c, kn, path, "a key contains a NUL character");
+                md__err_at(c, kn, path, "a key contains a NUL character");
                 *ok = false;
                 continue;
             }
-            make_path(kpath, sizeof kpath, path, kn->value, kn->len);
+            md__make_path(kpath, sizeof kpath, path, kn->value, kn->len);
             cJSON_AddItemToObject(j, kn->value, to_json(c, n->kids[i + 1], kpath, ok));
         }
         md_free(dup);
@@ -1584,8 +1541,8 @@ static cJSON *to_json(struct ctx *c, const struct md__ynode *n, const char *path
     MD_UNREACHABLE();
 }
 
-static bool key_config(struct ctx *c, struct jobwork *w, const struct key_def *k,
-                       const struct md__ynode *v, const char *path)
+bool md__key_config(struct ctx *c, struct jobwork *w, const struct key_def *k,
+                    const struct md__ynode *v, const char *path)
 {
     bool ok = true;
     cJSON *j = to_json(c, v, path, &ok);
@@ -1611,30 +1568,24 @@ static const char *not_for_kind(const struct key_def *k, enum md_job_kind kind)
     return NULL;
 }
 
-/* The defaults: section, checked once; ok[k] says which of its keys parsed. */
-struct defaults {
-    const struct md__ynode *node[NJOBKEYS];
-    bool ok[NJOBKEYS];
-};
-
-/* Finds each key of map in job_keys: seen[k] = its value node.  Reports unknown keys and
+/* Finds each key of map in md__job_keys: seen[k] = its value node.  Reports unknown keys and
  * repeats.  prefix is "defaults" or "jobs.NAME". */
 static void collect_keys(struct ctx *c, const struct md__ynode *map, const char *prefix,
                          const struct md__ynode **seen, const struct md__ynode **seen_key)
 {
-    bool *dup = find_dups(c, map, prefix, false);
+    bool *dup = md__find_dups(c, map, prefix, false);
 
     for (size_t i = 0; i + 1 < map->n; i += 2) {
         const struct md__ynode *kn = map->kids[i];
         size_t j;
 
-        if (dup[i / 2] || !key_ok(c, kn, prefix))
+        if (dup[i / 2] || !md__key_ok(c, kn, prefix))
             continue;
         for (j = 0; j < NJOBKEYS; j++)
-            if (strcmp(kn->value, job_keys[j].name) == 0)
+            if (strcmp(kn->value, md__job_keys[j].name) == 0)
                 break;
         if (j == NJOBKEYS) {
-            unknown_key(c, kn, prefix, job_keys, NJOBKEYS, sizeof job_keys[0]);
+            md__unknown_key(c, kn, prefix, md__job_keys, NJOBKEYS, sizeof md__job_keys[0]);
             continue;
         }
         seen[j] = map->kids[i + 1];
@@ -1649,13 +1600,13 @@ static void check_backoff(struct ctx *c, struct jobwork *w, const char *prefix)
 
     if (w->backoff_node && w->job->backoff_initial_ms > w->job->backoff_max_ms) {
         snprintf(path, sizeof path, "%s.backoff", prefix);
-        err_at(c, w->backoff_node, path, "initial (%llums) is greater than max (%llums)",
-               (unsigned long long)w->job->backoff_initial_ms,
-               (unsigned long long)w->job->backoff_max_ms);
+        md__err_at(c, w->backoff_node, path, "initial (%llums) is greater than max (%llums)",
+                   (unsigned long long)w->job->backoff_initial_ms,
+                   (unsigned long long)w->job->backoff_max_ms);
     }
 }
 
-static void defaults_check(struct ctx *c, const struct md__ynode *map, struct defaults *def)
+void md__defaults_check(struct ctx *c, const struct md__ynode *map, struct defaults *def)
 {
     const struct md__ynode *seen_key[NJOBKEYS] = {0};
     struct md_job tmpl = {0};
@@ -1666,28 +1617,28 @@ static void defaults_check(struct ctx *c, const struct md__ynode *map, struct de
     if (map == NULL || md__ynode_is_null(map) || map->type == MD__Y_BAD)
         return;
     if (map->type != MD__Y_MAP) {
-        err_at(c, map, "defaults", "expected a mapping of job settings, got %s",
-               describe(map, buf, sizeof buf));
+        md__err_at(c, map, "defaults", "expected a mapping of job settings, got %s",
+                   md__describe(map, buf, sizeof buf));
         return;
     }
-    job_set_defaults(&tmpl);
+    md__job_set_defaults(&tmpl);
     collect_keys(c, map, "defaults", def->node, seen_key);
     for (size_t k = 0; k < NJOBKEYS; k++) {
         if (def->node[k] == NULL)
             continue;
-        if (job_keys[k].flags & K_JOB_ONLY) {
-            err_at(c, seen_key[k], NULL,
-                   "key 'defaults.%s': not allowed in defaults (each job says what to run and "
-                   "when)",
-                   job_keys[k].name);
+        if (md__job_keys[k].flags & K_JOB_ONLY) {
+            md__err_at(c, seen_key[k], NULL,
+                       "key 'defaults.%s': not allowed in defaults (each job says what to run and "
+                       "when)",
+                       md__job_keys[k].name);
             def->node[k] = NULL;
             continue;
         }
-        snprintf(path, sizeof path, "defaults.%s", job_keys[k].name);
-        def->ok[k] = apply_key(c, &w, &job_keys[k], def->node[k], path);
+        snprintf(path, sizeof path, "defaults.%s", md__job_keys[k].name);
+        def->ok[k] = md__apply_key(c, &w, &md__job_keys[k], def->node[k], path);
     }
     check_backoff(c, &w, "defaults");
-    job_cleanup(&tmpl);
+    md__job_cleanup(&tmpl);
 }
 
 struct lint_ud {
@@ -1700,8 +1651,9 @@ static void lint_cb(void *ud, int col, const char *msg)
 {
     struct lint_ud *l = ud;
 
-    warn_pos(l->c, l->node->line, col > 0 ? inner_col(l->node, (size_t)col - 1) : l->node->col,
-             l->path, "%s", msg);
+    md__warn_pos(l->c, l->node->line,
+                 col > 0 ? md__inner_col(l->node, (size_t)col - 1) : l->node->col, l->path, "%s",
+                 msg);
 }
 
 /* The worker's executable: <node.worker_dir | $MESHD_WORKER_DIR | libexec/meshd>/meshd-NAME. */
@@ -1725,20 +1677,20 @@ static void job_finish(struct ctx *c, struct jobwork *w, const struct md__ynode 
 
     /* What. */
     if (job->worker) {
-        strv_push(&job->argv, &job->argc, worker_path(c->cfg, job->worker));
+        md__strv_push(&job->argv, &job->argc, worker_path(c->cfg, job->worker));
         for (size_t i = 0; i < w->nargs; i++)
-            strv_push(&job->argv, &job->argc, md_xstrdup(w->args[i]));
+            md__strv_push(&job->argv, &job->argc, md_xstrdup(w->args[i]));
     } else if (w->cmd) {
         job->argv = w->cmd;
         job->argc = w->ncmd;
         w->cmd = NULL;
     } else if (!w->worker_node && !w->command_node) {
-        err_at(c, name_node, prefix, "missing worker: or command: (what to run)");
+        md__err_at(c, name_node, prefix, "missing worker: or command: (what to run)");
     }
     /* When. */
     if (!w->schedule_node && !w->on_node)
-        err_at(c, name_node, prefix,
-               "missing schedule: (a cron expression or 'always') or on: EVENT");
+        md__err_at(c, name_node, prefix,
+                   "missing schedule: (a cron expression or 'always') or on: EVENT");
     /* Restart policy: services restart, runs do not, unless told otherwise.  A defaults:
      * restart of 'always' only applies to services, like the other kind-specific keys. */
     if (w->restart_src == 0 ||
@@ -1749,15 +1701,15 @@ static void job_finish(struct ctx *c, struct jobwork *w, const struct md__ynode 
     } else if (w->restart_src == 2 && job->restart == MD_RESTART_ALWAYS && w->kind_known &&
                job->kind != MD_JOB_SERVICE) {
         snprintf(path, sizeof path, "%s.restart", prefix);
-        err_at(c, w->restart_node, path,
-               "'always' is only for services (schedule: always); use on-failure to retry "
-               "failed runs");
+        md__err_at(c, w->restart_node, path,
+                   "'always' is only for services (schedule: always); use on-failure to retry "
+                   "failed runs");
     }
     check_backoff(c, w, prefix);
     if (job->config_json == NULL)
         job->config_json = md_xstrdup("{}");
     if (job->tz == NULL && (rc = md_tz_load("UTC", &job->tz)) != 0) {
-        err_at(c, name_node, prefix, "cannot load time zone 'UTC': %s", md_strerror(rc));
+        md__err_at(c, name_node, prefix, "cannot load time zone 'UTC': %s", md_strerror(rc));
         job->tz = NULL;
     }
     if (job->kind == MD_JOB_CRON && w->cron_ok && job->tz) {
@@ -1776,78 +1728,77 @@ static void job_build(struct ctx *c, struct md_job *job, const struct md__ynode 
     char prefix[128], path[300];
 
     snprintf(prefix, sizeof prefix, "jobs.%s", job->name);
-    job_set_defaults(job);
+    md__job_set_defaults(job);
     collect_keys(c, map, prefix, seen, seen_key);
     for (size_t k = 0; k < NJOBKEYS; k++) {
-        const struct key_def *kd = &job_keys[k];
+        const struct key_def *kd = &md__job_keys[k];
         const char *why;
 
         snprintf(path, sizeof path, "%s.%s", prefix, kd->name);
         if (kd->flags & K_JOB_ONLY) {
             if (seen[k])
-                (void)apply_key(c, &w, kd, seen[k], path);
+                (void)md__apply_key(c, &w, kd, seen[k], path);
             continue;
         }
         if (def->ok[k] && !(w.kind_known && not_for_kind(kd, job->kind))) {
             c->quiet = true;
             w.from_defaults = true;
-            (void)apply_key(c, &w, kd, def->node[k], path);
+            (void)md__apply_key(c, &w, kd, def->node[k], path);
             w.from_defaults = false;
             c->quiet = false;
         }
         if (seen[k] == NULL)
             continue;
         if (w.kind_known && (why = not_for_kind(kd, job->kind)) != NULL) {
-            err_at(c, seen_key[k], path, "%s", why);
+            md__err_at(c, seen_key[k], path, "%s", why);
             continue;
         }
-        (void)apply_key(c, &w, kd, seen[k], path);
+        (void)md__apply_key(c, &w, kd, seen[k], path);
     }
     job_finish(c, &w, name_node, prefix);
-    strv_free(w.cmd);
-    strv_free(w.args);
+    md__strv_free(w.cmd);
+    md__strv_free(w.args);
 }
 
-static void jobs_build(struct ctx *c, const struct md__ynode *map, const struct defaults *def)
+void md__jobs_build(struct ctx *c, const struct md__ynode *map, const struct defaults *def)
 {
     struct md_config *cfg = c->cfg;
     char buf[80];
     bool *dup;
 
     if (map == NULL || md__ynode_is_null(map)) {
-        warn_pos(c, map ? map->line : 0, map ? map->col : 0, NULL, "no jobs defined");
+        md__warn_pos(c, map ? map->line : 0, map ? map->col : 0, NULL, "no jobs defined");
         return;
     }
     if (map->type == MD__Y_BAD)
         return;
     if (map->type != MD__Y_MAP) {
-        err_at(c, map, "jobs", "expected a mapping from job name to settings, got %s",
-               describe(map, buf, sizeof buf));
+        md__err_at(c, map, "jobs", "expected a mapping from job name to settings, got %s",
+                   md__describe(map, buf, sizeof buf));
         return;
     }
     if (map->n == 0)
-        warn_pos(c, map->line, map->col, NULL, "no jobs defined");
-    dup = find_dups(c, map, "jobs", true);
+        md__warn_pos(c, map->line, map->col, NULL, "no jobs defined");
+    dup = md__find_dups(c, map, "jobs", true);
     cfg->jobs = md_xcalloc(map->n / 2 + 1, sizeof *cfg->jobs);
     for (size_t i = 0; i + 1 < map->n; i += 2) {
         const struct md__ynode *kn = map->kids[i], *vn = map->kids[i + 1];
         struct md_job *job;
         char path[128];
 
-        if (dup[i / 2] || !key_ok(c, kn, "jobs"))
+        if (dup[i / 2] || !md__key_ok(c, kn, "jobs"))
             continue;
-        if (!valid_name(kn->value, kn->len)) {
-            err_at(c, kn, NULL,
-                   "bad job name '%s' (1 to 64 letters, digits, '_', '.' or '-')",
-                   show(kn->value, kn->len, buf, sizeof buf));
+        if (!md__valid_name(kn->value, kn->len)) {
+            md__err_at(c, kn, NULL, "bad job name '%s' (1 to 64 letters, digits, '_', '.' or '-')",
+                       md__show(kn->value, kn->len, buf, sizeof buf));
             continue;
         }
         snprintf(path, sizeof path, "jobs.%s", kn->value);
         if (vn->type == MD__Y_BAD)
             continue;
         if (vn->type != MD__Y_MAP) {
-            err_at(c, vn, path, "expected a mapping of job settings, got %s",
-                   describe(vn, buf, sizeof buf));
+            md__err_at(c, vn, path, "expected a mapping of job settings, got %s",
+                       md__describe(vn, buf, sizeof buf));
             continue;
         }
         job = &cfg->jobs[cfg->njobs++];
@@ -1863,7 +1814,7 @@ static void jobs_build(struct ctx *c, const struct md__ynode *map, const struct 
 
 static bool check_name(const char *s, char *why, size_t n)
 {
-    if (valid_name(s, strlen(s)))
+    if (md__valid_name(s, strlen(s)))
         return true;
     snprintf(why, n, "expected 1 to 64 letters, digits, '_', '.' or '-'");
     return false;
@@ -1908,7 +1859,7 @@ static const struct node_key {
     {"cgroups", offsetof(struct md_config, cgroups), check_cgroups},
 };
 
-static void node_build(struct ctx *c, const struct md__ynode *map)
+void md__node_build(struct ctx *c, const struct md__ynode *map)
 {
     struct md_config *cfg = c->cfg;
     char host[256], path[300], why[128], buf[80];
@@ -1916,31 +1867,32 @@ static void node_build(struct ctx *c, const struct md__ynode *map)
 
     if (map && !md__ynode_is_null(map) && map->type != MD__Y_BAD) {
         if (map->type != MD__Y_MAP) {
-            err_at(c, map, "node", "expected a mapping, got %s", describe(map, buf, sizeof buf));
+            md__err_at(c, map, "node", "expected a mapping, got %s",
+                       md__describe(map, buf, sizeof buf));
         } else {
-            dup = find_dups(c, map, "node", false);
+            dup = md__find_dups(c, map, "node", false);
             for (size_t i = 0; i + 1 < map->n; i += 2) {
                 const struct md__ynode *kn = map->kids[i];
                 const char *s;
                 char **dst;
                 size_t j;
 
-                if (dup[i / 2] || !key_ok(c, kn, "node"))
+                if (dup[i / 2] || !md__key_ok(c, kn, "node"))
                     continue;
                 for (j = 0; j < MD_ARRAY_SIZE(node_keys); j++)
                     if (strcmp(kn->value, node_keys[j].name) == 0)
                         break;
                 if (j == MD_ARRAY_SIZE(node_keys)) {
-                    unknown_key(c, kn, "node", node_keys, MD_ARRAY_SIZE(node_keys),
-                                sizeof node_keys[0]);
+                    md__unknown_key(c, kn, "node", node_keys, MD_ARRAY_SIZE(node_keys),
+                                    sizeof node_keys[0]);
                     continue;
                 }
                 snprintf(path, sizeof path, "node.%s", node_keys[j].name);
-                if ((s = scalar(c, map->kids[i + 1], path, "a string")) == NULL)
+                if ((s = md__scalar(c, map->kids[i + 1], path, "a string")) == NULL)
                     continue;
                 if (!node_keys[j].check(s, why, sizeof why)) {
-                    err_at(c, map->kids[i + 1], path, "%s, got '%s'", why,
-                           show(s, strlen(s), buf, sizeof buf));
+                    md__err_at(c, map->kids[i + 1], path, "%s, got '%s'", why,
+                               md__show(s, strlen(s), buf, sizeof buf));
                     continue;
                 }
                 dst = (char **)((char *)cfg + node_keys[j].off);
@@ -1971,7 +1923,7 @@ static void node_build(struct ctx *c, const struct md__ynode *map)
 /* Grammar:
  *   size = 1*DIGIT [ "KiB" | "MiB" | "GiB" ]      ; plain bytes, or binary multiples
  * No sign, no spaces, no fractions; overflow of uint64 is an error. */
-static bool parse_size(const char *s, uint64_t *out)
+bool md__parse_size(const char *s, uint64_t *out)
 {
     static const struct {
         const char *name;
@@ -2037,22 +1989,22 @@ static void registry_url(struct ctx *c, const struct md__ynode *v, const char *p
     if (md__ynode_is_null(v)) {
         raw = "";
     } else if (v->type != MD__Y_SCALAR) {
-        err_at(c, v, path, "expected a string, got %s", describe(v, buf, sizeof buf));
+        md__err_at(c, v, path, "expected a string, got %s", md__describe(v, buf, sizeof buf));
         return;
     } else if (strlen(v->value) != v->len) {
-        err_at(c, v, path, "the value contains a NUL character");
+        md__err_at(c, v, path, "the value contains a NUL character");
         return;
     } else {
         raw = v->value;
     }
-    if ((val = expand_env(c, v, raw, path)) == NULL)
+    if ((val = md__expand_env(c, v, raw, path)) == NULL)
         return;
     md_free(cfg->registry_url);
     cfg->registry_url = val;
     cfg->registry_url_set = true;
 }
 
-static void registry_build(struct ctx *c, const struct md__ynode *map)
+void md__registry_build(struct ctx *c, const struct md__ynode *map)
 {
     struct md_config *cfg = c->cfg;
     char path[300], buf[80];
@@ -2064,10 +2016,11 @@ static void registry_build(struct ctx *c, const struct md__ynode *map)
     if (map == NULL || md__ynode_is_null(map) || map->type == MD__Y_BAD)
         return;
     if (map->type != MD__Y_MAP) {
-        err_at(c, map, "registry", "expected a mapping, got %s", describe(map, buf, sizeof buf));
+        md__err_at(c, map, "registry", "expected a mapping, got %s",
+                   md__describe(map, buf, sizeof buf));
         return;
     }
-    dup = find_dups(c, map, "registry", false);
+    dup = md__find_dups(c, map, "registry", false);
     for (size_t i = 0; i + 1 < map->n; i += 2) {
         const struct md__ynode *kn = map->kids[i], *vn = map->kids[i + 1];
         const struct reg_key *k;
@@ -2076,14 +2029,14 @@ static void registry_build(struct ctx *c, const struct md__ynode *map)
         bool ok;
         size_t j;
 
-        if (dup[i / 2] || !key_ok(c, kn, "registry"))
+        if (dup[i / 2] || !md__key_ok(c, kn, "registry"))
             continue;
         for (j = 0; j < MD_ARRAY_SIZE(reg_keys); j++)
             if (strcmp(kn->value, reg_keys[j].name) == 0)
                 break;
         if (j == MD_ARRAY_SIZE(reg_keys)) {
-            unknown_key(c, kn, "registry", reg_keys, MD_ARRAY_SIZE(reg_keys),
-                        sizeof reg_keys[0]);
+            md__unknown_key(c, kn, "registry", reg_keys, MD_ARRAY_SIZE(reg_keys),
+                            sizeof reg_keys[0]);
             continue;
         }
         k = &reg_keys[j];
@@ -2094,17 +2047,17 @@ static void registry_build(struct ctx *c, const struct md__ynode *map)
         }
         expect = k->type == RK_DURATION ? "a duration like 30s, 5m or 1h30m"
                                         : "a size in bytes or with KiB, MiB or GiB, like 64MiB";
-        if ((s = scalar(c, vn, path, expect)) == NULL)
+        if ((s = md__scalar(c, vn, path, expect)) == NULL)
             continue;
-        ok = k->type == RK_DURATION ? md_duration_parse(s, &val) == 0 : parse_size(s, &val);
+        ok = k->type == RK_DURATION ? md_duration_parse(s, &val) == 0 : md__parse_size(s, &val);
         if (!ok) {
-            err_at(c, vn, path, "expected %s, got '%s'", expect,
-                   show(s, strlen(s), buf, sizeof buf));
+            md__err_at(c, vn, path, "expected %s, got '%s'", expect,
+                       md__show(s, strlen(s), buf, sizeof buf));
             continue;
         }
         if (val < k->min || val > k->max) {
-            err_at(c, vn, path, "'%s' is out of range %s", show(s, strlen(s), buf, sizeof buf),
-                   k->range);
+            md__err_at(c, vn, path, "'%s' is out of range %s",
+                       md__show(s, strlen(s), buf, sizeof buf), k->range);
             continue;
         }
         memcpy((char *)cfg + k->off, &val, sizeof val);
@@ -2179,7 +2132,7 @@ static bool parse_listen(const char *s, char **host, int *port, const char **why
     return true;
 }
 
-static void http_build(struct ctx *c, const struct md__ynode *map)
+void md__http_build(struct ctx *c, const struct md__ynode *map)
 {
     static const char *const keys[] = {"listen", "token", "anonymous_read", "max_connections"};
     struct md_config *cfg = c->cfg;
@@ -2193,41 +2146,42 @@ static void http_build(struct ctx *c, const struct md__ynode *map)
     if (map == NULL || md__ynode_is_null(map) || map->type == MD__Y_BAD)
         return;
     if (map->type != MD__Y_MAP) {
-        err_at(c, map, "http", "expected a mapping, got %s", describe(map, buf, sizeof buf));
+        md__err_at(c, map, "http", "expected a mapping, got %s",
+                   md__describe(map, buf, sizeof buf));
         return;
     }
-    dup = find_dups(c, map, "http", false);
+    dup = md__find_dups(c, map, "http", false);
     for (size_t i = 0; i + 1 < map->n; i += 2) {
         const struct md__ynode *kn = map->kids[i], *vn = map->kids[i + 1];
         const char *s, *why = "";
         size_t j;
 
-        if (dup[i / 2] || !key_ok(c, kn, "http"))
+        if (dup[i / 2] || !md__key_ok(c, kn, "http"))
             continue;
         for (j = 0; j < MD_ARRAY_SIZE(keys); j++)
             if (strcmp(kn->value, keys[j]) == 0)
                 break;
         if (j == MD_ARRAY_SIZE(keys)) {
-            unknown_key(c, kn, "http", keys, MD_ARRAY_SIZE(keys), sizeof keys[0]);
+            md__unknown_key(c, kn, "http", keys, MD_ARRAY_SIZE(keys), sizeof keys[0]);
             continue;
         }
         snprintf(path, sizeof path, "http.%s", keys[j]);
         if (j == 1) { /* token: ${VAR}-expanded; the text never goes into a message */
             char *val;
             if (md__ynode_is_null(vn) || vn->type != MD__Y_SCALAR) {
-                err_at(c, vn, path, "expected a string like ${MESHD_API_TOKEN}, got %s",
-                       describe(vn, buf, sizeof buf));
+                md__err_at(c, vn, path, "expected a string like ${MESHD_API_TOKEN}, got %s",
+                           md__describe(vn, buf, sizeof buf));
                 continue;
             }
             if (strlen(vn->value) != vn->len) {
-                err_at(c, vn, path, "the value contains a NUL character");
+                md__err_at(c, vn, path, "the value contains a NUL character");
                 continue;
             }
-            if ((val = expand_env(c, vn, vn->value, path)) == NULL)
+            if ((val = md__expand_env(c, vn, vn->value, path)) == NULL)
                 continue;
             if (*val != '\0' && strlen(val) < 16)
-                warn_pos(c, vn->line, vn->col, path,
-                         "the token is shorter than 16 characters: easy to guess");
+                md__warn_pos(c, vn->line, vn->col, path,
+                             "the token is shorter than 16 characters: easy to guess");
             md_free(cfg->http_token);
             cfg->http_token = val;
             continue;
@@ -2237,15 +2191,15 @@ static void http_build(struct ctx *c, const struct md__ynode *map)
             cfg->http_host = NULL;
             continue;
         }
-        if ((s = scalar(c, vn, path, j == 0 ? "an address like 127.0.0.1:8470"
-                                     : j == 2 ? "true or false"
-                                              : "a number 1..65535")) == NULL)
+        if ((s = md__scalar(c, vn, path, j == 0 ? "an address like 127.0.0.1:8470"
+                                         : j == 2 ? "true or false"
+                                                  : "a number 1..65535")) == NULL)
             continue;
         if (j == 0) {
             char *host;
             int port;
             if (!parse_listen(s, &host, &port, &why)) {
-                err_at(c, vn, path, "'%s': %s", show(s, strlen(s), buf, sizeof buf), why);
+                md__err_at(c, vn, path, "'%s': %s", md__show(s, strlen(s), buf, sizeof buf), why);
                 continue;
             }
             md_free(cfg->http_host);
@@ -2253,17 +2207,17 @@ static void http_build(struct ctx *c, const struct md__ynode *map)
             cfg->http_port = port;
             cfg->http_port_set = true;
         } else if (j == 2) {
-            if (!parse_bool(s, &cfg->http_anonymous_read))
-                err_at(c, vn, path, "expected true or false, got '%s'",
-                       show(s, strlen(s), buf, sizeof buf));
+            if (!md__parse_bool(s, &cfg->http_anonymous_read))
+                md__err_at(c, vn, path, "expected true or false, got '%s'",
+                           md__show(s, strlen(s), buf, sizeof buf));
         } else {
             char *end;
             long v;
             errno = 0;
             v = strtol(s, &end, 10);
             if (errno != 0 || *end != '\0' || end == s || v < 1 || v > 65535) {
-                err_at(c, vn, path, "expected a number 1..65535, got '%s'",
-                       show(s, strlen(s), buf, sizeof buf));
+                md__err_at(c, vn, path, "expected a number 1..65535, got '%s'",
+                           md__show(s, strlen(s), buf, sizeof buf));
                 continue;
             }
             cfg->http_max_connections = (unsigned)v;
@@ -2274,7 +2228,7 @@ static void http_build(struct ctx *c, const struct md__ynode *map)
 
 /* ---- cluster: --------------------------------------------------------------------------------- */
 
-static void cluster_build(struct ctx *c, const struct md__ynode *map)
+void md__cluster_build(struct ctx *c, const struct md__ynode *map)
 {
     static const char *const keys[] = {"enabled", "when_offline", "claim_timeout"};
     struct md_config *cfg = c->cfg;
@@ -2288,43 +2242,44 @@ static void cluster_build(struct ctx *c, const struct md__ynode *map)
     if (map == NULL || md__ynode_is_null(map) || map->type == MD__Y_BAD)
         return;
     if (map->type != MD__Y_MAP) {
-        err_at(c, map, "cluster", "expected a mapping, got %s", describe(map, buf, sizeof buf));
+        md__err_at(c, map, "cluster", "expected a mapping, got %s",
+                   md__describe(map, buf, sizeof buf));
         return;
     }
-    dup = find_dups(c, map, "cluster", false);
+    dup = md__find_dups(c, map, "cluster", false);
     for (size_t i = 0; i + 1 < map->n; i += 2) {
         const struct md__ynode *kn = map->kids[i], *vn = map->kids[i + 1];
         const char *s;
         uint64_t ms;
         size_t j;
 
-        if (dup[i / 2] || !key_ok(c, kn, "cluster"))
+        if (dup[i / 2] || !md__key_ok(c, kn, "cluster"))
             continue;
         for (j = 0; j < MD_ARRAY_SIZE(keys); j++)
             if (strcmp(kn->value, keys[j]) == 0)
                 break;
         if (j == MD_ARRAY_SIZE(keys)) {
-            unknown_key(c, kn, "cluster", keys, MD_ARRAY_SIZE(keys), sizeof keys[0]);
+            md__unknown_key(c, kn, "cluster", keys, MD_ARRAY_SIZE(keys), sizeof keys[0]);
             continue;
         }
         snprintf(path, sizeof path, "cluster.%s", keys[j]);
-        if ((s = scalar(c, vn, path, j == 0   ? "true or false"
-                                     : j == 1 ? "run or skip"
-                                              : "a duration like 5s")) == NULL)
+        if ((s = md__scalar(c, vn, path, j == 0   ? "true or false"
+                                         : j == 1 ? "run or skip"
+                                                  : "a duration like 5s")) == NULL)
             continue;
         if (j == 0) {
-            if (!parse_bool(s, &cfg->cluster))
-                err_at(c, vn, path, "expected true or false, got '%s'",
-                       show(s, strlen(s), buf, sizeof buf));
+            if (!md__parse_bool(s, &cfg->cluster))
+                md__err_at(c, vn, path, "expected true or false, got '%s'",
+                           md__show(s, strlen(s), buf, sizeof buf));
         } else if (j == 1) {
             if (strcmp(s, "run") == 0 || strcmp(s, "skip") == 0)
                 cfg->cluster_offline_skip = s[0] == 's';
             else
-                err_at(c, vn, path, "expected run or skip, got '%s'",
-                       show(s, strlen(s), buf, sizeof buf));
+                md__err_at(c, vn, path, "expected run or skip, got '%s'",
+                           md__show(s, strlen(s), buf, sizeof buf));
         } else if (md_duration_parse(s, &ms) != 0 || ms < 100 || ms > 60000) {
-            err_at(c, vn, path, "expected a duration from 100ms to 1m, got '%s'",
-                   show(s, strlen(s), buf, sizeof buf));
+            md__err_at(c, vn, path, "expected a duration from 100ms to 1m, got '%s'",
+                       md__show(s, strlen(s), buf, sizeof buf));
         } else {
             cfg->claim_timeout_ms = ms;
         }
@@ -2356,50 +2311,50 @@ int md_config_parse(const char *text, size_t len, const char *name, struct md_co
     if (name == NULL)
         name = "<config>";
     if (len > MD_CONFIG_MAX_BYTES) {
-        err_pos(&c, 0, 0, NULL, "the file is larger than 1 MiB (%zu bytes)", len);
+        md__err_pos(&c, 0, 0, NULL, "the file is larger than 1 MiB (%zu bytes)", len);
         goto out;
     }
     c.nerrors += md__yaml_parse(text, len, &root, diag);
     if (c.nerrors > 0)
         goto out;
     if (root == NULL) {
-        err_pos(&c, 1, 1, NULL, "the file is empty: expected a mapping with node:, defaults: "
-                                "and jobs:");
+        md__err_pos(&c, 1, 1, NULL, "the file is empty: expected a mapping with node:, defaults: "
+                                    "and jobs:");
         goto out;
     }
     if (root->type != MD__Y_MAP) {
-        err_at(&c, root, NULL, "expected a mapping with node:, defaults: and jobs: at the top, "
-                               "got %s",
-               describe(root, buf, sizeof buf));
+        md__err_at(&c, root, NULL, "expected a mapping with node:, defaults: and jobs: at the top, "
+                                   "got %s",
+                   md__describe(root, buf, sizeof buf));
         goto out;
     }
     c.cfg = md_xcalloc(1, sizeof *c.cfg);
     c.cfg->path = md_xstrdup(name);
-    dup = find_dups(&c, root, "", false);
+    dup = md__find_dups(&c, root, "", false);
     for (size_t i = 0; i + 1 < root->n; i += 2) {
         const struct md__ynode *kn = root->kids[i];
         size_t j;
 
-        if (dup[i / 2] || !key_ok(&c, kn, ""))
+        if (dup[i / 2] || !md__key_ok(&c, kn, ""))
             continue;
         for (j = 0; j < MD_ARRAY_SIZE(top_keys); j++)
             if (strcmp(kn->value, top_keys[j]) == 0)
                 break;
         if (j == MD_ARRAY_SIZE(top_keys))
-            unknown_key(&c, kn, "", top_keys, MD_ARRAY_SIZE(top_keys), sizeof top_keys[0]);
+            md__unknown_key(&c, kn, "", top_keys, MD_ARRAY_SIZE(top_keys), sizeof top_keys[0]);
         else
             sect[j] = root->kids[i + 1];
     }
     md_free(dup);
-    node_build(&c, sect[0]);
-    registry_build(&c, sect[1]);
-    http_build(&c, sect[2]);
-    cluster_build(&c, sect[3]);
-    defaults_check(&c, sect[4], &def);
-    jobs_build(&c, sect[5], &def);
+    md__node_build(&c, sect[0]);
+    md__registry_build(&c, sect[1]);
+    md__http_build(&c, sect[2]);
+    md__cluster_build(&c, sect[3]);
+    md__defaults_check(&c, sect[4], &def);
+    md__jobs_build(&c, sect[5], &def);
 out:
     md__ynode_free(root);
-    diag_sort(diag, first);
+    md__diag_sort(diag, first);
     if (diag == &local)
         md_diag_cleanup(&local);
     if (c.nerrors > 0) {
@@ -2463,7 +2418,7 @@ void md_config_free(struct md_config *cfg)
     if (cfg == NULL)
         return;
     for (size_t i = 0; i < cfg->njobs; i++)
-        job_cleanup(&cfg->jobs[i]);
+        md__job_cleanup(&cfg->jobs[i]);
     md_free(cfg->jobs);
     md_free(cfg->path);
     md_free(cfg->node_name);
