@@ -2,7 +2,8 @@
  *
  * config_yaml.c turns YAML text into a small tree of md__ynode (libyaml's event API, so that
  * aliases can be refused before they are expanded and every node keeps its position).
- * config_job.c walks the tree against its key tables and fills struct md_config.
+ * config_job.c walks the tree against its key tables and fills struct md_config;
+ * config_diag.c holds struct md_diag and the reporting helpers.
  * test_config.c includes this header for md__diag_add.
  */
 #ifndef MESHD_CONFIG_INTERNAL_H
@@ -14,7 +15,7 @@
 
 #include "meshd/md_config.h"
 
-/* ---- the YAML tree ----------------------------------------------------------------------- */
+/* ---- config_yaml.c: the YAML tree ------------------------------------------------------------ */
 
 /* Collections nested deeper than this are refused (the tree walkers recurse). */
 #define MD__YAML_MAX_DEPTH 64
@@ -49,7 +50,7 @@ void md__ynode_free(struct md__ynode *n);
 /* True for a plain scalar that YAML resolves to null: "", "~", "null", "Null", "NULL". */
 bool md__ynode_is_null(const struct md__ynode *n);
 
-/* ---- diagnostics and the walk's reporting helpers ------------------------------------------ */
+/* ---- config_diag.c: diagnostics and the walk's reporting helpers ----------------------------- */
 
 #define NAME_MAX_LEN 64 /* job, node and worker names; did-you-mean compares no longer keys */
 
