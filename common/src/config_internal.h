@@ -3,7 +3,8 @@
  * config_yaml.c turns YAML text into a small tree of md__ynode (libyaml's event API, so that
  * aliases can be refused before they are expanded and every node keeps its position).
  * config_job.c walks the tree against its key tables and fills struct md_config;
- * config_diag.c holds struct md_diag and the reporting helpers.
+ * config_diag.c holds struct md_diag and the reporting helpers, config_value.c the value
+ * parsers.
  * test_config.c includes this header for md__diag_add.
  */
 #ifndef MESHD_CONFIG_INTERNAL_H
@@ -101,7 +102,7 @@ bool md__key_ok(struct ctx *c, const struct md__ynode *k, const char *prefix);
  * "duplicate job" instead of "duplicate key").  Caller frees with md_free. */
 bool *md__find_dups(struct ctx *c, const struct md__ynode *map, const char *prefix, bool jobs);
 
-/* ---- value parsers --------------------------------------------------------------------------- */
+/* ---- config_value.c: value parsers ----------------------------------------------------------- */
 
 /* Each returns false (and leaves *out alone) for text that is not a value of its type. */
 bool md__parse_bool(const char *s, bool *out);     /* true/True/TRUE, false/False/FALSE */
