@@ -4,7 +4,7 @@
  * aliases can be refused before they are expanded and every node keeps its position).
  * config_job.c walks the tree against its key tables and fills struct md_config;
  * config_diag.c holds struct md_diag and the reporting helpers, config_value.c the value
- * parsers.
+ * parsers, config_json.c the config: key.
  * test_config.c includes this header for md__diag_add.
  */
 #ifndef MESHD_CONFIG_INTERNAL_H
@@ -177,7 +177,7 @@ void md__strv_push(char ***v, size_t *n, char *s);
 /* Frees a NULL-terminated string vector and its strings; NULL is fine. */
 void md__strv_free(char **v);
 
-/* config: any YAML, kept as compact JSON in config_json. */
+/* config: any YAML, kept as compact JSON in config_json (config_json.c). */
 key_fn md__key_config;
 
 /* ---- defaults: and jobs: --------------------------------------------------------------------- */
