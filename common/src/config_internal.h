@@ -4,7 +4,8 @@
  * aliases can be refused before they are expanded and every node keeps its position).
  * config_job.c walks the tree against its key tables and fills struct md_config;
  * config_diag.c holds struct md_diag and the reporting helpers, config_value.c the value
- * parsers, config_json.c the config: key.
+ * parsers, config_json.c the config: key, config_sections.c node:, registry:, http: and
+ * cluster:.
  * test_config.c includes this header for md__diag_add.
  */
 #ifndef MESHD_CONFIG_INTERNAL_H
@@ -193,7 +194,7 @@ void md__defaults_check(struct ctx *c, const struct md__ynode *map, struct defau
 /* Builds c->cfg->jobs from jobs: (map may be NULL), each job over the defaults in def. */
 void md__jobs_build(struct ctx *c, const struct md__ynode *map, const struct defaults *def);
 
-/* ---- node:, registry:, http:, cluster: ------------------------------------------------------- */
+/* ---- config_sections.c: node:, registry:, http:, cluster: ------------------------------------ */
 
 /* Each fills its part of c->cfg, defaults included; map is the section or NULL if absent. */
 void md__node_build(struct ctx *c, const struct md__ynode *map);
