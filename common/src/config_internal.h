@@ -5,7 +5,7 @@
  * config_job.c walks the tree against its key tables and fills struct md_config;
  * config_diag.c holds struct md_diag and the reporting helpers, config_value.c the value
  * parsers, config_json.c the config: key, config_sections.c node:, registry:, http: and
- * cluster:.
+ * cluster:, config_job_build.c defaults: and jobs:.
  * test_config.c includes this header for md__diag_add.
  */
 #ifndef MESHD_CONFIG_INTERNAL_H
@@ -181,7 +181,7 @@ void md__strv_free(char **v);
 /* config: any YAML, kept as compact JSON in config_json (config_json.c). */
 key_fn md__key_config;
 
-/* ---- defaults: and jobs: --------------------------------------------------------------------- */
+/* ---- config_job_build.c: defaults: and jobs: ------------------------------------------------- */
 
 /* The defaults: section, checked once; ok[k] says which of its keys parsed. */
 struct defaults {
