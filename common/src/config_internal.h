@@ -1,11 +1,15 @@
 /* config_internal.h - what the config_*.c files share; not part of the public API.
  *
  * config_yaml.c turns YAML text into a small tree of md__ynode (libyaml's event API, so that
- * aliases can be refused before they are expanded and every node keeps its position).
- * config_job.c walks the tree against its key tables and fills struct md_config;
- * config_diag.c holds struct md_diag and the reporting helpers, config_value.c the value
- * parsers, config_json.c the config: key, config_sections.c node:, registry:, http: and
- * cluster:, config_job_build.c defaults: and jobs:.
+ * aliases can be refused before they are expanded and every node keeps its position).  The
+ * other files walk the tree against key tables and fill struct md_config:
+ *   config.c            md_config_parse, md_config_load, md_config_free, the reload comparisons
+ *   config_diag.c       struct md_diag; the walk's reporting helpers, did-you-mean, repeated keys
+ *   config_value.c      durations, booleans, integers, signals, sizes, names, ${VAR} expansion
+ *   config_job.c        the job key table and its custom keys
+ *   config_job_build.c  defaults: and jobs:, each job built from that table
+ *   config_json.c       the config: key, any YAML to JSON
+ *   config_sections.c   node:, registry:, http:, cluster:
  * test_config.c includes this header for md__diag_add.
  */
 #ifndef MESHD_CONFIG_INTERNAL_H
@@ -119,7 +123,7 @@ bool md__env_name_ok(const char *s, size_t len);
  * md_free, or NULL after reporting.  A message never shows a value. */
 char *md__expand_env(struct ctx *c, const struct md__ynode *v, const char *s, const char *path);
 
-/* ---- the job key table ----------------------------------------------------------------------- */
+/* ---- config_job.c: the job key table --------------------------------------------------------- */
 
 /* Per-job scratch while a job is being built. */
 struct jobwork {
