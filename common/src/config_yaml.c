@@ -4,7 +4,7 @@
  * so "billion laughs" input costs exponential time to walk, and it cannot tell us that a node
  * was an alias.  Here an alias is refused where it appears (one error, a MD__Y_BAD placeholder
  * keeps the mapping's key/value pairing intact) and nesting depth is capped, so the recursive
- * walkers in config.c stay bounded.  libyaml marks are 0-based; nodes store them 1-based.
+ * walkers in config_*.c stay bounded.  libyaml marks are 0-based; nodes store them 1-based.
  */
 #include "config_internal.h"
 
