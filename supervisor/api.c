@@ -13,16 +13,14 @@
 #include "api.h"
 #include "meshd/md_alloc.h"
 #include "meshd/md_log.h"
+#include "meshd/md_time.h"
 #include "registry.h"
 #include "sup.h"
 
-#define MESHD_VERSION "0.1.0"
 #define DROP_RECENT_MS (10 * 60 * 1000) /* a journal drop keeps /health red this long */
 
 extern const unsigned char md_page_html[];
 extern const size_t md_page_html_len;
-extern const double sup_dur_bounds[SUP_DUR_BUCKETS - 1];
-extern const double sup_lag_bounds[SUP_LAG_BUCKETS - 1];
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
@@ -68,9 +66,7 @@ static uint64_t runs_failed_only(const struct sup_job *job)
 
 static const struct sup_run_rec *last_rec(const struct sup_job *job)
 {
-    if (job->hist_n == 0)
-        return NULL;
-    return &job->hist[(job->hist_next + job->hist_n - 1) % SUP_RUN_HISTORY];
+    return sup_history_last(&job->history);
 }
 
 static void reply_json(struct api_reply *rp, unsigned code, cJSON *o)
@@ -118,7 +114,7 @@ static void reason(cJSON *reasons, const char *fmt, ...)
 bool api_healthy(struct sup *sup, cJSON *reasons)
 {
     struct sup_reg_stats st;
-    int64_t now = sup_wall_ms();
+    int64_t now = md_time_wall_ms();
     bool ok = true;
 
     if (sup->stopping) {
@@ -166,7 +162,7 @@ static void handle_health(struct sup *sup, struct api_reply *rp)
     cJSON_AddStringToObject(o, "status", ok ? "ok" : "unhealthy");
     cJSON_AddStringToObject(o, "node", sup->cfg->node_name);
     cJSON_AddNumberToObject(o, "uptime_s",
-                            (double)((sup_wall_ms() - sup->started_wall_ms) / 1000));
+                            (double)((md_time_wall_ms() - sup->started_wall_ms) / 1000));
     if (ok)
         cJSON_Delete(reasons);
     else
@@ -181,10 +177,10 @@ static cJSON *run_rec_json(const struct sup_run_rec *r)
     cJSON *o = cJSON_CreateObject();
 
     cJSON_AddStringToObject(o, "run_id", r->run_id);
-    sup_json_time(o, "scheduled_for", r->slot * 1000);
-    sup_json_time(o, "started_at", r->started_ms);
-    sup_json_time(o, "finished_at", r->finished_ms);
-    cJSON_AddStringToObject(o, "status", r->status);
+    md_time_json(o, "scheduled_for", r->slot * 1000);
+    md_time_json(o, "started_at", r->started_ms);
+    md_time_json(o, "finished_at", r->finished_ms);
+    cJSON_AddStringToObject(o, "status", sup_run_status_name(r->status));
     if (r->signal != 0) {
         cJSON_AddNullToObject(o, "exit_code");
         cJSON_AddNumberToObject(o, "signal", r->signal);
@@ -245,7 +241,7 @@ static cJSON *job_json(struct sup_job *job)
     cJSON_AddNumberToObject(runs, "skipped", (double)job->runs_skipped);
     cJSON_AddNumberToObject(runs, "missed", (double)job->runs_missed);
     cJSON_AddNumberToObject(runs, "elsewhere", (double)job->runs_elsewhere);
-    sup_json_time(o, "next_run", job->paused ? 0 : job->next_slot * 1000);
+    md_time_json(o, "next_run", job->paused ? 0 : job->next_slot * 1000);
     if (last != NULL)
         cJSON_AddItemToObject(o, "last_run", run_rec_json(last));
     else
@@ -253,7 +249,7 @@ static cJSON *job_json(struct sup_job *job)
     if (p != NULL) {
         cJSON *cur = cJSON_AddObjectToObject(o, "current_run");
         cJSON_AddStringToObject(cur, "run_id", p->run_id);
-        sup_json_time(cur, "started_at", p->started_wall_ms);
+        md_time_json(cur, "started_at", p->started_wall_ms);
         cJSON_AddNumberToObject(cur, "pid", p->pid);
         if (job->msg_id != 0) /* an on: job's run: the bus message it is for */
             cJSON_AddNumberToObject(cur, "message_id", (double)job->msg_id);
@@ -275,13 +271,13 @@ static cJSON *job_json(struct sup_job *job)
         cJSON_AddNullToObject(o, "current_run");
     }
     alerts = cJSON_AddArrayToObject(o, "alerts");
-    for (const struct sup_alert *a = job->alerts; a != NULL; a = a->next) {
+    for (const struct sup_alert *a = job->history.alerts; a != NULL; a = a->next) {
         cJSON *ao = cJSON_CreateObject();
         cJSON_AddStringToObject(ao, "key", a->key);
         cJSON_AddStringToObject(ao, "severity",
                                 md_status_severity_name((enum md_status_severity)a->severity));
         cJSON_AddStringToObject(ao, "message", a->message);
-        sup_json_time(ao, "opened_at", a->opened_ms);
+        md_time_json(ao, "opened_at", a->opened_ms);
         cJSON_AddItemToArray(alerts, ao);
     }
     if (job->prog.state == PROG_FATAL && job->last_error != NULL)
@@ -296,7 +292,7 @@ static void handle_status(struct sup *sup, struct api_reply *rp)
     const struct md_config *cfg = sup->cfg;
     cJSON *o = cJSON_CreateObject(), *node, *reg, *cgs, *reasons, *jobs;
     struct sup_reg_stats st;
-    int64_t now = sup_wall_ms();
+    int64_t now = md_time_wall_ms();
     bool ok;
 
     node = cJSON_AddObjectToObject(o, "node");
@@ -304,9 +300,9 @@ static void handle_status(struct sup *sup, struct api_reply *rp)
     cJSON_AddStringToObject(node, "environment", cfg->node_env);
     cJSON_AddNumberToObject(node, "pid", (double)getpid());
     cJSON_AddStringToObject(node, "version", MESHD_VERSION);
-    sup_json_time(node, "started_at", sup->started_wall_ms);
+    md_time_json(node, "started_at", sup->started_wall_ms);
     cJSON_AddNumberToObject(node, "uptime_s", (double)((now - sup->started_wall_ms) / 1000));
-    sup_json_time(node, "now", now);
+    md_time_json(node, "now", now);
     cJSON_AddStringToObject(node, "config", sup->config_path);
     cJSON_AddBoolToObject(node, "stopping", sup->stopping);
     reasons = cJSON_CreateArray();
@@ -341,15 +337,12 @@ static void handle_status(struct sup *sup, struct api_reply *rp)
     reply_json(rp, 200, o);
 }
 
-static cJSON *lines_json(char *const *lines, unsigned start, bool ring)
+static cJSON *lines_json(const struct sup_tail *t)
 {
     cJSON *a = cJSON_CreateArray();
 
-    for (unsigned i = 0; i < SUP_TAIL_LINES; i++) {
-        const char *l = lines[ring ? (start + i) % SUP_TAIL_LINES : i];
-        if (l != NULL)
-            cJSON_AddItemToArray(a, cJSON_CreateString(l));
-    }
+    for (unsigned k = 0; k < t->n; k++)
+        cJSON_AddItemToArray(a, cJSON_CreateString(sup_tail_line(t, k)));
     return a;
 }
 
@@ -359,14 +352,14 @@ static void handle_logs(struct sup_job *job, struct api_reply *rp)
 
     cJSON_AddStringToObject(o, "job", job->name);
     runs = cJSON_AddArrayToObject(o, "runs");
-    for (unsigned i = 0; i < job->hist_n; i++) {
-        const struct sup_run_rec *r = &job->hist[(job->hist_next + i) % SUP_RUN_HISTORY];
+    for (unsigned i = 0; i < job->history.n; i++) {
+        const struct sup_run_rec *r = sup_history_run(&job->history, i);
         cJSON *ro = cJSON_CreateObject();
         cJSON_AddStringToObject(ro, "run_id", r->run_id);
-        sup_json_time(ro, "started_at", r->started_ms);
-        sup_json_time(ro, "finished_at", r->finished_ms);
-        cJSON_AddStringToObject(ro, "status", r->status);
-        cJSON_AddItemToObject(ro, "lines", lines_json(r->lines, 0, false));
+        md_time_json(ro, "started_at", r->started_ms);
+        md_time_json(ro, "finished_at", r->finished_ms);
+        cJSON_AddStringToObject(ro, "status", sup_run_status_name(r->status));
+        cJSON_AddItemToObject(ro, "lines", lines_json(&r->tail));
         cJSON_AddItemToArray(runs, ro);
     }
     /* Runs in progress last (the primary and any concurrent ones), oldest first. */
@@ -376,10 +369,10 @@ static void handle_logs(struct sup_job *job, struct api_reply *rp)
             continue;
         ro = cJSON_CreateObject();
         cJSON_AddStringToObject(ro, "run_id", p->run_id);
-        sup_json_time(ro, "started_at", p->started_wall_ms);
+        md_time_json(ro, "started_at", p->started_wall_ms);
         cJSON_AddNullToObject(ro, "finished_at");
         cJSON_AddNullToObject(ro, "status");
-        cJSON_AddItemToObject(ro, "lines", lines_json(p->tail, p->tail_next, true));
+        cJSON_AddItemToObject(ro, "lines", lines_json(&p->tail));
         cJSON_AddItemToArray(runs, ro);
     }
     reply_json(rp, 200, o);
@@ -493,8 +486,8 @@ char *api_metrics(struct sup *sup, size_t *len)
                 "# TYPE meshd_run_duration_seconds histogram\n");
     JOBS_EACH(job, sup) {
         snprintf(lb, sizeof lb, "job=\"%s\"", label(job->name, l, sizeof l));
-        histogram(&b, "meshd_run_duration_seconds", lb, sup_dur_bounds, job->dur_bucket,
-                  SUP_DUR_BUCKETS - 1, job->dur_sum, job->dur_count);
+        histogram(&b, "meshd_run_duration_seconds", lb, sup_dur_bounds, job->history.dur_bucket,
+                  SUP_DUR_BUCKETS - 1, job->history.dur_sum, job->history.dur_count);
     }
     bprintf(&b, "# HELP meshd_restarts_total Restarts after a failure (backoff ended).\n"
                 "# TYPE meshd_restarts_total counter\n");
@@ -523,7 +516,7 @@ char *api_metrics(struct sup *sup, size_t *len)
                 "# TYPE meshd_alerts_open gauge\n");
     JOBS_EACH(job, sup) {
         unsigned n[3] = {0, 0, 0};
-        for (const struct sup_alert *a = job->alerts; a != NULL; a = a->next)
+        for (const struct sup_alert *a = job->history.alerts; a != NULL; a = a->next)
             if (a->severity >= 0 && a->severity < 3)
                 n[a->severity]++;
         label(job->name, l, sizeof l);

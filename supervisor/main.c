@@ -16,7 +16,6 @@
 #include "meshd/md_log.h"
 #include "sup.h"
 
-#define MESHD_VERSION "0.1.0"
 
 static void usage(FILE *f)
 {

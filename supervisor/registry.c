@@ -23,6 +23,7 @@
 #include "meshd/md_journal.h"
 #include "meshd/md_log.h"
 #include "meshd/md_migrate.h"
+#include "meshd/md_time.h"
 #include "registry.h"
 #include "runlog.h"
 #include "registry_internal.h"
@@ -90,7 +91,7 @@ static cJSON *event_new(struct sup *sup, const char *type)
     if (o == NULL)
         abort(); /* cJSON allocates with malloc: out of memory */
     cJSON_AddStringToObject(o, "type", type);
-    sup_json_time(o, "at", sup_wall_ms());
+    md_time_json(o, "at", md_time_wall_ms());
     cJSON_AddStringToObject(o, "node", sup->cfg->node_name);
     cJSON_AddStringToObject(o, "env", sup->cfg->node_env);
     cJSON_AddStringToObject(o, "life", sup->life);
@@ -157,7 +158,7 @@ static void emit(struct sup *sup, cJSON *o, enum md_jprio prio)
         /* fdatasync blocks for a few ms.  Cron slots fall on whole wall-clock seconds, so sync
          * in the middle of a second, at least SYNC_MS from now, well clear of the next burst of
          * spawns. */
-        int64_t now = sup_wall_ms();
+        int64_t now = md_time_wall_ms();
         uv_timer_start(&r->sync, sync_cb, SYNC_MS + (uint64_t)((1500 - now % 1000) % 1000), 0);
     }
     kick(r, r->overflowed ? 0 : COALESCE_MS);
@@ -447,7 +448,7 @@ static void overflow_cb(void *ud, size_t dropped, uint64_t bytes)
     /* The journal must not be called back from here: the alert is raised by flush_cb. */
     if (sup->reg != NULL) {
         sup->reg->overflowed = true;
-        sup->reg->last_drop_ms = sup_wall_ms();
+        sup->reg->last_drop_ms = md_time_wall_ms();
     }
     md_log(MD_LOG_ERROR, "journal full: dropped=%zu bytes=%" PRIu64 " bound=%" PRIu64
            "; the database has been away too long", dropped, bytes,
@@ -995,7 +996,7 @@ void sup_reg_claims_flush(struct sup *sup)
     b->whens = whens.buf;
     /* Every event journalled so far is ordered before this claim: a runs_reconciled of an
      * earlier life, applied late, leaves the claim alone (sql/0004, meshd_reconcile_run). */
-    sup_fmt_ms(sup_wall_ms(), b->at, sizeof b->at);
+    md_time_fmt_ms(md_time_wall_ms(), b->at, sizeof b->at);
     snprintf(b->seq, sizeof b->seq, "%" PRIu64, md_journal_last_id(r->journal));
     uv_timer_init(sup->loop, &b->timer);
     b->timer.data = b;
@@ -1121,7 +1122,7 @@ void sup_reg_claim(struct sup *sup, const char *job, int64_t slot, const char *r
     c = md_xcalloc(1, sizeof *c);
     c->job = md_xstrdup(job);
     c->run_id = md_xstrdup(run_id);
-    sup_fmt_ms(slot * 1000, when, sizeof when);
+    md_time_fmt_ms(slot * 1000, when, sizeof when);
     c->when = md_xstrdup(when);
     c->slot = slot;
     c->cb = cb;
@@ -1339,7 +1340,7 @@ void sup_reg_job(struct sup_job *job)
     if (p != NULL)
         cJSON_AddNumberToObject(o, "pid", p->pid);
     if (job->next_slot != 0)
-        sup_json_time(o, "next_run_at", job->next_slot * 1000);
+        md_time_json(o, "next_run_at", job->next_slot * 1000);
     cJSON_AddNumberToObject(o, "restarts", job->restarts);
     emit(sup, o, MD_JPRIO_EVENT);
 }
@@ -1355,9 +1356,9 @@ void sup_reg_run_start(struct sup_job *job, const struct sup_proc *p)
     cJSON_AddStringToObject(o, "job", job->name);
     cJSON_AddStringToObject(o, "run_id", p->run_id);
     exec_identity(o, p->exec_id);
-    sup_json_time(o, "started_at", p->started_wall_ms);
+    md_time_json(o, "started_at", p->started_wall_ms);
     if (p->slot != 0)
-        sup_json_time(o, "scheduled_for", p->slot * 1000);
+        md_time_json(o, "scheduled_for", p->slot * 1000);
     cJSON_AddNumberToObject(o, "pid", p->pid);
     cJSON_AddNumberToObject(o, "attempt", p->primary ? job->prog.tries + 1 : 1);
     emit(sup, o, MD_JPRIO_RUN);
@@ -1366,22 +1367,20 @@ void sup_reg_run_start(struct sup_job *job, const struct sup_proc *p)
 /* The run's output tail as one text, newest lines last: as many of the newest lines as fit in
  * TAIL_JSON_MAX once JSON-escaped, so that the run_end event stays under MD_JOURNAL_EVENT_MAX
  * (64 KiB, with room for its other fields) and agent_runs.output_tail under its 64 KiB CHECK;
- * 20 lines of up to 8 KiB would not.  The lines are escaped already (spawn.c tail_push): valid
+ * 20 lines of up to 8 KiB would not.  The lines are escaped already (sup_tail_push): valid
  * UTF-8 without control bytes, which PostgreSQL's text and the journal take as they are.
  * Returns NULL when there are no lines; the caller frees the text. */
 #define TAIL_JSON_MAX (56 * 1024)
 
-static char *tail_text(const struct sup_proc *p)
+static char *tail_text(const struct sup_tail *t)
 {
     size_t total = 0, len = 0;
-    unsigned first = SUP_TAIL_LINES; /* index (0 = oldest) of the first line kept */
+    unsigned first = t->n; /* the first line kept (0 = oldest) */
     char *out;
 
-    for (unsigned k = SUP_TAIL_LINES; k-- > 0;) {
-        const char *l = p->tail[(p->tail_next + k) % SUP_TAIL_LINES];
+    for (unsigned k = t->n; k-- > 0;) {
+        const char *l = sup_tail_line(t, k);
         size_t cost = 2; /* the '\n', escaped */
-        if (l == NULL)
-            break;
         for (const char *c = l; *c != '\0'; c++)
             cost += (*c == '"' || *c == '\\') ? 2 : 1;
         if (total + cost > TAIL_JSON_MAX)
@@ -1389,11 +1388,11 @@ static char *tail_text(const struct sup_proc *p)
         total += cost;
         first = k;
     }
-    if (first == SUP_TAIL_LINES)
+    if (first == t->n)
         return NULL;
     out = md_xmalloc(total + 1);
-    for (unsigned k = first; k < SUP_TAIL_LINES; k++) {
-        const char *l = p->tail[(p->tail_next + k) % SUP_TAIL_LINES];
+    for (unsigned k = first; k < t->n; k++) {
+        const char *l = sup_tail_line(t, k);
         size_t n = strlen(l);
         memcpy(out + len, l, n);
         len += n;
@@ -1404,7 +1403,7 @@ static char *tail_text(const struct sup_proc *p)
 }
 
 void sup_reg_run_end(struct sup_job *job, const struct sup_proc *p, const char *run_id,
-                     const char *status, int exit_code, int signal, const char *reason)
+                     enum sup_run_status status, int exit_code, int signal, const char *reason)
 {
     struct sup *sup = job->sup;
     cJSON *o;
@@ -1414,8 +1413,8 @@ void sup_reg_run_end(struct sup_job *job, const struct sup_proc *p, const char *
     o = event_new(sup, "run_end");
     cJSON_AddStringToObject(o, "job", job->name);
     cJSON_AddStringToObject(o, "run_id", run_id);
-    sup_json_time(o, "finished_at", sup_wall_ms());
-    cJSON_AddStringToObject(o, "status", status);
+    md_time_json(o, "finished_at", md_time_wall_ms());
+    cJSON_AddStringToObject(o, "status", sup_run_status_name(status));
     if (signal != 0)
         cJSON_AddNumberToObject(o, "signal", signal);
     else if (exit_code >= 0) /* -1: not known (a run adopted from a previous life) */
@@ -1423,12 +1422,12 @@ void sup_reg_run_end(struct sup_job *job, const struct sup_proc *p, const char *
     if (reason != NULL)
         cJSON_AddStringToObject(o, "reason", reason);
     if (p != NULL) {
-        char *tail = tail_text(p);
+        char *tail = tail_text(&p->tail);
         exec_identity(o, p->exec_id);
-        sup_json_time(o, "started_at", p->started_wall_ms); /* for a run_start never sent */
+        md_time_json(o, "started_at", p->started_wall_ms); /* for a run_start never sent */
         cJSON_AddNumberToObject(o, "duration_ms", (double)p->duration_ms);
         if (p->slot != 0)
-            sup_json_time(o, "scheduled_for", p->slot * 1000);
+            md_time_json(o, "scheduled_for", p->slot * 1000);
         if (tail != NULL)
             cJSON_AddStringToObject(o, "output_tail", tail);
         md_free(tail);
@@ -1454,7 +1453,7 @@ void sup_reg_slot(struct sup_job *job, const char *kind, int64_t slot, const cha
         return;
     o = event_new(sup, kind);
     cJSON_AddStringToObject(o, "job", job->name);
-    sup_json_time(o, "scheduled_for", slot * 1000);
+    md_time_json(o, "scheduled_for", slot * 1000);
     cJSON_AddStringToObject(o, "reason", reason);
     emit(sup, o, MD_JPRIO_RUN);
 }
@@ -1469,8 +1468,8 @@ void sup_reg_slots_missed(struct sup_job *job, int64_t from, int64_t to, uint64_
         return;
     o = event_new(sup, "slots_missed");
     cJSON_AddStringToObject(o, "job", job->name);
-    sup_json_time(o, "from", from * 1000);
-    sup_json_time(o, "to", to * 1000);
+    md_time_json(o, "from", from * 1000);
+    md_time_json(o, "to", to * 1000);
     cJSON_AddNumberToObject(o, "count", (double)count);
     cJSON_AddStringToObject(o, "reason", reason);
     emit(sup, o, MD_JPRIO_RUN);
@@ -1486,12 +1485,12 @@ void sup_reg_run_abandoned(struct sup *sup, const struct sup_runlog_run *r, cons
     cJSON_AddStringToObject(o, "job", r->job);
     cJSON_AddStringToObject(o, "run_id", r->run_id);
     exec_identity(o, r->exec_id);
-    sup_json_time(o, "finished_at", sup_wall_ms());
-    cJSON_AddStringToObject(o, "status", "abandoned");
+    md_time_json(o, "finished_at", md_time_wall_ms());
+    cJSON_AddStringToObject(o, "status", sup_run_status_name(RUN_ABANDONED));
     cJSON_AddStringToObject(o, "reason", reason);
     if (r->slot != 0)
-        sup_json_time(o, "scheduled_for", r->slot * 1000);
-    sup_json_time(o, "started_at", r->started_ms);
+        md_time_json(o, "scheduled_for", r->slot * 1000);
+    md_time_json(o, "started_at", r->started_ms);
     if (r->has_pid)
         cJSON_AddNumberToObject(o, "pid", r->pid);
     emit(sup, o, MD_JPRIO_RUN);

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "meshd/md_status.h"
+#include "history.h"
 
 struct sup;
 struct sup_job;
@@ -93,10 +94,9 @@ void sup_reg_msg_done(struct sup *sup, int64_t id, const char *status, const cha
 void sup_reg_node(struct sup *sup, const char *state);
 void sup_reg_job(struct sup_job *job);
 void sup_reg_run_start(struct sup_job *job, const struct sup_proc *p);
-/* A run ended.  p may be NULL (nothing was launched); status is "succeeded", "failed",
- * "timed_out" or "stopped". */
+/* A run ended.  p may be NULL (nothing was launched). */
 void sup_reg_run_end(struct sup_job *job, const struct sup_proc *p, const char *run_id,
-                     const char *status, int exit_code, int signal, const char *reason);
+                     enum sup_run_status status, int exit_code, int signal, const char *reason);
 /* A slot that did not run: kind is "run_missed" or "run_skipped". */
 void sup_reg_slot(struct sup_job *job, const char *kind, int64_t slot, const char *reason);
 /* Slots from..to (Unix s, both included) of job were missed, count of them in all, for one

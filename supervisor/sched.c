@@ -25,7 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <sys/wait.h>
@@ -34,6 +33,8 @@
 
 #include "meshd/md_alloc.h"
 #include "meshd/md_log.h"
+#include "meshd/md_rand.h"
+#include "meshd/md_time.h"
 #include "cgroup.h"
 #include "http.h"
 #include "launch.h"
@@ -56,19 +57,6 @@
 #define RUN_BURST 48         /* due jobs started per wake-up; the rest on the next */
 #define REAP_DELAY_MS 50    /* SIGCHLD bursts share one orphan scan */
 #define ORPHAN_GRACE_MS 5000
-
-static int64_t clock_ms(clockid_t id)
-{
-    struct timespec ts;
-
-    clock_gettime(id, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t sup_wall_ms(void)
-{
-    return clock_ms(CLOCK_REALTIME);
-}
 
 static void fmt_slot(int64_t slot, const struct md_tz *tz, char *buf, size_t len)
 {
@@ -196,8 +184,7 @@ static void job_schedule(struct sup_job *job, int64_t after)
     job->next_slot = next;
     job->next_due_ms = next * 1000 + takeover_delay_ms(job);
     if (j->jitter_ms > 0) {
-        uint64_t r = ((uint64_t)rand() << 31) ^ (uint64_t)rand();
-        job->next_due_ms += (int64_t)(r % (j->jitter_ms + 1));
+        job->next_due_ms += (int64_t)md_rand_upto(j->jitter_ms);
     }
     heap_push(sup, job);
 }
@@ -312,7 +299,7 @@ static void unclaimed_remember(struct sup_job *job, int64_t slot)
 
 void sup_claims_back(struct sup *sup)
 {
-    int64_t now = sup_wall_ms();
+    int64_t now = md_time_wall_ms();
     bool any = false;
 
     if (sup->stopping)
@@ -525,14 +512,14 @@ static void state_save(struct sup *sup);
  * time" for the catch-up rules. */
 static void run_due(struct sup *sup, const char *why)
 {
-    int64_t now = sup->burst_ms != 0 ? sup->burst_ms : sup_wall_ms();
+    int64_t now = sup->burst_ms != 0 ? sup->burst_ms : md_time_wall_ms();
     const char *reason = why != NULL ? why : sup->burst_ms != 0 ? sup->burst_reason : NULL;
     unsigned n = 0;
 
     if (reason == NULL) {
         /* Were we woken late because the machine slept?  CLOCK_BOOTTIME counts suspended
          * time, CLOCK_MONOTONIC does not. */
-        int64_t d = clock_ms(CLOCK_BOOTTIME) - clock_ms(CLOCK_MONOTONIC);
+        int64_t d = md_time_clock_ms(CLOCK_BOOTTIME) - md_time_clock_ms(CLOCK_MONOTONIC);
         reason = d - sup->last_boot_minus_mono_ms > SUSPEND_MS ? "machine was suspended"
                                                                : "meshd was busy";
         sup->last_boot_minus_mono_ms = d;
@@ -557,7 +544,7 @@ static void run_due(struct sup *sup, const char *why)
 
 static void clock_step(struct sup *sup)
 {
-    int64_t now = sup_wall_ms();
+    int64_t now = md_time_wall_ms();
     int64_t expected = sup->last_wall_ms;
 
     md_log(MD_LOG_WARN, "clock stepped: wall_ms=%" PRId64 " last_seen_ms=%" PRId64, now,
@@ -604,7 +591,7 @@ void sup_clock_check(struct sup *sup)
     /* The timerfd may be ready in the same epoll batch as other work (a flood of HTTP
      * requests); whoever is about to do a lot of work calls this first, so due jobs start
      * before it, not after.  The timerfd's own wake-up then finds nothing due. */
-    if (sup->armed_ms > 0 && !sup->closed && sup_wall_ms() >= sup->armed_ms)
+    if (sup->armed_ms > 0 && !sup->closed && md_time_wall_ms() >= sup->armed_ms)
         run_due(sup, NULL);
 }
 
@@ -1062,7 +1049,7 @@ static void reconcile(struct sup *sup, const struct sup_runlog_run *left, const 
                r->exec_id, why);
         sup_reg_run_abandoned(sup, r, why);
         if (job != NULL)
-            sup_job_note_run(job, NULL, r->run_id, "abandoned", -1, 0);
+            sup_job_note_run(job, NULL, r->run_id, RUN_ABANDONED, -1, 0);
         (void)sup_runlog_end(sup->runlog, r->exec_id);
     }
     if (n > 0)
@@ -1073,7 +1060,7 @@ static void reconcile(struct sup *sup, const struct sup_runlog_run *left, const 
 
 int sup_start(struct sup *sup, uv_loop_t *loop, struct md_config *cfg, const char *config_path)
 {
-    int64_t now = sup_wall_ms();
+    int64_t now = md_time_wall_ms();
     struct sup_runlog_run *left = NULL;
     bool *alive = NULL;
     const char **keep = NULL;
@@ -1087,13 +1074,10 @@ int sup_start(struct sup *sup, uv_loop_t *loop, struct md_config *cfg, const cha
     sup->started_wall_ms = now;
     sup->armed_ms = 0;
     sup->last_wall_ms = now;
-    sup->last_boot_minus_mono_ms = clock_ms(CLOCK_BOOTTIME) - clock_ms(CLOCK_MONOTONIC);
-    srand((unsigned)(now ^ getpid()));
+    sup->last_boot_minus_mono_ms = md_time_clock_ms(CLOCK_BOOTTIME) - md_time_clock_ms(CLOCK_MONOTONIC);
     {
-        uint8_t b[6] = {0};
-        if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b) /* early boot: fall back */
-            for (size_t i = 0; i < sizeof b; i++)
-                b[i] = (uint8_t)(rand() ^ (now >> (8 * i)));
+        uint8_t b[6];
+        md_rand_bytes(b, sizeof b);
         snprintf(sup->life, sizeof sup->life, "%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3],
                  b[4], b[5]);
     }
@@ -1196,7 +1180,7 @@ int sup_reload_diag(struct sup *sup, struct md_diag *out)
     struct md_config *ncfg = NULL;
     struct md_diag local, *diag = out != NULL ? out : &local;
     struct sup_job *job, *next;
-    int64_t now = sup_wall_ms();
+    int64_t now = md_time_wall_ms();
     unsigned added = 0, removed = 0, changed = 0, same = 0;
     size_t first;
     int r;
@@ -1387,7 +1371,7 @@ int sup_job_set_paused(struct sup_job *job, bool paused)
 {
     struct sup *sup = job->sup;
     const struct md_job *j = job->cfg;
-    int64_t now_s = sup_wall_ms() / 1000;
+    int64_t now_s = md_time_wall_ms() / 1000;
 
     if (sup->stopping)
         return -ESHUTDOWN;

@@ -33,6 +33,8 @@
 #include "registry.h"
 #include "meshd/md_alloc.h"
 #include "meshd/md_log.h"
+#include "meshd/md_rand.h"
+#include "meshd/md_time.h"
 #include "meshd/md_status.h"
 #include "sup.h"
 
@@ -42,19 +44,6 @@ extern char **environ;
  * Read on for this long, then close them. */
 #define DRAIN_MS 200
 #define PROC_HANDLES 8
-
-static uint64_t rng_state;
-
-static uint32_t rand32(void)
-{
-    /* xorshift64*: jitter only, no need for anything stronger. */
-    if (rng_state == 0)
-        rng_state = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ 0x9E3779B97F4A7C15ull;
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return (uint32_t)((rng_state * 0x2545F4914F6CDD1Dull) >> 32);
-}
 
 void sup_run_id(struct sup *sup, const char *job, int64_t slot, char *buf, size_t len)
 {
@@ -70,25 +59,12 @@ void sup_run_id(struct sup *sup, const char *job, int64_t slot, char *buf, size_
                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
         return;
     }
-    int64_t now = sup_wall_ms();
+    int64_t now = md_time_wall_ms();
     t = (time_t)(now / 1000);
     gmtime_r(&t, &tm);
     snprintf(buf, len, "%s@%04d%02d%02dT%02d%02d%02d.%03dZ-%" PRIu64, job, tm.tm_year + 1900,
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(now % 1000),
              ++sup->run_seq);
-}
-
-static const char *run_status_name(enum sup_run_status s)
-{
-    switch (s) {
-    case RUN_SUCCEEDED: return "succeeded";
-    case RUN_FAILED: return "failed";
-    case RUN_TIMED_OUT: return "timed_out";
-    case RUN_STOPPED: return "stopped";
-    case RUN_UNKNOWN: return "unknown";
-    case RUN_ABANDONED: return "abandoned";
-    }
-    return "?";
 }
 
 static struct sup_proc *job_primary(struct sup_job *job)
@@ -100,14 +76,6 @@ static struct sup_proc *job_primary(struct sup_job *job)
 }
 
 /* ---- teardown --------------------------------------------------------------------------- */
-
-static void tail_clear(char **tail)
-{
-    for (unsigned i = 0; i < SUP_TAIL_LINES; i++) {
-        md_free(tail[i]);
-        tail[i] = NULL;
-    }
-}
 
 static void proc_free(struct sup_proc *p)
 {
@@ -147,7 +115,7 @@ static void proc_free(struct sup_proc *p)
     sup_runlog_end(p->sup->runlog, p->exec_id);
     if (p->pidfd >= 0)
         close(p->pidfd);
-    tail_clear(p->tail);
+    sup_tail_clear(&p->tail);
     md_linebuf_cleanup(&p->lb_out);
     md_linebuf_cleanup(&p->lb_err);
     md_linebuf_cleanup(&p->lb_status);
@@ -203,7 +171,7 @@ static void proc_close_all(struct sup_proc *p)
  * per log_limit.interval), so that a flood of stdout neither hides the run's stderr nor its
  * status lines, and no worker can make meshd write more than 3 bursts per window, whatever it
  * writes.  Only what would be logged counts: lines below the log level use no part of a burst.
- * The output tail (tail_push) and the status events themselves are never limited. */
+ * The output tail (sup_tail_push) and the status events themselves are never limited. */
 enum { STREAM_OUT, STREAM_ERR, STREAM_STATUS };
 static const char *const stream_names[] = {"stdout", "stderr", "status"};
 
@@ -288,33 +256,13 @@ static const char *esc(char *buf, size_t size, const char *s)
     return buf;
 }
 
-static void tail_push(struct sup_proc *p, const char *line, size_t len)
-{
-    /* Escaped like the log (the tail goes to the API, meshctl and the registry, all of which
-     * want valid UTF-8 without control bytes), and cut at the raw line cap.  Every line of a
-     * flood comes through here, so a slot's buffer is reused while the line fits: one pass
-     * and no allocation per line. */
-    unsigned i = p->tail_next;
-    size_t need, want;
-
-    if (p->tail[i] == NULL) /* never used, or moved into the run history */
-        p->tail_cap[i] = 0;
-    need = md_log_escape(p->tail[i], p->tail_cap[i], line, len);
-    want = (need < SUP_OUTPUT_LINE_MAX ? need : SUP_OUTPUT_LINE_MAX) + 1;
-    if (p->tail_cap[i] < want) {
-        md_free(p->tail[i]);
-        p->tail_cap[i] = want < 128 ? 128 : want;
-        p->tail[i] = md_xmalloc(p->tail_cap[i]);
-        md_log_escape(p->tail[i], p->tail_cap[i], line, len);
-    }
-    p->tail_next = (i + 1) % SUP_TAIL_LINES;
-}
-
 static void log_output(struct sup_proc *p, int s, const char *line, size_t len, int flags)
 {
     char text[4096]; /* md_log's whole line is at most 4 KiB */
 
-    tail_push(p, line, len);
+    /* Escaped like the log (the tail goes to the API, meshctl and the registry, all of which
+     * want valid UTF-8 without control bytes), and cut at the raw line cap. */
+    sup_tail_push(&p->tail, line, len, SUP_OUTPUT_LINE_MAX);
     if (!log_gate(p, s, MD_LOG_NOTICE))
         return;
     md_log_escape(text, sizeof text, line, len);
@@ -367,7 +315,7 @@ static void status_line_cb(void *ud, const char *line, size_t len, int flags)
         break;
     case MD_ST_HEARTBEAT:
         if (job != NULL)
-            job->last_heartbeat_ms = (uint64_t)sup_wall_ms();
+            job->last_heartbeat_ms = (uint64_t)md_time_wall_ms();
         if (log_gate(p, STREAM_STATUS, MD_LOG_DEBUG))
             md_log(MD_LOG_DEBUG, "heartbeat: job=%s run=%s", name, p->run_id);
         break;
@@ -578,7 +526,7 @@ static void proc_exited(struct sup_proc *p, int exit_status, int term_signal)
                                  : (exit_status == 0 && term_signal == 0) ? RUN_SUCCEEDED
                                                                           : RUN_FAILED;
         p->end_recorded = true;
-        p->end_status = run_status_name(st);
+        p->end_status = st;
         p->end_code = exit_status; /* -1 with no signal: not known */
         p->end_signal = term_signal;
         if (st == RUN_SUCCEEDED)
@@ -586,7 +534,7 @@ static void proc_exited(struct sup_proc *p, int exit_status, int term_signal)
         else if (st != RUN_UNKNOWN)
             job->runs_failed++;
         md_log(MD_LOG_NOTICE, "run done: job=%s run=%s status=%s", name, p->run_id,
-               run_status_name(st));
+               sup_run_status_name(st));
     }
     close_once(p, (uv_handle_t *)&p->exitw);
     close_once(p, (uv_handle_t *)&p->in);
@@ -745,7 +693,7 @@ static char **build_env(struct sup_job *job, struct sup_proc *p)
     char **env;
     char when[40];
     struct tm tm;
-    time_t t = (time_t)(p->slot ? p->slot : sup_wall_ms() / 1000);
+    time_t t = (time_t)(p->slot ? p->slot : md_time_wall_ms() / 1000);
 
     gmtime_r(&t, &tm);
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
@@ -833,7 +781,7 @@ static int proc_spawn(struct sup_job *job, int64_t slot, bool primary)
     p->stop_signal = j->stop_signal;
     p->stop_timeout_ms = j->stop_timeout_ms;
     p->started_ms = uv_now(sup->loop);
-    p->started_wall_ms = sup_wall_ms();
+    p->started_wall_ms = md_time_wall_ms();
     if (job->fire_due_ms != 0) { /* an on-time slot (sched.c): how late is this spawn? */
         sup_note_lag(sup, p->started_wall_ms - job->fire_due_ms);
         job->fire_due_ms = 0;
@@ -1016,7 +964,7 @@ int sup_job_adopt(struct sup_job *job, const struct sup_runlog_run *r, struct su
     p->stop_signal = j->stop_signal;
     p->stop_timeout_ms = j->stop_timeout_ms;
     p->started_wall_ms = r->started_ms;
-    age_ms = sup_wall_ms() - r->started_ms;
+    age_ms = md_time_wall_ms() - r->started_ms;
     if (age_ms < 0)
         age_ms = 0;
     /* Monotonic start, so durations and the timeout count from the real start. */
@@ -1077,19 +1025,19 @@ static void record_run(struct sup_job *job, const struct prog_actions *act)
     if (job->ending != NULL) {
         /* Shipped when the proc is freed, with its whole output tail. */
         job->ending->end_recorded = true;
-        job->ending->end_status = run_status_name(st);
+        job->ending->end_status = st;
         job->ending->end_code = job->prog.last_exit_code;
         job->ending->end_signal = job->prog.last_signal;
     } else {
         /* Nothing was launched (unknown program, no such user, out of pipes). */
-        sup_reg_run_end(job, NULL, job->run_id, run_status_name(st), job->prog.last_exit_code,
+        sup_reg_run_end(job, NULL, job->run_id, st, job->prog.last_exit_code,
                         job->prog.last_signal, "spawn failed");
-        sup_job_note_run(job, NULL, job->run_id, run_status_name(st), job->prog.last_exit_code,
+        sup_job_note_run(job, NULL, job->run_id, st, job->prog.last_exit_code,
                          job->prog.last_signal);
     }
     md_log(st == RUN_SUCCEEDED ? MD_LOG_INFO : MD_LOG_NOTICE,
            "run done: job=%s run=%s status=%s code=%d signal=%d", job->name, job->run_id,
-           run_status_name(st), job->prog.last_exit_code, job->prog.last_signal);
+           sup_run_status_name(st), job->prog.last_exit_code, job->prog.last_signal);
 }
 
 static void msg_finished(struct sup_job *job);
@@ -1102,7 +1050,7 @@ void sup_job_event(struct sup_job *job, enum prog_event ev, int exit_code, int t
         .now_ms = uv_now(sup->loop),
         .exit_code = exit_code,
         .term_signal = term_signal,
-        .rand = rand32(),
+        .rand = md_rand32(),
     };
     struct prog_actions act;
 
@@ -1200,10 +1148,10 @@ static void msg_finished(struct sup_job *job)
 
     if (job->msg_outcome != RUN_SUCCEEDED && job->msg_outcome != RUN_STOPPED) {
         if (job->prog.last_signal != 0)
-            snprintf(err, sizeof err, "%s: signal %d", run_status_name(job->msg_outcome),
+            snprintf(err, sizeof err, "%s: signal %d", sup_run_status_name(job->msg_outcome),
                      job->prog.last_signal);
         else
-            snprintf(err, sizeof err, "%s: exit code %d", run_status_name(job->msg_outcome),
+            snprintf(err, sizeof err, "%s: exit code %d", sup_run_status_name(job->msg_outcome),
                      job->prog.last_exit_code);
     }
     md_log(MD_LOG_NOTICE, "message %s: job=%s id=%" PRId64 "%s%s", status, job->name,
@@ -1235,4 +1183,78 @@ void sup_job_close(struct sup_job *job)
     job->closing = true;
     job->timer.data = job;
     uv_close((uv_handle_t *)&job->timer, job_close_cb);
+}
+
+/* ---- the job's memory (history.h) ------------------------------------------------------- */
+
+void sup_job_note_run(struct sup_job *job, struct sup_proc *p, const char *run_id,
+                      enum sup_run_status status, int exit_code, int signal)
+{
+    struct sup_run_rec *r = sup_history_add(&job->history);
+    int64_t now = md_time_wall_ms();
+
+    job->sup->status_gen++;
+    snprintf(r->run_id, sizeof r->run_id, "%s", run_id);
+    r->status = status;
+    r->exit_code = exit_code;
+    r->signal = signal;
+    r->finished_ms = now;
+    if (p != NULL) {
+        r->slot = p->slot;
+        r->started_ms = p->started_wall_ms;
+        r->duration_ms = p->duration_ms;
+        r->usage = p->usage;
+        sup_tail_move(&r->tail, &p->tail);
+        if (p->started_wall_ms != 0)
+            sup_history_duration(&job->history, (double)p->duration_ms / 1000.0);
+    } else {
+        r->slot = job->cur_slot;
+    }
+    if (status == RUN_SUCCEEDED)
+        job->last_success_ms = now;
+    else if (status == RUN_TIMED_OUT)
+        job->runs_timed_out++;
+    else if (status == RUN_STOPPED)
+        job->runs_stopped++;
+}
+
+void sup_job_note_status(struct sup_job *job, struct sup_proc *p,
+                         const struct md_status_event *ev)
+{
+    job->sup->status_gen++;
+    switch (ev->kind) {
+    case MD_ST_ALERT:
+        sup_history_alert(&job->history, ev->u.alert.key, ev->u.alert.message,
+                          (int)ev->u.alert.severity, md_time_wall_ms());
+        break;
+    case MD_ST_RESOLVE:
+        sup_history_resolve(&job->history, ev->u.resolve.key);
+        break;
+    case MD_ST_PROGRESS:
+        p->has_progress = true;
+        p->has_total = ev->u.progress.has_total != 0;
+        p->progress_done = ev->u.progress.done;
+        p->progress_total = ev->u.progress.total;
+        md_free(p->progress_unit);
+        p->progress_unit = ev->u.progress.unit ? md_xstrdup(ev->u.progress.unit) : NULL;
+        break;
+    default:
+        break;
+    }
+}
+
+void sup_job_info_free(struct sup_job *job)
+{
+    sup_history_free(&job->history);
+    md_free(job->last_error);
+    job->last_error = NULL;
+}
+
+void sup_note_lag(struct sup *sup, int64_t lag_ms)
+{
+    double secs = lag_ms > 0 ? (double)lag_ms / 1000.0 : 0.0;
+
+    sup->lag_bucket[sup_bucket_of(secs, sup_lag_bounds, SUP_LAG_BUCKETS - 1)]++;
+    sup->lag_sum += secs;
+    sup->lag_count++;
 }

@@ -18,53 +18,17 @@
 #include "meshd/md_log.h"
 #include "meshd/md_status.h"
 #include "cgroup.h"
+#include "history.h"
 #include "prog.h"
 
-#define SUP_TAIL_LINES 20      /* last output lines kept per run for the run record */
 #define SUP_OUTPUT_LINE_MAX 8192
-#define SUP_RUN_ID_MAX 128
 #define SUP_LIFE_MAX 16        /* sup->life: 12 hex digits */
 #define SUP_EXEC_ID_MAX 40     /* "<life>-<seq>" */
 
 #define SUP_MSG_ENV_MAX 65536   /* a message payload larger than this is not put in the env */
-#define SUP_RUN_HISTORY 5       /* finished runs kept per job for /status and `meshctl logs` */
-#define SUP_ALERTS_MAX 64       /* open alerts kept per job (the oldest goes beyond that) */
-#define SUP_DUR_BUCKETS 13      /* run-duration histogram (api.c) */
-#define SUP_LAG_BUCKETS 12      /* firing-lag histogram (api.c) */
 
 struct sup;
 struct sup_job;
-
-/* A finished run, kept in memory (the registry has the full history). */
-struct sup_run_rec {
-    char run_id[SUP_RUN_ID_MAX];
-    int64_t slot;                /* scheduled instant (Unix s), 0 for unscheduled runs */
-    int64_t started_ms;          /* wall clock, Unix ms; 0 if nothing was launched */
-    int64_t finished_ms;
-    const char *status;          /* "succeeded" "failed" "timed_out" "stopped" (static) */
-    int exit_code, signal;
-    uint64_t duration_ms;
-    struct sup_cg_usage usage;   /* CPU time and peak memory (flags false: not known) */
-    char *lines[SUP_TAIL_LINES]; /* last output lines, oldest first, NULL after the last */
-};
-
-/* An open alert raised by a worker ({"event":"alert"}), until {"event":"resolve"}. */
-struct sup_alert {
-    struct sup_alert *next;
-    char *key, *message;
-    int severity;                /* enum md_status_severity */
-    int64_t opened_ms;           /* wall clock, Unix ms */
-};
-
-/* How a run ended, for the log and (later) the run record. */
-enum sup_run_status {
-    RUN_SUCCEEDED,
-    RUN_FAILED,
-    RUN_TIMED_OUT,
-    RUN_STOPPED, /* stopped by meshd: shutdown, reload, replace */
-    RUN_UNKNOWN, /* adopted from a previous life: it ended, its exit status could not be had */
-    RUN_ABANDONED, /* a previous life's run that ended while no meshd watched it */
-};
 
 /* One live child process and its pipes.  Heap-allocated; freed in the last close_cb. */
 struct sup_proc {
@@ -105,9 +69,7 @@ struct sup_proc {
     char *stdin_data;
     struct md_linebuf lb_out, lb_err, lb_status;
     struct md_log_limit limit[3]; /* log_limit of stdout, stderr and the status stream's lines */
-    char *tail[SUP_TAIL_LINES];   /* escaped as in the log (md_log_escape), oldest at tail_next */
-    size_t tail_cap[SUP_TAIL_LINES]; /* bytes allocated at tail[i] (reused line after line) */
-    unsigned tail_next;
+    struct sup_tail tail;         /* the last output lines (history.h) */
     unsigned bad_status;
     char *result; /* last {"event":"result"} status word, or NULL */
     uint64_t duration_ms;
@@ -116,7 +78,7 @@ struct sup_proc {
     /* How the run ended, set when it is recorded; the registry's run_end goes out when the proc
      * is freed, after the pipes were drained, so it carries the whole output tail. */
     bool end_recorded;
-    const char *end_status;
+    enum sup_run_status end_status;
     int end_code, end_signal;
 };
 
@@ -169,13 +131,7 @@ struct sup_job {
     int64_t last_success_ms;   /* wall clock of the last succeeded run's end, 0 if none */
     int64_t fire_due_ms;       /* due instant of the slot being started on time, for the lag */
     char *last_error;          /* why the job is FATAL ("gave up after ..."), or NULL */
-    struct sup_run_rec hist[SUP_RUN_HISTORY]; /* ring, hist_next is the oldest when full */
-    unsigned hist_n, hist_next;
-    struct sup_alert *alerts;  /* newest first */
-    unsigned nalerts;
-    uint64_t dur_bucket[SUP_DUR_BUCKETS]; /* cumulative counts are computed when rendering */
-    double dur_sum;
-    uint64_t dur_count;
+    struct sup_history history; /* finished runs, open alerts, durations (history.h) */
 };
 
 struct sup_registry;
@@ -273,8 +229,6 @@ int sup_reload_diag(struct sup *sup, struct md_diag *diag);
 void sup_job_proc_gone(struct sup_job *job);
 /* Releases what sup_start allocated, once the loop has ended. */
 void sup_cleanup(struct sup *sup);
-/* Wall-clock now, in ms. */
-int64_t sup_wall_ms(void);
 
 /* spawn.c ---------------------------------------------------------------------------------- */
 
@@ -306,17 +260,12 @@ void sup_run_id(struct sup *sup, const char *job, int64_t slot, char *buf, size_
 /* Records a finished run in the job's history (from proc_free, or with p NULL when nothing
  * was launched); moves the proc's output tail into the record. */
 void sup_job_note_run(struct sup_job *job, struct sup_proc *p, const char *run_id,
-                      const char *status, int exit_code, int signal);
-/* Keeps a worker's alert/resolve/progress in memory (jobinfo.c). */
+                      enum sup_run_status status, int exit_code, int signal);
+/* Keeps a worker's alert/resolve/progress in memory. */
 void sup_job_note_status(struct sup_job *job, struct sup_proc *p,
                          const struct md_status_event *ev);
 /* Frees the history and alerts (job_close_cb). */
 void sup_job_info_free(struct sup_job *job);
-/* RFC 3339 UTC with milliseconds: 2026-11-25T07:00:00.004Z */
-void sup_fmt_ms(int64_t ms, char *buf, size_t len);
-/* Adds key: that time to a JSON object, or null when ms <= 0. */
-struct cJSON;
-void sup_json_time(struct cJSON *o, const char *key, int64_t ms);
 /* Observes the firing lag of a run started for an on-time slot. */
 void sup_note_lag(struct sup *sup, int64_t lag_ms);
 /* Closes the job's handles; the job is freed when they and its procs are gone. */

@@ -54,7 +54,6 @@ RANK = {
     "cgroup": 10,
     "runlog": 10,
     "launch": 10,
-    "jobinfo": 5,
     "history": 5,
     "prog": 2,
     "md_page_html": 1,  # the web page, generated from supervisor/web/index.html
@@ -66,10 +65,9 @@ EXTERNAL = {"pq_lazy"}
 
 # Upward edges that exist today, each with its symbols; issue 11 removes them one by one.
 KNOWN = {
-    ("jobinfo", "sched"): {"sup_wall_ms"},
-    ("registry", "sched"): {"sup_bus_wake", "sup_claims_back", "sup_leases_changed", "sup_wall_ms"},
+    ("registry", "sched"): {"sup_bus_wake", "sup_claims_back", "sup_leases_changed"},
     ("sched", "http"): {"sup_http_close", "sup_http_start"},
-    ("spawn", "sched"): {"sup_bus_wake", "sup_job_proc_gone", "sup_service_start", "sup_wall_ms"},
+    ("spawn", "sched"): {"sup_bus_wake", "sup_job_proc_gone", "sup_service_start"},
 }
 
 # The link units, by the CMake target whose objects they are.

@@ -22,6 +22,7 @@
 #include "db_internal.h"
 #include "meshd/md_alloc.h"
 #include "meshd/md_log.h"
+#include "meshd/md_rand.h"
 
 #define DB_DEF_CONNECT_TIMEOUT_MS 5000u
 #define DB_DEF_BACKOFF_INITIAL_MS 500u
@@ -258,13 +259,9 @@ static uint64_t db_backoff_ms(struct md_db *db)
         d *= 2;
     if (d > db->backoff_max_ms)
         d = db->backoff_max_ms;
-    /* xorshift64: jitter needs no quality, only spread between nodes. */
-    db->rng ^= db->rng << 13;
-    db->rng ^= db->rng >> 7;
-    db->rng ^= db->rng << 17;
     uint64_t span = d * 2 / 5; /* 40% wide, centred on d */
     if (span > 0)
-        d = d - span / 2 + db->rng % (span + 1);
+        d = d - span / 2 + md_rand_upto(span); /* spread between nodes */
     return d;
 }
 
@@ -728,9 +725,6 @@ int md_db_open(uv_loop_t *loop, const struct md_db_config *cfg, struct md_db **o
     db->cfg_state_cb = cfg->state_cb;
     db->cfg_notify_cb = cfg->notify_cb;
     db->cfg_ud = cfg->ud;
-    db->rng = uv_hrtime() ^ (uint64_t)(uintptr_t)db ^ 0x9e3779b97f4a7c15ull;
-    if (db->rng == 0)
-        db->rng = 1;
     db->state = MD_DB_DISCONNECTED;
     uv_timer_init(loop, &db->timer); /* cannot fail on Unix */
     db->pending = 1;

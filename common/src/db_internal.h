@@ -36,7 +36,6 @@ struct md_db {
     char *on_connect; /* or NULL */
     unsigned connect_timeout_ms, backoff_initial_ms, backoff_max_ms;
     unsigned tries; /* failed attempts since the last connect */
-    uint64_t rng;
     size_t max_queue;
     md_db_state_cb *cfg_state_cb;
     md_db_notify_cb *cfg_notify_cb;

@@ -13,6 +13,7 @@
 #include "meshd/md_alloc.h"
 #include "meshd/md_config.h"
 #include "meshd/md_log.h"
+#include "meshd/md_time.h"
 #include "sup.h"
 #include "looptest.h"
 #include "t.h"
@@ -383,7 +384,7 @@ TEST(catch_up_after_long_downtime)
     uv_loop_t loop;
     char *state_dir, *state;
     FILE *f;
-    int64_t last = sup_wall_ms() / 1000 - 2 * 86400;
+    int64_t last = md_time_wall_ms() / 1000 - 2 * 86400;
 
     setup();
     state_dir = md_xasprintf("%s/state", tmpdir);
