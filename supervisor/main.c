@@ -104,8 +104,8 @@ int main(int argc, char **argv)
         md_log_level_parse(cfg->log_level, &level) == 0)
         md_log_init("meshd", level);
 
-    /* A write to a child's stdin after it exited must be an EPIPE, not our death.  libuv resets
-     * every signal disposition in the child before exec, so children still get SIGPIPE. */
+    /* A write to a child's stdin after it exited must be an EPIPE, not our death.  launch.c
+     * resets every signal disposition in the child before exec, so children still get SIGPIPE. */
     signal(SIGPIPE, SIG_IGN);
     /* Orphaned grandchildren come to us (not to init) so they are reaped and never linger as
      * zombies; as PID 1 in a container that is the case anyway. */

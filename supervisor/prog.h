@@ -4,7 +4,7 @@
  * returns what the caller must do: spawn, kill, arm or cancel the prog's timer, record a finished
  * run, shout about a program that gave up.  It makes no syscall, reads no clock, allocates nothing
  * and logs nothing, so tests/unit/test_prog.c drives it with scripted events and a fake clock
- * (supervisord's DummyOptions idea).  spawn.c carries the actions out with libuv and turns libuv
+ * (supervisord's DummyOptions idea).  job.c carries the actions out with libuv and turns libuv
  * callbacks back into events (s6-supervise's state x event table plus supervisord's seam).
  *
  * The table (rows: state now; "-": ignored, see prog_step for the "impossible" cells):
@@ -22,7 +22,7 @@
  *  *   only with policy ready_line; without it EV_READY is ignored (start_secs governs).
  *  **  only without ready_line (the start_secs timer); with it a timer event is stale.
  *  *** only reachable with start_secs 0, where EV_START goes straight to RUNNING and a failing
- *      uv_spawn is reported afterwards; treated exactly like a spawn failure in STARTING.
+ *      spawn is reported afterwards; treated exactly like a spawn failure in STARTING.
  *
  * "run ended" classifies the exit (see prog_step) into EXITED, BACKOFF or FATAL.
  *
@@ -57,7 +57,7 @@ enum prog_state {
 
 enum prog_event {
     EV_START,        /* start requested: scheduler fire, service boot, operator, reload */
-    EV_SPAWN_FAILED, /* uv_spawn failed (ENOENT, EACCES...): no process was created */
+    EV_SPAWN_FAILED, /* the spawn failed (ENOENT, EACCES...): no process was created */
     EV_READY,        /* the worker wrote {"event":"ready"} on its status fd */
     EV_EXITED,       /* the process exited or was killed (exit_code / term_signal) */
     EV_STOP,         /* stop requested: operator, shutdown, reload, run timeout */
@@ -132,7 +132,7 @@ enum prog_outcome {
  * from == to.  A state change shows as from != to; it may come with no action at all (STARTING ->
  * RUNNING on start_secs, EXITED -> STOPPED).  Perform the actions in this order: record
  * ACT_RUN_DONE, then ACT_CANCEL_TIMER / ACT_ARM_TIMER (never both), then ACT_KILL, then ACT_SPAWN
- * last: a synchronous uv_spawn failure feeds EV_SPAWN_FAILED right away, and the timer that event
+ * last: a synchronous spawn failure (proc.h) feeds EV_SPAWN_FAILED right away, and the timer that event
  * arms must not be overwritten by the start_secs timer of the step that asked for the spawn. */
 struct prog_actions {
     unsigned flags;            /* ACT_* bits */

@@ -1071,6 +1071,9 @@ int sup_start(struct sup *sup, uv_loop_t *loop, struct md_config *cfg, const cha
     sup->loop = loop;
     sup->cfg = cfg;
     sup->config_path = md_xstrdup(config_path);
+    sup->job_hooks.idle = sup_job_proc_gone;
+    sup->job_hooks.service_start = sup_service_start;
+    sup->job_hooks.bus_wake = sup_bus_wake;
     sup->started_wall_ms = now;
     sup->armed_ms = 0;
     sup->last_wall_ms = now;
@@ -1238,6 +1241,7 @@ int sup_reload_diag(struct sup *sup, struct md_diag *out)
         bool was_enabled = oj->enabled;
         job->cfg = nj;
         job_policy(job);
+        sup_job_log_limits(job); /* a reload applies to running processes at once */
         if (same_proc && same_sched && was_enabled == nj->enabled) {
             same++;
             continue;
@@ -1551,9 +1555,9 @@ void sup_cleanup(struct sup *sup)
 /* ---- orphans ------------------------------------------------------------------------------- */
 
 /* meshd is a child subreaper (and PID 1 in a container): orphaned grandchildren are reparented
- * to it and must be reaped, or they stay zombies.  libuv reaps only the pids it spawned, and a
- * waitpid(-1) here could steal their exit status from it, so list our children from /proc and
- * reap only the ones that are not ours. */
+ * to it and must be reaped, or they stay zombies.  Our own runs are reaped through their pidfds
+ * (proc.c) and a waitpid(-1) here could steal their exit status, so list our children from
+ * /proc and reap only the ones that are not ours. */
 static int cmp_int(const void *a, const void *b)
 {
     int x = *(const int *)a, y = *(const int *)b;

@@ -19,120 +19,14 @@
 #include "meshd/md_status.h"
 #include "cgroup.h"
 #include "history.h"
+#include "job.h"
 #include "prog.h"
 
-#define SUP_OUTPUT_LINE_MAX 8192
 #define SUP_LIFE_MAX 16        /* sup->life: 12 hex digits */
-#define SUP_EXEC_ID_MAX 40     /* "<life>-<seq>" */
 
-#define SUP_MSG_ENV_MAX 65536   /* a message payload larger than this is not put in the env */
 
 struct sup;
 struct sup_job;
-
-/* One live child process and its pipes.  Heap-allocated; freed in the last close_cb. */
-struct sup_proc {
-    uv_poll_t exitw;    /* readable when the child has exited (a pidfd) */
-    int pidfd;          /* the child's pidfd (launch.h); closed in proc_free */
-    uv_pipe_t in, out, err, status;
-    uv_timer_t timeout; /* run timeout, then SIGKILL escalation for extra (allow) runs */
-    uv_timer_t logw;    /* log_limit: armed while a window holds suppressed lines, to log their
-                         * summary when it ends */
-    uv_check_t resume;  /* restarts the pipes paused after a full read (spawn.c read_pause) */
-    unsigned paused;    /* those pipes: 1 stdout, 2 stderr, 4 status */
-    uv_write_t write_req;
-    int pending_closes;
-    struct sup *sup;
-    struct sup_job *job; /* NULL once the job has let go of it */
-    struct sup_proc *next; /* job's list of procs */
-    int pid;
-    bool primary;   /* driven by the job's prog state machine */
-    bool exited;
-    bool launched;  /* a child exists: exitw is initialized and needs closing */
-    bool adopted;   /* a previous life's run, taken over at start-up (sup_job_adopt): not our
-                     * child (its exit status cannot be had), no pipes */
-    bool timed_out;
-    bool killing;   /* extra run: SIGTERM sent, SIGKILL next */
-    bool stop_group; /* copied from the job at spawn: the config may be swapped meanwhile */
-    int stop_signal;
-    uint64_t stop_timeout_ms;
-    char run_id[SUP_RUN_ID_MAX];
-    /* This execution's identity, "<life>-<seq>": one per spawn (a retry of the same run gets
-     * a new one); the life part names the meshd process that started it (sup->life). */
-    char exec_id[SUP_EXEC_ID_MAX];
-    int64_t slot;   /* scheduled instant (Unix s), or 0 */
-    uint64_t started_ms;
-    int64_t started_wall_ms;
-    bool has_progress, has_total;
-    double progress_done, progress_total;
-    char *progress_unit;
-    char *stdin_data;
-    struct md_linebuf lb_out, lb_err, lb_status;
-    struct md_log_limit limit[3]; /* log_limit of stdout, stderr and the status stream's lines */
-    struct sup_tail tail;         /* the last output lines (history.h) */
-    unsigned bad_status;
-    char *result; /* last {"event":"result"} status word, or NULL */
-    uint64_t duration_ms;
-    struct sup_cg_run *cg;     /* the run's cgroup (cgroup.h), or NULL: released in proc_free */
-    struct sup_cg_usage usage; /* read from it in proc_free, before the run is recorded */
-    /* How the run ended, set when it is recorded; the registry's run_end goes out when the proc
-     * is freed, after the pipes were drained, so it carries the whole output tail. */
-    bool end_recorded;
-    enum sup_run_status end_status;
-    int end_code, end_signal;
-};
-
-struct sup_job {
-    struct sup *sup;
-    char *name;                /* owned copy: outlives config swaps */
-    const struct md_job *cfg;  /* borrowed from sup->cfg; NULL once retired */
-    struct prog prog;
-    struct prog_policy pol;
-    uv_timer_t timer;          /* the prog timer (start_secs, backoff, stop grace) */
-    struct sup_proc *procs;    /* live processes, primary first */
-    struct sup_job *next;      /* sup->jobs list */
-
-    /* Scheduling (cron jobs). */
-    size_t heap_idx;           /* position in sup->heap, or SIZE_MAX */
-    int64_t next_slot;         /* next scheduled instant (Unix s), 0 if none */
-    int64_t next_due_ms;       /* next_slot + jitter, Unix ms */
-    int64_t last_slot;         /* last slot handled (run, skipped or missed), 0 if none */
-    int64_t cur_slot;          /* slot of the primary's current run, 0 if none */
-    int64_t pending_slot;      /* replace: slot to start once the current run has stopped */
-    int64_t unclaimed_slot;    /* cluster, when_offline skip: the latest slot that could not be
-                                * claimed (registry unreachable), claimed again when claims
-                                * work again (sup_claims_back); 0 if none */
-    char run_id[SUP_RUN_ID_MAX];
-    struct sup_proc *ending;   /* the proc whose exit is being fed to the prog, or NULL */
-
-    /* Lifecycle. */
-    bool retired;              /* removed by reload: free once procs are gone */
-    bool restart_pending;      /* changed by reload: start again once stopped */
-    bool closing;
-    enum sup_run_status stop_status; /* how to record the run we are stopping */
-
-    /* Operator control (api.c via sched.c). */
-    bool paused;               /* no scheduled runs, a service stays stopped; persisted */
-    bool pending_now;          /* start an unscheduled run once the current one has stopped */
-    bool lease_held;           /* singleton service: this node holds its lease */
-    int64_t msg_id;            /* `on:` job: the bus message its run is for, or 0 */
-    char *msg_payload;         /* its payload (JSON text) */
-    bool msg_fetching;         /* asking the bus for one */
-    enum sup_run_status msg_outcome; /* how the message's latest run ended */
-    bool lease_pending;        /* a lease request is in flight */
-
-    /* Counters and last-run facts, kept in memory for /status, /health and /metrics. */
-    unsigned restarts;
-    uint64_t runs_ok, runs_failed, runs_skipped, runs_missed;
-    uint64_t runs_timed_out, runs_stopped; /* subsets of runs_failed */
-    uint64_t runs_elsewhere;   /* cluster: slots another node claimed and ran */
-    uint64_t bad_status_lines;
-    uint64_t last_heartbeat_ms;
-    int64_t last_success_ms;   /* wall clock of the last succeeded run's end, 0 if none */
-    int64_t fire_due_ms;       /* due instant of the slot being started on time, for the lag */
-    char *last_error;          /* why the job is FATAL ("gave up after ..."), or NULL */
-    struct sup_history history; /* finished runs, open alerts, durations (history.h) */
-};
 
 struct sup_registry;
 struct sup_http;
@@ -152,6 +46,7 @@ struct sup {
     struct md_config *cfg;
     char *config_path;
     struct sup_job *jobs;
+    struct sup_job_hooks job_hooks; /* set by sup_start: what jobs tell the layers above */
 
     uv_signal_t sig_term, sig_int, sig_hup, sig_chld;
     uv_poll_t clock_poll;  /* timerfd on CLOCK_REALTIME: the schedule's one wake-up */
@@ -225,50 +120,9 @@ struct sup_job *sup_job_find(struct sup *sup, const char *name);
 /* Reloads like SIGHUP; diag (may be NULL) receives the file's errors and warnings. */
 int sup_reload_diag(struct sup *sup, struct md_diag *diag);
 
-/* Called by spawn.c when a proc is gone (all its handles closed). */
+/* A job has no process left (job_hooks.idle): a retired job goes, a stop may finish. */
 void sup_job_proc_gone(struct sup_job *job);
 /* Releases what sup_start allocated, once the loop has ended. */
 void sup_cleanup(struct sup *sup);
-
-/* spawn.c ---------------------------------------------------------------------------------- */
-
-/* Applies one event to the job's state machine and carries out the resulting actions. */
-void sup_job_event(struct sup_job *job, enum prog_event ev, int exit_code, int term_signal);
-/* Spawns an extra, unsupervised run (concurrency: allow). */
-void sup_job_spawn_extra(struct sup_job *job, int64_t slot);
-/* Takes over a run a previous life of meshd started and that still runs (runlog.h r, borrowed;
- * cg: its run cgroup, taken over, or NULL).  stop: stop it (TERM to its group, KILL after the
- * job's stop_timeout) rather than watch it to its end.  The run is watched through a pidfd; its
- * end is recorded as unknown (it is not meshd's child: no exit status), timed_out or stopped.
- * Returns 0, or -ESRCH when the process is gone after all (cg is then released). */
-struct sup_runlog_run;
-struct sup_cg_run;
-int sup_job_adopt(struct sup_job *job, const struct sup_runlog_run *r, struct sup_cg_run *cg,
-                  bool stop);
-/* The job has a run adopted from a previous life still running. */
-bool sup_job_has_adopted(const struct sup_job *job);
-/* Stops an extra or adopted run: its stop signal now, SIGKILL every stop_timeout after. */
-void sup_proc_stop(struct sup_proc *p);
-/* Stops the job's runs adopted from a previous life (concurrency: replace). */
-void sup_job_stop_adopted(struct sup_job *job);
-/* Sends sig to the proc (its whole group when the job says so). */
-void sup_proc_kill(struct sup_proc *p, int sig);
-/* Kills every leftover member of each proc's group with SIGKILL (shutdown second signal). */
-void sup_job_kill_all(struct sup_job *job);
-/* Formats the run id for a slot (or an unscheduled run when slot is 0). */
-void sup_run_id(struct sup *sup, const char *job, int64_t slot, char *buf, size_t len);
-/* Records a finished run in the job's history (from proc_free, or with p NULL when nothing
- * was launched); moves the proc's output tail into the record. */
-void sup_job_note_run(struct sup_job *job, struct sup_proc *p, const char *run_id,
-                      enum sup_run_status status, int exit_code, int signal);
-/* Keeps a worker's alert/resolve/progress in memory. */
-void sup_job_note_status(struct sup_job *job, struct sup_proc *p,
-                         const struct md_status_event *ev);
-/* Frees the history and alerts (job_close_cb). */
-void sup_job_info_free(struct sup_job *job);
-/* Observes the firing lag of a run started for an on-time slot. */
-void sup_note_lag(struct sup *sup, int64_t lag_ms);
-/* Closes the job's handles; the job is freed when they and its procs are gone. */
-void sup_job_close(struct sup_job *job);
 
 #endif

@@ -44,7 +44,6 @@ RANK = {
     "bus": 32,
     "cluster": 32,
     "job": 20,
-    "spawn": 20,
     "proc": 14,
     "registry": 12,
     "regevent": 11,
@@ -67,7 +66,6 @@ EXTERNAL = {"pq_lazy"}
 KNOWN = {
     ("registry", "sched"): {"sup_bus_wake", "sup_claims_back", "sup_leases_changed"},
     ("sched", "http"): {"sup_http_close", "sup_http_start"},
-    ("spawn", "sched"): {"sup_bus_wake", "sup_job_proc_gone", "sup_service_start"},
 }
 
 # The link units, by the CMake target whose objects they are.
@@ -80,12 +78,26 @@ GROUP_OF_TARGET = {
 }
 
 
+def archive_members(build, target):
+    """The object names in a library target's archive, or None for an executable.  A source
+    file that was removed or renamed leaves its old object in CMakeFiles; the archive, which
+    CMake writes anew, holds only the current ones."""
+    path = os.path.join(build, "lib%s.a" % target)
+    if not os.path.exists(path):
+        return None
+    out = subprocess.run(["ar", "t", path], capture_output=True, text=True, check=True).stdout
+    return set(out.split())
+
+
 def objects(build):
     """{module: (group, object path)} for every object of the targets above."""
     found = {}
     for target, target_group in GROUP_OF_TARGET.items():
+        members = archive_members(build, target)
         pattern = os.path.join(build, "CMakeFiles", target + ".dir", "**", "*.o")
         for o in glob.glob(pattern, recursive=True):
+            if members is not None and os.path.basename(o) not in members:
+                continue
             module = os.path.basename(o).split(".")[0]
             if module in EXTERNAL:
                 continue

@@ -1,5 +1,5 @@
 /* test_sup.c - the supervisor on a real libuv loop with real processes (tests/fakes/fake_worker),
- * in-process, so the sanitizers see every handle and allocation of sched.c and spawn.c.  Every
+ * in-process, so the sanitizers see every handle and allocation of sched.c, job.c and proc.c.  Every
  * test ends by stopping the supervisor and asserting uv_loop_close() == 0: no leaked handle. */
 #include <errno.h>
 #include <signal.h>

@@ -123,8 +123,8 @@ int md_status_format(const struct md_status_event *ev, char **out, size_t *outle
  * the program installed itself is left alone.  Writes then fail with -EPIPE, which a worker may
  * ignore: the supervisor is gone or has closed the pipe.  The same applies to the worker's
  * stdout and stderr, whose writes then fail with EPIPE instead of killing the process.
- * Worker side only: the supervisor never calls md_status_open (it owns no status fd, and it
- * leaves signal dispositions to libuv).
+ * Worker side only: the supervisor never calls md_status_open (it owns no status fd; its
+ * children's signal dispositions are reset by its launcher before exec).
  */
 
 struct md_status_writer {
