@@ -56,6 +56,27 @@ void sup_run_id(struct sup *sup, const char *job, int64_t slot, char *buf, size_
              ++sup->run_seq);
 }
 
+struct sup_job *sup_job_find(struct sup *sup, const char *name)
+{
+    for (struct sup_job *job = sup->jobs; job != NULL; job = job->next)
+        if (!job->retired && job->cfg != NULL && strcmp(job->name, name) == 0)
+            return job;
+    return NULL;
+}
+
+bool sup_job_busy(const struct sup_job *job)
+{
+    switch (job->prog.state) {
+    case PROG_STARTING:
+    case PROG_RUNNING:
+    case PROG_BACKOFF:
+    case PROG_STOPPING:
+        return true;
+    default:
+        return false;
+    }
+}
+
 static struct sup_proc *job_primary(struct sup_job *job)
 {
     for (struct sup_proc *p = job->procs; p != NULL; p = p->next)
@@ -415,8 +436,6 @@ static void record_run(struct sup_job *job, const struct prog_actions *act)
            sup_run_status_name(st), job->prog.last_exit_code, job->prog.last_signal);
 }
 
-static void msg_finished(struct sup_job *job);
-
 void sup_job_event(struct sup_job *job, enum prog_event ev, int exit_code, int term_signal)
 {
     struct sup *sup = job->sup;
@@ -484,7 +503,7 @@ void sup_job_event(struct sup_job *job, enum prog_event ev, int exit_code, int t
      * goes on once its old process is gone. */
     if (job->msg_id != 0 && (job->prog.state == PROG_STOPPED || job->prog.state == PROG_EXITED ||
                              job->prog.state == PROG_FATAL)) {
-        msg_finished(job);
+        sup->job_hooks.msg_finished(job); /* the bus: its message is done, the next one */
         if (job->prog.state != PROG_STOPPED && job->prog.state != PROG_EXITED &&
             job->prog.state != PROG_FATAL)
             return; /* the next message started it again */
@@ -510,33 +529,6 @@ void sup_job_event(struct sup_job *job, enum prog_event ev, int exit_code, int t
             sup_job_event(job, EV_START, 0, 0);
         }
     }
-}
-
-/* The message's last run is over (no retry pending): tell the bus, then take the next one. */
-static void msg_finished(struct sup_job *job)
-{
-    struct sup *sup = job->sup;
-    char err[64] = "";
-    const char *status = job->msg_outcome == RUN_SUCCEEDED ? "done"
-                         : job->msg_outcome == RUN_STOPPED ? "pending" /* meshd stopped it */
-                                                           : "failed";
-
-    if (job->msg_outcome != RUN_SUCCEEDED && job->msg_outcome != RUN_STOPPED) {
-        if (job->prog.last_signal != 0)
-            snprintf(err, sizeof err, "%s: signal %d", sup_run_status_name(job->msg_outcome),
-                     job->prog.last_signal);
-        else
-            snprintf(err, sizeof err, "%s: exit code %d", sup_run_status_name(job->msg_outcome),
-                     job->prog.last_exit_code);
-    }
-    md_log(MD_LOG_NOTICE, "message %s: job=%s id=%" PRId64 "%s%s", status, job->name,
-           job->msg_id, err[0] ? " error=" : "", err);
-    sup_reg_msg_done(sup, job->msg_id, status, err[0] ? err : NULL);
-    job->msg_id = 0;
-    md_free(job->msg_payload);
-    job->msg_payload = NULL;
-    if (!sup->stopping && job->cfg != NULL && job->cfg->event != NULL)
-        sup->job_hooks.bus_wake(sup, job->cfg->event);
 }
 
 static void job_close_cb(uv_handle_t *h)

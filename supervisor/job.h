@@ -35,8 +35,10 @@ struct sup_job_hooks {
     void (*idle)(struct sup_job *job);
     /* A service is to start again (a reload changed it): the caller may need its lease. */
     void (*service_start)(struct sup_job *job);
-    /* A message's run is over: idle `on:` jobs of this type may fetch the next. */
-    void (*bus_wake)(struct sup *sup, const char *type);
+    /* The run of the job's bus message (job->msg_id) is over, no retry pending: the bus records
+     * its outcome (job->msg_outcome) and clears msg_id; it may start the job again at once with
+     * the next message. */
+    void (*msg_finished)(struct sup_job *job);
 };
 
 struct sup_job {
@@ -92,6 +94,11 @@ struct sup_job {
 };
 
 /* ---- job.c ------------------------------------------------------------------------------ */
+
+/* Finds a live (not retired) job by name. */
+struct sup_job *sup_job_find(struct sup *sup, const char *name);
+/* Its prog is starting, running, backing off or stopping. */
+bool sup_job_busy(const struct sup_job *job);
 
 /* Applies one event to the job's state machine and carries out the resulting actions. */
 void sup_job_event(struct sup_job *job, enum prog_event ev, int exit_code, int term_signal);

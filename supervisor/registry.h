@@ -51,46 +51,6 @@ struct sup_reg_stats {
 };
 void sup_registry_stats(const struct sup *sup, struct sup_reg_stats *out);
 
-/* Cluster claims (docs/cluster.md): before a scheduled slot runs, its node inserts the run's
- * row in agent_runs; the unique (job, scheduled_for) lets exactly one node win.  Claims go over
- * their own connection, so a batch of events in flight never delays a spawn. */
-enum sup_claim_outcome {
-    SUP_CLAIM_WON,     /* the row is ours: run it */
-    SUP_CLAIM_LOST,    /* another node (or an earlier start of this one) has the slot */
-    SUP_CLAIM_OFFLINE, /* the database could not be asked in time: cluster.when_offline */
-};
-/* Called once per claim, maybe before sup_reg_claim returns (when it is offline).  holder: the
- * node that has the slot (LOST; may be "?"), else NULL.  job is the job's name: look it up, it
- * may be gone.  late: an answer that came after the claim timeout had already been reported
- * as OFFLINE (the callback then hears of the same claim twice). */
-typedef void sup_claim_cb(struct sup *sup, const char *job, int64_t slot,
-                          enum sup_claim_outcome outcome, const char *holder, bool late);
-/* True when the config asks for claims and a registry database is configured. */
-bool sup_reg_claiming(const struct sup *sup);
-void sup_reg_claim(struct sup *sup, const char *job, int64_t slot, const char *run_id,
-                   sup_claim_cb *cb);
-/* Singleton service leases: a session advisory lock per job on the claims' connection. */
-enum sup_lease_answer {
-    SUP_LEASE_GOT,     /* this node holds it */
-    SUP_LEASE_HELD,    /* the database says another session holds it */
-    SUP_LEASE_OFFLINE, /* the database could not be asked */
-};
-typedef void sup_lease_cb(struct sup *sup, const char *job, enum sup_lease_answer answer);
-void sup_reg_lease(struct sup *sup, const char *job, sup_lease_cb *cb);
-void sup_reg_lease_release(struct sup *sup, const char *job);
-/* Sends the claims made since the last flush as one statement (run_due calls it). */
-void sup_reg_claims_flush(struct sup *sup);
-
-/* The message bus (agent_messages; docs/cluster.md): `on: TYPE` jobs take pending messages of
- * their type one at a time (FOR UPDATE SKIP LOCKED, so several nodes share the work), woken by
- * NOTIFY agent_messages.  fetch answers with id 0 when there is none (or no database). */
-typedef void sup_msg_cb(struct sup *sup, const char *job, int64_t id, const char *payload);
-bool sup_reg_bus_up(const struct sup *sup);
-void sup_reg_msg_fetch(struct sup *sup, const char *job, const char *type, sup_msg_cb *cb);
-/* The message's run is over: status "done" or "failed" (with error), or "pending" to give it
- * back.  Kept and sent again until the database confirms. */
-void sup_reg_msg_done(struct sup *sup, int64_t id, const char *status, const char *error);
-
 void sup_reg_node(struct sup *sup, const char *state);
 void sup_reg_job(struct sup_job *job);
 void sup_reg_run_start(struct sup_job *job, const struct sup_proc *p);

@@ -38,6 +38,8 @@
 #include "cgroup.h"
 #include "http.h"
 #include "launch.h"
+#include "bus.h"
+#include "cluster.h"
 #include "notify.h"
 #include "registry.h"
 #include "runlog.h"
@@ -191,23 +193,10 @@ static void job_schedule(struct sup_job *job, int64_t after)
 
 /* ---- running a slot ----------------------------------------------------------------------- */
 
-static bool job_busy(struct sup_job *job)
-{
-    switch (job->prog.state) {
-    case PROG_STARTING:
-    case PROG_RUNNING:
-    case PROG_BACKOFF:
-    case PROG_STOPPING:
-        return true;
-    default:
-        return false;
-    }
-}
-
 /* Busy for a new slot: its own run, or a run a previous life started and this one adopted. */
 static bool slot_busy(struct sup_job *job)
 {
-    return job_busy(job) || sup_job_has_adopted(job);
+    return sup_job_busy(job) || sup_job_has_adopted(job);
 }
 
 static void run_slot_now(struct sup_job *job, int64_t slot)
@@ -220,7 +209,7 @@ static void run_slot_now(struct sup_job *job, int64_t slot)
         switch (j->concurrency) {
         case MD_CONC_FORBID:
             job->runs_skipped++;
-            if (job_busy(job))
+            if (sup_job_busy(job))
                 md_log(MD_LOG_WARN, "skipped: job=%s slot=%s reason=previous run %s still %s",
                        job->name, when, job->run_id, prog_state_name(job->prog.state));
             else
@@ -231,7 +220,7 @@ static void run_slot_now(struct sup_job *job, int64_t slot)
         case MD_CONC_REPLACE:
             md_log(MD_LOG_NOTICE, "replacing: job=%s slot=%s old_run=%s", job->name, when,
                    job->run_id);
-            if (!job_busy(job)) {
+            if (!sup_job_busy(job)) {
                 /* Only an adopted run: stop it and start the new one now (they overlap for at
                  * most its stop_timeout). */
                 sup_job_stop_adopted(job);
@@ -244,7 +233,7 @@ static void run_slot_now(struct sup_job *job, int64_t slot)
             }
             return;
         case MD_CONC_ALLOW:
-            if (!job_busy(job))
+            if (!sup_job_busy(job))
                 break; /* only an adopted run: this one is the job's own */
             sup_job_spawn_extra(job, slot);
             return;
@@ -334,7 +323,7 @@ void sup_claims_back(struct sup *sup)
         any = true;
     }
     if (any)
-        sup_reg_claims_flush(sup);
+        sup_cluster_claims_flush(sup);
 }
 
 void sup_unclaimed_flush(struct sup *sup)
@@ -418,13 +407,13 @@ static void run_slot(struct sup_job *job, int64_t slot)
     char run_id[SUP_RUN_ID_MAX];
 
     /* A slot skipped here is not claimed: another node may still run it. */
-    if (!sup_reg_claiming(job->sup) ||
+    if (!sup_cluster_on(job->sup) ||
         (slot_busy(job) && job->cfg->concurrency == MD_CONC_FORBID)) {
         run_slot_now(job, slot);
         return;
     }
     sup_run_id(job->sup, job->name, slot, run_id, sizeof run_id);
-    sup_reg_claim(job->sup, job->name, slot, run_id, claim_answered);
+    sup_cluster_claim(job->sup, job->name, slot, run_id, claim_answered);
 }
 
 /* A due job: walk every slot up to now, run the latest if it is on time or inside the catch-up
@@ -534,7 +523,7 @@ static void run_due(struct sup *sup, const char *why)
         }
         job_due(sup->heap[0], now, reason);
     }
-    sup_reg_claims_flush(sup); /* the claims of this wake-up, in one round trip */
+    sup_cluster_claims_flush(sup); /* the claims of this wake-up, in one round trip */
     if (sup->burst_ms == 0)
         sup->last_wall_ms = now;
     if (sup->state_dirty)
@@ -674,45 +663,6 @@ out:
     return r;
 }
 
-/* ---- the message bus: `on:` jobs ------------------------------------------------------------ */
-
-static void msg_fetched(struct sup *sup, const char *name, int64_t id, const char *payload)
-{
-    struct sup_job *job = sup_job_find(sup, name);
-
-    if (job != NULL)
-        job->msg_fetching = false;
-    if (id == 0)
-        return;
-    if (job == NULL || job->cfg->kind != MD_JOB_EVENT || !job->cfg->enabled || job->paused ||
-        sup->stopping || job->msg_id != 0 || job_busy(job)) {
-        sup_reg_msg_done(sup, id, "pending", NULL); /* not now: back to the queue */
-        return;
-    }
-    job->msg_id = id;
-    job->msg_payload = md_xstrdup(payload ? payload : "{}");
-    md_log(MD_LOG_NOTICE, "message: job=%s id=%" PRId64 " type=%s", job->name, id,
-           job->cfg->event);
-    job->cur_slot = 0;
-    sup_job_event(job, EV_START, 0, 0);
-}
-
-void sup_bus_wake(struct sup *sup, const char *type)
-{
-    if (sup->stopping)
-        return;
-    for (struct sup_job *job = sup->jobs; job != NULL; job = job->next) {
-        const struct md_job *j = job->cfg;
-        if (j == NULL || job->retired || j->kind != MD_JOB_EVENT || !j->enabled || job->paused ||
-            job->msg_id != 0 || job->msg_fetching || job_busy(job))
-            continue;
-        if (type != NULL && strcmp(type, j->event) != 0)
-            continue;
-        job->msg_fetching = true;
-        sup_reg_msg_fetch(sup, job->name, j->event, msg_fetched);
-    }
-}
-
 /* ---- singleton services: leases ----------------------------------------------------------- */
 
 /* A singleton service in a cluster with a registry runs only on the node that holds its lease
@@ -737,14 +687,14 @@ static void lease_answered(struct sup *sup, const char *name, enum sup_lease_ans
 
     if (job == NULL) {
         if (answer == SUP_LEASE_GOT)
-            sup_reg_lease_release(sup, name);
+            sup_cluster_lease_release(sup, name);
         return;
     }
     job->lease_pending = false;
     if (answer != SUP_LEASE_GOT) {
         /* Running without the lease (it was lost with the session, when_offline=run): stop
          * once another node is seen holding it, or at once with when_offline=skip. */
-        if (job_busy(job) && !job->lease_held &&
+        if (sup_job_busy(job) && !job->lease_held &&
             (answer == SUP_LEASE_HELD || sup->cfg->cluster_offline_skip)) {
             md_log(MD_LOG_WARN, "cluster: job=%s runs here without its lease%s: stopping it",
                    job->name, answer == SUP_LEASE_HELD ? " and another node holds it" : "");
@@ -754,14 +704,14 @@ static void lease_answered(struct sup *sup, const char *name, enum sup_lease_ans
         return;
     }
     if (!wants_to_run(job) || !needs_lease(job)) {
-        sup_reg_lease_release(sup, name);
+        sup_cluster_lease_release(sup, name);
         return;
     }
     if (!job->lease_held)
         md_log(MD_LOG_NOTICE, "cluster: lease taken: job=%s runs on this node", job->name);
     job->lease_held = true;
     sup->status_gen++;
-    if (!job_busy(job)) {
+    if (!sup_job_busy(job)) {
         job->cur_slot = 0;
         sup_job_event(job, EV_START, 0, 0);
     }
@@ -772,7 +722,7 @@ static void lease_ask(struct sup_job *job)
     if (job->lease_pending)
         return;
     job->lease_pending = true;
-    sup_reg_lease(job->sup, job->name, lease_answered);
+    sup_cluster_lease(job->sup, job->name, lease_answered);
 }
 
 void sup_service_start(struct sup_job *job)
@@ -826,12 +776,12 @@ void sup_leases_changed(struct sup *sup, bool up)
             continue;
         job->lease_held = false;
         sup->status_gen++;
-        if (sup->cfg->cluster_offline_skip && job_busy(job)) {
+        if (sup->cfg->cluster_offline_skip && sup_job_busy(job)) {
             md_log(MD_LOG_WARN, "cluster: lease of job=%s lost with the database session: "
                    "stopping it (when_offline=skip)", job->name);
             job->stop_status = RUN_STOPPED;
             sup_job_event(job, EV_STOP, 0, 0);
-        } else if (job_busy(job)) {
+        } else if (sup_job_busy(job)) {
             md_log(MD_LOG_WARN, "cluster: lease of job=%s lost with the database session: it "
                    "keeps running here until another node is seen holding it (when_offline=run)",
                    job->name);
@@ -1073,7 +1023,7 @@ int sup_start(struct sup *sup, uv_loop_t *loop, struct md_config *cfg, const cha
     sup->config_path = md_xstrdup(config_path);
     sup->job_hooks.idle = sup_job_proc_gone;
     sup->job_hooks.service_start = sup_service_start;
-    sup->job_hooks.bus_wake = sup_bus_wake;
+    sup->job_hooks.msg_finished = sup_bus_msg_finished;
     sup->started_wall_ms = now;
     sup->armed_ms = 0;
     sup->last_wall_ms = now;
@@ -1154,6 +1104,14 @@ int sup_start(struct sup *sup, uv_loop_t *loop, struct md_config *cfg, const cha
     }
     if (sup_registry_start(sup) < 0)
         md_log(MD_LOG_WARN, "running without a registry");
+    {
+        static const struct sup_cluster_hooks cluster_hooks = {
+            .claims_back = sup_claims_back,
+            .leases_changed = sup_leases_changed,
+        };
+        sup_cluster_start(sup, &cluster_hooks);
+    }
+    sup_bus_start(sup);
     reconcile(sup, left, alive, nleft);
     md_free(left);
     md_free(alive);
@@ -1227,7 +1185,7 @@ int sup_reload_diag(struct sup *sup, struct md_diag *out)
             removed++;
             if (job->lease_held) {
                 job->lease_held = false;
-                sup_reg_lease_release(sup, job->name);
+                sup_cluster_lease_release(sup, job->name);
             }
             job->retired = true;
             job_deactivate(job);
@@ -1253,13 +1211,13 @@ int sup_reload_diag(struct sup *sup, struct md_diag *out)
         }
         if (!same_sched) {
             heap_remove(sup, job);
-            if (oj->kind == MD_JOB_SERVICE && nj->kind != MD_JOB_SERVICE && job_busy(job)) {
+            if (oj->kind == MD_JOB_SERVICE && nj->kind != MD_JOB_SERVICE && sup_job_busy(job)) {
                 job->stop_status = RUN_STOPPED;
                 sup_job_event(job, EV_STOP, 0, 0);
             }
         }
         if (nj->kind == MD_JOB_SERVICE) {
-            if (job_busy(job)) {
+            if (sup_job_busy(job)) {
                 if (!same_proc || oj->kind != MD_JOB_SERVICE) {
                     job->restart_pending = true;
                     if (job->prog.state != PROG_STOPPING) {
@@ -1300,13 +1258,6 @@ int sup_reload_diag(struct sup *sup, struct md_diag *out)
 
 /* ---- operator control (the API) ----------------------------------------------------------- */
 
-struct sup_job *sup_job_find(struct sup *sup, const char *name)
-{
-    for (struct sup_job *job = sup->jobs; job != NULL; job = job->next)
-        if (!job->retired && job->cfg != NULL && strcmp(job->name, name) == 0)
-            return job;
-    return NULL;
-}
 
 static void stop_extras(struct sup_job *job)
 {
@@ -1337,7 +1288,7 @@ int sup_job_run_now(struct sup_job *job, char *run_id, size_t len, char *err, si
                  "lease (or the database is away)", job->name);
         return -EBUSY;
     }
-    if (job_busy(job)) {
+    if (sup_job_busy(job)) {
         if (j->kind == MD_JOB_SERVICE) {
             snprintf(err, errlen, "job '%s' is a service and already %s", job->name,
                      prog_state_name(job->prog.state));
@@ -1393,7 +1344,7 @@ int sup_job_set_paused(struct sup_job *job, bool paused)
             stop_primary(job);
             if (job->lease_held) { /* paused here: another node may run it */
                 job->lease_held = false;
-                sup_reg_lease_release(sup, job->name);
+                sup_cluster_lease_release(sup, job->name);
             }
         }
     } else if (j->enabled) {
@@ -1402,7 +1353,7 @@ int sup_job_set_paused(struct sup_job *job, bool paused)
             job->last_slot = now_s;
         if (j->kind == MD_JOB_CRON)
             job_schedule(job, now_s);
-        else if (j->kind == MD_JOB_SERVICE && !job_busy(job))
+        else if (j->kind == MD_JOB_SERVICE && !sup_job_busy(job))
             job_activate(job, now_s);
         clock_arm(sup);
     }
@@ -1424,7 +1375,7 @@ int sup_job_restart(struct sup_job *job, char *err, size_t errlen)
     md_log(MD_LOG_NOTICE, "restart requested: job=%s state=%s", job->name,
            prog_state_name(job->prog.state));
     job->pending_slot = 0;
-    if (job_busy(job)) {
+    if (sup_job_busy(job)) {
         job->pending_now = true;
         stop_primary(job);
         return 0;
@@ -1444,7 +1395,7 @@ int sup_job_stop(struct sup_job *job, char *err, size_t errlen)
     }
     for (struct sup_proc *p = job->procs; p != NULL; p = p->next)
         extras |= !p->primary && !p->exited;
-    if (!job_busy(job) && !extras) {
+    if (!sup_job_busy(job) && !extras) {
         snprintf(err, errlen, "job '%s' is not running (state %s)", job->name,
                  prog_state_name(job->prog.state));
         return -EALREADY;

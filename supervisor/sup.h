@@ -29,12 +29,16 @@ struct sup;
 struct sup_job;
 
 struct sup_registry;
+struct sup_cluster;
+struct sup_bus;
 struct sup_http;
 struct sup_runlog;
 
 struct sup {
     uv_loop_t *loop;
     struct sup_registry *reg;  /* NULL when the registry is off (registry.h) */
+    struct sup_cluster *cluster; /* claims and leases (cluster.h), NULL when off */
+    struct sup_bus *bus;       /* the message bus (bus.h), NULL without a registry */
     struct sup_runlog *runlog; /* the runs file (runlog.h), NULL if it could not be opened */
     struct sup_http *http;     /* NULL when no listener is up (http.h) */
     struct sup_cg *cg;     /* runs' cgroups, on or off (cgroup.h); never NULL once started */
@@ -90,13 +94,11 @@ int sup_start(struct sup *sup, uv_loop_t *loop, struct md_config *cfg, const cha
     MD_MUSTCHECK;
 /* SIGHUP: loads the file again; a bad file is logged and the old config keeps running. */
 void sup_reload(struct sup *sup);
-/* The message bus: messages of `type` (NULL: any) may be pending; idle `on:` jobs fetch. */
-void sup_bus_wake(struct sup *sup, const char *type);
 /* Starts a service (or asks for its lease first, for a singleton in a cluster). */
 void sup_service_start(struct sup_job *job);
-/* The claims' database session came up or went down (registry.c): leases are gone. */
+/* The claims' database session came up or went down (cluster_hooks): leases are gone. */
 void sup_leases_changed(struct sup *sup, bool up);
-/* Claims work (again): the connection came up, or a claim batch was answered (registry.c).
+/* Claims work (again): the connection came up, or a claim batch was answered (cluster_hooks).
  * Each job's slot that could not be claimed is claimed now if it is still inside the job's
  * catch-up window and no later slot of the job was handled since; else it is recorded missed
  * with the reason. */
@@ -115,8 +117,6 @@ int sup_job_run_now(struct sup_job *job, char *run_id, size_t len, char *err, si
 int sup_job_set_paused(struct sup_job *job, bool paused);
 int sup_job_restart(struct sup_job *job, char *err, size_t errlen);
 int sup_job_stop(struct sup_job *job, char *err, size_t errlen);
-/* Finds a live (not retired) job by name. */
-struct sup_job *sup_job_find(struct sup *sup, const char *name);
 /* Reloads like SIGHUP; diag (may be NULL) receives the file's errors and warnings. */
 int sup_reload_diag(struct sup *sup, struct md_diag *diag);
 
