@@ -14,6 +14,7 @@
 #include "meshd/md_alloc.h"
 #include "meshd/md_log.h"
 #include "meshd/md_time.h"
+#include "control.h"
 #include "registry.h"
 #include "sup.h"
 

@@ -1,7 +1,7 @@
 /* api.h - the HTTP API's routes and answers (docs/api.md), independent of the HTTP library.
  *
  * http.c parses requests (http-parser), decides who the caller is, and hands each request to
- * api_dispatch(), which routes it, carries out control actions through sched.c and renders
+ * api_dispatch(), which routes it, carries out control actions through control.c and renders
  * every answer from memory: nothing here waits on PostgreSQL or on a child.
  */
 #ifndef MESHD_API_H

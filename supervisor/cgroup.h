@@ -16,7 +16,7 @@
  * (memory.peak, with the memory controller) are read when the run is recorded, then the
  * directory is removed, at once when empty, else once cgroup.events says "populated 0" (an
  * inotify watch, uv_fs_event).  Run cgroups a previous meshd left in <own>/runs are killed and
- * removed at start, but those of runs this life adopts (sched.c, runlog.h).
+ * removed at start, but those of runs this life adopts (sup.c, runlog.h).
  *
  * meshd runs without cgroups, exactly as before, when node.cgroups is off, when it sits in the
  * root cgroup (it owns no subtree there: the root is shared with everything else on the host),

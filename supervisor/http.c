@@ -64,6 +64,7 @@
 
 #include "api.h"
 #include "http.h"
+#include "scheduler.h"
 #include "meshd/md_alloc.h"
 #include "meshd/md_log.h"
 #include "sup.h"

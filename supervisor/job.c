@@ -159,6 +159,52 @@ static void env_free(char **env)
 }
 
 
+/* ---- a job's birth and config ------------------------------------------------------------- */
+
+static void job_policy(struct sup_job *job)
+{
+    const struct md_job *j = job->cfg;
+    struct prog_policy *p = &job->pol;
+
+    p->service = j->kind == MD_JOB_SERVICE;
+    p->restart = j->restart == MD_RESTART_ALWAYS       ? PROG_RESTART_ALWAYS
+                 : j->restart == MD_RESTART_ON_FAILURE ? PROG_RESTART_ON_FAILURE
+                                                       : PROG_RESTART_NEVER;
+    p->max_retries = j->max_retries;
+    p->backoff_initial_ms = j->backoff_initial_ms;
+    p->backoff_max_ms = j->backoff_max_ms;
+    p->backoff_reset_ms = j->backoff_reset_ms;
+    p->start_secs_ms = j->start_secs_ms;
+    p->ready_line = j->ready_line;
+    p->stop_signal = j->stop_signal;
+    p->stop_timeout_ms = j->stop_timeout_ms;
+}
+
+struct sup_job *sup_job_new(struct sup *sup, const struct md_job *cfg)
+{
+    struct sup_job *job = md_xcalloc(1, sizeof *job);
+
+    job->sup = sup;
+    job->name = md_xstrdup(cfg->name);
+    job->cfg = cfg;
+    job->heap_idx = SIZE_MAX;
+    job->stop_status = RUN_STOPPED;
+    prog_init(&job->prog);
+    job_policy(job);
+    uv_timer_init(sup->loop, &job->timer);
+    job->timer.data = job;
+    job->next = sup->jobs;
+    sup->jobs = job;
+    return job;
+}
+
+void sup_job_set_config(struct sup_job *job, const struct md_job *cfg)
+{
+    job->cfg = cfg;
+    job_policy(job);
+    sup_job_log_limits(job);
+}
+
 /* ---- what a proc reports ------------------------------------------------------------------ */
 
 static void on_status(struct sup_proc *p, const struct md_status_event *ev, void *ud)
@@ -205,7 +251,7 @@ static void on_exited(struct sup_proc *p, int exit_code, int term_signal, void *
     bool ours = p->killing || p->timed_out || (p->primary && job->prog.state == PROG_STOPPING);
     enum sup_run_status st;
 
-    sup_proc_finish(p, exit_code, term_signal, ours);
+    job->sup->proc_ops->finish(p, exit_code, term_signal, ours);
     if (p->primary) {
         job->ending = p;
         sup_job_event(job, EV_EXITED, exit_code, term_signal);
@@ -317,12 +363,12 @@ static int job_spawn(struct sup_job *job, int64_t slot, bool primary)
     env = build_env(job, slot, run_id, primary);
     spec_init(job, &spec, run_id, exec_id, slot);
     spec.envp = env;
-    r = sup_proc_spawn(&spec, &p);
+    r = sup->proc_ops->spawn(&spec, &p);
     env_free(env);
     p->primary = primary && r == 0; /* a failed primary: the prog hears EV_SPAWN_FAILED */
     p->next = job->procs;
     job->procs = p;
-    if (job->fire_due_ms != 0) { /* an on-time slot (sched.c): how late is this spawn? */
+    if (job->fire_due_ms != 0) { /* an on-time slot (scheduler.c): how late is this spawn? */
         sup_note_lag(sup, p->started_wall_ms - job->fire_due_ms);
         job->fire_due_ms = 0;
     }
@@ -356,7 +402,7 @@ int sup_job_adopt(struct sup_job *job, const struct sup_runlog_run *r, struct su
     spec_init(job, &spec, r->run_id, r->exec_id, r->slot);
     spec.stop_group = true;                            /* every run leads its own group */
     spec.timeout_ms = stop ? 0 : job->cfg->timeout_ms; /* counted from its real start */
-    rc = sup_proc_adopt(&spec, r, cg, &p);
+    rc = job->sup->proc_ops->adopt(&spec, r, cg, &p);
     if (rc < 0)
         return rc;
     p->next = job->procs;
@@ -369,7 +415,7 @@ int sup_job_adopt(struct sup_job *job, const struct sup_runlog_run *r, struct su
      * died before journalling it (a replay of one that was sent changes nothing). */
     sup_reg_run_start(job, p);
     if (stop)
-        sup_proc_stop(p);
+        job->sup->proc_ops->stop(p);
     job->sup->status_gen++;
     return 0;
 }
@@ -378,13 +424,13 @@ void sup_job_stop_adopted(struct sup_job *job)
 {
     for (struct sup_proc *p = job->procs; p != NULL; p = p->next)
         if (p->adopted)
-            sup_proc_stop(p);
+            job->sup->proc_ops->stop(p);
 }
 
 void sup_job_kill_all(struct sup_job *job)
 {
     for (struct sup_proc *p = job->procs; p != NULL; p = p->next)
-        sup_proc_kill_hard(p);
+        job->sup->proc_ops->kill_hard(p);
 }
 
 void sup_job_log_limits(struct sup_job *job)
@@ -392,7 +438,8 @@ void sup_job_log_limits(struct sup_job *job)
     if (job->cfg == NULL)
         return;
     for (struct sup_proc *p = job->procs; p != NULL; p = p->next)
-        sup_proc_set_log_limit(p, (uint32_t)job->cfg->log_burst, job->cfg->log_interval_ms);
+        job->sup->proc_ops->set_log_limit(p, (uint32_t)job->cfg->log_burst,
+                                          job->cfg->log_interval_ms);
 }
 
 /* ---- the state machine driver ----------------------------------------------------------- */
@@ -487,7 +534,7 @@ void sup_job_event(struct sup_job *job, enum prog_event ev, int exit_code, int t
     if (act.flags & ACT_KILL) {
         struct sup_proc *p = job_primary(job);
         if (p != NULL)
-            sup_proc_kill(p, act.signal);
+            sup->proc_ops->kill(p, act.signal);
     }
     if (act.from == PROG_BACKOFF && act.to == PROG_STARTING)
         job->restarts++;

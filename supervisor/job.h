@@ -6,7 +6,7 @@
  * borrows its struct md_job from sup->cfg; reload swaps both in one step.
  *
  * Writers: the lifecycle fields, counters and memory are job.c's; the scheduling fields are
- * sched.c's; the operator's intents are set by the supervisor object (sched.c) and consumed
+ * scheduler.c's; the operator's intents are set by control.c and sup.c (reload) and consumed
  * here.  Everyone else reads.
  */
 #ifndef MESHD_JOB_H
@@ -70,7 +70,7 @@ struct sup_job {
     bool closing;
     enum sup_run_status stop_status; /* how to record the run we are stopping */
 
-    /* Operator control (api.c via sched.c). */
+    /* Operator control (control.c). */
     bool paused;               /* no scheduled runs, a service stays stopped; persisted */
     bool pending_now;          /* start an unscheduled run once the current one has stopped */
     bool lease_held;           /* singleton service: this node holds its lease */
@@ -95,6 +95,10 @@ struct sup_job {
 
 /* ---- job.c ------------------------------------------------------------------------------ */
 
+/* A new job for cfg (borrowed from sup->cfg), at the head of sup->jobs, stopped. */
+struct sup_job *sup_job_new(struct sup *sup, const struct md_job *cfg);
+/* A reload's cfg for the job: its restart policy and its running procs' log limits follow. */
+void sup_job_set_config(struct sup_job *job, const struct md_job *cfg);
 /* Finds a live (not retired) job by name. */
 struct sup_job *sup_job_find(struct sup *sup, const char *name);
 /* Its prog is starting, running, backing off or stopping. */

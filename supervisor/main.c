@@ -14,6 +14,7 @@
 #include "meshd/md_alloc.h"
 #include "meshd/md_config.h"
 #include "meshd/md_log.h"
+#include "http.h"
 #include "sup.h"
 
 
@@ -67,6 +68,9 @@ int main(int argc, char **argv)
     struct md_config *cfg = NULL;
     struct md_diag diag;
     struct sup sup;
+    /* The HTTP API lives above the supervisor: it comes up once the jobs exist and goes once
+     * they are all down. */
+    static const struct sup_hooks hooks = {.started = sup_http_start, .stopped = sup_http_close};
     uv_loop_t *loop;
     int c, r;
 
@@ -113,7 +117,7 @@ int main(int argc, char **argv)
         md_log_err(MD_LOG_WARN, -errno, "prctl(PR_SET_CHILD_SUBREAPER)");
 
     loop = uv_default_loop();
-    r = sup_start(&sup, loop, cfg, path);
+    r = sup_start(&sup, loop, cfg, path, &hooks);
     if (r < 0) {
         md_config_free(cfg);
         return MD_EXIT_TEMPORARY;

@@ -158,4 +158,18 @@ void sup_proc_finish(struct sup_proc *p, int exit_code, int term_signal, bool st
 /* A reload's new log limits apply to a running proc at once. */
 void sup_proc_set_log_limit(struct sup_proc *p, uint32_t burst, uint64_t interval_ms);
 
+/* The operations above as a table: a job calls them through sup->proc_ops, which is
+ * sup_proc_ops in the daemon and fakes in tests/unit/test_job.c (no process at all). */
+struct sup_proc_ops {
+    int (*spawn)(const struct sup_proc_spec *spec, struct sup_proc **out);
+    int (*adopt)(const struct sup_proc_spec *spec, const struct sup_runlog_run *r,
+                 struct sup_cg_run *cg, struct sup_proc **out);
+    void (*kill)(struct sup_proc *p, int sig);
+    void (*stop)(struct sup_proc *p);
+    void (*kill_hard)(struct sup_proc *p);
+    void (*finish)(struct sup_proc *p, int exit_code, int term_signal, bool stopped);
+    void (*set_log_limit)(struct sup_proc *p, uint32_t burst, uint64_t interval_ms);
+};
+extern const struct sup_proc_ops sup_proc_ops;
+
 #endif

@@ -6,7 +6,7 @@
  * before each spawn the run's intent is appended to <state_dir>/runs, after the spawn its pid
  * and start time (written by the run itself, before its exec), and once its end is recorded an
  * end mark.  The next life reads the file:
- * every intent without an end mark is a run it must reconcile (sched.c: adopt or record).
+ * every intent without an end mark is a run it must reconcile (sup.c: adopt or record).
  *
  * The file, one record per line, fields separated by one space (job names and run ids hold
  * none):

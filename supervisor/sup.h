@@ -1,10 +1,10 @@
-/* sup.h - struct sup, the supervisor's root object, and the runtime state of each job.
+/* sup.h - struct sup, the supervisor's root object, and its API (sup.c).
  * Private to supervisor/.
  *
  * Ownership: struct sup owns the current config (sup->cfg) and every struct sup_job.  A job
- * borrows its struct md_job from sup->cfg; reload swaps both in one step (sched.c).  A job owns
- * the struct sup_proc of each live process; a proc frees itself in its last close_cb and may
- * outlive its job's config, never its job (a job is freed only once it has no procs left).
+ * borrows its struct md_job from sup->cfg; reload swaps both in one step (sup.c).  A job owns
+ * the struct sup_proc of each live process (job.h, proc.h).  Other modules hang their own
+ * state here (reg, cluster, bus, http, cg, runlog), each written by its own file only.
  */
 #ifndef MESHD_SUP_H
 #define MESHD_SUP_H
@@ -27,6 +27,15 @@
 
 struct sup;
 struct sup_job;
+
+/* What the supervisor object tells the composition root (main.c), libuv's callback style. */
+struct sup_hooks {
+    /* Started: the jobs exist, the registry is starting; just before services spawn and due
+     * slots run.  The HTTP API comes up here.  A negative return is logged, not fatal. */
+    int (*started)(struct sup *sup);
+    /* Stopped: every job is down and the registry closed; the root handles close next. */
+    void (*stopped)(struct sup *sup);
+};
 
 struct sup_registry;
 struct sup_cluster;
@@ -51,6 +60,8 @@ struct sup {
     char *config_path;
     struct sup_job *jobs;
     struct sup_job_hooks job_hooks; /* set by sup_start: what jobs tell the layers above */
+    struct sup_hooks hooks;    /* what sup tells main.c */
+    const struct sup_proc_ops *proc_ops; /* how jobs run processes (proc.h); tests fake it */
 
     uv_signal_t sig_term, sig_int, sig_hup, sig_chld;
     uv_poll_t clock_poll;  /* timerfd on CLOCK_REALTIME: the schedule's one wake-up */
@@ -63,7 +74,7 @@ struct sup {
     struct sup_job **heap;
     size_t heap_len, heap_cap;
 
-    /* Clock-jump detection (sched.c). */
+    /* Clock-jump detection (scheduler.c). */
     int64_t last_wall_ms;
     int64_t last_boot_minus_mono_ms;
 
@@ -85,41 +96,23 @@ struct sup {
     int exit_code;
 };
 
-/* sched.c ---------------------------------------------------------------------------------- */
+/* sup.c ------------------------------------------------------------------------------------ */
 
 /* Creates the runtime for cfg (takes ownership) and starts every enabled job: services are
- * spawned, cron jobs scheduled (with catch-up from the state directory).  Returns 0 or a
- * negative code (logged). */
-int sup_start(struct sup *sup, uv_loop_t *loop, struct md_config *cfg, const char *config_path)
-    MD_MUSTCHECK;
+ * spawned, cron jobs scheduled (with catch-up from the state directory).  hooks (copied; may be
+ * NULL) hear of the start and the end.  Returns 0 or a negative code (logged). */
+int sup_start(struct sup *sup, uv_loop_t *loop, struct md_config *cfg, const char *config_path,
+              const struct sup_hooks *hooks) MD_MUSTCHECK;
 /* SIGHUP: loads the file again; a bad file is logged and the old config keeps running. */
 void sup_reload(struct sup *sup);
-/* Starts a service (or asks for its lease first, for a singleton in a cluster). */
-void sup_service_start(struct sup_job *job);
-/* The claims' database session came up or went down (cluster_hooks): leases are gone. */
-void sup_leases_changed(struct sup *sup, bool up);
-/* Claims work (again): the connection came up, or a claim batch was answered (cluster_hooks).
- * Each job's slot that could not be claimed is claimed now if it is still inside the job's
- * catch-up window and no later slot of the job was handled since; else it is recorded missed
- * with the reason. */
-void sup_claims_back(struct sup *sup);
-/* At shutdown (sup_shutdown, before the jobs go): every slot that could not be claimed is
- * recorded missed. */
-void sup_unclaimed_flush(struct sup *sup);
-/* Starts whatever is due now, before other work of this loop iteration (http.c). */
-void sup_clock_check(struct sup *sup);
 /* SIGTERM/SIGINT: stops every job; the loop ends once every process is gone. */
 void sup_shutdown(struct sup *sup);
-/* Operator control (the API).  Each returns 0, or a negative code with a message in err:
- * MD_ENOTFOUND-like conflicts use -EBUSY (a run is in progress), -EALREADY (nothing to do),
- * -ESHUTDOWN (meshd is stopping). */
-int sup_job_run_now(struct sup_job *job, char *run_id, size_t len, char *err, size_t errlen);
-int sup_job_set_paused(struct sup_job *job, bool paused);
-int sup_job_restart(struct sup_job *job, char *err, size_t errlen);
-int sup_job_stop(struct sup_job *job, char *err, size_t errlen);
 /* Reloads like SIGHUP; diag (may be NULL) receives the file's errors and warnings. */
 int sup_reload_diag(struct sup *sup, struct md_diag *diag);
 
+/* Starts what a job should be doing now: a service runs, a cron job waits for its slot, an
+ * on: job takes a message (nothing when it is disabled or paused). */
+void sup_job_activate(struct sup_job *job, int64_t now_s);
 /* A job has no process left (job_hooks.idle): a retired job goes, a stop may finish. */
 void sup_job_proc_gone(struct sup_job *job);
 /* Releases what sup_start allocated, once the loop has ended. */

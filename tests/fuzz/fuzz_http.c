@@ -71,7 +71,10 @@ static void setup(void)
     if (md_config_parse(yaml, strlen(yaml), "fuzz.yaml", &cfg, NULL) != 0)
         abort();
     uv_loop_init(&g_loop);
-    if (sup_start(&g_sup, &g_loop, cfg, "fuzz.yaml") != 0)
+    static const struct sup_hooks hooks = {.started = sup_http_start,
+                                           .stopped = sup_http_close};
+
+    if (sup_start(&g_sup, &g_loop, cfg, "fuzz.yaml", &hooks) != 0)
         abort();
     g_port = sup_http_port(&g_sup);
     if (g_port <= 0)

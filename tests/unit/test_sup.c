@@ -1,5 +1,5 @@
 /* test_sup.c - the supervisor on a real libuv loop with real processes (tests/fakes/fake_worker),
- * in-process, so the sanitizers see every handle and allocation of sched.c, job.c and proc.c.  Every
+ * in-process, so the sanitizers see every handle and allocation of sup.c, scheduler.c, job.c and proc.c.  Every
  * test ends by stopping the supervisor and asserting uv_loop_close() == 0: no leaked handle. */
 #include <errno.h>
 #include <signal.h>
@@ -14,6 +14,7 @@
 #include "meshd/md_config.h"
 #include "meshd/md_log.h"
 #include "meshd/md_time.h"
+#include "http.h"
 #include "sup.h"
 #include "looptest.h"
 #include "t.h"
@@ -73,7 +74,10 @@ static void start(struct sup *sup, uv_loop_t *loop, const char *path)
     md_diag_cleanup(&d);
     T_ASSERT_EQ(0, r);
     T_ASSERT_EQ(0, uv_loop_init(loop));
-    T_ASSERT_EQ(0, sup_start(sup, loop, cfg, path));
+    static const struct sup_hooks hooks = {.started = sup_http_start,
+                                           .stopped = sup_http_close}; /* as main.c */
+
+    T_ASSERT_EQ(0, sup_start(sup, loop, cfg, path, &hooks));
 }
 
 static struct sup_job *job_named(struct sup *sup, const char *name)
