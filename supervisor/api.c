@@ -1,84 +1,25 @@
-/* api.c - routes, control actions and answers of the HTTP API (api.h, docs/api.md). */
+/* api.c - the HTTP API's entry point (api.h, docs/api.md): routes each request, checks its
+ * method and authorization, and carries out the control actions.  The JSON answers are
+ * view.c's (api_internal.h). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
 #include "api.h"
+#include "api_internal.h"
 #include "meshd/md_alloc.h"
-#include "meshd/md_log.h"
-#include "meshd/md_time.h"
 #include "registry.h"
 #include "sup.h"
-
-#define DROP_RECENT_MS (10 * 60 * 1000) /* a journal drop keeps /health red this long */
 
 extern const unsigned char md_page_html[];
 extern const size_t md_page_html_len;
 
 /* ---- helpers ------------------------------------------------------------------------------ */
-
-static const char *kind_name(enum md_job_kind k)
-{
-    switch (k) {
-    case MD_JOB_CRON: return "cron";
-    case MD_JOB_SERVICE: return "service";
-    case MD_JOB_EVENT: return "event";
-    }
-    return "?";
-}
-
-static const char *state_word(enum prog_state s)
-{
-    switch (s) {
-    case PROG_STOPPED: return "stopped";
-    case PROG_STARTING: return "starting";
-    case PROG_RUNNING: return "running";
-    case PROG_BACKOFF: return "backoff";
-    case PROG_STOPPING: return "stopping";
-    case PROG_EXITED: return "exited";
-    case PROG_FATAL: return "fatal";
-    }
-    return "?";
-}
-
-static struct sup_proc *primary_of(struct sup_job *job)
-{
-    for (struct sup_proc *p = job->procs; p != NULL; p = p->next)
-        if (p->primary && !p->exited)
-            return p;
-    return NULL;
-}
-
-/* runs_failed counts every run that did not succeed; timed-out and stopped runs are
- * reported on their own (they are noted a moment after the failure count, so clamp). */
-static uint64_t runs_failed_only(const struct sup_job *job)
-{
-    uint64_t other = job->runs_timed_out + job->runs_stopped;
-    return job->runs_failed > other ? job->runs_failed - other : 0;
-}
-
-static const struct sup_run_rec *last_rec(const struct sup_job *job)
-{
-    return sup_history_last(&job->history);
-}
-
-static void reply_json(struct api_reply *rp, unsigned code, cJSON *o)
-{
-    rp->code = code;
-    rp->ctype = "application/json";
-    rp->body = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    if (rp->body == NULL)
-        abort();
-    rp->len = strlen(rp->body);
-}
 
 static void reply_error(struct api_reply *rp, unsigned code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -92,290 +33,7 @@ static void reply_error(struct api_reply *rp, unsigned code, const char *fmt, ..
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     cJSON_AddStringToObject(o, "error", msg);
-    reply_json(rp, code, o);
-}
-
-/* ---- health ------------------------------------------------------------------------------- */
-
-static void reason(cJSON *reasons, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void reason(cJSON *reasons, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-
-    if (reasons == NULL)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    cJSON_AddItemToArray(reasons, cJSON_CreateString(msg));
-}
-
-bool api_healthy(struct sup *sup, cJSON *reasons)
-{
-    struct sup_reg_stats st;
-    int64_t now = md_time_wall_ms();
-    bool ok = true;
-
-    if (sup->stopping) {
-        reason(reasons, "meshd is stopping");
-        ok = false;
-    }
-    for (struct sup_job *job = sup->jobs; job != NULL; job = job->next) {
-        const struct md_job *j = job->cfg;
-        if (job->retired || j == NULL)
-            continue;
-        if (job->prog.state == PROG_FATAL) {
-            reason(reasons, "job '%s' is fatal: %s", job->name,
-                   job->last_error ? job->last_error : "gave up");
-            ok = false;
-        }
-        if (j->expect_success_ms > 0 && j->enabled && !job->paused) {
-            int64_t since = job->last_success_ms > sup->started_wall_ms ? job->last_success_ms
-                                                                         : sup->started_wall_ms;
-            if (now - since > (int64_t)j->expect_success_ms) {
-                reason(reasons, "job '%s' has not succeeded for %" PRId64 "s (expect.succeed_"
-                       "within %" PRIu64 "s)", job->name, (now - since) / 1000,
-                       j->expect_success_ms / 1000);
-                ok = false;
-            }
-        }
-    }
-    sup_registry_stats(sup, &st);
-    if (st.on && st.bound_bytes > 0 && st.backlog_bytes >= st.bound_bytes / 10 * 9) {
-        reason(reasons, "registry backlog %" PRIu64 " bytes is at its bound (%" PRIu64
-               " bytes): the database has been away too long", st.backlog_bytes, st.bound_bytes);
-        ok = false;
-    } else if (st.on && st.last_drop_ms != 0 && now - st.last_drop_ms < DROP_RECENT_MS) {
-        reason(reasons, "registry journal dropped %" PRIu64 " events in the last %d minutes",
-               st.dropped, DROP_RECENT_MS / 60000);
-        ok = false;
-    }
-    return ok;
-}
-
-static void handle_health(struct sup *sup, struct api_reply *rp)
-{
-    cJSON *o = cJSON_CreateObject(), *reasons = cJSON_CreateArray();
-    bool ok = api_healthy(sup, reasons);
-
-    cJSON_AddStringToObject(o, "status", ok ? "ok" : "unhealthy");
-    cJSON_AddStringToObject(o, "node", sup->cfg->node_name);
-    cJSON_AddNumberToObject(o, "uptime_s",
-                            (double)((md_time_wall_ms() - sup->started_wall_ms) / 1000));
-    if (ok)
-        cJSON_Delete(reasons);
-    else
-        cJSON_AddItemToObject(o, "reasons", reasons);
-    reply_json(rp, ok ? 200 : 503, o);
-}
-
-/* ---- status ------------------------------------------------------------------------------- */
-
-static cJSON *run_rec_json(const struct sup_run_rec *r)
-{
-    cJSON *o = cJSON_CreateObject();
-
-    cJSON_AddStringToObject(o, "run_id", r->run_id);
-    md_time_json(o, "scheduled_for", r->slot * 1000);
-    md_time_json(o, "started_at", r->started_ms);
-    md_time_json(o, "finished_at", r->finished_ms);
-    cJSON_AddStringToObject(o, "status", sup_run_status_name(r->status));
-    if (r->signal != 0) {
-        cJSON_AddNullToObject(o, "exit_code");
-        cJSON_AddNumberToObject(o, "signal", r->signal);
-    } else {
-        if (r->exit_code >= 0)
-            cJSON_AddNumberToObject(o, "exit_code", r->exit_code);
-        else /* not known: a run adopted from a previous life */
-            cJSON_AddNullToObject(o, "exit_code");
-        cJSON_AddNullToObject(o, "signal");
-    }
-    cJSON_AddNumberToObject(o, "duration_ms", (double)r->duration_ms);
-    /* From the run's cgroup; null when meshd runs without cgroups (or without the memory
-     * controller, for the peak). */
-    if (r->usage.cpu) {
-        cJSON_AddNumberToObject(o, "cpu_usec", (double)r->usage.usage_usec);
-        cJSON_AddNumberToObject(o, "cpu_user_usec", (double)r->usage.user_usec);
-        cJSON_AddNumberToObject(o, "cpu_system_usec", (double)r->usage.system_usec);
-    } else {
-        cJSON_AddNullToObject(o, "cpu_usec");
-        cJSON_AddNullToObject(o, "cpu_user_usec");
-        cJSON_AddNullToObject(o, "cpu_system_usec");
-    }
-    if (r->usage.memory)
-        cJSON_AddNumberToObject(o, "memory_peak_bytes", (double)r->usage.memory_peak);
-    else
-        cJSON_AddNullToObject(o, "memory_peak_bytes");
-    return o;
-}
-
-static cJSON *job_json(struct sup_job *job)
-{
-    const struct md_job *j = job->cfg;
-    const struct sup_run_rec *last = last_rec(job);
-    struct sup_proc *p = primary_of(job);
-    cJSON *o = cJSON_CreateObject(), *runs, *alerts;
-
-    cJSON_AddStringToObject(o, "name", job->name);
-    cJSON_AddStringToObject(o, "kind", kind_name(j->kind));
-    cJSON_AddStringToObject(o, "schedule", j->kind == MD_JOB_CRON      ? j->schedule
-                                           : j->kind == MD_JOB_SERVICE ? "always"
-                                                                       : j->event);
-    cJSON_AddStringToObject(o, "timezone", md_tz_name(j->tz));
-    cJSON_AddBoolToObject(o, "enabled", j->enabled);
-    cJSON_AddBoolToObject(o, "paused", job->paused);
-    if (j->singleton)
-        cJSON_AddBoolToObject(o, "lease_held", job->lease_held);
-    cJSON_AddStringToObject(o, "state", state_word(job->prog.state));
-    if (p != NULL && p->pid > 0)
-        cJSON_AddNumberToObject(o, "pid", p->pid);
-    else
-        cJSON_AddNullToObject(o, "pid");
-    cJSON_AddNumberToObject(o, "restarts", job->restarts);
-    runs = cJSON_AddObjectToObject(o, "runs");
-    cJSON_AddNumberToObject(runs, "succeeded", (double)job->runs_ok);
-    cJSON_AddNumberToObject(runs, "failed", (double)runs_failed_only(job));
-    cJSON_AddNumberToObject(runs, "timed_out", (double)job->runs_timed_out);
-    cJSON_AddNumberToObject(runs, "stopped", (double)job->runs_stopped);
-    cJSON_AddNumberToObject(runs, "skipped", (double)job->runs_skipped);
-    cJSON_AddNumberToObject(runs, "missed", (double)job->runs_missed);
-    cJSON_AddNumberToObject(runs, "elsewhere", (double)job->runs_elsewhere);
-    md_time_json(o, "next_run", job->paused ? 0 : job->next_slot * 1000);
-    if (last != NULL)
-        cJSON_AddItemToObject(o, "last_run", run_rec_json(last));
-    else
-        cJSON_AddNullToObject(o, "last_run");
-    if (p != NULL) {
-        cJSON *cur = cJSON_AddObjectToObject(o, "current_run");
-        cJSON_AddStringToObject(cur, "run_id", p->run_id);
-        md_time_json(cur, "started_at", p->started_wall_ms);
-        cJSON_AddNumberToObject(cur, "pid", p->pid);
-        if (job->msg_id != 0) /* an on: job's run: the bus message it is for */
-            cJSON_AddNumberToObject(cur, "message_id", (double)job->msg_id);
-        if (p->has_progress) {
-            cJSON *pr = cJSON_AddObjectToObject(cur, "progress");
-            cJSON_AddNumberToObject(pr, "done", p->progress_done);
-            if (p->has_total)
-                cJSON_AddNumberToObject(pr, "total", p->progress_total);
-            else
-                cJSON_AddNullToObject(pr, "total");
-            if (p->progress_unit != NULL)
-                cJSON_AddStringToObject(pr, "unit", p->progress_unit);
-            else
-                cJSON_AddNullToObject(pr, "unit");
-        } else {
-            cJSON_AddNullToObject(cur, "progress");
-        }
-    } else {
-        cJSON_AddNullToObject(o, "current_run");
-    }
-    alerts = cJSON_AddArrayToObject(o, "alerts");
-    for (const struct sup_alert *a = job->history.alerts; a != NULL; a = a->next) {
-        cJSON *ao = cJSON_CreateObject();
-        cJSON_AddStringToObject(ao, "key", a->key);
-        cJSON_AddStringToObject(ao, "severity",
-                                md_status_severity_name((enum md_status_severity)a->severity));
-        cJSON_AddStringToObject(ao, "message", a->message);
-        md_time_json(ao, "opened_at", a->opened_ms);
-        cJSON_AddItemToArray(alerts, ao);
-    }
-    if (job->prog.state == PROG_FATAL && job->last_error != NULL)
-        cJSON_AddStringToObject(o, "last_error", job->last_error);
-    else
-        cJSON_AddNullToObject(o, "last_error");
-    return o;
-}
-
-static void handle_status(struct sup *sup, struct api_reply *rp)
-{
-    const struct md_config *cfg = sup->cfg;
-    cJSON *o = cJSON_CreateObject(), *node, *reg, *cgs, *reasons, *jobs;
-    struct sup_reg_stats st;
-    int64_t now = md_time_wall_ms();
-    bool ok;
-
-    node = cJSON_AddObjectToObject(o, "node");
-    cJSON_AddStringToObject(node, "name", cfg->node_name);
-    cJSON_AddStringToObject(node, "environment", cfg->node_env);
-    cJSON_AddNumberToObject(node, "pid", (double)getpid());
-    cJSON_AddStringToObject(node, "version", MESHD_VERSION);
-    md_time_json(node, "started_at", sup->started_wall_ms);
-    cJSON_AddNumberToObject(node, "uptime_s", (double)((now - sup->started_wall_ms) / 1000));
-    md_time_json(node, "now", now);
-    cJSON_AddStringToObject(node, "config", sup->config_path);
-    cJSON_AddBoolToObject(node, "stopping", sup->stopping);
-    reasons = cJSON_CreateArray();
-    ok = api_healthy(sup, reasons);
-    cJSON_AddBoolToObject(node, "healthy", ok);
-    cJSON_AddItemToObject(node, "reasons", reasons);
-    sup_registry_stats(sup, &st);
-    reg = cJSON_AddObjectToObject(node, "registry");
-    cJSON_AddBoolToObject(reg, "on", st.on);
-    cJSON_AddBoolToObject(reg, "connected", st.connected);
-    cJSON_AddNumberToObject(reg, "backlog", (double)st.backlog);
-    cJSON_AddNumberToObject(reg, "backlog_bytes", (double)st.backlog_bytes);
-    cJSON_AddNumberToObject(reg, "bound_bytes", (double)st.bound_bytes);
-    cJSON_AddNumberToObject(reg, "dropped", (double)st.dropped);
-    cJSON_AddNumberToObject(reg, "write_errors", (double)st.batches_failed);
-    cJSON_AddNumberToObject(reg, "events", (double)st.events);
-    cgs = cJSON_AddObjectToObject(node, "cgroups");
-    cJSON_AddBoolToObject(cgs, "on", sup->cg != NULL && sup->cg->on);
-    cJSON_AddBoolToObject(cgs, "memory", sup->cg != NULL && sup->cg->memory);
-    if (sup->cg != NULL && sup->cg->path != NULL)
-        cJSON_AddStringToObject(cgs, "path", sup->cg->path);
-    else
-        cJSON_AddNullToObject(cgs, "path");
-    if (sup->cg != NULL && sup->cg->why != NULL)
-        cJSON_AddStringToObject(cgs, "why", sup->cg->why);
-    else
-        cJSON_AddNullToObject(cgs, "why");
-    jobs = cJSON_AddArrayToObject(o, "jobs");
-    for (struct sup_job *job = sup->jobs; job != NULL; job = job->next)
-        if (!job->retired && job->cfg != NULL)
-            cJSON_AddItemToArray(jobs, job_json(job));
-    reply_json(rp, 200, o);
-}
-
-static cJSON *lines_json(const struct sup_tail *t)
-{
-    cJSON *a = cJSON_CreateArray();
-
-    for (unsigned k = 0; k < t->n; k++)
-        cJSON_AddItemToArray(a, cJSON_CreateString(sup_tail_line(t, k)));
-    return a;
-}
-
-static void handle_logs(struct sup_job *job, struct api_reply *rp)
-{
-    cJSON *o = cJSON_CreateObject(), *runs;
-
-    cJSON_AddStringToObject(o, "job", job->name);
-    runs = cJSON_AddArrayToObject(o, "runs");
-    for (unsigned i = 0; i < job->history.n; i++) {
-        const struct sup_run_rec *r = sup_history_run(&job->history, i);
-        cJSON *ro = cJSON_CreateObject();
-        cJSON_AddStringToObject(ro, "run_id", r->run_id);
-        md_time_json(ro, "started_at", r->started_ms);
-        md_time_json(ro, "finished_at", r->finished_ms);
-        cJSON_AddStringToObject(ro, "status", sup_run_status_name(r->status));
-        cJSON_AddItemToObject(ro, "lines", lines_json(&r->tail));
-        cJSON_AddItemToArray(runs, ro);
-    }
-    /* Runs in progress last (the primary and any concurrent ones), oldest first. */
-    for (struct sup_proc *p = job->procs; p != NULL; p = p->next) {
-        cJSON *ro;
-        if (p->end_recorded || !p->launched)
-            continue;
-        ro = cJSON_CreateObject();
-        cJSON_AddStringToObject(ro, "run_id", p->run_id);
-        md_time_json(ro, "started_at", p->started_wall_ms);
-        cJSON_AddNullToObject(ro, "finished_at");
-        cJSON_AddNullToObject(ro, "status");
-        cJSON_AddItemToObject(ro, "lines", lines_json(&p->tail));
-        cJSON_AddItemToArray(runs, ro);
-    }
-    reply_json(rp, 200, o);
+    view_reply_json(rp, code, o);
 }
 
 /* ---- metrics ------------------------------------------------------------------------------ */
@@ -470,7 +128,7 @@ char *api_metrics(struct sup *sup, size_t *len)
         bprintf(&b, "meshd_runs_total{job=\"%s\",result=\"succeeded\"} %" PRIu64 "\n", l,
                 job->runs_ok);
         bprintf(&b, "meshd_runs_total{job=\"%s\",result=\"failed\"} %" PRIu64 "\n", l,
-                runs_failed_only(job));
+                view_runs_failed_only(job));
         bprintf(&b, "meshd_runs_total{job=\"%s\",result=\"stopped\"} %" PRIu64 "\n", l,
                 job->runs_stopped);
         bprintf(&b, "meshd_runs_total{job=\"%s\",result=\"timed_out\"} %" PRIu64 "\n", l,
@@ -500,7 +158,7 @@ char *api_metrics(struct sup *sup, size_t *len)
         label(job->name, l, sizeof l);
         for (int s = 0; s < PROG_NSTATES; s++)
             bprintf(&b, "meshd_job_state{job=\"%s\",state=\"%s\"} %d\n", l,
-                    state_word((enum prog_state)s), (int)job->prog.state == s);
+                    view_state_word((enum prog_state)s), (int)job->prog.state == s);
     }
     bprintf(&b, "# HELP meshd_job_paused 1 when the job is paused.\n"
                 "# TYPE meshd_job_paused gauge\n");
@@ -601,13 +259,13 @@ static void handle_action(struct sup *sup, struct sup_job *job, const char *acti
     cJSON_AddStringToObject(o, "job", job->name);
     if (strcmp(action, "pause") == 0 || strcmp(action, "resume") == 0) {
         cJSON_AddBoolToObject(o, "paused", job->paused);
-        reply_json(rp, 200, o);
+        view_reply_json(rp, 200, o);
         return;
     }
     if (run_id[0] != '\0')
         cJSON_AddStringToObject(o, "run_id", run_id);
-    cJSON_AddStringToObject(o, "state", state_word(job->prog.state));
-    reply_json(rp, 202, o);
+    cJSON_AddStringToObject(o, "state", view_state_word(job->prog.state));
+    view_reply_json(rp, 202, o);
     (void)sup;
 }
 
@@ -634,12 +292,12 @@ static void handle_reload(struct sup *sup, struct api_reply *rp)
                                     "is kept", sup->config_path);
         cJSON_AddStringToObject(o, "error", msg);
         cJSON_AddItemToObject(o, "diagnostics", d);
-        reply_json(rp, rc == -ESHUTDOWN ? 503 : 400, o);
+        view_reply_json(rp, rc == -ESHUTDOWN ? 503 : 400, o);
         return;
     }
     cJSON_AddTrueToObject(o, "ok");
     cJSON_AddItemToObject(o, "diagnostics", d);
-    reply_json(rp, 200, o);
+    view_reply_json(rp, 200, o);
 }
 
 /* ---- routing ------------------------------------------------------------------------------ */
@@ -678,7 +336,7 @@ void api_dispatch(struct sup *sup, const struct api_req *rq, struct api_reply *r
     memset(rp, 0, sizeof *rp);
     if (strcmp(path, "/health") == 0) {
         if (method_ok(rq, rp, false))
-            handle_health(sup, rp);
+            view_health(sup, rp);
         return;
     }
     if (strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0) {
@@ -694,7 +352,7 @@ void api_dispatch(struct sup *sup, const struct api_req *rq, struct api_reply *r
     }
     if (strcmp(path, "/status") == 0) {
         if (method_ok(rq, rp, false) && auth_ok(rq, rp, false))
-            handle_status(sup, rp);
+            view_status(sup, rp);
         return;
     }
     if (strcmp(path, "/metrics") == 0) {
@@ -742,9 +400,9 @@ void api_dispatch(struct sup *sup, const struct api_req *rq, struct api_reply *r
             return;
         }
         if (!post && *action == '\0')
-            reply_json(rp, 200, job_json(job));
+            view_job(job, rp);
         else if (!post)
-            handle_logs(job, rp);
+            view_logs(job, rp);
         else
             handle_action(sup, job, action, rp);
         return;

@@ -3,6 +3,9 @@
  * http.c parses requests (http-parser), decides who the caller is, and hands each request to
  * api_dispatch(), which routes it, carries out control actions through sched.c and renders
  * every answer from memory: nothing here waits on PostgreSQL or on a child.
+ *
+ * Three files implement it (api_internal.h): api.c routes and controls, view.c renders the
+ * JSON answers and decides health (api_healthy).
  */
 #ifndef MESHD_API_H
 #define MESHD_API_H
@@ -33,8 +36,8 @@ struct api_reply {
 
 void api_dispatch(struct sup *sup, const struct api_req *rq, struct api_reply *rp);
 
-/* Health: true when healthy.  With reasons non-NULL (a cJSON array), appends one string per
- * problem found. */
+/* Health (view.c): true when healthy.  With reasons non-NULL (a cJSON array), appends one
+ * string per problem found. */
 struct cJSON;
 bool api_healthy(struct sup *sup, struct cJSON *reasons);
 
