@@ -5,7 +5,8 @@
  * every answer from memory: nothing here waits on PostgreSQL or on a child.
  *
  * Three files implement it (api_internal.h): api.c routes and controls, view.c renders the
- * JSON answers and decides health (api_healthy).
+ * JSON answers and decides health (api_healthy), metrics.c writes the Prometheus text
+ * (api_metrics).
  */
 #ifndef MESHD_API_H
 #define MESHD_API_H
@@ -41,7 +42,7 @@ void api_dispatch(struct sup *sup, const struct api_req *rq, struct api_reply *r
 struct cJSON;
 bool api_healthy(struct sup *sup, struct cJSON *reasons);
 
-/* The Prometheus text exposition (malloc'd, *len bytes). */
+/* The Prometheus text exposition (metrics.c; malloc'd, *len bytes). */
 char *api_metrics(struct sup *sup, size_t *len);
 
 #endif

@@ -1,9 +1,11 @@
 /* api_internal.h - what the HTTP API's files share with each other and nobody else sees.
  *
- * The API of api.h is one driving adapter in several files, with calls going down only
+ * The API of api.h is one driving adapter in three files, with calls going down only
  * (tests/layers.py): api.c routes each request and carries out the control actions; view.c
- * renders the JSON answers and owns the health verdict (api_healthy).  view.c calls nothing
- * of api.c.
+ * renders the JSON answers and owns the health verdict (api_healthy); metrics.c writes the
+ * Prometheus text (api_metrics).  metrics.c reads the health verdict and the state words from
+ * view.c, so /metrics cannot disagree with /health and /status: hence view sits one rank below
+ * metrics in tests/layers.py.  view.c calls neither of the others.
  *
  * Every function here renders from memory and may be called from a loop callback.
  */

@@ -27,7 +27,7 @@ import sys
 
 # rank: a module calls only modules of a lower rank.  The layers (docs/architecture.md):
 #   60  main.c              composition root
-#   50s http -> api -> views   driving adapters
+#   50s http -> api -> metrics -> view   driving adapters
 #   40  sup                 the supervisor object: start, reload diff, shutdown, operator control
 #   30s sched, bus, cluster what triggers a run
 #   20  job                 one job's run lifecycle
@@ -37,8 +37,8 @@ RANK = {
     "main": 60,
     "http": 55,
     "api": 52,
-    "view": 51,
     "metrics": 51,
+    "view": 50,  # below metrics: meshd_healthy and the state labels are view.c's verdict/words
     "sup": 40,
     "sched": 34,
     "bus": 32,
