@@ -13,9 +13,6 @@
 #include "meshd/md_alloc.h"
 #include "sup.h"
 
-extern const unsigned char md_page_html[];
-extern const size_t md_page_html_len;
-
 /* ---- helpers ------------------------------------------------------------------------------ */
 
 static void reply_error(struct api_reply *rp, unsigned code, const char *fmt, ...)
@@ -156,11 +153,7 @@ void api_dispatch(struct sup *sup, const struct api_req *rq, struct api_reply *r
         if (!method_ok(rq, rp, false))
             return;
         /* The page itself holds no data: it may load without a token and ask for one. */
-        rp->code = 200;
-        rp->ctype = "text/html; charset=utf-8";
-        rp->body = (char *)md_page_html;
-        rp->len = md_page_html_len;
-        rp->body_static = true;
+        view_page(rp);
         return;
     }
     if (strcmp(path, "/status") == 0) {

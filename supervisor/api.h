@@ -5,8 +5,8 @@
  * every answer from memory: nothing here waits on PostgreSQL or on a child.
  *
  * Three files implement it (api_internal.h): api.c routes and controls, view.c renders the
- * JSON answers and decides health (api_healthy), metrics.c writes the Prometheus text
- * (api_metrics).
+ * JSON answers and the page and decides health (api_healthy), metrics.c writes the Prometheus
+ * text (api_metrics).
  */
 #ifndef MESHD_API_H
 #define MESHD_API_H

@@ -2,10 +2,10 @@
  *
  * The API of api.h is one driving adapter in three files, with calls going down only
  * (tests/layers.py): api.c routes each request and carries out the control actions; view.c
- * renders the JSON answers and owns the health verdict (api_healthy); metrics.c writes the
- * Prometheus text (api_metrics).  metrics.c reads the health verdict and the state words from
- * view.c, so /metrics cannot disagree with /health and /status: hence view sits one rank below
- * metrics in tests/layers.py.  view.c calls neither of the others.
+ * renders the JSON answers and the page and owns the health verdict (api_healthy); metrics.c
+ * writes the Prometheus text (api_metrics).  metrics.c reads the health verdict and the state
+ * words from view.c, so /metrics cannot disagree with /health and /status: hence view sits one
+ * rank below metrics in tests/layers.py.  view.c calls neither of the others.
  *
  * Every function here renders from memory and may be called from a loop callback.
  */
@@ -39,5 +39,8 @@ void view_health(struct sup *sup, struct api_reply *rp);
 void view_status(struct sup *sup, struct api_reply *rp);
 void view_job(struct sup_job *job, struct api_reply *rp);
 void view_logs(struct sup_job *job, struct api_reply *rp);
+
+/* The answer of GET / and /index.html: the status page (page.h), static (rp->body_static). */
+void view_page(struct api_reply *rp);
 
 #endif

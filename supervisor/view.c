@@ -1,7 +1,8 @@
-/* view.c - the HTTP API's JSON answers (docs/api.md), rendered from memory: /health and the
- * health verdict behind it, /status, /api/jobs/NAME and /api/jobs/NAME/logs.  Also what api.c
- * and metrics.c share with it (api_internal.h): the JSON reply, the state words, the failed-run
- * count as reported.  Calls nothing of api.c or metrics.c (tests/layers.py).
+/* view.c - the HTTP API's answers (docs/api.md), rendered from memory: /health and the health
+ * verdict behind it, /status, /api/jobs/NAME and /api/jobs/NAME/logs, and the status page's
+ * static bytes (page.h).  Also what api.c and metrics.c share with it (api_internal.h): the
+ * JSON reply, the state words, the failed-run count as reported.  Calls nothing of api.c or
+ * metrics.c (tests/layers.py).
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -15,6 +16,7 @@
 #include "api.h"
 #include "api_internal.h"
 #include "meshd/md_time.h"
+#include "page.h"
 #include "registry.h"
 #include "sup.h"
 
@@ -364,4 +366,15 @@ void view_logs(struct sup_job *job, struct api_reply *rp)
         cJSON_AddItemToArray(runs, ro);
     }
     view_reply_json(rp, 200, o);
+}
+
+/* ---- the page ----------------------------------------------------------------------------- */
+
+void view_page(struct api_reply *rp)
+{
+    rp->code = 200;
+    rp->ctype = "text/html; charset=utf-8";
+    rp->body = (char *)md_page_html;
+    rp->len = md_page_html_len;
+    rp->body_static = true;
 }
