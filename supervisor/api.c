@@ -1,85 +1,20 @@
-/* api.c - routes, control actions and answers of the HTTP API (api.h, docs/api.md). */
+/* api.c - the HTTP API's entry point (api.h, docs/api.md): routes each request, checks its
+ * method and authorization, and carries out the control actions.  The JSON answers are
+ * view.c's, the Prometheus text is metrics.c's (api_internal.h). */
 #include <errno.h>
-#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
 #include "api.h"
+#include "api_internal.h"
 #include "meshd/md_alloc.h"
-#include "meshd/md_log.h"
-#include "meshd/md_time.h"
 #include "control.h"
-#include "registry.h"
 #include "sup.h"
 
-#define DROP_RECENT_MS (10 * 60 * 1000) /* a journal drop keeps /health red this long */
-
-extern const unsigned char md_page_html[];
-extern const size_t md_page_html_len;
-
 /* ---- helpers ------------------------------------------------------------------------------ */
-
-static const char *kind_name(enum md_job_kind k)
-{
-    switch (k) {
-    case MD_JOB_CRON: return "cron";
-    case MD_JOB_SERVICE: return "service";
-    case MD_JOB_EVENT: return "event";
-    }
-    return "?";
-}
-
-static const char *state_word(enum prog_state s)
-{
-    switch (s) {
-    case PROG_STOPPED: return "stopped";
-    case PROG_STARTING: return "starting";
-    case PROG_RUNNING: return "running";
-    case PROG_BACKOFF: return "backoff";
-    case PROG_STOPPING: return "stopping";
-    case PROG_EXITED: return "exited";
-    case PROG_FATAL: return "fatal";
-    }
-    return "?";
-}
-
-static struct sup_proc *primary_of(struct sup_job *job)
-{
-    for (struct sup_proc *p = job->procs; p != NULL; p = p->next)
-        if (p->primary && !p->exited)
-            return p;
-    return NULL;
-}
-
-/* runs_failed counts every run that did not succeed; timed-out and stopped runs are
- * reported on their own (they are noted a moment after the failure count, so clamp). */
-static uint64_t runs_failed_only(const struct sup_job *job)
-{
-    uint64_t other = job->runs_timed_out + job->runs_stopped;
-    return job->runs_failed > other ? job->runs_failed - other : 0;
-}
-
-static const struct sup_run_rec *last_rec(const struct sup_job *job)
-{
-    return sup_history_last(&job->history);
-}
-
-static void reply_json(struct api_reply *rp, unsigned code, cJSON *o)
-{
-    rp->code = code;
-    rp->ctype = "application/json";
-    rp->body = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    if (rp->body == NULL)
-        abort();
-    rp->len = strlen(rp->body);
-}
 
 static void reply_error(struct api_reply *rp, unsigned code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -93,474 +28,7 @@ static void reply_error(struct api_reply *rp, unsigned code, const char *fmt, ..
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     cJSON_AddStringToObject(o, "error", msg);
-    reply_json(rp, code, o);
-}
-
-/* ---- health ------------------------------------------------------------------------------- */
-
-static void reason(cJSON *reasons, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void reason(cJSON *reasons, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-
-    if (reasons == NULL)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    cJSON_AddItemToArray(reasons, cJSON_CreateString(msg));
-}
-
-bool api_healthy(struct sup *sup, cJSON *reasons)
-{
-    struct sup_reg_stats st;
-    int64_t now = md_time_wall_ms();
-    bool ok = true;
-
-    if (sup->stopping) {
-        reason(reasons, "meshd is stopping");
-        ok = false;
-    }
-    for (struct sup_job *job = sup->jobs; job != NULL; job = job->next) {
-        const struct md_job *j = job->cfg;
-        if (job->retired || j == NULL)
-            continue;
-        if (job->prog.state == PROG_FATAL) {
-            reason(reasons, "job '%s' is fatal: %s", job->name,
-                   job->last_error ? job->last_error : "gave up");
-            ok = false;
-        }
-        if (j->expect_success_ms > 0 && j->enabled && !job->paused) {
-            int64_t since = job->last_success_ms > sup->started_wall_ms ? job->last_success_ms
-                                                                         : sup->started_wall_ms;
-            if (now - since > (int64_t)j->expect_success_ms) {
-                reason(reasons, "job '%s' has not succeeded for %" PRId64 "s (expect.succeed_"
-                       "within %" PRIu64 "s)", job->name, (now - since) / 1000,
-                       j->expect_success_ms / 1000);
-                ok = false;
-            }
-        }
-    }
-    sup_registry_stats(sup, &st);
-    if (st.on && st.bound_bytes > 0 && st.backlog_bytes >= st.bound_bytes / 10 * 9) {
-        reason(reasons, "registry backlog %" PRIu64 " bytes is at its bound (%" PRIu64
-               " bytes): the database has been away too long", st.backlog_bytes, st.bound_bytes);
-        ok = false;
-    } else if (st.on && st.last_drop_ms != 0 && now - st.last_drop_ms < DROP_RECENT_MS) {
-        reason(reasons, "registry journal dropped %" PRIu64 " events in the last %d minutes",
-               st.dropped, DROP_RECENT_MS / 60000);
-        ok = false;
-    }
-    return ok;
-}
-
-static void handle_health(struct sup *sup, struct api_reply *rp)
-{
-    cJSON *o = cJSON_CreateObject(), *reasons = cJSON_CreateArray();
-    bool ok = api_healthy(sup, reasons);
-
-    cJSON_AddStringToObject(o, "status", ok ? "ok" : "unhealthy");
-    cJSON_AddStringToObject(o, "node", sup->cfg->node_name);
-    cJSON_AddNumberToObject(o, "uptime_s",
-                            (double)((md_time_wall_ms() - sup->started_wall_ms) / 1000));
-    if (ok)
-        cJSON_Delete(reasons);
-    else
-        cJSON_AddItemToObject(o, "reasons", reasons);
-    reply_json(rp, ok ? 200 : 503, o);
-}
-
-/* ---- status ------------------------------------------------------------------------------- */
-
-static cJSON *run_rec_json(const struct sup_run_rec *r)
-{
-    cJSON *o = cJSON_CreateObject();
-
-    cJSON_AddStringToObject(o, "run_id", r->run_id);
-    md_time_json(o, "scheduled_for", r->slot * 1000);
-    md_time_json(o, "started_at", r->started_ms);
-    md_time_json(o, "finished_at", r->finished_ms);
-    cJSON_AddStringToObject(o, "status", sup_run_status_name(r->status));
-    if (r->signal != 0) {
-        cJSON_AddNullToObject(o, "exit_code");
-        cJSON_AddNumberToObject(o, "signal", r->signal);
-    } else {
-        if (r->exit_code >= 0)
-            cJSON_AddNumberToObject(o, "exit_code", r->exit_code);
-        else /* not known: a run adopted from a previous life */
-            cJSON_AddNullToObject(o, "exit_code");
-        cJSON_AddNullToObject(o, "signal");
-    }
-    cJSON_AddNumberToObject(o, "duration_ms", (double)r->duration_ms);
-    /* From the run's cgroup; null when meshd runs without cgroups (or without the memory
-     * controller, for the peak). */
-    if (r->usage.cpu) {
-        cJSON_AddNumberToObject(o, "cpu_usec", (double)r->usage.usage_usec);
-        cJSON_AddNumberToObject(o, "cpu_user_usec", (double)r->usage.user_usec);
-        cJSON_AddNumberToObject(o, "cpu_system_usec", (double)r->usage.system_usec);
-    } else {
-        cJSON_AddNullToObject(o, "cpu_usec");
-        cJSON_AddNullToObject(o, "cpu_user_usec");
-        cJSON_AddNullToObject(o, "cpu_system_usec");
-    }
-    if (r->usage.memory)
-        cJSON_AddNumberToObject(o, "memory_peak_bytes", (double)r->usage.memory_peak);
-    else
-        cJSON_AddNullToObject(o, "memory_peak_bytes");
-    return o;
-}
-
-static cJSON *job_json(struct sup_job *job)
-{
-    const struct md_job *j = job->cfg;
-    const struct sup_run_rec *last = last_rec(job);
-    struct sup_proc *p = primary_of(job);
-    cJSON *o = cJSON_CreateObject(), *runs, *alerts;
-
-    cJSON_AddStringToObject(o, "name", job->name);
-    cJSON_AddStringToObject(o, "kind", kind_name(j->kind));
-    cJSON_AddStringToObject(o, "schedule", j->kind == MD_JOB_CRON      ? j->schedule
-                                           : j->kind == MD_JOB_SERVICE ? "always"
-                                                                       : j->event);
-    cJSON_AddStringToObject(o, "timezone", md_tz_name(j->tz));
-    cJSON_AddBoolToObject(o, "enabled", j->enabled);
-    cJSON_AddBoolToObject(o, "paused", job->paused);
-    if (j->singleton)
-        cJSON_AddBoolToObject(o, "lease_held", job->lease_held);
-    cJSON_AddStringToObject(o, "state", state_word(job->prog.state));
-    if (p != NULL && p->pid > 0)
-        cJSON_AddNumberToObject(o, "pid", p->pid);
-    else
-        cJSON_AddNullToObject(o, "pid");
-    cJSON_AddNumberToObject(o, "restarts", job->restarts);
-    runs = cJSON_AddObjectToObject(o, "runs");
-    cJSON_AddNumberToObject(runs, "succeeded", (double)job->runs_ok);
-    cJSON_AddNumberToObject(runs, "failed", (double)runs_failed_only(job));
-    cJSON_AddNumberToObject(runs, "timed_out", (double)job->runs_timed_out);
-    cJSON_AddNumberToObject(runs, "stopped", (double)job->runs_stopped);
-    cJSON_AddNumberToObject(runs, "skipped", (double)job->runs_skipped);
-    cJSON_AddNumberToObject(runs, "missed", (double)job->runs_missed);
-    cJSON_AddNumberToObject(runs, "elsewhere", (double)job->runs_elsewhere);
-    md_time_json(o, "next_run", job->paused ? 0 : job->next_slot * 1000);
-    if (last != NULL)
-        cJSON_AddItemToObject(o, "last_run", run_rec_json(last));
-    else
-        cJSON_AddNullToObject(o, "last_run");
-    if (p != NULL) {
-        cJSON *cur = cJSON_AddObjectToObject(o, "current_run");
-        cJSON_AddStringToObject(cur, "run_id", p->run_id);
-        md_time_json(cur, "started_at", p->started_wall_ms);
-        cJSON_AddNumberToObject(cur, "pid", p->pid);
-        if (job->msg_id != 0) /* an on: job's run: the bus message it is for */
-            cJSON_AddNumberToObject(cur, "message_id", (double)job->msg_id);
-        if (p->has_progress) {
-            cJSON *pr = cJSON_AddObjectToObject(cur, "progress");
-            cJSON_AddNumberToObject(pr, "done", p->progress_done);
-            if (p->has_total)
-                cJSON_AddNumberToObject(pr, "total", p->progress_total);
-            else
-                cJSON_AddNullToObject(pr, "total");
-            if (p->progress_unit != NULL)
-                cJSON_AddStringToObject(pr, "unit", p->progress_unit);
-            else
-                cJSON_AddNullToObject(pr, "unit");
-        } else {
-            cJSON_AddNullToObject(cur, "progress");
-        }
-    } else {
-        cJSON_AddNullToObject(o, "current_run");
-    }
-    alerts = cJSON_AddArrayToObject(o, "alerts");
-    for (const struct sup_alert *a = job->history.alerts; a != NULL; a = a->next) {
-        cJSON *ao = cJSON_CreateObject();
-        cJSON_AddStringToObject(ao, "key", a->key);
-        cJSON_AddStringToObject(ao, "severity",
-                                md_status_severity_name((enum md_status_severity)a->severity));
-        cJSON_AddStringToObject(ao, "message", a->message);
-        md_time_json(ao, "opened_at", a->opened_ms);
-        cJSON_AddItemToArray(alerts, ao);
-    }
-    if (job->prog.state == PROG_FATAL && job->last_error != NULL)
-        cJSON_AddStringToObject(o, "last_error", job->last_error);
-    else
-        cJSON_AddNullToObject(o, "last_error");
-    return o;
-}
-
-static void handle_status(struct sup *sup, struct api_reply *rp)
-{
-    const struct md_config *cfg = sup->cfg;
-    cJSON *o = cJSON_CreateObject(), *node, *reg, *cgs, *reasons, *jobs;
-    struct sup_reg_stats st;
-    int64_t now = md_time_wall_ms();
-    bool ok;
-
-    node = cJSON_AddObjectToObject(o, "node");
-    cJSON_AddStringToObject(node, "name", cfg->node_name);
-    cJSON_AddStringToObject(node, "environment", cfg->node_env);
-    cJSON_AddNumberToObject(node, "pid", (double)getpid());
-    cJSON_AddStringToObject(node, "version", MESHD_VERSION);
-    md_time_json(node, "started_at", sup->started_wall_ms);
-    cJSON_AddNumberToObject(node, "uptime_s", (double)((now - sup->started_wall_ms) / 1000));
-    md_time_json(node, "now", now);
-    cJSON_AddStringToObject(node, "config", sup->config_path);
-    cJSON_AddBoolToObject(node, "stopping", sup->stopping);
-    reasons = cJSON_CreateArray();
-    ok = api_healthy(sup, reasons);
-    cJSON_AddBoolToObject(node, "healthy", ok);
-    cJSON_AddItemToObject(node, "reasons", reasons);
-    sup_registry_stats(sup, &st);
-    reg = cJSON_AddObjectToObject(node, "registry");
-    cJSON_AddBoolToObject(reg, "on", st.on);
-    cJSON_AddBoolToObject(reg, "connected", st.connected);
-    cJSON_AddNumberToObject(reg, "backlog", (double)st.backlog);
-    cJSON_AddNumberToObject(reg, "backlog_bytes", (double)st.backlog_bytes);
-    cJSON_AddNumberToObject(reg, "bound_bytes", (double)st.bound_bytes);
-    cJSON_AddNumberToObject(reg, "dropped", (double)st.dropped);
-    cJSON_AddNumberToObject(reg, "write_errors", (double)st.batches_failed);
-    cJSON_AddNumberToObject(reg, "events", (double)st.events);
-    cgs = cJSON_AddObjectToObject(node, "cgroups");
-    cJSON_AddBoolToObject(cgs, "on", sup->cg != NULL && sup->cg->on);
-    cJSON_AddBoolToObject(cgs, "memory", sup->cg != NULL && sup->cg->memory);
-    if (sup->cg != NULL && sup->cg->path != NULL)
-        cJSON_AddStringToObject(cgs, "path", sup->cg->path);
-    else
-        cJSON_AddNullToObject(cgs, "path");
-    if (sup->cg != NULL && sup->cg->why != NULL)
-        cJSON_AddStringToObject(cgs, "why", sup->cg->why);
-    else
-        cJSON_AddNullToObject(cgs, "why");
-    jobs = cJSON_AddArrayToObject(o, "jobs");
-    for (struct sup_job *job = sup->jobs; job != NULL; job = job->next)
-        if (!job->retired && job->cfg != NULL)
-            cJSON_AddItemToArray(jobs, job_json(job));
-    reply_json(rp, 200, o);
-}
-
-static cJSON *lines_json(const struct sup_tail *t)
-{
-    cJSON *a = cJSON_CreateArray();
-
-    for (unsigned k = 0; k < t->n; k++)
-        cJSON_AddItemToArray(a, cJSON_CreateString(sup_tail_line(t, k)));
-    return a;
-}
-
-static void handle_logs(struct sup_job *job, struct api_reply *rp)
-{
-    cJSON *o = cJSON_CreateObject(), *runs;
-
-    cJSON_AddStringToObject(o, "job", job->name);
-    runs = cJSON_AddArrayToObject(o, "runs");
-    for (unsigned i = 0; i < job->history.n; i++) {
-        const struct sup_run_rec *r = sup_history_run(&job->history, i);
-        cJSON *ro = cJSON_CreateObject();
-        cJSON_AddStringToObject(ro, "run_id", r->run_id);
-        md_time_json(ro, "started_at", r->started_ms);
-        md_time_json(ro, "finished_at", r->finished_ms);
-        cJSON_AddStringToObject(ro, "status", sup_run_status_name(r->status));
-        cJSON_AddItemToObject(ro, "lines", lines_json(&r->tail));
-        cJSON_AddItemToArray(runs, ro);
-    }
-    /* Runs in progress last (the primary and any concurrent ones), oldest first. */
-    for (struct sup_proc *p = job->procs; p != NULL; p = p->next) {
-        cJSON *ro;
-        if (p->end_recorded || !p->launched)
-            continue;
-        ro = cJSON_CreateObject();
-        cJSON_AddStringToObject(ro, "run_id", p->run_id);
-        md_time_json(ro, "started_at", p->started_wall_ms);
-        cJSON_AddNullToObject(ro, "finished_at");
-        cJSON_AddNullToObject(ro, "status");
-        cJSON_AddItemToObject(ro, "lines", lines_json(&p->tail));
-        cJSON_AddItemToArray(runs, ro);
-    }
-    reply_json(rp, 200, o);
-}
-
-/* ---- metrics ------------------------------------------------------------------------------ */
-
-struct buf {
-    char *p;
-    size_t len, cap;
-};
-
-static void bprintf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void bprintf(struct buf *b, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    for (;;) {
-        va_start(ap, fmt);
-        n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-        va_end(ap);
-        if (n < 0)
-            abort();
-        if ((size_t)n < b->cap - b->len) {
-            b->len += (size_t)n;
-            return;
-        }
-        b->cap = b->cap * 2 + (size_t)n;
-        b->p = md_xrealloc(b->p, b->cap);
-    }
-}
-
-/* A label value: backslash, double quote and newline escaped (exposition format 0.0.4).
- * Job names are restricted by the config, but nothing here relies on that. */
-static const char *label(const char *s, char *out, size_t len)
-{
-    size_t k = 0;
-
-    for (; *s != '\0' && k + 3 < len; s++) {
-        if (*s == '\\' || *s == '"') {
-            out[k++] = '\\';
-            out[k++] = *s;
-        } else if (*s == '\n') {
-            out[k++] = '\\';
-            out[k++] = 'n';
-        } else {
-            out[k++] = *s;
-        }
-    }
-    out[k] = '\0';
-    return out;
-}
-
-static void histogram(struct buf *b, const char *name, const char *labels, const double *bounds,
-                      const uint64_t *counts, size_t nb, double sum, uint64_t count)
-{
-    uint64_t cum = 0;
-
-    for (size_t i = 0; i < nb; i++) {
-        cum += counts[i];
-        bprintf(b, "%s_bucket{%s%sle=\"%g\"} %" PRIu64 "\n", name, labels, *labels ? "," : "",
-                bounds[i], cum);
-    }
-    bprintf(b, "%s_bucket{%s%sle=\"+Inf\"} %" PRIu64 "\n", name, labels, *labels ? "," : "",
-            count);
-    bprintf(b, "%s_sum%s%s%s %.6f\n", name, *labels ? "{" : "", labels, *labels ? "}" : "", sum);
-    bprintf(b, "%s_count%s%s%s %" PRIu64 "\n", name, *labels ? "{" : "", labels,
-            *labels ? "}" : "", count);
-}
-
-#define JOBS_EACH(job, sup)                                                                    \
-    for (struct sup_job *job = (sup)->jobs; job != NULL; job = job->next)                      \
-        if (!job->retired && job->cfg != NULL)
-
-char *api_metrics(struct sup *sup, size_t *len)
-{
-    struct buf b = {md_xmalloc(16384), 0, 16384};
-    struct sup_reg_stats st;
-    char l[256], lb[300];
-    unsigned running = 0;
-
-    bprintf(&b, "# HELP meshd_up 1 while meshd runs and is not stopping.\n"
-                "# TYPE meshd_up gauge\nmeshd_up %d\n", sup->stopping ? 0 : 1);
-    bprintf(&b, "# HELP meshd_start_time_seconds When meshd started (Unix time).\n"
-                "# TYPE meshd_start_time_seconds gauge\nmeshd_start_time_seconds %.3f\n",
-            (double)sup->started_wall_ms / 1000.0);
-    bprintf(&b, "# HELP meshd_healthy 1 when GET /health answers 200.\n"
-                "# TYPE meshd_healthy gauge\nmeshd_healthy %d\n", api_healthy(sup, NULL) ? 1 : 0);
-
-    bprintf(&b, "# HELP meshd_runs_total Finished runs by job and result.\n"
-                "# TYPE meshd_runs_total counter\n");
-    JOBS_EACH(job, sup) {
-        label(job->name, l, sizeof l);
-        bprintf(&b, "meshd_runs_total{job=\"%s\",result=\"succeeded\"} %" PRIu64 "\n", l,
-                job->runs_ok);
-        bprintf(&b, "meshd_runs_total{job=\"%s\",result=\"failed\"} %" PRIu64 "\n", l,
-                runs_failed_only(job));
-        bprintf(&b, "meshd_runs_total{job=\"%s\",result=\"stopped\"} %" PRIu64 "\n", l,
-                job->runs_stopped);
-        bprintf(&b, "meshd_runs_total{job=\"%s\",result=\"timed_out\"} %" PRIu64 "\n", l,
-                job->runs_timed_out);
-        bprintf(&b, "meshd_runs_total{job=\"%s\",result=\"skipped\"} %" PRIu64 "\n", l,
-                job->runs_skipped);
-        bprintf(&b, "meshd_runs_total{job=\"%s\",result=\"missed\"} %" PRIu64 "\n", l,
-                job->runs_missed);
-        bprintf(&b, "meshd_runs_total{job=\"%s\",result=\"elsewhere\"} %" PRIu64 "\n", l,
-                job->runs_elsewhere);
-    }
-    bprintf(&b, "# HELP meshd_run_duration_seconds Duration of finished runs.\n"
-                "# TYPE meshd_run_duration_seconds histogram\n");
-    JOBS_EACH(job, sup) {
-        snprintf(lb, sizeof lb, "job=\"%s\"", label(job->name, l, sizeof l));
-        histogram(&b, "meshd_run_duration_seconds", lb, sup_dur_bounds, job->history.dur_bucket,
-                  SUP_DUR_BUCKETS - 1, job->history.dur_sum, job->history.dur_count);
-    }
-    bprintf(&b, "# HELP meshd_restarts_total Restarts after a failure (backoff ended).\n"
-                "# TYPE meshd_restarts_total counter\n");
-    JOBS_EACH(job, sup)
-        bprintf(&b, "meshd_restarts_total{job=\"%s\"} %u\n", label(job->name, l, sizeof l),
-                job->restarts);
-    bprintf(&b, "# HELP meshd_job_state The job's current state (1 for the state it is in).\n"
-                "# TYPE meshd_job_state gauge\n");
-    JOBS_EACH(job, sup) {
-        label(job->name, l, sizeof l);
-        for (int s = 0; s < PROG_NSTATES; s++)
-            bprintf(&b, "meshd_job_state{job=\"%s\",state=\"%s\"} %d\n", l,
-                    state_word((enum prog_state)s), (int)job->prog.state == s);
-    }
-    bprintf(&b, "# HELP meshd_job_paused 1 when the job is paused.\n"
-                "# TYPE meshd_job_paused gauge\n");
-    JOBS_EACH(job, sup)
-        bprintf(&b, "meshd_job_paused{job=\"%s\"} %d\n", label(job->name, l, sizeof l),
-                job->paused);
-    bprintf(&b, "# HELP meshd_status_lines_bad_total Malformed status lines from workers.\n"
-                "# TYPE meshd_status_lines_bad_total counter\n");
-    JOBS_EACH(job, sup)
-        bprintf(&b, "meshd_status_lines_bad_total{job=\"%s\"} %" PRIu64 "\n",
-                label(job->name, l, sizeof l), job->bad_status_lines);
-    bprintf(&b, "# HELP meshd_alerts_open Open alerts raised by workers.\n"
-                "# TYPE meshd_alerts_open gauge\n");
-    JOBS_EACH(job, sup) {
-        unsigned n[3] = {0, 0, 0};
-        for (const struct sup_alert *a = job->history.alerts; a != NULL; a = a->next)
-            if (a->severity >= 0 && a->severity < 3)
-                n[a->severity]++;
-        label(job->name, l, sizeof l);
-        for (int s = 0; s < 3; s++)
-            bprintf(&b, "meshd_alerts_open{job=\"%s\",severity=\"%s\"} %u\n", l,
-                    md_status_severity_name((enum md_status_severity)s), n[s]);
-    }
-    JOBS_EACH(job, sup)
-        for (struct sup_proc *p = job->procs; p != NULL; p = p->next)
-            running += p->launched && !p->exited;
-    bprintf(&b, "# HELP meshd_running_workers Worker processes alive now.\n"
-                "# TYPE meshd_running_workers gauge\nmeshd_running_workers %u\n", running);
-    bprintf(&b, "# HELP meshd_firing_lag_seconds From a cron slot's due instant to its spawn.\n"
-                "# TYPE meshd_firing_lag_seconds histogram\n");
-    histogram(&b, "meshd_firing_lag_seconds", "", sup_lag_bounds, sup->lag_bucket,
-              SUP_LAG_BUCKETS - 1, sup->lag_sum, sup->lag_count);
-
-    sup_registry_stats(sup, &st);
-    {
-        const struct {
-            const char *name, *type, *help;
-            uint64_t v;
-        } reg[] = {
-            {"meshd_registry_connected", "gauge", "1 when the registry database is connected.",
-             st.connected},
-            {"meshd_registry_backlog_events", "gauge", "Registry events not yet confirmed.",
-             st.backlog},
-            {"meshd_registry_backlog_bytes", "gauge", "Bytes of the journal not yet confirmed.",
-             st.backlog_bytes},
-            {"meshd_registry_events_total", "counter", "Registry events journalled.", st.events},
-            {"meshd_registry_write_errors_total", "counter", "Failed registry batch writes.",
-             st.batches_failed},
-            {"meshd_registry_batches_total", "counter",
-             "Registry batches written (round trips).", st.batches_ok},
-            {"meshd_registry_dropped_events_total", "counter",
-             "Events dropped at the journal's bound.", st.dropped},
-        };
-        for (size_t i = 0; i < sizeof reg / sizeof reg[0]; i++)
-            bprintf(&b, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", reg[i].name,
-                    reg[i].help, reg[i].name, reg[i].type, reg[i].name, reg[i].v);
-    }
-    *len = b.len;
-    return b.p;
+    view_reply_json(rp, code, o);
 }
 
 /* ---- control ------------------------------------------------------------------------------ */
@@ -602,13 +70,13 @@ static void handle_action(struct sup *sup, struct sup_job *job, const char *acti
     cJSON_AddStringToObject(o, "job", job->name);
     if (strcmp(action, "pause") == 0 || strcmp(action, "resume") == 0) {
         cJSON_AddBoolToObject(o, "paused", job->paused);
-        reply_json(rp, 200, o);
+        view_reply_json(rp, 200, o);
         return;
     }
     if (run_id[0] != '\0')
         cJSON_AddStringToObject(o, "run_id", run_id);
-    cJSON_AddStringToObject(o, "state", state_word(job->prog.state));
-    reply_json(rp, 202, o);
+    cJSON_AddStringToObject(o, "state", view_state_word(job->prog.state));
+    view_reply_json(rp, 202, o);
     (void)sup;
 }
 
@@ -635,12 +103,12 @@ static void handle_reload(struct sup *sup, struct api_reply *rp)
                                     "is kept", sup->config_path);
         cJSON_AddStringToObject(o, "error", msg);
         cJSON_AddItemToObject(o, "diagnostics", d);
-        reply_json(rp, rc == -ESHUTDOWN ? 503 : 400, o);
+        view_reply_json(rp, rc == -ESHUTDOWN ? 503 : 400, o);
         return;
     }
     cJSON_AddTrueToObject(o, "ok");
     cJSON_AddItemToObject(o, "diagnostics", d);
-    reply_json(rp, 200, o);
+    view_reply_json(rp, 200, o);
 }
 
 /* ---- routing ------------------------------------------------------------------------------ */
@@ -679,23 +147,19 @@ void api_dispatch(struct sup *sup, const struct api_req *rq, struct api_reply *r
     memset(rp, 0, sizeof *rp);
     if (strcmp(path, "/health") == 0) {
         if (method_ok(rq, rp, false))
-            handle_health(sup, rp);
+            view_health(sup, rp);
         return;
     }
     if (strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0) {
         if (!method_ok(rq, rp, false))
             return;
         /* The page itself holds no data: it may load without a token and ask for one. */
-        rp->code = 200;
-        rp->ctype = "text/html; charset=utf-8";
-        rp->body = (char *)md_page_html;
-        rp->len = md_page_html_len;
-        rp->body_static = true;
+        view_page(rp);
         return;
     }
     if (strcmp(path, "/status") == 0) {
         if (method_ok(rq, rp, false) && auth_ok(rq, rp, false))
-            handle_status(sup, rp);
+            view_status(sup, rp);
         return;
     }
     if (strcmp(path, "/metrics") == 0) {
@@ -743,9 +207,9 @@ void api_dispatch(struct sup *sup, const struct api_req *rq, struct api_reply *r
             return;
         }
         if (!post && *action == '\0')
-            reply_json(rp, 200, job_json(job));
+            view_job(job, rp);
         else if (!post)
-            handle_logs(job, rp);
+            view_logs(job, rp);
         else
             handle_action(sup, job, action, rp);
         return;

@@ -3,6 +3,10 @@
  * http.c parses requests (http-parser), decides who the caller is, and hands each request to
  * api_dispatch(), which routes it, carries out control actions through control.c and renders
  * every answer from memory: nothing here waits on PostgreSQL or on a child.
+ *
+ * Three files implement it (api_internal.h): api.c routes and controls, view.c renders the
+ * JSON answers and the page and decides health (api_healthy), metrics.c writes the Prometheus
+ * text (api_metrics).
  */
 #ifndef MESHD_API_H
 #define MESHD_API_H
@@ -33,12 +37,12 @@ struct api_reply {
 
 void api_dispatch(struct sup *sup, const struct api_req *rq, struct api_reply *rp);
 
-/* Health: true when healthy.  With reasons non-NULL (a cJSON array), appends one string per
- * problem found. */
+/* Health (view.c): true when healthy.  With reasons non-NULL (a cJSON array), appends one
+ * string per problem found. */
 struct cJSON;
 bool api_healthy(struct sup *sup, struct cJSON *reasons);
 
-/* The Prometheus text exposition (malloc'd, *len bytes). */
+/* The Prometheus text exposition (metrics.c; malloc'd, *len bytes). */
 char *api_metrics(struct sup *sup, size_t *len);
 
 #endif

@@ -27,9 +27,9 @@ import sys
 
 # rank: a module calls only modules of a lower rank.  The layers (docs/architecture.md):
 #   60  main.c              composition root
-#   50s http -> api -> views   driving adapters
+#   50s http -> api -> metrics -> view   driving adapters
 #   40s sup, control        the supervisor object: start, reload diff, shutdown; operator control
-#   30s sched, bus         what triggers a run: cron slots, bus messages
+#   30s scheduler, lease, bus   what triggers a run: cron slots, leases, bus messages
 #   20  job                 one job's run lifecycle
 #   10s driven adapters     processes, launch, registry (+ its events, the cluster's claims and
 #                           leases), state file, orphans, notify, cgroups
@@ -38,8 +38,8 @@ RANK = {
     "main": 60,
     "http": 55,
     "api": 52,
-    "view": 51,
     "metrics": 51,
+    "view": 50,  # below metrics: meshd_healthy and the state labels are view.c's verdict/words
     "control": 41,
     "sup": 40,
     "scheduler": 34,
