@@ -205,6 +205,47 @@ void sup_job_set_config(struct sup_job *job, const struct md_job *cfg)
     sup_job_log_limits(job);
 }
 
+/* ---- what the registry hears ------------------------------------------------------------------ */
+
+static const struct sup_reg_exec *reg_exec(const struct sup_proc *p, struct sup_reg_exec *x)
+{
+    x->run_id = p->run_id;
+    x->exec_id = p->exec_id;
+    x->slot = p->slot;
+    x->started_ms = p->started_wall_ms;
+    x->pid = p->pid;
+    x->duration_ms = p->duration_ms;
+    x->result = p->result;
+    x->tail = &p->tail;
+    x->usage = &p->usage;
+    return x;
+}
+
+static void reg_run_start(struct sup_job *job, const struct sup_proc *p)
+{
+    struct sup_reg_exec x;
+
+    sup_reg_run_start(job->sup, job->name, reg_exec(p, &x),
+                      p->primary ? job->prog.tries + 1 : 1);
+}
+
+void sup_job_report(struct sup_job *job)
+{
+    const struct sup_proc *p;
+    struct sup_reg_job j = {
+        .name = job->name,
+        .state = prog_state_name(job->prog.state),
+        .next_slot = job->next_slot,
+        .restarts = job->restarts,
+    };
+
+    for (p = job->procs; p != NULL; p = p->next)
+        if (p->primary && !p->exited)
+            break;
+    j.pid = p != NULL ? p->pid : 0;
+    sup_reg_job(job->sup, &j);
+}
+
 /* ---- what a proc reports ------------------------------------------------------------------ */
 
 static void on_status(struct sup_proc *p, const struct md_status_event *ev, void *ud)
@@ -223,7 +264,7 @@ static void on_status(struct sup_proc *p, const struct md_status_event *ev, void
         break;
     }
     sup_job_note_status(job, ev);
-    sup_reg_status(job, p, ev);
+    sup_reg_status(job->sup, job->name, p->run_id, ev);
 }
 
 static void on_bad_status(struct sup_proc *p, void *ud)
@@ -280,7 +321,9 @@ static void on_closed(struct sup_proc *p, void *ud)
     struct sup_job *job = ud;
 
     if (p->end_recorded) {
-        sup_reg_run_end(job, p, p->run_id, p->end_status, p->end_code, p->end_signal, NULL);
+        struct sup_reg_exec x;
+        sup_reg_run_end(job->sup, job->name, p->run_id, reg_exec(p, &x), p->end_status,
+                        p->end_code, p->end_signal, NULL);
         /* Keep the run, with its output tail, in the job's history. */
         sup_job_note_run(job, p, p->run_id, p->end_status, p->end_code, p->end_signal);
     }
@@ -373,7 +416,7 @@ static int job_spawn(struct sup_job *job, int64_t slot, bool primary)
         job->fire_due_ms = 0;
     }
     if (r == 0)
-        sup_reg_run_start(job, p);
+        reg_run_start(job, p);
     return r;
 }
 
@@ -413,7 +456,7 @@ int sup_job_adopt(struct sup_job *job, const struct sup_runlog_run *r, struct su
            stop ? " action=stop" : "");
     /* Its run_start again, with its own exec id and start time: the previous life may have
      * died before journalling it (a replay of one that was sent changes nothing). */
-    sup_reg_run_start(job, p);
+    reg_run_start(job, p);
     if (stop)
         job->sup->proc_ops->stop(p);
     job->sup->status_gen++;
@@ -473,7 +516,7 @@ static void record_run(struct sup_job *job, const struct prog_actions *act)
         job->ending->end_signal = job->prog.last_signal;
     } else {
         /* Nothing was launched (unknown program, no such user, out of pipes). */
-        sup_reg_run_end(job, NULL, job->run_id, st, job->prog.last_exit_code,
+        sup_reg_run_end(job->sup, job->name, job->run_id, NULL, st, job->prog.last_exit_code,
                         job->prog.last_signal, "spawn failed");
         sup_job_note_run(job, NULL, job->run_id, st, job->prog.last_exit_code,
                          job->prog.last_signal);
@@ -507,7 +550,7 @@ void sup_job_event(struct sup_job *job, enum prog_event ev, int exit_code, int t
     if (act.flags & ACT_RUN_DONE)
         record_run(job, &act);
     if (act.from != act.to) {
-        sup_reg_job(job);
+        sup_job_report(job);
         if (act.to == PROG_BACKOFF)
             md_log(MD_LOG_NOTICE, "backoff: job=%s delay_ms=%" PRIu64 " tries=%u reason=%s",
                    job->name, act.timer_ms, job->prog.tries, act.reason);

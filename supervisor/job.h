@@ -99,6 +99,8 @@ struct sup_job {
 struct sup_job *sup_job_new(struct sup *sup, const struct md_job *cfg);
 /* A reload's cfg for the job: its restart policy and its running procs' log limits follow. */
 void sup_job_set_config(struct sup_job *job, const struct md_job *cfg);
+/* Tells the registry the job's state (a "job" event). */
+void sup_job_report(struct sup_job *job);
 /* Finds a live (not retired) job by name. */
 struct sup_job *sup_job_find(struct sup *sup, const char *name);
 /* Its prog is starting, running, backing off or stopping. */

@@ -15,6 +15,8 @@
 #include "registry.h"
 #include "registry_internal.h"
 #include "runlog.h"
+#include "cgroup.h"
+#include "history.h"
 #include "sup.h"
 
 /* A run event speaks for its execution: "exec", and "life" replaced by the execution's own
@@ -35,44 +37,39 @@ static void exec_identity(cJSON *o, const char *exec_id)
     cJSON_ReplaceItemInObject(o, "life", v);
 }
 
-void sup_reg_job(struct sup_job *job)
+void sup_reg_job(struct sup *sup, const struct sup_reg_job *j)
 {
-    struct sup *sup = job->sup;
-    const struct sup_proc *p;
     cJSON *o;
 
     if (sup->reg == NULL)
         return;
     o = sup_reg_event_new(sup, "job");
-    cJSON_AddStringToObject(o, "job", job->name);
-    cJSON_AddStringToObject(o, "state", prog_state_name(job->prog.state));
-    for (p = job->procs; p != NULL; p = p->next)
-        if (p->primary && !p->exited)
-            break;
-    if (p != NULL)
-        cJSON_AddNumberToObject(o, "pid", p->pid);
-    if (job->next_slot != 0)
-        md_time_json(o, "next_run_at", job->next_slot * 1000);
-    cJSON_AddNumberToObject(o, "restarts", job->restarts);
+    cJSON_AddStringToObject(o, "job", j->name);
+    cJSON_AddStringToObject(o, "state", j->state);
+    if (j->pid > 0)
+        cJSON_AddNumberToObject(o, "pid", j->pid);
+    if (j->next_slot != 0)
+        md_time_json(o, "next_run_at", j->next_slot * 1000);
+    cJSON_AddNumberToObject(o, "restarts", j->restarts);
     sup_reg_emit(sup, o, MD_JPRIO_EVENT);
 }
 
-void sup_reg_run_start(struct sup_job *job, const struct sup_proc *p)
+void sup_reg_run_start(struct sup *sup, const char *job, const struct sup_reg_exec *x,
+                       unsigned attempt)
 {
-    struct sup *sup = job->sup;
     cJSON *o;
 
     if (sup->reg == NULL)
         return;
     o = sup_reg_event_new(sup, "run_start");
-    cJSON_AddStringToObject(o, "job", job->name);
-    cJSON_AddStringToObject(o, "run_id", p->run_id);
-    exec_identity(o, p->exec_id);
-    md_time_json(o, "started_at", p->started_wall_ms);
-    if (p->slot != 0)
-        md_time_json(o, "scheduled_for", p->slot * 1000);
-    cJSON_AddNumberToObject(o, "pid", p->pid);
-    cJSON_AddNumberToObject(o, "attempt", p->primary ? job->prog.tries + 1 : 1);
+    cJSON_AddStringToObject(o, "job", job);
+    cJSON_AddStringToObject(o, "run_id", x->run_id);
+    exec_identity(o, x->exec_id);
+    md_time_json(o, "started_at", x->started_ms);
+    if (x->slot != 0)
+        md_time_json(o, "scheduled_for", x->slot * 1000);
+    cJSON_AddNumberToObject(o, "pid", x->pid);
+    cJSON_AddNumberToObject(o, "attempt", attempt);
     sup_reg_emit(sup, o, MD_JPRIO_RUN);
 }
 
@@ -114,16 +111,16 @@ static char *tail_text(const struct sup_tail *t)
     return out;
 }
 
-void sup_reg_run_end(struct sup_job *job, const struct sup_proc *p, const char *run_id,
-                     enum sup_run_status status, int exit_code, int signal, const char *reason)
+void sup_reg_run_end(struct sup *sup, const char *job, const char *run_id,
+                     const struct sup_reg_exec *x, enum sup_run_status status, int exit_code,
+                     int signal, const char *reason)
 {
-    struct sup *sup = job->sup;
     cJSON *o;
 
     if (sup->reg == NULL)
         return;
     o = sup_reg_event_new(sup, "run_end");
-    cJSON_AddStringToObject(o, "job", job->name);
+    cJSON_AddStringToObject(o, "job", job);
     cJSON_AddStringToObject(o, "run_id", run_id);
     md_time_json(o, "finished_at", md_time_wall_ms());
     cJSON_AddStringToObject(o, "status", sup_run_status_name(status));
@@ -133,53 +130,52 @@ void sup_reg_run_end(struct sup_job *job, const struct sup_proc *p, const char *
         cJSON_AddNumberToObject(o, "exit_code", exit_code);
     if (reason != NULL)
         cJSON_AddStringToObject(o, "reason", reason);
-    if (p != NULL) {
-        char *tail = tail_text(&p->tail);
-        exec_identity(o, p->exec_id);
-        md_time_json(o, "started_at", p->started_wall_ms); /* for a run_start never sent */
-        cJSON_AddNumberToObject(o, "duration_ms", (double)p->duration_ms);
-        if (p->slot != 0)
-            md_time_json(o, "scheduled_for", p->slot * 1000);
+    if (x != NULL) {
+        char *tail = x->tail != NULL ? tail_text(x->tail) : NULL;
+        exec_identity(o, x->exec_id);
+        md_time_json(o, "started_at", x->started_ms); /* for a run_start never sent */
+        cJSON_AddNumberToObject(o, "duration_ms", (double)x->duration_ms);
+        if (x->slot != 0)
+            md_time_json(o, "scheduled_for", x->slot * 1000);
         if (tail != NULL)
             cJSON_AddStringToObject(o, "output_tail", tail);
         md_free(tail);
-        if (p->result != NULL)
-            cJSON_AddStringToObject(o, "result", p->result);
-        if (p->usage.cpu) { /* the run's cgroup (cgroup.h); absent: not known */
-            cJSON_AddNumberToObject(o, "cpu_usec", (double)p->usage.usage_usec);
-            cJSON_AddNumberToObject(o, "cpu_user_usec", (double)p->usage.user_usec);
-            cJSON_AddNumberToObject(o, "cpu_system_usec", (double)p->usage.system_usec);
+        if (x->result != NULL)
+            cJSON_AddStringToObject(o, "result", x->result);
+        if (x->usage != NULL && x->usage->cpu) { /* the run's cgroup; absent: not known */
+            cJSON_AddNumberToObject(o, "cpu_usec", (double)x->usage->usage_usec);
+            cJSON_AddNumberToObject(o, "cpu_user_usec", (double)x->usage->user_usec);
+            cJSON_AddNumberToObject(o, "cpu_system_usec", (double)x->usage->system_usec);
         }
-        if (p->usage.memory)
-            cJSON_AddNumberToObject(o, "memory_peak_bytes", (double)p->usage.memory_peak);
+        if (x->usage != NULL && x->usage->memory)
+            cJSON_AddNumberToObject(o, "memory_peak_bytes", (double)x->usage->memory_peak);
     }
     sup_reg_emit(sup, o, MD_JPRIO_RUN);
 }
 
-void sup_reg_slot(struct sup_job *job, const char *kind, int64_t slot, const char *reason)
+void sup_reg_slot(struct sup *sup, const char *job, const char *kind, int64_t slot,
+                  const char *reason)
 {
-    struct sup *sup = job->sup;
     cJSON *o;
 
     if (sup->reg == NULL)
         return;
     o = sup_reg_event_new(sup, kind);
-    cJSON_AddStringToObject(o, "job", job->name);
+    cJSON_AddStringToObject(o, "job", job);
     md_time_json(o, "scheduled_for", slot * 1000);
     cJSON_AddStringToObject(o, "reason", reason);
     sup_reg_emit(sup, o, MD_JPRIO_RUN);
 }
 
-void sup_reg_slots_missed(struct sup_job *job, int64_t from, int64_t to, uint64_t count,
-                          const char *reason)
+void sup_reg_slots_missed(struct sup *sup, const char *job, int64_t from, int64_t to,
+                          uint64_t count, const char *reason)
 {
-    struct sup *sup = job->sup;
     cJSON *o;
 
     if (sup->reg == NULL)
         return;
     o = sup_reg_event_new(sup, "slots_missed");
-    cJSON_AddStringToObject(o, "job", job->name);
+    cJSON_AddStringToObject(o, "job", job);
     md_time_json(o, "from", from * 1000);
     md_time_json(o, "to", to * 1000);
     cJSON_AddNumberToObject(o, "count", (double)count);
@@ -221,10 +217,9 @@ void sup_reg_runs_reconciled(struct sup *sup, const char *const *adopted, size_t
     sup_reg_emit(sup, o, MD_JPRIO_RUN);
 }
 
-void sup_reg_status(struct sup_job *job, const struct sup_proc *p,
+void sup_reg_status(struct sup *sup, const char *job, const char *run_id,
                     const struct md_status_event *ev)
 {
-    struct sup *sup = job->sup;
     enum md_jprio prio = MD_JPRIO_EVENT;
     cJSON *o, *payload;
 
@@ -270,7 +265,7 @@ void sup_reg_status(struct sup_job *job, const struct sup_proc *p,
     default:
         return; /* ready and result are folded into job and run_end events */
     }
-    cJSON_AddStringToObject(o, "job", job->name);
-    cJSON_AddStringToObject(o, "run_id", p->run_id);
+    cJSON_AddStringToObject(o, "job", job);
+    cJSON_AddStringToObject(o, "run_id", run_id);
     sup_reg_emit(sup, o, prio);
 }

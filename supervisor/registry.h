@@ -24,9 +24,9 @@
 #include "history.h"
 
 struct sup;
-struct sup_job;
-struct sup_proc;
+struct sup_cg_usage;
 struct sup_registry;
+struct sup_tail;
 
 /* Opens the journal and starts connecting (if a database is configured).  Returns 0 or a
  * negative code (logged); on failure meshd runs on without a registry. */
@@ -52,18 +52,41 @@ struct sup_reg_stats {
 void sup_registry_stats(const struct sup *sup, struct sup_reg_stats *out);
 
 void sup_reg_node(struct sup *sup, const char *state);
-void sup_reg_job(struct sup_job *job);
-void sup_reg_run_start(struct sup_job *job, const struct sup_proc *p);
-/* A run ended.  p may be NULL (nothing was launched). */
-void sup_reg_run_end(struct sup_job *job, const struct sup_proc *p, const char *run_id,
-                     enum sup_run_status status, int exit_code, int signal, const char *reason);
+/* A job's state, for a "job" event (all borrowed). */
+struct sup_reg_job {
+    const char *name;
+    const char *state;  /* prog_state_name() */
+    int pid;            /* its primary run's, 0 when none runs */
+    int64_t next_slot;  /* Unix s, 0 if none */
+    unsigned restarts;
+};
+void sup_reg_job(struct sup *sup, const struct sup_reg_job *j);
+/* One execution of a run, for run_start and run_end (all borrowed). */
+struct sup_reg_exec {
+    const char *run_id;
+    const char *exec_id;                /* "<life>-<seq>" */
+    int64_t slot;                       /* Unix s, 0 for an unscheduled run */
+    int64_t started_ms;                 /* wall clock */
+    int pid;
+    uint64_t duration_ms;               /* run_end */
+    const char *result;                 /* run_end: the worker's result word, or NULL */
+    const struct sup_tail *tail;        /* run_end: its last output lines */
+    const struct sup_cg_usage *usage;   /* run_end: what its cgroup used (flags: known) */
+};
+void sup_reg_run_start(struct sup *sup, const char *job, const struct sup_reg_exec *x,
+                       unsigned attempt);
+/* A run ended.  x is NULL when nothing was launched. */
+void sup_reg_run_end(struct sup *sup, const char *job, const char *run_id,
+                     const struct sup_reg_exec *x, enum sup_run_status status, int exit_code,
+                     int signal, const char *reason);
 /* A slot that did not run: kind is "run_missed" or "run_skipped". */
-void sup_reg_slot(struct sup_job *job, const char *kind, int64_t slot, const char *reason);
+void sup_reg_slot(struct sup *sup, const char *job, const char *kind, int64_t slot,
+                  const char *reason);
 /* Slots from..to (Unix s, both included) of job were missed, count of them in all, for one
  * reason (a gap too long to record slot by slot: the machine slept, meshd was down or
  * overloaded).  One event, one agent_runs row (docs/registry.md). */
-void sup_reg_slots_missed(struct sup_job *job, int64_t from, int64_t to, uint64_t count,
-                          const char *reason);
+void sup_reg_slots_missed(struct sup *sup, const char *job, int64_t from, int64_t to,
+                          uint64_t count, const char *reason);
 /* A run a previous life began whose process is gone (runlog.h r, borrowed): its end, status
  * abandoned, with its own exec id, slot and start time, so the run and its execution are
  * recorded even when the previous life died before journalling its start. */
@@ -73,8 +96,8 @@ void sup_reg_run_abandoned(struct sup *sup, const struct sup_runlog_run *r, cons
  * adopted (n execution ids, borrowed) are still running and watched by this life; every other
  * run this node's earlier lives left 'running' in the registry is closed as abandoned. */
 void sup_reg_runs_reconciled(struct sup *sup, const char *const *adopted, size_t n);
-/* A worker's status line (metric, alert, resolve, message, progress, heartbeat). */
-void sup_reg_status(struct sup_job *job, const struct sup_proc *p,
+/* A worker's status line (metric, alert, resolve, message, progress, heartbeat) in a run. */
+void sup_reg_status(struct sup *sup, const char *job, const char *run_id,
                     const struct md_status_event *ev);
 
 #endif

@@ -202,7 +202,7 @@ static void run_slot_now(struct sup_job *job, int64_t slot)
             else
                 md_log(MD_LOG_WARN, "skipped: job=%s slot=%s reason=a run adopted from meshd's "
                        "previous life is still running", job->name, when);
-            sup_reg_slot(job, "run_skipped", slot, "previous run still active");
+            sup_reg_slot(job->sup, job->name, "run_skipped", slot, "previous run still active");
             return;
         case MD_CONC_REPLACE:
             md_log(MD_LOG_NOTICE, "replacing: job=%s slot=%s old_run=%s", job->name, when,
@@ -249,7 +249,7 @@ static void unclaimed_missed(struct sup_job *job, int64_t slot, const char *reas
     job->runs_missed++;
     job->sup->status_gen++;
     md_log(MD_LOG_WARN, "missed: job=%s slot=%s reason=%s", job->name, when, reason);
-    sup_reg_slot(job, "run_missed", slot, reason);
+    sup_reg_slot(job->sup, job->name, "run_missed", slot, reason);
 }
 
 static void unclaimed_remember(struct sup_job *job, int64_t slot)
@@ -359,7 +359,7 @@ static void claim_answered(struct sup *sup, const char *name, int64_t slot,
             job->runs_skipped++;
             md_log(MD_LOG_WARN, "skipped: job=%s slot=%s reason=previous run %s still %s",
                    job->name, when, job->run_id, prog_state_name(job->prog.state));
-            sup_reg_slot(job, "run_skipped", slot, "previous run still active");
+            sup_reg_slot(job->sup, job->name, "run_skipped", slot, "previous run still active");
             return;
         }
         run_slot_now(job, slot);
@@ -463,7 +463,7 @@ static void job_due(struct sup_job *job, int64_t now_ms, const char *why)
                 fmt_slot(s, j->tz, a, sizeof a);
                 md_log(MD_LOG_WARN, "missed: job=%s slot=%s reason=%s; a later slot superseded it",
                        job->name, a, why);
-                sup_reg_slot(job, "run_missed", s, why);
+                sup_reg_slot(job->sup, job->name, "run_missed", s, why);
                 if (md_cron_next(&j->cron, j->tz, s, &s) < 0)
                     break;
             }
@@ -473,7 +473,7 @@ static void job_due(struct sup_job *job, int64_t now_ms, const char *why)
             fmt_slot(w.latest, j->tz, b, sizeof b);
             md_log(MD_LOG_WARN, "missed: job=%s count=%" PRIu64 " from=%s before=%s reason=%s",
                    job->name, w.missed, a, b, why);
-            sup_reg_slots_missed(job, w.first, w.before, w.missed, why);
+            sup_reg_slots_missed(job->sup, job->name, w.first, w.before, w.missed, why);
         }
     }
 
@@ -491,7 +491,7 @@ static void job_due(struct sup_job *job, int64_t now_ms, const char *why)
         break;
     case SCHED_MISSED:
         job->runs_missed++;
-        sup_reg_slot(job, "run_missed", w.latest, why);
+        sup_reg_slot(job->sup, job->name, "run_missed", w.latest, why);
         md_log(MD_LOG_WARN, "missed: job=%s slot=%s late_ms=%" PRId64
                " reason=%s; outside the catch-up window of %" PRIu64 "s",
                job->name, a, w.late_ms, why, j->catchup_ms / 1000);

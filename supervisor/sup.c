@@ -321,7 +321,7 @@ int sup_start(struct sup *sup, uv_loop_t *loop, struct md_config *cfg, const cha
         md_log(MD_LOG_WARN, "running without the HTTP API");
     sup_reg_node(sup, "up");
     for (struct sup_job *job = sup->jobs; job != NULL; job = job->next)
-        sup_reg_job(job);
+        sup_job_report(job);
     md_log(MD_LOG_NOTICE, "started: node=%s environment=%s jobs=%zu config=%s", cfg->node_name,
            cfg->node_env, cfg->njobs, config_path);
     for (struct sup_job *job = sup->jobs; job != NULL; job = job->next)
