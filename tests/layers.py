@@ -80,12 +80,25 @@ GROUP_OF_TARGET = {
 }
 
 
+def target_objects(build, target):
+    """The object files of one CMake target.  The ones its link.txt names when there is one
+    (the Makefile generator writes it): a build dir keeps the object of a moved or deleted
+    source file, which no longer belongs to the target.  Else every object under its dir."""
+    tdir = os.path.join("CMakeFiles", target + ".dir")
+    link = os.path.join(build, tdir, "link.txt")
+    if os.path.exists(link):
+        with open(link) as f:
+            words = f.read().split()
+        return [os.path.join(build, w) for w in words
+                if w.endswith(".o") and w.startswith(tdir + os.sep)]
+    return glob.glob(os.path.join(build, tdir, "**", "*.o"), recursive=True)
+
+
 def objects(build):
     """{module: (group, object path)} for every object of the targets above."""
     found = {}
     for target, target_group in GROUP_OF_TARGET.items():
-        pattern = os.path.join(build, "CMakeFiles", target + ".dir", "**", "*.o")
-        for o in glob.glob(pattern, recursive=True):
+        for o in target_objects(build, target):
             module = os.path.basename(o).split(".")[0]
             if module in EXTERNAL:
                 continue
