@@ -21,6 +21,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,7 @@
 #include "meshd/md_config.h"
 #include "meshd/md_err.h"
 #include "meshd/md_log.h"
+#include "meshd/md_tz.h"
 
 enum {
     CTL_OK = 0,
@@ -143,36 +145,22 @@ static const cJSON *jobj(const cJSON *o, const char *key)
     return cJSON_IsObject(v) ? v : NULL;
 }
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil):
- * timegm() is not POSIX, and the process TZ must not matter. */
-static long days_from_civil(long y, long m, long d)
-{
-    long era, yoe, doy, doe;
-
-    y -= m <= 2;
-    era = (y >= 0 ? y : y - 399) / 400;
-    yoe = y - era * 400;
-    doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-/* "YYYY-MM-DDTHH:MM:SS[.fff]Z" (the API's RFC 3339 UTC form) -> Unix seconds. */
+/* An API instant (RFC 3339 UTC with milliseconds, "2026-11-25T07:00:00.004Z", docs/api.md) ->
+ * Unix seconds.  md_time_parse_iso reads it but drops the fraction, which is added back here:
+ * relative times under 10 s show it ("2.5s ago"). */
 static bool parse_time(const char *s, double *out)
 {
-    int y, mo, d, h, mi, sec, n = 0;
+    int64_t t;
     double frac = 0, scale = 0.1;
+    const char *p;
 
-    if (s == NULL || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 ||
-        n == 0)
+    if (md_time_parse_iso(s, &t) != 0)
         return false;
-    s += n;
-    if (*s == '.')
-        for (s++; *s >= '0' && *s <= '9'; s++, scale /= 10)
-            frac += (*s - '0') * scale;
-    if (strcmp(s, "Z") != 0 && strcmp(s, "z") != 0 && strcmp(s, "+00:00") != 0)
-        return false;
-    *out = (double)days_from_civil(y, mo, d) * 86400.0 + h * 3600 + mi * 60 + sec + frac;
+    p = s + strcspn(s, ".,"); /* only the seconds may have a fraction */
+    if (*p != '\0')
+        for (p++; *p >= '0' && *p <= '9'; p++, scale /= 10)
+            frac += (*p - '0') * scale;
+    *out = (double)t + frac;
     return true;
 }
 
