@@ -164,25 +164,6 @@ static bool parse_time(const char *s, double *out)
     return true;
 }
 
-/* A short span for people: 450ms, 2.5s, 45s, 3m12s, 5h07m, 3d04h. */
-static void fmt_span(char *buf, size_t size, double secs)
-{
-    unsigned long long s = secs > 0 ? (unsigned long long)secs : 0;
-
-    if (secs < 1 && secs > 0)
-        snprintf(buf, size, "%.0fms", secs * 1000);
-    else if (secs < 10 && secs > 0)
-        snprintf(buf, size, "%.1fs", secs);
-    else if (s < 60)
-        snprintf(buf, size, "%llus", s);
-    else if (s < 3600)
-        snprintf(buf, size, "%llum%02llus", s / 60, s % 60);
-    else if (s < 86400)
-        snprintf(buf, size, "%lluh%02llum", s / 3600, s / 60 % 60);
-    else
-        snprintf(buf, size, "%llud%02lluh", s / 86400, s / 3600 % 24);
-}
-
 /* An uptime the way supervisorctl shows it: 0:41:10, 2 days, 3:04:05. */
 static void fmt_uptime(char *buf, size_t size, double secs)
 {
@@ -205,7 +186,7 @@ static void fmt_rel(char *buf, size_t size, const char *when, double now)
     buf[0] = '\0';
     if (!parse_time(when, &t))
         return;
-    fmt_span(span, sizeof span, t > now ? t - now : now - t);
+    ctl_fmt_span(span, sizeof span, t > now ? t - now : now - t);
     snprintf(buf, size, t > now ? "in %s" : "%s ago", span);
 }
 
@@ -684,7 +665,7 @@ static void detail_last_run(char **s, const cJSON *job, double now)
     else if (jnum(last, "exit_code", &code))
         sb_addf(s, ": exit %.0f", code);
     if (jnum(last, "duration_ms", &ms)) {
-        fmt_span(took, sizeof took, ms / 1000);
+        ctl_fmt_span(took, sizeof took, ms / 1000);
         sb_addf(s, " after %s", took);
     }
 }

@@ -60,31 +60,6 @@ static void *jcheck(void *p)
 
 /* "user@host:port/dbname" from the conninfo or URI, never the password (caller frees). */
 
-/* A duration for people: 250ms, 4.2s, 10s, 3m12s, 5m, 5h07m, 26h, 3d04h. */
-static void fmt_ms(char *buf, size_t size, uint64_t ms)
-{
-    unsigned long long s = ms / 1000;
-
-    if (ms < 1000)
-        snprintf(buf, size, "%llums", (unsigned long long)ms);
-    else if (ms < 60000 && ms % 1000 == 0)
-        snprintf(buf, size, "%llus", s);
-    else if (ms < 60000)
-        snprintf(buf, size, "%.1fs", (double)ms / 1000.0);
-    else if (s < 3600 && s % 60 == 0)
-        snprintf(buf, size, "%llum", s / 60);
-    else if (s < 3600)
-        snprintf(buf, size, "%llum%02llus", s / 60, s % 60);
-    else if (s < 172800 && s / 60 % 60 == 0)
-        snprintf(buf, size, "%lluh", s / 3600);
-    else if (s < 172800)
-        snprintf(buf, size, "%lluh%02llum", s / 3600, s / 60 % 60);
-    else if (s / 3600 % 24 == 0)
-        snprintf(buf, size, "%llud", s / 86400);
-    else
-        snprintf(buf, size, "%llud%02lluh", s / 86400, s / 3600 % 24);
-}
-
 static double now_ms(void)
 {
     struct timespec ts;
@@ -162,7 +137,7 @@ static void check_database(struct health *h, const char *target)
         return;
     ms = now_ms() - t1;
     PQclear(r);
-    fmt_ms(lim, sizeof lim, h->slow_ms);
+    ctl_fmt_ms(lim, sizeof lim, h->slow_ms);
     snprintf(tbuf, sizeof tbuf, "%.1fms", ms);
     c = add_check(h, "database", ms <= (double)h->slow_ms,
                   md_xasprintf("%s answers (SELECT 1 in %.1fms); latest-run query %s (limit %s)%s",
@@ -242,7 +217,7 @@ static void check_heartbeat(struct health *h)
 
     if (r == NULL)
         return;
-    fmt_ms(lim, sizeof lim, h->stale_ms);
+    ctl_fmt_ms(lim, sizeof lim, h->stale_ms);
     if (PQntuples(r) == 0) {
         c = add_check(h, "heartbeat", false,
                       md_xasprintf("node %s has never reported (no node row)", h->cfg->node_name));
@@ -253,7 +228,7 @@ static void check_heartbeat(struct health *h)
         bool fresh = beat && age_ms <= (long long)h->stale_ms;
         bool down = strcmp(state, "down") == 0;
 
-        fmt_ms(age, sizeof age, age_ms < 0 ? 0 : (uint64_t)age_ms);
+        ctl_fmt_ms(age, sizeof age, age_ms < 0 ? 0 : (uint64_t)age_ms);
         if (down)
             c = add_check(h, "heartbeat", false,
                           md_xasprintf("node %s is down (stopped cleanly; last heartbeat %s%s)",
@@ -354,7 +329,7 @@ static void check_expect(struct health *h)
                   1, p);
         if (r == NULL)
             return;
-        fmt_ms(win, sizeof win, job->expect_success_ms);
+        ctl_fmt_ms(win, sizeof win, job->expect_success_ms);
         if (PQgetisnull(r, 0, 0)) {
             c = add_check(h, "expect", false,
                           md_xasprintf("job %s has never succeeded (expected within %s)",
@@ -364,7 +339,7 @@ static void check_expect(struct health *h)
             long long age_ms = atoll(PQgetvalue(r, 0, 0));
             bool ok = age_ms <= (long long)job->expect_success_ms;
 
-            fmt_ms(age, sizeof age, age_ms < 0 ? 0 : (uint64_t)age_ms);
+            ctl_fmt_ms(age, sizeof age, age_ms < 0 ? 0 : (uint64_t)age_ms);
             c = add_check(h, "expect", ok,
                           md_xasprintf("job %s: last success %s ago (%s), %s %s", job->name, age,
                                        PQgetvalue(r, 0, 1), ok ? "within" : "expected within",
@@ -421,7 +396,7 @@ static void check_duplicates(struct health *h)
     if (r == NULL)
         return;
     n = PQntuples(r);
-    fmt_ms(win, sizeof win, h->dup_ms);
+    ctl_fmt_ms(win, sizeof win, h->dup_ms);
     arr = jcheck(cJSON_CreateArray());
     detail = n == 0 ? md_xasprintf("no slot executed more than once in the last %s", win)
                     : md_xasprintf("%s%d slot%s executed more than once in the last %s:",
