@@ -39,10 +39,6 @@ int ctl_action(int argc, char **argv);
  * (agent_messages); prints its id.  0 ok, 1 database error, 2 usage. */
 int ctl_publish(int argc, char **argv);
 
-/* host/port/dbname/user of a libpq URL or conninfo, never the password; caller frees with
- * md_free. */
-char *ctl_redacted_target(const char *url);
-
 /* "--name VALUE" or "--name=VALUE" at argv[*i] (argv[0] is the subcommand): the value
  * (borrowed) or NULL; advances *i past a separate value.  Sets *bad, after printing why, when
  * the option is there but its value is missing. */

@@ -33,8 +33,7 @@
 #include "ctl.h"
 #include "meshd/md_alloc.h"
 #include "meshd/md_config.h"
-
-/* Declared in ctl.h (added by the dispatch change); repeated here until then. */
+#include "meshd/md_pq.h"
 
 #define HEALTH_OK 0
 #define HEALTH_UNHEALTHY 1
@@ -57,8 +56,6 @@ static void *jcheck(void *p)
     }
     return p;
 }
-
-/* "user@host:port/dbname" from the conninfo or URI, never the password (caller frees). */
 
 static double now_ms(void)
 {
@@ -579,7 +576,7 @@ int ctl_health(int argc, char **argv)
         goto out;
     }
     PQconninfoFree(parsed);
-    target = ctl_redacted_target(url);
+    target = md_pq_target(url, MD_PQ_TARGET_URL);
     {
         /* A default connect timeout; the URL's own connect_timeout (later) overrides it. */
         const char *keys[] = {"connect_timeout", "dbname", NULL};

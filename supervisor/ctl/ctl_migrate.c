@@ -17,14 +17,12 @@
 #include "meshd/md_alloc.h"
 #include "meshd/md_err.h"
 #include "meshd/md_migrate.h"
+#include "meshd/md_pq.h"
 
 static void migrate_usage(void)
 {
     fputs("usage: meshctl migrate [--url URL]   (URL defaults to $DATABASE_URL)\n", stderr);
 }
-
-/* "user@host:port/dbname" from the conninfo or URI, never the password (caller frees).  Parts
- * the string leaves to libpq's defaults are shown as "(default ...)" or left out. */
 
 static void on_migration(const struct md_migration *m, int outcome, void *arg)
 {
@@ -90,7 +88,7 @@ int ctl_migrate(int argc, char **argv)
         goto out;
     }
     PQconninfoFree(parsed);
-    target = ctl_redacted_target(url);
+    target = md_pq_target(url, MD_PQ_TARGET_URL);
     rc = 1;
     conn = PQconnectdb(url);
     if (PQstatus(conn) != CONNECTION_OK) {

@@ -16,6 +16,7 @@
 #include "ctl.h"
 #include "meshd/md_alloc.h"
 #include "meshd/md_config.h"
+#include "meshd/md_pq.h"
 
 static void publish_usage(void)
 {
@@ -83,7 +84,7 @@ int ctl_publish(int argc, char **argv)
         return 2;
     }
     PQconninfoFree(parsed);
-    target = ctl_redacted_target(url);
+    target = md_pq_target(url, MD_PQ_TARGET_URL);
     rc = 1;
     conn = PQconnectdb(url);
     if (PQstatus(conn) != CONNECTION_OK) {
