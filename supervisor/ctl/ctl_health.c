@@ -33,6 +33,7 @@
 #include "ctl.h"
 #include "meshd/md_alloc.h"
 #include "meshd/md_config.h"
+#include "meshd/md_err.h"
 #include "meshd/md_pq.h"
 
 #define HEALTH_OK 0
@@ -510,7 +511,7 @@ int ctl_health(int argc, char **argv)
     struct health h = {.stale_ms = 5 * 60 * 1000, .slow_ms = 500, .dup_ms = 24 * 3600 * 1000};
     struct md_config *cfg = NULL;
     struct md_diag diag;
-    char *target = NULL, *msg = NULL;
+    char *target = NULL, *msg = NULL, *why = NULL;
     int rc = HEALTH_CANNOT;
     const cJSON *c;
 
@@ -561,32 +562,22 @@ int ctl_health(int argc, char **argv)
         goto out;
     }
     h.cfg = cfg;
-    if (url == NULL || url[0] == '\0')
-        url = getenv("DATABASE_URL");
-    if (url == NULL || url[0] == '\0')
-        url = cfg->registry_url;
-    if (url == NULL || url[0] == '\0') {
+    /* An empty --url counts as none: $DATABASE_URL, then registry.url. */
+    url = md_pq_url(url != NULL && url[0] != '\0' ? url : NULL, cfg->registry_url);
+    if (url == NULL) {
         rc = cannot_check(json, "no database: pass --url, set DATABASE_URL or registry.url");
         goto out;
     }
-    /* libpq's parse errors may quote the string, password included: say only that it is bad. */
-    PQconninfoOption *parsed = PQconninfoParse(url, NULL);
-    if (parsed == NULL) {
-        rc = cannot_check(json, "the database URL is not a valid libpq connection string");
-        goto out;
-    }
-    PQconninfoFree(parsed);
     target = md_pq_target(url, MD_PQ_TARGET_URL);
-    {
-        /* A default connect timeout; the URL's own connect_timeout (later) overrides it. */
-        const char *keys[] = {"connect_timeout", "dbname", NULL};
-        const char *vals[] = {"10", url, NULL};
-        h.conn = PQconnectdbParams(keys, vals, 1);
-    }
-    if (PQstatus(h.conn) != CONNECTION_OK) {
-        const char *e = PQerrorMessage(h.conn);
-        /* libpq's connect errors name host and port, never the password. */
-        msg = md_xasprintf("cannot connect to %s: %.*s", target, (int)strcspn(e, "\n"), e);
+    /* A 10 s connect timeout unless the URL sets its own. */
+    switch (md_pq_connect(url, "10", &h.conn, &why)) {
+    case 0:
+        break;
+    case MD_ECONFIG:
+        rc = cannot_check(json, why);
+        goto out;
+    default: /* libpq's first line is enough here */
+        msg = md_xasprintf("cannot connect to %s: %.*s", target, (int)strcspn(why, "\n"), why);
         rc = cannot_check(json, msg);
         goto out;
     }
@@ -636,6 +627,7 @@ out:
     PQfinish(h.conn);
     md_free(h.error);
     md_free(msg);
+    md_free(why);
     md_free(target);
     md_config_free(cfg);
     md_diag_cleanup(&diag);

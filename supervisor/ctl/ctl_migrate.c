@@ -61,7 +61,7 @@ int ctl_migrate(int argc, char **argv)
     size_t n = md_migrations(&list);
     struct md_error err = {0};
     PGconn *conn = NULL;
-    char *target = NULL;
+    char *target = NULL, *why = NULL;
     int rc = 2, applied;
 
     for (int i = 1; i < argc; i++) {
@@ -74,28 +74,24 @@ int ctl_migrate(int argc, char **argv)
             goto out;
         }
     }
-    if (url == NULL)
-        url = getenv("DATABASE_URL");
-    if (url == NULL || url[0] == '\0') {
+    url = md_pq_url(url, NULL);
+    if (url == NULL) {
         fputs("meshctl migrate: no database: pass --url or set DATABASE_URL\n", stderr);
         goto out;
     }
-
-    /* libpq's parse errors may quote the string, password included: say only that it is bad. */
-    PQconninfoOption *parsed = PQconninfoParse(url, NULL);
-    if (parsed == NULL) {
-        fputs("meshctl migrate: the database URL is not a valid libpq connection string\n", stderr);
-        goto out;
-    }
-    PQconninfoFree(parsed);
     target = md_pq_target(url, MD_PQ_TARGET_URL);
-    rc = 1;
-    conn = PQconnectdb(url);
-    if (PQstatus(conn) != CONNECTION_OK) {
-        /* libpq's connect errors name host and port, never the password. */
-        fprintf(stderr, "meshctl migrate: %s: %s", target, PQerrorMessage(conn));
+    switch (md_pq_connect(url, NULL, &conn, &why)) {
+    case 0:
+        break;
+    case MD_ECONFIG: /* a bad URL is a usage error */
+        fprintf(stderr, "meshctl migrate: %s\n", why);
+        goto out;
+    default:
+        fprintf(stderr, "meshctl migrate: %s: %s", target, why);
+        rc = 1;
         goto out;
     }
+    rc = 1;
     applied = md_migrate_sync(conn, on_migration, NULL, &err);
     if (applied < 0) {
         fprintf(stderr, "meshctl migrate: %s: %s\n", target, err.msg);
@@ -108,6 +104,7 @@ int ctl_migrate(int argc, char **argv)
     rc = 0;
 out:
     PQfinish(conn);
+    md_free(why);
     md_free(target);
     return rc;
 }
