@@ -80,26 +80,25 @@ GROUP_OF_TARGET = {
 }
 
 
-def archive_members(build, target):
-    """The object names in a library target's archive, or None for an executable.  A source
-    file that was removed or renamed leaves its old object in CMakeFiles; the archive, which
-    CMake writes anew, holds only the current ones."""
-    path = os.path.join(build, "lib%s.a" % target)
-    if not os.path.exists(path):
-        return None
-    out = subprocess.run(["ar", "t", path], capture_output=True, text=True, check=True).stdout
-    return set(out.split())
+def target_objects(build, target):
+    """The object files of one CMake target.  The ones its link.txt names when there is one
+    (the Makefile generator writes it): a build dir keeps the object of a moved or deleted
+    source file, which no longer belongs to the target.  Else every object under its dir."""
+    tdir = os.path.join("CMakeFiles", target + ".dir")
+    link = os.path.join(build, tdir, "link.txt")
+    if os.path.exists(link):
+        with open(link) as f:
+            words = f.read().split()
+        return [os.path.join(build, w) for w in words
+                if w.endswith(".o") and w.startswith(tdir + os.sep)]
+    return glob.glob(os.path.join(build, tdir, "**", "*.o"), recursive=True)
 
 
 def objects(build):
     """{module: (group, object path)} for every object of the targets above."""
     found = {}
     for target, target_group in GROUP_OF_TARGET.items():
-        members = archive_members(build, target)
-        pattern = os.path.join(build, "CMakeFiles", target + ".dir", "**", "*.o")
-        for o in glob.glob(pattern, recursive=True):
-            if members is not None and os.path.basename(o) not in members:
-                continue
+        for o in target_objects(build, target):
             module = os.path.basename(o).split(".")[0]
             if module in EXTERNAL:
                 continue

@@ -22,6 +22,7 @@
 #include "db_internal.h"
 #include "meshd/md_alloc.h"
 #include "meshd/md_log.h"
+#include "meshd/md_pq.h"
 #include "meshd/md_rand.h"
 
 #define DB_DEF_CONNECT_TIMEOUT_MS 5000u
@@ -75,42 +76,14 @@ const char *md_db_state_name(enum md_db_state state)
 
 /* ---- secrets ------------------------------------------------------------------------------ */
 
-/* Builds "host=... port=... dbname=... user=..." from the parsed conninfo, and keeps the
- * password (if any) only so that error texts can be scrubbed of it. */
-static void db_parse_target(struct md_db *db, PQconninfoOption *opts)
+/* The password of the parsed conninfo, or NULL: kept only so that error texts can be scrubbed
+ * of it.  The target shown in logs is md_pq_target's, which has none. */
+static char *db_password(const PQconninfoOption *opts)
 {
-    const char *host = NULL, *hostaddr = NULL, *port = NULL, *dbname = NULL, *user = NULL;
-    char buf[512];
-    size_t n = 0;
-
-    for (PQconninfoOption *o = opts; o->keyword != NULL; o++) {
-        if (o->val == NULL || o->val[0] == '\0')
-            continue;
-        if (strcmp(o->keyword, "host") == 0)
-            host = o->val;
-        else if (strcmp(o->keyword, "hostaddr") == 0)
-            hostaddr = o->val;
-        else if (strcmp(o->keyword, "port") == 0)
-            port = o->val;
-        else if (strcmp(o->keyword, "dbname") == 0)
-            dbname = o->val;
-        else if (strcmp(o->keyword, "user") == 0)
-            user = o->val;
-        else if (strcmp(o->keyword, "password") == 0)
-            db->password = md_xstrdup(o->val);
-    }
-    buf[0] = '\0';
-    const char *keys[] = {"host", "port", "dbname", "user"};
-    const char *vals[] = {host != NULL ? host : hostaddr, port, dbname, user};
-    for (size_t i = 0; i < MD_ARRAY_SIZE(keys); i++) {
-        if (vals[i] == NULL)
-            continue;
-        int r = snprintf(buf + n, sizeof buf - n, "%s%s=%s", n > 0 ? " " : "", keys[i], vals[i]);
-        if (r < 0 || (size_t)r >= sizeof buf - n)
-            break;
-        n += (size_t)r;
-    }
-    db->target = md_xstrdup(n > 0 ? buf : "(libpq defaults)");
+    for (const PQconninfoOption *o = opts; o->keyword != NULL; o++)
+        if (strcmp(o->keyword, "password") == 0 && o->val != NULL && o->val[0] != '\0')
+            return md_xstrdup(o->val);
+    return NULL;
 }
 
 /* Copies a libpq message into out as one line (blank runs folded, trailing space dropped), with
@@ -711,7 +684,8 @@ int md_db_open(uv_loop_t *loop, const struct md_db_config *cfg, struct md_db **o
     struct md_db *db = md_xcalloc(1, sizeof *db);
     db->loop = loop;
     db->conninfo = md_xstrdup(cfg->conninfo);
-    db_parse_target(db, opts);
+    db->target = md_pq_target(cfg->conninfo, MD_PQ_TARGET_CONNINFO);
+    db->password = db_password(opts);
     PQconninfoFree(opts);
     db->on_connect = cfg->on_connect != NULL ? md_xstrdup(cfg->on_connect) : NULL;
     db->connect_timeout_ms =

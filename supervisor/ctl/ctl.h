@@ -4,6 +4,8 @@
 #define MESHD_CTL_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 /* meshctl check [FILE]: validate a schedule, print errors and warnings. */
 int ctl_check(int argc, char **argv);
@@ -37,10 +39,6 @@ int ctl_action(int argc, char **argv);
  * (agent_messages); prints its id.  0 ok, 1 database error, 2 usage. */
 int ctl_publish(int argc, char **argv);
 
-/* host/port/dbname/user of a libpq URL or conninfo, never the password; caller frees with
- * md_free. */
-char *ctl_redacted_target(const char *url);
-
 /* "--name VALUE" or "--name=VALUE" at argv[*i] (argv[0] is the subcommand): the value
  * (borrowed) or NULL; advances *i past a separate value.  Sets *bad, after printing why, when
  * the option is there but its value is missing. */
@@ -48,5 +46,16 @@ const char *ctl_opt_value(const char *name, int argc, char **argv, int *i, bool 
 
 /* The default config path: $MESHD_CONFIG, else "conf/meshd.yaml". */
 const char *ctl_default_config(void);
+
+/* A span of time for people, into buf (32 bytes are enough), in one of two styles that share
+ * one ladder of units (ms, s, m+s, h+m, d+h).
+ * ctl_fmt_span: how long ago, until, or how long a run took (meshctl status), as a glance
+ * needs it: 450ms, 2.5s, 45s, 3m12s, 5h07m, 3d04h.  A tenth of a second below 10 s; 0 or less
+ * (or NaN) is "0s".
+ * ctl_fmt_ms: a limit or an age in whole milliseconds (meshctl health), so a configured "5m"
+ * reads back as 5m: 250ms, 4.2s, 10s, 3m12s, 5m, 5h07m, 26h, 3d04h.  A tenth below a minute, a
+ * zero smaller unit dropped, hours up to 48. */
+void ctl_fmt_span(char *buf, size_t size, double secs);
+void ctl_fmt_ms(char *buf, size_t size, uint64_t ms);
 
 #endif

@@ -21,6 +21,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,7 @@
 #include "meshd/md_config.h"
 #include "meshd/md_err.h"
 #include "meshd/md_log.h"
+#include "meshd/md_tz.h"
 
 enum {
     CTL_OK = 0,
@@ -143,56 +145,23 @@ static const cJSON *jobj(const cJSON *o, const char *key)
     return cJSON_IsObject(v) ? v : NULL;
 }
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil):
- * timegm() is not POSIX, and the process TZ must not matter. */
-static long days_from_civil(long y, long m, long d)
-{
-    long era, yoe, doy, doe;
-
-    y -= m <= 2;
-    era = (y >= 0 ? y : y - 399) / 400;
-    yoe = y - era * 400;
-    doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-/* "YYYY-MM-DDTHH:MM:SS[.fff]Z" (the API's RFC 3339 UTC form) -> Unix seconds. */
+/* An API instant (RFC 3339 UTC with milliseconds, "2026-11-25T07:00:00.004Z", docs/api.md) ->
+ * Unix seconds.  md_time_parse_iso reads it but drops the fraction, which is added back here:
+ * relative times under 10 s show it ("2.5s ago"). */
 static bool parse_time(const char *s, double *out)
 {
-    int y, mo, d, h, mi, sec, n = 0;
+    int64_t t;
     double frac = 0, scale = 0.1;
+    const char *p;
 
-    if (s == NULL || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 ||
-        n == 0)
+    if (md_time_parse_iso(s, &t) != 0)
         return false;
-    s += n;
-    if (*s == '.')
-        for (s++; *s >= '0' && *s <= '9'; s++, scale /= 10)
-            frac += (*s - '0') * scale;
-    if (strcmp(s, "Z") != 0 && strcmp(s, "z") != 0 && strcmp(s, "+00:00") != 0)
-        return false;
-    *out = (double)days_from_civil(y, mo, d) * 86400.0 + h * 3600 + mi * 60 + sec + frac;
+    p = s + strcspn(s, ".,"); /* only the seconds may have a fraction */
+    if (*p != '\0')
+        for (p++; *p >= '0' && *p <= '9'; p++, scale /= 10)
+            frac += (*p - '0') * scale;
+    *out = (double)t + frac;
     return true;
-}
-
-/* A short span for people: 450ms, 2.5s, 45s, 3m12s, 5h07m, 3d04h. */
-static void fmt_span(char *buf, size_t size, double secs)
-{
-    unsigned long long s = secs > 0 ? (unsigned long long)secs : 0;
-
-    if (secs < 1 && secs > 0)
-        snprintf(buf, size, "%.0fms", secs * 1000);
-    else if (secs < 10 && secs > 0)
-        snprintf(buf, size, "%.1fs", secs);
-    else if (s < 60)
-        snprintf(buf, size, "%llus", s);
-    else if (s < 3600)
-        snprintf(buf, size, "%llum%02llus", s / 60, s % 60);
-    else if (s < 86400)
-        snprintf(buf, size, "%lluh%02llum", s / 3600, s / 60 % 60);
-    else
-        snprintf(buf, size, "%llud%02lluh", s / 86400, s / 3600 % 24);
 }
 
 /* An uptime the way supervisorctl shows it: 0:41:10, 2 days, 3:04:05. */
@@ -217,7 +186,7 @@ static void fmt_rel(char *buf, size_t size, const char *when, double now)
     buf[0] = '\0';
     if (!parse_time(when, &t))
         return;
-    fmt_span(span, sizeof span, t > now ? t - now : now - t);
+    ctl_fmt_span(span, sizeof span, t > now ? t - now : now - t);
     snprintf(buf, size, t > now ? "in %s" : "%s ago", span);
 }
 
@@ -696,7 +665,7 @@ static void detail_last_run(char **s, const cJSON *job, double now)
     else if (jnum(last, "exit_code", &code))
         sb_addf(s, ": exit %.0f", code);
     if (jnum(last, "duration_ms", &ms)) {
-        fmt_span(took, sizeof took, ms / 1000);
+        ctl_fmt_span(took, sizeof took, ms / 1000);
         sb_addf(s, " after %s", took);
     }
 }

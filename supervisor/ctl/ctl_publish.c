@@ -16,6 +16,8 @@
 #include "ctl.h"
 #include "meshd/md_alloc.h"
 #include "meshd/md_config.h"
+#include "meshd/md_err.h"
+#include "meshd/md_pq.h"
 
 static void publish_usage(void)
 {
@@ -32,7 +34,7 @@ int ctl_publish(int argc, char **argv)
     PGconn *conn = NULL;
     PGresult *res = NULL;
     cJSON *json;
-    char *target = NULL;
+    char *target = NULL, *why = NULL;
     int rc = 2, npos = 0;
     bool bad = false;
 
@@ -70,26 +72,24 @@ int ctl_publish(int argc, char **argv)
         return 2;
     }
     cJSON_Delete(json);
-    if (url == NULL)
-        url = getenv("DATABASE_URL");
-    if (url == NULL || url[0] == '\0') {
+    url = md_pq_url(url, NULL);
+    if (url == NULL) {
         fputs("meshctl publish: no database: pass --url or set DATABASE_URL\n", stderr);
         return 2;
     }
-    PQconninfoOption *parsed = PQconninfoParse(url, NULL);
-    if (parsed == NULL) {
-        fputs("meshctl publish: the database URL is not a valid libpq connection string\n",
-              stderr);
-        return 2;
-    }
-    PQconninfoFree(parsed);
-    target = ctl_redacted_target(url);
-    rc = 1;
-    conn = PQconnectdb(url);
-    if (PQstatus(conn) != CONNECTION_OK) {
-        fprintf(stderr, "meshctl publish: %s: %s", target, PQerrorMessage(conn));
+    target = md_pq_target(url, MD_PQ_TARGET_URL);
+    switch (md_pq_connect(url, NULL, &conn, &why)) {
+    case 0:
+        break;
+    case MD_ECONFIG: /* a bad URL is a usage error */
+        fprintf(stderr, "meshctl publish: %s\n", why);
+        goto out;
+    default:
+        fprintf(stderr, "meshctl publish: %s: %s", target, why);
+        rc = 1;
         goto out;
     }
+    rc = 1;
     params[0] = type;
     params[1] = payload;
     params[2] = source;
@@ -105,6 +105,7 @@ int ctl_publish(int argc, char **argv)
 out:
     PQclear(res);
     PQfinish(conn);
+    md_free(why);
     md_free(target);
     return rc;
 }

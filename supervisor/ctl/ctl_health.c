@@ -33,8 +33,8 @@
 #include "ctl.h"
 #include "meshd/md_alloc.h"
 #include "meshd/md_config.h"
-
-/* Declared in ctl.h (added by the dispatch change); repeated here until then. */
+#include "meshd/md_err.h"
+#include "meshd/md_pq.h"
 
 #define HEALTH_OK 0
 #define HEALTH_UNHEALTHY 1
@@ -56,33 +56,6 @@ static void *jcheck(void *p)
         abort();
     }
     return p;
-}
-
-/* "user@host:port/dbname" from the conninfo or URI, never the password (caller frees). */
-
-/* A duration for people: 250ms, 4.2s, 10s, 3m12s, 5m, 5h07m, 26h, 3d04h. */
-static void fmt_ms(char *buf, size_t size, uint64_t ms)
-{
-    unsigned long long s = ms / 1000;
-
-    if (ms < 1000)
-        snprintf(buf, size, "%llums", (unsigned long long)ms);
-    else if (ms < 60000 && ms % 1000 == 0)
-        snprintf(buf, size, "%llus", s);
-    else if (ms < 60000)
-        snprintf(buf, size, "%.1fs", (double)ms / 1000.0);
-    else if (s < 3600 && s % 60 == 0)
-        snprintf(buf, size, "%llum", s / 60);
-    else if (s < 3600)
-        snprintf(buf, size, "%llum%02llus", s / 60, s % 60);
-    else if (s < 172800 && s / 60 % 60 == 0)
-        snprintf(buf, size, "%lluh", s / 3600);
-    else if (s < 172800)
-        snprintf(buf, size, "%lluh%02llum", s / 3600, s / 60 % 60);
-    else if (s / 3600 % 24 == 0)
-        snprintf(buf, size, "%llud", s / 86400);
-    else
-        snprintf(buf, size, "%llud%02lluh", s / 86400, s / 3600 % 24);
 }
 
 static double now_ms(void)
@@ -162,7 +135,7 @@ static void check_database(struct health *h, const char *target)
         return;
     ms = now_ms() - t1;
     PQclear(r);
-    fmt_ms(lim, sizeof lim, h->slow_ms);
+    ctl_fmt_ms(lim, sizeof lim, h->slow_ms);
     snprintf(tbuf, sizeof tbuf, "%.1fms", ms);
     c = add_check(h, "database", ms <= (double)h->slow_ms,
                   md_xasprintf("%s answers (SELECT 1 in %.1fms); latest-run query %s (limit %s)%s",
@@ -242,7 +215,7 @@ static void check_heartbeat(struct health *h)
 
     if (r == NULL)
         return;
-    fmt_ms(lim, sizeof lim, h->stale_ms);
+    ctl_fmt_ms(lim, sizeof lim, h->stale_ms);
     if (PQntuples(r) == 0) {
         c = add_check(h, "heartbeat", false,
                       md_xasprintf("node %s has never reported (no node row)", h->cfg->node_name));
@@ -253,7 +226,7 @@ static void check_heartbeat(struct health *h)
         bool fresh = beat && age_ms <= (long long)h->stale_ms;
         bool down = strcmp(state, "down") == 0;
 
-        fmt_ms(age, sizeof age, age_ms < 0 ? 0 : (uint64_t)age_ms);
+        ctl_fmt_ms(age, sizeof age, age_ms < 0 ? 0 : (uint64_t)age_ms);
         if (down)
             c = add_check(h, "heartbeat", false,
                           md_xasprintf("node %s is down (stopped cleanly; last heartbeat %s%s)",
@@ -354,7 +327,7 @@ static void check_expect(struct health *h)
                   1, p);
         if (r == NULL)
             return;
-        fmt_ms(win, sizeof win, job->expect_success_ms);
+        ctl_fmt_ms(win, sizeof win, job->expect_success_ms);
         if (PQgetisnull(r, 0, 0)) {
             c = add_check(h, "expect", false,
                           md_xasprintf("job %s has never succeeded (expected within %s)",
@@ -364,7 +337,7 @@ static void check_expect(struct health *h)
             long long age_ms = atoll(PQgetvalue(r, 0, 0));
             bool ok = age_ms <= (long long)job->expect_success_ms;
 
-            fmt_ms(age, sizeof age, age_ms < 0 ? 0 : (uint64_t)age_ms);
+            ctl_fmt_ms(age, sizeof age, age_ms < 0 ? 0 : (uint64_t)age_ms);
             c = add_check(h, "expect", ok,
                           md_xasprintf("job %s: last success %s ago (%s), %s %s", job->name, age,
                                        PQgetvalue(r, 0, 1), ok ? "within" : "expected within",
@@ -421,7 +394,7 @@ static void check_duplicates(struct health *h)
     if (r == NULL)
         return;
     n = PQntuples(r);
-    fmt_ms(win, sizeof win, h->dup_ms);
+    ctl_fmt_ms(win, sizeof win, h->dup_ms);
     arr = jcheck(cJSON_CreateArray());
     detail = n == 0 ? md_xasprintf("no slot executed more than once in the last %s", win)
                     : md_xasprintf("%s%d slot%s executed more than once in the last %s:",
@@ -538,7 +511,7 @@ int ctl_health(int argc, char **argv)
     struct health h = {.stale_ms = 5 * 60 * 1000, .slow_ms = 500, .dup_ms = 24 * 3600 * 1000};
     struct md_config *cfg = NULL;
     struct md_diag diag;
-    char *target = NULL, *msg = NULL;
+    char *target = NULL, *msg = NULL, *why = NULL;
     int rc = HEALTH_CANNOT;
     const cJSON *c;
 
@@ -589,32 +562,22 @@ int ctl_health(int argc, char **argv)
         goto out;
     }
     h.cfg = cfg;
-    if (url == NULL || url[0] == '\0')
-        url = getenv("DATABASE_URL");
-    if (url == NULL || url[0] == '\0')
-        url = cfg->registry_url;
-    if (url == NULL || url[0] == '\0') {
+    /* An empty --url counts as none: $DATABASE_URL, then registry.url. */
+    url = md_pq_url(url != NULL && url[0] != '\0' ? url : NULL, cfg->registry_url);
+    if (url == NULL) {
         rc = cannot_check(json, "no database: pass --url, set DATABASE_URL or registry.url");
         goto out;
     }
-    /* libpq's parse errors may quote the string, password included: say only that it is bad. */
-    PQconninfoOption *parsed = PQconninfoParse(url, NULL);
-    if (parsed == NULL) {
-        rc = cannot_check(json, "the database URL is not a valid libpq connection string");
+    target = md_pq_target(url, MD_PQ_TARGET_URL);
+    /* A 10 s connect timeout unless the URL sets its own. */
+    switch (md_pq_connect(url, "10", &h.conn, &why)) {
+    case 0:
+        break;
+    case MD_ECONFIG:
+        rc = cannot_check(json, why);
         goto out;
-    }
-    PQconninfoFree(parsed);
-    target = ctl_redacted_target(url);
-    {
-        /* A default connect timeout; the URL's own connect_timeout (later) overrides it. */
-        const char *keys[] = {"connect_timeout", "dbname", NULL};
-        const char *vals[] = {"10", url, NULL};
-        h.conn = PQconnectdbParams(keys, vals, 1);
-    }
-    if (PQstatus(h.conn) != CONNECTION_OK) {
-        const char *e = PQerrorMessage(h.conn);
-        /* libpq's connect errors name host and port, never the password. */
-        msg = md_xasprintf("cannot connect to %s: %.*s", target, (int)strcspn(e, "\n"), e);
+    default: /* libpq's first line is enough here */
+        msg = md_xasprintf("cannot connect to %s: %.*s", target, (int)strcspn(why, "\n"), why);
         rc = cannot_check(json, msg);
         goto out;
     }
@@ -664,6 +627,7 @@ out:
     PQfinish(h.conn);
     md_free(h.error);
     md_free(msg);
+    md_free(why);
     md_free(target);
     md_config_free(cfg);
     md_diag_cleanup(&diag);

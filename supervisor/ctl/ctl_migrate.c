@@ -17,14 +17,12 @@
 #include "meshd/md_alloc.h"
 #include "meshd/md_err.h"
 #include "meshd/md_migrate.h"
+#include "meshd/md_pq.h"
 
 static void migrate_usage(void)
 {
     fputs("usage: meshctl migrate [--url URL]   (URL defaults to $DATABASE_URL)\n", stderr);
 }
-
-/* "user@host:port/dbname" from the conninfo or URI, never the password (caller frees).  Parts
- * the string leaves to libpq's defaults are shown as "(default ...)" or left out. */
 
 static void on_migration(const struct md_migration *m, int outcome, void *arg)
 {
@@ -63,7 +61,7 @@ int ctl_migrate(int argc, char **argv)
     size_t n = md_migrations(&list);
     struct md_error err = {0};
     PGconn *conn = NULL;
-    char *target = NULL;
+    char *target = NULL, *why = NULL;
     int rc = 2, applied;
 
     for (int i = 1; i < argc; i++) {
@@ -76,28 +74,24 @@ int ctl_migrate(int argc, char **argv)
             goto out;
         }
     }
-    if (url == NULL)
-        url = getenv("DATABASE_URL");
-    if (url == NULL || url[0] == '\0') {
+    url = md_pq_url(url, NULL);
+    if (url == NULL) {
         fputs("meshctl migrate: no database: pass --url or set DATABASE_URL\n", stderr);
         goto out;
     }
-
-    /* libpq's parse errors may quote the string, password included: say only that it is bad. */
-    PQconninfoOption *parsed = PQconninfoParse(url, NULL);
-    if (parsed == NULL) {
-        fputs("meshctl migrate: the database URL is not a valid libpq connection string\n", stderr);
+    target = md_pq_target(url, MD_PQ_TARGET_URL);
+    switch (md_pq_connect(url, NULL, &conn, &why)) {
+    case 0:
+        break;
+    case MD_ECONFIG: /* a bad URL is a usage error */
+        fprintf(stderr, "meshctl migrate: %s\n", why);
+        goto out;
+    default:
+        fprintf(stderr, "meshctl migrate: %s: %s", target, why);
+        rc = 1;
         goto out;
     }
-    PQconninfoFree(parsed);
-    target = ctl_redacted_target(url);
     rc = 1;
-    conn = PQconnectdb(url);
-    if (PQstatus(conn) != CONNECTION_OK) {
-        /* libpq's connect errors name host and port, never the password. */
-        fprintf(stderr, "meshctl migrate: %s: %s", target, PQerrorMessage(conn));
-        goto out;
-    }
     applied = md_migrate_sync(conn, on_migration, NULL, &err);
     if (applied < 0) {
         fprintf(stderr, "meshctl migrate: %s: %s\n", target, err.msg);
@@ -110,6 +104,7 @@ int ctl_migrate(int argc, char **argv)
     rc = 0;
 out:
     PQfinish(conn);
+    md_free(why);
     md_free(target);
     return rc;
 }
