@@ -18,20 +18,18 @@
 #include "ctl.h"
 #include "ctl_client.h"
 #include "meshd/md_alloc.h"
+#include "meshd/md_buf.h"
 #include "meshd/md_config.h"
 
 #define API_CONNECT_TIMEOUT_MS 2000L
 #define API_TIMEOUT_MS 10000L
-#define API_MAX_REPLY (16u * 1024 * 1024) /* /status of a big node is far below this */
 #define API_FALLBACK_SOCKET "var/state/meshd.sock"
 #define API_SUN_PATH_MAX 107 /* sizeof(sun_path) - 1 on Linux */
 
-/* One HTTP answer; body is NUL-terminated once anything arrived. */
+/* One HTTP answer.  body is bounded at CTL_API_MAX_REPLY; body.full when the answer was bigger. */
 struct api_reply {
     long status;
-    char *body;
-    size_t len, cap;
-    bool toobig;
+    struct md_buf body;
 };
 
 /* ---- the answer's JSON ----------------------------------------------------------------------- */
@@ -206,21 +204,8 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
     struct api_reply *r = arg;
     size_t n = size * nmemb;
 
-    if (n > API_MAX_REPLY - r->len) {
-        r->toobig = true;
-        return 0; /* makes curl stop with CURLE_WRITE_ERROR */
-    }
-    if (r->len + n + 1 > r->cap) {
-        size_t cap = r->cap ? r->cap : 4096;
-
-        while (cap < r->len + n + 1)
-            cap *= 2;
-        r->body = md_xrealloc(r->body, cap);
-        r->cap = cap;
-    }
-    memcpy(r->body + r->len, data, n);
-    r->len += n;
-    r->body[r->len] = '\0';
+    if (!md_buf_put(&r->body, data, n))
+        return 0; /* over the cap (body.full): makes curl stop with CURLE_WRITE_ERROR */
     return n;
 }
 
@@ -231,9 +216,9 @@ static int report_transport(const struct ctl_api_target *t, CURLcode rc, const c
     const char *why = errbuf[0] ? errbuf : curl_easy_strerror(rc);
     struct stat st;
 
-    if (r->toobig) {
+    if (r->body.full) {
         fprintf(stderr, "meshctl: meshd's answer is over %u MiB: refused\n",
-                API_MAX_REPLY / (1024 * 1024));
+                CTL_API_MAX_REPLY / (1024 * 1024));
         return CTL_REFUSED;
     }
     if (t->socket == NULL) {
@@ -335,7 +320,7 @@ static void print_error(const struct ctl_api_target *t, const struct api_reply *
     const char *msg = ctl_jstr(j, "error");
     const cJSON *d;
 
-    const char *body = r->body ? r->body : "";
+    const char *body = md_buf_str(&r->body);
     size_t len = strcspn(body, "\r\n");
 
     if (msg)
@@ -354,7 +339,7 @@ static void print_error(const struct ctl_api_target *t, const struct api_reply *
 /* Turns an answer into the parsed JSON of a 2xx (caller deletes *out) or an exit code. */
 static int api_answer(const struct ctl_api_target *t, const struct api_reply *r, cJSON **out)
 {
-    cJSON *j = r->len ? cJSON_ParseWithLength(r->body, r->len) : NULL;
+    cJSON *j = r->body.len ? cJSON_ParseWithLength(md_buf_str(&r->body), r->body.len) : NULL;
 
     *out = NULL;
     if (r->status >= 200 && r->status < 300) {
@@ -374,12 +359,14 @@ static int api_answer(const struct ctl_api_target *t, const struct api_reply *r,
 int ctl_api_fetch(const struct ctl_api_target *t, bool post, const char *path, cJSON **out)
 {
     struct api_reply r = {0};
-    int rc = api_call(t, post, path, &r);
+    int rc;
 
+    md_buf_init(&r.body, CTL_API_MAX_REPLY);
+    rc = api_call(t, post, path, &r);
     *out = NULL;
     if (rc == CTL_OK)
         rc = api_answer(t, &r, out);
-    md_free(r.body);
+    md_buf_free(&r.body);
     return rc;
 }
 

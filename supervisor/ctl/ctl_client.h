@@ -23,6 +23,9 @@ enum {
     CTL_UNAUTHORIZED = 4,
 };
 
+/* The cap on an answer's body; a bigger one is refused (exit CTL_REFUSED). */
+#define CTL_API_MAX_REPLY (16u * 1024 * 1024) /* /status of a big node is far below this */
+
 /* What the command line asked for; every string is borrowed from argv. */
 struct ctl_api_opts {
     const char *cmd;    /* argv[0]: "status", "run", ... (for messages and the path) */
