@@ -16,7 +16,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -25,40 +24,30 @@
 #include "ctl.h"
 #include "ctl_client.h"
 #include "meshd/md_alloc.h"
+#include "meshd/md_buf.h"
 #include "meshd/md_err.h"
 #include "meshd/md_log.h"
 #include "meshd/md_tz.h"
 
 /* ---- small helpers of the status table ------------------------------------------------------- */
 
-/* Appends printf output to *s (NULL or from md_xmalloc). */
-static void MD_PRINTF(2, 3) sb_addf(char **s, const char *fmt, ...)
-{
-    size_t old = *s ? strlen(*s) : 0;
-    va_list ap;
-    int n;
+/* The bound of the node line and of a job's detail.  Each is built from one answer, at most
+ * CTL_API_MAX_REPLY, and prints each string of it once; what grows on the way is a number
+ * printed in full (up to 309 digits from "1e308"), a few per line.  At twice the answer's cap
+ * the bound is never reached: the text is never cut short. */
+#define STATUS_LINE_MAX (2 * (size_t)CTL_API_MAX_REPLY)
 
-    va_start(ap, fmt);
-    n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        abort(); /* only an invalid format gets here */
-    *s = md_xrealloc(*s, old + (size_t)n + 1);
-    va_start(ap, fmt);
-    vsnprintf(*s + old, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-}
-
-/* Appends sep (unless *s is still empty) and then printf output. */
-static void MD_PRINTF(3, 4) sb_item(char **s, const char *sep, const char *fmt, ...)
+/* Appends sep (unless b is still empty) and then printf output cut at 511 bytes: one item of
+ * the node line or of a job's detail (a last_error, say, shows no more than that). */
+static void MD_PRINTF(3, 4) add_item(struct md_buf *b, const char *sep, const char *fmt, ...)
 {
-    char buf[512];
+    char item[512];
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    vsnprintf(item, sizeof item, fmt, ap);
     va_end(ap);
-    sb_addf(s, "%s%s", *s && **s ? sep : "", buf);
+    md_buf_printf(b, "%s%s", b->len > 0 ? sep : "", item);
 }
 
 /* An API instant (RFC 3339 UTC with milliseconds, "2026-11-25T07:00:00.004Z", docs/api.md) ->
@@ -151,7 +140,7 @@ struct row {
 };
 
 /* pid, uptime and progress of the run in progress. */
-static void detail_running(char **s, const cJSON *job, double now)
+static void detail_running(struct md_buf *b, const cJSON *job, double now)
 {
     const cJSON *cur = ctl_jobj(job, "current_run");
     const cJSON *prog = ctl_jobj(cur, "progress");
@@ -159,23 +148,23 @@ static void detail_running(char **s, const cJSON *job, double now)
     char up[48];
 
     if (ctl_jnum(cur, "pid", &pid) || ctl_jnum(job, "pid", &pid))
-        sb_item(s, ", ", "pid %.0f", pid);
+        add_item(b, ", ", "pid %.0f", pid);
     if (parse_time(ctl_jstr(cur, "started_at"), &t)) {
         fmt_uptime(up, sizeof up, now - t);
-        sb_item(s, ", ", "uptime %s", up);
+        add_item(b, ", ", "uptime %s", up);
     }
     if (ctl_jnum(prog, "done", &done)) {
         const char *unit = ctl_jstr(prog, "unit");
         if (ctl_jnum(prog, "total", &total) && total > 0)
-            sb_item(s, ", ", "%.0f/%.0f%s%s (%.0f%%)", done, total, unit ? " " : "",
-                    unit ? unit : "", done * 100 / total);
+            add_item(b, ", ", "%.0f/%.0f%s%s (%.0f%%)", done, total, unit ? " " : "",
+                     unit ? unit : "", done * 100 / total);
         else
-            sb_item(s, ", ", "%.0f%s%s done", done, unit ? " " : "", unit ? unit : "");
+            add_item(b, ", ", "%.0f%s%s done", done, unit ? " " : "", unit ? unit : "");
     }
 }
 
 /* "last run failed 3m12s ago: exit 1 after 2.4s" */
-static void detail_last_run(char **s, const cJSON *job, double now)
+static void detail_last_run(struct md_buf *b, const cJSON *job, double now)
 {
     const cJSON *last = ctl_jobj(job, "last_run");
     const cJSON *sig = cJSON_GetObjectItemCaseSensitive(last, "signal");
@@ -185,25 +174,25 @@ static void detail_last_run(char **s, const cJSON *job, double now)
     char rel[48], took[32], signame[32];
 
     if (last == NULL) {
-        sb_item(s, ", ", "never run");
+        add_item(b, ", ", "never run");
         return;
     }
     fmt_rel(rel, sizeof rel, when ? when : ctl_jstr(last, "started_at"), now);
-    sb_item(s, ", ", "last run %s%s%s", status ? status : "ended", rel[0] ? " " : "", rel);
+    add_item(b, ", ", "last run %s%s%s", status ? status : "ended", rel[0] ? " " : "", rel);
     if (cJSON_IsString(sig))
-        sb_addf(s, ": %s", sig->valuestring);
+        md_buf_printf(b, ": %s", sig->valuestring);
     else if (cJSON_IsNumber(sig))
-        sb_addf(s, ": %s", signal_name(signame, sizeof signame, sig->valueint));
+        md_buf_printf(b, ": %s", signal_name(signame, sizeof signame, sig->valueint));
     else if (ctl_jnum(last, "exit_code", &code))
-        sb_addf(s, ": exit %.0f", code);
+        md_buf_printf(b, ": exit %.0f", code);
     if (ctl_jnum(last, "duration_ms", &ms)) {
         ctl_fmt_span(took, sizeof took, ms / 1000);
-        sb_addf(s, " after %s", took);
+        md_buf_printf(b, " after %s", took);
     }
 }
 
 /* Restarts, last error and open alerts, after the main detail. */
-static void detail_extras(char **s, const cJSON *job)
+static void detail_extras(struct md_buf *b, const cJSON *job)
 {
     const cJSON *alerts = cJSON_GetObjectItemCaseSensitive(job, "alerts");
     const char *err = ctl_jstr(job, "last_error");
@@ -211,22 +200,22 @@ static void detail_extras(char **s, const cJSON *job)
     int nalerts = cJSON_IsArray(alerts) ? cJSON_GetArraySize(alerts) : 0;
 
     if (ctl_jnum(job, "restarts", &restarts) && restarts > 0)
-        sb_item(s, "; ", "%.0f restart%s", restarts, restarts == 1 ? "" : "s");
+        add_item(b, "; ", "%.0f restart%s", restarts, restarts == 1 ? "" : "s");
     if (err && *err)
-        sb_item(s, "; ", "%s", err);
+        add_item(b, "; ", "%s", err);
     if (nalerts > 0)
-        sb_item(s, "; ", "%d open alert%s", nalerts, nalerts == 1 ? "" : "s");
+        add_item(b, "; ", "%d open alert%s", nalerts, nalerts == 1 ? "" : "s");
     /* Cluster: a singleton without its lease runs elsewhere; slots run by other nodes. */
     const cJSON *lease = cJSON_GetObjectItemCaseSensitive(job, "lease_held");
     const cJSON *runs = cJSON_GetObjectItemCaseSensitive(job, "runs");
     const cJSON *cur = cJSON_GetObjectItemCaseSensitive(job, "current_run");
     double elsewhere, msg;
     if (cJSON_IsFalse(lease))
-        sb_item(s, "; ", "lease held by another node");
+        add_item(b, "; ", "lease held by another node");
     if (cJSON_IsObject(runs) && ctl_jnum(runs, "elsewhere", &elsewhere) && elsewhere > 0)
-        sb_item(s, "; ", "%.0f slot%s run elsewhere", elsewhere, elsewhere == 1 ? "" : "s");
+        add_item(b, "; ", "%.0f slot%s run elsewhere", elsewhere, elsewhere == 1 ? "" : "s");
     if (cJSON_IsObject(cur) && ctl_jnum(cur, "message_id", &msg))
-        sb_item(s, "; ", "message %.0f", msg);
+        add_item(b, "; ", "message %.0f", msg);
 }
 
 static char *next_run_text(const cJSON *job, double now)
@@ -252,16 +241,18 @@ static void row_fill(struct row *r, const cJSON *job, double now)
     const char *name = ctl_jstr(job, "name"), *state = ctl_jstr(job, "state");
     const cJSON *cur = ctl_jobj(job, "current_run");
     double pid;
+    struct md_buf detail;
 
     r->name = md_xstrdup(name ? name : "?");
     r->state = md_xstrdup(state ? state : "?");
     upcase(r->state);
-    r->detail = NULL;
+    md_buf_init(&detail, STATUS_LINE_MAX);
     if (cur || ctl_jnum(job, "pid", &pid))
-        detail_running(&r->detail, job, now);
+        detail_running(&detail, job, now);
     else
-        detail_last_run(&r->detail, job, now);
-    detail_extras(&r->detail, job);
+        detail_last_run(&detail, job, now);
+    detail_extras(&detail, job);
+    r->detail = md_buf_take(&detail);
     if (r->detail == NULL)
         r->detail = md_xstrdup("");
     r->next = next_run_text(job, now);
@@ -306,23 +297,23 @@ static void print_jobs(const cJSON *jobs, double now)
     md_free(rows);
 }
 
-static void node_registry(char **s, const cJSON *reg)
+static void node_registry(struct md_buf *b, const cJSON *reg)
 {
     double backlog = 0, bytes = 0, dropped = 0, errors = 0;
 
     if (reg == NULL || !ctl_jtrue(reg, "on")) {
-        sb_item(s, "; ", "registry off");
+        add_item(b, "; ", "registry off");
         return;
     }
     ctl_jnum(reg, "backlog", &backlog);
     ctl_jnum(reg, "backlog_bytes", &bytes);
-    sb_item(s, "; ", "registry %s, backlog %.0f event%s (%.1f KiB)",
-            ctl_jtrue(reg, "connected") ? "connected" : "DISCONNECTED", backlog,
-            backlog == 1 ? "" : "s", bytes / 1024);
+    add_item(b, "; ", "registry %s, backlog %.0f event%s (%.1f KiB)",
+             ctl_jtrue(reg, "connected") ? "connected" : "DISCONNECTED", backlog,
+             backlog == 1 ? "" : "s", bytes / 1024);
     if (ctl_jnum(reg, "dropped", &dropped) && dropped > 0)
-        sb_addf(s, ", %.0f dropped", dropped);
+        md_buf_printf(b, ", %.0f dropped", dropped);
     if (ctl_jnum(reg, "write_errors", &errors) && errors > 0)
-        sb_addf(s, ", %.0f write error%s", errors, errors == 1 ? "" : "s");
+        md_buf_printf(b, ", %.0f write error%s", errors, errors == 1 ? "" : "s");
 }
 
 /* "node pc-01 (dev): meshd 0.1.0 pid 4242, up 1:00:00; healthy; registry connected, ..." */
@@ -332,37 +323,39 @@ static void print_node(const cJSON *node)
     const char *name = ctl_jstr(node, "name"), *env = ctl_jstr(node, "environment");
     const char *version = ctl_jstr(node, "version");
     double pid, up;
-    char *s = NULL, buf[48];
+    char buf[48];
+    struct md_buf line, *b = &line;
 
-    sb_addf(&s, "node %s", name ? name : "?");
+    md_buf_init(b, STATUS_LINE_MAX);
+    md_buf_printf(b, "node %s", name ? name : "?");
     if (env)
-        sb_addf(&s, " (%s)", env);
-    sb_addf(&s, ": meshd%s%s", version ? " " : "", version ? version : "");
+        md_buf_printf(b, " (%s)", env);
+    md_buf_printf(b, ": meshd%s%s", version ? " " : "", version ? version : "");
     if (ctl_jnum(node, "pid", &pid))
-        sb_addf(&s, " pid %.0f", pid);
+        md_buf_printf(b, " pid %.0f", pid);
     if (ctl_jnum(node, "uptime_s", &up)) {
         fmt_uptime(buf, sizeof buf, up);
-        sb_addf(&s, ", up %s", buf);
+        md_buf_printf(b, ", up %s", buf);
     }
     if (ctl_jtrue(node, "stopping"))
-        sb_addf(&s, "; STOPPING");
+        md_buf_printf(b, "; STOPPING");
     if (ctl_jtrue(node, "healthy")) {
-        sb_addf(&s, "; healthy");
+        md_buf_printf(b, "; healthy");
     } else {
-        sb_addf(&s, "; UNHEALTHY");
+        md_buf_printf(b, "; UNHEALTHY");
         cJSON_ArrayForEach(r, reasons) {
             if (cJSON_IsString(r))
-                sb_addf(&s, "%s%s", r == reasons->child ? ": " : ", ", r->valuestring);
+                md_buf_printf(b, "%s%s", r == reasons->child ? ": " : ", ", r->valuestring);
         }
     }
-    node_registry(&s, ctl_jobj(node, "registry"));
+    node_registry(b, ctl_jobj(node, "registry"));
     cg = ctl_jobj(node, "cgroups"); /* each run in a cgroup of its own (docs/supervision.md) */
     if (cg != NULL && !ctl_jtrue(cg, "on"))
-        sb_item(&s, "; ", "cgroups off");
+        add_item(b, "; ", "cgroups off");
     else if (cg != NULL)
-        sb_item(&s, "; ", "cgroups on%s", ctl_jtrue(cg, "memory") ? "" : " (no memory)");
-    printf("%s\n", s);
-    md_free(s);
+        add_item(b, "; ", "cgroups on%s", ctl_jtrue(cg, "memory") ? "" : " (no memory)");
+    printf("%s\n", md_buf_str(b));
+    md_buf_free(b);
 }
 
 static int status_run(const struct ctl_api_target *t, const struct ctl_api_opts *o)
