@@ -64,7 +64,6 @@
 
 #include "api.h"
 #include "http.h"
-#include "scheduler.h"
 #include "meshd/md_alloc.h"
 #include "meshd/md_log.h"
 #include "sup.h"
@@ -169,6 +168,7 @@ struct cached {
 
 struct sup_http {
     struct sup *sup;
+    struct sup_http_hooks hooks;
     struct cached status, metrics;
     struct listener l[2];
     char *sock_path; /* unlinked at close */
@@ -670,7 +670,8 @@ static void dispatch(struct conn *c)
         areq.can_read = authed || sup->cfg->http_anonymous_read;
         areq.tcp_no_token = token == NULL;
     }
-    sup_clock_check(sup); /* due cron work starts before the request is served */
+    if (l->h->hooks.before_batch != NULL)
+        l->h->hooks.before_batch(l->h->hooks.ud); /* due cron work starts before this request */
     if (areq.can_read && (c->parser.method == HTTP_GET || c->parser.method == HTTP_HEAD)) {
         if (strcmp(path, "/status") == 0) {
             answer_cached(c, &l->h->status, &areq);
@@ -1243,7 +1244,7 @@ static int unix_socket(const char *path)
     return fd;
 }
 
-int sup_http_start(struct sup *sup)
+int sup_http_start(struct sup *sup, const struct sup_http_hooks *hooks)
 {
     const struct md_config *cfg = sup->cfg;
     struct sup_http *h = md_xcalloc(1, sizeof *h);
@@ -1251,6 +1252,8 @@ int sup_http_start(struct sup *sup)
     int fd, port = cfg->http_port, bound = 0, opened = 0, wanted = 0;
 
     h->sup = sup;
+    if (hooks != NULL)
+        h->hooks = *hooks;
     h->tcp_port = -1;
     h->l[0].waiting_fd = h->l[1].waiting_fd = -1;
     sup->http = h;
