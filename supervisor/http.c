@@ -64,15 +64,11 @@
 
 #include "api.h"
 #include "http.h"
+#include "http_internal.h"
 #include "meshd/md_alloc.h"
 #include "meshd/md_log.h"
 #include "sup.h"
 
-#define HEAD_MAX (16 * 1024) /* request line + headers */
-#define BODY_MAX 4096
-#define BUF_MIN 2048 /* a connection's input buffer starts this big, grows to BUF_MAX */
-#define BUF_MAX (HEAD_MAX + BODY_MAX)
-#define OUT_HEAD_MAX 640   /* an answer's status line and headers (all ours, bounded) */
 #define CACHE_MS 1000      /* a rendered /status or /metrics is reused at most this long */
 #define KEEPALIVE_MS 10000 /* IDLE: from accept or the last answer to a request's first byte */
 #define REQUEST_MS 10000   /* READING: first byte to last; WRITING: the whole answer */
@@ -82,108 +78,13 @@
 #define LISTEN_BACKLOG 4096 /* the kernel caps it at net.core.somaxconn */
 #define ACCEPT_BATCH 64
 
-enum conn_state { CONN_IDLE, CONN_READING, CONN_WRITING, CONN_LINGER, CONN_NSTATES };
-
-/* A reference-counted answer body, shared by the cache and every connection writing it. */
-struct body {
-    unsigned refs;
-    bool owned; /* data is malloc'd and freed with the last reference */
-    size_t len;
-    const char *data;
-};
-
-/* What the parser callbacks collect about the request being read.  Offsets are into the
- * connection's buffer, which holds the whole request (head and body) until it is answered. */
-struct request {
-    size_t url_off, url_len;
-    size_t name_off, name_len;   /* the header name being read */
-    size_t value_off, value_len; /* its value, so far */
-    size_t auth_off, auth_len;   /* the Authorization value */
-    unsigned hosts, auths;
-    bool in_value;   /* the last callback was a header value */
-    bool in_headers; /* a header name has begun: the request line is complete */
-    bool head_done, done;
-    bool te;       /* Transfer-Encoding was sent */
-    bool expect;   /* Expect: 100-continue */
-    unsigned fail; /* 0, or the status to answer (and close) with */
-    const char *fail_msg;
-};
-
-struct listener;
-
-struct conn {
-    uv_poll_t poll;
-    struct listener *l;
-    struct conn *prev, *next; /* in l->list[state], oldest first */
-    enum conn_state state;
-    uint64_t since; /* loop time the state was entered: its deadline's start */
-    int fd;
-    int events; /* what poll watches */
-    bool eof;   /* the client shut down its side */
-    bool closing;
-    http_parser parser;
-    struct request rq;
-    char *buf;               /* NULL until the first byte */
-    size_t cap, len, parsed; /* parsed <= len <= cap; the request being read starts at 0 */
-    /* the answer being written */
-    char out[OUT_HEAD_MAX];
-    size_t out_len, out_off;
-    struct body *body;
-    size_t body_len, body_off; /* body_len is 0 for HEAD */
-    bool close_after;
-};
-
-struct conn_list {
-    struct conn *head, *tail;
-};
-
-struct listener {
-    struct sup_http *h;
-    int lfd;
-    uv_poll_t accept;
-    uv_timer_t timer;  /* the earliest deadline of the lists below, and retries */
-    uint64_t armed_at; /* when timer fires (loop time), 0 when stopped */
-    struct conn_list list[CONN_NSTATES];
-    unsigned count;        /* connections held, all states */
-    int waiting_fd;        /* accepted on a full table, admitted once room is made; or -1 */
-    uint64_t paused_until; /* accepting paused after EMFILE until then, or 0 */
-    bool accepting;        /* accept is polled */
-    uint64_t displaced;    /* connections closed to admit new ones */
-    uint64_t accept_errors;
-    bool trusted; /* the unix socket: no token needed */
-    bool open;
-    char name[80]; /* for the log */
-};
-
-/* GET /status and /metrics render every job (~1 ms for 200 jobs); under a flood of readers
- * that would starve the loop.  The rendered body is kept, shared by every connection writing
- * it, until something it shows changes (sup->status_gen) or it is CACHE_MS old (uptime,
- * backlog). */
-struct cached {
-    struct body *body;
-    const char *ctype;
-    uint64_t gen;
-    uint64_t at_ms; /* loop time it was rendered */
-};
-
-struct sup_http {
-    struct sup *sup;
-    struct sup_http_hooks hooks;
-    struct cached status, metrics;
-    struct listener l[2];
-    char *sock_path; /* unlinked at close */
-    int tcp_port;    /* the bound TCP port, or -1 */
-    int pending_closes;
-};
-
-static void conn_run(struct conn *c);
 static void conn_poll_cb(uv_poll_t *p, int status, int events);
 static void arm(struct listener *l);
 
 /* ---- bodies ------------------------------------------------------------------------------- */
 
 /* Takes data when owned. */
-static struct body *body_new(const char *data, size_t len, bool owned)
+struct body *sup__http_body_new(const char *data, size_t len, bool owned)
 {
     struct body *b = md_xmalloc(sizeof *b);
 
@@ -194,7 +95,7 @@ static struct body *body_new(const char *data, size_t len, bool owned)
     return b;
 }
 
-static void body_unref(struct body *b)
+void sup__http_body_unref(struct body *b)
 {
     if (b == NULL || --b->refs > 0)
         return;
@@ -205,7 +106,7 @@ static void body_unref(struct body *b)
 
 static void cache_drop(struct cached *c)
 {
-    body_unref(c->body); /* connections still writing it hold their own reference */
+    sup__http_body_unref(c->body); /* connections still writing it hold their own reference */
     c->body = NULL;
 }
 
@@ -284,7 +185,7 @@ static void set_state(struct conn *c, enum conn_state state)
     c->state = state;
     c->since = uv_now(l->h->sup->loop);
     list_append(l, c);
-    arm(l);
+    l->h->arm(l);
 }
 
 static uint64_t timeout_of(enum conn_state s)
@@ -313,7 +214,7 @@ static void conn_closed(uv_handle_t *hd)
 }
 
 /* Closes c at once (no answer); safe to call more than once. */
-static void conn_close(struct conn *c)
+void sup__http_conn_close(struct conn *c)
 {
     struct listener *l = c->l;
 
@@ -327,10 +228,10 @@ static void conn_close(struct conn *c)
     c->fd = -1;
     md_free(c->buf);
     c->buf = NULL;
-    body_unref(c->body);
+    sup__http_body_unref(c->body);
     c->body = NULL;
     if (l->waiting_fd >= 0)
-        arm(l); /* room for the waiting connection: the timer admits it (not from in here) */
+        l->h->arm(l); /* room for the waiting connection: the timer admits it (not from in here) */
 }
 
 /* The connection to close to make room on a full table, or NULL (see the top comment). */
@@ -387,12 +288,11 @@ static bool make_room(struct listener *l, uint64_t now)
                "http: listener=%s: %u connections open (the limit): closing the "
                "oldest idle or slow one to admit a new one (displaced=%" PRIu64 ")",
                l->name, l->count, l->displaced);
-    conn_close(v);
+    sup__http_conn_close(v);
     return true;
 }
 
 static void accept_start(struct listener *l);
-static void admit(struct listener *l, int fd);
 
 static void timer_cb(uv_timer_t *t)
 {
@@ -407,16 +307,16 @@ static void timer_cb(uv_timer_t *t)
                 /* A slow request: answer 408 (which moves it to WRITING, then LINGER). */
                 c->rq.fail = 408;
                 c->rq.fail_msg = "the request took too long to arrive";
-                conn_run(c);
+                sup__http_conn_run(c);
             } else {
-                conn_close(c);
+                sup__http_conn_close(c);
             }
         }
     }
     if (l->waiting_fd >= 0 && make_room(l, now)) {
         int fd = l->waiting_fd;
         l->waiting_fd = -1;
-        admit(l, fd);
+        sup__http_admit(l, fd);
     }
     if (l->paused_until != 0 && now >= l->paused_until)
         l->paused_until = 0;
@@ -481,14 +381,14 @@ static bool is_head(const struct conn *c)
 
 /* Starts writing an answer: status line and headers into c->out, body shared (takes the
  * caller's reference to b). */
-static void answer(struct conn *c, unsigned code, const char *ctype, struct body *b,
-                   const char *allow, bool challenge, bool page)
+void sup__http_answer(struct conn *c, unsigned code, const char *ctype, struct body *b,
+                      const char *allow, bool challenge, bool page)
 {
     const char *reason = http_status_str((enum http_status)code);
     int n;
 
     if (c->closing) { /* the listeners were closed meanwhile (shutdown) */
-        body_unref(b);
+        sup__http_body_unref(b);
         return;
     }
     if (c->rq.fail != 0 || c->parser.upgrade || !http_should_keep_alive(&c->parser) ||
@@ -519,20 +419,21 @@ static void answer(struct conn *c, unsigned code, const char *ctype, struct body
     set_state(c, CONN_WRITING);
 }
 
-static void answer_reply(struct conn *c, struct api_reply *rp)
+void sup__http_answer_reply(struct conn *c, struct api_reply *rp)
 {
-    struct body *b = body_new(rp->body, rp->len, !rp->body_static);
+    struct body *b = sup__http_body_new(rp->body, rp->len, !rp->body_static);
 
-    answer(c, rp->code, rp->ctype, b, rp->allow, rp->challenge, rp->body_static);
+    sup__http_answer(c, rp->code, rp->ctype, b, rp->allow, rp->challenge, rp->body_static);
 }
 
-static void answer_error(struct conn *c, unsigned code, const char *msg)
+void sup__http_answer_error(struct conn *c, unsigned code, const char *msg)
 {
     /* msg: a fixed string of ours, no escaping needed */
     char *text = md_xasprintf("{\"error\":\"%s\"}", msg);
 
     c->rq.fail = code; /* closes the connection after */
-    answer(c, code, "application/json", body_new(text, strlen(text), true), NULL, false, false);
+    sup__http_answer(c, code, "application/json", sup__http_body_new(text, strlen(text), true),
+                     NULL, false, false);
 }
 
 /* Answers a cacheable GET from the cache, or renders it through api_dispatch and keeps it. */
@@ -546,16 +447,16 @@ static void answer_cached(struct conn *c, struct cached *k, const struct api_req
         cache_drop(k);
         api_dispatch(sup, areq, &rp);
         if (rp.code != 200 || rp.body_static) {
-            answer_reply(c, &rp);
+            sup__http_answer_reply(c, &rp);
             return;
         }
-        k->body = body_new(rp.body, rp.len, true);
+        k->body = sup__http_body_new(rp.body, rp.len, true);
         k->ctype = rp.ctype;
         k->gen = sup->status_gen;
         k->at_ms = now;
     }
     k->body->refs++;
-    answer(c, 200, k->ctype, k->body, NULL, false, false);
+    sup__http_answer(c, 200, k->ctype, k->body, NULL, false, false);
 }
 
 /* ---- requests ----------------------------------------------------------------------------- */
@@ -587,7 +488,7 @@ static int hexval(unsigned char ch)
  * Every byte must be visible ASCII (RFC 3986; the library also lets TAB, FF and bytes over
  * 0x7F through), a fragment is not part of a request target, "%" must be followed by two hex
  * digits, and the decoded path may hold no control byte (a NUL would end the job name early). */
-static char *request_path(struct conn *c, const char **why)
+char *sup__http_request_path(struct conn *c, const char **why)
 {
     char *u = c->buf + c->rq.url_off, *p, *end, *path, *o;
     size_t n = c->rq.url_len;
@@ -652,10 +553,10 @@ static void dispatch(struct conn *c)
     const char *why = NULL, *token;
     struct api_req areq;
     struct api_reply rp;
-    char *path = request_path(c, &why);
+    char *path = sup__http_request_path(c, &why);
 
     if (path == NULL) {
-        answer_error(c, 400, why);
+        sup__http_answer_error(c, 400, why);
         return;
     }
     token = api_token(sup);
@@ -683,7 +584,7 @@ static void dispatch(struct conn *c)
         }
     }
     api_dispatch(sup, &areq, &rp);
-    answer_reply(c, &rp);
+    sup__http_answer_reply(c, &rp);
 }
 
 /* ---- parser callbacks --------------------------------------------------------------------- */
@@ -862,7 +763,7 @@ static unsigned unknown_method_status(const struct conn *c)
 
 /* Feeds the parser what is buffered.  Returns true when the request is complete or refused
  * (an answer can be written), false when more bytes are needed. */
-static bool parse(struct conn *c)
+bool sup__http_parse(struct conn *c)
 {
     while (c->rq.fail == 0 && !c->rq.done && c->parsed < c->len) {
         /* The head may not run past HEAD_MAX: give the parser no more than that until it is
@@ -906,11 +807,11 @@ static bool parse(struct conn *c)
 /* The answer is written: get ready for the next request, or close. */
 static void answer_done(struct conn *c)
 {
-    body_unref(c->body);
+    sup__http_body_unref(c->body);
     c->body = NULL;
     if (c->close_after) {
         if (c->eof || shutdown(c->fd, SHUT_WR) < 0) {
-            conn_close(c);
+            sup__http_conn_close(c);
             return;
         }
         set_state(c, CONN_LINGER);
@@ -990,14 +891,14 @@ static void linger_read(struct conn *c)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return;
-        conn_close(c);
+        sup__http_conn_close(c);
         return;
     }
 }
 
 /* Moves the connection along as far as it can go without waiting: parse, answer, write, read;
  * returns when the socket must be waited for (poll set accordingly) or c is closed. */
-static void conn_run(struct conn *c)
+void sup__http_conn_run(struct conn *c)
 {
     while (!c->closing) {
         if (c->state == CONN_LINGER) {
@@ -1011,27 +912,27 @@ static void conn_run(struct conn *c)
                 return;
             }
             if (r < 0) {
-                conn_close(c);
+                sup__http_conn_close(c);
                 return;
             }
             answer_done(c);
             continue;
         }
         /* IDLE or READING */
-        if (c->rq.fail != 0 || parse(c)) {
+        if (c->rq.fail != 0 || sup__http_parse(c)) {
             if (c->rq.fail != 0)
-                answer_error(c, c->rq.fail,
-                             c->rq.fail_msg != NULL ? c->rq.fail_msg : "bad request");
+                sup__http_answer_error(c, c->rq.fail,
+                                       c->rq.fail_msg != NULL ? c->rq.fail_msg : "bad request");
             else
-                dispatch(c);
+                c->l->h->dispatch(c);
             continue;
         }
         if (c->eof) {
-            conn_close(c); /* the client is gone, or left a request unfinished */
+            sup__http_conn_close(c); /* the client is gone, or left a request unfinished */
             return;
         }
         size_t want = room(c);
-        if (want == 0) { /* cannot happen: parse() refuses a head that fills HEAD_MAX */
+        if (want == 0) { /* cannot happen: sup__http_parse() refuses a head that fills HEAD_MAX */
             c->rq.fail = 431;
             continue;
         }
@@ -1052,7 +953,7 @@ static void conn_run(struct conn *c)
             set_events(c, UV_READABLE);
             return;
         }
-        conn_close(c);
+        sup__http_conn_close(c);
         return;
     }
 }
@@ -1063,13 +964,13 @@ static void conn_poll_cb(uv_poll_t *p, int status, int events)
 
     (void)events;
     if (status < 0) {
-        conn_close(c);
+        sup__http_conn_close(c);
         return;
     }
-    conn_run(c);
+    sup__http_conn_run(c);
 }
 
-static void admit(struct listener *l, int fd)
+void sup__http_admit(struct listener *l, int fd)
 {
     struct conn *c = md_xcalloc(1, sizeof *c);
 
@@ -1081,8 +982,8 @@ static void admit(struct listener *l, int fd)
     uv_poll_init(l->h->sup->loop, &c->poll, fd); /* set_events() starts it */
     list_append(l, c);
     l->count++;
-    arm(l);
-    conn_run(c); /* the request is often there already */
+    l->h->arm(l);
+    sup__http_conn_run(c); /* the request is often there already */
 }
 
 /* ---- listening ---------------------------------------------------------------------------- */
@@ -1139,7 +1040,7 @@ static void accept_cb(uv_poll_t *p, int status, int events)
             arm(l);
             break;
         }
-        admit(l, fd);
+        sup__http_admit(l, fd);
     }
 }
 
@@ -1254,6 +1155,8 @@ int sup_http_start(struct sup *sup, const struct sup_http_hooks *hooks)
     h->sup = sup;
     if (hooks != NULL)
         h->hooks = *hooks;
+    h->dispatch = dispatch;
+    h->arm = arm;
     h->tcp_port = -1;
     h->l[0].waiting_fd = h->l[1].waiting_fd = -1;
     sup->http = h;
@@ -1329,7 +1232,7 @@ void sup_http_close(struct sup *sup)
             continue;
         for (int s = 0; s < CONN_NSTATES; s++)
             while (l->list[s].head != NULL)
-                conn_close(l->list[s].head);
+                sup__http_conn_close(l->list[s].head);
         l->open = false;
         accept_stop(l);
         if (l->waiting_fd >= 0)
