@@ -1,9 +1,10 @@
 /* http_internal.h - what the http*.c files share; not part of http.h's API.
  *
- * Written for the split of http.c (issue 11): the functions below are grouped by the file that
- * is to hold them, http_conn.c (one connection) and http_request.c (reading one request);
- * until they move, http.c defines them all.  A connection reports up through struct
- * sup_http's dispatch and arm, set by http.c, so that the calls between the files go down only.
+ * http.c is the server; http_request.c reads one request (the http-parser callbacks, the
+ * checks and limits of the head, the request target).  The functions of one connection are
+ * grouped for http_conn.c, which is to hold them (issue 11); until then http.c defines them.
+ * A connection reports up through struct sup_http's dispatch and arm, set by http.c, so that
+ * the calls between the files go down only.
  */
 #ifndef MESHD_HTTP_INTERNAL_H
 #define MESHD_HTTP_INTERNAL_H
@@ -152,7 +153,7 @@ void sup__http_answer_reply(struct conn *c, struct api_reply *rp);
 /* Starts writing {"error":"msg"} with code, and closes after (msg: a fixed string of ours). */
 void sup__http_answer_error(struct conn *c, unsigned code, const char *msg);
 
-/* ---- reading one request (to http_request.c) ---------------------------------------------- */
+/* ---- http_request.c: reading one request -------------------------------------------------- */
 
 /* Feeds the parser what is buffered.  Returns true when the request is complete or refused
  * (c->rq.fail: an answer can be written), false when more bytes are needed. */

@@ -37,6 +37,7 @@ import sys
 RANK = {
     "main": 60,
     "http": 55,
+    "http_request": 53,
     "api": 52,
     "metrics": 51,
     "view": 50,  # below metrics: meshd_healthy and the state labels are view.c's verdict/words
