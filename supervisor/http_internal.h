@@ -1,10 +1,14 @@
 /* http_internal.h - what the http*.c files share; not part of http.h's API.
  *
- * http.c is the server; http_request.c reads one request (the http-parser callbacks, the
- * checks and limits of the head, the request target).  The functions of one connection are
- * grouped for http_conn.c, which is to hold them (issue 11); until then http.c defines them.
- * A connection reports up through struct sup_http's dispatch and arm, set by http.c, so that
- * the calls between the files go down only.
+ * The HTTP server is three files, each calling only the ones below it (tests/layers.py):
+ *   http.c          the server: listeners and their sockets, accept, the connection limit and
+ *                   displacement, the deadline timer, authentication, routing to api.c with the
+ *                   /status and /metrics cache, start and close (the design is at its top)
+ *   http_conn.c     one connection: its states and lists, reading, writing the answer,
+ *                   keep-alive, lingering close; answer bodies
+ *   http_request.c  reading one request: the http-parser callbacks, the checks http-parser's
+ *                   non-strict build leaves to us, the head and body limits, the request target
+ * A connection reports up through struct sup_http's dispatch and arm, which http.c sets.
  */
 #ifndef MESHD_HTTP_INTERNAL_H
 #define MESHD_HTTP_INTERNAL_H
@@ -125,7 +129,7 @@ struct sup_http {
     int pending_closes;
 };
 
-/* ---- one connection (to http_conn.c) ------------------------------------------------------- */
+/* ---- http_conn.c: one connection ----------------------------------------------------------- */
 
 /* A body with one reference, the caller's.  Takes data when owned (freed with free(3): the
  * memory of cJSON_Print or md_xasprintf). */

@@ -37,6 +37,7 @@ import sys
 RANK = {
     "main": 60,
     "http": 55,
+    "http_conn": 54,
     "http_request": 53,
     "api": 52,
     "metrics": 51,
