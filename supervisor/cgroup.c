@@ -13,10 +13,10 @@
 #include <unistd.h>
 
 #include "cgroup.h"
+#include "cgroup_internal.h"
 #include "meshd/md_alloc.h"
 #include "meshd/md_log.h"
 
-#define RUN_NAME_MAX 96
 #define NEST_MAX 16 /* cgroups a worker made inside its run's, removed depth-first */
 
 /* ---- parsers ------------------------------------------------------------------------------- */
@@ -234,7 +234,7 @@ void sup_cg_run_name(const char *job, uint64_t seq, char *buf, size_t len)
 
 /* Reads file `name` under dirfd (AT_FDCWD: a path) into buf, NUL-terminated.  Returns the length
  * or -errno; a file longer than cap - 1 is -EFBIG. */
-static ssize_t read_at(int dirfd, const char *name, char *buf, size_t cap)
+ssize_t sup__cg_read_at(int dirfd, const char *name, char *buf, size_t cap)
 {
     int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
     size_t len = 0;
@@ -262,7 +262,7 @@ static ssize_t read_at(int dirfd, const char *name, char *buf, size_t cap)
 }
 
 /* Writes s to file `name` under dirfd in one write(2).  0 or -errno. */
-static int write_at(int dirfd, const char *name, const char *s)
+int sup__cg_write_at(int dirfd, const char *name, const char *s)
 {
     int fd = openat(dirfd, name, O_WRONLY | O_CLOEXEC);
     ssize_t n;
@@ -279,10 +279,10 @@ static int write_at(int dirfd, const char *name, const char *s)
     return r;
 }
 
-static int populated_at(int dirfd)
+int sup__cg_populated_at(int dirfd)
 {
     char buf[256];
-    ssize_t n = read_at(dirfd, "cgroup.events", buf, sizeof buf);
+    ssize_t n = sup__cg_read_at(dirfd, "cgroup.events", buf, sizeof buf);
 
     return n < 0 ? (int)n : sup_cg_parse_populated(buf);
 }
@@ -347,7 +347,7 @@ static void pending_close_cb(uv_handle_t *h)
 /* Removes the cgroup if it is empty now; then the watch is done.  Returns true when it is. */
 static bool pending_try(struct sup_cg_pending *pd)
 {
-    int r, pop = populated_at(pd->dirfd);
+    int r, pop = sup__cg_populated_at(pd->dirfd);
 
     if (pop == 1)
         return false;
@@ -374,13 +374,13 @@ static void pending_cb(uv_fs_event_t *h, const char *filename, int events, int s
 
 /* Takes ownership of dirfd (the cgroup `name` in runs/): removes the cgroup now if it is empty,
  * else kills what is in it and removes it once cgroup.events says it emptied. */
-static void remove_when_empty(struct sup_cg *cg, int dirfd, const char *name)
+void sup__cg_remove_when_empty(struct sup_cg *cg, int dirfd, const char *name)
 {
     struct sup_cg_pending *pd;
     char *path;
     int r;
 
-    if (populated_at(dirfd) != 1) {
+    if (sup__cg_populated_at(dirfd) != 1) {
         r = remove_tree(cg->runs_fd, name, NEST_MAX);
         if (r != -EBUSY) { /* removed, or it cannot be (then say so) */
             if (r < 0 && r != -ENOENT)
@@ -390,7 +390,7 @@ static void remove_when_empty(struct sup_cg *cg, int dirfd, const char *name)
         }
     }
     /* Killed processes need a moment to exit (and one stuck in the kernel, longer). */
-    (void)write_at(dirfd, "cgroup.kill", "1");
+    (void)sup__cg_write_at(dirfd, "cgroup.kill", "1");
     if (cg->closed) {
         md_log(MD_LOG_WARN, "cgroup: left %s/%s (not empty yet at shutdown)", cg->runs_path, name);
         close(dirfd);
@@ -447,7 +447,7 @@ static int find_own(struct sup_cg *cg, char *dir, size_t len, bool *top)
     FILE *f;
     int r;
 
-    n = read_at(AT_FDCWD, "/proc/self/cgroup", text, sizeof text);
+    n = sup__cg_read_at(AT_FDCWD, "/proc/self/cgroup", text, sizeof text);
     if (n < 0) {
         set_why(cg, "cannot read /proc/self/cgroup: %s", strerror((int)-n));
         return (int)n;
@@ -526,16 +526,16 @@ static const char *hint(int err)
 static bool enable_memory(struct sup_cg *cg, int ownfd, int runsfd)
 {
     char list[512];
-    ssize_t n = read_at(ownfd, "cgroup.controllers", list, sizeof list);
+    ssize_t n = sup__cg_read_at(ownfd, "cgroup.controllers", list, sizeof list);
     int r;
 
     if (n < 0 || !sup_cg_has_controller(list, "memory")) {
         set_why(cg, "the memory controller is not available in meshd's cgroup");
         return false;
     }
-    r = write_at(ownfd, "cgroup.subtree_control", "+memory");
+    r = sup__cg_write_at(ownfd, "cgroup.subtree_control", "+memory");
     if (r == 0)
-        r = write_at(runsfd, "cgroup.subtree_control", "+memory");
+        r = sup__cg_write_at(runsfd, "cgroup.subtree_control", "+memory");
     if (r < 0) {
         set_why(cg, "cannot enable the memory controller: %s%s", strerror(-r),
                 r == -EBUSY ? " (other processes share meshd's cgroup)" : "");
@@ -571,11 +571,11 @@ static void clean_stale(struct sup_cg *cg, const char *const *keep, size_t nkeep
         if (rfd < 0)
             continue;
         cg->stale++;
-        pop = populated_at(rfd);
+        pop = sup__cg_populated_at(rfd);
         if (pop == 1)
             md_log(MD_LOG_WARN, "cgroup: killing a run a previous meshd left: %s/%s", cg->runs_path,
                    de->d_name);
-        remove_when_empty(cg, rfd, de->d_name);
+        sup__cg_remove_when_empty(cg, rfd, de->d_name);
     }
     closedir(d);
 }
@@ -625,7 +625,7 @@ static int setup(struct sup_cg *cg)
     }
     /* Another meshd in the same cgroup (started by hand in the same container, say) already
      * lives in supervisor/, and the runs/ it holds are its runs, not stale ones: leave both. */
-    n = read_at(ownfd, "supervisor/cgroup.procs", pids, sizeof pids);
+    n = sup__cg_read_at(ownfd, "supervisor/cgroup.procs", pids, sizeof pids);
     if (n < 0 && n != -EFBIG) {
         r = (int)n;
         set_why(cg, "cannot read %s/supervisor/cgroup.procs: %s", own, strerror(-r));
@@ -638,7 +638,7 @@ static int setup(struct sup_cg *cg)
         goto out;
     }
     /* meshd moves itself out of <own>, which may then enable controllers for its children. */
-    if ((r = write_at(ownfd, "supervisor/cgroup.procs", "0")) < 0) {
+    if ((r = sup__cg_write_at(ownfd, "supervisor/cgroup.procs", "0")) < 0) {
         set_why(cg, "cannot move meshd into %s/supervisor: %s%s", own, strerror(-r), hint(r));
         (void)unlinkat(ownfd, "supervisor", AT_REMOVEDIR);
         goto out;
@@ -786,11 +786,11 @@ int sup_cg_run_dirfd(const struct sup_cg_run *r)
 
 int sup_cg_run_kill(struct sup_cg_run *r)
 {
-    int pop = populated_at(r->dirfd), w;
+    int pop = sup__cg_populated_at(r->dirfd), w;
 
     if (pop == 0)
         return 0;
-    w = write_at(r->dirfd, "cgroup.kill", "1");
+    w = sup__cg_write_at(r->dirfd, "cgroup.kill", "1");
     return w < 0 ? w : 1;
 }
 
@@ -799,15 +799,16 @@ void sup_cg_run_usage(const struct sup_cg_run *r, struct sup_cg_usage *u)
     char buf[1024];
 
     memset(u, 0, sizeof *u);
-    if (read_at(r->dirfd, "cpu.stat", buf, sizeof buf) >= 0 && sup_cg_parse_cpu_stat(buf, u) < 0)
+    if (sup__cg_read_at(r->dirfd, "cpu.stat", buf, sizeof buf) >= 0 &&
+        sup_cg_parse_cpu_stat(buf, u) < 0)
         md_log(MD_LOG_DEBUG, "cgroup: %s: unexpected cpu.stat", r->name);
-    if (r->cg->memory && read_at(r->dirfd, "memory.peak", buf, sizeof buf) >= 0 &&
+    if (r->cg->memory && sup__cg_read_at(r->dirfd, "memory.peak", buf, sizeof buf) >= 0 &&
         sup_cg_parse_u64(buf, &u->memory_peak) == 0)
         u->memory = true;
 }
 
 void sup_cg_run_release(struct sup_cg_run *r)
 {
-    remove_when_empty(r->cg, r->dirfd, r->name);
+    sup__cg_remove_when_empty(r->cg, r->dirfd, r->name);
     md_free(r);
 }
