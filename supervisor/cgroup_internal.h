@@ -1,8 +1,12 @@
 /* cgroup_internal.h - what the cgroup*.c files share; not part of cgroup.h's API.
  *
- * Written for the split of cgroup.c (issue 11): the small cgroupfs I/O and the removal of a run
- * cgroup, which meshd's subtree (clean-up of stale runs at start) and one run's cgroup both use,
- * are to move to cgroup_run.c; until then cgroup.c defines them.
+ *   cgroup.c      meshd's subtree: its own cgroup found (mountinfo, /proc/self/cgroup),
+ *                 delegation checked, <own>/supervisor and <own>/runs set up, the memory
+ *                 controller, a previous life's runs cleaned up; sup_cg_new, sup_cg_free
+ *   cgroup_run.c  one run's cgroup: its name, creation or adoption, cgroup.kill, cpu.stat and
+ *                 memory.peak, its removal at once or once it empties (sup_cg_close ends
+ *                 those); and the small cgroupfs I/O below, which cgroup.c uses too
+ * cgroup.c calls cgroup_run.c, never the other way round (tests/layers.py).
  */
 #ifndef MESHD_CGROUP_INTERNAL_H
 #define MESHD_CGROUP_INTERNAL_H

@@ -57,6 +57,7 @@ RANK = {
     "statefile": 10,
     "notify": 10,
     "cgroup": 10,
+    "cgroup_run": 9,
     "runlog": 10,
     "launch": 10,
     "history": 5,
