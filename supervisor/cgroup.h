@@ -93,7 +93,7 @@ void sup_cg_run_name(const char *job, uint64_t seq, char *buf, size_t len);
 
 struct sup_cg_pending;
 
-/* Read-only outside cgroup.c. */
+/* Read-only outside cgroup.c and cgroup_run.c. */
 struct sup_cg {
     uv_loop_t *loop;
     bool on;         /* runs get cgroups of their own */

@@ -4,13 +4,13 @@
  * Why http-parser (nodejs/http-parser 2.9, Debian's libhttp-parser2.9): the parsing of hostile
  * input is done by a small library with no dependencies, long used by Node.js and libgit2 (its
  * development ended when Node moved to llhttp; Debian carries its security fixes, e.g.
- * CVE-2020-8287); everything else (sockets, limits, timeouts, keep-alive) is this
- * file, which is what lets the connection table be managed as below.  It replaced GNU
- * libmicrohttpd, which Debian builds with HTTPS support (it linked and initialised GnuTLS in a
- * server that speaks no TLS) and whose idle timer restarted with every byte, so one byte a
- * second held a connection for hours.  Debian builds http-parser without HTTP_PARSER_STRICT,
- * so what strict mode would refuse is checked here: header names are tokens, the URL is
- * visible ASCII, the version is 1.x, no folded header lines (header_done, request_path,
+ * CVE-2020-8287); everything else (sockets, limits, timeouts, keep-alive) is ours, which is
+ * what lets the connection table be managed as below.  It replaced GNU libmicrohttpd, which
+ * Debian builds with HTTPS support (it linked and initialised GnuTLS in a server that speaks no
+ * TLS) and whose idle timer restarted with every byte, so one byte a second held a connection
+ * for hours.  Debian builds http-parser without HTTP_PARSER_STRICT, so what strict mode would
+ * refuse is checked by us: header names are tokens, the URL is visible ASCII, the version is
+ * 1.x, no folded header lines (http_request.c: header_done, request_path,
  * on_headers_complete).
  *
  * Each connection is a uv_poll_t on a non-blocking socket, in one of four states, each with its
@@ -41,12 +41,17 @@
  * what overflows, else 431); a body over BODY_MAX is 413, a chunked one 411 (the API takes
  * none); two Content-Length headers, Content-Length with Transfer-Encoding, two Host headers, a
  * NUL or other control byte or a bad %-escape in the path: 400.
+ *
+ * The server is three files, each calling only the ones below it (http_internal.h): this one
+ * (listeners and sockets, accept, the table's limit and displacement, the deadline timer,
+ * authentication, routing to api.c with the cache, start and close), http_conn.c (one
+ * connection: its states and lists, reading, writing the answer, keep-alive, linger) and
+ * http_request.c (one request: the parser callbacks, the strict checks, the target).
  */
 #define _GNU_SOURCE /* accept4 */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -55,25 +60,18 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <http_parser.h>
 
 #include "api.h"
 #include "http.h"
-#include "scheduler.h"
+#include "http_internal.h"
 #include "meshd/md_alloc.h"
 #include "meshd/md_log.h"
 #include "sup.h"
 
-#define HEAD_MAX (16 * 1024) /* request line + headers */
-#define BODY_MAX 4096
-#define BUF_MIN 2048 /* a connection's input buffer starts this big, grows to BUF_MAX */
-#define BUF_MAX (HEAD_MAX + BODY_MAX)
-#define OUT_HEAD_MAX 640   /* an answer's status line and headers (all ours, bounded) */
 #define CACHE_MS 1000      /* a rendered /status or /metrics is reused at most this long */
 #define KEEPALIVE_MS 10000 /* IDLE: from accept or the last answer to a request's first byte */
 #define REQUEST_MS 10000   /* READING: first byte to last; WRITING: the whole answer */
@@ -83,129 +81,13 @@
 #define LISTEN_BACKLOG 4096 /* the kernel caps it at net.core.somaxconn */
 #define ACCEPT_BATCH 64
 
-enum conn_state { CONN_IDLE, CONN_READING, CONN_WRITING, CONN_LINGER, CONN_NSTATES };
-
-/* A reference-counted answer body, shared by the cache and every connection writing it. */
-struct body {
-    unsigned refs;
-    bool owned; /* data is malloc'd and freed with the last reference */
-    size_t len;
-    const char *data;
-};
-
-/* What the parser callbacks collect about the request being read.  Offsets are into the
- * connection's buffer, which holds the whole request (head and body) until it is answered. */
-struct request {
-    size_t url_off, url_len;
-    size_t name_off, name_len;   /* the header name being read */
-    size_t value_off, value_len; /* its value, so far */
-    size_t auth_off, auth_len;   /* the Authorization value */
-    unsigned hosts, auths;
-    bool in_value;   /* the last callback was a header value */
-    bool in_headers; /* a header name has begun: the request line is complete */
-    bool head_done, done;
-    bool te;       /* Transfer-Encoding was sent */
-    bool expect;   /* Expect: 100-continue */
-    unsigned fail; /* 0, or the status to answer (and close) with */
-    const char *fail_msg;
-};
-
-struct listener;
-
-struct conn {
-    uv_poll_t poll;
-    struct listener *l;
-    struct conn *prev, *next; /* in l->list[state], oldest first */
-    enum conn_state state;
-    uint64_t since; /* loop time the state was entered: its deadline's start */
-    int fd;
-    int events; /* what poll watches */
-    bool eof;   /* the client shut down its side */
-    bool closing;
-    http_parser parser;
-    struct request rq;
-    char *buf;               /* NULL until the first byte */
-    size_t cap, len, parsed; /* parsed <= len <= cap; the request being read starts at 0 */
-    /* the answer being written */
-    char out[OUT_HEAD_MAX];
-    size_t out_len, out_off;
-    struct body *body;
-    size_t body_len, body_off; /* body_len is 0 for HEAD */
-    bool close_after;
-};
-
-struct conn_list {
-    struct conn *head, *tail;
-};
-
-struct listener {
-    struct sup_http *h;
-    int lfd;
-    uv_poll_t accept;
-    uv_timer_t timer;  /* the earliest deadline of the lists below, and retries */
-    uint64_t armed_at; /* when timer fires (loop time), 0 when stopped */
-    struct conn_list list[CONN_NSTATES];
-    unsigned count;        /* connections held, all states */
-    int waiting_fd;        /* accepted on a full table, admitted once room is made; or -1 */
-    uint64_t paused_until; /* accepting paused after EMFILE until then, or 0 */
-    bool accepting;        /* accept is polled */
-    uint64_t displaced;    /* connections closed to admit new ones */
-    uint64_t accept_errors;
-    bool trusted; /* the unix socket: no token needed */
-    bool open;
-    char name[80]; /* for the log */
-};
-
-/* GET /status and /metrics render every job (~1 ms for 200 jobs); under a flood of readers
- * that would starve the loop.  The rendered body is kept, shared by every connection writing
- * it, until something it shows changes (sup->status_gen) or it is CACHE_MS old (uptime,
- * backlog). */
-struct cached {
-    struct body *body;
-    const char *ctype;
-    uint64_t gen;
-    uint64_t at_ms; /* loop time it was rendered */
-};
-
-struct sup_http {
-    struct sup *sup;
-    struct cached status, metrics;
-    struct listener l[2];
-    char *sock_path; /* unlinked at close */
-    int tcp_port;    /* the bound TCP port, or -1 */
-    int pending_closes;
-};
-
-static void conn_run(struct conn *c);
-static void conn_poll_cb(uv_poll_t *p, int status, int events);
 static void arm(struct listener *l);
 
-/* ---- bodies ------------------------------------------------------------------------------- */
-
-/* Takes data when owned. */
-static struct body *body_new(const char *data, size_t len, bool owned)
-{
-    struct body *b = md_xmalloc(sizeof *b);
-
-    b->refs = 1;
-    b->owned = owned;
-    b->len = len;
-    b->data = data;
-    return b;
-}
-
-static void body_unref(struct body *b)
-{
-    if (b == NULL || --b->refs > 0)
-        return;
-    if (b->owned)
-        free((char *)b->data); /* cJSON_Print / md_xasprintf memory */
-    md_free(b);
-}
+/* ---- the cache of /status and /metrics ---------------------------------------------------- */
 
 static void cache_drop(struct cached *c)
 {
-    body_unref(c->body); /* connections still writing it hold their own reference */
+    sup__http_body_unref(c->body); /* connections still writing it hold their own reference */
     c->body = NULL;
 }
 
@@ -245,47 +127,7 @@ static bool bearer_ok(const char *v, size_t n, const char *want)
     return token_eq(v, n, want);
 }
 
-/* ---- connection lists and the timer ------------------------------------------------------- */
-
-static void list_remove(struct listener *l, struct conn *c)
-{
-    struct conn_list *li = &l->list[c->state];
-
-    if (c->prev != NULL)
-        c->prev->next = c->next;
-    else
-        li->head = c->next;
-    if (c->next != NULL)
-        c->next->prev = c->prev;
-    else
-        li->tail = c->prev;
-    c->prev = c->next = NULL;
-}
-
-static void list_append(struct listener *l, struct conn *c)
-{
-    struct conn_list *li = &l->list[c->state];
-
-    c->prev = li->tail;
-    c->next = NULL;
-    if (li->tail != NULL)
-        li->tail->next = c;
-    else
-        li->head = c;
-    li->tail = c;
-}
-
-/* Moves c to the end of state's list, its deadline counting from now. */
-static void set_state(struct conn *c, enum conn_state state)
-{
-    struct listener *l = c->l;
-
-    list_remove(l, c);
-    c->state = state;
-    c->since = uv_now(l->h->sup->loop);
-    list_append(l, c);
-    arm(l);
-}
+/* ---- the connection table and its timer --------------------------------------------------- */
 
 static uint64_t timeout_of(enum conn_state s)
 {
@@ -297,40 +139,6 @@ static uint64_t timeout_of(enum conn_state s)
     case CONN_NSTATES: break;
     }
     MD_UNREACHABLE();
-}
-
-static void set_events(struct conn *c, int events)
-{
-    if (c->events != events) {
-        c->events = events;
-        uv_poll_start(&c->poll, events, conn_poll_cb);
-    }
-}
-
-static void conn_closed(uv_handle_t *hd)
-{
-    md_free(MD_CONTAINER_OF(hd, struct conn, poll));
-}
-
-/* Closes c at once (no answer); safe to call more than once. */
-static void conn_close(struct conn *c)
-{
-    struct listener *l = c->l;
-
-    if (c->closing)
-        return;
-    c->closing = true;
-    list_remove(l, c);
-    l->count--;
-    uv_close((uv_handle_t *)&c->poll, conn_closed); /* stops polling, drops stale events */
-    close(c->fd);
-    c->fd = -1;
-    md_free(c->buf);
-    c->buf = NULL;
-    body_unref(c->body);
-    c->body = NULL;
-    if (l->waiting_fd >= 0)
-        arm(l); /* room for the waiting connection: the timer admits it (not from in here) */
 }
 
 /* The connection to close to make room on a full table, or NULL (see the top comment). */
@@ -387,12 +195,11 @@ static bool make_room(struct listener *l, uint64_t now)
                "http: listener=%s: %u connections open (the limit): closing the "
                "oldest idle or slow one to admit a new one (displaced=%" PRIu64 ")",
                l->name, l->count, l->displaced);
-    conn_close(v);
+    sup__http_conn_close(v);
     return true;
 }
 
 static void accept_start(struct listener *l);
-static void admit(struct listener *l, int fd);
 
 static void timer_cb(uv_timer_t *t)
 {
@@ -407,16 +214,16 @@ static void timer_cb(uv_timer_t *t)
                 /* A slow request: answer 408 (which moves it to WRITING, then LINGER). */
                 c->rq.fail = 408;
                 c->rq.fail_msg = "the request took too long to arrive";
-                conn_run(c);
+                sup__http_conn_run(c);
             } else {
-                conn_close(c);
+                sup__http_conn_close(c);
             }
         }
     }
     if (l->waiting_fd >= 0 && make_room(l, now)) {
         int fd = l->waiting_fd;
         l->waiting_fd = -1;
-        admit(l, fd);
+        sup__http_admit(l, fd);
     }
     if (l->paused_until != 0 && now >= l->paused_until)
         l->paused_until = 0;
@@ -451,89 +258,7 @@ static void arm(struct listener *l)
     uv_timer_start(&l->timer, timer_cb, l->armed_at - now, 0);
 }
 
-/* ---- answers ------------------------------------------------------------------------------ */
-
-/* "Fri, 04 Dec 2026 16:30:59 GMT", rendered once a second; not locale-dependent. */
-static const char *http_date(void)
-{
-    static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-    static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    static char text[80]; /* 29 used; room for what the compiler cannot rule out */
-    static time_t at = -1;
-    time_t now = time(NULL);
-    struct tm tm;
-
-    if (now != at && gmtime_r(&now, &tm) != NULL) {
-        snprintf(text, sizeof text, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday % 7],
-                 tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
-                 tm.tm_sec);
-        at = now;
-    }
-    return text;
-}
-
-/* The request method was parsed (so HEAD is known): the URL began after it. */
-static bool is_head(const struct conn *c)
-{
-    return c->rq.url_len > 0 && c->parser.method == HTTP_HEAD;
-}
-
-/* Starts writing an answer: status line and headers into c->out, body shared (takes the
- * caller's reference to b). */
-static void answer(struct conn *c, unsigned code, const char *ctype, struct body *b,
-                   const char *allow, bool challenge, bool page)
-{
-    const char *reason = http_status_str((enum http_status)code);
-    int n;
-
-    if (c->closing) { /* the listeners were closed meanwhile (shutdown) */
-        body_unref(b);
-        return;
-    }
-    if (c->rq.fail != 0 || c->parser.upgrade || !http_should_keep_alive(&c->parser) ||
-        c->l->h->sup->stopping)
-        c->close_after = true;
-    n = snprintf(c->out, sizeof c->out,
-                 "HTTP/1.1 %u %s\r\nDate: %s\r\nContent-Type: %s\r\nCache-Control: no-store\r\n"
-                 "X-Content-Type-Options: nosniff\r\n%s%s%s%s%sContent-Length: %zu\r\n%s\r\n",
-                 code, reason, http_date(), ctype,
-                 /* the page: nothing from elsewhere, ever */
-                 page ? "Content-Security-Policy: default-src 'self'; script-src "
-                        "'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data:; "
-                        "frame-ancestors 'none'\r\n"
-                      : "",
-                 allow != NULL ? "Allow: " : "", allow != NULL ? allow : "",
-                 allow != NULL ? "\r\n" : "",
-                 challenge ? "WWW-Authenticate: Bearer realm=\"meshd\"\r\n" : "", b->len,
-                 c->close_after              ? "Connection: close\r\n"
-                 : c->parser.http_minor == 0 ? "Connection: keep-alive\r\n"
-                                             : "");
-    if (n < 0 || (size_t)n >= sizeof c->out)
-        MD_UNREACHABLE(); /* every part is ours and bounded */
-    c->out_len = (size_t)n;
-    c->out_off = 0;
-    c->body = b;
-    c->body_len = is_head(c) ? 0 : b->len;
-    c->body_off = 0;
-    set_state(c, CONN_WRITING);
-}
-
-static void answer_reply(struct conn *c, struct api_reply *rp)
-{
-    struct body *b = body_new(rp->body, rp->len, !rp->body_static);
-
-    answer(c, rp->code, rp->ctype, b, rp->allow, rp->challenge, rp->body_static);
-}
-
-static void answer_error(struct conn *c, unsigned code, const char *msg)
-{
-    /* msg: a fixed string of ours, no escaping needed */
-    char *text = md_xasprintf("{\"error\":\"%s\"}", msg);
-
-    c->rq.fail = code; /* closes the connection after */
-    answer(c, code, "application/json", body_new(text, strlen(text), true), NULL, false, false);
-}
+/* ---- routing: requests to api.c ----------------------------------------------------------- */
 
 /* Answers a cacheable GET from the cache, or renders it through api_dispatch and keeps it. */
 static void answer_cached(struct conn *c, struct cached *k, const struct api_req *areq)
@@ -546,102 +271,16 @@ static void answer_cached(struct conn *c, struct cached *k, const struct api_req
         cache_drop(k);
         api_dispatch(sup, areq, &rp);
         if (rp.code != 200 || rp.body_static) {
-            answer_reply(c, &rp);
+            sup__http_answer_reply(c, &rp);
             return;
         }
-        k->body = body_new(rp.body, rp.len, true);
+        k->body = sup__http_body_new(rp.body, rp.len, true);
         k->ctype = rp.ctype;
         k->gen = sup->status_gen;
         k->at_ms = now;
     }
     k->body->refs++;
-    answer(c, 200, k->ctype, k->body, NULL, false, false);
-}
-
-/* ---- requests ----------------------------------------------------------------------------- */
-
-static bool is_tchar(unsigned char ch)
-{
-    /* RFC 9110 token characters */
-    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-           (ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
-}
-
-static int hexval(unsigned char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
-/* The request target in c->buf, turned into the decoded path api.c takes (NUL-terminated, in
- * place: the bytes after the URL are parsed already).  NULL with *why set when it is not one.
- *
- *   origin-form    "/" path ["?" query]         the query is ignored
- *   absolute-form  "http://" authority path ["?" query]   (RFC 9112 3.2.2: must be accepted)
- *
- * Every byte must be visible ASCII (RFC 3986; the library also lets TAB, FF and bytes over
- * 0x7F through), a fragment is not part of a request target, "%" must be followed by two hex
- * digits, and the decoded path may hold no control byte (a NUL would end the job name early). */
-static char *request_path(struct conn *c, const char **why)
-{
-    char *u = c->buf + c->rq.url_off, *p, *end, *path, *o;
-    size_t n = c->rq.url_len;
-
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)u[i];
-        if (ch <= 0x20 || ch >= 0x7f || ch == '#') {
-            *why = "invalid character in the URL";
-            return NULL;
-        }
-    }
-    if (n > 0 && u[0] == '/') {
-        p = u;
-        end = memchr(u, '?', n);
-        if (end == NULL)
-            end = u + n;
-    } else {
-        struct http_parser_url pu;
-        http_parser_url_init(&pu);
-        if (n < 7 || strncasecmp(u, "http://", 7) != 0 ||
-            http_parser_parse_url(u, n, 0, &pu) != 0) {
-            *why = "the request target is neither a path nor an http:// URL";
-            return NULL;
-        }
-        if (pu.field_set & (1u << UF_PATH)) {
-            p = u + pu.field_data[UF_PATH].off;
-            end = p + pu.field_data[UF_PATH].len;
-        } else {
-            p = u + n - 1; /* "http://host": the path is "/"; reuse the last byte */
-            *p = '/';
-            end = p + 1;
-        }
-    }
-    path = o = p;
-    for (; p < end; p++) {
-        unsigned char ch = (unsigned char)*p;
-        if (ch == '%') {
-            int hi = end - p >= 3 ? hexval((unsigned char)p[1]) : -1;
-            int lo = end - p >= 3 ? hexval((unsigned char)p[2]) : -1;
-            if (hi < 0 || lo < 0) {
-                *why = "invalid %-escape in the URL";
-                return NULL;
-            }
-            ch = (unsigned char)(hi << 4 | lo);
-            p += 2;
-            if (ch < 0x20 || ch == 0x7f) {
-                *why = "a control character (or NUL) in the URL's path";
-                return NULL;
-            }
-        }
-        *o++ = (char)ch;
-    }
-    *o = '\0'; /* o <= end: at worst the byte after the URL (a space, parsed already) */
-    return path;
+    sup__http_answer(c, 200, k->ctype, k->body, NULL, false, false);
 }
 
 /* The request is in (head and body): route it, start writing the answer. */
@@ -652,10 +291,10 @@ static void dispatch(struct conn *c)
     const char *why = NULL, *token;
     struct api_req areq;
     struct api_reply rp;
-    char *path = request_path(c, &why);
+    char *path = sup__http_request_path(c, &why);
 
     if (path == NULL) {
-        answer_error(c, 400, why);
+        sup__http_answer_error(c, 400, why);
         return;
     }
     token = api_token(sup);
@@ -670,7 +309,8 @@ static void dispatch(struct conn *c)
         areq.can_read = authed || sup->cfg->http_anonymous_read;
         areq.tcp_no_token = token == NULL;
     }
-    sup_clock_check(sup); /* due cron work starts before the request is served */
+    if (l->h->hooks.before_batch != NULL)
+        l->h->hooks.before_batch(l->h->hooks.ud); /* due cron work starts before this request */
     if (areq.can_read && (c->parser.method == HTTP_GET || c->parser.method == HTTP_HEAD)) {
         if (strcmp(path, "/status") == 0) {
             answer_cached(c, &l->h->status, &areq);
@@ -682,406 +322,7 @@ static void dispatch(struct conn *c)
         }
     }
     api_dispatch(sup, &areq, &rp);
-    answer_reply(c, &rp);
-}
-
-/* ---- parser callbacks --------------------------------------------------------------------- */
-
-static struct conn *conn_of(http_parser *p)
-{
-    return MD_CONTAINER_OF(p, struct conn, parser);
-}
-
-static int reject(struct conn *c, unsigned code, const char *msg)
-{
-    if (c->rq.fail == 0) {
-        c->rq.fail = code;
-        c->rq.fail_msg = msg;
-    }
-    return -1; /* stops the parser */
-}
-
-/* Adds a piece to a field that may come in several (one per read); the pieces of one field
- * are contiguous in the buffer unless something was left out between them, which for a header
- * value means a folded line (RFC 9112 5.2: reject it or replace it; we reject). */
-static bool extend(struct conn *c, size_t *off, size_t *len, const char *at, size_t n)
-{
-    size_t o = (size_t)(at - c->buf);
-
-    if (*len == 0)
-        *off = o;
-    else if (o != *off + *len)
-        return false;
-    *len += n;
-    return true;
-}
-
-static int on_message_begin(http_parser *p)
-{
-    struct conn *c = conn_of(p);
-
-    memset(&c->rq, 0, sizeof c->rq);
-    return 0;
-}
-
-static int on_url(http_parser *p, const char *at, size_t n)
-{
-    struct conn *c = conn_of(p);
-
-    if (!extend(c, &c->rq.url_off, &c->rq.url_len, at, n))
-        return reject(c, 400, "invalid request line");
-    return 0;
-}
-
-static bool name_is(const struct conn *c, const char *name)
-{
-    size_t n = strlen(name);
-    return c->rq.name_len == n && strncasecmp(c->buf + c->rq.name_off, name, n) == 0;
-}
-
-/* A header line is complete. */
-static int header_done(struct conn *c)
-{
-    for (size_t i = 0; i < c->rq.name_len; i++)
-        if (!is_tchar((unsigned char)c->buf[c->rq.name_off + i]))
-            return reject(c, 400, "invalid header name");
-    /* Between name and value only the colon and blanks: a line break there is a value folded
-     * onto the next line, which the library lets through when the first line's value is empty.
-     * (An empty value is reported at the start of the next line: nothing to check.) */
-    for (size_t i = c->rq.name_off + c->rq.name_len; c->rq.value_len > 0 && i < c->rq.value_off;
-         i++)
-        if (c->buf[i] == '\r' || c->buf[i] == '\n')
-            return reject(c, 400, "folded header lines are not accepted");
-    if (name_is(c, "host")) {
-        c->rq.hosts++;
-    } else if (name_is(c, "authorization")) {
-        c->rq.auths++;
-        c->rq.auth_off = c->rq.value_off;
-        c->rq.auth_len = c->rq.value_len;
-    } else if (name_is(c, "transfer-encoding")) {
-        c->rq.te = true;
-    } else if (name_is(c, "expect")) {
-        const char *v = c->buf + c->rq.value_off;
-        size_t n = c->rq.value_len;
-        while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
-            n--;
-        c->rq.expect = n == 12 && strncasecmp(v, "100-continue", 12) == 0; /* others: ignored */
-    }
-    c->rq.in_value = false;
-    c->rq.name_len = c->rq.value_len = 0;
-    return 0;
-}
-
-static int on_header_field(http_parser *p, const char *at, size_t n)
-{
-    struct conn *c = conn_of(p);
-
-    c->rq.in_headers = true;
-    if (c->rq.in_value && header_done(c) != 0)
-        return -1;
-    if (!extend(c, &c->rq.name_off, &c->rq.name_len, at, n))
-        return reject(c, 400, "invalid header name");
-    return 0;
-}
-
-static int on_header_value(http_parser *p, const char *at, size_t n)
-{
-    struct conn *c = conn_of(p);
-
-    c->rq.in_value = true;
-    if (!extend(c, &c->rq.value_off, &c->rq.value_len, at, n))
-        return reject(c, 400, "folded header lines are not accepted");
-    return 0;
-}
-
-/* The head is in.  What the library does not check is checked here; a declared body over
- * BODY_MAX, or a chunked one, is refused before any of it is read. */
-static int on_headers_complete(http_parser *p)
-{
-    struct conn *c = conn_of(p);
-
-    if (c->rq.in_value && header_done(c) != 0)
-        return -1;
-    c->rq.head_done = true;
-    if (p->http_major != 1)
-        return p->http_major == 0 ? reject(c, 400, "HTTP/0.9 is not served")
-                                  : reject(c, 505, "only HTTP/1.x is served");
-    if (c->rq.hosts > 1 || (c->rq.hosts == 0 && p->http_minor >= 1))
-        return reject(c, 400, "an HTTP/1.1 request needs exactly one Host header");
-    if (c->rq.auths > 1)
-        return reject(c, 400, "more than one Authorization header");
-    if (c->rq.te)
-        return reject(c, 411,
-                      "a chunked body is not accepted: send Content-Length "
-                      "(meshd's API takes no body)");
-    if (p->content_length != ULLONG_MAX && p->content_length > BODY_MAX)
-        return reject(c, 413, "request body too large (meshd's API takes none)");
-    if (c->rq.expect && p->content_length != ULLONG_MAX && p->content_length > 0) {
-        /* The client waits for this before sending its body.  Nothing else is being written
-         * (one request at a time), so the socket's buffer takes these few bytes whole. */
-        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-        ssize_t w = send(c->fd, cont, sizeof cont - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-        (void)w;
-    }
-    return 0;
-}
-
-static int on_message_complete(http_parser *p)
-{
-    struct conn *c = conn_of(p);
-
-    c->rq.done = true;
-    http_parser_pause(p, 1); /* one request at a time: the rest waits for this answer */
-    return 0;
-}
-
-static const http_parser_settings parser_settings = {
-    .on_message_begin = on_message_begin,
-    .on_url = on_url,
-    .on_header_field = on_header_field,
-    .on_header_value = on_header_value,
-    .on_headers_complete = on_headers_complete,
-    .on_message_complete = on_message_complete,
-};
-
-/* The library knows a fixed set of methods; any other is refused at its first unknown byte.
- * A well-formed one ("TOKEN SP") is 501 (RFC 9110 9.1), anything else 400. */
-static unsigned unknown_method_status(const struct conn *c)
-{
-    size_t i = 0;
-
-    while (i < c->len && (c->buf[i] == '\r' || c->buf[i] == '\n'))
-        i++;
-    if (i == c->len || !is_tchar((unsigned char)c->buf[i]))
-        return 400;
-    while (i < c->len && is_tchar((unsigned char)c->buf[i]))
-        i++;
-    return i < c->len && c->buf[i] == ' ' ? 501 : 400;
-}
-
-/* Feeds the parser what is buffered.  Returns true when the request is complete or refused
- * (an answer can be written), false when more bytes are needed. */
-static bool parse(struct conn *c)
-{
-    while (c->rq.fail == 0 && !c->rq.done && c->parsed < c->len) {
-        /* The head may not run past HEAD_MAX: give the parser no more than that until it is
-         * complete (the rest may be pipelined requests). */
-        size_t lim = c->rq.head_done || c->len <= HEAD_MAX ? c->len : HEAD_MAX, n;
-        enum http_errno e;
-
-        if (c->parsed >= lim)
-            break;
-        n = http_parser_execute(&c->parser, &parser_settings, c->buf + c->parsed, lim - c->parsed);
-        c->parsed += n;
-        e = HTTP_PARSER_ERRNO(&c->parser);
-        if (e == HPE_PAUSED || (e == HPE_OK && (n > 0 || c->rq.done)))
-            continue;
-        if (e == HPE_OK) {
-            c->rq.fail = 400; /* the library stopped without a reason: do not spin */
-            c->rq.fail_msg = "unparsable request";
-            break;
-        }
-        if (c->rq.fail != 0)
-            break; /* ours, from a callback */
-        if (e == HPE_INVALID_METHOD)
-            c->rq.fail = unknown_method_status(c);
-        else if (e == HPE_HEADER_OVERFLOW)
-            c->rq.fail = c->rq.in_headers ? 431 : 414;
-        else
-            c->rq.fail = 400;
-        c->rq.fail_msg = c->rq.fail == 501   ? "method not implemented"
-                         : c->rq.fail == 400 ? http_errno_description(e)
-                                             : "request head too large";
-    }
-    if (c->rq.fail == 0 && !c->rq.done && !c->rq.head_done && c->parsed >= HEAD_MAX) {
-        c->rq.fail = c->rq.in_headers ? 431 : 414;
-        c->rq.fail_msg = c->rq.in_headers ? "request headers too large" : "URL too long";
-    }
-    return c->rq.fail != 0 || c->rq.done;
-}
-
-/* ---- connection I/O ----------------------------------------------------------------------- */
-
-/* The answer is written: get ready for the next request, or close. */
-static void answer_done(struct conn *c)
-{
-    body_unref(c->body);
-    c->body = NULL;
-    if (c->close_after) {
-        if (c->eof || shutdown(c->fd, SHUT_WR) < 0) {
-            conn_close(c);
-            return;
-        }
-        set_state(c, CONN_LINGER);
-        set_events(c, UV_READABLE);
-        return;
-    }
-    /* Drop the answered request; what follows it (pipelined) moves to the front. */
-    if (c->len > c->parsed)
-        memmove(c->buf, c->buf + c->parsed, c->len - c->parsed);
-    c->len -= c->parsed;
-    c->parsed = 0;
-    memset(&c->rq, 0, sizeof c->rq);
-    http_parser_pause(&c->parser, 0);
-    if (c->len == 0 && c->cap > BUF_MIN) { /* a grown buffer is not kept while idle */
-        md_free(c->buf);
-        c->buf = NULL;
-        c->cap = 0;
-    }
-    set_state(c, c->len > 0 ? CONN_READING : CONN_IDLE);
-    set_events(c, UV_READABLE);
-}
-
-/* Writes what the socket takes.  0: all written; 1: wait for writable; <0: the peer is gone. */
-static int flush(struct conn *c)
-{
-    while (c->out_off < c->out_len || c->body_off < c->body_len) {
-        struct iovec iov[2];
-        struct msghdr msg = {.msg_iov = iov};
-        ssize_t n;
-
-        if (c->out_off < c->out_len) {
-            iov[msg.msg_iovlen].iov_base = c->out + c->out_off;
-            iov[msg.msg_iovlen++].iov_len = c->out_len - c->out_off;
-        }
-        if (c->body_off < c->body_len) {
-            iov[msg.msg_iovlen].iov_base = (char *)c->body->data + c->body_off;
-            iov[msg.msg_iovlen++].iov_len = c->body_len - c->body_off;
-        }
-        n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return errno == EAGAIN || errno == EWOULDBLOCK ? 1 : -errno;
-        }
-        size_t k = (size_t)n < c->out_len - c->out_off ? (size_t)n : c->out_len - c->out_off;
-        c->out_off += k;
-        c->body_off += (size_t)n - k;
-    }
-    return 0;
-}
-
-/* Room to read into, growing the buffer when it is full; 0 when the request may not grow. */
-static size_t room(struct conn *c)
-{
-    size_t max = c->rq.head_done ? BUF_MAX : HEAD_MAX;
-
-    if (c->len >= max)
-        return 0;
-    if (c->len == c->cap) {
-        size_t cap = c->cap == 0 ? BUF_MIN : c->cap * 2;
-        c->cap = cap < BUF_MAX ? cap : BUF_MAX;
-        c->buf = md_xrealloc(c->buf, c->cap);
-    }
-    return (c->cap < max ? c->cap : max) - c->len;
-}
-
-/* Drops what a lingering client still sends; closes at its end. */
-static void linger_read(struct conn *c)
-{
-    char sink[4096];
-
-    for (;;) {
-        ssize_t n = recv(c->fd, sink, sizeof sink, MSG_DONTWAIT);
-        if (n > 0)
-            continue;
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return;
-        conn_close(c);
-        return;
-    }
-}
-
-/* Moves the connection along as far as it can go without waiting: parse, answer, write, read;
- * returns when the socket must be waited for (poll set accordingly) or c is closed. */
-static void conn_run(struct conn *c)
-{
-    while (!c->closing) {
-        if (c->state == CONN_LINGER) {
-            linger_read(c);
-            return;
-        }
-        if (c->state == CONN_WRITING) {
-            int r = flush(c);
-            if (r > 0) {
-                set_events(c, UV_WRITABLE);
-                return;
-            }
-            if (r < 0) {
-                conn_close(c);
-                return;
-            }
-            answer_done(c);
-            continue;
-        }
-        /* IDLE or READING */
-        if (c->rq.fail != 0 || parse(c)) {
-            if (c->rq.fail != 0)
-                answer_error(c, c->rq.fail,
-                             c->rq.fail_msg != NULL ? c->rq.fail_msg : "bad request");
-            else
-                dispatch(c);
-            continue;
-        }
-        if (c->eof) {
-            conn_close(c); /* the client is gone, or left a request unfinished */
-            return;
-        }
-        size_t want = room(c);
-        if (want == 0) { /* cannot happen: parse() refuses a head that fills HEAD_MAX */
-            c->rq.fail = 431;
-            continue;
-        }
-        ssize_t n = recv(c->fd, c->buf + c->len, want, MSG_DONTWAIT);
-        if (n > 0) {
-            if (c->state == CONN_IDLE)
-                set_state(c, CONN_READING); /* the request's clock starts at its first byte */
-            c->len += (size_t)n;
-            continue;
-        }
-        if (n == 0) {
-            c->eof = true;
-            continue;
-        }
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            set_events(c, UV_READABLE);
-            return;
-        }
-        conn_close(c);
-        return;
-    }
-}
-
-static void conn_poll_cb(uv_poll_t *p, int status, int events)
-{
-    struct conn *c = MD_CONTAINER_OF(p, struct conn, poll);
-
-    (void)events;
-    if (status < 0) {
-        conn_close(c);
-        return;
-    }
-    conn_run(c);
-}
-
-static void admit(struct listener *l, int fd)
-{
-    struct conn *c = md_xcalloc(1, sizeof *c);
-
-    c->l = l;
-    c->fd = fd;
-    c->state = CONN_IDLE;
-    c->since = uv_now(l->h->sup->loop);
-    http_parser_init(&c->parser, HTTP_REQUEST);
-    uv_poll_init(l->h->sup->loop, &c->poll, fd); /* set_events() starts it */
-    list_append(l, c);
-    l->count++;
-    arm(l);
-    conn_run(c); /* the request is often there already */
+    sup__http_answer_reply(c, &rp);
 }
 
 /* ---- listening ---------------------------------------------------------------------------- */
@@ -1138,7 +379,7 @@ static void accept_cb(uv_poll_t *p, int status, int events)
             arm(l);
             break;
         }
-        admit(l, fd);
+        sup__http_admit(l, fd);
     }
 }
 
@@ -1243,7 +484,7 @@ static int unix_socket(const char *path)
     return fd;
 }
 
-int sup_http_start(struct sup *sup)
+int sup_http_start(struct sup *sup, const struct sup_http_hooks *hooks)
 {
     const struct md_config *cfg = sup->cfg;
     struct sup_http *h = md_xcalloc(1, sizeof *h);
@@ -1251,6 +492,10 @@ int sup_http_start(struct sup *sup)
     int fd, port = cfg->http_port, bound = 0, opened = 0, wanted = 0;
 
     h->sup = sup;
+    if (hooks != NULL)
+        h->hooks = *hooks;
+    h->dispatch = dispatch;
+    h->arm = arm;
     h->tcp_port = -1;
     h->l[0].waiting_fd = h->l[1].waiting_fd = -1;
     sup->http = h;
@@ -1326,7 +571,7 @@ void sup_http_close(struct sup *sup)
             continue;
         for (int s = 0; s < CONN_NSTATES; s++)
             while (l->list[s].head != NULL)
-                conn_close(l->list[s].head);
+                sup__http_conn_close(l->list[s].head);
         l->open = false;
         accept_stop(l);
         if (l->waiting_fd >= 0)

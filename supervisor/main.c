@@ -15,8 +15,22 @@
 #include "meshd/md_config.h"
 #include "meshd/md_log.h"
 #include "http.h"
+#include "scheduler.h"
 #include "sup.h"
 
+/* The HTTP API's before_batch hook (http.h): due cron work starts before a request is served. */
+static void http_before_batch(void *ud)
+{
+    sup_clock_check(ud);
+}
+
+/* sup_hooks.started: the HTTP API comes up, wired to the scheduler through its hook. */
+static int http_start(struct sup *sup)
+{
+    const struct sup_http_hooks http_hooks = {.before_batch = http_before_batch, .ud = sup};
+
+    return sup_http_start(sup, &http_hooks);
+}
 
 static void usage(FILE *f)
 {
@@ -70,7 +84,7 @@ int main(int argc, char **argv)
     struct sup sup;
     /* The HTTP API lives above the supervisor: it comes up once the jobs exist and goes once
      * they are all down. */
-    static const struct sup_hooks hooks = {.started = sup_http_start, .stopped = sup_http_close};
+    static const struct sup_hooks hooks = {.started = http_start, .stopped = sup_http_close};
     uv_loop_t *loop;
     int c, r;
 

@@ -37,6 +37,8 @@ import sys
 RANK = {
     "main": 60,
     "http": 55,
+    "http_conn": 54,
+    "http_request": 53,
     "api": 52,
     "metrics": 51,
     "view": 50,  # below metrics: meshd_healthy and the state labels are view.c's verdict/words
@@ -55,6 +57,7 @@ RANK = {
     "statefile": 10,
     "notify": 10,
     "cgroup": 10,
+    "cgroup_run": 9,
     "runlog": 10,
     "launch": 10,
     "history": 5,

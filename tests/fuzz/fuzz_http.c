@@ -27,6 +27,7 @@
 #include "http.h"
 #include "meshd/md_config.h"
 #include "meshd/md_log.h"
+#include "scheduler.h"
 #include "sup.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -50,6 +51,19 @@ static void cleanup(void)
     rmdir(dir);
 }
 
+/* As main.c: the HTTP API's before_batch hook starts due cron work before a request. */
+static void http_before_batch(void *ud)
+{
+    sup_clock_check(ud);
+}
+
+static int http_start(struct sup *sup)
+{
+    const struct sup_http_hooks http_hooks = {.before_batch = http_before_batch, .ud = sup};
+
+    return sup_http_start(sup, &http_hooks);
+}
+
 static void setup(void)
 {
     char yaml[1024];
@@ -71,8 +85,7 @@ static void setup(void)
     if (md_config_parse(yaml, strlen(yaml), "fuzz.yaml", &cfg, NULL) != 0)
         abort();
     uv_loop_init(&g_loop);
-    static const struct sup_hooks hooks = {.started = sup_http_start,
-                                           .stopped = sup_http_close};
+    static const struct sup_hooks hooks = {.started = http_start, .stopped = sup_http_close};
 
     if (sup_start(&g_sup, &g_loop, cfg, "fuzz.yaml", &hooks) != 0)
         abort();

@@ -15,6 +15,7 @@
 #include "meshd/md_log.h"
 #include "meshd/md_time.h"
 #include "http.h"
+#include "scheduler.h"
 #include "sup.h"
 #include "looptest.h"
 #include "t.h"
@@ -62,6 +63,19 @@ static char *write_config(const char *name, const char *text)
     return path;
 }
 
+/* As main.c: the HTTP API's before_batch hook starts due cron work before a request. */
+static void http_before_batch(void *ud)
+{
+    sup_clock_check(ud);
+}
+
+static int http_start(struct sup *sup)
+{
+    const struct sup_http_hooks http_hooks = {.before_batch = http_before_batch, .ud = sup};
+
+    return sup_http_start(sup, &http_hooks);
+}
+
 static void start(struct sup *sup, uv_loop_t *loop, const char *path)
 {
     struct md_config *cfg = NULL;
@@ -74,7 +88,7 @@ static void start(struct sup *sup, uv_loop_t *loop, const char *path)
     md_diag_cleanup(&d);
     T_ASSERT_EQ(0, r);
     T_ASSERT_EQ(0, uv_loop_init(loop));
-    static const struct sup_hooks hooks = {.started = sup_http_start,
+    static const struct sup_hooks hooks = {.started = http_start,
                                            .stopped = sup_http_close}; /* as main.c */
 
     T_ASSERT_EQ(0, sup_start(sup, loop, cfg, path, &hooks));
