@@ -37,9 +37,12 @@ static unsigned code_of(int rc)
 {
     switch (rc) {
     case -EBUSY:
-    case -EALREADY: return 409;
-    case -ESHUTDOWN: return 503;
-    default: return 500;
+    case -EALREADY:
+        return 409;
+    case -ESHUTDOWN:
+        return 503;
+    default:
+        return 500;
     }
 }
 
@@ -60,8 +63,8 @@ static void handle_action(struct sup *sup, struct sup_job *job, const char *acti
         rc = sup_job_stop(job, err, sizeof err);
     if (rc < 0) {
         if (err[0] == '\0')
-            snprintf(err, sizeof err, "%s", rc == -ESHUTDOWN ? "meshd is stopping"
-                                                              : "the action failed");
+            snprintf(err, sizeof err, "%s",
+                     rc == -ESHUTDOWN ? "meshd is stopping" : "the action failed");
         reply_error(rp, code_of(rc), "%s", err);
         return;
     }
@@ -98,9 +101,11 @@ static void handle_reload(struct sup *sup, struct api_reply *rp)
     md_diag_cleanup(&diag);
     if (rc < 0) {
         char msg[300];
-        snprintf(msg, sizeof msg, rc == -ESHUTDOWN ? "meshd is stopping"
+        snprintf(msg, sizeof msg,
+                 rc == -ESHUTDOWN ? "meshd is stopping"
                                   : "reload failed: %s has errors; the running configuration "
-                                    "is kept", sup->config_path);
+                                    "is kept",
+                 sup->config_path);
         cJSON_AddStringToObject(o, "error", msg);
         cJSON_AddItemToObject(o, "diagnostics", d);
         view_reply_json(rp, rc == -ESHUTDOWN ? 503 : 400, o);
@@ -133,8 +138,9 @@ static bool auth_ok(const struct api_req *rq, struct api_reply *rp, bool write)
         return true;
     rp->challenge = true;
     if (write && rq->tcp_no_token)
-        reply_error(rp, 401, "no API token is configured (http.token or MESHD_API_TOKEN): "
-                             "control is only possible over the local socket");
+        reply_error(rp, 401,
+                    "no API token is configured (http.token or MESHD_API_TOKEN): "
+                    "control is only possible over the local socket");
     else
         reply_error(rp, 401, "a valid bearer token is required");
     return false;

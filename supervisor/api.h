@@ -17,22 +17,22 @@
 struct sup;
 
 struct api_req {
-    const char *method;   /* as received: "GET", "POST", ... */
-    const char *path;     /* decoded path, without the query */
-    bool can_read;        /* may see /status, /metrics, /api/... GETs and / */
-    bool can_write;       /* may POST */
-    bool tcp_no_token;    /* TCP and no token configured: POSTs cannot be authorized at all */
+    const char *method; /* as received: "GET", "POST", ... */
+    const char *path;   /* decoded path, without the query */
+    bool can_read;      /* may see /status, /metrics, /api/... GETs and / */
+    bool can_write;     /* may POST */
+    bool tcp_no_token;  /* TCP and no token configured: POSTs cannot be authorized at all */
 };
 
 struct api_reply {
     unsigned code;
-    const char *ctype;    /* static */
-    char *body;           /* malloc'd (owned by the caller once returned), or static if
-                           * body_static */
+    const char *ctype; /* static */
+    char *body;        /* malloc'd (owned by the caller once returned), or static if
+                        * body_static */
     size_t len;
     bool body_static;
-    const char *allow;    /* "GET, HEAD" for a 405, else NULL */
-    bool challenge;       /* 401: add WWW-Authenticate: Bearer */
+    const char *allow; /* "GET, HEAD" for a 405, else NULL */
+    bool challenge;    /* 401: add WWW-Authenticate: Bearer */
 };
 
 void api_dispatch(struct sup *sup, const struct api_req *rq, struct api_reply *rp);

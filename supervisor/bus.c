@@ -31,11 +31,11 @@ struct msg_done {
 
 struct sup_bus {
     struct sup *sup;
-    struct md_db *db;        /* its own connection, or NULL: it uses the registry's */
-    bool listening;          /* LISTEN agent_messages sent on the current session */
-    bool requeued;           /* this node's abandoned messages were given back (once) */
+    struct md_db *db; /* its own connection, or NULL: it uses the registry's */
+    bool listening;   /* LISTEN agent_messages sent on the current session */
+    bool requeued;    /* this node's abandoned messages were given back (once) */
     bool closed;
-    struct msg_done *dones;  /* message completions not yet confirmed */
+    struct msg_done *dones; /* message completions not yet confirmed */
     struct sup_reg_watch watch;
 };
 
@@ -85,10 +85,11 @@ static void bus_listen(struct sup_bus *b)
         char prefix[200];
         const char *params[1] = {prefix};
         snprintf(prefix, sizeof prefix, "%s/%%", sup->cfg->node_name);
-        b->requeued = md_db_send(bus_conn(b), "UPDATE agent_messages SET status = 'pending', "
+        b->requeued = md_db_send(bus_conn(b),
+                                 "UPDATE agent_messages SET status = 'pending', "
                                  "claimed_by = NULL, claimed_at = NULL WHERE status = "
-                                 "'processing' AND claimed_by LIKE $1", 1, params, ignore_cb,
-                                 b) == 0;
+                                 "'processing' AND claimed_by LIKE $1",
+                                 1, params, ignore_cb, b) == 0;
     }
     msg_dones_send(b);
     sup_bus_wake(sup, NULL); /* what arrived while nobody listened */
@@ -241,8 +242,7 @@ static void msg_fetched(struct sup *sup, const char *name, int64_t id, const cha
     }
     job->msg_id = id;
     job->msg_payload = md_xstrdup(payload ? payload : "{}");
-    md_log(MD_LOG_NOTICE, "message: job=%s id=%" PRId64 " type=%s", job->name, id,
-           job->cfg->event);
+    md_log(MD_LOG_NOTICE, "message: job=%s id=%" PRId64 " type=%s", job->name, id, job->cfg->event);
     job->cur_slot = 0;
     sup_job_event(job, EV_START, 0, 0);
 }
@@ -280,8 +280,8 @@ void sup_bus_msg_finished(struct sup_job *job)
             snprintf(err, sizeof err, "%s: exit code %d", sup_run_status_name(job->msg_outcome),
                      job->prog.last_exit_code);
     }
-    md_log(MD_LOG_NOTICE, "message %s: job=%s id=%" PRId64 "%s%s", status, job->name,
-           job->msg_id, err[0] ? " error=" : "", err);
+    md_log(MD_LOG_NOTICE, "message %s: job=%s id=%" PRId64 "%s%s", status, job->name, job->msg_id,
+           err[0] ? " error=" : "", err);
     msg_done(sup, job->msg_id, status, err[0] ? err : NULL);
     job->msg_id = 0;
     md_free(job->msg_payload);
@@ -289,7 +289,6 @@ void sup_bus_msg_finished(struct sup_job *job)
     if (!sup->stopping && job->cfg != NULL && job->cfg->event != NULL)
         sup_bus_wake(sup, job->cfg->event);
 }
-
 
 /* ---- the registry's news -------------------------------------------------------------------- */
 
@@ -312,7 +311,7 @@ static void registry_tick(void *ud)
 {
     struct sup_bus *b = ud;
 
-    msg_dones_send(b);              /* completions that could not be sent yet */
+    msg_dones_send(b); /* completions that could not be sent yet */
     if (b->listening)
         sup_bus_wake(b->sup, NULL); /* a missed NOTIFY is found at the next tick */
 }
@@ -345,8 +344,10 @@ static void registry_closed(void *ud)
         struct msg_done *d = b->dones;
         b->dones = d->next;
         if (d->id != 0)
-            md_log(MD_LOG_WARN, "bus: message id=%" PRId64 " left '%s' unrecorded; the next "
-                   "start gives it back to the queue", d->id, d->status);
+            md_log(MD_LOG_WARN,
+                   "bus: message id=%" PRId64 " left '%s' unrecorded; the next "
+                   "start gives it back to the queue",
+                   d->id, d->status);
         md_free(d->error);
         md_free(d);
     }

@@ -249,9 +249,12 @@ static const char *hint(int err)
 {
     switch (err) {
     case -EACCES:
-    case -EPERM: return " (not delegated to meshd's user; systemd: Delegate=yes)";
-    case -EROFS: return " (read-only; systemd: ProtectControlGroups=no)";
-    default: return "";
+    case -EPERM:
+        return " (not delegated to meshd's user; systemd: Delegate=yes)";
+    case -EROFS:
+        return " (read-only; systemd: ProtectControlGroups=no)";
+    default:
+        return "";
     }
 }
 

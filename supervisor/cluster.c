@@ -32,12 +32,12 @@ struct claim_batch;
 
 struct sup_cluster {
     struct sup *sup;
-    struct md_db *db;        /* the claims' connection; NULL once closing */
-    struct claim *batch;     /* claims of this wake-up, not sent yet */
+    struct md_db *db;            /* the claims' connection; NULL once closing */
+    struct claim *batch;         /* claims of this wake-up, not sent yet */
     struct claim_batch *waiting; /* flushed, waiting for the claims connection (FIFO) */
-    bool up;                 /* the claims' session is up (leases may be held on it) */
-    bool down;               /* not up since down_ms (start, or the connection lost) */
-    uint64_t down_ms;        /* uv_now then: past claim_timeout, claims are OFFLINE at once */
+    bool up;                     /* the claims' session is up (leases may be held on it) */
+    bool down;                   /* not up since down_ms (start, or the connection lost) */
+    uint64_t down_ms;            /* uv_now then: past claim_timeout, claims are OFFLINE at once */
     bool closed;
     struct sup_cluster_hooks hooks;
     struct sup_reg_watch watch;
@@ -53,7 +53,7 @@ struct claim {
     char *job, *run_id, *when;
     int64_t slot;
     sup_claim_cb *cb;
-    bool answered;      /* the database answered (or the batch failed) */
+    bool answered; /* the database answered (or the batch failed) */
 };
 
 /* The claims of one statement, in the order of its arrays (the answer rows come back in that
@@ -61,18 +61,18 @@ struct claim {
  * A batch is parked in cl->waiting while the claims connection is not up (or the schema not
  * migrated), in flight once sent, and closed (timer closing, then freed) when it is over. */
 struct claim_batch {
-    uv_timer_t timer;   /* claim_timeout, from the flush */
+    uv_timer_t timer; /* claim_timeout, from the flush */
     struct sup *sup;
     struct claim_batch *next; /* cl->waiting */
     struct claim **v;
     size_t n;
     char *ids, *jobs, *whens; /* the statement's arrays */
     char at[40], seq[24];     /* the claim's order key: the node's clock and last journal id */
-    char sqlstate[6];   /* of the attempt in flight, if it failed with an SQL error */
+    char sqlstate[6];         /* of the attempt in flight, if it failed with an SQL error */
     unsigned sends;
-    bool sent;          /* in flight */
+    bool sent; /* in flight */
     bool closing;
-    bool timed_out;     /* reported OFFLINE already: a later answer is "late" */
+    bool timed_out; /* reported OFFLINE already: a later answer is "late" */
 };
 
 const char sup_reg_claim_sql[] =
@@ -174,8 +174,7 @@ static void batch_send(struct sup_cluster *cl, struct claim_batch *b)
             return;
         }
     }
-    if (cl->closed ||
-        (cl->down && uv_now(cl->sup->loop) - cl->down_ms >= cfg->claim_timeout_ms)) {
+    if (cl->closed || (cl->down && uv_now(cl->sup->loop) - cl->down_ms >= cfg->claim_timeout_ms)) {
         batch_end(b);
         return;
     }
@@ -209,9 +208,10 @@ static void batch_timeout_cb(uv_timer_t *t)
     const struct md_config *cfg = b->sup->cfg;
 
     b->timed_out = true;
-    md_log(MD_LOG_WARN, "cluster: no answer to %zu claim(s) within %" PRIu64 " ms (%s); "
-           "when_offline=%s", b->n, cfg->claim_timeout_ms,
-           b->sent ? "the registry is slow" : "no claims connection",
+    md_log(MD_LOG_WARN,
+           "cluster: no answer to %zu claim(s) within %" PRIu64 " ms (%s); "
+           "when_offline=%s",
+           b->n, cfg->claim_timeout_ms, b->sent ? "the registry is slow" : "no claims connection",
            cfg->cluster_offline_skip ? "skip" : "run");
     for (size_t i = 0; i < b->n; i++)
         if (!b->v[i]->answered)
@@ -360,10 +360,9 @@ static void lease_cb(void *ud, int status, PGresult *res)
         return;
     }
     /* A lease won on a session that is gone already is no lease. */
-    if (q->answer == SUP_LEASE_GOT &&
-        (q->sup->cluster == NULL || q->sup->cluster->db == NULL ||
-         (md_db_state(q->sup->cluster->db) != MD_DB_IDLE &&
-          md_db_state(q->sup->cluster->db) != MD_DB_BUSY)))
+    if (q->answer == SUP_LEASE_GOT && (q->sup->cluster == NULL || q->sup->cluster->db == NULL ||
+                                       (md_db_state(q->sup->cluster->db) != MD_DB_IDLE &&
+                                        md_db_state(q->sup->cluster->db) != MD_DB_BUSY)))
         q->answer = SUP_LEASE_OFFLINE;
     q->cb(q->sup, q->job, q->answer);
     md_free(q->job);
@@ -447,7 +446,6 @@ void sup_cluster_claim(struct sup *sup, const char *job, int64_t slot, const cha
                           * order (meshd_claim sorts the inserts itself) */
     cl->batch = c;
 }
-
 
 /* ---- the connection ------------------------------------------------------------------------ */
 

@@ -16,7 +16,6 @@
 #include "scheduler.h"
 #include "sup.h"
 
-
 static void stop_extras(struct sup_job *job)
 {
     for (struct sup_proc *p = job->procs; p != NULL; p = p->next)
@@ -42,8 +41,10 @@ int sup_job_run_now(struct sup_job *job, char *run_id, size_t len, char *err, si
         return -ESHUTDOWN;
     }
     if (sup_lease_needed(job) && !job->lease_held) {
-        snprintf(err, errlen, "job '%s' is a singleton service and another node holds its "
-                 "lease (or the database is away)", job->name);
+        snprintf(err, errlen,
+                 "job '%s' is a singleton service and another node holds its "
+                 "lease (or the database is away)",
+                 job->name);
         return -EBUSY;
     }
     if (sup_job_busy(job)) {
@@ -61,15 +62,16 @@ int sup_job_run_now(struct sup_job *job, char *run_id, size_t len, char *err, si
                    job->name, run_id);
             return 0;
         case MD_CONC_REPLACE:
-            md_log(MD_LOG_NOTICE, "run requested: job=%s replacing run=%s", job->name,
-                   job->run_id);
+            md_log(MD_LOG_NOTICE, "run requested: job=%s replacing run=%s", job->name, job->run_id);
             job->pending_slot = 0;
             job->pending_now = true;
             stop_primary(job);
             return 0;
         case MD_CONC_FORBID:
-            snprintf(err, errlen, "job '%s' has a run in progress (%s) and concurrency is "
-                     "forbid", job->name, job->run_id);
+            snprintf(err, errlen,
+                     "job '%s' has a run in progress (%s) and concurrency is "
+                     "forbid",
+                     job->name, job->run_id);
             return -EBUSY;
         }
     }
@@ -126,8 +128,10 @@ int sup_job_restart(struct sup_job *job, char *err, size_t errlen)
         return -ESHUTDOWN;
     }
     if (sup_lease_needed(job) && !job->lease_held) {
-        snprintf(err, errlen, "job '%s' is a singleton service and another node holds its "
-                 "lease (or the database is away)", job->name);
+        snprintf(err, errlen,
+                 "job '%s' is a singleton service and another node holds its "
+                 "lease (or the database is away)",
+                 job->name);
         return -EBUSY;
     }
     md_log(MD_LOG_NOTICE, "restart requested: job=%s state=%s", job->name,
@@ -166,4 +170,3 @@ int sup_job_stop(struct sup_job *job, char *err, size_t errlen)
     stop_extras(job);
     return 0;
 }
-

@@ -6,10 +6,10 @@
 #include "meshd/md_alloc.h"
 #include "meshd/md_log.h"
 
-const double sup_dur_bounds[SUP_DUR_BUCKETS - 1] = {0.1, 0.5, 1, 5, 10, 30, 60, 300, 900,
-                                                     1800, 3600, 7200};
+const double sup_dur_bounds[SUP_DUR_BUCKETS - 1] = {0.1, 0.5, 1,   5,    10,   30,
+                                                    60,  300, 900, 1800, 3600, 7200};
 const double sup_lag_bounds[SUP_LAG_BUCKETS - 1] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                                    0.1, 0.25, 0.5, 1, 5};
+                                                    0.1,   0.25,   0.5,   1,    5};
 
 const char *sup_run_status_name(enum sup_run_status s)
 {

@@ -13,12 +13,12 @@
 
 #include "cgroup.h"
 
-#define SUP_TAIL_LINES 20       /* last output lines kept per run */
+#define SUP_TAIL_LINES 20 /* last output lines kept per run */
 #define SUP_RUN_ID_MAX 128
-#define SUP_RUN_HISTORY 5       /* finished runs kept per job */
-#define SUP_ALERTS_MAX 64       /* open alerts kept per job (the oldest goes beyond that) */
-#define SUP_DUR_BUCKETS 13      /* run-duration histogram */
-#define SUP_LAG_BUCKETS 12      /* firing-lag histogram */
+#define SUP_RUN_HISTORY 5  /* finished runs kept per job */
+#define SUP_ALERTS_MAX 64  /* open alerts kept per job (the oldest goes beyond that) */
+#define SUP_DUR_BUCKETS 13 /* run-duration histogram */
+#define SUP_LAG_BUCKETS 12 /* firing-lag histogram */
 
 /* How a run ended.  The names (sup_run_status_name) are the registry's agent_runs.status. */
 enum sup_run_status {
@@ -55,8 +55,8 @@ void sup_tail_clear(struct sup_tail *t);
 /* A finished run. */
 struct sup_run_rec {
     char run_id[SUP_RUN_ID_MAX];
-    int64_t slot;              /* scheduled instant (Unix s), 0 for unscheduled runs */
-    int64_t started_ms;        /* wall clock, Unix ms; 0 if nothing was launched */
+    int64_t slot;       /* scheduled instant (Unix s), 0 for unscheduled runs */
+    int64_t started_ms; /* wall clock, Unix ms; 0 if nothing was launched */
     int64_t finished_ms;
     enum sup_run_status status;
     int exit_code, signal;

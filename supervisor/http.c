@@ -132,11 +132,15 @@ static bool bearer_ok(const char *v, size_t n, const char *want)
 static uint64_t timeout_of(enum conn_state s)
 {
     switch (s) {
-    case CONN_IDLE: return KEEPALIVE_MS;
+    case CONN_IDLE:
+        return KEEPALIVE_MS;
     case CONN_READING:
-    case CONN_WRITING: return REQUEST_MS;
-    case CONN_LINGER: return LINGER_MS;
-    case CONN_NSTATES: break;
+    case CONN_WRITING:
+        return REQUEST_MS;
+    case CONN_LINGER:
+        return LINGER_MS;
+    case CONN_NSTATES:
+        break;
     }
     MD_UNREACHABLE();
 }

@@ -44,8 +44,8 @@ void sup_run_id(struct sup *sup, const char *job, int64_t slot, char *buf, size_
          * node and every retry, so workers can make their writes idempotent. */
         t = (time_t)slot;
         gmtime_r(&t, &tm);
-        snprintf(buf, len, "%s@%04d%02d%02dT%02d%02d%02dZ", job, tm.tm_year + 1900,
-                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        snprintf(buf, len, "%s@%04d%02d%02dT%02d%02d%02dZ", job, tm.tm_year + 1900, tm.tm_mon + 1,
+                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
         return;
     }
     int64_t now = md_time_wall_ms();
@@ -158,7 +158,6 @@ static void env_free(char **env)
     md_free(env);
 }
 
-
 /* ---- a job's birth and config ------------------------------------------------------------- */
 
 static void job_policy(struct sup_job *job)
@@ -205,7 +204,8 @@ void sup_job_set_config(struct sup_job *job, const struct md_job *cfg)
     sup_job_log_limits(job);
 }
 
-/* ---- what the registry hears ------------------------------------------------------------------ */
+/* ---- what the registry hears ------------------------------------------------------------------
+ */
 
 static const struct sup_reg_exec *reg_exec(const struct sup_proc *p, struct sup_reg_exec *x)
 {
@@ -225,8 +225,7 @@ static void reg_run_start(struct sup_job *job, const struct sup_proc *p)
 {
     struct sup_reg_exec x;
 
-    sup_reg_run_start(job->sup, job->name, reg_exec(p, &x),
-                      p->primary ? job->prog.tries + 1 : 1);
+    sup_reg_run_start(job->sup, job->name, reg_exec(p, &x), p->primary ? job->prog.tries + 1 : 1);
 }
 
 void sup_job_report(struct sup_job *job)
@@ -299,11 +298,11 @@ static void on_exited(struct sup_proc *p, int exit_code, int term_signal, void *
         job->ending = NULL;
         return;
     }
-    st = p->timed_out ? RUN_TIMED_OUT
-         : p->killing ? RUN_STOPPED
-         : p->adopted ? RUN_UNKNOWN
+    st = p->timed_out                           ? RUN_TIMED_OUT
+         : p->killing                           ? RUN_STOPPED
+         : p->adopted                           ? RUN_UNKNOWN
          : (exit_code == 0 && term_signal == 0) ? RUN_SUCCEEDED
-                                                 : RUN_FAILED;
+                                                : RUN_FAILED;
     p->end_recorded = true;
     p->end_status = st;
     p->end_code = exit_code; /* -1 with no signal: not known */
@@ -322,8 +321,8 @@ static void on_closed(struct sup_proc *p, void *ud)
 
     if (p->end_recorded) {
         struct sup_reg_exec x;
-        sup_reg_run_end(job->sup, job->name, p->run_id, reg_exec(p, &x), p->end_status,
-                        p->end_code, p->end_signal, NULL);
+        sup_reg_run_end(job->sup, job->name, p->run_id, reg_exec(p, &x), p->end_status, p->end_code,
+                        p->end_signal, NULL);
         /* Keep the run, with its output tail, in the job's history. */
         sup_job_note_run(job, p, p->run_id, p->end_status, p->end_code, p->end_signal);
     }
@@ -368,8 +367,10 @@ static void spec_init(struct sup_job *job, struct sup_proc_spec *spec, const cha
     spec->run_id = run_id;
     spec->exec_id = exec_id;
     spec->slot = slot;
-    spec->kind = j->kind == MD_JOB_SERVICE ? 'v' : j->kind == MD_JOB_EVENT ? 'e'
-                 : slot != 0 ? 's' : 'm';
+    spec->kind = j->kind == MD_JOB_SERVICE ? 'v'
+                 : j->kind == MD_JOB_EVENT ? 'e'
+                 : slot != 0               ? 's'
+                                           : 'm';
     spec->argv = j->argv;
     spec->cwd = j->workdir;
     spec->user = j->user;
@@ -499,9 +500,15 @@ static void record_run(struct sup_job *job, const struct prog_actions *act)
     enum sup_run_status st;
 
     switch (act->outcome) {
-    case PROG_OUTCOME_SUCCEEDED: st = RUN_SUCCEEDED; break;
-    case PROG_OUTCOME_KILLED: st = job->stop_status; break;
-    default: st = RUN_FAILED; break;
+    case PROG_OUTCOME_SUCCEEDED:
+        st = RUN_SUCCEEDED;
+        break;
+    case PROG_OUTCOME_KILLED:
+        st = job->stop_status;
+        break;
+    default:
+        st = RUN_FAILED;
+        break;
     }
     if (st == RUN_SUCCEEDED)
         job->runs_ok++;
@@ -567,8 +574,7 @@ void sup_job_event(struct sup_job *job, enum prog_event ev, int exit_code, int t
                job->name, job->prog.tries, act.reason, job->prog.last_exit_code,
                job->prog.last_signal);
         md_free(job->last_error);
-        job->last_error = md_xasprintf("gave up after %u tries: %s", job->prog.tries,
-                                       act.reason);
+        job->last_error = md_xasprintf("gave up after %u tries: %s", job->prog.tries, act.reason);
     }
     if (act.flags & ACT_CANCEL_TIMER)
         uv_timer_stop(&job->timer);

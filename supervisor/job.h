@@ -43,53 +43,53 @@ struct sup_job_hooks {
 
 struct sup_job {
     struct sup *sup;
-    char *name;                /* owned copy: outlives config swaps */
-    const struct md_job *cfg;  /* borrowed from sup->cfg; NULL once retired */
+    char *name;               /* owned copy: outlives config swaps */
+    const struct md_job *cfg; /* borrowed from sup->cfg; NULL once retired */
     struct prog prog;
     struct prog_policy pol;
-    uv_timer_t timer;          /* the prog timer (start_secs, backoff, stop grace) */
-    struct sup_proc *procs;    /* live processes, primary first */
-    struct sup_job *next;      /* sup->jobs list */
+    uv_timer_t timer;       /* the prog timer (start_secs, backoff, stop grace) */
+    struct sup_proc *procs; /* live processes, primary first */
+    struct sup_job *next;   /* sup->jobs list */
 
     /* Scheduling (cron jobs). */
-    size_t heap_idx;           /* position in sup->heap, or SIZE_MAX */
-    int64_t next_slot;         /* next scheduled instant (Unix s), 0 if none */
-    int64_t next_due_ms;       /* next_slot + jitter, Unix ms */
-    int64_t last_slot;         /* last slot handled (run, skipped or missed), 0 if none */
-    int64_t cur_slot;          /* slot of the primary's current run, 0 if none */
-    int64_t pending_slot;      /* replace: slot to start once the current run has stopped */
-    int64_t unclaimed_slot;    /* cluster, when_offline skip: the latest slot that could not be
-                                * claimed (registry unreachable), claimed again when claims
-                                * work again (sup_claims_back); 0 if none */
+    size_t heap_idx;        /* position in sup->heap, or SIZE_MAX */
+    int64_t next_slot;      /* next scheduled instant (Unix s), 0 if none */
+    int64_t next_due_ms;    /* next_slot + jitter, Unix ms */
+    int64_t last_slot;      /* last slot handled (run, skipped or missed), 0 if none */
+    int64_t cur_slot;       /* slot of the primary's current run, 0 if none */
+    int64_t pending_slot;   /* replace: slot to start once the current run has stopped */
+    int64_t unclaimed_slot; /* cluster, when_offline skip: the latest slot that could not be
+                             * claimed (registry unreachable), claimed again when claims
+                             * work again (sup_claims_back); 0 if none */
     char run_id[SUP_RUN_ID_MAX];
-    struct sup_proc *ending;   /* the proc whose exit is being fed to the prog, or NULL */
+    struct sup_proc *ending; /* the proc whose exit is being fed to the prog, or NULL */
 
     /* Lifecycle. */
-    bool retired;              /* removed by reload: free once procs are gone */
-    bool restart_pending;      /* changed by reload: start again once stopped */
+    bool retired;         /* removed by reload: free once procs are gone */
+    bool restart_pending; /* changed by reload: start again once stopped */
     bool closing;
     enum sup_run_status stop_status; /* how to record the run we are stopping */
 
     /* Operator control (control.c). */
-    bool paused;               /* no scheduled runs, a service stays stopped; persisted */
-    bool pending_now;          /* start an unscheduled run once the current one has stopped */
-    bool lease_held;           /* singleton service: this node holds its lease */
-    int64_t msg_id;            /* `on:` job: the bus message its run is for, or 0 */
-    char *msg_payload;         /* its payload (JSON text) */
-    bool msg_fetching;         /* asking the bus for one */
+    bool paused;                     /* no scheduled runs, a service stays stopped; persisted */
+    bool pending_now;                /* start an unscheduled run once the current one has stopped */
+    bool lease_held;                 /* singleton service: this node holds its lease */
+    int64_t msg_id;                  /* `on:` job: the bus message its run is for, or 0 */
+    char *msg_payload;               /* its payload (JSON text) */
+    bool msg_fetching;               /* asking the bus for one */
     enum sup_run_status msg_outcome; /* how the message's latest run ended */
-    bool lease_pending;        /* a lease request is in flight */
+    bool lease_pending;              /* a lease request is in flight */
 
     /* Counters and last-run facts, kept in memory for /status, /health and /metrics. */
     unsigned restarts;
     uint64_t runs_ok, runs_failed, runs_skipped, runs_missed;
     uint64_t runs_timed_out, runs_stopped; /* subsets of runs_failed */
-    uint64_t runs_elsewhere;   /* cluster: slots another node claimed and ran */
+    uint64_t runs_elsewhere;               /* cluster: slots another node claimed and ran */
     uint64_t bad_status_lines;
     uint64_t last_heartbeat_ms;
-    int64_t last_success_ms;   /* wall clock of the last succeeded run's end, 0 if none */
-    int64_t fire_due_ms;       /* due instant of the slot being started on time, for the lag */
-    char *last_error;          /* why the job is FATAL ("gave up after ..."), or NULL */
+    int64_t last_success_ms;    /* wall clock of the last succeeded run's end, 0 if none */
+    int64_t fire_due_ms;        /* due instant of the slot being started on time, for the lag */
+    char *last_error;           /* why the job is FATAL ("gave up after ..."), or NULL */
     struct sup_history history; /* finished runs, open alerts, durations (history.h) */
 };
 

@@ -26,17 +26,17 @@
 #include "meshd/md_err.h"
 
 struct sup_launch {
-    const char *path;   /* executable, already resolved (sup_launch_resolve) */
-    char *const *argv;  /* NULL-terminated */
-    char *const *envp;  /* NULL-terminated */
-    const char *cwd;    /* NULL: meshd's */
-    bool set_ids;       /* switch to uid/gid (dropping supplementary groups) */
+    const char *path;  /* executable, already resolved (sup_launch_resolve) */
+    char *const *argv; /* NULL-terminated */
+    char *const *envp; /* NULL-terminated */
+    const char *cwd;   /* NULL: meshd's */
+    bool set_ids;      /* switch to uid/gid (dropping supplementary groups) */
     uid_t uid;
     gid_t gid;
-    int fds[4];         /* become the child's fds 0..3; closed by the caller afterwards */
-    int cgroup_dir;     /* -1, or the run cgroup's directory (O_DIRECTORY): the child starts in
-                         * it (or, where clone3 cannot be used, moves itself there before its
-                         * exec), so nothing it forks escapes; borrowed */
+    int fds[4];     /* become the child's fds 0..3; closed by the caller afterwards */
+    int cgroup_dir; /* -1, or the run cgroup's directory (O_DIRECTORY): the child starts in
+                     * it (or, where clone3 cannot be used, moves itself there before its
+                     * exec), so nothing it forks escapes; borrowed */
     /* NULL, or a line the child writes to note_fd (a file opened O_APPEND) just before its
      * execve: note_head, " <pid> <starttime>", note_tail (which ends the line); starttime is
      * /proc/self/stat field 22, 0 if unreadable.  It is the run's own record that it started
@@ -48,9 +48,9 @@ struct sup_launch {
 
 /* What sup_launch started, or where it failed. */
 struct sup_launched {
-    pid_t pid;          /* the child, leader of its own session and process group */
-    int pidfd;          /* a pidfd for it (close-on-exec), readable once it has exited */
-    const char *step;   /* on failure: the step that failed ("chdir", "execve", ...), static */
+    pid_t pid;        /* the child, leader of its own session and process group */
+    int pidfd;        /* a pidfd for it (close-on-exec), readable once it has exited */
+    const char *step; /* on failure: the step that failed ("chdir", "execve", ...), static */
 };
 
 /* Starts l->path in a new session with fds 0..3 installed, every signal disposition at its

@@ -126,18 +126,20 @@ void sup_leases_changed(struct sup *sup, bool up)
         job->lease_held = false;
         sup->status_gen++;
         if (sup->cfg->cluster_offline_skip && sup_job_busy(job)) {
-            md_log(MD_LOG_WARN, "cluster: lease of job=%s lost with the database session: "
-                   "stopping it (when_offline=skip)", job->name);
+            md_log(MD_LOG_WARN,
+                   "cluster: lease of job=%s lost with the database session: "
+                   "stopping it (when_offline=skip)",
+                   job->name);
             job->stop_status = RUN_STOPPED;
             sup_job_event(job, EV_STOP, 0, 0);
         } else if (sup_job_busy(job)) {
-            md_log(MD_LOG_WARN, "cluster: lease of job=%s lost with the database session: it "
+            md_log(MD_LOG_WARN,
+                   "cluster: lease of job=%s lost with the database session: it "
                    "keeps running here until another node is seen holding it (when_offline=run)",
                    job->name);
         }
     }
 }
-
 
 void sup_lease_init(struct sup *sup)
 {

@@ -92,11 +92,21 @@ int main(int argc, char **argv)
         path = "conf/meshd.yaml";
     while ((c = getopt_long(argc, argv, "c:l:Vh", longopts, NULL)) != -1) {
         switch (c) {
-        case 'c': path = optarg; break;
-        case 'l': level_arg = optarg; break;
-        case 'V': puts("meshd " MESHD_VERSION); return 0;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return MD_EXIT_PERMANENT;
+        case 'c':
+            path = optarg;
+            break;
+        case 'l':
+            level_arg = optarg;
+            break;
+        case 'V':
+            puts("meshd " MESHD_VERSION);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return MD_EXIT_PERMANENT;
         }
     }
     if (optind != argc) {

@@ -47,17 +47,18 @@ static void histogram(struct md_buf *b, const char *name, const char *labels, co
     for (size_t i = 0; i < nb; i++) {
         cum += counts[i];
         md_buf_printf(b, "%s_bucket{%s%sle=\"%g\"} %" PRIu64 "\n", name, labels, *labels ? "," : "",
-                bounds[i], cum);
+                      bounds[i], cum);
     }
     md_buf_printf(b, "%s_bucket{%s%sle=\"+Inf\"} %" PRIu64 "\n", name, labels, *labels ? "," : "",
-            count);
-    md_buf_printf(b, "%s_sum%s%s%s %.6f\n", name, *labels ? "{" : "", labels, *labels ? "}" : "", sum);
+                  count);
+    md_buf_printf(b, "%s_sum%s%s%s %.6f\n", name, *labels ? "{" : "", labels, *labels ? "}" : "",
+                  sum);
     md_buf_printf(b, "%s_count%s%s%s %" PRIu64 "\n", name, *labels ? "{" : "", labels,
-            *labels ? "}" : "", count);
+                  *labels ? "}" : "", count);
 }
 
-#define JOBS_EACH(job, sup)                                                                    \
-    for (struct sup_job *job = (sup)->jobs; job != NULL; job = job->next)                      \
+#define JOBS_EACH(job, sup)                                                                        \
+    for (struct sup_job *job = (sup)->jobs; job != NULL; job = job->next)                          \
         if (!job->retired && job->cfg != NULL)
 
 char *api_metrics(struct sup *sup, size_t *len)
@@ -68,66 +69,75 @@ char *api_metrics(struct sup *sup, size_t *len)
     unsigned running = 0;
 
     md_buf_init(&b, METRICS_MAX);
-    md_buf_printf(&b, "# HELP meshd_up 1 while meshd runs and is not stopping.\n"
-                "# TYPE meshd_up gauge\nmeshd_up %d\n", sup->stopping ? 0 : 1);
-    md_buf_printf(&b, "# HELP meshd_start_time_seconds When meshd started (Unix time).\n"
-                "# TYPE meshd_start_time_seconds gauge\nmeshd_start_time_seconds %.3f\n",
-            (double)sup->started_wall_ms / 1000.0);
-    md_buf_printf(&b, "# HELP meshd_healthy 1 when GET /health answers 200.\n"
-                "# TYPE meshd_healthy gauge\nmeshd_healthy %d\n", api_healthy(sup, NULL) ? 1 : 0);
+    md_buf_printf(&b,
+                  "# HELP meshd_up 1 while meshd runs and is not stopping.\n"
+                  "# TYPE meshd_up gauge\nmeshd_up %d\n",
+                  sup->stopping ? 0 : 1);
+    md_buf_printf(&b,
+                  "# HELP meshd_start_time_seconds When meshd started (Unix time).\n"
+                  "# TYPE meshd_start_time_seconds gauge\nmeshd_start_time_seconds %.3f\n",
+                  (double)sup->started_wall_ms / 1000.0);
+    md_buf_printf(&b,
+                  "# HELP meshd_healthy 1 when GET /health answers 200.\n"
+                  "# TYPE meshd_healthy gauge\nmeshd_healthy %d\n",
+                  api_healthy(sup, NULL) ? 1 : 0);
 
     md_buf_printf(&b, "# HELP meshd_runs_total Finished runs by job and result.\n"
-                "# TYPE meshd_runs_total counter\n");
-    JOBS_EACH(job, sup) {
+                      "# TYPE meshd_runs_total counter\n");
+    JOBS_EACH(job, sup)
+    {
         label(job->name, l, sizeof l);
         md_buf_printf(&b, "meshd_runs_total{job=\"%s\",result=\"succeeded\"} %" PRIu64 "\n", l,
-                job->runs_ok);
+                      job->runs_ok);
         md_buf_printf(&b, "meshd_runs_total{job=\"%s\",result=\"failed\"} %" PRIu64 "\n", l,
-                view_runs_failed_only(job));
+                      view_runs_failed_only(job));
         md_buf_printf(&b, "meshd_runs_total{job=\"%s\",result=\"stopped\"} %" PRIu64 "\n", l,
-                job->runs_stopped);
+                      job->runs_stopped);
         md_buf_printf(&b, "meshd_runs_total{job=\"%s\",result=\"timed_out\"} %" PRIu64 "\n", l,
-                job->runs_timed_out);
+                      job->runs_timed_out);
         md_buf_printf(&b, "meshd_runs_total{job=\"%s\",result=\"skipped\"} %" PRIu64 "\n", l,
-                job->runs_skipped);
+                      job->runs_skipped);
         md_buf_printf(&b, "meshd_runs_total{job=\"%s\",result=\"missed\"} %" PRIu64 "\n", l,
-                job->runs_missed);
+                      job->runs_missed);
         md_buf_printf(&b, "meshd_runs_total{job=\"%s\",result=\"elsewhere\"} %" PRIu64 "\n", l,
-                job->runs_elsewhere);
+                      job->runs_elsewhere);
     }
     md_buf_printf(&b, "# HELP meshd_run_duration_seconds Duration of finished runs.\n"
-                "# TYPE meshd_run_duration_seconds histogram\n");
-    JOBS_EACH(job, sup) {
+                      "# TYPE meshd_run_duration_seconds histogram\n");
+    JOBS_EACH(job, sup)
+    {
         snprintf(lb, sizeof lb, "job=\"%s\"", label(job->name, l, sizeof l));
         histogram(&b, "meshd_run_duration_seconds", lb, sup_dur_bounds, job->history.dur_bucket,
                   SUP_DUR_BUCKETS - 1, job->history.dur_sum, job->history.dur_count);
     }
     md_buf_printf(&b, "# HELP meshd_restarts_total Restarts after a failure (backoff ended).\n"
-                "# TYPE meshd_restarts_total counter\n");
+                      "# TYPE meshd_restarts_total counter\n");
     JOBS_EACH(job, sup)
-        md_buf_printf(&b, "meshd_restarts_total{job=\"%s\"} %u\n", label(job->name, l, sizeof l),
-                job->restarts);
+    md_buf_printf(&b, "meshd_restarts_total{job=\"%s\"} %u\n", label(job->name, l, sizeof l),
+                  job->restarts);
     md_buf_printf(&b, "# HELP meshd_job_state The job's current state (1 for the state it is in).\n"
-                "# TYPE meshd_job_state gauge\n");
-    JOBS_EACH(job, sup) {
+                      "# TYPE meshd_job_state gauge\n");
+    JOBS_EACH(job, sup)
+    {
         label(job->name, l, sizeof l);
         for (int s = 0; s < PROG_NSTATES; s++)
             md_buf_printf(&b, "meshd_job_state{job=\"%s\",state=\"%s\"} %d\n", l,
-                    view_state_word((enum prog_state)s), (int)job->prog.state == s);
+                          view_state_word((enum prog_state)s), (int)job->prog.state == s);
     }
     md_buf_printf(&b, "# HELP meshd_job_paused 1 when the job is paused.\n"
-                "# TYPE meshd_job_paused gauge\n");
+                      "# TYPE meshd_job_paused gauge\n");
     JOBS_EACH(job, sup)
-        md_buf_printf(&b, "meshd_job_paused{job=\"%s\"} %d\n", label(job->name, l, sizeof l),
-                job->paused);
+    md_buf_printf(&b, "meshd_job_paused{job=\"%s\"} %d\n", label(job->name, l, sizeof l),
+                  job->paused);
     md_buf_printf(&b, "# HELP meshd_status_lines_bad_total Malformed status lines from workers.\n"
-                "# TYPE meshd_status_lines_bad_total counter\n");
+                      "# TYPE meshd_status_lines_bad_total counter\n");
     JOBS_EACH(job, sup)
-        md_buf_printf(&b, "meshd_status_lines_bad_total{job=\"%s\"} %" PRIu64 "\n",
-                label(job->name, l, sizeof l), job->bad_status_lines);
+    md_buf_printf(&b, "meshd_status_lines_bad_total{job=\"%s\"} %" PRIu64 "\n",
+                  label(job->name, l, sizeof l), job->bad_status_lines);
     md_buf_printf(&b, "# HELP meshd_alerts_open Open alerts raised by workers.\n"
-                "# TYPE meshd_alerts_open gauge\n");
-    JOBS_EACH(job, sup) {
+                      "# TYPE meshd_alerts_open gauge\n");
+    JOBS_EACH(job, sup)
+    {
         unsigned n[3] = {0, 0, 0};
         for (const struct sup_alert *a = job->history.alerts; a != NULL; a = a->next)
             if (a->severity >= 0 && a->severity < 3)
@@ -135,15 +145,18 @@ char *api_metrics(struct sup *sup, size_t *len)
         label(job->name, l, sizeof l);
         for (int s = 0; s < 3; s++)
             md_buf_printf(&b, "meshd_alerts_open{job=\"%s\",severity=\"%s\"} %u\n", l,
-                    md_status_severity_name((enum md_status_severity)s), n[s]);
+                          md_status_severity_name((enum md_status_severity)s), n[s]);
     }
     JOBS_EACH(job, sup)
-        for (struct sup_proc *p = job->procs; p != NULL; p = p->next)
-            running += p->launched && !p->exited;
-    md_buf_printf(&b, "# HELP meshd_running_workers Worker processes alive now.\n"
-                "# TYPE meshd_running_workers gauge\nmeshd_running_workers %u\n", running);
-    md_buf_printf(&b, "# HELP meshd_firing_lag_seconds From a cron slot's due instant to its spawn.\n"
-                "# TYPE meshd_firing_lag_seconds histogram\n");
+    for (struct sup_proc *p = job->procs; p != NULL; p = p->next)
+        running += p->launched && !p->exited;
+    md_buf_printf(&b,
+                  "# HELP meshd_running_workers Worker processes alive now.\n"
+                  "# TYPE meshd_running_workers gauge\nmeshd_running_workers %u\n",
+                  running);
+    md_buf_printf(&b,
+                  "# HELP meshd_firing_lag_seconds From a cron slot's due instant to its spawn.\n"
+                  "# TYPE meshd_firing_lag_seconds histogram\n");
     histogram(&b, "meshd_firing_lag_seconds", "", sup_lag_bounds, sup->lag_bucket,
               SUP_LAG_BUCKETS - 1, sup->lag_sum, sup->lag_count);
 
@@ -162,14 +175,14 @@ char *api_metrics(struct sup *sup, size_t *len)
             {"meshd_registry_events_total", "counter", "Registry events journalled.", st.events},
             {"meshd_registry_write_errors_total", "counter", "Failed registry batch writes.",
              st.batches_failed},
-            {"meshd_registry_batches_total", "counter",
-             "Registry batches written (round trips).", st.batches_ok},
+            {"meshd_registry_batches_total", "counter", "Registry batches written (round trips).",
+             st.batches_ok},
             {"meshd_registry_dropped_events_total", "counter",
              "Events dropped at the journal's bound.", st.dropped},
         };
         for (size_t i = 0; i < sizeof reg / sizeof reg[0]; i++)
             md_buf_printf(&b, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", reg[i].name,
-                    reg[i].help, reg[i].name, reg[i].type, reg[i].name, reg[i].v);
+                          reg[i].help, reg[i].name, reg[i].type, reg[i].name, reg[i].v);
     }
     *len = b.len;
     return md_buf_take(&b);

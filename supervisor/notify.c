@@ -80,8 +80,8 @@ static void status_line(struct sup *sup, const char *prefix, char *buf, size_t l
         fatal += job->prog.state == PROG_FATAL;
         paused += job->paused;
     }
-    int k = snprintf(buf, len, "%sSTATUS=%u jobs: %u running, %u scheduled", prefix, jobs,
-                     running, scheduled);
+    int k = snprintf(buf, len, "%sSTATUS=%u jobs: %u running, %u scheduled", prefix, jobs, running,
+                     scheduled);
     if (fatal && k > 0 && (size_t)k < len)
         k += snprintf(buf + k, len - (size_t)k, ", %u fatal", fatal);
     if (paused && k > 0 && (size_t)k < len)
@@ -156,9 +156,10 @@ void sup_notify_reloading(struct sup *sup)
         return;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     /* MONOTONIC_USEC is what Type=notify-reload (systemd 253+) wants with RELOADING=1. */
-    snprintf(msg, sizeof msg, "RELOADING=1\nSTATUS=reloading the configuration\n"
-             "MONOTONIC_USEC=%" PRIu64, (uint64_t)ts.tv_sec * 1000000u +
-             (uint64_t)ts.tv_nsec / 1000u);
+    snprintf(msg, sizeof msg,
+             "RELOADING=1\nSTATUS=reloading the configuration\n"
+             "MONOTONIC_USEC=%" PRIu64,
+             (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u);
     send_msg(msg);
 }
 

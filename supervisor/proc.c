@@ -59,8 +59,7 @@ static void proc_free(struct sup_proc *p)
             md_log(MD_LOG_INFO,
                    "usage: job=%s run=%s cpu_user_ms=%" PRIu64 " cpu_system_ms=%" PRIu64
                    " memory_peak_kib=%s",
-                   p->name, p->run_id, p->usage.user_usec / 1000, p->usage.system_usec / 1000,
-                   mem);
+                   p->name, p->run_id, p->usage.user_usec / 1000, p->usage.system_usec / 1000, mem);
         }
     }
     if (p->cbs->closed != NULL)
@@ -207,8 +206,7 @@ static void stdin_written_cb(uv_write_t *req, int status)
 
     /* EPIPE: the child never read its config (or already exited).  Not an error of ours. */
     if (status < 0 && status != UV_EPIPE && status != UV_ECANCELED)
-        md_log_err(MD_LOG_INFO, status, "stdin: job=%s run=%s", p->name,
-                   p->run_id);
+        md_log_err(MD_LOG_INFO, status, "stdin: job=%s run=%s", p->name, p->run_id);
     /* Closing fd 0's other end gives the child EOF after its config. */
     close_once(p, (uv_handle_t *)&p->in);
 }
@@ -241,16 +239,17 @@ void sup_proc_finish(struct sup_proc *p, int exit_status, int term_signal, bool 
     uint64_t dur = p->duration_ms;
 
     if (p->adopted)
-        md_log(MD_LOG_NOTICE, "exited: job=%s run=%s pid=%d status=unknown duration_ms=%" PRIu64
-               " adopted=yes", name, p->run_id, p->pid, dur);
+        md_log(MD_LOG_NOTICE,
+               "exited: job=%s run=%s pid=%d status=unknown duration_ms=%" PRIu64 " adopted=yes",
+               name, p->run_id, p->pid, dur);
     else if (term_signal != 0)
-        md_log(MD_LOG_NOTICE, "exited: job=%s run=%s pid=%d signal=%s duration_ms=%" PRIu64
-               " expected=%s", name, p->run_id, p->pid, strsignal(term_signal), dur,
-               ours ? "yes" : "no");
+        md_log(MD_LOG_NOTICE,
+               "exited: job=%s run=%s pid=%d signal=%s duration_ms=%" PRIu64 " expected=%s", name,
+               p->run_id, p->pid, strsignal(term_signal), dur, ours ? "yes" : "no");
     else
-        md_log(MD_LOG_NOTICE, "exited: job=%s run=%s pid=%d code=%d duration_ms=%" PRIu64
-               " expected=%s", name, p->run_id, p->pid, (int)exit_status, dur,
-               (exit_status == 0 || ours) ? "yes" : "no");
+        md_log(MD_LOG_NOTICE,
+               "exited: job=%s run=%s pid=%d code=%d duration_ms=%" PRIu64 " expected=%s", name,
+               p->run_id, p->pid, (int)exit_status, dur, (exit_status == 0 || ours) ? "yes" : "no");
 
     if (p->cg != NULL) {
         /* The run is over, however it ended: nothing it started may outlive it, neither what
@@ -288,8 +287,7 @@ static void exitw_cb(uv_poll_t *h, int status, int events)
         if (errno == EINTR || errno == EAGAIN)
             return;
         /* ECHILD: someone else reaped it.  Treat it as gone, status unknown. */
-        md_log_err(MD_LOG_ERROR, -errno, "waitid: job=%s pid=%d",
-                   p->name, p->pid);
+        md_log_err(MD_LOG_ERROR, -errno, "waitid: job=%s pid=%d", p->name, p->pid);
         si.si_pid = p->pid;
         si.si_code = CLD_KILLED;
         si.si_status = SIGKILL;
@@ -330,27 +328,28 @@ void sup_proc_kill(struct sup_proc *p, int sig)
         /* The whole cgroup: the group and whatever left it. */
         r = sup_cg_run_kill(p->cg);
         if (r < 0)
-            md_log_err(MD_LOG_WARN, r, "cgroup.kill: job=%s run=%s cgroup=%s",
-                       p->name, p->run_id, sup_cg_run_name_of(p->cg));
+            md_log_err(MD_LOG_WARN, r, "cgroup.kill: job=%s run=%s cgroup=%s", p->name, p->run_id,
+                       sup_cg_run_name_of(p->cg));
         else
-            md_log(MD_LOG_INFO, "signalled: job=%s run=%s pid=%d signal=%s cgroup=%s",
-                   p->name, p->run_id, p->pid, strsignal(sig),
-                   sup_cg_run_name_of(p->cg));
+            md_log(MD_LOG_INFO, "signalled: job=%s run=%s pid=%d signal=%s cgroup=%s", p->name,
+                   p->run_id, p->pid, strsignal(sig), sup_cg_run_name_of(p->cg));
         return;
     }
     if (p->exited && !p->stop_group)
         return;
     r = sup_launch_kill(p->pid, p->stop_group, sig);
     if (r < 0 && r != -ESRCH)
-        md_log_err(MD_LOG_WARN, r, "kill: job=%s run=%s pid=%d signal=%d", name, p->run_id,
-                   p->pid, sig);
+        md_log_err(MD_LOG_WARN, r, "kill: job=%s run=%s pid=%d signal=%d", name, p->run_id, p->pid,
+                   sig);
     else if (r < 0)
-        md_log(MD_LOG_INFO, "signal not sent: job=%s run=%s pid=%d signal=%s: nothing left",
-               name, p->run_id, p->pid, strsignal(sig));
+        md_log(MD_LOG_INFO, "signal not sent: job=%s run=%s pid=%d signal=%s: nothing left", name,
+               p->run_id, p->pid, strsignal(sig));
     else
-        md_log(MD_LOG_INFO, "signalled: job=%s run=%s pid=%d signal=%s group=%s", name,
-               p->run_id, p->pid, strsignal(sig),
-               r == 0 && p->stop_group ? "yes" : p->stop_group ? "no (none left)" : "no");
+        md_log(MD_LOG_INFO, "signalled: job=%s run=%s pid=%d signal=%s group=%s", name, p->run_id,
+               p->pid, strsignal(sig),
+               r == 0 && p->stop_group ? "yes"
+               : p->stop_group         ? "no (none left)"
+                                       : "no");
 }
 
 void sup_proc_stop(struct sup_proc *p)
@@ -472,8 +471,7 @@ int sup_proc_spawn(const struct sup_proc_spec *spec, struct sup_proc **out)
     }
     for (int i = 0; i < 4; i++) {
         if ((r = sup_launch_pipe(fds[i])) < 0) {
-            md_log_err(MD_LOG_ERROR, r, "spawn failed: job=%s run=%s: pipe", p->name,
-                       p->run_id);
+            md_log_err(MD_LOG_ERROR, r, "spawn failed: job=%s run=%s: pipe", p->name, p->run_id);
             goto fail;
         }
     }
@@ -587,8 +585,8 @@ int sup_proc_adopt(const struct sup_proc_spec *spec, const struct sup_runlog_run
     close_once(p, (uv_handle_t *)&p->status);
     proc_watch(p, spec->loop);
     if (spec->timeout_ms > 0) {
-        uint64_t left = (uint64_t)age_ms >= spec->timeout_ms ? 0
-                                                             : spec->timeout_ms - (uint64_t)age_ms;
+        uint64_t left =
+            (uint64_t)age_ms >= spec->timeout_ms ? 0 : spec->timeout_ms - (uint64_t)age_ms;
         uv_timer_start(&p->timeout, run_timeout_cb, left, 0);
     }
     *out = p;

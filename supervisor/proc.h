@@ -62,26 +62,26 @@ struct sup_proc_spec {
     const char *name;
     const char *run_id;
     const char *exec_id;
-    int64_t slot;               /* scheduled instant (Unix s), or 0 */
-    char kind;                  /* the runs file's kind: 's' slot, 'm' manual, 'v' service, 'e' event */
-    char *const *argv;          /* argv[0] looked up in envp's PATH */
+    int64_t slot;      /* scheduled instant (Unix s), or 0 */
+    char kind;         /* the runs file's kind: 's' slot, 'm' manual, 'v' service, 'e' event */
+    char *const *argv; /* argv[0] looked up in envp's PATH */
     char *const *envp;
-    const char *cwd;            /* NULL: meshd's */
-    const char *user;           /* NULL: meshd's user */
-    const char *stdin_data;     /* written to fd 0, then EOF */
-    uint64_t timeout_ms;        /* 0: none */
+    const char *cwd;        /* NULL: meshd's */
+    const char *user;       /* NULL: meshd's user */
+    const char *stdin_data; /* written to fd 0, then EOF */
+    uint64_t timeout_ms;    /* 0: none */
     int stop_signal;
     uint64_t stop_timeout_ms;
-    bool stop_group;            /* signals go to the child's whole process group */
-    uint32_t log_burst;         /* each stream's log limit (md_log_limit) */
+    bool stop_group;    /* signals go to the child's whole process group */
+    uint32_t log_burst; /* each stream's log limit (md_log_limit) */
     uint64_t log_interval_ms;
-    struct sup_cg *cg;          /* runs' cgroups (cgroup.h), or NULL */
-    struct sup_runlog *runlog;  /* the runs file (runlog.h), or NULL */
+    struct sup_cg *cg;         /* runs' cgroups (cgroup.h), or NULL */
+    struct sup_runlog *runlog; /* the runs file (runlog.h), or NULL */
 };
 
 struct sup_proc {
-    uv_poll_t exitw;    /* readable when the child has exited (a pidfd) */
-    int pidfd;          /* the child's pidfd (launch.h); closed in proc_free */
+    uv_poll_t exitw; /* readable when the child has exited (a pidfd) */
+    int pidfd;       /* the child's pidfd (launch.h); closed in proc_free */
     uv_pipe_t in, out, err, status;
     uv_timer_t timeout; /* run timeout, then the stop's SIGKILL escalation, then the drain */
     uv_timer_t logw;    /* log_limit: armed while a window holds suppressed lines, to log their
@@ -96,13 +96,13 @@ struct sup_proc {
     struct sup_runlog *runlog;
     struct sup_proc *next; /* owner: its list of procs */
     int pid;
-    bool primary;       /* owner: driven by the job's prog state machine */
+    bool primary; /* owner: driven by the job's prog state machine */
     bool exited;
-    bool launched;      /* a child exists: exitw is initialized and needs closing */
-    bool adopted;       /* a previous life's run, taken over at start-up (sup_proc_adopt): not
-                         * our child (its exit status cannot be had), no pipes */
+    bool launched; /* a child exists: exitw is initialized and needs closing */
+    bool adopted;  /* a previous life's run, taken over at start-up (sup_proc_adopt): not
+                    * our child (its exit status cannot be had), no pipes */
     bool timed_out;
-    bool killing;       /* a stop is under way: stop signal sent, SIGKILL next */
+    bool killing; /* a stop is under way: stop signal sent, SIGKILL next */
     bool stop_group;
     int stop_signal;
     uint64_t stop_timeout_ms;
@@ -110,10 +110,10 @@ struct sup_proc {
     /* This execution's identity, "<life>-<seq>": one per spawn (a retry of the same run gets
      * a new one); the life part names the meshd process that started it. */
     char exec_id[SUP_EXEC_ID_MAX];
-    int64_t slot;       /* scheduled instant (Unix s), or 0 */
-    uint64_t started_ms;      /* loop time */
+    int64_t slot;        /* scheduled instant (Unix s), or 0 */
+    uint64_t started_ms; /* loop time */
     int64_t started_wall_ms;
-    uint64_t duration_ms;     /* known once exited */
+    uint64_t duration_ms; /* known once exited */
     bool has_progress, has_total;
     double progress_done, progress_total;
     char *progress_unit;
@@ -122,7 +122,7 @@ struct sup_proc {
     struct md_log_limit limit[3]; /* log_limit of stdout, stderr and the status stream's lines */
     struct sup_tail tail;         /* the last output lines (history.h) */
     unsigned bad_status;
-    char *result;       /* last {"event":"result"} status word, or NULL */
+    char *result;              /* last {"event":"result"} status word, or NULL */
     struct sup_cg_run *cg;     /* the run's cgroup (cgroup.h), or NULL: released before closed() */
     struct sup_cg_usage usage; /* read from it before closed() */
     /* owner: how the run ended, set when it is recorded; the registry's run_end goes out in

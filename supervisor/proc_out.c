@@ -24,8 +24,8 @@ static const char *const stream_names[] = {"stdout", "stderr", "status"};
 
 static void log_suppressed(struct sup_proc *p, int s, uint64_t n)
 {
-    md_log(MD_LOG_WARN, "suppressed: job=%s run=%s stream=%s lines=%" PRIu64,
-           p->name, p->run_id, stream_names[s], n);
+    md_log(MD_LOG_WARN, "suppressed: job=%s run=%s stream=%s lines=%" PRIu64, p->name, p->run_id,
+           stream_names[s], n);
 }
 
 static void logw_cb(uv_timer_t *t);
@@ -80,10 +80,11 @@ static bool log_gate(struct sup_proc *p, int s, enum md_log_level level)
     if (ended > 0) /* the window ended before logw_cb could report it */
         log_suppressed(p, s, ended);
     if (!ok && l->suppressed == 1) {
-        md_log(MD_LOG_WARN, "log limit reached: job=%s run=%s stream=%s burst=%" PRIu32
-               " interval_ms=%" PRIu64 ": further lines are counted, not logged, until the window"
-               " ends", p->name, p->run_id, stream_names[s], l->burst,
-               l->interval_ms);
+        md_log(MD_LOG_WARN,
+               "log limit reached: job=%s run=%s stream=%s burst=%" PRIu32 " interval_ms=%" PRIu64
+               ": further lines are counted, not logged, until the window"
+               " ends",
+               p->name, p->run_id, stream_names[s], l->burst, l->interval_ms);
         logw_arm(p);
     }
     return ok;
@@ -108,8 +109,8 @@ static void log_output(struct sup_proc *p, int s, const char *line, size_t len, 
     if (!log_gate(p, s, MD_LOG_NOTICE))
         return;
     md_log_escape(text, sizeof text, line, len);
-    md_log(MD_LOG_NOTICE, "output: job=%s run=%s stream=%s%s | %s", p->name,
-           p->run_id, stream_names[s], (flags & MD_LINE_TRUNCATED) ? " truncated=yes" : "", text);
+    md_log(MD_LOG_NOTICE, "output: job=%s run=%s stream=%s%s | %s", p->name, p->run_id,
+           stream_names[s], (flags & MD_LINE_TRUNCATED) ? " truncated=yes" : "", text);
 }
 
 void sup_proc_out_line(void *ud, const char *line, size_t len, int flags)
@@ -207,4 +208,3 @@ void sup_proc_status_line(void *ud, const char *line, size_t len, int flags)
         p->cbs->status(p, &ev, p->ud);
     md_status_event_cleanup(&ev);
 }
-

@@ -132,8 +132,9 @@ enum prog_outcome {
  * from == to.  A state change shows as from != to; it may come with no action at all (STARTING ->
  * RUNNING on start_secs, EXITED -> STOPPED).  Perform the actions in this order: record
  * ACT_RUN_DONE, then ACT_CANCEL_TIMER / ACT_ARM_TIMER (never both), then ACT_KILL, then ACT_SPAWN
- * last: a synchronous spawn failure (proc.h) feeds EV_SPAWN_FAILED right away, and the timer that event
- * arms must not be overwritten by the start_secs timer of the step that asked for the spawn. */
+ * last: a synchronous spawn failure (proc.h) feeds EV_SPAWN_FAILED right away, and the timer that
+ * event arms must not be overwritten by the start_secs timer of the step that asked for the spawn.
+ */
 struct prog_actions {
     unsigned flags;            /* ACT_* bits */
     int signal;                /* ACT_KILL: which signal */

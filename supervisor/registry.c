@@ -29,34 +29,34 @@
 #include "registry_internal.h"
 #include "sup.h"
 
-#define COALESCE_MS 20          /* events of one burst go out together */
-#define RETRY_MS 2000           /* after a failed batch or migration */
-#define SYNC_MS 1000            /* journal fdatasync at most this often */
-#define STOP_GRACE_MS 1000      /* at shutdown, time to ship what is pending */
-#define PRUNE_EVERY_MS 300000   /* retention pass */
-#define BATCH_MAX 2000          /* events per round trip (a backlog drains in big ones) */
+#define COALESCE_MS 20        /* events of one burst go out together */
+#define RETRY_MS 2000         /* after a failed batch or migration */
+#define SYNC_MS 1000          /* journal fdatasync at most this often */
+#define STOP_GRACE_MS 1000    /* at shutdown, time to ship what is pending */
+#define PRUNE_EVERY_MS 300000 /* retention pass */
+#define BATCH_MAX 2000        /* events per round trip (a backlog drains in big ones) */
 #define BATCH_BYTES (4u << 20)
 
 struct sup_registry {
     struct sup *sup;
     struct md_journal *journal;
     struct md_db *db;
-    struct md_db_config dc;  /* how db was opened (cluster.c and bus.c open theirs alike) */
-    char *url;               /* dc.conninfo's copy: the config it came from may be swapped */
+    struct md_db_config dc;      /* how db was opened (cluster.c and bus.c open theirs alike) */
+    char *url;                   /* dc.conninfo's copy: the config it came from may be swapped */
     struct sup_reg_watch *watch; /* cluster.c, bus.c (registry_internal.h) */
-    uv_timer_t flush;  /* coalescing window, retry delay */
-    uv_timer_t sync;   /* journal fdatasync */
-    uv_timer_t tick;   /* heartbeat, retention */
-    uv_timer_t stop;   /* at shutdown: polls until the journal is empty or stop_deadline_ms */
-    char *id_prefix;   /* {"id":"<node, JSON-escaped>/ */
+    uv_timer_t flush;            /* coalescing window, retry delay */
+    uv_timer_t sync;             /* journal fdatasync */
+    uv_timer_t tick;             /* heartbeat, retention */
+    uv_timer_t stop; /* at shutdown: polls until the journal is empty or stop_deadline_ms */
+    char *id_prefix; /* {"id":"<node, JSON-escaped>/ */
     const struct md_migration *migs;
     size_t nmigs, mig_next;
     int mig_outcome;
     bool migrated, migrating, inflight, stopping, closed;
-    bool overflowed;   /* the journal hit its bound: raise the alert at the next chance */
+    bool overflowed; /* the journal hit its bound: raise the alert at the next chance */
     bool overflow_alerted;
-    unsigned batch_retries;  /* the batch in flight: sent again after 40P01/40001 so often */
-    char batch_sqlstate[6];  /* the batch in flight failed with this SQLSTATE */
+    unsigned batch_retries; /* the batch in flight: sent again after 40P01/40001 so often */
+    char batch_sqlstate[6]; /* the batch in flight failed with this SQLSTATE */
     uint64_t inflight_last;
     size_t inflight_n;
     uint64_t n_events, n_batches_ok, n_batches_failed, n_acked;
@@ -183,8 +183,8 @@ static void batch_cb(void *ud, int status, PGresult *res)
         if (status < 0) {
             snprintf(r->batch_sqlstate, sizeof r->batch_sqlstate, "%s",
                      sup_reg_field(res, PG_DIAG_SQLSTATE));
-            md_log(MD_LOG_WARN, "registry write failed: sqlstate=%s error=%s",
-                   r->batch_sqlstate, sup_reg_field(res, PG_DIAG_MESSAGE_PRIMARY));
+            md_log(MD_LOG_WARN, "registry write failed: sqlstate=%s error=%s", r->batch_sqlstate,
+                   sup_reg_field(res, PG_DIAG_MESSAGE_PRIMARY));
         }
         return;
     }
@@ -267,7 +267,8 @@ static void raise_overflow_alert(struct sup_registry *r)
     if (r->overflow_alerted)
         return; /* one alert per meshd run: it stays open until someone resolves it */
     r->overflow_alerted = true;
-    snprintf(msg, sizeof msg, "meshd's local journal hit its bound (%" PRIu64
+    snprintf(msg, sizeof msg,
+             "meshd's local journal hit its bound (%" PRIu64
              " bytes) while the database was away; low-value events were dropped",
              sup->cfg->journal_max_bytes);
     o = sup_reg_event_new(sup, "alert");
@@ -291,8 +292,7 @@ static void kick(struct sup_registry *r, uint64_t delay_ms)
     if (r->db == NULL || r->closed)
         return;
     /* A pending earlier flush stands; a retry delay never postpones a sooner flush. */
-    if (uv_is_active((uv_handle_t *)&r->flush) &&
-        uv_timer_get_due_in(&r->flush) <= delay_ms)
+    if (uv_is_active((uv_handle_t *)&r->flush) && uv_timer_get_due_in(&r->flush) <= delay_ms)
         return;
     uv_timer_start(&r->flush, flush_cb, delay_ms, 0);
 }
@@ -343,8 +343,8 @@ static void migrate_next(struct sup_registry *r)
                md_journal_count(r->journal));
         kick(r, 0);
         WATCHERS(r, w) /* the bus listens, claims that waited for the schema go out */
-            if (w->ready != NULL)
-                w->ready(w->ud);
+        if (w->ready != NULL)
+            w->ready(w->ud);
         return;
     }
     r->migrating = true;
@@ -364,8 +364,8 @@ static void db_state_cb(struct md_db *db, enum md_db_state st, void *ud)
 
     (void)db;
     WATCHERS(r, w) /* the bus, when it uses this connection: a new session needs its LISTEN */
-        if (w->session != NULL)
-            w->session(w->ud, st);
+    if (w->session != NULL)
+        w->session(w->ud, st);
     if (st != MD_DB_IDLE || r->closed)
         return;
     if (!r->migrated && !r->migrating) {
@@ -396,9 +396,10 @@ static void overflow_cb(void *ud, size_t dropped, uint64_t bytes)
         sup->reg->overflowed = true;
         sup->reg->last_drop_ms = md_time_wall_ms();
     }
-    md_log(MD_LOG_ERROR, "journal full: dropped=%zu bytes=%" PRIu64 " bound=%" PRIu64
-           "; the database has been away too long", dropped, bytes,
-           sup->cfg->journal_max_bytes);
+    md_log(MD_LOG_ERROR,
+           "journal full: dropped=%zu bytes=%" PRIu64 " bound=%" PRIu64
+           "; the database has been away too long",
+           dropped, bytes, sup->cfg->journal_max_bytes);
 }
 
 static void prune_cb(void *ud, int status, PGresult *res)
@@ -415,18 +416,16 @@ static void tick_cb(uv_timer_t *t)
     uint64_t now = uv_now(sup->loop);
 
     sup_reg_emit(sup, sup_reg_event_new(sup, "heartbeat"), MD_JPRIO_HEARTBEAT);
-    kick(r, 0); /* a lone event: nothing to coalesce with, no extra wake-up for it */
+    kick(r, 0);    /* a lone event: nothing to coalesce with, no extra wake-up for it */
     WATCHERS(r, w) /* the bus: completions not sent yet, a NOTIFY missed */
-        if (w->tick != NULL)
-            w->tick(w->ud);
+    if (w->tick != NULL)
+        w->tick(w->ud);
     if (r->migrated && now - r->last_prune_ms >= PRUNE_EVERY_MS) {
         char interval[48];
         const char *params[1] = {interval};
         r->last_prune_ms = now;
-        snprintf(interval, sizeof interval, "%" PRIu64 " seconds",
-                 sup->cfg->retention_ms / 1000);
-        if (md_db_send(r->db, "SELECT meshd_prune($1::interval, 1000)", 1, params, prune_cb,
-                       r) < 0)
+        snprintf(interval, sizeof interval, "%" PRIu64 " seconds", sup->cfg->retention_ms / 1000);
+        if (md_db_send(r->db, "SELECT meshd_prune($1::interval, 1000)", 1, params, prune_cb, r) < 0)
             md_log(MD_LOG_WARN, "retention prune not queued");
     }
 }
@@ -451,8 +450,8 @@ static void db_notify_cb(void *ud, const char *channel, const char *payload)
     struct sup_registry *r = ud;
 
     WATCHERS(r, w) /* the bus, when it listens on this connection */
-        if (w->notify != NULL)
-            w->notify(w->ud, channel, payload);
+    if (w->notify != NULL)
+        w->notify(w->ud, channel, payload);
 }
 
 int sup_registry_start(struct sup *sup)
@@ -602,14 +601,15 @@ static void reg_close(struct sup_registry *r)
         return;
     r->closed = true;
     WATCHERS(r, w) /* the claims and the bus close their connections, each with a hold */
-        if (w->closing != NULL)
-            w->closing(w->ud);
+    if (w->closing != NULL)
+        w->closing(w->ud);
     uv_timer_stop(&r->flush);
     uv_timer_stop(&r->sync);
     uv_timer_stop(&r->tick);
     uv_timer_stop(&r->stop);
-    md_log(MD_LOG_NOTICE, "registry closed: unsent=%zu (kept in the journal) events=%" PRIu64
-           " batches=%" PRIu64 " failed_batches=%" PRIu64 " acked=%" PRIu64 " dropped=%" PRIu64,
+    md_log(MD_LOG_NOTICE,
+           "registry closed: unsent=%zu (kept in the journal) events=%" PRIu64 " batches=%" PRIu64
+           " failed_batches=%" PRIu64 " acked=%" PRIu64 " dropped=%" PRIu64,
            md_journal_count(r->journal), r->n_events, r->n_batches_ok, r->n_batches_failed,
            r->n_acked, md_journal_dropped(r->journal));
     if (r->db != NULL)
@@ -671,4 +671,3 @@ void sup_registry_stats(const struct sup *sup, struct sup_reg_stats *out)
     out->bound_bytes = sup->cfg->journal_max_bytes;
     out->last_drop_ms = r->last_drop_ms;
 }
-

@@ -37,17 +37,17 @@ void sup_registry_stop(struct sup *sup, void (*done)(struct sup *));
 
 /* Counters since start, for /metrics, /health and the shutdown log line. */
 struct sup_reg_stats {
-    bool on;                  /* a database is configured */
-    bool connected;           /* the connection is up and the schema migrated */
-    uint64_t events;          /* appended to the journal */
-    uint64_t batches_ok;      /* round trips that applied a batch */
-    uint64_t batches_failed;  /* round trips that failed (batch kept, sent again) */
-    uint64_t events_acked;    /* confirmed by PostgreSQL */
-    uint64_t dropped;         /* dropped by the journal's bound */
-    uint64_t backlog;         /* journalled, not yet confirmed */
+    bool on;                 /* a database is configured */
+    bool connected;          /* the connection is up and the schema migrated */
+    uint64_t events;         /* appended to the journal */
+    uint64_t batches_ok;     /* round trips that applied a batch */
+    uint64_t batches_failed; /* round trips that failed (batch kept, sent again) */
+    uint64_t events_acked;   /* confirmed by PostgreSQL */
+    uint64_t dropped;        /* dropped by the journal's bound */
+    uint64_t backlog;        /* journalled, not yet confirmed */
     uint64_t backlog_bytes;
-    uint64_t bound_bytes;     /* the journal's bound */
-    int64_t last_drop_ms;     /* wall clock of the last drop at the bound, 0 if none */
+    uint64_t bound_bytes; /* the journal's bound */
+    int64_t last_drop_ms; /* wall clock of the last drop at the bound, 0 if none */
 };
 void sup_registry_stats(const struct sup *sup, struct sup_reg_stats *out);
 
@@ -55,23 +55,23 @@ void sup_reg_node(struct sup *sup, const char *state);
 /* A job's state, for a "job" event (all borrowed). */
 struct sup_reg_job {
     const char *name;
-    const char *state;  /* prog_state_name() */
-    int pid;            /* its primary run's, 0 when none runs */
-    int64_t next_slot;  /* Unix s, 0 if none */
+    const char *state; /* prog_state_name() */
+    int pid;           /* its primary run's, 0 when none runs */
+    int64_t next_slot; /* Unix s, 0 if none */
     unsigned restarts;
 };
 void sup_reg_job(struct sup *sup, const struct sup_reg_job *j);
 /* One execution of a run, for run_start and run_end (all borrowed). */
 struct sup_reg_exec {
     const char *run_id;
-    const char *exec_id;                /* "<life>-<seq>" */
-    int64_t slot;                       /* Unix s, 0 for an unscheduled run */
-    int64_t started_ms;                 /* wall clock */
+    const char *exec_id; /* "<life>-<seq>" */
+    int64_t slot;        /* Unix s, 0 for an unscheduled run */
+    int64_t started_ms;  /* wall clock */
     int pid;
-    uint64_t duration_ms;               /* run_end */
-    const char *result;                 /* run_end: the worker's result word, or NULL */
-    const struct sup_tail *tail;        /* run_end: its last output lines */
-    const struct sup_cg_usage *usage;   /* run_end: what its cgroup used (flags: known) */
+    uint64_t duration_ms;             /* run_end */
+    const char *result;               /* run_end: the worker's result word, or NULL */
+    const struct sup_tail *tail;      /* run_end: its last output lines */
+    const struct sup_cg_usage *usage; /* run_end: what its cgroup used (flags: known) */
 };
 void sup_reg_run_start(struct sup *sup, const char *job, const struct sup_reg_exec *x,
                        unsigned attempt);

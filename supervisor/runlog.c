@@ -32,9 +32,9 @@ struct sup_runlog {
     char boot[40];
     struct live *live;
     size_t nlive;
-    uint64_t bytes;   /* the file's size */
-    bool dirty;       /* written since the last fdatasync */
-    bool warned;      /* a write failed and was logged: later failures are not */
+    uint64_t bytes; /* the file's size */
+    bool dirty;     /* written since the last fdatasync */
+    bool warned;    /* a write failed and was logged: later failures are not */
 };
 
 /* ---- parsing ------------------------------------------------------------------------------ */
@@ -213,8 +213,10 @@ static int put(struct sup_runlog *rl, const char *line, size_t len)
     if (n != (ssize_t)len) {
         int e = n < 0 ? -errno : -EIO;
         if (!rl->warned)
-            md_log_err(MD_LOG_ERROR, e, "runs file write: dir=%s (a crash now may re-run or lose "
-                       "a slot)", rl->dir);
+            md_log_err(MD_LOG_ERROR, e,
+                       "runs file write: dir=%s (a crash now may re-run or lose "
+                       "a slot)",
+                       rl->dir);
         rl->warned = true;
         return e;
     }
@@ -456,8 +458,10 @@ int sup_runlog_open(uv_loop_t *loop, const char *dir, struct sup_runlog **out,
     return 0;
 
 fail:
-    md_log_err(MD_LOG_ERROR, r, "runs file: dir=%s (runs are not recorded on disk: after a crash "
-               "a slot may run again)", dir);
+    md_log_err(MD_LOG_ERROR, r,
+               "runs file: dir=%s (runs are not recorded on disk: after a crash "
+               "a slot may run again)",
+               dir);
     md_free(*left);
     *left = NULL;
     *nleft = 0;

@@ -45,15 +45,15 @@
 /* One run, as the file has it. */
 struct sup_runlog_run {
     char exec_id[SUP_EXEC_ID_MAX];
-    char kind;                  /* 's' 'm' 'v' 'e' */
-    int64_t slot;               /* Unix s, 0 if unscheduled */
-    int64_t started_ms;         /* wall clock at the intent */
+    char kind;          /* 's' 'm' 'v' 'e' */
+    int64_t slot;       /* Unix s, 0 if unscheduled */
+    int64_t started_ms; /* wall clock at the intent */
     char job[65];
     char run_id[SUP_RUN_ID_MAX];
-    bool has_pid;               /* a P record was written */
+    bool has_pid; /* a P record was written */
     int pid;
-    uint64_t starttime;         /* clock ticks after boot (/proc/PID/stat field 22) */
-    char boot[40];              /* /proc/sys/kernel/random/boot_id */
+    uint64_t starttime;             /* clock ticks after boot (/proc/PID/stat field 22) */
+    char boot[40];                  /* /proc/sys/kernel/random/boot_id */
     char cgroup[SUP_RUNLOG_CG_MAX]; /* the run cgroup's name, "" if none */
 };
 

@@ -1,5 +1,5 @@
-/* scheduler.c - scheduler.h: when a cron job runs.  The cron heap, the wall-clock timer, slot claims
- * (cluster.h), catch-up, clock jumps and the state file of each job's last slot.
+/* scheduler.c - scheduler.h: when a cron job runs.  The cron heap, the wall-clock timer, slot
+ * claims (cluster.h), catch-up, clock jumps and the state file of each job's last slot.
  *
  * The next fire instant of every cron job sits in one min-heap; one timer is armed for the
  * earliest.  That timer is a Linux timerfd on CLOCK_REALTIME with TFD_TIMER_ABSTIME, watched
@@ -45,7 +45,7 @@
 #define SUSPEND_MS 1000
 /* At most this many missed slots of one job are logged one by one; the rest are counted. */
 #define MISSED_LOG_MAX 5
-#define RUN_BURST 48         /* due jobs started per wake-up; the rest on the next */
+#define RUN_BURST 48 /* due jobs started per wake-up; the rest on the next */
 
 static void fmt_slot(int64_t slot, const struct md_tz *tz, char *buf, size_t len)
 {
@@ -200,8 +200,10 @@ static void run_slot_now(struct sup_job *job, int64_t slot)
                 md_log(MD_LOG_WARN, "skipped: job=%s slot=%s reason=previous run %s still %s",
                        job->name, when, job->run_id, prog_state_name(job->prog.state));
             else
-                md_log(MD_LOG_WARN, "skipped: job=%s slot=%s reason=a run adopted from meshd's "
-                       "previous life is still running", job->name, when);
+                md_log(MD_LOG_WARN,
+                       "skipped: job=%s slot=%s reason=a run adopted from meshd's "
+                       "previous life is still running",
+                       job->name, when);
             sup_reg_slot(job->sup, job->name, "run_skipped", slot, "previous run still active");
             return;
         case MD_CONC_REPLACE:
@@ -268,9 +270,10 @@ static void unclaimed_remember(struct sup_job *job, int64_t slot)
         unclaimed_missed(job, job->unclaimed_slot, superseded);
     job->unclaimed_slot = slot;
     fmt_slot(slot, job->cfg->tz, when, sizeof when);
-    md_log(MD_LOG_WARN, "unclaimed: job=%s slot=%s reason=registry unreachable; it runs if the "
-           "registry answers within the catch-up window (cluster.when_offline=skip)", job->name,
-           when);
+    md_log(MD_LOG_WARN,
+           "unclaimed: job=%s slot=%s reason=registry unreachable; it runs if the "
+           "registry answers within the catch-up window (cluster.when_offline=skip)",
+           job->name, when);
 }
 
 void sup_claims_back(struct sup *sup)
@@ -291,21 +294,25 @@ void sup_claims_back(struct sup *sup)
         if (j == NULL || job->retired || j->kind != MD_JOB_CRON)
             continue;
         if (job->last_slot > slot) {
-            unclaimed_missed(job, slot, "could not be claimed (registry unreachable); a later "
-                                        "slot superseded it");
+            unclaimed_missed(job, slot,
+                             "could not be claimed (registry unreachable); a later "
+                             "slot superseded it");
             continue;
         }
         late = now - slot * 1000 - takeover_delay_ms(job);
         if (late > ON_TIME_MS && (uint64_t)late > j->catchup_ms) {
-            snprintf(reason, sizeof reason, "could not be claimed: registry unreachable for "
-                     "%" PRId64 "s, past the catch-up window of %" PRIu64 "s", late / 1000,
-                     j->catchup_ms / 1000);
+            snprintf(reason, sizeof reason,
+                     "could not be claimed: registry unreachable for "
+                     "%" PRId64 "s, past the catch-up window of %" PRIu64 "s",
+                     late / 1000, j->catchup_ms / 1000);
             unclaimed_missed(job, slot, reason);
             continue;
         }
         fmt_slot(slot, j->tz, when, sizeof when);
-        md_log(MD_LOG_NOTICE, "cluster: claiming job=%s slot=%s again (the registry answers; "
-               "late_ms=%" PRId64 ")", job->name, when, late);
+        md_log(MD_LOG_NOTICE,
+               "cluster: claiming job=%s slot=%s again (the registry answers; "
+               "late_ms=%" PRId64 ")",
+               job->name, when, late);
         run_slot(job, slot);
         any = true;
     }
@@ -319,8 +326,9 @@ void sup_unclaimed_flush(struct sup *sup)
         int64_t slot = job->unclaimed_slot;
         job->unclaimed_slot = 0;
         if (slot != 0 && job->cfg != NULL)
-            unclaimed_missed(job, slot, "could not be claimed: registry unreachable until meshd "
-                                        "stopped");
+            unclaimed_missed(job, slot,
+                             "could not be claimed: registry unreachable until meshd "
+                             "stopped");
     }
 }
 
@@ -367,8 +375,10 @@ static void claim_answered(struct sup *sup, const char *name, int64_t slot,
         return;
     case SUP_CLAIM_LOST:
         if (late && !skip) {
-            md_log(MD_LOG_ERROR, "cluster: job=%s slot=%s ran here without its claim, and %s "
-                   "has it too (when_offline=run)", job->name, when, holder);
+            md_log(MD_LOG_ERROR,
+                   "cluster: job=%s slot=%s ran here without its claim, and %s "
+                   "has it too (when_offline=run)",
+                   job->name, when, holder);
             return;
         }
         if (job->unclaimed_slot == slot)
@@ -382,8 +392,10 @@ static void claim_answered(struct sup *sup, const char *name, int64_t slot,
             unclaimed_remember(job, slot);
             return;
         }
-        md_log(MD_LOG_NOTICE, "cluster: running job=%s slot=%s without a claim (registry "
-               "unreachable; cluster.when_offline=run: at-least-once)", job->name, when);
+        md_log(MD_LOG_NOTICE,
+               "cluster: running job=%s slot=%s without a claim (registry "
+               "unreachable; cluster.when_offline=run: at-least-once)",
+               job->name, when);
         run_slot_now(job, slot);
         return;
     }
@@ -394,8 +406,7 @@ static void run_slot(struct sup_job *job, int64_t slot)
     char run_id[SUP_RUN_ID_MAX];
 
     /* A slot skipped here is not claimed: another node may still run it. */
-    if (!sup_cluster_on(job->sup) ||
-        (slot_busy(job) && job->cfg->concurrency == MD_CONC_FORBID)) {
+    if (!sup_cluster_on(job->sup) || (slot_busy(job) && job->cfg->concurrency == MD_CONC_FORBID)) {
         run_slot_now(job, slot);
         return;
     }
@@ -436,7 +447,7 @@ void sched_walk(const struct md_cron *cron, const struct md_tz *tz, int64_t next
     out->before = before;
     out->missed = count - 1;
     out->late_ms = now_ms - latest * 1000 - (int64_t)jitter_ms - takeover_ms;
-    out->verdict = out->late_ms <= SCHED_ON_TIME_MS           ? SCHED_ON_TIME
+    out->verdict = out->late_ms <= SCHED_ON_TIME_MS       ? SCHED_ON_TIME
                    : (uint64_t)out->late_ms <= catchup_ms ? SCHED_CATCH_UP
                                                           : SCHED_MISSED;
 }
@@ -492,7 +503,8 @@ static void job_due(struct sup_job *job, int64_t now_ms, const char *why)
     case SCHED_MISSED:
         job->runs_missed++;
         sup_reg_slot(job->sup, job->name, "run_missed", w.latest, why);
-        md_log(MD_LOG_WARN, "missed: job=%s slot=%s late_ms=%" PRId64
+        md_log(MD_LOG_WARN,
+               "missed: job=%s slot=%s late_ms=%" PRId64
                " reason=%s; outside the catch-up window of %" PRIu64 "s",
                job->name, a, w.late_ms, why, j->catchup_ms / 1000);
         break;
@@ -546,8 +558,7 @@ static void clock_step(struct sup *sup)
     int64_t now = md_time_wall_ms();
     int64_t expected = sup->last_wall_ms;
 
-    md_log(MD_LOG_WARN, "clock stepped: wall_ms=%" PRId64 " last_seen_ms=%" PRId64, now,
-           expected);
+    md_log(MD_LOG_WARN, "clock stepped: wall_ms=%" PRId64 " last_seen_ms=%" PRId64, now, expected);
     if (now < expected) {
         /* Backward: fixed-time jobs keep their next slot (what ran does not run again);
          * wildcard jobs follow the new time. */
@@ -593,7 +604,6 @@ void sup_clock_check(struct sup *sup)
     if (sup->armed_ms > 0 && !sup->closed && md_time_wall_ms() >= sup->armed_ms)
         sched_run_due(sup, NULL);
 }
-
 
 /* ---- the state file: last slot of each job ------------------------------------------------ */
 

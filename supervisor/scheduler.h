@@ -1,6 +1,7 @@
-/* scheduler.h - when cron jobs run (scheduler.c): the heap of next fire instants, the one wall-clock
- * timer, slot claims, catch-up after downtime or a suspend, clock jumps, and the state file of
- * each job's last handled slot.  Private to supervisor/; used by the supervisor object (sup.c).
+/* scheduler.h - when cron jobs run (scheduler.c): the heap of next fire instants, the one
+ * wall-clock timer, slot claims, catch-up after downtime or a suspend, clock jumps, and the state
+ * file of each job's last handled slot.  Private to supervisor/; used by the supervisor object
+ * (sup.c).
  */
 #ifndef MESHD_SCHEDULER_H
 #define MESHD_SCHEDULER_H

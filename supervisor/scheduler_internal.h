@@ -24,11 +24,11 @@ enum sched_verdict {
 /* What one wake decides for a cron job whose next slot is due: every slot from first up to
  * now_ms is looked at once, and never more than one runs. */
 struct sched_walk {
-    int64_t first;      /* the job's next slot when the wake began (Unix s) */
-    int64_t latest;     /* the latest slot due by now_ms: the one that may run */
-    int64_t before;     /* the slot before latest (the last one missed), 0 if none */
-    uint64_t missed;    /* slots before latest, all missed (an estimate past SCHED_WALK_MAX) */
-    int64_t late_ms;    /* how late latest starts: now - latest - jitter - takeover delay */
+    int64_t first;   /* the job's next slot when the wake began (Unix s) */
+    int64_t latest;  /* the latest slot due by now_ms: the one that may run */
+    int64_t before;  /* the slot before latest (the last one missed), 0 if none */
+    uint64_t missed; /* slots before latest, all missed (an estimate past SCHED_WALK_MAX) */
+    int64_t late_ms; /* how late latest starts: now - latest - jitter - takeover delay */
     enum sched_verdict verdict;
 };
 

@@ -23,8 +23,7 @@ void sup_statefile_save(const char *path, const struct sup_state_entry *v, size_
     }
     fputs("# meshd schedule state: job, last handled slot (Unix seconds), [paused]\n", f);
     for (size_t i = 0; i < n; i++)
-        fprintf(f, "%s\t%" PRId64 "%s\n", v[i].job, v[i].last_slot,
-                v[i].paused ? "\tpaused" : "");
+        fprintf(f, "%s\t%" PRId64 "%s\n", v[i].job, v[i].last_slot, v[i].paused ? "\tpaused" : "");
     if (fclose(f) != 0 || rename(tmp, path) != 0)
         md_log_err(MD_LOG_WARN, -errno, "state not saved: path=%s", path);
     md_free(tmp);

@@ -38,8 +38,9 @@
 #include "statefile.h"
 #include "sup.h"
 
-#define REAP_DELAY_MS 50     /* SIGCHLD bursts share one orphan scan */
-#define ORPHAN_GRACE_MS 5000 /* at shutdown, adopted orphans get SIGTERM and this long before SIGKILL */
+#define REAP_DELAY_MS 50 /* SIGCHLD bursts share one orphan scan */
+#define ORPHAN_GRACE_MS                                                                            \
+    5000 /* at shutdown, adopted orphans get SIGTERM and this long before SIGKILL */
 
 /* ---- jobs ---------------------------------------------------------------------------------- */
 
@@ -184,15 +185,19 @@ static void reconcile(struct sup *sup, const struct sup_runlog_run *left, const 
             why = "it ended while meshd was down; its outcome is not known";
         } else if (alive[i]) {
             /* Nothing to hand it to: its job left the config while meshd was down. */
-            md_log(MD_LOG_WARN, "killing a run of a job that is no longer configured: job=%s "
-                   "run=%s pid=%d", r->job, r->run_id, r->pid);
+            md_log(MD_LOG_WARN,
+                   "killing a run of a job that is no longer configured: job=%s "
+                   "run=%s pid=%d",
+                   r->job, r->run_id, r->pid);
             (void)sup_launch_kill(r->pid, true, SIGKILL);
             why = "meshd restarted and its job is no longer configured; killed";
         } else if (!r->has_pid) {
             /* The run writes its P record itself just before its exec (runlog.h): without one
              * it never ran.  Its slot is not handled: catch-up decides, as for any slot. */
-            md_log(MD_LOG_NOTICE, "not started: job=%s run=%s exec=%s reason=meshd stopped "
-                   "before launching it", r->job, r->run_id, r->exec_id);
+            md_log(MD_LOG_NOTICE,
+                   "not started: job=%s run=%s exec=%s reason=meshd stopped "
+                   "before launching it",
+                   r->job, r->run_id, r->exec_id);
             (void)sup_runlog_end(sup->runlog, r->exec_id);
             continue;
         } else {
@@ -244,8 +249,8 @@ int sup_start(struct sup *sup, uv_loop_t *loop, struct md_config *cfg, const cha
         unsigned long from = 0, to = 0;
         int fr = sup_launch_raise_fd_limit(&from, &to);
         if (fr > 0)
-            md_log(MD_LOG_INFO, "open files: limit raised from %lu to %lu (runs get %lu)", from,
-                   to, from);
+            md_log(MD_LOG_INFO, "open files: limit raised from %lu to %lu (runs get %lu)", from, to,
+                   from);
         else if (fr < 0)
             md_log_err(MD_LOG_WARN, fr, "open files: limit not raised");
     }
@@ -363,8 +368,10 @@ int sup_reload_diag(struct sup *sup, struct md_diag *out)
     if (out == NULL)
         md_diag_cleanup(&local);
     if (r < 0) {
-        md_log_err(MD_LOG_ERROR, r, "reload failed: config=%s errors=%zu; keeping the running "
-                   "configuration", sup->config_path, nerrors);
+        md_log_err(MD_LOG_ERROR, r,
+                   "reload failed: config=%s errors=%zu; keeping the running "
+                   "configuration",
+                   sup->config_path, nerrors);
         sup_notify_ready(sup);
         return r;
     }
@@ -372,7 +379,7 @@ int sup_reload_diag(struct sup *sup, struct md_diag *out)
         ncfg->http_port != sup->cfg->http_port ||
         (ncfg->http_host != NULL && strcmp(ncfg->http_host, sup->cfg->http_host) != 0))
         md_log(MD_LOG_WARN, "reload: http.listen changed; the new address takes effect at the "
-               "next start (token and anonymous_read apply now)");
+                            "next start (token and anonymous_read apply now)");
 
     /* Match running jobs to the new config by name. */
     for (job = sup->jobs; job != NULL; job = next) {
@@ -446,8 +453,10 @@ int sup_reload_diag(struct sup *sup, struct md_diag *out)
     sup->cfg = ncfg;
     sup->status_gen++;
     sup_lease_timer_update(sup);
-    md_log(MD_LOG_NOTICE, "reloaded: config=%s jobs=%zu added=%u removed=%u changed=%u "
-           "unchanged=%u", sup->config_path, ncfg->njobs, added, removed, changed, same);
+    md_log(MD_LOG_NOTICE,
+           "reloaded: config=%s jobs=%zu added=%u removed=%u changed=%u "
+           "unchanged=%u",
+           sup->config_path, ncfg->njobs, added, removed, changed, same);
     sup->state_dirty = true;
     sched_run_due(sup, "meshd was busy");
     sup_notify_ready(sup);

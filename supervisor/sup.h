@@ -22,8 +22,7 @@
 #include "job.h"
 #include "prog.h"
 
-#define SUP_LIFE_MAX 16        /* sup->life: 12 hex digits */
-
+#define SUP_LIFE_MAX 16 /* sup->life: 12 hex digits */
 
 struct sup;
 struct sup_job;
@@ -45,29 +44,29 @@ struct sup_runlog;
 
 struct sup {
     uv_loop_t *loop;
-    struct sup_registry *reg;  /* NULL when the registry is off (registry.h) */
+    struct sup_registry *reg;    /* NULL when the registry is off (registry.h) */
     struct sup_cluster *cluster; /* claims and leases (cluster.h), NULL when off */
-    struct sup_bus *bus;       /* the message bus (bus.h), NULL without a registry */
-    struct sup_runlog *runlog; /* the runs file (runlog.h), NULL if it could not be opened */
-    struct sup_http *http;     /* NULL when no listener is up (http.h) */
-    struct sup_cg *cg;     /* runs' cgroups, on or off (cgroup.h); never NULL once started */
+    struct sup_bus *bus;         /* the message bus (bus.h), NULL without a registry */
+    struct sup_runlog *runlog;   /* the runs file (runlog.h), NULL if it could not be opened */
+    struct sup_http *http;       /* NULL when no listener is up (http.h) */
+    struct sup_cg *cg;           /* runs' cgroups, on or off (cgroup.h); never NULL once started */
     int64_t started_wall_ms;
-    uint64_t status_gen;       /* bumped on every change /status shows (http.c's cache key) */
+    uint64_t status_gen; /* bumped on every change /status shows (http.c's cache key) */
     uint64_t lag_bucket[SUP_LAG_BUCKETS]; /* firing lag of on-time scheduled runs */
     double lag_sum;
     uint64_t lag_count;
     struct md_config *cfg;
     char *config_path;
     struct sup_job *jobs;
-    struct sup_job_hooks job_hooks; /* set by sup_start: what jobs tell the layers above */
-    struct sup_hooks hooks;    /* what sup tells main.c */
+    struct sup_job_hooks job_hooks;      /* set by sup_start: what jobs tell the layers above */
+    struct sup_hooks hooks;              /* what sup tells main.c */
     const struct sup_proc_ops *proc_ops; /* how jobs run processes (proc.h); tests fake it */
 
     uv_signal_t sig_term, sig_int, sig_hup, sig_chld;
-    uv_poll_t clock_poll;  /* timerfd on CLOCK_REALTIME: the schedule's one wake-up */
+    uv_poll_t clock_poll; /* timerfd on CLOCK_REALTIME: the schedule's one wake-up */
     int clock_fd;
-    int64_t armed_ms;      /* instant the timerfd is armed for, or 0 */
-    int64_t burst_ms;      /* a burst of due jobs is being started in parts: its instant */
+    int64_t armed_ms; /* instant the timerfd is armed for, or 0 */
+    int64_t burst_ms; /* a burst of due jobs is being started in parts: its instant */
     const char *burst_reason;
 
     /* Min-heap of cron jobs by next_due_ms. */
@@ -78,17 +77,17 @@ struct sup {
     int64_t last_wall_ms;
     int64_t last_boot_minus_mono_ms;
 
-    bool stopping;         /* graceful stop in progress */
-    bool closed;           /* the root handles are closing: the loop is about to end */
-    int orphan_phase;      /* shutdown: 0 not yet, 1 TERM sent to adopted orphans, 2 KILL sent */
-    bool reg_stopping;     /* shutdown: waiting for the registry to ship and close */
+    bool stopping;     /* graceful stop in progress */
+    bool closed;       /* the root handles are closing: the loop is about to end */
+    int orphan_phase;  /* shutdown: 0 not yet, 1 TERM sent to adopted orphans, 2 KILL sent */
+    bool reg_stopping; /* shutdown: waiting for the registry to ship and close */
     uv_timer_t orphan_timer;
-    uv_timer_t reap_timer; /* SIGCHLD: orphans are looked for at most every REAP_DELAY_MS */
+    uv_timer_t reap_timer;  /* SIGCHLD: orphans are looked for at most every REAP_DELAY_MS */
     uv_timer_t lease_timer; /* singleton services without their lease ask again */
-    unsigned stop_signals; /* SIGTERM/SIGINT received */
+    unsigned stop_signals;  /* SIGTERM/SIGINT received */
     bool state_dirty;
     char *state_path;
-    uint64_t run_seq;      /* for run ids of unscheduled runs */
+    uint64_t run_seq; /* for run ids of unscheduled runs */
     /* This meshd process's identity among every life of every node: 12 random hex digits,
      * drawn at start.  Execution ids are "<life>-<exec_seq>". */
     char life[SUP_LIFE_MAX];

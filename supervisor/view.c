@@ -27,9 +27,12 @@
 static const char *kind_name(enum md_job_kind k)
 {
     switch (k) {
-    case MD_JOB_CRON: return "cron";
-    case MD_JOB_SERVICE: return "service";
-    case MD_JOB_EVENT: return "event";
+    case MD_JOB_CRON:
+        return "cron";
+    case MD_JOB_SERVICE:
+        return "service";
+    case MD_JOB_EVENT:
+        return "event";
     }
     return "?";
 }
@@ -37,13 +40,20 @@ static const char *kind_name(enum md_job_kind k)
 const char *view_state_word(enum prog_state s)
 {
     switch (s) {
-    case PROG_STOPPED: return "stopped";
-    case PROG_STARTING: return "starting";
-    case PROG_RUNNING: return "running";
-    case PROG_BACKOFF: return "backoff";
-    case PROG_STOPPING: return "stopping";
-    case PROG_EXITED: return "exited";
-    case PROG_FATAL: return "fatal";
+    case PROG_STOPPED:
+        return "stopped";
+    case PROG_STARTING:
+        return "starting";
+    case PROG_RUNNING:
+        return "running";
+    case PROG_BACKOFF:
+        return "backoff";
+    case PROG_STOPPING:
+        return "stopping";
+    case PROG_EXITED:
+        return "exited";
+    case PROG_FATAL:
+        return "fatal";
     }
     return "?";
 }
@@ -117,19 +127,22 @@ bool api_healthy(struct sup *sup, cJSON *reasons)
         }
         if (j->expect_success_ms > 0 && j->enabled && !job->paused) {
             int64_t since = job->last_success_ms > sup->started_wall_ms ? job->last_success_ms
-                                                                         : sup->started_wall_ms;
+                                                                        : sup->started_wall_ms;
             if (now - since > (int64_t)j->expect_success_ms) {
-                reason(reasons, "job '%s' has not succeeded for %" PRId64 "s (expect.succeed_"
-                       "within %" PRIu64 "s)", job->name, (now - since) / 1000,
-                       j->expect_success_ms / 1000);
+                reason(reasons,
+                       "job '%s' has not succeeded for %" PRId64 "s (expect.succeed_"
+                       "within %" PRIu64 "s)",
+                       job->name, (now - since) / 1000, j->expect_success_ms / 1000);
                 ok = false;
             }
         }
     }
     sup_registry_stats(sup, &st);
     if (st.on && st.bound_bytes > 0 && st.backlog_bytes >= st.bound_bytes / 10 * 9) {
-        reason(reasons, "registry backlog %" PRIu64 " bytes is at its bound (%" PRIu64
-               " bytes): the database has been away too long", st.backlog_bytes, st.bound_bytes);
+        reason(reasons,
+               "registry backlog %" PRIu64 " bytes is at its bound (%" PRIu64
+               " bytes): the database has been away too long",
+               st.backlog_bytes, st.bound_bytes);
         ok = false;
     } else if (st.on && st.last_drop_ms != 0 && now - st.last_drop_ms < DROP_RECENT_MS) {
         reason(reasons, "registry journal dropped %" PRIu64 " events in the last %d minutes",
@@ -204,9 +217,10 @@ static cJSON *job_json(struct sup_job *job)
 
     cJSON_AddStringToObject(o, "name", job->name);
     cJSON_AddStringToObject(o, "kind", kind_name(j->kind));
-    cJSON_AddStringToObject(o, "schedule", j->kind == MD_JOB_CRON      ? j->schedule
-                                           : j->kind == MD_JOB_SERVICE ? "always"
-                                                                       : j->event);
+    cJSON_AddStringToObject(o, "schedule",
+                            j->kind == MD_JOB_CRON      ? j->schedule
+                            : j->kind == MD_JOB_SERVICE ? "always"
+                                                        : j->event);
     cJSON_AddStringToObject(o, "timezone", md_tz_name(j->tz));
     cJSON_AddBoolToObject(o, "enabled", j->enabled);
     cJSON_AddBoolToObject(o, "paused", job->paused);

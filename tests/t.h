@@ -35,61 +35,61 @@ static inline void t_register(const char *name, void (*fn)(void))
     t_ncases++;
 }
 
-#define TEST(name)                                                                              \
-    static void test_##name(void);                                                              \
-    __attribute__((constructor)) static void t_reg_##name(void)                                 \
-    {                                                                                           \
-        t_register(#name, test_##name);                                                         \
-    }                                                                                           \
+#define TEST(name)                                                                                 \
+    static void test_##name(void);                                                                 \
+    __attribute__((constructor)) static void t_reg_##name(void)                                    \
+    {                                                                                              \
+        t_register(#name, test_##name);                                                            \
+    }                                                                                              \
     static void test_##name(void)
 
-#define T_FAIL(...)                                                                             \
-    do {                                                                                        \
-        fprintf(stderr, "  %s:%d: ", __FILE__, __LINE__);                                       \
-        fprintf(stderr, __VA_ARGS__);                                                           \
-        fputc('\n', stderr);                                                                    \
-        t_failed_now = 1;                                                                       \
-        longjmp(t_jmp, 1);                                                                      \
+#define T_FAIL(...)                                                                                \
+    do {                                                                                           \
+        fprintf(stderr, "  %s:%d: ", __FILE__, __LINE__);                                          \
+        fprintf(stderr, __VA_ARGS__);                                                              \
+        fputc('\n', stderr);                                                                       \
+        t_failed_now = 1;                                                                          \
+        longjmp(t_jmp, 1);                                                                         \
     } while (0)
 
-#define T_SKIP(why)                                                                             \
-    do {                                                                                        \
-        fprintf(stderr, "  skip: %s\n", (why));                                                 \
-        t_skipped_now = 1;                                                                      \
-        longjmp(t_jmp, 1);                                                                      \
+#define T_SKIP(why)                                                                                \
+    do {                                                                                           \
+        fprintf(stderr, "  skip: %s\n", (why));                                                    \
+        t_skipped_now = 1;                                                                         \
+        longjmp(t_jmp, 1);                                                                         \
     } while (0)
 
-#define T_ASSERT_TRUE(c)                                                                        \
-    do {                                                                                        \
-        if (!(c))                                                                               \
-            T_FAIL("assertion failed: %s", #c);                                                 \
+#define T_ASSERT_TRUE(c)                                                                           \
+    do {                                                                                           \
+        if (!(c))                                                                                  \
+            T_FAIL("assertion failed: %s", #c);                                                    \
     } while (0)
 #define T_ASSERT_FALSE(c) T_ASSERT_TRUE(!(c))
 
-#define T_ASSERT_EQ(a, b)                                                                       \
-    do {                                                                                        \
-        int64_t t_a_ = (int64_t)(a), t_b_ = (int64_t)(b);                                       \
-        if (t_a_ != t_b_)                                                                       \
-            T_FAIL("%s == %s: %lld != %lld", #a, #b, (long long)t_a_, (long long)t_b_);         \
+#define T_ASSERT_EQ(a, b)                                                                          \
+    do {                                                                                           \
+        int64_t t_a_ = (int64_t)(a), t_b_ = (int64_t)(b);                                          \
+        if (t_a_ != t_b_)                                                                          \
+            T_FAIL("%s == %s: %lld != %lld", #a, #b, (long long)t_a_, (long long)t_b_);            \
     } while (0)
-#define T_ASSERT_NE(a, b)                                                                       \
-    do {                                                                                        \
-        int64_t t_a_ = (int64_t)(a), t_b_ = (int64_t)(b);                                       \
-        if (t_a_ == t_b_)                                                                       \
-            T_FAIL("%s != %s: both %lld", #a, #b, (long long)t_a_);                             \
+#define T_ASSERT_NE(a, b)                                                                          \
+    do {                                                                                           \
+        int64_t t_a_ = (int64_t)(a), t_b_ = (int64_t)(b);                                          \
+        if (t_a_ == t_b_)                                                                          \
+            T_FAIL("%s != %s: both %lld", #a, #b, (long long)t_a_);                                \
     } while (0)
-#define T_ASSERT_STREQ(a, b)                                                                    \
-    do {                                                                                        \
-        const char *t_a_ = (a), *t_b_ = (b);                                                    \
-        if (t_a_ == NULL || t_b_ == NULL || strcmp(t_a_, t_b_) != 0)                            \
-            T_FAIL("%s == %s: \"%s\" != \"%s\"", #a, #b, t_a_ ? t_a_ : "(null)",                \
-                   t_b_ ? t_b_ : "(null)");                                                     \
+#define T_ASSERT_STREQ(a, b)                                                                       \
+    do {                                                                                           \
+        const char *t_a_ = (a), *t_b_ = (b);                                                       \
+        if (t_a_ == NULL || t_b_ == NULL || strcmp(t_a_, t_b_) != 0)                               \
+            T_FAIL("%s == %s: \"%s\" != \"%s\"", #a, #b, t_a_ ? t_a_ : "(null)",                   \
+                   t_b_ ? t_b_ : "(null)");                                                        \
     } while (0)
-#define T_ASSERT_CONTAINS(hay, needle)                                                          \
-    do {                                                                                        \
-        const char *t_h_ = (hay), *t_n_ = (needle);                                             \
-        if (t_h_ == NULL || strstr(t_h_, t_n_) == NULL)                                         \
-            T_FAIL("\"%s\" does not contain \"%s\"", t_h_ ? t_h_ : "(null)", t_n_);             \
+#define T_ASSERT_CONTAINS(hay, needle)                                                             \
+    do {                                                                                           \
+        const char *t_h_ = (hay), *t_n_ = (needle);                                                \
+        if (t_h_ == NULL || strstr(t_h_, t_n_) == NULL)                                            \
+            T_FAIL("\"%s\" does not contain \"%s\"", t_h_ ? t_h_ : "(null)", t_n_);                \
     } while (0)
 
 /* The throwaway PostgreSQL cluster's superuser conninfo (MESHD_TEST_PG, which ctest sets for the
@@ -146,10 +146,10 @@ static inline int t_main(int argc, char **argv)
     return 0;
 }
 
-#define T_MAIN()                                                                                \
-    int main(int argc, char **argv)                                                             \
-    {                                                                                           \
-        return t_main(argc, argv);                                                              \
+#define T_MAIN()                                                                                   \
+    int main(int argc, char **argv)                                                                \
+    {                                                                                              \
+        return t_main(argc, argv);                                                                 \
     }
 
 #endif

@@ -43,8 +43,8 @@ int main(int argc, char **argv)
         tm.tm_mon -= 1;
         sched = (long long)timegm(&tm);
     }
-    double lag_us = sched < 0 ? -1.0
-                              : ((double)now.tv_sec - (double)sched) * 1e6 + now.tv_nsec / 1e3;
+    double lag_us =
+        sched < 0 ? -1.0 : ((double)now.tv_sec - (double)sched) * 1e6 + now.tv_nsec / 1e3;
     n = snprintf(line, sizeof line, "%s %lld %lld.%09ld %.1f %s %s\n", job ? job : "-", sched,
                  (long long)now.tv_sec, now.tv_nsec, lag_us, run ? run : "-", node ? node : "-");
     if (n < 0 || (size_t)n >= sizeof line)

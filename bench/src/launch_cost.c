@@ -60,9 +60,8 @@ static void row(const char *path, const char *mode, int cgdir, int n, int gap_ms
             usleep((useconds_t)gap_ms * 1000);
     }
     qsort(t, (size_t)n, sizeof *t, cmp);
-    printf("launch_held_us path=%s mode=%s cgroup=%s spacing=%s n=%d median=%.1f p90=%.1f\n",
-           path, mode, cgdir >= 0 ? "yes" : "no", gap_ms ? "alone" : "burst", n, t[n / 2],
-           t[n * 9 / 10]);
+    printf("launch_held_us path=%s mode=%s cgroup=%s spacing=%s n=%d median=%.1f p90=%.1f\n", path,
+           mode, cgdir >= 0 ? "yes" : "no", gap_ms ? "alone" : "burst", n, t[n / 2], t[n * 9 / 10]);
     close(null);
     free(t);
     sup__launch_force_vfork(false);
@@ -79,7 +78,8 @@ int main(int argc, char **argv)
     }
     if (!sup__launch_force_vfork(false))
         modes[0] = "vfork(no clone3 here)";
-    if (strcmp(argv[1], "-") != 0 && (cgdir = open(argv[1], O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+    if (strcmp(argv[1], "-") != 0 &&
+        (cgdir = open(argv[1], O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
         perror(argv[1]);
         return 1;
     }

@@ -51,13 +51,15 @@ int md_config_parse(const char *text, size_t len, const char *name, struct md_co
     if (c.nerrors > 0)
         goto out;
     if (root == NULL) {
-        md__err_pos(&c, 1, 1, NULL, "the file is empty: expected a mapping with node:, defaults: "
-                                    "and jobs:");
+        md__err_pos(&c, 1, 1, NULL,
+                    "the file is empty: expected a mapping with node:, defaults: "
+                    "and jobs:");
         goto out;
     }
     if (root->type != MD__Y_MAP) {
-        md__err_at(&c, root, NULL, "expected a mapping with node:, defaults: and jobs: at the top, "
-                                   "got %s",
+        md__err_at(&c, root, NULL,
+                   "expected a mapping with node:, defaults: and jobs: at the top, "
+                   "got %s",
                    md__describe(root, buf, sizeof buf));
         goto out;
     }

@@ -57,8 +57,8 @@ static void diag_vadd(struct md_diag *d, enum md_diag_severity sev, int line, in
         d->nwarnings++;
 }
 
-void md__diag_add(struct md_diag *d, enum md_diag_severity sev, int line, int col,
-                  const char *fmt, ...)
+void md__diag_add(struct md_diag *d, enum md_diag_severity sev, int line, int col, const char *fmt,
+                  ...)
 {
     va_list ap;
 
@@ -129,8 +129,8 @@ void md_diag_print(const struct md_diag *d, const char *file, void *fp)
 /* ---- the walk's context and reporting helpers ---------------------------------------------- */
 
 MD_PRINTF(6, 0)
-static void vreport(struct ctx *c, enum md_diag_severity sev, int line, int col,
-                    const char *path, const char *fmt, va_list ap)
+static void vreport(struct ctx *c, enum md_diag_severity sev, int line, int col, const char *path,
+                    const char *fmt, va_list ap)
 {
     char *msg;
     va_list ap2;

@@ -69,8 +69,8 @@ struct ctx {
 };
 
 /* Appends an item to d; msg is printf-formatted.  Never fails (aborts on OOM). */
-void md__diag_add(struct md_diag *d, enum md_diag_severity sev, int line, int col,
-                  const char *fmt, ...) MD_PRINTF(5, 6);
+void md__diag_add(struct md_diag *d, enum md_diag_severity sev, int line, int col, const char *fmt,
+                  ...) MD_PRINTF(5, 6);
 
 /* Sorts d's items [from, n) by position, keeping the order of items at the same position. */
 void md__diag_sort(struct md_diag *d, size_t from);

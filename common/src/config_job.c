@@ -28,9 +28,10 @@ struct enum_name {
 _Static_assert(sizeof(enum md_restart) == sizeof(int), "KT_ENUM stores enums as int");
 _Static_assert(sizeof(enum md_concurrency) == sizeof(int), "KT_ENUM stores enums as int");
 
-static const struct enum_name restart_names[] = {
-    {"never", MD_RESTART_NEVER}, {"on-failure", MD_RESTART_ON_FAILURE},
-    {"always", MD_RESTART_ALWAYS}, {NULL, 0}};
+static const struct enum_name restart_names[] = {{"never", MD_RESTART_NEVER},
+                                                 {"on-failure", MD_RESTART_ON_FAILURE},
+                                                 {"always", MD_RESTART_ALWAYS},
+                                                 {NULL, 0}};
 static const struct enum_name conc_names[] = {
     {"forbid", MD_CONC_FORBID}, {"allow", MD_CONC_ALLOW}, {"replace", MD_CONC_REPLACE}, {NULL, 0}};
 static const struct enum_name dst_names[] = {
@@ -96,8 +97,7 @@ static const struct key_def expect_keys[] = {
  * milliseconds of writes.  burst 0 turns the limit off. */
 static const struct key_def log_limit_keys[] = {
     {"burst", KT_INT, 0, OFF(log_burst), "1000", 0, 1000000, NULL, NULL},
-    {"interval", KT_DURATION, 0, OFF(log_interval_ms), "30s", 0, 86400000, NULL,
-     key_log_interval},
+    {"interval", KT_DURATION, 0, OFF(log_interval_ms), "30s", 0, 86400000, NULL, key_log_interval},
 };
 #undef OFF
 
@@ -106,11 +106,16 @@ static const char *expect_text(const struct key_def *k, char *buf, size_t size)
     size_t o;
 
     switch (k->type) {
-    case KT_DURATION: return "a duration like 30s, 5m or 1h30m";
-    case KT_BOOL: return "true or false";
-    case KT_INT: return "an integer";
-    case KT_SIGNAL: return "a signal like TERM, SIGINT or 15";
-    case KT_STRING: return "a string";
+    case KT_DURATION:
+        return "a duration like 30s, 5m or 1h30m";
+    case KT_BOOL:
+        return "true or false";
+    case KT_INT:
+        return "an integer";
+    case KT_SIGNAL:
+        return "a signal like TERM, SIGINT or 15";
+    case KT_STRING:
+        return "a string";
     case KT_ENUM:
     case KT_CUSTOM:
         if (k->enums == NULL)
@@ -147,8 +152,7 @@ static bool parse_typed(const struct key_def *k, const char *s, void *dst, char 
     switch (k->type) {
     case KT_DURATION:
         if (md_duration_parse(s, &ms) != 0) {
-            snprintf(why, wlen, "expected %s, got '%s'", expect_text(k, ebuf, sizeof ebuf),
-                     shown);
+            snprintf(why, wlen, "expected %s, got '%s'", expect_text(k, ebuf, sizeof ebuf), shown);
             return false;
         }
         if (ms > (uint64_t)k->max) {
@@ -160,8 +164,8 @@ static bool parse_typed(const struct key_def *k, const char *s, void *dst, char 
         return true;
     case KT_BOOL:
         if (!md__parse_bool(s, &b)) {
-            bool yaml11 = !strcasecmp(s, "yes") || !strcasecmp(s, "no") ||
-                          !strcasecmp(s, "on") || !strcasecmp(s, "off");
+            bool yaml11 = !strcasecmp(s, "yes") || !strcasecmp(s, "no") || !strcasecmp(s, "on") ||
+                          !strcasecmp(s, "off");
             snprintf(why, wlen, "expected true or false, got '%s'%s", shown,
                      yaml11 ? " (YAML 1.2 has no yes/no/on/off booleans)" : "");
             return false;
@@ -182,16 +186,14 @@ static bool parse_typed(const struct key_def *k, const char *s, void *dst, char 
         return true;
     case KT_SIGNAL:
         if (!md__parse_signal(s, &iv)) {
-            snprintf(why, wlen, "expected %s, got '%s'", expect_text(k, ebuf, sizeof ebuf),
-                     shown);
+            snprintf(why, wlen, "expected %s, got '%s'", expect_text(k, ebuf, sizeof ebuf), shown);
             return false;
         }
         memcpy(dst, &iv, sizeof iv);
         return true;
     case KT_ENUM:
         if (!lookup_enum(k->enums, s, &iv)) {
-            snprintf(why, wlen, "expected %s, got '%s'", expect_text(k, ebuf, sizeof ebuf),
-                     shown);
+            snprintf(why, wlen, "expected %s, got '%s'", expect_text(k, ebuf, sizeof ebuf), shown);
             return false;
         }
         memcpy(dst, &iv, sizeof iv);
@@ -208,7 +210,8 @@ static bool parse_typed(const struct key_def *k, const char *s, void *dst, char 
         memcpy(dst, &copy, sizeof copy);
         return true;
     }
-    case KT_CUSTOM: break;
+    case KT_CUSTOM:
+        break;
     }
     MD_UNREACHABLE();
 }
@@ -240,8 +243,8 @@ void md__job_set_defaults(struct md_job *job)
                                                 (char *)job + md__job_keys[i].off, why, sizeof why))
             MD_UNREACHABLE();
     for (size_t i = 0; i < MD_ARRAY_SIZE(backoff_keys); i++)
-        if (!parse_typed(&backoff_keys[i], backoff_keys[i].def,
-                         (char *)job + backoff_keys[i].off, why, sizeof why))
+        if (!parse_typed(&backoff_keys[i], backoff_keys[i].def, (char *)job + backoff_keys[i].off,
+                         why, sizeof why))
             MD_UNREACHABLE();
     for (size_t i = 0; i < MD_ARRAY_SIZE(log_limit_keys); i++)
         if (!parse_typed(&log_limit_keys[i], log_limit_keys[i].def,
@@ -701,8 +704,9 @@ static bool key_singleton(struct ctx *c, struct jobwork *w, const struct key_def
     (void)k;
     if (!w->job->singleton || w->job->kind == MD_JOB_SERVICE)
         return true;
-    md__err_at(c, v, path, "singleton applies to services (schedule: always); a scheduled job is "
-                           "claimed slot by slot in a cluster anyway");
+    md__err_at(c, v, path,
+               "singleton applies to services (schedule: always); a scheduled job is "
+               "claimed slot by slot in a cluster anyway");
     return false;
 }
 
@@ -779,8 +783,7 @@ static bool key_expect(struct ctx *c, struct jobwork *w, const struct key_def *k
                        const struct md__ynode *v, const char *path)
 {
     (void)kd;
-    return apply_submap(c, w, v, path, expect_keys, MD_ARRAY_SIZE(expect_keys),
-                        "succeed_within");
+    return apply_submap(c, w, v, path, expect_keys, MD_ARRAY_SIZE(expect_keys), "succeed_within");
 }
 
 static bool key_log_limit(struct ctx *c, struct jobwork *w, const struct key_def *kd,

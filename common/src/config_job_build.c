@@ -155,11 +155,10 @@ static void job_finish(struct ctx *c, struct jobwork *w, const struct md__ynode 
                    "missing schedule: (a cron expression or 'always') or on: EVENT");
     /* Restart policy: services restart, runs do not, unless told otherwise.  A defaults:
      * restart of 'always' only applies to services, like the other kind-specific keys. */
-    if (w->restart_src == 0 ||
-        (w->restart_src == 1 && job->restart == MD_RESTART_ALWAYS && w->kind_known &&
-         job->kind != MD_JOB_SERVICE)) {
-        job->restart = job->kind == MD_JOB_SERVICE && w->kind_known ? MD_RESTART_ALWAYS
-                                                                      : MD_RESTART_NEVER;
+    if (w->restart_src == 0 || (w->restart_src == 1 && job->restart == MD_RESTART_ALWAYS &&
+                                w->kind_known && job->kind != MD_JOB_SERVICE)) {
+        job->restart =
+            job->kind == MD_JOB_SERVICE && w->kind_known ? MD_RESTART_ALWAYS : MD_RESTART_NEVER;
     } else if (w->restart_src == 2 && job->restart == MD_RESTART_ALWAYS && w->kind_known &&
                job->kind != MD_JOB_SERVICE) {
         snprintf(path, sizeof path, "%s.restart", prefix);

@@ -99,7 +99,9 @@ static cJSON *to_json(struct ctx *c, const struct md__ynode *n, const char *path
     cJSON *j;
 
     switch (n->type) {
-    case MD__Y_BAD: *ok = false; return json_check(cJSON_CreateNull());
+    case MD__Y_BAD:
+        *ok = false;
+        return json_check(cJSON_CreateNull());
     case MD__Y_SCALAR:
         if (strlen(n->value) != n->len) {
             md__err_at(c, n, path, "the value contains a NUL character");

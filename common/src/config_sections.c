@@ -145,10 +145,10 @@ static const struct reg_key {
     {"url", RK_URL, 0, 0, 0, 0, NULL},
     {"heartbeat", RK_DURATION, offsetof(struct md_config, heartbeat_ms), 30 * SEC, SEC, HOUR,
      "1s..1h"},
-    {"retention", RK_DURATION, offsetof(struct md_config, retention_ms), 30 * DAY, HOUR,
-     3650 * DAY, "1h..3650d"},
-    {"journal_max", RK_SIZE, offsetof(struct md_config, journal_max_bytes), 64 * MIB, MIB,
-     64 * GIB, "1MiB..64GiB"},
+    {"retention", RK_DURATION, offsetof(struct md_config, retention_ms), 30 * DAY, HOUR, 3650 * DAY,
+     "1h..3650d"},
+    {"journal_max", RK_SIZE, offsetof(struct md_config, journal_max_bytes), 64 * MIB, MIB, 64 * GIB,
+     "1MiB..64GiB"},
 };
 
 /* registry.url: a string (an empty value counts as ""), ${VAR}-expanded like a job's env
@@ -367,9 +367,10 @@ void md__http_build(struct ctx *c, const struct md__ynode *map)
             cfg->http_host = NULL;
             continue;
         }
-        if ((s = md__scalar(c, vn, path, j == 0 ? "an address like 127.0.0.1:8470"
-                                         : j == 2 ? "true or false"
-                                                  : "a number 1..65535")) == NULL)
+        if ((s = md__scalar(c, vn, path,
+                            j == 0   ? "an address like 127.0.0.1:8470"
+                            : j == 2 ? "true or false"
+                                     : "a number 1..65535")) == NULL)
             continue;
         if (j == 0) {
             char *host;
@@ -439,9 +440,10 @@ void md__cluster_build(struct ctx *c, const struct md__ynode *map)
             continue;
         }
         snprintf(path, sizeof path, "cluster.%s", keys[j]);
-        if ((s = md__scalar(c, vn, path, j == 0   ? "true or false"
-                                         : j == 1 ? "run or skip"
-                                                  : "a duration like 5s")) == NULL)
+        if ((s = md__scalar(c, vn, path,
+                            j == 0   ? "true or false"
+                            : j == 1 ? "run or skip"
+                                     : "a duration like 5s")) == NULL)
             continue;
         if (j == 0) {
             if (!md__parse_bool(s, &cfg->cluster))

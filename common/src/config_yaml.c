@@ -101,9 +101,12 @@ static bool tag_ok(const char *tag, enum md__ytype type, bool *force_string)
     case MD__Y_SCALAR:
         *force_string = strcmp(t, "str") == 0;
         return *force_string;
-    case MD__Y_SEQ: return strcmp(t, "seq") == 0;
-    case MD__Y_MAP: return strcmp(t, "map") == 0;
-    default: return false;
+    case MD__Y_SEQ:
+        return strcmp(t, "seq") == 0;
+    case MD__Y_MAP:
+        return strcmp(t, "map") == 0;
+    default:
+        return false;
     }
 }
 
@@ -133,8 +136,8 @@ static void syntax_error(struct builder *b, const yaml_parser_t *p, const char *
         md__diag_add(b->diag, MD_DIAG_ERROR, line, col, "YAML: %s", problem);
     } else if (p->context) {
         md__diag_add(b->diag, MD_DIAG_ERROR, (int)p->problem_mark.line + 1,
-                     (int)p->problem_mark.column + 1, "YAML syntax error: %s %s (line %d)",
-                     problem, p->context, (int)p->context_mark.line + 1);
+                     (int)p->problem_mark.column + 1, "YAML syntax error: %s %s (line %d)", problem,
+                     p->context, (int)p->context_mark.line + 1);
     } else {
         md__diag_add(b->diag, MD_DIAG_ERROR, (int)p->problem_mark.line + 1,
                      (int)p->problem_mark.column + 1, "YAML syntax error: %s", problem);
@@ -179,8 +182,8 @@ static bool on_event(struct builder *b, const yaml_event_t *ev, int *ndocs)
     case YAML_SEQUENCE_START_EVENT:
     case YAML_MAPPING_START_EVENT: {
         bool seq = ev->type == YAML_SEQUENCE_START_EVENT;
-        const char *tag = (const char *)(seq ? ev->data.sequence_start.tag
-                                              : ev->data.mapping_start.tag);
+        const char *tag =
+            (const char *)(seq ? ev->data.sequence_start.tag : ev->data.mapping_start.tag);
 
         n = node_new(seq ? MD__Y_SEQ : MD__Y_MAP, ev);
         if (b->depth == MD__YAML_MAX_DEPTH) {
@@ -202,8 +205,10 @@ static bool on_event(struct builder *b, const yaml_event_t *ev, int *ndocs)
             n->end_col = (int)ev->end_mark.column + 1;
         }
         return true;
-    case YAML_STREAM_END_EVENT: return false;
-    default: return true;
+    case YAML_STREAM_END_EVENT:
+        return false;
+    default:
+        return true;
     }
 }
 

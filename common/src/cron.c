@@ -25,17 +25,14 @@ struct field_spec {
     const char *const *names; /* indexed from low; NULL if the field has no names */
 };
 
-static const char *const month_names[] = {"jan", "feb", "mar", "apr", "may", "jun",
-                                          "jul", "aug", "sep", "oct", "nov", "dec", NULL};
+static const char *const month_names[] = {"jan", "feb", "mar", "apr", "may", "jun", "jul",
+                                          "aug", "sep", "oct", "nov", "dec", NULL};
 static const char *const dow_names[] = {"sun", "mon", "tue", "wed", "thu", "fri", "sat", NULL};
 
 static const struct field_spec fields[F_COUNT] = {
-    [F_SEC] = {"second", 0, 59, NULL},
-    [F_MIN] = {"minute", 0, 59, NULL},
-    [F_HOUR] = {"hour", 0, 23, NULL},
-    [F_DOM] = {"day-of-month", 1, 31, NULL},
-    [F_MONTH] = {"month", 1, 12, month_names},
-    [F_DOW] = {"day-of-week", 0, 7, dow_names},
+    [F_SEC] = {"second", 0, 59, NULL},         [F_MIN] = {"minute", 0, 59, NULL},
+    [F_HOUR] = {"hour", 0, 23, NULL},          [F_DOM] = {"day-of-month", 1, 31, NULL},
+    [F_MONTH] = {"month", 1, 12, month_names}, [F_DOW] = {"day-of-week", 0, 7, dow_names},
 };
 
 /* Range-parser states, one per position inside a list element (cronie's range_state_t). */
@@ -71,8 +68,8 @@ static int fail(const struct parser *ps, const char *at, enum field_id f, const 
     va_start(ap, fmt);
     vsnprintf(detail, sizeof detail, fmt, ap);
     va_end(ap);
-    return md_error_set(ps->err, MD_EPARSE, 0, col_of(ps, at), "bad %s field: %s",
-                        fields[f].name, detail);
+    return md_error_set(ps->err, MD_EPARSE, 0, col_of(ps, at), "bad %s field: %s", fields[f].name,
+                        detail);
 }
 
 /* The end of a list element: a comma or the end of the field. */
@@ -123,8 +120,8 @@ static int get_number(const struct parser *ps, enum field_id f, const char **pp,
         if (is_alpha(*p))
             return fail(ps, p, f, "unexpected '%c'", *p);
         if (v < fs->low || v > fs->high)
-            return fail(ps, b, f, "%.*s is out of range %d-%d", (int)(p - b > 12 ? 12 : p - b),
-                        b, fs->low, fs->high);
+            return fail(ps, b, f, "%.*s is out of range %d-%d", (int)(p - b > 12 ? 12 : p - b), b,
+                        fs->low, fs->high);
         *out = (int)v;
         *pp = p;
         return 0;
@@ -285,8 +282,8 @@ static const struct {
     const char *name;
     const char *expr;
 } macros[] = {
-    {"yearly", "0 0 1 1 *"},  {"annually", "0 0 1 1 *"}, {"monthly", "0 0 1 * *"},
-    {"weekly", "0 0 * * 0"},  {"daily", "0 0 * * *"},    {"midnight", "0 0 * * *"},
+    {"yearly", "0 0 1 1 *"}, {"annually", "0 0 1 1 *"}, {"monthly", "0 0 1 * *"},
+    {"weekly", "0 0 * * 0"}, {"daily", "0 0 * * *"},    {"midnight", "0 0 * * *"},
     {"hourly", "0 * * * *"},
 };
 
@@ -338,8 +335,8 @@ int md_cron_parse(struct md_cron *c, const char *expr, struct md_error *err)
         while (*tail == ' ' || *tail == '\t')
             tail++;
         if (*tail != '\0')
-            return md_error_set(err, MD_EPARSE, 0, col_of(&ps, tail),
-                                "unexpected text after @%.*s", (int)(p - b), b);
+            return md_error_set(err, MD_EPARSE, 0, col_of(&ps, tail), "unexpected text after @%.*s",
+                                (int)(p - b), b);
         if (strcmp(word, "reboot") == 0)
             return md_error_set(err, MD_EPARSE, 0, col_of(&ps, b - 1),
                                 "@reboot is not supported: use 'schedule: always' for a service "
@@ -385,8 +382,8 @@ int md_cron_parse(struct md_cron *c, const char *expr, struct md_error *err)
         if ((rc = get_list(&ps, f, start[i], &bits[f])) < 0)
             return rc;
         if (start[i][0] == '*') {
-            static const uint8_t star[F_COUNT] = {0, MD_CRON_MIN_STAR, MD_CRON_HOUR_STAR,
-                                                  MD_CRON_DOM_STAR, 0, MD_CRON_DOW_STAR};
+            static const uint8_t star[F_COUNT] = {
+                0, MD_CRON_MIN_STAR, MD_CRON_HOUR_STAR, MD_CRON_DOM_STAR, 0, MD_CRON_DOW_STAR};
             c->flags |= star[f];
         }
     }
@@ -429,7 +426,6 @@ static bool day_matches(const struct md_cron *c, int mday, int wday)
         return dom && dow;
     return dom || dow;
 }
-
 
 /* The smallest local time l >= from (local seconds) that matches c, if l <= limit.  Skips
  * whole months, days, hours and minutes; never scans second by second. */
@@ -683,8 +679,8 @@ void md_cron_lint(const struct md_cron *c, const char *expr, const struct md_tz 
     char msg[240];
     int first = (c->flags & MD_CRON_SECONDS) ? 1 : 0;
 
-    if (!(c->flags & (MD_CRON_DOM_STAR | MD_CRON_DOW_STAR)) && (c->dom & 0xfffffffeu) != 0xfffffffeu &&
-        (c->dow & 0x7f) != 0x7f)
+    if (!(c->flags & (MD_CRON_DOM_STAR | MD_CRON_DOW_STAR)) &&
+        (c->dom & 0xfffffffeu) != 0xfffffffeu && (c->dow & 0x7f) != 0x7f)
         cb(ud, expr ? field_col(expr, first + 2) : 0,
            "day-of-month and day-of-week are both restricted: the job runs on days matching "
            "EITHER field (cron's OR rule), not both");

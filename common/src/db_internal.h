@@ -15,20 +15,20 @@ struct db_watch;
 struct md_db {
     uv_loop_t *loop;
     enum md_db_state state;
-    PGconn *conn;            /* non-NULL in CONNECTING, IDLE, BUSY */
-    struct db_watch *watch;  /* the current socket's watcher, or NULL */
-    uv_timer_t timer;        /* connect timeout, backoff, deferred connect/teardown */
-    unsigned pending;        /* handles not yet closed (timer + watchers) */
-    bool flushing;           /* PQflush returned 1: poll writable too */
-    bool closing;            /* md_db_close was called */
-    bool closed;             /* teardown done: free in the last close_cb */
+    PGconn *conn;           /* non-NULL in CONNECTING, IDLE, BUSY */
+    struct db_watch *watch; /* the current socket's watcher, or NULL */
+    uv_timer_t timer;       /* connect timeout, backoff, deferred connect/teardown */
+    unsigned pending;       /* handles not yet closed (timer + watchers) */
+    bool flushing;          /* PQflush returned 1: poll writable too */
+    bool closing;           /* md_db_close was called */
+    bool closed;            /* teardown done: free in the last close_cb */
     bool ever_connected;
     void (*closed_cb)(void *ud);
     void *closed_ud;
 
     struct db_req *head, *tail; /* FIFO of requests not yet sent */
     size_t nqueued;
-    struct db_req *inflight;    /* sent, NULL result not yet seen */
+    struct db_req *inflight; /* sent, NULL result not yet seen */
 
     char *conninfo;   /* may hold the password: never log */
     char *password;   /* only to scrub error texts; NULL if none */

@@ -7,15 +7,24 @@
 const char *md_strerror(int code)
 {
     switch (code) {
-    case 0: return "success";
-    case MD_ECONFIG: return "invalid configuration";
-    case MD_EPARSE: return "parse error";
-    case MD_EDB: return "database error";
-    case MD_EPROTO: return "protocol error";
-    case MD_ENOTZ: return "unknown time zone";
-    case MD_ENEVER: return "schedule never fires";
-    case MD_ETOOBIG: return "input too large";
-    default: break;
+    case 0:
+        return "success";
+    case MD_ECONFIG:
+        return "invalid configuration";
+    case MD_EPARSE:
+        return "parse error";
+    case MD_EDB:
+        return "database error";
+    case MD_EPROTO:
+        return "protocol error";
+    case MD_ENOTZ:
+        return "unknown time zone";
+    case MD_ENEVER:
+        return "schedule never fires";
+    case MD_ETOOBIG:
+        return "input too large";
+    default:
+        break;
     }
     if (code < 0 && code > -1000)
         return strerror(-code);

@@ -61,8 +61,7 @@ static void reset_pending(struct md_linebuf *lb)
     }
 }
 
-void md_linebuf_feed(struct md_linebuf *lb, const char *data, size_t n, md_linebuf_cb *cb,
-                     void *ud)
+void md_linebuf_feed(struct md_linebuf *lb, const char *data, size_t n, md_linebuf_cb *cb, void *ud)
 {
     const char *end = data + n;
 

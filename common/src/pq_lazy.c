@@ -60,55 +60,54 @@ static void *pq_sym(const char *name)
 
 /* One trampoline.  The function pointer is looked up once; a data-to-function pointer copy
  * through memory is how POSIX says dlsym results are used. */
-#define PQ_FN(ret, name, params, args)                                                         \
-    ret name params                                                                            \
-    {                                                                                          \
-        static ret(*fn) params;                                                                \
-        if (fn == NULL)                                                                        \
-            *(void **)&fn = pq_sym(#name);                                                     \
-        return fn args;                                                                        \
+#define PQ_FN(ret, name, params, args)                                                             \
+    ret name params                                                                                \
+    {                                                                                              \
+        static ret(*fn) params;                                                                    \
+        if (fn == NULL)                                                                            \
+            *(void **)&fn = pq_sym(#name);                                                         \
+        return fn args;                                                                            \
     }
-#define PQ_VOID(name, params, args)                                                            \
-    void name params                                                                           \
-    {                                                                                          \
-        static void(*fn) params;                                                               \
-        if (fn == NULL)                                                                        \
-            *(void **)&fn = pq_sym(#name);                                                     \
-        fn args;                                                                               \
+#define PQ_VOID(name, params, args)                                                                \
+    void name params                                                                               \
+    {                                                                                              \
+        static void(*fn) params;                                                                   \
+        if (fn == NULL)                                                                            \
+            *(void **)&fn = pq_sym(#name);                                                         \
+        fn args;                                                                                   \
     }
 
 /* Connections. */
 PQ_FN(PGconn *, PQconnectStartParams,
       (const char *const *keywords, const char *const *values, int expand_dbname),
       (keywords, values, expand_dbname))
-PQ_FN(PostgresPollingStatusType, PQconnectPoll, (PGconn *conn), (conn))
-PQ_VOID(PQfinish, (PGconn *conn), (conn))
+PQ_FN(PostgresPollingStatusType, PQconnectPoll, (PGconn * conn), (conn))
+PQ_VOID(PQfinish, (PGconn * conn), (conn))
 PQ_FN(ConnStatusType, PQstatus, (const PGconn *conn), (conn))
 PQ_FN(PGTransactionStatusType, PQtransactionStatus, (const PGconn *conn), (conn))
 PQ_FN(char *, PQerrorMessage, (const PGconn *conn), (conn))
 PQ_FN(int, PQsocket, (const PGconn *conn), (conn))
-PQ_FN(int, PQsetnonblocking, (PGconn *conn, int arg), (conn, arg))
-PQ_FN(PQnoticeProcessor, PQsetNoticeProcessor,
-      (PGconn *conn, PQnoticeProcessor proc, void *arg), (conn, proc, arg))
+PQ_FN(int, PQsetnonblocking, (PGconn * conn, int arg), (conn, arg))
+PQ_FN(PQnoticeProcessor, PQsetNoticeProcessor, (PGconn * conn, PQnoticeProcessor proc, void *arg),
+      (conn, proc, arg))
 PQ_FN(PQconninfoOption *, PQconninfoParse, (const char *conninfo, char **errmsg),
       (conninfo, errmsg))
-PQ_VOID(PQconninfoFree, (PQconninfoOption *connOptions), (connOptions))
+PQ_VOID(PQconninfoFree, (PQconninfoOption * connOptions), (connOptions))
 PQ_VOID(PQfreemem, (void *ptr), (ptr))
 
 /* Sending and receiving. */
-PQ_FN(int, PQsendQuery, (PGconn *conn, const char *query), (conn, query))
+PQ_FN(int, PQsendQuery, (PGconn * conn, const char *query), (conn, query))
 PQ_FN(int, PQsendQueryParams,
-      (PGconn *conn, const char *command, int nParams, const Oid *paramTypes,
+      (PGconn * conn, const char *command, int nParams, const Oid *paramTypes,
        const char *const *paramValues, const int *paramLengths, const int *paramFormats,
        int resultFormat),
-      (conn, command, nParams, paramTypes, paramValues, paramLengths, paramFormats,
-       resultFormat))
-PQ_FN(PGresult *, PQexec, (PGconn *conn, const char *query), (conn, query))
-PQ_FN(int, PQflush, (PGconn *conn), (conn))
-PQ_FN(int, PQconsumeInput, (PGconn *conn), (conn))
-PQ_FN(int, PQisBusy, (PGconn *conn), (conn))
-PQ_FN(PGresult *, PQgetResult, (PGconn *conn), (conn))
-PQ_FN(PGnotify *, PQnotifies, (PGconn *conn), (conn))
+      (conn, command, nParams, paramTypes, paramValues, paramLengths, paramFormats, resultFormat))
+PQ_FN(PGresult *, PQexec, (PGconn * conn, const char *query), (conn, query))
+PQ_FN(int, PQflush, (PGconn * conn), (conn))
+PQ_FN(int, PQconsumeInput, (PGconn * conn), (conn))
+PQ_FN(int, PQisBusy, (PGconn * conn), (conn))
+PQ_FN(PGresult *, PQgetResult, (PGconn * conn), (conn))
+PQ_FN(PGnotify *, PQnotifies, (PGconn * conn), (conn))
 
 /* Results. */
 PQ_FN(ExecStatusType, PQresultStatus, (const PGresult *res), (res))
@@ -119,4 +118,4 @@ PQ_FN(int, PQnfields, (const PGresult *res), (res))
 PQ_FN(char *, PQfname, (const PGresult *res, int field_num), (res, field_num))
 PQ_FN(char *, PQgetvalue, (const PGresult *res, int tup_num, int field_num),
       (res, tup_num, field_num))
-PQ_VOID(PQclear, (PGresult *res), (res))
+PQ_VOID(PQclear, (PGresult * res), (res))

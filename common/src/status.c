@@ -172,8 +172,8 @@ static int get_string(const cJSON *obj, const char *ev, const char *field, int f
         if (n == 0)
             return md_error_set(err, MD_EPROTO, 0, 0, PFX "'%s': '%s' is empty", ev, field);
         if (has_control(it->valuestring))
-            return md_error_set(err, MD_EPROTO, 0, 0,
-                                PFX "'%s': '%s' contains a control character", ev, field);
+            return md_error_set(err, MD_EPROTO, 0, 0, PFX "'%s': '%s' contains a control character",
+                                ev, field);
     }
     if (n > max)
         return md_error_set(err, MD_EPROTO, 0, 0, PFX "'%s': '%s' is longer than %zu bytes", ev,
@@ -183,8 +183,8 @@ static int get_string(const cJSON *obj, const char *ev, const char *field, int f
 }
 
 /* Reads number member `field`; *present (may be NULL for required fields) says if it was there. */
-static int get_number(const cJSON *obj, const char *ev, const char *field, int flags,
-                      int nonneg, double *out, int *present, struct md_error *err)
+static int get_number(const cJSON *obj, const char *ev, const char *field, int flags, int nonneg,
+                      double *out, int *present, struct md_error *err)
 {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, field);
 
@@ -219,9 +219,8 @@ static void get_json(const cJSON *obj, const char *field, char **out)
 }
 
 /* Matches string member `field` against names[0..n); *idx gets the index. */
-static int get_enum(const cJSON *obj, const char *ev, const char *field,
-                    const char *const *names, size_t n, const char *expect, int *idx,
-                    struct md_error *err)
+static int get_enum(const cJSON *obj, const char *ev, const char *field, const char *const *names,
+                    size_t n, const char *expect, int *idx, struct md_error *err)
 {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, field);
 
@@ -233,8 +232,8 @@ static int get_enum(const cJSON *obj, const char *ev, const char *field,
             return 0;
         }
     }
-    return md_error_set(err, MD_EPROTO, 0, 0, PFX "'%s': '%s' must be %s, not '%.40s'", ev,
-                        field, expect, it->valuestring);
+    return md_error_set(err, MD_EPROTO, 0, 0, PFX "'%s': '%s' must be %s, not '%.40s'", ev, field,
+                        expect, it->valuestring);
 }
 
 static int parse_fields(const cJSON *root, enum md_status_kind kind, struct md_status_event *ev,
@@ -249,18 +248,18 @@ static int parse_fields(const cJSON *root, enum md_status_kind kind, struct md_s
     case MD_ST_HEARTBEAT:
         break;
     case MD_ST_PROGRESS:
-        if ((rc = get_number(root, name, "done", F_REQUIRED, 1, &ev->u.progress.done, NULL,
-                             err)) < 0 ||
+        if ((rc = get_number(root, name, "done", F_REQUIRED, 1, &ev->u.progress.done, NULL, err)) <
+                0 ||
             (rc = get_number(root, name, "total", 0, 1, &ev->u.progress.total,
                              &ev->u.progress.has_total, err)) < 0 ||
             (rc = get_string(root, name, "unit", F_NAME, 0, &ev->u.progress.unit, err)) < 0)
             return rc;
         break;
     case MD_ST_METRIC:
-        if ((rc = get_string(root, name, "name", F_REQUIRED | F_NAME, 0, &ev->u.metric.name,
-                             err)) < 0 ||
-            (rc = get_number(root, name, "value", F_REQUIRED, 0, &ev->u.metric.value, NULL,
-                             err)) < 0)
+        if ((rc = get_string(root, name, "name", F_REQUIRED | F_NAME, 0, &ev->u.metric.name, err)) <
+                0 ||
+            (rc = get_number(root, name, "value", F_REQUIRED, 0, &ev->u.metric.value, NULL, err)) <
+                0)
             return rc;
         break;
     case MD_ST_ALERT:
@@ -275,8 +274,8 @@ static int parse_fields(const cJSON *root, enum md_status_kind kind, struct md_s
             return rc;
         break;
     case MD_ST_RESOLVE:
-        if ((rc = get_string(root, name, "key", F_REQUIRED | F_NAME, 0, &ev->u.resolve.key,
-                             err)) < 0)
+        if ((rc = get_string(root, name, "key", F_REQUIRED | F_NAME, 0, &ev->u.resolve.key, err)) <
+            0)
             return rc;
         break;
     case MD_ST_MESSAGE:
@@ -301,8 +300,7 @@ static int is_json_ws(char c)
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-int md_status_parse(const char *line, size_t len, struct md_status_event *ev,
-                    struct md_error *err)
+int md_status_parse(const char *line, size_t len, struct md_status_event *ev, struct md_error *err)
 {
     cJSON *root = NULL;
     const cJSON *evt;
@@ -312,8 +310,7 @@ int md_status_parse(const char *line, size_t len, struct md_status_event *ev,
 
     memset(ev, 0, sizeof *ev);
     if (len > MD_STATUS_LINE_MAX)
-        return md_error_set(err, MD_ETOOBIG, 0, 0, PFX "longer than %d bytes",
-                            MD_STATUS_LINE_MAX);
+        return md_error_set(err, MD_ETOOBIG, 0, 0, PFX "longer than %d bytes", MD_STATUS_LINE_MAX);
     if ((rc = scan_line((const unsigned char *)line, len, err)) < 0)
         return rc;
 

@@ -26,10 +26,10 @@
 
 /* One date of a POSIX rule ("M3.2.0/2", "J60", "59/-1"). */
 struct rule_date {
-    char kind;   /* 'J': Julian 1..365 without Feb 29, 'N': zero-based 0..365, 'M': month.week.day */
-    int day;     /* J/N: the day number; M: weekday 0..6 */
-    int week;    /* M: 1..5 (5 = last) */
-    int mon;     /* M: 1..12 */
+    char kind; /* 'J': Julian 1..365 without Feb 29, 'N': zero-based 0..365, 'M': month.week.day */
+    int day;   /* J/N: the day number; M: weekday 0..6 */
+    int week;  /* M: 1..5 (5 = last) */
+    int mon;   /* M: 1..12 */
     int32_t time; /* local seconds after midnight, -167h..+167h (RFC 8536 extension) */
 };
 
@@ -42,13 +42,13 @@ struct posix_rule {
 
 struct md_tz {
     char *name;
-    int64_t *trans;   /* ascending transition instants */
-    uint8_t *tidx;    /* type index per transition */
+    int64_t *trans; /* ascending transition instants */
+    uint8_t *tidx;  /* type index per transition */
     size_t ntrans;
-    int32_t *utoff;   /* per type */
+    int32_t *utoff; /* per type */
     uint8_t *isdst;
     size_t ntypes;
-    int32_t pre_off;  /* offset before the first transition */
+    int32_t pre_off; /* offset before the first transition */
     bool has_rule;
     struct posix_rule rule;
 };
@@ -203,8 +203,8 @@ static bool parse_name(const char **pp)
         p++;
         const char *b = p;
         while (*p && *p != '>') {
-            if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-                  *p == '+' || *p == '-'))
+            if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+                  (*p >= '0' && *p <= '9') || *p == '+' || *p == '-'))
                 return false;
             p++;
         }
@@ -813,8 +813,8 @@ int md_tz_parse_iso(const struct md_tz *tz, const char *s, int64_t *out)
     /* In a gap: the instant the gap ends. */
     int64_t e;
     int32_t b, a;
-    if (md_tz_next_change(tz, l - md_tz_offset(tz, l - 2 * SECS_PER_DAY) - 2 * SECS_PER_DAY, &e,
-                          &b, &a) == 1) {
+    if (md_tz_next_change(tz, l - md_tz_offset(tz, l - 2 * SECS_PER_DAY) - 2 * SECS_PER_DAY, &e, &b,
+                          &a) == 1) {
         /* Walk to the forward change whose gap contains l. */
         for (int i = 0; i < 8; i++) {
             if (l >= e + b && l < e + a) {

@@ -273,8 +273,7 @@ static void print_jobs(const cJSON *jobs, double now)
     const cJSON *job;
 
     if (cJSON_IsArray(jobs)) {
-        cJSON_ArrayForEach(job, jobs)
-            row_fill(&rows[i++], job, now);
+        cJSON_ArrayForEach(job, jobs) row_fill(&rows[i++], job, now);
     } else if (n == 1) {
         row_fill(&rows[i++], jobs, now);
     }
@@ -343,7 +342,8 @@ static void print_node(const cJSON *node)
         md_buf_printf(b, "; healthy");
     } else {
         md_buf_printf(b, "; UNHEALTHY");
-        cJSON_ArrayForEach(r, reasons) {
+        cJSON_ArrayForEach(r, reasons)
+        {
             if (cJSON_IsString(r))
                 md_buf_printf(b, "%s%s", r == reasons->child ? ": " : ", ", r->valuestring);
         }
@@ -415,7 +415,8 @@ static void print_run_log(const cJSON *run)
     if (status && fin)
         printf(" at %s", fin);
     printf(" <==\n");
-    cJSON_ArrayForEach(l, ctl_jarr(run, "lines")) {
+    cJSON_ArrayForEach(l, ctl_jarr(run, "lines"))
+    {
         /* meshd escapes worker output already; a terminal is worth escaping it again for (an
          * older meshd, or anything else that answers on the socket).  Idempotent on safe text. */
         if (cJSON_IsString(l)) {
@@ -439,7 +440,8 @@ static int logs_run(const struct ctl_api_target *t, const struct ctl_api_opts *o
         ctl_api_print_json(j);
         goto out;
     }
-    cJSON_ArrayForEach(run, ctl_jarr(j, "runs")) {
+    cJSON_ArrayForEach(run, ctl_jarr(j, "runs"))
+    {
         if (n++ > 0)
             printf("\n");
         print_run_log(run);

@@ -328,7 +328,8 @@ static void print_error(const struct ctl_api_target *t, const struct api_reply *
     else
         fprintf(stderr, "meshctl: meshd answered HTTP %ld%s%.*s\n", r->status, len ? ": " : "",
                 (int)(len > 200 ? 200 : len), body);
-    cJSON_ArrayForEach(d, ctl_jarr(j, "diagnostics")) {
+    cJSON_ArrayForEach(d, ctl_jarr(j, "diagnostics"))
+    {
         if (cJSON_IsString(d))
             fprintf(stderr, "  %s\n", d->valuestring);
     }

@@ -69,8 +69,8 @@ struct health {
     PGconn *conn;
     const struct md_config *cfg;
     uint64_t stale_ms, slow_ms, dup_ms;
-    cJSON *checks;  /* array of {name, ok, detail, ...} */
-    char *error;    /* set when a query failed: cannot check */
+    cJSON *checks; /* array of {name, ok, detail, ...} */
+    char *error;   /* set when a query failed: cannot check */
 };
 
 /* Appends a check (takes detail) and returns it, for extra fields. */
@@ -101,7 +101,8 @@ static PGresult *query(struct health *h, const char *what, const char *sql, int 
         if (state && (strcmp(state, "42P01") == 0 || strcmp(state, "42703") == 0 ||
                       strcmp(state, "42883") == 0))
             h->error = md_xasprintf("%s: the registry schema is missing (run meshctl migrate): "
-                                    "%.*s", what, (int)len, msg);
+                                    "%.*s",
+                                    what, (int)len, msg);
         else
             h->error = md_xasprintf("%s: %.*s", what, (int)len, msg);
     }
@@ -151,8 +152,7 @@ static void check_registered(struct health *h)
 {
     const struct md_config *cfg = h->cfg;
     const char *p[1] = {cfg->node_name};
-    PGresult *r = query(h, "registry rows",
-                        "SELECT job FROM agent_registry WHERE node = $1", 1, p);
+    PGresult *r = query(h, "registry rows", "SELECT job FROM agent_registry WHERE node = $1", 1, p);
     cJSON *missing, *c;
     bool node_row = false;
     size_t nmissing = 0, njobs = 0;
@@ -288,8 +288,8 @@ static void check_alerts(struct health *h)
         jcheck(cJSON_AddStringToObject(a, "opened_at", PQgetvalue(r, i, 5)));
         cJSON_AddItemToArray(arr, a);
         if (i < 10) {
-            char *d = md_xasprintf("%s%s %s [%s%s%s] %s", detail, i ? ";" : "",
-                                   PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), has_job ? "/" : "",
+            char *d = md_xasprintf("%s%s %s [%s%s%s] %s", detail, i ? ";" : "", PQgetvalue(r, i, 0),
+                                   PQgetvalue(r, i, 1), has_job ? "/" : "",
                                    has_job ? PQgetvalue(r, i, 2) : "", PQgetvalue(r, i, 3));
             md_free(detail);
             detail = d;
@@ -329,9 +329,9 @@ static void check_expect(struct health *h)
             return;
         ctl_fmt_ms(win, sizeof win, job->expect_success_ms);
         if (PQgetisnull(r, 0, 0)) {
-            c = add_check(h, "expect", false,
-                          md_xasprintf("job %s has never succeeded (expected within %s)",
-                                       job->name, win));
+            c = add_check(
+                h, "expect", false,
+                md_xasprintf("job %s has never succeeded (expected within %s)", job->name, win));
             jcheck(cJSON_AddNullToObject(c, "age_ms"));
         } else {
             long long age_ms = atoll(PQgetvalue(r, 0, 0));
@@ -357,7 +357,8 @@ static char *join_strings(const cJSON *arr)
     const cJSON *e;
     char *out = md_xstrdup("");
 
-    cJSON_ArrayForEach(e, arr) {
+    cJSON_ArrayForEach(e, arr)
+    {
         char *x;
         if (!cJSON_IsString(e))
             continue;
@@ -446,7 +447,8 @@ static void print_table(const cJSON *checks, bool healthy)
     const cJSON *c;
     int nfail = 0, n = 0;
 
-    cJSON_ArrayForEach(c, checks) {
+    cJSON_ArrayForEach(c, checks)
+    {
         const cJSON *job = cJSON_GetObjectItemCaseSensitive(c, "job");
         int len = (int)strlen(cJSON_GetObjectItemCaseSensitive(c, "name")->valuestring);
         if (cJSON_IsString(job))
@@ -455,7 +457,8 @@ static void print_table(const cJSON *checks, bool healthy)
             w = len;
     }
     printf("%-*s  %-6s  %s\n", w, "CHECK", "STATUS", "DETAIL");
-    cJSON_ArrayForEach(c, checks) {
+    cJSON_ArrayForEach(c, checks)
+    {
         const cJSON *job = cJSON_GetObjectItemCaseSensitive(c, "job");
         const char *name = cJSON_GetObjectItemCaseSensitive(c, "name")->valuestring;
         bool ok = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c, "ok"));
@@ -497,8 +500,10 @@ static int cannot_check(bool json, const char *msg)
 static bool duration_arg(const char *opt, const char *s, uint64_t *out)
 {
     if (md_duration_parse(s, out) != 0 || *out == 0) {
-        fprintf(stderr, "meshctl health: %s: expected a positive duration like 500ms or 5m, "
-                        "got '%s'\n", opt, s);
+        fprintf(stderr,
+                "meshctl health: %s: expected a positive duration like 500ms or 5m, "
+                "got '%s'\n",
+                opt, s);
         return false;
     }
     return true;
@@ -599,7 +604,8 @@ int ctl_health(int argc, char **argv)
         rc = cannot_check(json, msg);
         goto out;
     }
-    cJSON_ArrayForEach(c, h.checks) {
+    cJSON_ArrayForEach(c, h.checks)
+    {
         if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c, "ok")))
             healthy = false;
     }

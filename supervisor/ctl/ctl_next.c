@@ -130,8 +130,8 @@ int ctl_next(int argc, char **argv)
         expr = joined;
     }
     if (count_s != NULL && parse_count(count_s, &count) != 0) {
-        fprintf(stderr, "meshctl next: bad --count '%s': expected a number from 1 to %d\n",
-                count_s, NEXT_MAX_COUNT);
+        fprintf(stderr, "meshctl next: bad --count '%s': expected a number from 1 to %d\n", count_s,
+                NEXT_MAX_COUNT);
         goto out;
     }
 

@@ -62,8 +62,10 @@ int ctl_publish(int argc, char **argv)
         return 2;
     }
     if (!md_event_name_ok(type)) {
-        fprintf(stderr, "meshctl publish: bad message type '%s' (a letter, then letters, "
-                        "digits, '_', '.', ':' or '-')\n", type);
+        fprintf(stderr,
+                "meshctl publish: bad message type '%s' (a letter, then letters, "
+                "digits, '_', '.', ':' or '-')\n",
+                type);
         return 2;
     }
     json = cJSON_Parse(payload);
@@ -93,8 +95,9 @@ int ctl_publish(int argc, char **argv)
     params[0] = type;
     params[1] = payload;
     params[2] = source;
-    res = PQexecParams(conn, "INSERT INTO agent_messages (type, payload, source) "
-                             "VALUES ($1, $2::jsonb, $3) RETURNING id",
+    res = PQexecParams(conn,
+                       "INSERT INTO agent_messages (type, payload, source) "
+                       "VALUES ($1, $2::jsonb, $3) RETURNING id",
                        3, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
         fprintf(stderr, "meshctl publish: %s: %s", target, PQresultErrorMessage(res));

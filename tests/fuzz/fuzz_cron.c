@@ -59,7 +59,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* 2026-10-31T16:00:00Z: the day before a fall-back fold. */
         walk(&c, dst_zone, 1793462400);
         md_cron_lint(&c, expr, dst_zone, ignore_warning, NULL);
-    } else if (err.col < 0 || (size_t)err.col > size + 1 || memchr(err.msg, '\0', sizeof err.msg) == NULL) {
+    } else if (err.col < 0 || (size_t)err.col > size + 1 ||
+               memchr(err.msg, '\0', sizeof err.msg) == NULL) {
         abort(); /* the column points into the expression (or just past it) */
     }
     free(expr);

@@ -43,8 +43,7 @@ static int event_equal(const struct md_status_event *a, const struct md_status_e
                a->u.progress.total == b->u.progress.total &&
                streq(a->u.progress.unit, b->u.progress.unit);
     case MD_ST_METRIC:
-        return streq(a->u.metric.name, b->u.metric.name) &&
-               a->u.metric.value == b->u.metric.value;
+        return streq(a->u.metric.name, b->u.metric.name) && a->u.metric.value == b->u.metric.value;
     case MD_ST_ALERT:
         return a->u.alert.severity == b->u.alert.severity &&
                streq(a->u.alert.key, b->u.alert.key) &&
@@ -55,8 +54,7 @@ static int event_equal(const struct md_status_event *a, const struct md_status_e
         return streq(a->u.message.type, b->u.message.type) &&
                streq(a->u.message.payload, b->u.message.payload);
     case MD_ST_RESULT:
-        return a->u.result.ok == b->u.result.ok &&
-               streq(a->u.result.summary, b->u.result.summary);
+        return a->u.result.ok == b->u.result.ok && streq(a->u.result.summary, b->u.result.summary);
     }
     return 0;
 }

@@ -33,7 +33,7 @@ TEST(buf_refuses_past_its_bound_whole)
     T_ASSERT_FALSE(md_buf_puts(&b, "7890")); /* 11 > 10: nothing of it */
     T_ASSERT_TRUE(b.full);
     T_ASSERT_STREQ(md_buf_str(&b), "0123456");
-    T_ASSERT_TRUE(md_buf_puts(&b, "789"));   /* exactly 10 */
+    T_ASSERT_TRUE(md_buf_puts(&b, "789")); /* exactly 10 */
     T_ASSERT_STREQ(md_buf_str(&b), "0123456789");
     T_ASSERT_FALSE(md_buf_put(&b, "x", 1));
     T_ASSERT_TRUE(b.cap <= 11);

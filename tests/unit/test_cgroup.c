@@ -598,8 +598,8 @@ static void launch_into_cgroup(bool vfork_path)
     uv_loop_t loop;
     struct sup_cg *cg;
     struct sup_cg_run *run;
-    char *argv[] = {"sh", "-c", "cat /proc/self/cgroup >&3; (setsid sh -c 'cat /proc/self/cgroup >&3')",
-                    NULL};
+    char *argv[] = {"sh", "-c",
+                    "cat /proc/self/cgroup >&3; (setsid sh -c 'cat /proc/self/cgroup >&3')", NULL};
     char *envp[] = {"PATH=/usr/bin:/bin", NULL};
     struct sup_launch l = {.path = "/bin/sh", .argv = argv, .envp = envp};
     struct sup_launched out;

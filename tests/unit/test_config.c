@@ -47,39 +47,40 @@ static const struct md_diag_item *find_diag(const char *needle)
 }
 
 /* Asserts an item with this severity and position whose message contains needle. */
-#define T_DIAG(sev, ln, cl, needle)                                                             \
-    do {                                                                                        \
-        const struct md_diag_item *it_ = find_diag(needle);                                     \
-        if (it_ == NULL) {                                                                      \
-            dump();                                                                             \
-            T_FAIL("no diagnostic contains \"%s\"", (needle));                                  \
-        }                                                                                       \
-        if (it_->severity != (sev) || it_->line != (ln) || it_->col != (cl)) {                  \
-            dump();                                                                             \
-            T_FAIL("\"%s\": severity %d at %d:%d, expected %d at %d:%d", it_->msg,              \
-                   (int)it_->severity, it_->line, it_->col, (int)(sev), (ln), (cl));            \
-        }                                                                                       \
+#define T_DIAG(sev, ln, cl, needle)                                                                \
+    do {                                                                                           \
+        const struct md_diag_item *it_ = find_diag(needle);                                        \
+        if (it_ == NULL) {                                                                         \
+            dump();                                                                                \
+            T_FAIL("no diagnostic contains \"%s\"", (needle));                                     \
+        }                                                                                          \
+        if (it_->severity != (sev) || it_->line != (ln) || it_->col != (cl)) {                     \
+            dump();                                                                                \
+            T_FAIL("\"%s\": severity %d at %d:%d, expected %d at %d:%d", it_->msg,                 \
+                   (int)it_->severity, it_->line, it_->col, (int)(sev), (ln), (cl));               \
+        }                                                                                          \
     } while (0)
 #define T_ERR(ln, cl, needle) T_DIAG(MD_DIAG_ERROR, ln, cl, needle)
 #define T_WARN(ln, cl, needle) T_DIAG(MD_DIAG_WARNING, ln, cl, needle)
 
-#define T_OK(yaml)                                                                              \
-    do {                                                                                        \
-        if (parse(yaml) != 0 || diag.nerrors != 0) {                                            \
-            dump();                                                                             \
-            T_FAIL("expected a valid config, rc=%d", rc);                                       \
-        }                                                                                       \
+#define T_OK(yaml)                                                                                 \
+    do {                                                                                           \
+        if (parse(yaml) != 0 || diag.nerrors != 0) {                                               \
+            dump();                                                                                \
+            T_FAIL("expected a valid config, rc=%d", rc);                                          \
+        }                                                                                          \
     } while (0)
-#define T_BAD(yaml)                                                                             \
-    do {                                                                                        \
-        T_ASSERT_EQ(MD_ECONFIG, parse(yaml));                                                   \
-        T_ASSERT_TRUE(cfg == NULL);                                                             \
+#define T_BAD(yaml)                                                                                \
+    do {                                                                                           \
+        T_ASSERT_EQ(MD_ECONFIG, parse(yaml));                                                      \
+        T_ASSERT_TRUE(cfg == NULL);                                                                \
     } while (0)
 
 /* A minimal valid job, to which tests append keys at line 4 onwards. */
-#define JOB "jobs:\n"                 /* 1 */ \
-            "  x:\n"                  /* 2 */ \
-            "    command: run it\n"   /* 3 */
+#define JOB                                                                                        \
+    "jobs:\n"               /* 1 */                                                                \
+    "  x:\n"                /* 2 */                                                                \
+    "    command: run it\n" /* 3 */
 
 /* ---- valid files and defaults ----------------------------------------------------------- */
 
@@ -309,8 +310,9 @@ TEST(command_errors)
     T_ERR(12, 19, "key 'jobs.w.command': command ends with a lone backslash");
     T_ERR(15, 14, "key 'jobs.v.command': command is empty");
     T_ERR(18, 14, "key 'jobs.u.command': command is empty");
-    T_ERR(21, 14, "key 'jobs.t.command': expected a command line or a list of arguments, got a "
-                  "mapping");
+    T_ERR(21, 14,
+          "key 'jobs.t.command': expected a command line or a list of arguments, got a "
+          "mapping");
     T_ERR(24, 18, "key 'jobs.s.command[1]': expected a string, got a sequence");
     T_ASSERT_EQ(7, diag.nerrors);
 }
@@ -435,8 +437,7 @@ TEST(cron_warnings_do_not_fail)
 TEST(time_zones)
 {
     T_BAD("defaults:\n"
-          "  timezone: Nowhere/Land\n"
-          JOB "    schedule: '@daily'\n"
+          "  timezone: Nowhere/Land\n" JOB "    schedule: '@daily'\n"
           "    timezone: Mars/Base\n"
           "  y:\n"
           "    command: c\n"
@@ -518,8 +519,7 @@ TEST(expect_succeed_within)
 TEST(expect_errors)
 {
     T_BAD("defaults:\n"
-          "  expect: {succed_within: 1h}\n"
-          JOB "    schedule: '@daily'\n"
+          "  expect: {succed_within: 1h}\n" JOB "    schedule: '@daily'\n"
           "    expect: 26h\n"
           "  y:\n"
           "    command: run it\n"
@@ -531,8 +531,9 @@ TEST(expect_errors)
           "    expect: {succeed_within: 1h}\n");
     T_ERR(2, 12, "unknown key 'defaults.expect.succed_within' (did you mean 'succeed_within'?)");
     T_ERR(7, 13, "key 'jobs.x.expect': expected a mapping with succeed_within, got '26h'");
-    T_ERR(11, 30, "key 'jobs.y.expect.succeed_within': expected a duration like 30s, 5m or "
-                  "1h30m, got 'soon'");
+    T_ERR(11, 30,
+          "key 'jobs.y.expect.succeed_within': expected a duration like 30s, 5m or "
+          "1h30m, got 'soon'");
     T_ERR(15, 5, "key 'jobs.z.expect': not allowed for a service (schedule: always)");
     T_ASSERT_EQ(4, diag.nerrors);
 }
@@ -566,8 +567,7 @@ TEST(log_limit_merges_key_by_key)
 TEST(log_limit_errors)
 {
     T_BAD("defaults:\n"
-          "  log_limit: {bursts: 10}\n"
-          JOB "    schedule: '@daily'\n"
+          "  log_limit: {bursts: 10}\n" JOB "    schedule: '@daily'\n"
           "    log_limit: 1000\n"
           "  y:\n"
           "    command: run it\n"
@@ -596,8 +596,7 @@ TEST(unknown_keys_with_suggestions)
           "  nmae: a\n"
           "defaults:\n"
           "  tiemout: 5s\n"
-          "  backoff: {intial: 1s}\n"
-          JOB "    schedul: '@daily'\n"
+          "  backoff: {intial: 1s}\n" JOB "    schedul: '@daily'\n"
           "    zzz: 1\n");
     T_ERR(1, 1, "unknown key 'nod' (did you mean 'node'?)");
     T_ERR(4, 3, "unknown key 'node.nmae' (did you mean 'name'?)");
@@ -613,8 +612,7 @@ TEST(unknown_keys_with_suggestions)
 TEST(wrong_types_name_the_key)
 {
     T_BAD("node: [a]\n"
-          "defaults: 5\n"
-          JOB "    schedule: '@daily'\n"
+          "defaults: 5\n" JOB "    schedule: '@daily'\n"
           "    timeout: {a: 1}\n"
           "    max_retries: [1]\n"
           "    stop_group:\n"
@@ -668,17 +666,21 @@ TEST(bad_values)
               "    user: ''\n");
     T_ERR(5, 14, "key 'jobs.x.timeout': expected a duration like 30s, 5m or 1h30m, got '5x'");
     T_ERR(6, 17, "key 'jobs.x.start_secs': expected a duration like 30s, 5m or 1h30m, got '-1s'");
-    T_ERR(7, 19, "key 'jobs.x.stop_timeout': expected a duration like 30s, 5m or 1h30m, got "
-                 "'1.5s'");
+    T_ERR(7, 19,
+          "key 'jobs.x.stop_timeout': expected a duration like 30s, 5m or 1h30m, got "
+          "'1.5s'");
     T_ERR(8, 13, "key 'jobs.x.jitter': expected a duration like 30s, 5m or 1h30m, got '30m1h'");
     T_ERR(9, 15, "key 'jobs.x.catch_up': '400d' is too long (at most 365d)");
     T_ERR(10, 18, "key 'jobs.x.max_retries': 1001 is out of range 0..1000");
-    T_ERR(11, 18, "key 'jobs.x.stop_signal': expected a signal like TERM, SIGINT or 15, got "
-                  "'SIGFOO'");
-    T_ERR(12, 14, "key 'jobs.x.enabled': expected true or false, got 'yes' (YAML 1.2 has no "
-                  "yes/no/on/off booleans)");
-    T_ERR(13, 14, "key 'jobs.x.restart': expected one of never, on-failure, always, got "
-                  "'sometimes'");
+    T_ERR(11, 18,
+          "key 'jobs.x.stop_signal': expected a signal like TERM, SIGINT or 15, got "
+          "'SIGFOO'");
+    T_ERR(12, 14,
+          "key 'jobs.x.enabled': expected true or false, got 'yes' (YAML 1.2 has no "
+          "yes/no/on/off booleans)");
+    T_ERR(13, 14,
+          "key 'jobs.x.restart': expected one of never, on-failure, always, got "
+          "'sometimes'");
     T_ERR(14, 18, "key 'jobs.x.concurrency': expected one of forbid, allow, replace, got 'queue'");
     T_ERR(15, 12, "key 'jobs.x.ready': expected one of start_secs, line, got 'now'");
     T_ERR(16, 10, "key 'jobs.x.dst': expected one of cronie, skip, got 'fall-back'");
@@ -695,12 +697,14 @@ TEST(node_values)
           "  log_level: loud\n"
           "  cgroups: yes\n"
           "jobs: {}\n");
-    T_ERR(2, 9, "key 'node.name': expected 1 to 64 letters, digits, '_', '.' or '-', got 'has "
-                "space'");
+    T_ERR(2, 9,
+          "key 'node.name': expected 1 to 64 letters, digits, '_', '.' or '-', got 'has "
+          "space'");
     T_ERR(3, 16, "key 'node.environment': expected 1 to 64 letters");
     T_ERR(4, 14, "key 'node.state_dir': must not be empty");
-    T_ERR(5, 14, "key 'node.log_level': expected one of error, warn, notice, info, debug, got "
-                 "'loud'");
+    T_ERR(5, 14,
+          "key 'node.log_level': expected one of error, warn, notice, info, debug, got "
+          "'loud'");
     T_ERR(6, 12, "key 'node.cgroups': expected auto or off, got 'yes'");
     T_ASSERT_EQ(5, diag.nerrors);
 }
@@ -738,8 +742,7 @@ TEST(registry_values)
          "  url: 'postgres://meshd:${MD_T_REG_PASS}@${MD_T_REG_HOST}:5432/meshd'\n"
          "  heartbeat: 1s\n"
          "  retention: 1h\n"
-         "  journal_max: 1048576\n"
-         JOB "    schedule: '@daily'\n");
+         "  journal_max: 1048576\n" JOB "    schedule: '@daily'\n");
     T_ASSERT_EQ(0, diag.n);
     T_ASSERT_STREQ("postgres://meshd:s3cret@db.example:5432/meshd", cfg->registry_url);
     T_ASSERT_TRUE(cfg->registry_url_set);
@@ -752,15 +755,14 @@ TEST(registry_values)
          "  url: ${MD_T_UNSET:-host=localhost dbname=meshd}\n"
          "  heartbeat: 1h\n"
          "  retention: 3650d\n"
-         "  journal_max: 64GiB\n"
-         JOB "    schedule: '@daily'\n");
+         "  journal_max: 64GiB\n" JOB "    schedule: '@daily'\n");
     T_ASSERT_STREQ("host=localhost dbname=meshd", cfg->registry_url);
     T_ASSERT_EQ(3600000, cfg->heartbeat_ms);
     T_ASSERT_EQ(3650 * DAY_MS, cfg->retention_ms);
     T_ASSERT_EQ(64ULL * 1024 * MIB_, cfg->journal_max_bytes);
 
-    T_OK("registry: {heartbeat: 1m30s, retention: 7d12h, journal_max: 2048KiB}\n"
-         JOB "    schedule: '@daily'\n");
+    T_OK("registry: {heartbeat: 1m30s, retention: 7d12h, journal_max: 2048KiB}\n" JOB
+         "    schedule: '@daily'\n");
     T_ASSERT_TRUE(cfg->registry_url == NULL && !cfg->registry_url_set);
     T_ASSERT_EQ(90000, cfg->heartbeat_ms);
     T_ASSERT_EQ(7 * DAY_MS + 12 * 3600000ULL, cfg->retention_ms);
@@ -789,19 +791,18 @@ TEST(registry_bad_values)
     T_BAD("registry:\n"
           "  heartbeat: 5x\n"
           "  retention: 30m\n"
-          "  journal_max: 64MB\n"
-          JOB "    schedule: '@daily'\n");
+          "  journal_max: 64MB\n" JOB "    schedule: '@daily'\n");
     T_ERR(2, 14, "key 'registry.heartbeat': expected a duration like 30s, 5m or 1h30m, got '5x'");
     T_ERR(3, 14, "key 'registry.retention': '30m' is out of range 1h..3650d");
-    T_ERR(4, 16, "key 'registry.journal_max': expected a size in bytes or with KiB, MiB or GiB, "
-                 "like 64MiB, got '64MB'");
+    T_ERR(4, 16,
+          "key 'registry.journal_max': expected a size in bytes or with KiB, MiB or GiB, "
+          "like 64MiB, got '64MB'");
     T_ASSERT_EQ(3, diag.nerrors);
 
     T_BAD("registry:\n"
           "  heartbeat: 0s\n"
           "  retention: 3651d\n"
-          "  journal_max: 512KiB\n"
-          JOB "    schedule: '@daily'\n");
+          "  journal_max: 512KiB\n" JOB "    schedule: '@daily'\n");
     T_ERR(2, 14, "key 'registry.heartbeat': '0s' is out of range 1s..1h");
     T_ERR(3, 14, "key 'registry.retention': '3651d' is out of range 1h..3650d");
     T_ERR(4, 16, "key 'registry.journal_max': '512KiB' is out of range 1MiB..64GiB");
@@ -811,12 +812,12 @@ TEST(registry_bad_values)
           "  heartbeat: 61m\n"
           "  journal_max: 99999999999999999999GiB\n"
           "  retention:\n"
-          "  url: [a]\n"
-          JOB "    schedule: '@daily'\n");
+          "  url: [a]\n" JOB "    schedule: '@daily'\n");
     T_ERR(2, 14, "key 'registry.heartbeat': '61m' is out of range 1s..1h");
     T_ERR(3, 16, "key 'registry.journal_max': expected a size");
-    T_ERR(4, 13, "key 'registry.retention': expected a duration like 30s, 5m or 1h30m, got an "
-                 "empty value");
+    T_ERR(4, 13,
+          "key 'registry.retention': expected a duration like 30s, 5m or 1h30m, got an "
+          "empty value");
     T_ERR(5, 8, "key 'registry.url': expected a string, got a sequence");
     T_ASSERT_EQ(4, diag.nerrors);
 
@@ -833,8 +834,7 @@ TEST(registry_unknown_keys)
           "registry:\n"
           "  hartbeat: 30s\n"
           "  journal-max: 1MiB\n"
-          "  dsn: x\n"
-          JOB "    schedule: '@daily'\n");
+          "  dsn: x\n" JOB "    schedule: '@daily'\n");
     T_ERR(1, 1, "unknown key 'regsitry' (did you mean 'registry'?)");
     T_ERR(4, 3, "unknown key 'registry.hartbeat' (did you mean 'heartbeat'?)");
     T_ERR(5, 3, "unknown key 'registry.journal-max' (did you mean 'journal_max'?)");
@@ -870,8 +870,10 @@ TEST(http_defaults_and_values)
         const char *listen, *host;
         int port;
     } forms[] = {
-        {"8080", "0.0.0.0", 8080},      {"':8080'", "0.0.0.0", 8080},
-        {"'*:0'", "0.0.0.0", 0},        {"localhost:1", "127.0.0.1", 1},
+        {"8080", "0.0.0.0", 8080},
+        {"':8080'", "0.0.0.0", 8080},
+        {"'*:0'", "0.0.0.0", 0},
+        {"localhost:1", "127.0.0.1", 1},
         {"10.1.2.3:65535", "10.1.2.3", 65535},
     };
     for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
@@ -968,21 +970,19 @@ TEST(registry_url_errors_never_show_values)
     setenv("MD_T_SECRET", "hunter2", 1);
     unsetenv("MD_T_UNSET");
     T_BAD("registry:\n"
-          "  url: 'postgres://u:${MD_T_SECRET}@h/${MD_T_UNSET}'\n"
-          JOB "    schedule: '@daily'\n");
-    T_ERR(2, 39, "key 'registry.url': environment variable 'MD_T_UNSET' is not set (write "
-                 "${MD_T_UNSET:-default} to give a default)");
+          "  url: 'postgres://u:${MD_T_SECRET}@h/${MD_T_UNSET}'\n" JOB "    schedule: '@daily'\n");
+    T_ERR(2, 39,
+          "key 'registry.url': environment variable 'MD_T_UNSET' is not set (write "
+          "${MD_T_UNSET:-default} to give a default)");
     T_ASSERT_EQ(1, diag.nerrors);
     T_BAD("registry:\n"
-          "  url: postgres://u:hunter2@h/$db\n"
-          JOB "    schedule: '@daily'\n");
+          "  url: postgres://u:hunter2@h/$db\n" JOB "    schedule: '@daily'\n");
     T_ERR(2, 31, "key 'registry.url': '$' must start ${NAME}");
     T_ASSERT_EQ(1, diag.nerrors);
     for (size_t i = 0; i < diag.n; i++)
         T_ASSERT_TRUE(strstr(diag.items[i].msg, "hunter2") == NULL);
     T_BAD("registry:\n"
-          "  url: 'postgres://u:${MD_T_SECRET}@h/${MD_T_UNSET}'\n"
-          JOB "    schedule: '@daily'\n");
+          "  url: 'postgres://u:${MD_T_SECRET}@h/${MD_T_UNSET}'\n" JOB "    schedule: '@daily'\n");
     for (size_t i = 0; i < diag.n; i++)
         T_ASSERT_TRUE(strstr(diag.items[i].msg, "hunter2") == NULL);
 }
@@ -992,8 +992,8 @@ TEST(signals)
     static const struct {
         const char *text;
         int sig;
-    } ok[] = {{"TERM", SIGTERM}, {"SIGTERM", SIGTERM}, {"int", SIGINT}, {"HUP", SIGHUP},
-              {"QUIT", SIGQUIT}, {"KILL", SIGKILL}, {"USR1", SIGUSR1}, {"SIGUSR2", SIGUSR2},
+    } ok[] = {{"TERM", SIGTERM}, {"SIGTERM", SIGTERM}, {"int", SIGINT},   {"HUP", SIGHUP},
+              {"QUIT", SIGQUIT}, {"KILL", SIGKILL},    {"USR1", SIGUSR1}, {"SIGUSR2", SIGUSR2},
               {"9", 9},          {"'15'", 15}};
     char y[200];
 
@@ -1013,12 +1013,26 @@ TEST(durations)
     static const struct {
         const char *text;
         uint64_t ms;
-    } ok[] = {{"0", 0},         {"30", 30000},     {"250ms", 250},         {"30s", 30000},
-              {"5m", 300000},   {"1h30m", 5400000}, {"2d", 172800000},     {"1m30s", 90000},
+    } ok[] = {{"0", 0},          {"30", 30000},
+              {"250ms", 250},    {"30s", 30000},
+              {"5m", 300000},    {"1h30m", 5400000},
+              {"2d", 172800000}, {"1m30s", 90000},
               {"1s500ms", 1500}, {"1d2h3m4s5ms", 93784005}};
-    static const char *const bad[] = {"", "-5s", "5x", "1.5s", "30m1h", "5s5s", " 5s", "5s ",
-                                      "s", "5 s", "+5", "99999999999999999999",
-                                      "9999999999999999999d", "1h1h", "5mss"};
+    static const char *const bad[] = {"",
+                                      "-5s",
+                                      "5x",
+                                      "1.5s",
+                                      "30m1h",
+                                      "5s5s",
+                                      " 5s",
+                                      "5s ",
+                                      "s",
+                                      "5 s",
+                                      "+5",
+                                      "99999999999999999999",
+                                      "9999999999999999999d",
+                                      "1h1h",
+                                      "5mss"};
     uint64_t ms;
 
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
@@ -1062,7 +1076,8 @@ TEST(bad_names)
           "    on: go\n"
           "  ? [complex]\n"
           "  : {command: c, on: go}\n"
-          "  " "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa:\n" /* 65 */
+          "  "
+          "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa:\n" /* 65 */
           "    command: c\n"
           "    on: go\n");
     T_ERR(2, 3, "bad job name 'has space'");
@@ -1342,7 +1357,8 @@ TEST(size_cap)
     T_ERR(0, 0, "larger than 1 MiB");
 }
 
-/* ---- many errors, ordering, printing ----------------------------------------------------------- */
+/* ---- many errors, ordering, printing -----------------------------------------------------------
+ */
 
 TEST(every_error_at_once_in_file_order)
 {
@@ -1423,7 +1439,8 @@ TEST(user_unknown_is_a_warning)
     T_ASSERT_EQ(0, diag.n);
 }
 
-/* ---- reload comparison ------------------------------------------------------------------------ */
+/* ---- reload comparison ------------------------------------------------------------------------
+ */
 
 TEST(same_process_and_same_schedule)
 {
@@ -1468,7 +1485,7 @@ TEST(same_process_and_same_schedule)
         }
     }
     T_OK("jobs:\n  x:\n    command: [run, it]\n    schedule: '0 */1 * * *'\n");
-    T_ASSERT_TRUE(md_job_same_process(&a->jobs[0], &cfg->jobs[0])); /* same argv */
+    T_ASSERT_TRUE(md_job_same_process(&a->jobs[0], &cfg->jobs[0]));   /* same argv */
     T_ASSERT_FALSE(md_job_same_schedule(&a->jobs[0], &cfg->jobs[0])); /* text differs */
     md_config_free(a);
 }

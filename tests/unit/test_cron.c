@@ -42,6 +42,7 @@ enum {
     SEC = MD_CRON_SECONDS,
 };
 
+/* clang-format off */ /* one row a case, laid out by hand */
 static const struct parse_case parse_cases[] = {
     {"* * * * *", B(0), BITS(0, 59), BITS(0, 23), BITS(1, 31), BITS(1, 12), BITS(0, 6),
      DS | WS | MS | HS},
@@ -86,6 +87,7 @@ static const struct parse_case parse_cases[] = {
     {"@HOURLY", B(0), B(0), BITS(0, 23), BITS(1, 31), BITS(1, 12), BITS(0, 6), DS | WS | HS},
     {"@hourly  ", B(0), B(0), BITS(0, 23), BITS(1, 31), BITS(1, 12), BITS(0, 6), DS | WS | HS},
 };
+/* clang-format on */
 
 TEST(parse_table)
 {
@@ -110,6 +112,7 @@ struct reject_case {
     const char *msg;
 };
 
+/* clang-format off */ /* one row a case, laid out by hand */
 static const struct reject_case reject_cases[] = {
     {"61 * * * *", MD_EPARSE, 1, "bad minute field: 61 is out of range 0-59"},
     {"* 24 * * *", MD_EPARSE, 3, "bad hour field: 24 is out of range 0-23"},
@@ -154,6 +157,7 @@ static const struct reject_case reject_cases[] = {
     {"0 0 30 2 1", 0, 0, ""},   /* the OR rule: Mondays in February */
     {"0 0 29 2 *", 0, 0, ""},   /* leap years */
 };
+/* clang-format on */
 
 TEST(reject_table)
 {
@@ -180,6 +184,7 @@ struct next_case {
     const char *want[8]; /* successive fires, NULL-terminated; "never" for MD_ENEVER */
 };
 
+/* clang-format off */ /* one row a case, laid out by hand */
 static const struct next_case next_cases[] = {
     /* UTC basics */
     {"*/15 * * * *", "UTC", "2026-01-01T00:00:00Z", 0,
@@ -374,6 +379,7 @@ static const struct next_case next_cases[] = {
      {"2026-01-01T12:00:00+08:45"}},
     {"0 0 1 1 *", "UTC", "2026-01-01T00:00:00Z", 0, {"2027-01-01T00:00:00+00:00"}},
 };
+/* clang-format on */
 
 static void check_next(const struct next_case *nc)
 {
@@ -402,8 +408,8 @@ static void check_next(const struct next_case *nc)
         md_tz_format_iso(tz, t, buf, sizeof buf);
         if (strcmp(buf, nc->want[i]) != 0) {
             md_tz_free(tz);
-            T_FAIL("\"%s\" %s from %s #%d: got %s, want %s", nc->expr, nc->zone, nc->from, i,
-                   buf, nc->want[i]);
+            T_FAIL("\"%s\" %s from %s #%d: got %s, want %s", nc->expr, nc->zone, nc->from, i, buf,
+                   nc->want[i]);
         }
     }
     md_tz_free(tz);
@@ -463,7 +469,7 @@ TEST(next_never_in_skip_mode_far_future)
 
 TEST(next_performance)
 {
-    static const char *exprs[] = {"0 0 29 2 *", "0 0 29 2 1", "59 23 31 12 *", "0 0 31 * *",
+    static const char *exprs[] = {"0 0 29 2 *",  "0 0 29 2 1", "59 23 31 12 *", "0 0 31 * *",
                                   "*/5 * * * *", "30 2 * * *", "0 0 */28 2 1"};
     struct md_tz *tz;
     clock_t c0 = clock();

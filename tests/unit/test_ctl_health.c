@@ -137,7 +137,8 @@ static const cJSON *json_check(const cJSON *root, const char *name, const char *
 {
     const cJSON *c;
 
-    cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(root, "checks")) {
+    cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(root, "checks"))
+    {
         const cJSON *j = cJSON_GetObjectItemCaseSensitive(c, "job");
         if (strcmp(cJSON_GetObjectItemCaseSensitive(c, "name")->valuestring, name) == 0 &&
             (job == NULL || (cJSON_IsString(j) && strcmp(j->valuestring, job) == 0)))
@@ -308,17 +309,19 @@ TEST(json_parses_and_has_the_fields)
     T_ASSERT_TRUE(cJSON_IsArray(checks));
     T_ASSERT_EQ(6, cJSON_GetArraySize(checks));
     const cJSON *c;
-    cJSON_ArrayForEach(c, checks) {
+    cJSON_ArrayForEach(c, checks)
+    {
         T_ASSERT_TRUE(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(c, "name")));
         T_ASSERT_TRUE(cJSON_IsBool(cJSON_GetObjectItemCaseSensitive(c, "ok")));
         T_ASSERT_TRUE(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(c, "detail")));
     }
     T_ASSERT_TRUE(cJSON_IsNumber(
         cJSON_GetObjectItemCaseSensitive(json_check(root, "database", NULL), "query_ms")));
-    T_ASSERT_STREQ("up", cJSON_GetObjectItemCaseSensitive(json_check(root, "heartbeat", NULL),
-                                                          "state")->valuestring);
-    T_ASSERT_TRUE(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(
-        json_check(root, "expect", "daily"), "age_ms")));
+    T_ASSERT_STREQ("up",
+                   cJSON_GetObjectItemCaseSensitive(json_check(root, "heartbeat", NULL), "state")
+                       ->valuestring);
+    T_ASSERT_TRUE(cJSON_IsNumber(
+        cJSON_GetObjectItemCaseSensitive(json_check(root, "expect", "daily"), "age_ms")));
     cJSON_Delete(root);
 }
 
@@ -346,8 +349,8 @@ TEST(could_not_check_exits_2)
     T_ASSERT_EQ(2, run_health("--config", cfg_path, (const char *)NULL));
     /* A bad config. */
     write_config("jobs:\n  x:\n    command: true\n");
-    T_ASSERT_EQ(2, run_health("--url", "host=/nonexistent", "--config", cfg_path,
-                              (const char *)NULL));
+    T_ASSERT_EQ(2,
+                run_health("--url", "host=/nonexistent", "--config", cfg_path, (const char *)NULL));
     /* Usage. */
     T_ASSERT_EQ(2, run_health("--stale", "soon", (const char *)NULL));
     T_ASSERT_EQ(2, run_health("--bogus", (const char *)NULL));

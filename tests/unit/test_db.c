@@ -68,7 +68,7 @@ struct rec {
     char val[128]; /* the first column of the first row of the last tuple result */
     char val2[128];
     char sqlstate[8];
-    int *order;  /* optional: append id on completion */
+    int *order; /* optional: append id on completion */
     int *norder;
     int id;
 };
@@ -93,7 +93,8 @@ static void rec_cb(void *ud, int status, PGresult *res)
         return;
     }
     if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0) {
-        snprintf(r->val, sizeof r->val, "%s", PQgetisnull(res, 0, 0) ? "(null)" : PQgetvalue(res, 0, 0));
+        snprintf(r->val, sizeof r->val, "%s",
+                 PQgetisnull(res, 0, 0) ? "(null)" : PQgetvalue(res, 0, 0));
         if (PQnfields(res) > 1)
             snprintf(r->val2, sizeof r->val2, "%s", PQgetvalue(res, 0, 1));
     }
@@ -262,8 +263,8 @@ TEST(db_multi_statement)
                               " COMMIT; SELECT sum(x) FROM t",
                               0, NULL, rec_cb, &a));
     /* Fails half-way: the session is left in an aborted transaction, which db.c rolls back. */
-    T_ASSERT_EQ(0, md_db_send(db, "BEGIN; INSERT INTO t VALUES (100); SELECT 1/0; COMMIT", 0,
-                              NULL, rec_cb, &b));
+    T_ASSERT_EQ(0, md_db_send(db, "BEGIN; INSERT INTO t VALUES (100); SELECT 1/0; COMMIT", 0, NULL,
+                              rec_cb, &b));
     T_ASSERT_EQ(0, md_db_send(db, "SELECT sum(x) FROM t", 0, NULL, rec_cb, &c));
     T_ASSERT_TRUE(run_until(&loop, rec_done, &c, 5000));
     T_ASSERT_EQ(0, a.status);
@@ -336,7 +337,7 @@ TEST(db_refused_backs_off_without_blocking)
     T_ASSERT_TRUE(sts.seen[MD_DB_BACKOFF] >= 4);
     T_ASSERT_TRUE(sts.seen[MD_DB_CONNECTING] >= 4);
     T_ASSERT_EQ(0, st.connects);
-    T_ASSERT_FALSE(r.done);              /* queued requests wait for a connection */
+    T_ASSERT_FALSE(r.done); /* queued requests wait for a connection */
     T_ASSERT_EQ(1, md_db_queued(db));
     T_ASSERT_TRUE(s.ticks >= 40);
     T_ASSERT_TRUE(s.max_gap_ns < 100 * 1000000ull);
@@ -369,9 +370,12 @@ TEST(db_connect_timeout)
     T_ASSERT_EQ(0, listen(lfd, 16));
     snprintf(ci, sizeof ci, "host=%s port=5432 user=postgres dbname=postgres", dir);
 
-    struct md_db_config cfg = {.conninfo = ci, .connect_timeout_ms = 100,
-                               .backoff_initial_ms = 20, .backoff_max_ms = 40,
-                               .state_cb = states_cb, .ud = &sts};
+    struct md_db_config cfg = {.conninfo = ci,
+                               .connect_timeout_ms = 100,
+                               .backoff_initial_ms = 20,
+                               .backoff_max_ms = 40,
+                               .state_cb = states_cb,
+                               .ud = &sts};
     struct md_db *db;
     T_ASSERT_EQ(0, uv_loop_init(&loop));
     T_ASSERT_EQ(0, md_db_open(&loop, &cfg, &db));
@@ -601,8 +605,8 @@ TEST(db_on_connect)
 
     T_ASSERT_EQ(0, uv_loop_init(&loop));
     T_ASSERT_EQ(0, md_db_open(&loop, &cfg, &db));
-    T_ASSERT_EQ(0, md_db_send(db, "SELECT current_setting('application_name')", 0, NULL, rec_cb,
-                              &r));
+    T_ASSERT_EQ(0,
+                md_db_send(db, "SELECT current_setting('application_name')", 0, NULL, rec_cb, &r));
     T_ASSERT_TRUE(run_until(&loop, rec_done, &r, 5000));
     T_ASSERT_STREQ("meshd_t", r.val);
     struct md_db_stats st;

@@ -123,7 +123,8 @@ static void proc_ends(struct sup_proc *p, int code, int sig, const char *last_li
     cbs->gone(ud);
 }
 
-/* ---- fake hooks -------------------------------------------------------------------------------- */
+/* ---- fake hooks --------------------------------------------------------------------------------
+ */
 
 static void hook_idle(struct sup_job *job)
 {
@@ -147,7 +148,8 @@ static void hook_msg_finished(struct sup_job *job)
     job->msg_payload = NULL;
 }
 
-/* ---- a supervisor with nothing but jobs ------------------------------------------------------- */
+/* ---- a supervisor with nothing but jobs -------------------------------------------------------
+ */
 
 static struct sup g_sup;
 static uv_loop_t g_loop;
@@ -207,12 +209,14 @@ static void start_slot(struct sup_job *job, int64_t slot)
     sup_job_event(job, EV_START, 0, 0);
 }
 
-/* ---- tests ------------------------------------------------------------------------------------ */
+/* ---- tests ------------------------------------------------------------------------------------
+ */
 
 TEST(a_run_that_succeeds_is_recorded_once)
 {
     struct sup_job *job = setup("node: {name: t}\njobs:\n  c:\n    command: [x]\n"
-                                "    schedule: '* * * * *'\n", "c");
+                                "    schedule: '* * * * *'\n",
+                                "c");
     struct sup_proc *p;
 
     start_slot(job, S1);
@@ -229,7 +233,7 @@ TEST(a_run_that_succeeds_is_recorded_once)
     T_ASSERT_EQ(sup_history_last(&job->history)->status, RUN_SUCCEEDED);
     T_ASSERT_STREQ(sup_history_last(&job->history)->run_id, "c@20251125T070000Z");
     T_ASSERT_STREQ(sup_tail_line(&sup_history_last(&job->history)->tail, 0), "all done");
-    T_ASSERT_EQ(F.idle, 1); /* no process left */
+    T_ASSERT_EQ(F.idle, 1);    /* no process left */
     T_ASSERT_EQ(F.spawned, 1); /* a cron job's run is not restarted */
     teardown(job);
 }
@@ -238,7 +242,8 @@ TEST(replace_stops_the_run_then_starts_the_newer_slot)
 {
     struct sup_job *job = setup("node: {name: t}\njobs:\n  r:\n    command: [x]\n"
                                 "    schedule: '* * * * *'\n    concurrency: replace\n"
-                                "    stop_signal: INT\n", "r");
+                                "    stop_signal: INT\n",
+                                "r");
     struct sup_proc *p1, *p2;
 
     start_slot(job, S1);
@@ -273,7 +278,8 @@ TEST(replace_stops_the_run_then_starts_the_newer_slot)
 TEST(restart_while_stopping_starts_once_the_old_run_is_gone)
 {
     struct sup_job *job = setup("node: {name: t}\njobs:\n  s:\n    command: [x]\n"
-                                "    schedule: always\n", "s");
+                                "    schedule: always\n",
+                                "s");
     struct sup_proc *p1;
 
     job->cur_slot = 0;
@@ -308,7 +314,8 @@ TEST(restart_while_stopping_starts_once_the_old_run_is_gone)
 TEST(reload_restart_of_a_service_goes_through_the_hook)
 {
     struct sup_job *job = setup("node: {name: t}\njobs:\n  s:\n    command: [x]\n"
-                                "    schedule: always\n", "s");
+                                "    schedule: always\n",
+                                "s");
 
     sup_job_event(job, EV_START, 0, 0);
     job->restart_pending = true; /* sup.c's reload: the config changed */
@@ -328,7 +335,8 @@ TEST(reload_restart_of_a_service_goes_through_the_hook)
 TEST(a_message_run_completes_its_message)
 {
     struct sup_job *job = setup("node: {name: t}\njobs:\n  m:\n    command: [x]\n"
-                                "    on: refresh.requested\n", "m");
+                                "    on: refresh.requested\n",
+                                "m");
 
     /* bus.c's dispatch: the message, then the start. */
     job->msg_id = 42;
@@ -366,12 +374,13 @@ TEST(a_message_run_completes_its_message)
 TEST(a_run_timeout_stops_the_run_and_records_it_timed_out)
 {
     struct sup_job *job = setup("node: {name: t}\njobs:\n  t:\n    command: [x]\n"
-                                "    schedule: '* * * * *'\n    timeout: 1s\n", "t");
+                                "    schedule: '* * * * *'\n    timeout: 1s\n",
+                                "t");
     struct sup_proc *p;
 
     start_slot(job, S1);
     p = primary(job);
-    p->timed_out = true; /* proc.c sets it, then asks its owner */
+    p->timed_out = true;                        /* proc.c sets it, then asks its owner */
     T_ASSERT_TRUE(p->cbs->timed_out(p, p->ud)); /* the prog stops it, not the proc */
     T_ASSERT_EQ(F.kills, 1);
     proc_ends(p, 0, SIGTERM, NULL);
@@ -383,7 +392,8 @@ TEST(a_run_timeout_stops_the_run_and_records_it_timed_out)
 TEST(extra_runs_of_allow_are_counted_on_their_own)
 {
     struct sup_job *job = setup("node: {name: t}\njobs:\n  a:\n    command: [x]\n"
-                                "    schedule: '* * * * *'\n    concurrency: allow\n", "a");
+                                "    schedule: '* * * * *'\n    concurrency: allow\n",
+                                "a");
     struct sup_proc *extra;
 
     start_slot(job, S1);

@@ -845,8 +845,8 @@ static uint64_t crash_round(int round, size_t kill_at, uint64_t die_after_ack_se
     reopen(0, 4096);
     acked = md_journal_acked(J);
     if (acked > acked_max)
-        T_FAIL("round %d: reopened watermark %" PRIu64 " above any ack made (%" PRIu64 ")",
-               round, acked, acked_max);
+        T_FAIL("round %d: reopened watermark %" PRIu64 " above any ack made (%" PRIu64 ")", round,
+               acked, acked_max);
     /* An ack need not be persisted (segments kept are replayed: at least once), so the journal's
      * watermark may be below the reported one; events up to the higher of the two may be gone. */
     floor = acked > acked_rep ? acked : acked_rep;
@@ -888,8 +888,8 @@ static uint64_t crash_round(int round, size_t kill_at, uint64_t die_after_ack_se
 TEST(journal_crash_loses_nothing)
 {
     const char *env = getenv("JOURNAL_SEED");
-    unsigned seed = env && *env ? (unsigned)strtoul(env, NULL, 10)
-                                : (unsigned)time(NULL) ^ (unsigned)getpid();
+    unsigned seed =
+        env && *env ? (unsigned)strtoul(env, NULL, 10) : (unsigned)time(NULL) ^ (unsigned)getpid();
     uint64_t acked_before = 0;
 
     fprintf(stderr, "  seed=%u\n", seed);

@@ -83,8 +83,8 @@ TEST(group_signal_right_after_launch_is_never_lost)
     int lost = 0, fallback = 0;
 
     for (int round = 0; round < 200; round++) {
-        struct sup_launch l = {.path = "/bin/sleep", .argv = argv, .envp = env_none,
-                               .cgroup_dir = -1};
+        struct sup_launch l = {
+            .path = "/bin/sleep", .argv = argv, .envp = env_none, .cgroup_dir = -1};
         struct sup_launched out;
         int st;
 
@@ -159,8 +159,8 @@ TEST(child_setup)
                     " exec grep -E '^(SigBlk|SigIgn):' /proc/self/status >&3",
                     NULL};
     char *env[] = {"PATH=/usr/bin:/bin", "MY_VAR=hello", NULL};
-    struct sup_launch l = {.path = "/bin/sh", .argv = argv, .envp = env, .cwd = "/tmp",
-                           .cgroup_dir = -1};
+    struct sup_launch l = {
+        .path = "/bin/sh", .argv = argv, .envp = env, .cwd = "/tmp", .cgroup_dir = -1};
     struct sup_launched out;
     int sp[2], op[2], st;
     char buf[1024] = "", obuf[64] = "", want[64];
@@ -220,8 +220,11 @@ TEST(failures_are_synchronous_and_named)
     fchmod(fd, 0644);
     close(fd);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        struct sup_launch l = {.path = cases[i].path, .argv = argv, .envp = env_none,
-                               .cwd = cases[i].cwd, .cgroup_dir = -1};
+        struct sup_launch l = {.path = cases[i].path,
+                               .argv = argv,
+                               .envp = env_none,
+                               .cwd = cases[i].cwd,
+                               .cgroup_dir = -1};
         struct sup_launched out;
 
         std_fds(&l, -1, -1);
@@ -240,8 +243,13 @@ TEST(failures_are_synchronous_and_named)
 TEST(set_ids_changes_the_child_only)
 {
     char *argv[] = {"sh", "-c", "echo \"$(id -u) $(id -g) $(id -G)\" >&3", NULL};
-    struct sup_launch l = {.path = "/bin/sh", .argv = argv, .envp = env_none,
-                           .set_ids = true, .uid = 65534, .gid = 65534, .cgroup_dir = -1};
+    struct sup_launch l = {.path = "/bin/sh",
+                           .argv = argv,
+                           .envp = env_none,
+                           .set_ids = true,
+                           .uid = 65534,
+                           .gid = 65534,
+                           .cgroup_dir = -1};
     struct sup_launched out;
     int sp[2], st;
     char buf[128] = "";

@@ -59,7 +59,10 @@ static void run(size_t cap, const char *in, size_t n, size_t step, size_t split,
 }
 
 /* Literal lengths, so inputs and results may hold NUL bytes. */
-#define C(cap, in, want) {cap, in, sizeof(in) - 1, want, sizeof(want) - 1}
+#define C(cap, in, want)                                                                           \
+    {                                                                                              \
+        cap, in, sizeof(in) - 1, want, sizeof(want) - 1                                            \
+    }
 static const struct {
     size_t cap;
     const char *in;
@@ -73,22 +76,22 @@ static const struct {
     C(4, "a\nbb\n", ":a\n:bb\n"),
     C(4, "ab\r\n", ":ab\n"),
     C(4, "\r\n\r\n", ":\n:\n"),
-    C(4, "a\rb\n", ":a\rb\n"),         /* a lone '\r' is data */
-    C(4, "abc\r\r\n", ":abc\r\n"),     /* only one '\r' belongs to the terminator */
-    C(4, "abcd\n", ":abcd\n"),         /* exactly the cap */
-    C(4, "abcd\r\n", ":abcd\n"),       /* the cap, CRLF: the '\r' does not count */
-    C(4, "abcde\n", "T:abcd\n"),       /* cap + 1 */
+    C(4, "a\rb\n", ":a\rb\n"),     /* a lone '\r' is data */
+    C(4, "abc\r\r\n", ":abc\r\n"), /* only one '\r' belongs to the terminator */
+    C(4, "abcd\n", ":abcd\n"),     /* exactly the cap */
+    C(4, "abcd\r\n", ":abcd\n"),   /* the cap, CRLF: the '\r' does not count */
+    C(4, "abcde\n", "T:abcd\n"),   /* cap + 1 */
     C(4, "abcde\r\n", "T:abcd\n"),
     C(4, "abcd\rx\n", "T:abcd\n"),
     C(4, "abcdefghijkl\nok\n", "T:abcd\n:ok\n"), /* truncation, then recovery */
     C(4, "abcdefghijkl\n\n", "T:abcd\n:\n"),
     C(4, "abcdefgh\nabcdefgh\nab\n", "T:abcd\nT:abcd\n:ab\n"),
-    C(4, "tail", "E:tail\n"),          /* flush: an unterminated line */
+    C(4, "tail", "E:tail\n"), /* flush: an unterminated line */
     C(4, "tail\r", "E:tail\n"),
     C(4, "x\ntai", ":x\nE:tai\n"),
-    C(4, "tails", "T:tail\n"),         /* delivered at feed time; flush adds nothing */
+    C(4, "tails", "T:tail\n"), /* delivered at feed time; flush adds nothing */
     C(4, "tail\rs", "T:tail\n"),
-    C(4, "a\0b\n", ":a\0b\n"),         /* NUL bytes are data */
+    C(4, "a\0b\n", ":a\0b\n"), /* NUL bytes are data */
     C(1, "a\nbc\n\n", ":a\nT:b\n:\n"),
     C(1, "\r\n", ":\n"),
     C(1, "a\r\n", ":a\n"),

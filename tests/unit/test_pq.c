@@ -33,8 +33,8 @@ TEST(pq_target_url_form)
 
 TEST(pq_target_conninfo_form)
 {
-    target_is("host=db port=5433 dbname=meshd user=ops password=hunter2",
-              MD_PQ_TARGET_CONNINFO, "host=db port=5433 dbname=meshd user=ops");
+    target_is("host=db port=5433 dbname=meshd user=ops password=hunter2", MD_PQ_TARGET_CONNINFO,
+              "host=db port=5433 dbname=meshd user=ops");
     target_is("postgresql://ops:hunter2@db.example/reg", MD_PQ_TARGET_CONNINFO,
               "host=db.example dbname=reg user=ops");
     target_is("hostaddr=10.0.0.1 dbname=d", MD_PQ_TARGET_CONNINFO, "host=10.0.0.1 dbname=d");
@@ -103,8 +103,8 @@ TEST(pq_connect_no_server)
     T_ASSERT_TRUE(why[strlen(why) - 1] == '\n');
     T_ASSERT_TRUE(strstr(why, "hunter2") == NULL);
     md_free(why);
-    T_ASSERT_EQ(MD_EDB, md_pq_connect("postgresql://u:hunter2@%2Fnonexistent%2Fsock/x", "10",
-                                      &conn, &why));
+    T_ASSERT_EQ(MD_EDB,
+                md_pq_connect("postgresql://u:hunter2@%2Fnonexistent%2Fsock/x", "10", &conn, &why));
     T_ASSERT_TRUE(conn == NULL);
     T_ASSERT_CONTAINS(why, "/nonexistent/sock/.s.PGSQL.5432");
     T_ASSERT_TRUE(strstr(why, "hunter2") == NULL);

@@ -26,7 +26,8 @@ TEST(parse_lines)
     struct sup_runlog_run r;
 
     T_ASSERT_EQ('B', sup_runlog_parse("B a1b2c3d4e5f6-7 s 1764835200 1764835200004 nightly "
-                                      "nightly@20251204T080000Z", &r));
+                                      "nightly@20251204T080000Z",
+                                      &r));
     T_ASSERT_STREQ("a1b2c3d4e5f6-7", r.exec_id);
     T_ASSERT_EQ('s', r.kind);
     T_ASSERT_EQ(1764835200, r.slot);
@@ -47,13 +48,17 @@ TEST(parse_lines)
     T_ASSERT_STREQ("a1b2c3d4e5f6-7", r.exec_id);
 
     static const char *bad[] = {
-        "", "B", "X a-1", "B a-1 q 1 2 job run",      /* unknown kind */
-        "B a-1 s -1 2 job run",                      /* negative slot */
-        "B a-1 s 1 2 job",                           /* no run id */
-        "B a-1 s 1 2 job run extra",                 /* too many fields */
-        "P a-1 0 1 boot -",                          /* pid 0 */
-        "P a-1 7 x boot -",                          /* not a number */
-        "E a-1 more", "Ba-1",
+        "",
+        "B",
+        "X a-1",
+        "B a-1 q 1 2 job run",       /* unknown kind */
+        "B a-1 s -1 2 job run",      /* negative slot */
+        "B a-1 s 1 2 job",           /* no run id */
+        "B a-1 s 1 2 job run extra", /* too many fields */
+        "P a-1 0 1 boot -",          /* pid 0 */
+        "P a-1 7 x boot -",          /* not a number */
+        "E a-1 more",
+        "Ba-1",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         if (sup_runlog_parse(bad[i], &r) != -1)

@@ -19,8 +19,8 @@
 struct walk_case {
     const char *name;
     const char *expr;
-    const char *zone;       /* NULL: UTC */
-    int64_t next_slot;      /* Unix s */
+    const char *zone;  /* NULL: UTC */
+    int64_t next_slot; /* Unix s */
     int64_t now_ms;
     uint64_t catchup_ms;
     uint64_t jitter_ms;
@@ -28,13 +28,14 @@ struct walk_case {
     /* expected */
     int64_t latest;
     uint64_t missed;
-    int64_t before;         /* -1: do not check */
+    int64_t before; /* -1: do not check */
     enum sched_verdict verdict;
-    int64_t late_ms;        /* INT64_MIN: do not check */
+    int64_t late_ms; /* INT64_MIN: do not check */
 };
 
 #define ANY_LATE INT64_MIN
 
+/* clang-format off */ /* one row a case, laid out by hand */
 static const struct walk_case walks[] = {
     {"on time to the ms", "0 7 * * *", NULL, T0, T0 * 1000, 0, 0, 0,
      T0, 0, 0, SCHED_ON_TIME, 0},
@@ -75,6 +76,7 @@ static const struct walk_case walks[] = {
      (T0 + 2 * DAY) * 1000 + 400, 10 * 1000, 0, 0,
      T0 + 2 * DAY, 2 * DAY, -1, SCHED_ON_TIME, 400},
 };
+/* clang-format on */
 
 static void load(const char *expr, const char *zone, struct md_cron *c, struct md_tz **tz)
 {
@@ -96,18 +98,17 @@ TEST(catch_up_walk_table)
         struct sched_walk w;
 
         load(c->expr, c->zone, &cron, &tz);
-        sched_walk(&cron, tz, c->next_slot, c->now_ms, c->catchup_ms, c->jitter_ms,
-                   c->takeover_ms, &w);
+        sched_walk(&cron, tz, c->next_slot, c->now_ms, c->catchup_ms, c->jitter_ms, c->takeover_ms,
+                   &w);
         md_tz_free(tz);
         if (w.first != c->next_slot || w.latest != c->latest || w.missed != c->missed ||
             (c->before >= 0 && w.before != c->before) || w.verdict != c->verdict ||
             (c->late_ms != ANY_LATE && w.late_ms != c->late_ms))
             T_FAIL("%s: latest %lld (want %lld) missed %llu (want %llu) before %lld (want %lld) "
-                   "verdict %d (want %d) late %lld (want %lld)", c->name, (long long)w.latest,
-                   (long long)c->latest, (unsigned long long)w.missed,
+                   "verdict %d (want %d) late %lld (want %lld)",
+                   c->name, (long long)w.latest, (long long)c->latest, (unsigned long long)w.missed,
                    (unsigned long long)c->missed, (long long)w.before, (long long)c->before,
-                   (int)w.verdict, (int)c->verdict, (long long)w.late_ms,
-                   (long long)c->late_ms);
+                   (int)w.verdict, (int)c->verdict, (long long)w.late_ms, (long long)c->late_ms);
     }
 }
 
@@ -133,6 +134,7 @@ struct step_case {
     bool follows;
 };
 
+/* clang-format off */ /* one row a case, laid out by hand */
 static const struct step_case steps[] = {
     {"* * * * *", true},          /* every minute: keeps running every minute */
     {"*/5 * * * *", true},        /* a step of the wildcard is still a wildcard */
@@ -144,6 +146,7 @@ static const struct step_case steps[] = {
     {"@daily", false},
     {"@hourly", true},
 };
+/* clang-format on */
 
 TEST(backward_clock_step_table)
 {

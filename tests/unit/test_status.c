@@ -281,8 +281,8 @@ TEST(status_parse_caps)
 
 TEST(status_kind_names)
 {
-    static const char *const want[] = {"ready",  "heartbeat", "progress", "metric",
-                                       "alert",  "resolve",   "message",  "result"};
+    static const char *const want[] = {"ready", "heartbeat", "progress", "metric",
+                                       "alert", "resolve",   "message",  "result"};
     for (int k = MD_ST_READY; k <= MD_ST_RESULT; k++)
         T_ASSERT_STREQ(md_status_kind_name((enum md_status_kind)k), want[k]);
     T_ASSERT_STREQ(md_status_kind_name((enum md_status_kind)99), "unknown");
@@ -614,8 +614,8 @@ TEST(status_fake_worker_lines)
         close(p[0]);
         set_fd_env(p[1]);
         execl(fw, fw, "ready", "metric", "rows", "2.5", "heartbeat", "badstatus", "status",
-              "{\"event\":\"resolve\",\"key\":\"k\"}", "longstatus", "1000", "longstatus",
-              "65536", "longstatus", "65537", "longstatus", "10", "exit", "3", (char *)NULL);
+              "{\"event\":\"resolve\",\"key\":\"k\"}", "longstatus", "1000", "longstatus", "65536",
+              "longstatus", "65537", "longstatus", "10", "exit", "3", (char *)NULL);
         _exit(127);
     }
     close(p[1]);

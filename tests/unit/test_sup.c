@@ -1,6 +1,7 @@
 /* test_sup.c - the supervisor on a real libuv loop with real processes (tests/fakes/fake_worker),
- * in-process, so the sanitizers see every handle and allocation of sup.c, scheduler.c, job.c and proc.c.  Every
- * test ends by stopping the supervisor and asserting uv_loop_close() == 0: no leaked handle. */
+ * in-process, so the sanitizers see every handle and allocation of sup.c, scheduler.c, job.c and
+ * proc.c.  Every test ends by stopping the supervisor and asserting uv_loop_close() == 0: no leaked
+ * handle. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -362,13 +363,14 @@ TEST(run_timeout_kills_group)
 
     setup();
     snprintf(child_file, sizeof child_file, "%s/child.pid", tmpdir);
-    char *path = write_config("e.yaml", "node: {name: t, state_dir: '@D@/state'}\n"
-                                        "jobs:\n"
-                                        "  slow:\n"
-                                        "    command: ['@F@', spawn-child, '@D@/child.pid', ignore, TERM, loop]\n"
-                                        "    schedule: '* * * * * *'\n"
-                                        "    timeout: 300ms\n"
-                                        "    stop_timeout: 200ms\n");
+    char *path = write_config(
+        "e.yaml", "node: {name: t, state_dir: '@D@/state'}\n"
+                  "jobs:\n"
+                  "  slow:\n"
+                  "    command: ['@F@', spawn-child, '@D@/child.pid', ignore, TERM, loop]\n"
+                  "    schedule: '* * * * * *'\n"
+                  "    timeout: 300ms\n"
+                  "    stop_timeout: 200ms\n");
     start(&sup, &loop, path);
     T_ASSERT_TRUE(run_until(&loop, timed_out, &sup, 10000));
     T_ASSERT_EQ(RUN_TIMED_OUT, job_named(&sup, "slow")->stop_status);

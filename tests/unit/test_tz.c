@@ -69,9 +69,9 @@ TEST(parse_iso_rejects)
 {
     static const char *bad[] = {
         "",
-        "2026-03-08",               /* no time, no offset */
-        "2026-03-08T01:59:00",      /* no offset */
-        "2026-02-29T00:00:00Z",     /* not a leap year */
+        "2026-03-08",           /* no time, no offset */
+        "2026-03-08T01:59:00",  /* no offset */
+        "2026-02-29T00:00:00Z", /* not a leap year */
         "2026-13-01T00:00:00Z",
         "2026-04-31T00:00:00Z",
         "2026-03-08T24:00:00Z",
@@ -268,8 +268,7 @@ struct diff_stats {
     long zones, checks, failures;
 };
 
-static int check_instant(const struct md_tz *tz, const char *name, time_t t,
-                         struct diff_stats *st)
+static int check_instant(const struct md_tz *tz, const char *name, time_t t, struct diff_stats *st)
 {
     struct tm tm;
     struct md_civil c;
@@ -285,12 +284,13 @@ static int check_instant(const struct md_tz *tz, const char *name, time_t t,
         c.hour != tm.tm_hour || c.min != tm.tm_min || c.sec != tm.tm_sec || c.wday != tm.tm_wday ||
         c.yday != tm.tm_yday || off != tm.tm_gmtoff) {
         if (st->failures++ < 20)
-            fprintf(stderr,
-                    "  %s t=%lld: md %04d-%02d-%02d %02d:%02d:%02d w%d off %d, glibc %04d-%02d-%02d "
-                    "%02d:%02d:%02d w%d off %ld\n",
-                    name, (long long)t, c.year, c.mon, c.mday, c.hour, c.min, c.sec, c.wday, off,
-                    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                    tm.tm_sec, tm.tm_wday, tm.tm_gmtoff);
+            fprintf(
+                stderr,
+                "  %s t=%lld: md %04d-%02d-%02d %02d:%02d:%02d w%d off %d, glibc %04d-%02d-%02d "
+                "%02d:%02d:%02d w%d off %ld\n",
+                name, (long long)t, c.year, c.mon, c.mday, c.hour, c.min, c.sec, c.wday, off,
+                tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                tm.tm_wday, tm.tm_gmtoff);
         return -1;
     }
     /* Round trip: t must be among the instants that show its local time, and each of them

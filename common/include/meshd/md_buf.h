@@ -11,11 +11,11 @@
 #include <stddef.h>
 
 struct md_buf {
-    char *p;     /* the text, NUL-terminated once anything was put; NULL while empty */
-    size_t len;  /* bytes of text, without the NUL */
-    size_t cap;  /* bytes allocated at p */
-    size_t max;  /* len never exceeds it */
-    bool full;   /* an append was refused */
+    char *p;    /* the text, NUL-terminated once anything was put; NULL while empty */
+    size_t len; /* bytes of text, without the NUL */
+    size_t cap; /* bytes allocated at p */
+    size_t max; /* len never exceeds it */
+    bool full;  /* an append was refused */
 };
 
 void md_buf_init(struct md_buf *b, size_t max);

@@ -46,13 +46,13 @@ struct md_job {
     int line, col; /* where the job's name appears in the file */
 
     /* What to run. */
-    char *worker;  /* worker name (runs <worker_dir>/meshd-<worker>), or NULL */
-    char **argv;   /* NULL-terminated argv; for a worker, argv[0] is the resolved path */
+    char *worker; /* worker name (runs <worker_dir>/meshd-<worker>), or NULL */
+    char **argv;  /* NULL-terminated argv; for a worker, argv[0] is the resolved path */
     size_t argc;
 
     /* When. */
     enum md_job_kind kind;
-    char *schedule;   /* the cron text as written (MD_JOB_CRON), else NULL */
+    char *schedule; /* the cron text as written (MD_JOB_CRON), else NULL */
     struct md_cron cron;
     char *event;      /* MD_JOB_EVENT: the event name, else NULL */
     struct md_tz *tz; /* owned; never NULL after a successful load (UTC by default) */
@@ -60,11 +60,11 @@ struct md_job {
     /* How. */
     struct md_env_var *env;
     size_t nenv;
-    char *workdir;             /* NULL: meshd's working directory */
-    char *user;                /* NULL: meshd's user */
-    uint64_t timeout_ms;       /* run timeout; 0 = none */
+    char *workdir;       /* NULL: meshd's working directory */
+    char *user;          /* NULL: meshd's user */
+    uint64_t timeout_ms; /* run timeout; 0 = none */
     enum md_restart restart;
-    int max_retries;           /* failed starts before FATAL */
+    int max_retries; /* failed starts before FATAL */
     uint64_t backoff_initial_ms;
     uint64_t backoff_max_ms;
     uint64_t backoff_reset_ms; /* healthy running time that resets the retry counter */
@@ -74,35 +74,35 @@ struct md_job {
     uint64_t stop_timeout_ms;  /* then SIGKILL */
     bool stop_group;           /* signal the whole process group */
     enum md_concurrency concurrency;
-    uint64_t jitter_ms;        /* random delay 0..jitter added to each scheduled fire */
-    uint64_t catchup_ms;       /* catch-up window for missed scheduled runs */
+    uint64_t jitter_ms;  /* random delay 0..jitter added to each scheduled fire */
+    uint64_t catchup_ms; /* catch-up window for missed scheduled runs */
     bool enabled;
-    char *prefer;              /* cluster: the node that runs this job's slots; others wait
-                                * takeover_ms and run a slot only if it was not claimed */
-    uint64_t takeover_ms;      /* default 1m */
-    bool singleton;            /* cluster: a service that runs on one node at a time (lease) */
+    char *prefer;               /* cluster: the node that runs this job's slots; others wait
+                                 * takeover_ms and run a slot only if it was not claimed */
+    uint64_t takeover_ms;       /* default 1m */
+    bool singleton;             /* cluster: a service that runs on one node at a time (lease) */
     uint64_t expect_success_ms; /* expect.succeed_within: a 'succeeded' run must have finished
                                  * this recently (meshctl health); 0 = no expectation */
-    char *config_json;         /* free-form worker config as compact JSON ("{}" if none) */
-    int log_burst;             /* log_limit.burst: lines logged per stream and window; 0: all */
-    uint64_t log_interval_ms;  /* log_limit.interval: the window, 1s..1d, default 30s */
+    char *config_json;          /* free-form worker config as compact JSON ("{}" if none) */
+    int log_burst;              /* log_limit.burst: lines logged per stream and window; 0: all */
+    uint64_t log_interval_ms;   /* log_limit.interval: the window, 1s..1d, default 30s */
 };
 
 struct md_config {
-    char *path;          /* as given to md_config_load */
-    char *node_name;     /* default: the host name */
-    char *node_env;      /* environment label, default "default" */
-    char *state_dir;     /* default: "var/state" (relative to meshd's working directory) */
-    char *worker_dir;    /* default: the libexec/meshd directory beside the meshd binary */
-    char *log_level;     /* "error|warn|notice|info|debug", default "notice" */
-    char *cgroups;       /* "auto" (default): each run in a cgroup of its own where meshd has a
-                          * writable cgroup v2 subtree; "off" (docs/supervision.md) */
+    char *path;       /* as given to md_config_load */
+    char *node_name;  /* default: the host name */
+    char *node_env;   /* environment label, default "default" */
+    char *state_dir;  /* default: "var/state" (relative to meshd's working directory) */
+    char *worker_dir; /* default: the libexec/meshd directory beside the meshd binary */
+    char *log_level;  /* "error|warn|notice|info|debug", default "notice" */
+    char *cgroups;    /* "auto" (default): each run in a cgroup of its own where meshd has a
+                       * writable cgroup v2 subtree; "off" (docs/supervision.md) */
 
     /* registry: the shared database.  Every field has its default even without the section. */
-    char *registry_url;  /* libpq URL or key=value conninfo, after ${VAR} expansion; may hold
-                          * a password: never log it.  NULL when registry.url is absent (the
-                          * daemon then falls back to $DATABASE_URL itself); "" when it was
-                          * given but expanded to empty: explicitly no database. */
+    char *registry_url;         /* libpq URL or key=value conninfo, after ${VAR} expansion; may hold
+                                 * a password: never log it.  NULL when registry.url is absent (the
+                                 * daemon then falls back to $DATABASE_URL itself); "" when it was
+                                 * given but expanded to empty: explicitly no database. */
     bool registry_url_set;      /* registry.url was given, even if it expanded to "" */
     uint64_t heartbeat_ms;      /* node heartbeat period, 1s..1h, default 30s */
     uint64_t retention_ms;      /* run history, metrics and processed messages older than this
@@ -110,20 +110,20 @@ struct md_config {
     uint64_t journal_max_bytes; /* bound of the local journal, 1MiB..64GiB, default 64MiB */
 
     /* http: the API listener (docs/api.md).  Every field has its default without the section. */
-    char *http_host;            /* IP literal to bind, default "127.0.0.1"; "::" or "0.0.0.0"
-                                 * for all interfaces; NULL when http.listen is "" (TCP off) */
-    int http_port;              /* 0..65535, default 8470 ($PORT overrides it at start) */
-    bool http_port_set;         /* http.listen named a port */
-    char *http_token;           /* bearer token after ${VAR} expansion; never log it.  NULL when
-                                 * http.token is absent (meshd then reads $MESHD_API_TOKEN) */
-    bool http_anonymous_read;   /* GETs other than /health without a token, default true */
+    char *http_host;               /* IP literal to bind, default "127.0.0.1"; "::" or "0.0.0.0"
+                                    * for all interfaces; NULL when http.listen is "" (TCP off) */
+    int http_port;                 /* 0..65535, default 8470 ($PORT overrides it at start) */
+    bool http_port_set;            /* http.listen named a port */
+    char *http_token;              /* bearer token after ${VAR} expansion; never log it.  NULL when
+                                    * http.token is absent (meshd then reads $MESHD_API_TOKEN) */
+    bool http_anonymous_read;      /* GETs other than /health without a token, default true */
     unsigned http_max_connections; /* 1..65535, default 256 */
 
     /* cluster: several nodes, one registry database (docs/cluster.md). */
-    bool cluster;               /* claim each scheduled slot in agent_runs before running it */
-    bool cluster_offline_skip;  /* when_offline: skip (default) or run a slot that cannot be
-                                 * claimed */
-    uint64_t claim_timeout_ms;  /* 100ms..1m, default 5s */
+    bool cluster;              /* claim each scheduled slot in agent_runs before running it */
+    bool cluster_offline_skip; /* when_offline: skip (default) or run a slot that cannot be
+                                * claimed */
+    uint64_t claim_timeout_ms; /* 100ms..1m, default 5s */
 
     struct md_job *jobs; /* in file order */
     size_t njobs;

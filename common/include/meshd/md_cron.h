@@ -15,11 +15,11 @@
 #include "md_tz.h"
 
 enum {
-    MD_CRON_DOM_STAR = 1 << 0, /* day-of-month field starts with '*' */
-    MD_CRON_DOW_STAR = 1 << 1, /* day-of-week field starts with '*' */
-    MD_CRON_MIN_STAR = 1 << 2, /* minute field starts with '*' (a "wildcard" job for DST) */
+    MD_CRON_DOM_STAR = 1 << 0,  /* day-of-month field starts with '*' */
+    MD_CRON_DOW_STAR = 1 << 1,  /* day-of-week field starts with '*' */
+    MD_CRON_MIN_STAR = 1 << 2,  /* minute field starts with '*' (a "wildcard" job for DST) */
     MD_CRON_HOUR_STAR = 1 << 3, /* hour field starts with '*' (a "wildcard" job for DST) */
-    MD_CRON_SECONDS = 1 << 4,  /* the expression had a seconds field */
+    MD_CRON_SECONDS = 1 << 4,   /* the expression had a seconds field */
 };
 
 /* How a job treats local times that a DST change skips or repeats. */
@@ -48,8 +48,8 @@ int md_cron_parse(struct md_cron *c, const char *expr, struct md_error *err) MD_
 /* Finds the first fire instant strictly after `after` (Unix seconds) in zone tz (NULL = UTC),
  * with the DST behaviour of c->dst.  Returns 0 and sets *next, or MD_ENEVER if none exists in
  * the next 100 years.  Pure: safe anywhere. */
-int md_cron_next(const struct md_cron *c, const struct md_tz *tz, int64_t after, int64_t *next)
-    MD_MUSTCHECK;
+int md_cron_next(const struct md_cron *c, const struct md_tz *tz, int64_t after,
+                 int64_t *next) MD_MUSTCHECK;
 
 /* Warnings about traps in a valid expression: both day fields restricted (OR rule), a fixed
  * time that falls in a DST gap of tz in the next years, a step that does not divide its range.

@@ -70,9 +70,9 @@ struct md_db_config {
      * treated as failed (backoff and retry), because a session without its settings must not be
      * used. */
     const char *on_connect;
-    md_db_state_cb *state_cb; /* optional */
+    md_db_state_cb *state_cb;   /* optional */
     md_db_notify_cb *notify_cb; /* optional */
-    void *ud;                 /* passed to state_cb and notify_cb */
+    void *ud;                   /* passed to state_cb and notify_cb */
 };
 
 /* Counters for metrics; they only grow. */

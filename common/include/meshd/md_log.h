@@ -25,16 +25,16 @@ int md_log_level_parse(const char *s, enum md_log_level *out) MD_MUSTCHECK;
 void md__log(enum md_log_level level, int err, const char *fmt, ...) MD_PRINTF(3, 4);
 
 /* The level is checked before the arguments are formatted (redis serverLog). */
-#define md_log(level, ...)                                                                      \
-    do {                                                                                        \
-        if ((level) <= md__log_level)                                                           \
-            md__log((level), 0, __VA_ARGS__);                                                   \
+#define md_log(level, ...)                                                                         \
+    do {                                                                                           \
+        if ((level) <= md__log_level)                                                              \
+            md__log((level), 0, __VA_ARGS__);                                                      \
     } while (0)
 /* Appends ": <md_strerror(err)> (<err>)" to the line; err is passed explicitly, never errno. */
-#define md_log_err(level, err, ...)                                                             \
-    do {                                                                                        \
-        if ((level) <= md__log_level)                                                           \
-            md__log((level), (err), __VA_ARGS__);                                               \
+#define md_log_err(level, err, ...)                                                                \
+    do {                                                                                           \
+        if ((level) <= md__log_level)                                                              \
+            md__log((level), (err), __VA_ARGS__);                                                  \
     } while (0)
 
 /* True when a line at level would be written (to skip work for lines that would not be). */

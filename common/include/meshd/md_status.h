@@ -58,7 +58,7 @@ struct md_status_event {
             char *unit; /* NULL when absent */
         } progress;
         struct {
-            char *name; /* 1..MD_STATUS_NAME_MAX bytes, no control characters */
+            char *name;   /* 1..MD_STATUS_NAME_MAX bytes, no control characters */
             double value; /* finite */
         } metric;
         struct {
