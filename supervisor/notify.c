@@ -23,7 +23,6 @@
 #include "meshd/md_alloc.h"
 #include "meshd/md_log.h"
 #include "notify.h"
-#include "sup.h"
 
 struct sup_notify {
     int fd;
@@ -67,25 +66,15 @@ static void send_msg(const char *msg)
 }
 
 /* "STATUS=3 jobs: 1 running, 2 scheduled" */
-static void status_line(struct sup *sup, const char *prefix, char *buf, size_t len)
+static void status_line(const struct sup_notify_counts *c, const char *prefix, char *buf,
+                        size_t len)
 {
-    unsigned jobs = 0, running = 0, scheduled = 0, fatal = 0, paused = 0;
-
-    for (struct sup_job *job = sup->jobs; job != NULL; job = job->next) {
-        if (job->retired || job->cfg == NULL)
-            continue;
-        jobs++;
-        running += job->prog.state == PROG_RUNNING || job->prog.state == PROG_STARTING;
-        scheduled += job->next_slot != 0;
-        fatal += job->prog.state == PROG_FATAL;
-        paused += job->paused;
-    }
-    int k = snprintf(buf, len, "%sSTATUS=%u jobs: %u running, %u scheduled", prefix, jobs, running,
-                     scheduled);
-    if (fatal && k > 0 && (size_t)k < len)
-        k += snprintf(buf + k, len - (size_t)k, ", %u fatal", fatal);
-    if (paused && k > 0 && (size_t)k < len)
-        snprintf(buf + k, len - (size_t)k, ", %u paused", paused);
+    int k = snprintf(buf, len, "%sSTATUS=%u jobs: %u running, %u scheduled", prefix, c->jobs,
+                     c->running, c->scheduled);
+    if (c->fatal && k > 0 && (size_t)k < len)
+        k += snprintf(buf + k, len - (size_t)k, ", %u fatal", c->fatal);
+    if (c->paused && k > 0 && (size_t)k < len)
+        snprintf(buf + k, len - (size_t)k, ", %u paused", c->paused);
 }
 
 static void watchdog_cb(uv_timer_t *t)
@@ -94,7 +83,7 @@ static void watchdog_cb(uv_timer_t *t)
     send_msg("WATCHDOG=1");
 }
 
-void sup_notify_init(struct sup *sup)
+void sup_notify_init(uv_loop_t *loop)
 {
     const char *sock = getenv("NOTIFY_SOCKET");
     const char *wusec = getenv("WATCHDOG_USEC"), *wpid = getenv("WATCHDOG_PID");
@@ -129,29 +118,28 @@ void sup_notify_init(struct sup *sup)
     g_notify = n;
     if (usec > 0) {
         uint64_t ms = usec / 2000; /* half the manager's timeout */
-        uv_timer_init(sup->loop, &n->watchdog);
+        uv_timer_init(loop, &n->watchdog);
         uv_timer_start(&n->watchdog, watchdog_cb, ms ? ms : 1, ms ? ms : 1);
         n->watchdog_on = true;
         md_log(MD_LOG_NOTICE, "notify: watchdog ping every %" PRIu64 " ms", ms ? ms : 1);
     }
 }
 
-void sup_notify_ready(struct sup *sup)
+void sup_notify_ready(const struct sup_notify_counts *c)
 {
     char msg[256];
 
     if (g_notify == NULL)
         return;
-    status_line(sup, "READY=1\n", msg, sizeof msg);
+    status_line(c, "READY=1\n", msg, sizeof msg);
     send_msg(msg);
 }
 
-void sup_notify_reloading(struct sup *sup)
+void sup_notify_reloading(void)
 {
     struct timespec ts;
     char msg[128];
 
-    (void)sup;
     if (g_notify == NULL)
         return;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -163,9 +151,8 @@ void sup_notify_reloading(struct sup *sup)
     send_msg(msg);
 }
 
-void sup_notify_stopping(struct sup *sup)
+void sup_notify_stopping(void)
 {
-    (void)sup;
     send_msg("STOPPING=1\nSTATUS=stopping: waiting for the jobs to exit");
 }
 
@@ -174,11 +161,10 @@ static void notify_closed(uv_handle_t *h)
     md_free(MD_CONTAINER_OF((uv_timer_t *)h, struct sup_notify, watchdog));
 }
 
-void sup_notify_close(struct sup *sup)
+void sup_notify_close(void)
 {
     struct sup_notify *n = g_notify;
 
-    (void)sup;
     if (n == NULL)
         return;
     g_notify = NULL;

@@ -44,6 +44,23 @@
 
 /* ---- jobs ---------------------------------------------------------------------------------- */
 
+/* READY=1 to the service manager, with a summary of the jobs (notify.h). */
+static void notify_ready(struct sup *sup)
+{
+    struct sup_notify_counts c = {0};
+
+    for (struct sup_job *job = sup->jobs; job != NULL; job = job->next) {
+        if (job->retired || job->cfg == NULL)
+            continue;
+        c.jobs++;
+        c.running += job->prog.state == PROG_RUNNING || job->prog.state == PROG_STARTING;
+        c.scheduled += job->next_slot != 0;
+        c.fatal += job->prog.state == PROG_FATAL;
+        c.paused += job->paused;
+    }
+    sup_notify_ready(&c);
+}
+
 /* Starts what a job should be doing now: a service runs, a cron job waits for its slot. */
 void sup_job_activate(struct sup_job *job, int64_t now_s)
 {
@@ -320,7 +337,7 @@ int sup_start(struct sup *sup, uv_loop_t *loop, struct md_config *cfg, const cha
     reconcile(sup, left, alive, nleft);
     md_free(left);
     md_free(alive);
-    sup_notify_init(sup);
+    sup_notify_init(sup->loop);
     sup_lease_timer_update(sup);
     if (sup->hooks.started != NULL && sup->hooks.started(sup) < 0)
         md_log(MD_LOG_WARN, "running without the HTTP API");
@@ -332,7 +349,7 @@ int sup_start(struct sup *sup, uv_loop_t *loop, struct md_config *cfg, const cha
     for (struct sup_job *job = sup->jobs; job != NULL; job = job->next)
         sup_job_activate(job, now / 1000);
     sched_run_due(sup, "meshd was down");
-    sup_notify_ready(sup);
+    notify_ready(sup);
     return 0;
 }
 
@@ -356,7 +373,7 @@ int sup_reload_diag(struct sup *sup, struct md_diag *out)
     if (out == NULL)
         md_diag_init(&local);
     first = diag->n;
-    sup_notify_reloading(sup);
+    sup_notify_reloading();
     r = md_config_load(sup->config_path, &ncfg, diag);
     for (size_t i = first; i < diag->n; i++) {
         const struct md_diag_item *it = &diag->items[i];
@@ -372,7 +389,7 @@ int sup_reload_diag(struct sup *sup, struct md_diag *out)
                    "reload failed: config=%s errors=%zu; keeping the running "
                    "configuration",
                    sup->config_path, nerrors);
-        sup_notify_ready(sup);
+        notify_ready(sup);
         return r;
     }
     if ((ncfg->http_host == NULL) != (sup->cfg->http_host == NULL) ||
@@ -459,7 +476,7 @@ int sup_reload_diag(struct sup *sup, struct md_diag *out)
            sup->config_path, ncfg->njobs, added, removed, changed, same);
     sup->state_dirty = true;
     sched_run_due(sup, "meshd was busy");
-    sup_notify_ready(sup);
+    notify_ready(sup);
     return 0;
 }
 
@@ -498,7 +515,7 @@ static void shutdown_finish(struct sup *sup)
         return; /* sup_registry_stop calls us again when it is done */
     if (sup->hooks.stopped != NULL)
         sup->hooks.stopped(sup);
-    sup_notify_close(sup);
+    sup_notify_close();
     sup_cg_close(sup->cg);
     sup_runlog_close(sup->runlog); /* every run has ended and been recorded */
     sup->runlog = NULL;
@@ -529,7 +546,7 @@ void sup_shutdown(struct sup *sup)
     }
     sup->stopping = true;
     md_log(MD_LOG_NOTICE, "stopping: jobs=%zu", sup->cfg->njobs);
-    sup_notify_stopping(sup);
+    sup_notify_stopping();
     sup_unclaimed_flush(sup); /* slots that could not be claimed: recorded missed, not lost */
     for (struct sup_job *job = sup->jobs, *next; job != NULL; job = next) {
         next = job->next;
