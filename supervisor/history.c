@@ -66,10 +66,26 @@ const char *sup_tail_line(const struct sup_tail *t, unsigned k)
     return t->line[(t->next + SUP_TAIL_LINES - t->n + k) % SUP_TAIL_LINES];
 }
 
-void sup_tail_move(struct sup_tail *to, struct sup_tail *from)
+void sup_tail_move(struct sup_lines *to, struct sup_tail *from)
 {
-    *to = *from;
+    unsigned first = (from->next + SUP_TAIL_LINES - from->n) % SUP_TAIL_LINES;
+
+    to->n = 0;
+    for (unsigned k = 0; k < from->n; k++) {
+        unsigned i = (first + k) % SUP_TAIL_LINES;
+        to->line[to->n++] = from->line[i];
+        from->line[i] = NULL;
+    }
+    for (unsigned i = 0; i < SUP_TAIL_LINES; i++) /* the spare buffers of a ring never filled */
+        md_free(from->line[i]);
     memset(from, 0, sizeof *from);
+}
+
+void sup_lines_clear(struct sup_lines *l)
+{
+    for (unsigned i = 0; i < l->n; i++)
+        md_free(l->line[i]);
+    memset(l, 0, sizeof *l);
 }
 
 void sup_tail_clear(struct sup_tail *t)
@@ -92,7 +108,7 @@ struct sup_run_rec *sup_history_add(struct sup_history *h)
         r = &h->rec[h->next];
         h->next = (h->next + 1) % SUP_RUN_HISTORY;
     }
-    sup_tail_clear(&r->tail);
+    sup_lines_clear(&r->lines);
     memset(r, 0, sizeof *r);
     return r;
 }
@@ -171,7 +187,7 @@ void sup_history_resolve(struct sup_history *h, const char *key)
 void sup_history_free(struct sup_history *h)
 {
     for (unsigned i = 0; i < SUP_RUN_HISTORY; i++)
-        sup_tail_clear(&h->rec[i].tail);
+        sup_lines_clear(&h->rec[i].lines);
     while (h->alerts != NULL) {
         struct sup_alert *a = h->alerts;
         h->alerts = a->next;

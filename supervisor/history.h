@@ -48,9 +48,19 @@ struct sup_tail {
 void sup_tail_push(struct sup_tail *t, const char *line, size_t len, size_t max);
 /* The k-th oldest line kept (k < t->n), borrowed until the next push or clear. */
 const char *sup_tail_line(const struct sup_tail *t, unsigned k);
-/* Moves every line from *from into *to (which must be empty); *from is left empty. */
-void sup_tail_move(struct sup_tail *to, struct sup_tail *from);
 void sup_tail_clear(struct sup_tail *t);
+
+/* A finished run's last output lines, oldest first: the strings of a tail without the ring's
+ * spare buffers (a record is kept long after its run; the buffers' sizes are not). */
+struct sup_lines {
+    char *line[SUP_TAIL_LINES];
+    unsigned n;
+};
+
+/* Moves the tail's lines into *to (which must be empty), oldest first; the tail is left empty,
+ * ready for more. */
+void sup_tail_move(struct sup_lines *to, struct sup_tail *from);
+void sup_lines_clear(struct sup_lines *l);
 
 /* A finished run. */
 struct sup_run_rec {
@@ -62,7 +72,7 @@ struct sup_run_rec {
     int exit_code, signal;
     uint64_t duration_ms;
     struct sup_cg_usage usage; /* CPU time and peak memory (flags false: not known) */
-    struct sup_tail tail;      /* the run's last output lines */
+    struct sup_lines lines;    /* the run's last output lines */
 };
 
 /* An open alert raised by a worker ({"event":"alert"}), until {"event":"resolve"}. */

@@ -665,7 +665,7 @@ void sup_job_note_run(struct sup_job *job, struct sup_proc *p, const char *run_i
         r->started_ms = p->started_wall_ms;
         r->duration_ms = p->duration_ms;
         r->usage = p->usage;
-        sup_tail_move(&r->tail, &p->tail);
+        sup_tail_move(&r->lines, &p->tail);
         if (p->started_wall_ms != 0)
             sup_history_duration(&job->history, (double)p->duration_ms / 1000.0);
     } else {

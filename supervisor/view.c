@@ -341,6 +341,15 @@ void view_status(struct sup *sup, struct api_reply *rp)
     view_reply_json(rp, 200, o);
 }
 
+static cJSON *record_lines_json(const struct sup_lines *l)
+{
+    cJSON *a = cJSON_CreateArray();
+
+    for (unsigned k = 0; k < l->n; k++)
+        cJSON_AddItemToArray(a, cJSON_CreateString(l->line[k]));
+    return a;
+}
+
 static cJSON *lines_json(const struct sup_tail *t)
 {
     cJSON *a = cJSON_CreateArray();
@@ -363,7 +372,7 @@ void view_logs(struct sup_job *job, struct api_reply *rp)
         md_time_json(ro, "started_at", r->started_ms);
         md_time_json(ro, "finished_at", r->finished_ms);
         cJSON_AddStringToObject(ro, "status", sup_run_status_name(r->status));
-        cJSON_AddItemToObject(ro, "lines", lines_json(&r->tail));
+        cJSON_AddItemToObject(ro, "lines", record_lines_json(&r->lines));
         cJSON_AddItemToArray(runs, ro);
     }
     /* Runs in progress last (the primary and any concurrent ones), oldest first. */

@@ -58,7 +58,9 @@ TEST(tail_escapes_and_cuts_lines)
 
 TEST(tail_move_leaves_the_source_empty_and_usable)
 {
-    struct sup_tail a, b;
+    struct sup_tail a;
+    struct sup_lines b;
+    char line[16];
 
     memset(&a, 0, sizeof a);
     memset(&b, 0, sizeof b);
@@ -66,12 +68,23 @@ TEST(tail_move_leaves_the_source_empty_and_usable)
     sup_tail_move(&b, &a);
     T_ASSERT_EQ(a.n, 0);
     T_ASSERT_TRUE(a.line[0] == NULL && a.cap[0] == 0);
-    T_ASSERT_STREQ(sup_tail_line(&b, 0), "kept");
+    T_ASSERT_EQ(b.n, 1);
+    T_ASSERT_STREQ(b.line[0], "kept");
     push(&a, "new");
     T_ASSERT_STREQ(sup_tail_line(&a, 0), "new");
-    T_ASSERT_STREQ(sup_tail_line(&b, 0), "kept");
+    T_ASSERT_STREQ(b.line[0], "kept");
+    sup_lines_clear(&b);
+    /* A wrapped ring moves oldest first. */
+    for (int i = 0; i < SUP_TAIL_LINES + 3; i++) {
+        snprintf(line, sizeof line, "l%d", i);
+        push(&a, line);
+    }
+    sup_tail_move(&b, &a);
+    T_ASSERT_EQ(b.n, SUP_TAIL_LINES);
+    T_ASSERT_STREQ(b.line[0], "l3"); /* "new" and l0..l2 went */
+    T_ASSERT_STREQ(b.line[SUP_TAIL_LINES - 1], "l22");
+    sup_lines_clear(&b);
     sup_tail_clear(&a);
-    sup_tail_clear(&b);
 }
 
 TEST(history_keeps_the_last_runs)
@@ -84,12 +97,12 @@ TEST(history_keeps_the_last_runs)
         struct sup_run_rec *r = sup_history_add(&h);
         snprintf(r->run_id, sizeof r->run_id, "run%d", i);
         r->status = i % 2 ? RUN_FAILED : RUN_SUCCEEDED;
-        push(&r->tail, r->run_id); /* the oldest record's tail is freed when it is reused */
+        r->lines.line[r->lines.n++] = md_xstrdup(r->run_id); /* freed when the record is reused */
     }
     T_ASSERT_EQ(h.n, SUP_RUN_HISTORY);
     T_ASSERT_STREQ(sup_history_run(&h, 0)->run_id, "run3");
     T_ASSERT_STREQ(sup_history_last(&h)->run_id, "run7");
-    T_ASSERT_STREQ(sup_tail_line(&sup_history_last(&h)->tail, 0), "run7");
+    T_ASSERT_STREQ(sup_history_last(&h)->lines.line[0], "run7");
     T_ASSERT_STREQ(sup_run_status_name(sup_history_last(&h)->status), "failed");
     T_ASSERT_TRUE(sup_history_run(&h, SUP_RUN_HISTORY) == NULL);
     sup_history_free(&h);

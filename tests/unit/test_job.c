@@ -232,7 +232,8 @@ TEST(a_run_that_succeeds_is_recorded_once)
     T_ASSERT_EQ(job->history.n, 1);
     T_ASSERT_EQ(sup_history_last(&job->history)->status, RUN_SUCCEEDED);
     T_ASSERT_STREQ(sup_history_last(&job->history)->run_id, "c@20251125T070000Z");
-    T_ASSERT_STREQ(sup_tail_line(&sup_history_last(&job->history)->tail, 0), "all done");
+    T_ASSERT_EQ(sup_history_last(&job->history)->lines.n, 1);
+    T_ASSERT_STREQ(sup_history_last(&job->history)->lines.line[0], "all done");
     T_ASSERT_EQ(F.idle, 1);    /* no process left */
     T_ASSERT_EQ(F.spawned, 1); /* a cron job's run is not restarted */
     teardown(job);
