@@ -23,6 +23,12 @@ const char *md_strerror(int code)
         return "schedule never fires";
     case MD_ETOOBIG:
         return "input too large";
+    case MD_EDBDOWN:
+        return "database unavailable";
+    case MD_ELOCKED:
+        return "lock not available";
+    case MD_ESQL:
+        return "invalid SQL or object";
     default:
         break;
     }

@@ -27,6 +27,9 @@ enum {
     MD_ENOTZ = -1004,   /* unknown time zone */
     MD_ENEVER = -1005,  /* a schedule that can never fire */
     MD_ETOOBIG = -1006, /* input over its hard cap */
+    MD_EDBDOWN = -1007, /* the database is unreachable or shutting down (temporary) */
+    MD_ELOCKED = -1008, /* a lock was not granted within lock_timeout (temporary) */
+    MD_ESQL = -1009,    /* the SQL or the objects it names are wrong (permanent) */
 };
 
 /* Exit codes shared by every meshd binary (s6's scheme). */

@@ -17,6 +17,9 @@
 
 #include <libpq-fe.h>
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include "meshd/md_err.h"
 
 /* The two ways a target is written. */
@@ -54,5 +57,58 @@ const char *md_pq_url(const char *url, const char *fallback);
  * Prefix the message with md_pq_target(url, MD_PQ_TARGET_URL) to say where. */
 int md_pq_connect(const char *url, const char *connect_timeout, PGconn **conn,
                   char **why) MD_MUSTCHECK;
+
+/* ---- blocking queries, for workers (never inside an event loop) -----------------------------
+ *
+ * Every failure is classed by its SQLSTATE, so a worker's exit code says what meshd should do
+ * (md_worker_exit_code):
+ *   MD_EDBDOWN  class 08 (connection), 53 (insufficient resources), 57P01-57P03 (shutdown,
+ *               cannot connect now), or the connection is gone          -> temporary, 111
+ *   MD_ELOCKED  55P03 lock_not_available (lock_timeout)                  -> temporary, 111
+ *   MD_ESQL     class 42 (syntax, undefined object, privilege), 3D, 3F, 28 -> permanent, 100
+ *   -ECANCELED  57014 after md_pq_cancel_all (a stop)
+ *   -ETIMEDOUT  57014 otherwise (statement_timeout)
+ *   MD_EDB      everything else                                          -> failed, 1
+ * err->msg then holds the server's message, with its SQLSTATE: "relation \"mv_x\" does not
+ * exist (42P01)".
+ */
+
+/* The class code for a SQLSTATE (5 characters; NULL or "" for a lost connection). */
+int md_pq_sqlstate_code(const char *sqlstate);
+
+/* Runs sql with nparams text parameters (params[i] NULL for SQL NULL).  Returns 0 with *res
+ * the result when res is not NULL (the caller PQclears it), or a class code above with err
+ * filled and *res NULL.  A result of COPY is an error here (use md_pq_copy_in/out). */
+int md_pq_exec(PGconn *c, const char *sql, int nparams, const char *const *params, PGresult **res,
+               struct md_error *err) MD_MUSTCHECK;
+
+/* COPY ... FROM STDIN: fill is called for the next bytes until it sets *len to 0 (end) or
+ * returns a negative code (the COPY is aborted and that code returned).  Returns 0 and the
+ * number of rows in *rows (may be NULL), or a code as md_pq_exec. */
+typedef int md_pq_fill_cb(void *ud, char *buf, size_t cap, size_t *len);
+int md_pq_copy_in(PGconn *c, const char *copy_sql, md_pq_fill_cb *fill, void *ud, uint64_t *rows,
+                  struct md_error *err) MD_MUSTCHECK;
+
+/* COPY ... TO STDOUT: row is called with each row as the server sends it (len bytes, ending in
+ * '\n'; borrowed for the call).  A negative return stops the COPY (the connection is reset to
+ * idle) and is returned.  Returns 0, or a code as md_pq_exec. */
+typedef int md_pq_row_cb(void *ud, const char *row, size_t len);
+int md_pq_copy_out(PGconn *c, const char *copy_sql, md_pq_row_cb *row, void *ud,
+                   struct md_error *err) MD_MUSTCHECK;
+
+/* BEGIN; fn(c, ud, err); COMMIT, or ROLLBACK when fn or COMMIT fails.  A serialization failure
+ * (40001) or deadlock (40P01) anywhere in it rolls back and runs fn again, up to attempts
+ * times in all (1..10), after a short random backoff.  Returns fn's or COMMIT's result. */
+typedef int md_pq_tx_fn(PGconn *c, void *ud, struct md_error *err);
+int md_pq_tx(PGconn *c, md_pq_tx_fn *fn, void *ud, unsigned attempts,
+             struct md_error *err) MD_MUSTCHECK;
+
+/* Cancellation.  md_pq_cancel_register(c) makes c cancellable by md_pq_cancel_all (at most
+ * 16 connections at a time; MD_ETOOBIG beyond); md_pq_cancel_forget before PQfinish.
+ * md_pq_cancel_all is async-signal-safe: it calls PQcancel on every registered connection
+ * and marks the process as cancelling, so a 57014 becomes -ECANCELED. */
+int md_pq_cancel_register(PGconn *c) MD_MUSTCHECK;
+void md_pq_cancel_forget(PGconn *c);
+void md_pq_cancel_all(void);
 
 #endif
