@@ -31,8 +31,8 @@ struct bind {
     size_t len;
 };
 
-static int bind_object(struct bind *b, const cJSON *obj, const struct md_json_key *keys,
-                       size_t n, void *base);
+static int bind_object(struct bind *b, const cJSON *obj, const struct md_json_key *keys, size_t n,
+                       void *base);
 
 /* cJSON reports allocation failure as NULL.  Where NULL can only mean OOM we abort, as
  * md_xmalloc does. */
@@ -82,8 +82,7 @@ MD_PRINTF(2, 3) static int fail(struct bind *b, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(why, sizeof why, fmt, ap);
     va_end(ap);
-    return md_error_set(b->err, MD_ECONFIG, 0, 0, "%s: %s", b->len ? b->path : "(top level)",
-                        why);
+    return md_error_set(b->err, MD_ECONFIG, 0, 0, "%s: %s", b->len ? b->path : "(top level)", why);
 }
 
 static bool has_min(const struct md_json_key *k)
@@ -172,8 +171,7 @@ static int bind_int(struct bind *b, const cJSON *v, const struct md_json_key *k,
     if (!cJSON_IsNumber(v))
         return fail(b, "expected an integer");
     d = v->valuedouble;
-    if (!isfinite(d) || d != floor(d) || d < -9223372036854775808.0 ||
-        d >= 9223372036854775808.0)
+    if (!isfinite(d) || d != floor(d) || d < -9223372036854775808.0 || d >= 9223372036854775808.0)
         return fail(b, "expected an integer");
     if (check_number(b, k, d) < 0)
         return MD_ECONFIG;
@@ -192,8 +190,7 @@ static int bind_double(struct bind *b, const cJSON *v, const struct md_json_key 
     return 0;
 }
 
-static int bind_duration(struct bind *b, const cJSON *v, const struct md_json_key *k,
-                         uint64_t *out)
+static int bind_duration(struct bind *b, const cJSON *v, const struct md_json_key *k, uint64_t *out)
 {
     char have[48], lim[48];
     uint64_t ms;
@@ -362,8 +359,7 @@ static int unknown_key(struct bind *b, const struct md_json_key *keys, size_t n)
 }
 
 /* Every member of obj must be in the table, once. */
-static int check_members(struct bind *b, const cJSON *obj, const struct md_json_key *keys,
-                         size_t n)
+static int check_members(struct bind *b, const cJSON *obj, const struct md_json_key *keys, size_t n)
 {
     for (const cJSON *m = obj->child; m != NULL; m = m->next) {
         size_t i = 0, old;
@@ -384,8 +380,8 @@ static int check_members(struct bind *b, const cJSON *obj, const struct md_json_
     return 0;
 }
 
-static int bind_object(struct bind *b, const cJSON *obj, const struct md_json_key *keys,
-                       size_t n, void *base)
+static int bind_object(struct bind *b, const cJSON *obj, const struct md_json_key *keys, size_t n,
+                       void *base)
 {
     int rc;
 
@@ -435,8 +431,8 @@ static int syntax_error(struct md_error *err, const char *json, size_t len, size
                         "%s at byte offset %zu (line %d, column %d)", what, off, line, col);
 }
 
-int md_json_bind(const char *json, size_t len, const struct md_json_key *keys, size_t n,
-                 void *out, struct md_error *err)
+int md_json_bind(const char *json, size_t len, const struct md_json_key *keys, size_t n, void *out,
+                 struct md_error *err)
 {
     struct bind b = {.err = err};
     const char *end = NULL;
