@@ -29,6 +29,8 @@ const char *md_strerror(int code)
         return "lock not available";
     case MD_ESQL:
         return "invalid SQL or object";
+    case MD_ERETRY:
+        return "serialization failure or deadlock";
     default:
         break;
     }

@@ -18,6 +18,9 @@ static const char *log_ident = "meshd";
 static int log_journal; /* stderr is journald's stream: it stamps the line and takes the
                          * priority from a "<N>" prefix, and adds ident[pid] itself */
 
+/* false: the line goes to a reader that stamps it itself (a worker's stderr under meshd). */
+static bool log_stamp = true;
+
 static const char *const level_names[] = {"error", "warn", "notice", "info", "debug"};
 
 /* $JOURNAL_STREAM is "DEV:INODE" of the stream systemd connected; it counts only if our
@@ -40,6 +43,11 @@ void md_log_init(const char *ident, enum md_log_level level)
     log_ident = ident;
     md__log_level = level;
     log_journal = stderr_is_journal();
+}
+
+void md_log_set_stamp(bool stamp)
+{
+    log_stamp = stamp;
 }
 
 int md_log_level_parse(const char *s, enum md_log_level *out)
@@ -244,7 +252,7 @@ void md__log(enum md_log_level level, int err, const char *fmt, ...)
         /* syslog priorities: err 3, warning 4, notice 5, info 6, debug 7 */
         r = snprintf(line, sizeof line, "<%d>", 3 + (int)level);
         n = (size_t)r;
-    } else {
+    } else if (log_stamp) {
         struct timeval tv;
         struct tm tm;
         gettimeofday(&tv, NULL);

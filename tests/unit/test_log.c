@@ -300,4 +300,32 @@ TEST(log_line_cut_at_a_character_boundary)
     T_ASSERT_EQ(3, lines);
 }
 
+static void log_one_unstamped(void)
+{
+    md_log_init("meshd-kit", MD_LOG_INFO);
+    md_log_set_stamp(false);
+    md_log(MD_LOG_WARN, "bare: k=%d", 1);
+    md_log_set_stamp(true);
+    md_log(MD_LOG_WARN, "stamped: k=%d", 2);
+}
+
+/* A worker under meshd writes "warn meshd-kit[42]: ..." with no timestamp: meshd stamps the
+ * line when it logs the worker's stderr again. */
+TEST(log_without_stamp)
+{
+    static char out[1024];
+    char want[64], *second;
+
+    unsetenv("JOURNAL_STREAM");
+    T_ASSERT_TRUE(capture(log_one_unstamped, out, sizeof out) > 0);
+    snprintf(want, sizeof want, "warn meshd-kit[%ld]: bare: k=1\n", (long)getpid());
+    T_ASSERT_EQ(0, strncmp(out, want, strlen(want)));
+    second = out + strlen(want);
+    /* "2026-12-05T10:30:41.123Z warn ..." */
+    T_ASSERT_TRUE(strlen(second) > 25 && second[4] == '-' && second[10] == 'T' &&
+                  second[23] == 'Z');
+    T_ASSERT_CONTAINS(second, " warn meshd-kit[");
+    T_ASSERT_CONTAINS(second, "stamped: k=2\n");
+}
+
 T_MAIN()

@@ -30,6 +30,7 @@ enum {
     MD_EDBDOWN = -1007, /* the database is unreachable or shutting down (temporary) */
     MD_ELOCKED = -1008, /* a lock was not granted within lock_timeout (temporary) */
     MD_ESQL = -1009,    /* the SQL or the objects it names are wrong (permanent) */
+    MD_ERETRY = -1010,  /* serialization failure or deadlock: run the transaction again */
 };
 
 /* Exit codes shared by every meshd binary (s6's scheme). */

@@ -51,16 +51,23 @@ struct md_json_array {
     size_t n;
 };
 
+/* Write the entries with designated members after the first three, even when none is needed
+ * ({"on", MD_J_BOOL, offsetof(struct cfg, on), .required = false}): -Wextra's
+ * -Wmissing-field-initializers warns about a positional initializer that leaves members
+ * out, and is quiet once one member is designated. */
 struct md_json_key {
     const char *name;
     enum md_json_type type;
-    size_t off;    /* offsetof the member in the struct being bound */
-    bool required; /* absent is an error ("views: required") */
+    size_t off;      /* offsetof the member in the struct being bound */
+    bool required;   /* absent is an error ("views: required") */
     const char *def; /* the value when absent, as JSON text ("true", "\"5s\"", "[]"); NULL
                       * leaves the member zero (NULL string, empty list) */
     double min, max; /* limits for INT, DOUBLE, DURATION (ms), STRV and ARRAY lengths; both 0:
-                      * none.  For INT and DOUBLE min == max == 0 means unlimited too. */
-    const char *const *choices; /* STRING: the accepted values, NULL-terminated; NULL: any */
+                      * none.  For INT and DOUBLE min == max == 0 means unlimited too.
+                      * Otherwise min is the lower bound, and max the upper bound unless
+                      * max < min, which means no upper bound ({.min = 1000}: "at least
+                      * 1 s"). */
+    const char *const *choices;    /* STRING: the accepted values, NULL-terminated; NULL: any */
     const struct md_json_key *sub; /* OBJECT, ARRAY: the members */
     size_t nsub;
     size_t elem_size; /* ARRAY: sizeof one element */
@@ -69,12 +76,15 @@ struct md_json_key {
 /* Binds the JSON document json (len bytes, borrowed, need not be NUL-terminated) to out, a
  * struct the caller zeroed, through keys[n].  An empty document (len 0, or only white space)
  * stands for {}.  The document must be an object; a member whose name is not in the table is
- * an error (naming the known keys), as is a wrong type or a value outside its limits.
+ * an error (naming the known keys), as is a member given twice, a wrong type or a value
+ * outside its limits.  A member whose value is null counts as absent.  An absent OBJECT key
+ * without a def is bound as {}, so that its own members' defaults (and required keys) apply.
  * Returns 0, or MD_ECONFIG with err saying which key path and why (err->line and err->col are
- * 0; for JSON that does not parse, MD_EPARSE and the byte offset in err->col).  On failure
- * out may be partly filled: release it with md_json_free all the same. */
-int md_json_bind(const char *json, size_t len, const struct md_json_key *keys, size_t n,
-                 void *out, struct md_error *err) MD_MUSTCHECK;
+ * 0; for JSON that does not parse, or has text after the document, MD_EPARSE with the byte
+ * offset, line and column in the message and offset + 1 in err->col).  On failure out may be
+ * partly filled: release it with md_json_free all the same. */
+int md_json_bind(const char *json, size_t len, const struct md_json_key *keys, size_t n, void *out,
+                 struct md_error *err) MD_MUSTCHECK;
 
 /* Frees every string, list and array md_json_bind set in out (through keys[n]) and zeroes
  * them.  Harmless on a zeroed struct. */

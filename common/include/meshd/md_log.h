@@ -1,7 +1,9 @@
 /* md_log.h - one line per event, to stderr.
  *
  * Lines read "<ISO-8601 UTC with ms> <level> <ident>[<pid>]: <event>: key=value ...".  Under
- * systemd (JOURNAL_STREAM set) the timestamp is left to journald.  meshd never opens, rotates or
+ * systemd (JOURNAL_STREAM set) the timestamp is left to journald, and so it is after
+ * md_log_set_stamp(false) (a worker run by meshd, which logs its stderr with a timestamp of its
+ * own).  meshd never opens, rotates or
  * owns log files.  Not async-signal-safe: never call from a signal handler.
  */
 #ifndef MESHD_MD_LOG_H
@@ -19,6 +21,9 @@ extern enum md_log_level md__log_level;
 
 /* Sets the identity printed before the pid ("meshd", "meshctl") and the level threshold. */
 void md_log_init(const char *ident, enum md_log_level level);
+/* Whether lines start with a timestamp (default true; md_log_init leaves it as it is).  Under
+ * journald the timestamp is left out whatever this says. */
+void md_log_set_stamp(bool stamp);
 /* Parses "error|warn|notice|info|debug"; returns 0 or MD_EPARSE. */
 int md_log_level_parse(const char *s, enum md_log_level *out) MD_MUSTCHECK;
 

@@ -5,12 +5,13 @@
  * may carry a password, so it is never printed as is: logs and messages show its target, made
  * of host, port, dbname and user only.
  *
- * Two objects implement this header, on purpose.  pq.c (md_pq_target) calls no libpq function
- * but PQconninfoParse and PQconninfoFree, which the daemon's lazy libpq (pq_lazy.c) provides:
- * meshd links it through db.c and still has no libpq DT_NEEDED.  pq_connect.c (md_pq_url,
- * md_pq_connect) calls PQconnectdb, which meshd has no trampoline for: meshd_common is a
- * static archive, so that object is linked only into the binaries that call it, which link
- * libpq themselves.
+ * Three objects implement this header, on purpose.  pq.c (md_pq_target) calls no libpq
+ * function but PQconninfoParse and PQconninfoFree, which the daemon's lazy libpq (pq_lazy.c)
+ * provides: meshd links it through db.c and still has no libpq DT_NEEDED.  pq_connect.c
+ * (md_pq_url, md_pq_connect) calls PQconnectdb, and pq_exec.c (the blocking queries below)
+ * PQexecParams, COPY and PQcancel, which meshd has no trampolines for: meshd_common is a
+ * static archive, so those objects are linked only into the binaries that call them, which
+ * link libpq themselves.  Keep it so: a function the daemon calls must not go into those two.
  */
 #ifndef MESHD_MD_PQ_H
 #define MESHD_MD_PQ_H
@@ -66,11 +67,16 @@ int md_pq_connect(const char *url, const char *connect_timeout, PGconn **conn,
  *               cannot connect now), or the connection is gone          -> temporary, 111
  *   MD_ELOCKED  55P03 lock_not_available (lock_timeout)                  -> temporary, 111
  *   MD_ESQL     class 42 (syntax, undefined object, privilege), 3D, 3F, 28 -> permanent, 100
- *   -ECANCELED  57014 after md_pq_cancel_all (a stop)
+ *   MD_ERETRY   40001 serialization failure, 40P01 deadlock: md_pq_tx runs the transaction
+ *               again; what is left after its last attempt               -> temporary, 111
+ *   -ECANCELED  57014 after md_pq_cancel_all (a stop); also any call made after it, which is
+ *               not run at all (BEGIN/ROLLBACK inside md_pq_tx excepted)
  *   -ETIMEDOUT  57014 otherwise (statement_timeout)
+ *   -EINVAL     a COPY given to md_pq_exec, or a statement that is not the COPY asked for
  *   MD_EDB      everything else                                          -> failed, 1
- * err->msg then holds the server's message, with its SQLSTATE: "relation \"mv_x\" does not
- * exist (42P01)".
+ * err->msg then holds the server's primary message, with its SQLSTATE: "relation \"mv_x\" does
+ * not exist (42P01)"; for a lost connection libpq's first line, which names host and port but
+ * never the password.
  */
 
 /* The class code for a SQLSTATE (5 characters; NULL or "" for a lost connection). */
@@ -98,7 +104,10 @@ int md_pq_copy_out(PGconn *c, const char *copy_sql, md_pq_row_cb *row, void *ud,
 
 /* BEGIN; fn(c, ud, err); COMMIT, or ROLLBACK when fn or COMMIT fails.  A serialization failure
  * (40001) or deadlock (40P01) anywhere in it rolls back and runs fn again, up to attempts
- * times in all (1..10), after a short random backoff.  Returns fn's or COMMIT's result. */
+ * times in all (1..10), after a short random backoff.  Returns fn's or COMMIT's result.
+ * fn must return the code of the md_pq_exec that failed (MD_ERETRY is how a retry is
+ * recognized); a fn that returns 0 after a failed statement gets MD_EDB from the COMMIT,
+ * which the server turned into a ROLLBACK. */
 typedef int md_pq_tx_fn(PGconn *c, void *ud, struct md_error *err);
 int md_pq_tx(PGconn *c, md_pq_tx_fn *fn, void *ud, unsigned attempts,
              struct md_error *err) MD_MUSTCHECK;

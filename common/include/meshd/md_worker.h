@@ -37,19 +37,19 @@
 /* One per process (the stop flag and the cancel slots are process-wide).  The strings are
  * borrowed from the environment or argv. */
 struct md_worker {
-    const char *name;   /* "refresh": ident "meshd-refresh", application_name */
-    const char *job;    /* MESHD_JOB, "" when run by hand */
-    const char *run_id; /* MESHD_RUN_ID, "" when run by hand */
-    const char *node;   /* MESHD_NODE, "" when run by hand */
-    int64_t scheduled_at_ms;      /* MESHD_SCHEDULED_AT as Unix ms; 0 when unset */
-    int64_t message_id;           /* MESHD_MESSAGE_ID; 0 unless an on: run */
-    const char *message_type;     /* MESHD_MESSAGE_TYPE; NULL unless an on: run */
-    const char *message_payload;  /* MESHD_MESSAGE_PAYLOAD (JSON text); NULL when absent */
-    const char *config_path;      /* --config FILE; NULL: stdin */
-    struct md_status_writer st;   /* disabled (every call a no-op) when run by hand */
-    uint64_t heartbeat_ms;        /* md_worker_tick's heartbeat period; default 10 s */
-    int64_t last_beat_ms;         /* monotonic ms of the last status line */
-    int64_t last_progress_ms;     /* monotonic ms of the last progress line */
+    const char *name;            /* "refresh": ident "meshd-refresh", application_name */
+    const char *job;             /* MESHD_JOB, "" when run by hand */
+    const char *run_id;          /* MESHD_RUN_ID, "" when run by hand */
+    const char *node;            /* MESHD_NODE, "" when run by hand */
+    int64_t scheduled_at_ms;     /* MESHD_SCHEDULED_AT as Unix ms; 0 when unset */
+    int64_t message_id;          /* MESHD_MESSAGE_ID; 0 unless an on: run */
+    const char *message_type;    /* MESHD_MESSAGE_TYPE; NULL unless an on: run */
+    const char *message_payload; /* MESHD_MESSAGE_PAYLOAD (JSON text); NULL when absent */
+    const char *config_path;     /* --config FILE; NULL: stdin */
+    struct md_status_writer st;  /* disabled (every call a no-op) when run by hand */
+    uint64_t heartbeat_ms;       /* md_worker_tick's heartbeat period; default 10 s */
+    int64_t last_beat_ms;        /* monotonic ms of the last status line */
+    int64_t last_progress_ms;    /* monotonic ms of the last progress line */
 };
 
 /* Sets up w for the worker called name (borrowed, static): reads the identity environment,
@@ -90,7 +90,7 @@ int md_worker_tick(struct md_worker *w);
 int md_worker_progress(struct md_worker *w, double done, double total, const char *unit);
 
 /* The exit code for a result rc: 0 -> 0; MD_ECONFIG, MD_EPARSE, MD_ESQL, -EINVAL -> 100;
- * MD_EDBDOWN, MD_ELOCKED, -ENOSPC, -EAGAIN, -ENOMEM -> 111; anything else -> 1. */
+ * MD_EDBDOWN, MD_ELOCKED, MD_ERETRY, -ENOSPC, -EAGAIN, -ENOMEM -> 111; anything else -> 1. */
 int md_worker_exit_code(int rc);
 
 /* Ends the run: sends {"event":"result"} (ok when rc == 0; summary_json borrowed, JSON text or
