@@ -486,7 +486,8 @@ static int read_mode(PGconn *c, const char *oid, struct rview *v, bool *populate
 
 /* The counters of every leaf table $1 reads: the walk of SQL_UPSTREAM, going on through
  * upstream materialized views too, and partitioned tables expanded to their partitions (their
- * counters are kept per partition).  One row more than the cap says "too many". */
+ * counters are kept per partition; pg_partition_tree gives nothing for a plain table).  One
+ * row more than the cap says "too many". */
 static const char SQL_INPUTS[] =
     "WITH RECURSIVE walk(oid, kind) AS ("
     " SELECT $1::oid, 'm'::\"char\""
@@ -498,10 +499,12 @@ static const char SQL_INPUTS[] =
     " JOIN pg_class c ON c.oid = d.refobjid"
     " WHERE w.kind IN ('v', 'm'))"
     " SELECT DISTINCT c.oid, c.relfilenode, s.n_tup_ins, s.n_tup_upd, s.n_tup_del"
-    " FROM walk w CROSS JOIN LATERAL pg_partition_tree(w.oid) p"
-    " JOIN pg_class c ON c.oid = p.relid"
+    " FROM walk w CROSS JOIN LATERAL ("
+    "  SELECT w.oid AS relid WHERE w.kind IN ('r', 'f')"
+    "  UNION ALL SELECT p.relid FROM pg_partition_tree(w.oid) p WHERE w.kind = 'p' AND p.isleaf"
+    " ) l JOIN pg_class c ON c.oid = l.relid"
     " LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid"
-    " WHERE w.kind IN ('r', 'p', 'f') AND p.isleaf ORDER BY c.oid LIMIT 129";
+    " ORDER BY c.oid LIMIT 129";
 
 static int read_inputs(PGconn *c, const char *oid, struct plan_inputs *in, char *reset,
                        size_t resetcap, bool *has_reset, struct md_error *err)
@@ -577,7 +580,7 @@ static int save_state(struct rctx *x, PGconn *c, const struct rview *v, const ch
     snprintf(rows, sizeof rows, "%" PRId64, v->rows);
     params[0] = v->name;
     params[1] = oid;
-    params[2] = reset;
+    params[2] = reset[0] ? reset : NULL; /* never reset: NULL, as read_state reads it back */
     params[3] = md_buf_str(&b);
     params[4] = v->mode == PLAN_CONCURRENT ? "concurrent" : "plain";
     params[5] = secs;

@@ -1,0 +1,427 @@
+#!/usr/bin/env python3
+"""The workers on a real PostgreSQL (the ctest cluster, MESHD_TEST_PG): meshd-refresh.
+
+Each test makes fresh databases on the cluster: one for its data (its own small schema of
+tables and materialized views) and, when it runs the real meshd, one for meshd's registry,
+where the run records and alerts are read back.  The happy path, the alert and its resolve,
+and the stop go through the real meshd (a job with `worker: refresh`, node.worker_dir pointing
+at the build's libexec/meshd, started with POST /api/jobs/NAME/run); the cases where meshd adds
+nothing run the binary directly: config on stdin, status lines on fd 3 (pass_fds)."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import check, eq, node_yaml  # noqa: E402
+
+WORKER_DIR = os.path.join(os.path.dirname(harness.MESHD), "libexec", "meshd") if harness.MESHD else ""
+REFRESH = os.path.join(WORKER_DIR, "meshd-refresh")
+
+
+class Db:
+    """A fresh database on the test cluster, dropped at clean-up."""
+
+    def __init__(self, h, prefix):
+        base = harness.pg_conninfo()
+        if not os.path.exists(REFRESH):
+            harness.no_pg("no %s (build it first)" % REFRESH)
+        self.name = "%s_%s" % (prefix, uuid.uuid4().hex[:10])
+        self.admin = base
+        self.url = re.sub(r"dbname=\S+", "dbname=" + self.name, base)
+        if "dbname=" not in base:
+            self.url = base + " dbname=" + self.name
+        psql(self.admin, "CREATE DATABASE %s" % self.name)
+        h.notes.append(self)
+
+    def sql(self, query):
+        return psql(self.url, query)
+
+    def drop(self):
+        psql(self.admin, "DROP DATABASE IF EXISTS %s WITH (FORCE)" % self.name)
+
+
+def psql(url, query, timeout=60):
+    r = subprocess.run(["psql", url, "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", query],
+                       capture_output=True, text=True, timeout=timeout)
+    check(r.returncode == 0, "psql failed: %s (%s)" % (r.stderr.strip(), query[:200]))
+    return r.stdout.strip()
+
+
+def _run(fn):
+    def wrapped(h):
+        try:
+            fn(h)
+        finally:
+            if h.running():
+                h.stop()
+            for n in h.notes:
+                if isinstance(n, Db):
+                    n.drop()
+    wrapped.__name__ = fn.__name__
+    return wrapped
+
+
+# ---- the data --------------------------------------------------------------------------------
+
+# Three levels: mv_c reads mv_b, which reads mv_a through the plain view v_b; mv_a reads the
+# table t.  mv_a and mv_c have a unique index on a plain column (concurrent); mv_b has none
+# (plain, with a warning).
+CHAIN = """
+CREATE TABLE t (id int PRIMARY KEY, v int NOT NULL);
+INSERT INTO t SELECT g, g * 10 FROM generate_series(1, 100) g;
+CREATE MATERIALIZED VIEW mv_a AS SELECT id, v FROM t;
+CREATE UNIQUE INDEX mv_a_id ON mv_a (id);
+CREATE VIEW v_b AS SELECT id, v * 2 AS v2 FROM mv_a;
+CREATE MATERIALIZED VIEW mv_b AS SELECT id, v2 FROM v_b;
+CREATE MATERIALIZED VIEW mv_c AS SELECT count(*) AS n, sum(v2) AS total FROM mv_b;
+CREATE UNIQUE INDEX mv_c_n ON mv_c (n);
+"""
+
+# A view whose refresh takes knob.secs seconds (0 when created).
+SLOW = """
+CREATE TABLE knob (secs float8 NOT NULL);
+INSERT INTO knob VALUES (0);
+CREATE MATERIALIZED VIEW mv_slow AS SELECT k.secs FROM knob k, pg_sleep(k.secs) s;
+"""
+
+
+def wait_stats(db, table, n_ins):
+    """Waits until pg_stat_user_tables shows n_ins inserts into table: backends flush their
+    counters asynchronously (up to ~1 s after the commit, PostgreSQL 15)."""
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        got = db.sql("SELECT n_tup_ins FROM pg_stat_user_tables WHERE relname = '%s'" % table)
+        if got and int(got) >= n_ins:
+            return
+        time.sleep(0.1)
+    raise harness.Failure("pg_stat_user_tables never showed %d inserts into %s" % (n_ins, table))
+
+
+def by_view(summary):
+    return {v["view"]: v for v in summary["views"]}
+
+
+# ---- the binary alone --------------------------------------------------------------------------
+
+
+class Worker:
+    """meshd-refresh run directly: config on stdin, status lines on a pipe at fd 3."""
+
+    def __init__(self, cfg, extra_env=None):
+        r, w = os.pipe()
+        env = dict(os.environ)
+        env.pop("DATABASE_URL", None)
+        env["MESHD_STATUS_FD"] = str(w)
+        env.update(extra_env or {})
+        self.proc = subprocess.Popen([REFRESH], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, pass_fds=(w,), env=env,
+                                     start_new_session=True)
+        os.close(w)
+        self.status = b""
+        self.out = b""
+        self.reader = threading.Thread(target=self._read, args=(r,), daemon=True)
+        self.reader.start()
+        self.proc.stdin.write(json.dumps(cfg).encode())
+        self.proc.stdin.close()
+
+    def _read(self, fd):
+        with os.fdopen(fd, "rb") as f:
+            self.status = f.read()
+
+    def wait(self, timeout=60):
+        self.out, _ = self.proc.communicate(timeout=timeout)
+        self.reader.join(10)
+        self.events = [json.loads(line) for line in self.status.decode().splitlines() if line]
+        self.log = self.out.decode(errors="replace")
+        return self.proc.returncode
+
+    def result(self):
+        res = [e for e in self.events if e["event"] == "result"]
+        check(len(res) == 1, "one result line: %r (log: %s)" % (self.events, self.log[-2000:]))
+        return res[0]
+
+
+def run_worker(cfg, expect=0, timeout=60):
+    wk = Worker(cfg)
+    code = wk.wait(timeout)
+    eq(expect, code, "meshd-refresh exit code (log: %s)" % wk.log[-3000:])
+    return wk
+
+
+# ---- the real meshd ----------------------------------------------------------------------------
+
+
+def start_meshd(h, reg, data, cfg, extra_job=""):
+    h.config(node_yaml(h, "  worker_dir: %s\n" % json.dumps(WORKER_DIR)) + """
+jobs:
+  refresh:
+    worker: refresh
+    schedule: "0 0 1 1 *"
+    stop_timeout: 10s
+%s    config: %s
+""" % (extra_job, json.dumps(dict(cfg, database={"url": data.url}))))
+    h.start(env={"DATABASE_URL": reg.url})
+    h.wait_log(r"registry ready", timeout=30)
+    sock = os.path.join(h.state_dir, "meshd.sock")
+    h.wait_for(lambda: os.path.exists(sock), what="the API socket")
+
+
+def run_now(h):
+    status, body = h.api_json("POST", "/api/jobs/refresh/run", sock=True)
+    eq(202, status, "run: %r" % body)
+    return body["run_id"]
+
+
+def wait_run(h, reg, run_id, timeout=60):
+    """The run's agent_runs row once it finished: (status, exit_code, signal, summary)."""
+    row = []
+
+    def done():
+        got = reg.sql("SELECT status, coalesce(exit_code, -1), coalesce(signal, 0), "
+                      "coalesce(summary::text, 'null') FROM agent_runs "
+                      "WHERE run_id = '%s' AND status <> 'running'" % run_id)
+        if got:
+            row[:] = got.split("|", 3)
+        return bool(got)
+
+    h.wait_for(done, timeout, "run %s finished in agent_runs" % run_id)
+    return row[0], int(row[1]), int(row[2]), json.loads(row[3])
+
+
+def output_tail(reg, run_id):
+    return reg.sql("SELECT coalesce(output_tail, '') FROM agent_runs WHERE run_id = '%s'" % run_id)
+
+
+# ---- the tests ---------------------------------------------------------------------------------
+
+
+@_run
+def test_chain_order_modes_and_skip_unchanged_under_meshd(h):
+    """views: [mv_c] refreshes mv_a, mv_b, mv_c in that order (the upstream ones too);
+    concurrently where a unique index allows, plain with a warning for mv_b.  A second run
+    with no writes skips all three as unchanged; one insert into t, two levels below mv_c,
+    refreshes all three again."""
+    reg = Db(h, "rfreg")
+    data = Db(h, "rfdata")
+    data.sql(CHAIN)
+    start_meshd(h, reg, data, {"views": ["mv_c"]})
+
+    run1 = run_now(h)
+    status, code, _, summary = wait_run(h, reg, run1)
+    eq(("succeeded", 0), (status, code), "first run (summary %r)" % summary)
+    eq(["public.mv_a", "public.mv_b", "public.mv_c"], [v["view"] for v in summary["views"]],
+       "refresh order")
+    views = by_view(summary)
+    for name, mode in (("public.mv_a", "concurrent"), ("public.mv_b", "plain"),
+                       ("public.mv_c", "concurrent")):
+        eq("refreshed", views[name]["outcome"], name)
+        eq(mode, views[name]["mode"], "mode of " + name)
+    check("unique index" in views["public.mv_b"]["plain_because"], "why mv_b is plain")
+    check(views["public.mv_a"].get("upstream") and not views["public.mv_c"].get("upstream"),
+          "mv_a is an unlisted upstream, mv_c listed")
+    eq(100, views["public.mv_b"]["rows"], "rows of mv_b")
+    check(re.search(r"public\.mv_b: plain refresh", output_tail(reg, run1)),
+          "the plain-refresh warning is logged")
+    # The state rows were written in refresh order (each in its view's transaction).
+    eq("public.mv_a,public.mv_b,public.mv_c",
+       data.sql("SELECT string_agg(view_name, ',' ORDER BY refreshed_at) "
+                "FROM meshd_refresh.view_state"), "refreshed_at order")
+
+    run2 = run_now(h)
+    status, code, _, summary = wait_run(h, reg, run2)
+    eq(("succeeded", 0), (status, code), "second run")
+    for v in summary["views"]:
+        eq(("skipped", "unchanged"), (v["outcome"], v["reason"]), v["view"])
+
+    data.sql("INSERT INTO t VALUES (101, 1010)")
+    wait_stats(data, "t", 101)
+    run3 = run_now(h)
+    status, code, _, summary = wait_run(h, reg, run3)
+    eq(("succeeded", 0), (status, code), "third run")
+    for v in summary["views"]:
+        eq(("refreshed", "inputs changed"), (v["outcome"], v["reason"]), v["view"])
+    eq("101|103020", data.sql("SELECT n, total FROM mv_c"), "mv_c sees the new row")
+    # Each view reported its metrics.
+    eq("1", reg.sql("SELECT count(*) FROM agent_metrics WHERE run_id = '%s' "
+                    "AND name = 'refresh.public.mv_c.skipped' AND value = 1" % run2), "skipped metric")
+    h.stop()
+
+
+@_run
+def test_lock_timeout_alert_then_resolve_under_meshd(h):
+    """Someone holds an ACCESS EXCLUSIVE lock on the view: each attempt waits lock_timeout,
+    the worker tries again, then fails the view (exit 1) with the critical alert
+    refresh.public.mv_a; once the lock is gone the next run refreshes and resolves it."""
+    reg = Db(h, "rfreg")
+    data = Db(h, "rfdata")
+    data.sql(CHAIN)
+    start_meshd(h, reg, data, {"views": ["mv_a"], "lock_timeout": "300ms", "attempts": 2})
+
+    holder = subprocess.Popen(["psql", data.url, "-XAtq", "-c",
+                               "BEGIN; LOCK TABLE mv_a IN ACCESS EXCLUSIVE MODE; "
+                               "SELECT pg_sleep(60);"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    try:
+        h.wait_for(lambda: data.sql("SELECT count(*) FROM pg_locks l JOIN pg_class c "
+                                    "ON c.oid = l.relation WHERE c.relname = 'mv_a' "
+                                    "AND l.mode = 'AccessExclusiveLock' AND l.granted") == "1",
+                   what="the test's lock on mv_a")
+        run1 = run_now(h)
+        status, code, _, summary = wait_run(h, reg, run1)
+        eq(("failed", 1), (status, code), "the locked run (summary %r)" % summary)
+        v = by_view(summary)["public.mv_a"]
+        eq(("failed", "lock_timeout", 2), (v["outcome"], v["reason"], v["attempts"]), "mv_a")
+        check("55P03" in v["error"] or "lock" in v["error"], "the error says why: %r" % v["error"])
+        check(re.search(r"attempt 1 of 2", output_tail(reg, run1)), "the retry is logged")
+        h.wait_for(lambda: reg.sql("SELECT status || '/' || severity FROM agent_alerts "
+                                   "WHERE key = 'refresh.public.mv_a'") == "open/critical",
+                   what="the open critical alert")
+    finally:
+        holder.kill()
+        holder.wait()
+    h.wait_for(lambda: data.sql("SELECT count(*) FROM pg_locks l JOIN pg_class c "
+                                "ON c.oid = l.relation WHERE c.relname = 'mv_a' "
+                                "AND l.mode = 'AccessExclusiveLock'") == "0",
+               what="the lock released")
+    run2 = run_now(h)
+    status, code, _, summary = wait_run(h, reg, run2)
+    eq(("succeeded", 0), (status, code), "the next run")
+    eq("refreshed", by_view(summary)["public.mv_a"]["outcome"], "mv_a refreshed")
+    h.wait_for(lambda: reg.sql("SELECT status FROM agent_alerts "
+                               "WHERE key = 'refresh.public.mv_a'") == "resolved",
+               what="the alert resolved")
+    h.stop()
+
+
+def _refresh_query_running(data):
+    return data.sql("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+                    "AND query LIKE 'REFRESH MATERIALIZED VIEW%mv_slow%' "
+                    "AND application_name LIKE 'meshd-refresh%'") != "0"
+
+
+@_run
+def test_sigterm_cancels_within_a_second_under_meshd(h):
+    """A stop during a long refresh: the query is cancelled and the worker gone within 1 s,
+    the run recorded as stopped, and nothing of the refresh applied (view and state as before)."""
+    reg = Db(h, "rfreg")
+    data = Db(h, "rfdata")
+    data.sql(SLOW)
+    data.sql("UPDATE knob SET secs = 60")
+    start_meshd(h, reg, data, {"views": ["mv_slow"]})
+    run1 = run_now(h)
+    h.wait_for(lambda: _refresh_query_running(data), 30, "the slow refresh running")
+    pid = int(h.wait_log(r"spawned: job=refresh run=%s pid=(\d+)" % re.escape(run1))[0].group(1))
+    t0 = time.time()
+    status, body = h.api_json("POST", "/api/jobs/refresh/stop", sock=True)
+    eq(202, status, "stop: %r" % body)
+    while harness.pid_alive(pid) and time.time() - t0 < 5:
+        time.sleep(0.01)
+    took = time.time() - t0
+    check(took < 1.0, "the worker took %.2f s to stop" % took)
+    h.wait_for(lambda: not _refresh_query_running(data), 2, "the REFRESH gone from the server")
+    status, code, sig, _ = wait_run(h, reg, run1)
+    eq("stopped", status, "run status")
+    eq(15, sig, "killed by SIGTERM (re-raised)")
+    eq("0", data.sql("SELECT secs FROM mv_slow"), "mv_slow as before")
+    eq("0", data.sql("SELECT count(*) FROM meshd_refresh.view_state"), "no state written")
+    h.stop()
+
+
+@_run
+def test_overlapping_runs_one_refreshes_one_skips(h):
+    """Two runs at once (as on two nodes): the second finds the view's advisory lock taken and
+    reports skipped: locked instead of queueing; the first refreshes."""
+    data = Db(h, "rfdata")
+    data.sql(SLOW)
+    data.sql("UPDATE knob SET secs = 3")
+    cfg = {"views": ["mv_slow"], "database": {"url": data.url}}
+    first = Worker(cfg)
+    h.wait_for(lambda: _refresh_query_running(data), 30, "the first refresh running")
+    second = run_worker(cfg, expect=0)
+    v = by_view(second.result()["summary"])["public.mv_slow"]
+    eq("skipped", v["outcome"], "the second run")
+    check(v["reason"].startswith("locked"), "reason %r" % v["reason"])
+    eq(0, first.wait(), "first exit (log %s)" % first.log[-2000:])
+    eq("refreshed", by_view(first.result()["summary"])["public.mv_slow"]["outcome"], "first")
+    eq("3", data.sql("SELECT secs FROM mv_slow"), "mv_slow refreshed once")
+
+
+@_run
+def test_invalid_index_is_rebuilt_and_vacuum_runs(h):
+    """An INVALID index left by a failed CREATE INDEX CONCURRENTLY is dropped and built again;
+    an existing valid one is left alone (and reported unused); vacuum: tables get
+    VACUUM (ANALYZE)."""
+    data = Db(h, "rfdata")
+    data.sql("CREATE TABLE p (co int, yr int); INSERT INTO p VALUES (1, 2020), (1, 2020)")
+    r = subprocess.run(["psql", data.url, "-XAtq", "-c",
+                        "CREATE UNIQUE INDEX CONCURRENTLY idx_p_u ON p (co, yr)"],
+                       capture_output=True, text=True)
+    check(r.returncode != 0, "the duplicate makes the concurrent build fail")
+    eq("f", data.sql("SELECT indisvalid FROM pg_index WHERE indexrelid = 'idx_p_u'::regclass"),
+       "left INVALID")
+    data.sql("DELETE FROM p WHERE ctid IN (SELECT max(ctid) FROM p)")
+    stmt = "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS idx_p_u ON p (co, yr)"
+    cfg = {"indexes": [stmt], "vacuum": ["p"], "database": {"url": data.url}}
+    s = run_worker(cfg).result()["summary"]
+    eq("rebuilt", s["indexes"][0]["outcome"], "the index (%r)" % s)
+    eq("t", data.sql("SELECT indisvalid FROM pg_index WHERE indexrelid = 'idx_p_u'::regclass"),
+       "valid now")
+    eq("vacuumed", s["vacuum"][0]["outcome"], "vacuum")
+    check(data.sql("SELECT last_vacuum IS NOT NULL AND last_analyze IS NOT NULL "
+                   "FROM pg_stat_user_tables WHERE relname = 'p'") == "t", "p vacuumed and analyzed")
+    s = run_worker(cfg).result()["summary"]
+    eq("exists", s["indexes"][0]["outcome"], "second run")
+    check("idx_scan = 0" in s["indexes"][0].get("warning", ""), "unused index reported")
+
+
+@_run
+def test_parallel_independent_views(h):
+    """parallel: 2 runs independent views on two connections; a dependent view still waits."""
+    data = Db(h, "rfdata")
+    data.sql(CHAIN)
+    data.sql("CREATE MATERIALIZED VIEW mv_x AS SELECT id FROM t WHERE id < 10")
+    wk = run_worker({"views": ["mv_c", "mv_x"], "parallel": 2, "database": {"url": data.url}})
+    s = wk.result()["summary"]
+    eq(4, s["refreshed"], "refreshed (%r)" % s)
+    eq("public.mv_a,public.mv_b,public.mv_c",
+       data.sql("SELECT string_agg(view_name, ',' ORDER BY refreshed_at) FROM "
+                "meshd_refresh.view_state WHERE view_name <> 'public.mv_x'"), "chain order")
+
+
+@_run
+def test_config_errors_exit_100_naming_the_key(h):
+    data = Db(h, "rfdata")
+    data.sql(CHAIN)
+    url = {"url": data.url}
+    for cfg, want in (({"views": [1], "database": url}, "views[0]"),
+                      ({"views": ["mv_a"], "parallel": 9, "database": url}, "parallel"),
+                      ({"views": ["mv_a"], "bogus": 1, "database": url}, "bogus"),
+                      ({"database": url}, "nothing to do"),
+                      ({"views": ["mv_a", "mv_nope"], "database": url},
+                       'views[1]: no such materialized view "mv_nope"'),
+                      ({"views": ["t"], "database": url}, "not a materialized view"),
+                      ({"vacuum": ["nope"], "database": url}, 'vacuum[0]: no table "nope"'),
+                      ({"indexes": ["CREATE INDEX ON t (v)"], "database": url}, "indexes[0]")):
+        wk = run_worker(cfg, expect=100)
+        check(want in wk.log, "%r: the log names %r: %s" % (cfg, want, wk.log[-1000:]))
+
+
+@_run
+def test_database_unreachable_exits_111(h):
+    Db(h, "rfdata")  # the skip logic, and the binary's presence
+    wk = run_worker({"views": ["mv_a"],
+                     "database": {"url": "host=/nonexistent-meshd port=5432 dbname=x"}},
+                    expect=111)
+    check("x" in wk.log, "logged")
+
+
+if __name__ == "__main__":
+    harness.main(globals())
