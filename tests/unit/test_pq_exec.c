@@ -3,11 +3,15 @@
  * test in a fresh database (pgtest.h). */
 #include "meshd/md_alloc.h"
 #include "meshd/md_pq.h"
+#include "meshd/md_status.h"
+#include "meshd/md_worker.h"
 #include "pgtest.h"
 #include "pq_exec_internal.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <sys/time.h>
 #include <time.h>
 
@@ -369,6 +373,123 @@ TEST(pqx_sqlstate_codes)
     T_ASSERT_EQ(MD_ESQL, md_pq_sqlstate_code("28P01"));
     T_ASSERT_EQ(-ETIMEDOUT, md_pq_sqlstate_code("57014"));
     T_ASSERT_EQ(MD_EDB, md_pq_sqlstate_code("23505"));
+}
+
+/* md_log borrows w.ident: keep it alive for the whole process. */
+static struct md_worker w;
+
+/* The test database as one connection string: the base conninfo with dbname replaced. */
+static char *test_db_url(void)
+{
+    return md_xasprintf("%s dbname=%s", t_pg_conninfo(), dbname);
+}
+
+static void worker_init(void)
+{
+    char *argv[] = {"meshd-kit", NULL};
+
+    unsetenv("MESHD_STATUS_FD");
+    setenv("MESHD_LOG_LEVEL", getenv("TEST_VERBOSE") ? "debug" : "error", 1);
+    setenv("MESHD_JOB", "nightly", 1);
+    if (md_worker_init(&w, "kit", 1, argv, NULL) != 0)
+        T_FAIL("md_worker_init");
+}
+
+TEST(pqx_worker_connect)
+{
+    struct md_error err = {0};
+    char *url, *own;
+    PGconn *c;
+    PGresult *r;
+
+    pgt_fresh_db("pqx", false);
+    md__pq_cancel_reset();
+    worker_init();
+    url = test_db_url();
+    if (md_worker_connect(&w, url, &c, &err) != 0)
+        T_FAIL("connect: %s", err.msg);
+    r = PQexec(c, "SELECT current_setting('application_name'), current_database()");
+    T_ASSERT_STREQ("meshd-kit/nightly", PQgetvalue(r, 0, 0));
+    T_ASSERT_STREQ(dbname, PQgetvalue(r, 0, 1));
+    PQclear(r);
+    md_worker_disconnect(c);
+    /* The string's own settings win over ours. */
+    own = md_xasprintf("%s application_name=mine", url);
+    T_ASSERT_EQ(0, md_worker_connect(&w, own, &c, &err));
+    r = PQexec(c, "SHOW application_name");
+    T_ASSERT_STREQ("mine", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    md_worker_disconnect(c);
+    md_worker_disconnect(NULL);
+    /* $DATABASE_URL when no url is given. */
+    setenv("DATABASE_URL", url, 1);
+    T_ASSERT_EQ(0, md_worker_connect(&w, "", &c, &err));
+    md_worker_disconnect(c);
+    unsetenv("DATABASE_URL");
+    T_ASSERT_EQ(MD_ECONFIG, md_worker_connect(&w, NULL, &c, &err));
+    T_ASSERT_CONTAINS(err.msg, "DATABASE_URL");
+    T_ASSERT_EQ(MD_ECONFIG,
+                md_worker_connect(&w, "host=h password=secretpw nosuchoption=1", &c, &err));
+    T_ASSERT_TRUE(strstr(err.msg, "secretpw") == NULL);
+    T_ASSERT_EQ(MD_EDBDOWN,
+                md_worker_connect(&w, "postgresql://u:secretpw@127.0.0.1:1/d", &c, &err));
+    T_ASSERT_CONTAINS(err.msg, "cannot connect to u@127.0.0.1:1/d");
+    T_ASSERT_TRUE(strstr(err.msg, "secretpw") == NULL);
+    T_ASSERT_TRUE(c == NULL);
+    md_free(own);
+    md_free(url);
+}
+
+/* The whole stop contract: a worker in pg_sleep(10) gets SIGTERM, the handler cancels the
+ * query, md_pq_exec returns -ECANCELED, md_worker_finish re-raises: dead by SIGTERM soon. */
+TEST(pqx_worker_sigterm_cancels_the_query)
+{
+    int p[2], status;
+    char num[16], ch;
+    int64_t t0, took;
+    pid_t pid;
+    char *url;
+
+    pgt_fresh_db("pqx", false);
+    url = test_db_url();
+    T_ASSERT_EQ(0, pipe(p));
+    pid = fork();
+    T_ASSERT_TRUE(pid >= 0);
+    if (pid == 0) {
+        struct md_error err = {0};
+        PGconn *c;
+        int rc;
+        close(p[0]);
+        snprintf(num, sizeof num, "%d", p[1]);
+        setenv("MESHD_STATUS_FD", num, 1);
+        setenv("MESHD_LOG_LEVEL", "error", 1);
+        char *argv[] = {"meshd-kit", NULL};
+        if (md_worker_init(&w, "kit", 1, argv, NULL) != 0 ||
+            md_worker_connect(&w, url, &c, &err) != 0)
+            _exit(98);
+        (void)md_status_ready(&w.st);
+        rc = md_pq_exec(c, "SELECT pg_sleep(10)", 0, NULL, NULL, &err);
+        md_worker_disconnect(c);
+        if (rc != -ECANCELED)
+            _exit(97);
+        md_worker_finish(&w, rc, NULL);
+    }
+    close(p[1]);
+    while (read(p[0], &ch, 1) == 1 && ch != '\n')
+        ;
+    usleep(300000); /* into the pg_sleep */
+    t0 = mono_ms();
+    kill(pid, SIGTERM);
+    waitpid(pid, &status, 0);
+    took = mono_ms() - t0;
+    close(p[0]);
+    md_free(url);
+    fprintf(stderr, "  dead %lld ms after SIGTERM\n", (long long)took);
+    if (!WIFSIGNALED(status))
+        T_FAIL("exited %d instead of dying by SIGTERM",
+               WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    T_ASSERT_EQ(SIGTERM, WTERMSIG(status));
+    T_ASSERT_TRUE(took < 1000);
 }
 
 T_MAIN()

@@ -50,12 +50,16 @@ struct md_worker {
     uint64_t heartbeat_ms;       /* md_worker_tick's heartbeat period; default 10 s */
     int64_t last_beat_ms;        /* monotonic ms of the last status line */
     int64_t last_progress_ms;    /* monotonic ms of the last progress line */
+    char ident[64];              /* "meshd-<name>": the log ident, which md_log borrows, so w
+                                  * must outlive logging (keep it in main until the finish) */
 };
 
 /* Sets up w for the worker called name (borrowed, static): reads the identity environment,
- * parses argv (--config FILE, --help, --version; anything else is a usage error), initializes
- * logging (level from $MESHD_LOG_LEVEL, default info) and the status writer, and installs the
+ * parses argv (--config FILE or --config=FILE, --help, --version; anything else is a usage
+ * error), initializes logging (level from $MESHD_LOG_LEVEL, default info; no timestamp when
+ * MESHD_STATUS_FD is set, md_log_set_stamp) and the status writer, and installs the
  * SIGTERM/SIGINT handlers (no SA_RESTART).  --help and --version print and exit 0.
+ * On MD_ECONFIG pass the code to md_worker_finish, which exits 100.
  * usage is the worker's one-paragraph description for --help (may be NULL).
  * Returns 0, or MD_ECONFIG (a bad argument or a malformed MESHD_* variable, logged). */
 int md_worker_init(struct md_worker *w, const char *name, int argc, char **argv,
@@ -63,7 +67,8 @@ int md_worker_init(struct md_worker *w, const char *name, int argc, char **argv,
 
 /* Reads the config document (stdin to EOF, or the --config file; at most 1 MiB; empty means
  * {}) and binds it to out through keys[n] (md_json.h).  Returns 0, MD_ECONFIG / MD_EPARSE
- * with err naming the key path, MD_ETOOBIG, or -errno from reading. */
+ * with err naming the key path, MD_ETOOBIG, or -errno from reading (-ECANCELED when a stop
+ * interrupted it).  Release out with md_json_free, also after a failure. */
 int md_worker_config(struct md_worker *w, const struct md_json_key *keys, size_t n, void *out,
                      struct md_error *err) MD_MUSTCHECK;
 
@@ -71,7 +76,9 @@ int md_worker_config(struct md_worker *w, const struct md_json_key *keys, size_t
  * (just "meshd-<name>" by hand) and a 10 s connect_timeout unless url sets one, and registers
  * the connection for cancellation on a stop.  Returns 0 with *conn set (release it with
  * md_worker_disconnect), MD_ECONFIG (no database named, or not a valid connection string),
- * or MD_EDBDOWN (could not connect); err says which, naming the target, never the password. */
+ * or MD_EDBDOWN (could not connect); err says which, naming the target, never the password.
+ * The server's NOTICEs are logged at info.  A stop during the connect does not interrupt it
+ * (libpq retries EINTR): it ends within connect_timeout, and the first query is refused. */
 int md_worker_connect(struct md_worker *w, const char *url, PGconn **conn,
                       struct md_error *err) MD_MUSTCHECK;
 /* Unregisters and closes a connection from md_worker_connect.  NULL is harmless. */
@@ -81,7 +88,8 @@ void md_worker_disconnect(PGconn *conn);
 bool md_worker_stopping(void);
 
 /* For long loops: returns -ECANCELED once stopping; otherwise sends a heartbeat when no status
- * line went out for heartbeat_ms, and returns 0. */
+ * line went out for heartbeat_ms (a heartbeat or progress line sent through md_worker_*; a
+ * write error is ignored: the reader's absence is meshd's business), and returns 0. */
 int md_worker_tick(struct md_worker *w);
 
 /* A progress line, at most one a second (the last one, done == total, always goes out).
@@ -95,7 +103,9 @@ int md_worker_exit_code(int rc);
 
 /* Ends the run: sends {"event":"result"} (ok when rc == 0; summary_json borrowed, JSON text or
  * NULL), closes the status fd and exits with md_worker_exit_code(rc).  After a SIGTERM or
- * SIGINT it re-raises that signal with the default action instead, so meshd records a stop. */
+ * SIGINT it sends no result and re-raises that signal with the default action instead, so
+ * meshd records a stop.  The stop signals are blocked first: one that arrives during the
+ * finish does not change the outcome.  Callable right after a failed md_worker_init. */
 MD_NORETURN void md_worker_finish(struct md_worker *w, int rc, const char *summary_json);
 
 #endif
