@@ -163,6 +163,9 @@ static int schema_apply(PGconn *c, struct md_error *err)
     snprintf(ks, sizeof ks, "%d", KEYSPACE);
     if ((rc = exec0(c, "BEGIN", err)) < 0)
         return rc;
+    /* "schema ... already exists, skipping" on every start is noise. */
+    if ((rc = exec0(c, "SET LOCAL client_min_messages = warning", err)) < 0)
+        goto fail;
     if ((rc = md_pq_exec(c, "SELECT pg_advisory_xact_lock($1::int, 0)", 1, &keyspace, NULL, err)) <
         0)
         goto fail;
