@@ -357,7 +357,44 @@ def test_sigterm_cancels_within_a_second_under_meshd(h):
     eq(15, sig, "killed by SIGTERM (re-raised)")
     eq("0", data.sql("SELECT secs FROM mv_slow"), "mv_slow as before")
     eq("0", data.sql("SELECT count(*) FROM meshd_refresh.view_state"), "no state written")
+    eq("0", reg.sql("SELECT count(*) FROM agent_alerts"), "a stop raises no alert")
     h.stop()
+
+
+@_run
+def test_concurrent_or_plain_and_the_null_key_warning(h):
+    """Concurrent needs data and a unique index on plain columns: a view created WITH NO DATA
+    is refreshed plain first, concurrently after; an expression or partial unique index does
+    not count; a unique key holding NULLs (per pg_stats) is refreshed concurrently with a
+    warning."""
+    data = Db(h, "rfdata")
+    data.sql("""
+CREATE TABLE n (k int, v int);
+INSERT INTO n VALUES (1, 1), (NULL, 2), (3, 3);
+CREATE MATERIALIZED VIEW mv_nodata AS SELECT k, v FROM n WITH NO DATA;
+CREATE UNIQUE INDEX mv_nodata_v ON mv_nodata (v);
+CREATE MATERIALIZED VIEW mv_expr AS SELECT k, v FROM n;
+CREATE UNIQUE INDEX mv_expr_v ON mv_expr ((v + 0));
+CREATE UNIQUE INDEX mv_expr_p ON mv_expr (v) WHERE v > 1;
+CREATE MATERIALIZED VIEW mv_null AS SELECT k, v FROM n;
+CREATE UNIQUE INDEX mv_null_k ON mv_null (k);
+ANALYZE mv_null;
+""")
+    cfg = {"views": ["mv_nodata", "mv_expr", "mv_null"], "database": {"url": data.url}}
+    wk = run_worker(cfg)
+    v = by_view(wk.result()["summary"])
+    eq("plain", v["public.mv_nodata"]["mode"], "unpopulated")
+    check("not populated" in v["public.mv_nodata"]["plain_because"], "why")
+    eq("plain", v["public.mv_expr"]["mode"], "expression and partial indexes")
+    check("unique index" in v["public.mv_expr"]["plain_because"], "why")
+    eq("concurrent", v["public.mv_null"]["mode"], "NULL keys")
+    eq("k", v["public.mv_null"]["null_key_columns"], "the NULL-holding key column")
+    check(re.search(r"public\.mv_null: the unique key column\(s\) k hold NULLs", wk.log),
+          "the NULL-key warning is logged: %s" % wk.log)
+    check(re.search(r"public\.mv_expr: plain refresh", wk.log), "the plain warning is logged")
+    eq("3", data.sql("SELECT count(*) FROM mv_nodata"), "mv_nodata filled")
+    v = by_view(run_worker(dict(cfg, force=True)).result()["summary"])
+    eq("concurrent", v["public.mv_nodata"]["mode"], "populated now")
 
 
 @_run

@@ -762,6 +762,12 @@ static void view_run(struct rctx *x, PGconn *c, struct rview *v)
                v->name, attempt, x->cfg->attempts, err.msg, backoff_ms(attempt));
         nap(backoff_ms(attempt));
     }
+    if (v->rc == -ECANCELED) {
+        /* A stop, not a failure: no alert; the transaction rolled back. */
+        v->out = OUT_SKIPPED;
+        v->reason = "stopped";
+        return;
+    }
     if (v->rc < 0) {
         v->out = OUT_FAILED;
         v->reason = v->rc == MD_ELOCKED ? "lock_timeout" : "error";
