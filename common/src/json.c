@@ -123,18 +123,18 @@ static void fmt_duration(uint64_t ms, char *buf, size_t size)
 static int check_number(struct bind *b, const struct md_json_key *k, double v)
 {
     if (has_min(k) && v < k->min)
-        return fail(b, "%g is under the minimum %g", v, k->min);
+        return fail(b, "%.15g is under the minimum %.15g", v, k->min);
     if (has_max(k) && v > k->max)
-        return fail(b, "%g is over the maximum %g", v, k->max);
+        return fail(b, "%.15g is over the maximum %.15g", v, k->max);
     return 0;
 }
 
 static int check_count(struct bind *b, const struct md_json_key *k, size_t count)
 {
     if (has_min(k) && (double)count < k->min)
-        return fail(b, "%zu items, at least %g needed", count, k->min);
+        return fail(b, "%zu items, at least %.15g needed", count, k->min);
     if (has_max(k) && (double)count > k->max)
-        return fail(b, "%zu items, at most %g allowed", count, k->max);
+        return fail(b, "%zu items, at most %.15g allowed", count, k->max);
     return 0;
 }
 

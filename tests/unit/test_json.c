@@ -284,6 +284,20 @@ TEST(json_free_partial_result)
     md_json_free(MD_JSON_KEYS(keys), &c); /* twice, and on a zeroed struct: harmless */
 }
 
+/* Limits print as the numbers they are, not in %g's exponent form ("1e+06"). */
+TEST(json_large_limits_read_plainly)
+{
+    static const struct md_json_key k[] = {
+        {"rows", MD_J_INT, 0, .min = 1, .max = 5000000},
+    };
+    int64_t rows = 0;
+    struct md_error err = {0};
+    const char *doc = "{\"rows\":12345678}";
+
+    T_ASSERT_EQ(MD_ECONFIG, md_json_bind(doc, strlen(doc), MD_JSON_KEYS(k), &rows, &err));
+    T_ASSERT_STREQ("rows: 12345678 is over the maximum 5000000", err.msg);
+}
+
 TEST(json_bad_default_is_reported)
 {
     static const struct md_json_key k[] = {{"n", MD_J_INT, 0, .def = "three"}};
