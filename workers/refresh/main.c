@@ -59,7 +59,7 @@ int main(int argc, char **argv)
     int rc;
 
     if ((rc = md_worker_init(&w, "refresh", argc, argv, usage)) < 0)
-        return md_worker_exit_code(rc); /* logged; no status writer to report on yet */
+        md_worker_finish(&w, rc, NULL); /* logged; finish turns it into the exit code */
     if ((rc = md_worker_config(&w, MD_JSON_KEYS(keys), &cfg, &err)) == 0 &&
         cfg.views.n + cfg.schemas.n + cfg.indexes.n + cfg.vacuum.n == 0)
         rc = md_error_set(&err, MD_ECONFIG, 0, 0,
