@@ -400,20 +400,43 @@ ANALYZE mv_null;
 @_run
 def test_overlapping_runs_one_refreshes_one_skips(h):
     """Two runs at once (as on two nodes): the second finds the view's advisory lock taken and
-    reports skipped: locked instead of queueing; the first refreshes."""
+    reports skipped: locked instead of queueing; the first refreshes.  A view downstream of the
+    locked one is skipped too (it would read the old data, and record its inputs as seen)."""
     data = Db(h, "rfdata")
     data.sql(SLOW)
+    data.sql("CREATE MATERIALIZED VIEW mv_dep AS SELECT secs * 2 AS twice FROM mv_slow")
     data.sql("UPDATE knob SET secs = 3")
-    cfg = {"views": ["mv_slow"], "database": {"url": data.url}}
-    first = Worker(cfg)
+    first = Worker({"views": ["mv_slow"], "database": {"url": data.url}})
     h.wait_for(lambda: _refresh_query_running(data), 30, "the first refresh running")
-    second = run_worker(cfg, expect=0)
-    v = by_view(second.result()["summary"])["public.mv_slow"]
-    eq("skipped", v["outcome"], "the second run")
-    check(v["reason"].startswith("locked"), "reason %r" % v["reason"])
+    second = run_worker({"views": ["mv_dep"], "database": {"url": data.url}}, expect=0)
+    v = by_view(second.result()["summary"])
+    eq("skipped", v["public.mv_slow"]["outcome"], "the second run")
+    check(v["public.mv_slow"]["reason"].startswith("locked"), "reason %r" % v["public.mv_slow"])
+    eq(("skipped", "upstream locked (another run is refreshing it)"),
+       (v["public.mv_dep"]["outcome"], v["public.mv_dep"]["reason"]), "the downstream view")
     eq(0, first.wait(), "first exit (log %s)" % first.log[-2000:])
     eq("refreshed", by_view(first.result()["summary"])["public.mv_slow"]["outcome"], "first")
     eq("3", data.sql("SELECT secs FROM mv_slow"), "mv_slow refreshed once")
+    # mv_dep's inputs moved since its (absent) state: the next run refreshes it.
+    data.sql("UPDATE knob SET secs = 0")
+    v = by_view(run_worker({"views": ["mv_dep"], "database": {"url": data.url}}).result()["summary"])
+    eq("refreshed", v["public.mv_dep"]["outcome"], "mv_dep on the next run")
+
+
+@_run
+def test_statement_timeout_fails_the_view_with_an_alert(h):
+    data = Db(h, "rfdata")
+    data.sql(SLOW)
+    data.sql("UPDATE knob SET secs = 5")
+    wk = run_worker({"views": ["mv_slow"], "statement_timeout": "300ms",
+                     "database": {"url": data.url}}, expect=1)
+    v = by_view(wk.result()["summary"])["public.mv_slow"]
+    eq(("failed", "error"), (v["outcome"], v["reason"]), "mv_slow")
+    check("statement timeout" in v["error"], "the error: %r" % v["error"])
+    alerts = [e for e in wk.events if e["event"] == "alert"]
+    eq([("critical", "refresh.public.mv_slow")], [(a["severity"], a["key"]) for a in alerts],
+       "one critical alert")
+    eq("0", data.sql("SELECT secs FROM mv_slow"), "mv_slow as before")
 
 
 @_run
@@ -462,6 +485,11 @@ def test_parallel_independent_views(h):
 def test_config_errors_exit_100_naming_the_key(h):
     data = Db(h, "rfdata")
     data.sql(CHAIN)
+    # A cycle through a plain view: v_cyc is replaced to read cyc_b, which reads cyc_a.
+    data.sql("CREATE VIEW v_cyc AS SELECT 1 AS x; "
+             "CREATE MATERIALIZED VIEW cyc_a AS SELECT x FROM v_cyc; "
+             "CREATE MATERIALIZED VIEW cyc_b AS SELECT x FROM cyc_a; "
+             "CREATE OR REPLACE VIEW v_cyc AS SELECT x FROM cyc_b")
     url = {"url": data.url}
     for cfg, want in (({"views": [1], "database": url}, "views[0]"),
                       ({"views": ["mv_a"], "parallel": 9, "database": url}, "parallel"),
@@ -471,7 +499,11 @@ def test_config_errors_exit_100_naming_the_key(h):
                        'views[1]: no such materialized view "mv_nope"'),
                       ({"views": ["t"], "database": url}, "not a materialized view"),
                       ({"vacuum": ["nope"], "database": url}, 'vacuum[0]: no table "nope"'),
-                      ({"indexes": ["CREATE INDEX ON t (v)"], "database": url}, "indexes[0]")):
+                      ({"indexes": ["CREATE INDEX ON t (v)"], "database": url}, "indexes[0]"),
+                      ({"schemas": ["public", "nope"], "database": url},
+                       'schemas[1]: no schema "nope"'),
+                      ({"views": ["cyc_a"], "database": url},
+                       "in a cycle: public.cyc_a -> public.cyc_b -> public.cyc_a")):
         wk = run_worker(cfg, expect=100)
         check(want in wk.log, "%r: the log names %r: %s" % (cfg, want, wk.log[-1000:]))
 

@@ -50,6 +50,11 @@ extern const size_t refresh_schema_sql_len;
 
 enum outcome { OUT_PENDING, OUT_RUNNING, OUT_REFRESHED, OUT_SKIPPED, OUT_FAILED };
 
+/* Skip reasons that decide what happens downstream (upstream_blocks), compared by address. */
+static const char REASON_LOCKED[] = "locked (another run is refreshing it)";
+static const char REASON_UP_LOCKED[] = "upstream locked (another run is refreshing it)";
+static const char REASON_UP_FAILED[] = "upstream failed";
+
 static const char *outcome_name(enum outcome o)
 {
     switch (o) {
@@ -679,7 +684,7 @@ static int view_attempt(struct rctx *x, PGconn *c, struct rview *v, struct md_er
     PQclear(res);
     if (!got) {
         v->out = OUT_SKIPPED;
-        v->reason = "locked (another run is refreshing it)";
+        v->reason = REASON_LOCKED;
         goto fail; /* rc is 0: nothing failed, the transaction just ends */
     }
     if ((rc = read_mode(c, oid, v, &populated, err)) < 0 ||
@@ -780,17 +785,23 @@ static void view_run(struct rctx *x, PGconn *c, struct rview *v)
 
 /* ---- the views, on one or more connections -------------------------------------------------- */
 
-/* A dependency that failed (or never ran) makes its dependents pointless: they would read stale
- * data.  They are skipped, and the run fails by the upstream's failure. */
-static bool upstream_failed(const struct rctx *x, const struct rview *v)
+/* Why a view must not be refreshed after its upstream: NULL when it may.
+ *
+ * An upstream that failed leaves stale data to read.  An upstream another run holds locked is
+ * being refreshed right now: refreshing this view before that commits would read the old data
+ * and yet record the input counters as seen, so no later run would refresh it again for those
+ * writes.  Either way the view is skipped, and its own counters still differ from the stored ones
+ * at the next run.  Both travel down the chain. */
+static const char *upstream_blocks(const struct rctx *x, const struct rview *v)
 {
     for (size_t d = 0; d < v->ndeps; d++) {
         const struct rview *u = &x->v[v->deps[d]];
-        if (u->out == OUT_FAILED ||
-            (u->out == OUT_SKIPPED && u->reason && strcmp(u->reason, "upstream failed") == 0))
-            return true;
+        if (u->out == OUT_FAILED || (u->out == OUT_SKIPPED && u->reason == REASON_UP_FAILED))
+            return REASON_UP_FAILED;
+        if (u->out == OUT_SKIPPED && (u->reason == REASON_LOCKED || u->reason == REASON_UP_LOCKED))
+            return REASON_UP_LOCKED;
     }
-    return false;
+    return NULL;
 }
 
 static bool deps_done(const struct rctx *x, const struct rview *v)
@@ -819,9 +830,8 @@ static struct rview *next_ready(struct rctx *x, bool *pending)
             *pending = true;
             continue;
         }
-        if (upstream_failed(x, v)) {
+        if ((v->reason = upstream_blocks(x, v)) != NULL) {
             v->out = OUT_SKIPPED;
-            v->reason = "upstream failed";
             view_report(x, v);
             continue;
         }
