@@ -3,6 +3,7 @@
  * main.c only binds the config and drives the kit's life cycle (md_worker.h); the work is in
  * refresh.c, its pure decisions in plan.c.
  */
+#include <errno.h>
 #include <stddef.h>
 
 #include "meshd/md_alloc.h"
@@ -71,7 +72,7 @@ int main(int argc, char **argv)
     (void)md_status_ready(&w.st);
     rc = refresh_run(&w, db, &cfg, &summary, &err);
 out:
-    if (rc < 0)
+    if (rc < 0 && rc != -ECANCELED) /* a stop is logged by md_worker_finish */
         md_log(MD_LOG_ERROR, "%s", err.msg);
     md_worker_disconnect(db);
     md_json_free(MD_JSON_KEYS(keys), &cfg);

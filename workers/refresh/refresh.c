@@ -767,6 +767,8 @@ static void view_run(struct rctx *x, PGconn *c, struct rview *v)
                v->name, attempt, x->cfg->attempts, err.msg, backoff_ms(attempt));
         nap(backoff_ms(attempt));
     }
+    if (v->rc < 0 && md_worker_stopping())
+        v->rc = -ECANCELED; /* stopped during the backoff, or the cancel raced the error */
     if (v->rc == -ECANCELED) {
         /* A stop, not a failure: no alert; the transaction rolled back. */
         v->out = OUT_SKIPPED;
