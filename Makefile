@@ -3,6 +3,7 @@
 #   make run    install missing Debian packages, build, run meshd in the foreground
 #               with conf/meshd.yaml (Ctrl-C stops it and every child cleanly)
 #   make test   the same set-up, then every test (unit + integration) via ctest
+#   make example-data   the example property roll (sql/example/) into $DATABASE_URL, once
 #
 # Other targets: build, test-sanitize (ASan+UBSan build, whole suite), fuzz (60 s per target),
 # bench (see bench/README.md), clean, clean-pg (removes make run's PostgreSQL cluster).
@@ -23,7 +24,7 @@ DEB_PKGS := build-essential cmake pkg-config libuv1-dev libpq-dev libyaml-dev li
             libcurl4-openssl-dev libhttp-parser-dev postgresql-15 python3 tzdata procps chromium \
             prometheus clang-format
 
-.PHONY: all deps build run clean-pg test test-sanitize fuzz bench clean format format-check
+.PHONY: all deps build run clean-pg example-data test test-sanitize fuzz bench clean format format-check
 
 all: build
 
@@ -55,13 +56,30 @@ build: deps $(BUILD)/CMakeCache.txt
 # (/root is mode 0700).  The same checkout reuses the same cluster; `make clean-pg` removes it.
 # The cluster is started in its own session so Ctrl-C reaches meshd alone; meshd stops its
 # children, then the EXIT trap stops the cluster.  With DATABASE_URL set, that database is used.
+#
+# The example pipeline (README "The example pipeline"): the local database gets the example
+# property roll (sql/example/load.sh: schema `property`, EXAMPLE_PARCELS parcels, generated
+# only while property.parcels is empty, so once).  A DATABASE_URL of the user's gets it only
+# with EXAMPLE=1; EXAMPLE=0 skips it everywhere.  MESHD_WORKER_DIR points meshd at the
+# workers this build made (a `worker:` job runs <dir>/meshd-<name>; without it meshd looks in
+# ./libexec/meshd); one already in the environment is kept.
 RUN_PG_DIR  ?= /var/tmp/meshd-run-$(shell printf '%s' '$(CURDIR)' | sha1sum | cut -c1-12)
 RUN_PG_DB   ?= meshd
+EXAMPLE     ?=
+EXAMPLE_PARCELS ?= 50000
+MESHD_WORKER_DIR ?= $(abspath $(BUILD))/libexec/meshd
 
 run: build
 	$(BUILD)/meshctl check $(CONFIG)
-	@if [ -n "$$DATABASE_URL" ]; then \
+	@MESHD_WORKER_DIR='$(MESHD_WORKER_DIR)'; export MESHD_WORKER_DIR; \
+	for w in refresh; do [ -x "$$MESHD_WORKER_DIR/meshd-$$w" ] || \
+	    echo "make run: note: no $$MESHD_WORKER_DIR/meshd-$$w: the jobs with" \
+	         "worker: $$w fail until workers/$$w is built"; done; \
+	if [ -n "$$DATABASE_URL" ]; then \
 	    $(BUILD)/meshctl migrate --url "$$DATABASE_URL" || exit 1; \
+	    if [ "$(EXAMPLE)" = 1 ]; then sql/example/load.sh $(EXAMPLE_PARCELS) || exit 1; \
+	    else echo "make run: the example data is not put into your DATABASE_URL" \
+	              "(make run EXAMPLE=1 does that: schema property)"; fi; \
 	    exec $(BUILD)/meshd -c $(CONFIG); \
 	fi; \
 	echo "make run: PostgreSQL cluster in $(RUN_PG_DIR) (make clean-pg removes it)"; \
@@ -74,8 +92,15 @@ run: build
 	export DATABASE_URL; \
 	echo "make run: DATABASE_URL=$$DATABASE_URL"; \
 	$(BUILD)/meshctl migrate --url "$$DATABASE_URL" || exit 1; \
+	if [ "$(EXAMPLE)" != 0 ]; then sql/example/load.sh $(EXAMPLE_PARCELS) || exit 1; fi; \
 	$(BUILD)/meshd -c $(CONFIG); rc=$$?; \
 	exit $$rc
+
+# The example property roll into $DATABASE_URL (any database; make run does this itself for
+# its local one): the schema, and EXAMPLE_PARCELS parcels if property.parcels is empty.
+example-data:
+	@if [ -z "$$DATABASE_URL" ]; then echo "make example-data: set DATABASE_URL" >&2; exit 2; fi
+	sql/example/load.sh $(EXAMPLE_PARCELS)
 
 # Stops make run's PostgreSQL cluster and removes it with its data (the next make run makes a
 # new, empty one).
