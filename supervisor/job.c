@@ -216,6 +216,7 @@ static const struct sup_reg_exec *reg_exec(const struct sup_proc *p, struct sup_
     x->pid = p->pid;
     x->duration_ms = p->duration_ms;
     x->result = p->result;
+    x->summary = p->result_summary;
     x->tail = &p->tail;
     x->usage = &p->usage;
     return x;

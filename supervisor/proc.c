@@ -74,6 +74,7 @@ static void proc_free(struct sup_proc *p)
     md_linebuf_cleanup(&p->lb_status);
     md_free(p->stdin_data);
     md_free(p->result);
+    md_free(p->result_summary);
     md_free(p->progress_unit);
     md_free(p);
     if (gone != NULL)

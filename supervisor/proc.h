@@ -79,6 +79,10 @@ struct sup_proc_spec {
     struct sup_runlog *runlog; /* the runs file (runlog.h), or NULL */
 };
 
+/* The largest result summary a run keeps (compact JSON bytes; a larger one is noted as truncated):
+ * with the output tail's share it keeps the registry's run_end event under 64 KiB. */
+#define SUP_SUMMARY_MAX MD_STATUS_SUMMARY_MAX
+
 struct sup_proc {
     uv_poll_t exitw; /* readable when the child has exited (a pidfd) */
     int pidfd;       /* the child's pidfd (launch.h); closed in proc_free */
@@ -123,6 +127,7 @@ struct sup_proc {
     struct sup_tail tail;         /* the last output lines (history.h) */
     unsigned bad_status;
     char *result;              /* last {"event":"result"} status word, or NULL */
+    char *result_summary;      /* its summary object, compact JSON <= SUP_SUMMARY_MAX, or NULL */
     struct sup_cg_run *cg;     /* the run's cgroup (cgroup.h), or NULL: released before closed() */
     struct sup_cg_usage usage; /* read from it before closed() */
     /* owner: how the run ended, set when it is recorded; the registry's run_end goes out in

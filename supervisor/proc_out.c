@@ -123,6 +123,32 @@ void sup_proc_err_line(void *ud, const char *line, size_t len, int flags)
     log_output(ud, STREAM_ERR, line, len, flags);
 }
 
+/* What the registry keeps of a result's summary (agent_runs.summary, a jsonb object): the object
+ * as the worker wrote it when it fits SUP_SUMMARY_MAX, which leaves the run_end event room for
+ * the output tail under MD_JOURNAL_EVENT_MAX; a larger one becomes {"truncated":true,"bytes":N}.
+ * Anything that is not an object is not kept.  Either case is logged once per result. */
+static char *result_summary(const struct sup_proc *p, const char *name, const char *json)
+{
+    char note[64];
+    size_t n;
+
+    if (json == NULL)
+        return NULL;
+    if (json[0] != '{') {
+        md_log(MD_LOG_WARN, "result: job=%s run=%s summary is not a JSON object: not stored", name,
+               p->run_id);
+        return NULL;
+    }
+    n = strlen(json);
+    if (n <= SUP_SUMMARY_MAX)
+        return md_xstrdup(json);
+    md_log(MD_LOG_WARN,
+           "result: job=%s run=%s summary of %zu bytes is over %d: stored as truncated", name,
+           p->run_id, n, SUP_SUMMARY_MAX);
+    snprintf(note, sizeof note, "{\"truncated\":true,\"bytes\":%zu}", n);
+    return md_xstrdup(note);
+}
+
 /* The parser guarantees names without control characters and valid UTF-8, but the log does not
  * depend on that: every string from the worker goes through esc(). */
 void sup_proc_status_line(void *ud, const char *line, size_t len, int flags)
@@ -200,6 +226,8 @@ void sup_proc_status_line(void *ud, const char *line, size_t len, int flags)
     case MD_ST_RESULT:
         md_free(p->result);
         p->result = md_xstrdup(ev.u.result.ok ? "ok" : "failed");
+        md_free(p->result_summary);
+        p->result_summary = result_summary(p, name, ev.u.result.summary);
         if (log_gate(p, STREAM_STATUS, MD_LOG_INFO))
             md_log(MD_LOG_INFO, "result: job=%s run=%s status=%s", name, p->run_id, p->result);
         break;

@@ -81,7 +81,7 @@ void sup_reg_run_start(struct sup *sup, const char *job, const struct sup_reg_ex
  * Returns NULL when there are no lines; the caller frees the text. */
 #define TAIL_JSON_MAX (56 * 1024)
 
-static char *tail_text(const struct sup_tail *t)
+static char *tail_text(const struct sup_tail *t, size_t budget)
 {
     size_t total = 0, len = 0;
     unsigned first = t->n; /* the first line kept (0 = oldest) */
@@ -92,7 +92,7 @@ static char *tail_text(const struct sup_tail *t)
         size_t cost = 2; /* the '\n', escaped */
         for (const char *c = l; *c != '\0'; c++)
             cost += (*c == '"' || *c == '\\') ? 2 : 1;
-        if (total + cost > TAIL_JSON_MAX)
+        if (total + cost > budget)
             break;
         total += cost;
         first = k;
@@ -131,7 +131,9 @@ void sup_reg_run_end(struct sup *sup, const char *job, const char *run_id,
     if (reason != NULL)
         cJSON_AddStringToObject(o, "reason", reason);
     if (x != NULL) {
-        char *tail = x->tail != NULL ? tail_text(x->tail) : NULL;
+        size_t slen = x->summary != NULL ? strlen(x->summary) : 0;
+        /* The summary's share comes out of the tail's (SUP_SUMMARY_MAX): together under 64 KiB */
+        char *tail = x->tail != NULL ? tail_text(x->tail, TAIL_JSON_MAX - slen) : NULL;
         exec_identity(o, x->exec_id);
         md_time_json(o, "started_at", x->started_ms); /* for a run_start never sent */
         cJSON_AddNumberToObject(o, "duration_ms", (double)x->duration_ms);
@@ -142,6 +144,11 @@ void sup_reg_run_end(struct sup *sup, const char *job, const char *run_id,
         md_free(tail);
         if (x->result != NULL)
             cJSON_AddStringToObject(o, "result", x->result);
+        if (x->summary != NULL) {
+            cJSON *s = cJSON_Parse(x->summary); /* the status parser's own compact output */
+            if (s != NULL)
+                cJSON_AddItemToObject(o, "summary", s);
+        }
         if (x->usage != NULL && x->usage->cpu) { /* the run's cgroup; absent: not known */
             cJSON_AddNumberToObject(o, "cpu_usec", (double)x->usage->usage_usec);
             cJSON_AddNumberToObject(o, "cpu_user_usec", (double)x->usage->user_usec);

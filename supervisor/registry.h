@@ -68,8 +68,10 @@ struct sup_reg_exec {
     int64_t slot;        /* Unix s, 0 for an unscheduled run */
     int64_t started_ms;  /* wall clock */
     int pid;
-    uint64_t duration_ms;             /* run_end */
-    const char *result;               /* run_end: the worker's result word, or NULL */
+    uint64_t duration_ms; /* run_end */
+    const char *result;   /* run_end: the worker's result word, or NULL */
+    const char
+        *summary; /* run_end: its summary object (compact JSON, <= SUP_SUMMARY_MAX) or NULL */
     const struct sup_tail *tail;      /* run_end: its last output lines */
     const struct sup_cg_usage *usage; /* run_end: what its cgroup used (flags: known) */
 };

@@ -122,6 +122,8 @@ bool md__env_name_ok(const char *s, size_t len);
  * the node s came from (for error positions).  Returns a string the caller frees with
  * md_free, or NULL after reporting.  A message never shows a value. */
 char *md__expand_env(struct ctx *c, const struct md__ynode *v, const char *s, const char *path);
+/* The same for a job's config: strings: only ${ is special, $${ is a literal ${. */
+char *md__expand_config(struct ctx *c, const struct md__ynode *v, const char *s, const char *path);
 
 /* ---- config_job.c: the job key table --------------------------------------------------------- */
 

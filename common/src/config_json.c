@@ -1,7 +1,9 @@
 /* config_json.c - a job's config: key, any YAML, kept as compact JSON for the worker.
  *
  * Scalars resolve as in the YAML 1.2 core schema (quoted text stays a string) and numbers keep
- * their digits.  The cJSON tree never outlives md__key_config: print, copy, delete.
+ * their digits.  ${VAR} in a string is expanded from meshd's environment first (md__expand_config:
+ * only "${" is special, so SQL's $1 and $$ stay as written).  The cJSON tree never outlives
+ * md__key_config: print, copy, delete.
  */
 #include "config_internal.h"
 
@@ -59,9 +61,8 @@ static bool is_json_number(const char *s)
 
 /* A plain YAML scalar resolved as in the YAML 1.2 core schema; quoted text stays a string.
  * Numbers keep their exact digits (cJSON raw), so 64-bit ids survive the trip. */
-static cJSON *json_scalar(const struct md__ynode *n)
+static cJSON *json_scalar(const struct md__ynode *n, const char *s)
 {
-    const char *s = n->value;
     char *end;
     bool b;
 
@@ -102,12 +103,20 @@ static cJSON *to_json(struct ctx *c, const struct md__ynode *n, const char *path
     case MD__Y_BAD:
         *ok = false;
         return json_check(cJSON_CreateNull());
-    case MD__Y_SCALAR:
+    case MD__Y_SCALAR: {
+        char *x = NULL;
         if (strlen(n->value) != n->len) {
             md__err_at(c, n, path, "the value contains a NUL character");
             *ok = false;
+        } else if (strstr(n->value, "${") != NULL &&
+                   (x = md__expand_config(c, n, n->value, path)) == NULL) {
+            *ok = false;
         }
-        return json_scalar(n);
+        /* A plain scalar resolves after expansion (count: ${ROWS:-500} is a number). */
+        j = json_scalar(n, x ? x : n->value);
+        md_free(x);
+        return j;
+    }
     case MD__Y_SEQ:
         j = json_check(cJSON_CreateArray());
         for (size_t i = 0; i < n->n; i++) {

@@ -138,8 +138,12 @@ bool md__env_name_ok(const char *s, size_t len)
  *   default = *( any character but "}" )          ; taken literally
  * ${NAME} is NAME from meshd's environment; ${NAME:-x} is x when NAME is unset or empty.
  * Any other '$' is an error so that a typo never silently becomes text.  Messages name the
- * variable but never show a value: values are often secrets. */
-char *md__expand_env(struct ctx *c, const struct md__ynode *v, const char *s, const char *path)
+ * variable but never show a value: values are often secrets.
+ *
+ * Loose (a job's config: strings, which hold SQL): only "${" is special and "$${" writes a
+ * literal "${"; every other '$' ($1, $$, $tag$ quoting) is text. */
+static char *expand(struct ctx *c, const struct md__ynode *v, const char *s, const char *path,
+                    bool loose)
 {
     size_t cap = strlen(s) + 1, n = 0;
     char *out = md_xmalloc(cap);
@@ -148,7 +152,13 @@ char *md__expand_env(struct ctx *c, const struct md__ynode *v, const char *s, co
         const char *add = s + i;
         size_t alen = 1;
 
-        if (s[i] == '$') {
+        if (loose && s[i] == '$' && s[i + 1] == '$' && s[i + 2] == '{') {
+            alen = 2; /* "$${" -> "${": the '$' and '{' of the text */
+            add = "${";
+            i += 3;
+            goto append;
+        }
+        if (s[i] == '$' && (!loose || s[i + 1] == '{')) {
             size_t start = i, nend;
             const char *val, *def = NULL;
             size_t deflen = 0;
@@ -223,4 +233,14 @@ char *md__expand_env(struct ctx *c, const struct md__ynode *v, const char *s, co
 fail:
     md_free(out);
     return NULL;
+}
+
+char *md__expand_env(struct ctx *c, const struct md__ynode *v, const char *s, const char *path)
+{
+    return expand(c, v, s, path, false);
+}
+
+char *md__expand_config(struct ctx *c, const struct md__ynode *v, const char *s, const char *path)
+{
+    return expand(c, v, s, path, true);
 }

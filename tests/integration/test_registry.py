@@ -187,6 +187,50 @@ jobs:
 
 
 @_run
+def test_result_summary_lands(h):
+    """A worker's {"event":"result"} summary object reaches agent_runs.summary; one too large for
+    the run_end event is stored as a truncated marker beside a full output tail; a summary that
+    is not an object is not stored, with a warning."""
+    pg = Cluster.with_db(h)
+    summary = {"views": [{"view": "public.mv_a", "outcome": "refreshed", "rows": 12}],
+               "failed": 0, "note": "caf\u00e9 \"q\""}
+    big = {"pad": "x" * 20000}
+    # 25 lines of 8 kB, then the fake worker (exec'd as $0) sends the oversized result
+    big_cmd = ["/bin/sh", "-c",
+               "i=0; while [ $i -lt 25 ]; do printf '%08000d\\n' $i; i=$((i+1)); done; "
+               'exec "$0" "$@"'] + json.loads(fw("status", json.dumps(
+                   {"event": "result", "status": "failed", "summary": big}), "exit", "1"))
+    h.config(node_yaml(h) + """
+jobs:
+  sum: {command: %s, schedule: always, restart: never}
+  big: {command: %s, schedule: always, restart: never}
+  scalar: {command: %s, schedule: always, restart: never}
+""" % (fw("status", json.dumps({"event": "result", "status": "ok", "summary": summary})),
+       json.dumps(big_cmd), fw("status", '{"event":"result","status":"ok","summary":5}')))
+    h.start(env={"DATABASE_URL": pg.url})
+    h.wait_log(r"registry ready", timeout=30)
+    h.wait_for(lambda: pg.sql("SELECT count(*) FROM agent_runs WHERE finished_at IS NOT NULL")
+               == "3", 30, "three finished runs in agent_runs")
+    eq(summary, json.loads(pg.sql("SELECT summary FROM agent_runs WHERE job = 'sum'")),
+       "the summary as the worker wrote it")
+    eq({"truncated": True, "bytes": len(json.dumps(big, separators=(",", ":")))},
+       json.loads(pg.sql("SELECT summary FROM agent_runs WHERE job = 'big'")),
+       "an oversized summary")
+    tail = pg.sql("SELECT output_tail FROM agent_runs WHERE job = 'big'").split("\n")
+    eq("%08000d" % 24, tail[-1], "the big run's newest output line")
+    check(len(tail) >= 4, "only %d tail lines beside the summary" % len(tail))
+    eq("failed", pg.sql("SELECT status FROM agent_runs WHERE job = 'big'"), "the big run")
+    eq("", pg.sql("SELECT coalesce(summary::text, '') FROM agent_runs WHERE job = 'scalar'"),
+       "a scalar summary")
+    check(h.log_find(r"result: job=scalar run=\S+ summary is not a JSON object: not stored"),
+          "no warning about the scalar summary")
+    check(h.log_find(r"result: job=big run=\S+ summary of \d+ bytes is over 16384"),
+          "no warning about the oversized summary")
+    eq(0, h.log_count(r"registry write failed|not journalled"), "registry errors")
+    h.stop()
+
+
+@_run
 def test_outage_loses_and_duplicates_nothing(h):
     pg = Cluster.with_db(h)
     h.config(node_yaml(h) + TICK % _tick_cmd())

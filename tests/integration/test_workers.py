@@ -181,9 +181,7 @@ def run_now(h):
 
 
 def wait_run(h, reg, run_id, timeout=60):
-    """The run's agent_runs row once it finished: (status, exit_code, signal, output_tail).
-    (meshd does not store the result summary in agent_runs.summary yet, so the tests under
-    meshd read the worker's log lines and metrics; the summary is checked on the binary.)"""
+    """The run's agent_runs row once it finished: (status, exit_code, signal, output_tail)."""
     row = []
 
     def done():
@@ -196,6 +194,12 @@ def wait_run(h, reg, run_id, timeout=60):
 
     h.wait_for(done, timeout, "run %s finished in agent_runs" % run_id)
     return row[0], int(row[1]), int(row[2]), row[3]
+
+
+def run_summary(reg, run_id):
+    """The worker's result summary as meshd stored it in agent_runs.summary."""
+    return json.loads(reg.sql("SELECT coalesce(summary, 'null') FROM agent_runs "
+                              "WHERE run_id = '%s'" % run_id))
 
 
 def metrics(h, reg, run_id, n):
@@ -248,6 +252,14 @@ def test_chain_order_modes_and_skip_unchanged_under_meshd(h):
     check("public.mv_a: upstream of a listed view" in tail, "mv_a is refreshed as an upstream")
     m = metrics(h, reg, run1, 9)
     eq(100, m["refresh.public.mv_b.rows"], "rows of mv_b")
+    s = run_summary(reg, run1)
+    eq((3, 0, 0), (s["refreshed"], s["skipped"], s["failed"]), "counts in agent_runs.summary")
+    eq(["public.mv_a", "public.mv_b", "public.mv_c"], [v["view"] for v in s["views"]],
+       "the summary lists the views in refresh order")
+    v = by_view(s)
+    eq(("concurrent", "plain", "concurrent"),
+       (v["public.mv_a"]["mode"], v["public.mv_b"]["mode"], v["public.mv_c"]["mode"]), "modes")
+    eq(True, v["public.mv_a"].get("upstream"), "mv_a marked upstream")
     eq(0, m["refresh.public.mv_c.skipped"], "mv_c not skipped")
     # The state rows were written in refresh order (each in its view's transaction).
     eq("public.mv_a,public.mv_b,public.mv_c",
@@ -259,6 +271,8 @@ def test_chain_order_modes_and_skip_unchanged_under_meshd(h):
     eq(("succeeded", 0), (status, code), "second run")
     for v in ("mv_a", "mv_b", "mv_c"):
         check("public.%s: skipped: unchanged" % v in tail, "%s skipped: %s" % (v, tail))
+    eq(["unchanged"] * 3, [v["reason"] for v in run_summary(reg, run2)["views"]],
+       "the second run's summary")
     m = metrics(h, reg, run2, 3)
     eq([1, 1, 1], [m["refresh.public.%s.skipped" % v] for v in ("mv_a", "mv_b", "mv_c")],
        "skipped metrics")
@@ -395,6 +409,26 @@ ANALYZE mv_null;
     eq("3", data.sql("SELECT count(*) FROM mv_nodata"), "mv_nodata filled")
     v = by_view(run_worker(dict(cfg, force=True)).result()["summary"])
     eq("concurrent", v["public.mv_nodata"]["mode"], "populated now")
+
+    # mode: plain refreshes every view plain, without the warning; mode: concurrent refuses
+    # the view that would block readers (it fails, exit 1) and refreshes the others.
+    wk = run_worker(dict(cfg, force=True, mode="plain"))
+    v = by_view(wk.result()["summary"])
+    eq(["plain"] * 3, [v["public.%s" % n]["mode"] for n in ("mv_nodata", "mv_expr", "mv_null")],
+       "mode: plain")
+    check("plain refresh (readers wait" not in wk.log, "no warning for an asked-for plain refresh")
+    wk = run_worker(dict(cfg, force=True, mode="concurrent"), expect=1)
+    s = wk.result()["summary"]
+    v = by_view(s)
+    eq(("failed", "refreshed", "refreshed"),
+       tuple(v["public.%s" % n]["outcome"] for n in ("mv_expr", "mv_nodata", "mv_null")),
+       "mode: concurrent outcomes")
+    check("cannot refresh concurrently: no valid unique index" in v["public.mv_expr"]["error"],
+          "why mv_expr failed: %r" % v["public.mv_expr"])
+    eq(1, s["failed"], "one failed")
+    eq("failed", wk.result()["status"], "the result's status")
+    wk = run_worker(dict(cfg, mode="sometimes"), expect=100)
+    check("mode" in wk.log and "sometimes" in wk.log, "the bad mode is named: %s" % wk.log)
 
 
 @_run

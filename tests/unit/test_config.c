@@ -1282,6 +1282,34 @@ TEST(config_to_json)
     T_ASSERT_STREQ("null", cfg->jobs[0].config_json);
 }
 
+TEST(config_expands_variables)
+{
+    setenv("MD_T_URL", "postgres://u@h/db", 1);
+    setenv("MD_T_ROWS", "500", 1);
+    unsetenv("MD_T_UNSET");
+    T_OK(JOB "    on: go\n"
+             "    config:\n"
+             "      url: ${MD_T_URL}\n"
+             "      rows: ${MD_T_ROWS}\n"
+             "      qrows: '${MD_T_ROWS}'\n"
+             "      dflt: ${MD_T_UNSET:-x y}\n"
+             "      empty: ${MD_T_UNSET:-}\n"
+             "      sql: select $1, $$a$$, $tag$b$tag$ from t where c = '$$${MD_T_ROWS}'\n"
+             "      lit: \"$${MD_T_URL}\"\n"
+             "      list: [\"a${MD_T_ROWS}b\"]\n");
+    T_ASSERT_STREQ("{\"url\":\"postgres://u@h/db\",\"rows\":500,\"qrows\":\"500\","
+                   "\"dflt\":\"x y\",\"empty\":\"\","
+                   "\"sql\":\"select $1, $$a$$, $tag$b$tag$ from t where c = '$${MD_T_ROWS}'\","
+                   "\"lit\":\"${MD_T_URL}\",\"list\":[\"a500b\"]}",
+                   cfg->jobs[0].config_json);
+    T_BAD(JOB "    on: go\n    config:\n      a: [ok, \"x ${MD_T_UNSET}\"]\n      b: ${1x}\n");
+    T_ERR(6, 18, "key 'jobs.x.config.a[1]': environment variable 'MD_T_UNSET' is not set");
+    T_ERR(7, 10, "key 'jobs.x.config.b': bad variable name in ${...}");
+    T_ASSERT_EQ(2, diag.nerrors);
+    unsetenv("MD_T_URL");
+    unsetenv("MD_T_ROWS");
+}
+
 TEST(config_errors)
 {
     T_BAD(JOB "    on: go\n"

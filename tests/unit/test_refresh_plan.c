@@ -104,6 +104,35 @@ TEST(mode_concurrent_needs_data_and_a_unique_plain_index)
     plan_choose_mode(&f, &ch);
     T_ASSERT_EQ(PLAN_PLAIN, ch.mode);
     T_ASSERT_TRUE(strstr(ch.why, "unique index") != NULL);
+    T_ASSERT_TRUE(ch.warn_plain);
+    T_ASSERT_FALSE(ch.refuse);
+}
+
+TEST(mode_from_the_config)
+{
+    struct plan_mode_choice ch;
+    struct plan_mode_facts f = {.want = PLAN_WANT_PLAIN, .populated = true, .unique_indexes = 1};
+
+    plan_choose_mode(&f, &ch); /* asked for: plain, without a warning */
+    T_ASSERT_EQ(PLAN_PLAIN, ch.mode);
+    T_ASSERT_FALSE(ch.warn_plain);
+    T_ASSERT_FALSE(ch.refuse);
+    T_ASSERT_STREQ("mode: plain", ch.why);
+
+    f.want = PLAN_WANT_CONCURRENT;
+    plan_choose_mode(&f, &ch);
+    T_ASSERT_EQ(PLAN_CONCURRENT, ch.mode);
+    T_ASSERT_FALSE(ch.refuse);
+
+    f.unique_indexes = 0; /* concurrent only: refused, never a blocking refresh */
+    plan_choose_mode(&f, &ch);
+    T_ASSERT_TRUE(ch.refuse);
+    T_ASSERT_FALSE(ch.warn_plain);
+    T_ASSERT_TRUE(strstr(ch.why, "unique index") != NULL);
+    f = (struct plan_mode_facts){.want = PLAN_WANT_CONCURRENT, .unique_indexes = 1};
+    plan_choose_mode(&f, &ch);
+    T_ASSERT_TRUE(ch.refuse);
+    T_ASSERT_TRUE(strstr(ch.why, "not populated") != NULL);
 }
 
 TEST(mode_warns_about_null_keys)

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "meshd/md_alloc.h"
 #include "meshd/md_json.h"
@@ -17,6 +18,9 @@
 static const struct md_json_key db_keys[] = {
     {.name = "url", .type = MD_J_STRING, .off = offsetof(struct refresh_db, url)},
 };
+
+/* In the order of enum plan_want. */
+static const char *const modes[] = {"auto", "concurrent", "plain", NULL};
 
 static const struct md_json_key keys[] = {
     {.name = "database",
@@ -40,6 +44,11 @@ static const struct md_json_key keys[] = {
     {.name = "parallel", .type = MD_J_INT, .off = CFG(parallel), .def = "1", .min = 1, .max = 8},
     {.name = "skip_unchanged", .type = MD_J_BOOL, .off = CFG(skip_unchanged), .def = "true"},
     {.name = "force", .type = MD_J_BOOL, .off = CFG(force), .def = "false"},
+    {.name = "mode",
+     .type = MD_J_STRING,
+     .off = CFG(mode_name),
+     .def = "\"auto\"",
+     .choices = modes},
     {.name = "analyze", .type = MD_J_BOOL, .off = CFG(analyze), .def = "true"},
     {.name = "indexes", .type = MD_J_STRV, .off = CFG(indexes), .max = 256},
     {.name = "vacuum", .type = MD_J_STRV, .off = CFG(vacuum), .max = 256},
@@ -67,6 +76,9 @@ int main(int argc, char **argv)
                           "nothing to do: set views, schemas, indexes or vacuum");
     if (rc < 0)
         goto out;
+    for (int i = 0; modes[i] != NULL; i++)
+        if (strcmp(cfg.mode_name, modes[i]) == 0)
+            cfg.mode = (enum plan_want)i;
     if ((rc = md_worker_connect(&w, cfg.database.url, &db, &err)) < 0)
         goto out;
     (void)md_status_ready(&w.st);

@@ -89,17 +89,24 @@ void plan_choose_mode(const struct plan_mode_facts *f, struct plan_mode_choice *
 {
     out->mode = PLAN_PLAIN;
     out->null_warn = false;
-    if (!f->populated) {
-        /* REFRESH ... CONCURRENTLY refuses a view that was never filled (WITH NO DATA). */
-        out->why = "not populated yet (CONCURRENTLY needs data to diff against)";
+    out->warn_plain = false;
+    out->refuse = false;
+    out->why = NULL;
+    if (f->want == PLAN_WANT_PLAIN) {
+        out->why = "mode: plain";
         return;
     }
-    if (f->unique_indexes <= 0) {
+    if (!f->populated)
+        /* REFRESH ... CONCURRENTLY refuses a view that was never filled (WITH NO DATA). */
+        out->why = "not populated yet (CONCURRENTLY needs data to diff against)";
+    else if (f->unique_indexes <= 0)
         out->why = "no valid unique index on plain columns (no WHERE, no expressions)";
+    if (out->why != NULL) {
+        out->warn_plain = f->want == PLAN_WANT_AUTO;
+        out->refuse = f->want == PLAN_WANT_CONCURRENT;
         return;
     }
     out->mode = PLAN_CONCURRENT;
-    out->why = NULL;
     /* A NULL key never matches its old row, so each such row is deleted and inserted again on
      * every refresh: WAL and bloat grow with them. */
     out->null_warn = !f->clean_key;

@@ -43,8 +43,13 @@ int plan_order(const struct plan_view *views, size_t n, size_t *order,
 
 /* ---- concurrent or plain -------------------------------------------------------------------- */
 
-/* What the catalogs say about a view, read just before its refresh. */
+/* The config's mode: auto (concurrent when the view allows it, else plain with a warning),
+ * plain always, or concurrent only (a view that does not allow it fails, never blocks readers). */
+enum plan_want { PLAN_WANT_AUTO, PLAN_WANT_CONCURRENT, PLAN_WANT_PLAIN };
+
+/* What the catalogs say about a view, read just before its refresh, and what the config wants. */
 struct plan_mode_facts {
+    enum plan_want want;
     bool populated;        /* pg_class.relispopulated */
     int unique_indexes;    /* valid unique indexes on plain columns: no WHERE, no expressions */
     bool clean_key;        /* one of them has no NULLs in its columns (per pg_stats) */
@@ -55,7 +60,9 @@ enum plan_mode { PLAN_PLAIN, PLAN_CONCURRENT };
 
 struct plan_mode_choice {
     enum plan_mode mode;
-    const char *why; /* static: why plain (NULL for concurrent) */
+    const char *why; /* static: why plain (NULL for concurrent); with refuse, why not concurrent */
+    bool warn_plain; /* plain although the config did not ask for it: say why, once */
+    bool refuse;     /* mode: concurrent, and the view does not allow it: do not refresh */
     bool null_warn;  /* concurrent, but rows with NULL keys are rewritten on every refresh */
 };
 

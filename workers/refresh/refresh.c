@@ -41,8 +41,9 @@
  * it unless they pick the same first key. */
 #define KEYSPACE 0x6d726678
 
-/* The summary must fit one status line; past this it is cut down to the counts. */
-#define SUMMARY_MAX 60000
+/* The summary must fit what meshd stores (MD_STATUS_SUMMARY_MAX); past that it keeps only the
+ * failed items, then only the counts. */
+#define SUMMARY_MAX MD_STATUS_SUMMARY_MAX
 
 /* The embedded sql/workers/refresh.sql (cmake/embed_file.cmake). */
 extern const unsigned char refresh_schema_sql[];
@@ -80,6 +81,7 @@ struct rview {
     const char *reason; /* static */
     enum plan_mode mode;
     const char *plain_why; /* static; NULL when concurrent */
+    bool warn_plain;       /* plain, not because the config said so (plan_mode_choice) */
     char null_cols[160];   /* concurrent with NULL keys: the columns */
     double seconds;
     int64_t rows;
@@ -464,8 +466,8 @@ static const char SQL_MODE[] =
     "  ON true"
     " WHERE c.oid = $1::oid GROUP BY c.relispopulated";
 
-static int read_mode(PGconn *c, const char *oid, struct rview *v, bool *populated,
-                     struct md_error *err)
+static int read_mode(PGconn *c, enum plan_want x_want, const char *oid, struct rview *v,
+                     bool *populated, struct md_error *err)
 {
     PGresult *res = NULL;
     struct plan_mode_facts f = {0};
@@ -482,9 +484,17 @@ static int read_mode(PGconn *c, const char *oid, struct rview *v, bool *populate
     f.unique_indexes = atoi(PQgetvalue(res, 0, 1));
     f.clean_key = PQgetvalue(res, 0, 2)[0] == 't';
     f.null_cols = PQgetisnull(res, 0, 3) ? NULL : PQgetvalue(res, 0, 3);
+    f.want = x_want;
     plan_choose_mode(&f, &ch);
+    if (ch.refuse) {
+        PQclear(res);
+        return md_error_set(err, MD_EDB, 0, 0,
+                            "mode: concurrent, and %s cannot refresh concurrently: %s", v->name,
+                            ch.why);
+    }
     v->mode = ch.mode;
     v->plain_why = ch.why;
+    v->warn_plain = ch.warn_plain;
     if (ch.null_warn)
         snprintf(v->null_cols, sizeof v->null_cols, "%s", f.null_cols ? f.null_cols : "?");
     *populated = f.populated;
@@ -687,7 +697,7 @@ static int view_attempt(struct rctx *x, PGconn *c, struct rview *v, struct md_er
         v->reason = REASON_LOCKED;
         goto fail; /* rc is 0: nothing failed, the transaction just ends */
     }
-    if ((rc = read_mode(c, oid, v, &populated, err)) < 0 ||
+    if ((rc = read_mode(c, x->cfg->mode, oid, v, &populated, err)) < 0 ||
         (rc = decide_skip(x, c, v, oid, populated, now, reset, sizeof reset, &skip, err)) < 0)
         goto fail;
     if (skip) {
@@ -736,7 +746,7 @@ static uint64_t backoff_ms(int attempt)
 
 static void view_warn_mode(const struct rview *v)
 {
-    if (v->mode == PLAN_PLAIN && v->plain_why)
+    if (v->mode == PLAN_PLAIN && v->warn_plain)
         md_log(MD_LOG_WARN,
                "%s: plain refresh (readers wait for it): %s; a unique index on plain columns "
                "lets it refresh concurrently",
@@ -1055,8 +1065,10 @@ static cJSON *item_json(const char *key, const struct ritem *it)
     return o;
 }
 
-/* The counts, and each item unless that would not fit a status line. */
-static char *summary_json(const struct rctx *x, bool items)
+/* How much of the run a summary lists: every item, the failed ones, or none (the counts). */
+enum sum_items { SUM_ALL, SUM_FAILED, SUM_COUNTS };
+
+static char *summary_json(const struct rctx *x, enum sum_items items)
 {
     cJSON *o = cJSON_CreateObject(), *a;
     int n[OUT_FAILED + 1] = {0};
@@ -1067,19 +1079,24 @@ static char *summary_json(const struct rctx *x, bool items)
     cJSON_AddNumberToObject(o, "refreshed", n[OUT_REFRESHED]);
     cJSON_AddNumberToObject(o, "skipped", n[OUT_SKIPPED]);
     cJSON_AddNumberToObject(o, "failed", n[OUT_FAILED]);
-    if (items) {
+    if (items != SUM_COUNTS) {
+        bool all = items == SUM_ALL;
         a = cJSON_AddArrayToObject(o, "views");
         for (size_t i = 0; i < x->n; i++)
-            cJSON_AddItemToArray(a, view_json(&x->v[x->order[i]]));
+            if (all || x->v[x->order[i]].out == OUT_FAILED)
+                cJSON_AddItemToArray(a, view_json(&x->v[x->order[i]]));
         a = cJSON_AddArrayToObject(o, "indexes");
         for (size_t i = 0; i < x->nidx; i++)
-            cJSON_AddItemToArray(a, item_json("index", &x->idx_items[i]));
+            if (all || x->idx_items[i].out == OUT_FAILED)
+                cJSON_AddItemToArray(a, item_json("index", &x->idx_items[i]));
         a = cJSON_AddArrayToObject(o, "vacuum");
         for (size_t i = 0; i < x->nvac; i++)
-            cJSON_AddItemToArray(a, item_json("table", &x->vac[i]));
-    } else {
-        cJSON_AddBoolToObject(o, "truncated", true);
+            if (all || x->vac[i].out == OUT_FAILED)
+                cJSON_AddItemToArray(a, item_json("table", &x->vac[i]));
     }
+    if (items != SUM_ALL)
+        cJSON_AddStringToObject(o, "truncated",
+                                items == SUM_FAILED ? "failed items only" : "counts only");
     text = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return text;
@@ -1087,11 +1104,15 @@ static char *summary_json(const struct rctx *x, bool items)
 
 static char *summary_take(const struct rctx *x)
 {
-    char *text = summary_json(x, true), *out;
+    char *text = summary_json(x, SUM_ALL), *out;
 
     if (text && strlen(text) > SUMMARY_MAX) {
         cJSON_free(text);
-        text = summary_json(x, false);
+        text = summary_json(x, SUM_FAILED);
+    }
+    if (text && strlen(text) > SUMMARY_MAX) {
+        cJSON_free(text);
+        text = summary_json(x, SUM_COUNTS);
     }
     out = md_xstrdup(text ? text : "{}");
     cJSON_free(text);

@@ -13,6 +13,7 @@
 #include "meshd/md_err.h"
 #include "meshd/md_json.h"
 #include "meshd/md_worker.h"
+#include "plan.h"
 
 /* The job's config (main.c's key table binds it). */
 struct refresh_cfg {
@@ -27,6 +28,8 @@ struct refresh_cfg {
     int64_t parallel;              /* 1..8 connections */
     bool skip_unchanged;
     bool force;
+    char *mode_name;        /* "auto", "concurrent" or "plain", as written */
+    enum plan_want mode;    /* mode_name, mapped by main.c */
     bool analyze;           /* VACUUM (ANALYZE) a view after a concurrent refresh */
     struct md_strv indexes; /* CREATE INDEX statements, ensured */
     struct md_strv vacuum;  /* tables to VACUUM (ANALYZE) */

@@ -27,6 +27,9 @@
 #define MD_STATUS_NAME_MAX 200
 /* Longest alert message, in bytes. */
 #define MD_STATUS_TEXT_MAX 4096
+/* The largest result summary meshd stores (agent_runs.summary), as compact JSON bytes: a larger
+ * one is stored as {"truncated":true,"bytes":N}.  It leaves the run's output tail its room. */
+#define MD_STATUS_SUMMARY_MAX (16 * 1024)
 
 enum md_status_kind {
     MD_ST_READY,     /* the worker is up: STARTING -> RUNNING */
