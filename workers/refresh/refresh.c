@@ -294,18 +294,22 @@ static int resolve_schemas(struct rctx *x, PGconn *c, struct md_error *err)
     return 0;
 }
 
+/* The recursive step both walks share: from a relation's rewrite rule to what it reads; each
+ * walk adds its WHERE (which relations it goes on through) and closes the CTE. */
+#define SQL_WALK_FROM_RULES                                                                        \
+    "WITH RECURSIVE walk(oid, kind) AS ("                                                          \
+    " SELECT $1::oid, 'm'::\"char\""                                                               \
+    " UNION"                                                                                       \
+    " SELECT d.refobjid, c.relkind FROM walk w"                                                    \
+    " JOIN pg_rewrite r ON r.ev_class = w.oid"                                                     \
+    " JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid"                  \
+    "  AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> w.oid"                            \
+    " JOIN pg_class c ON c.oid = d.refobjid"
+
 /* The materialized views $1 reads, directly or through plain views (recursively): the walk
  * goes from a rewrite rule to the relations it depends on, and on only through plain views, so
  * an upstream materialized view ends it (its own upstream is found when it is walked). */
-static const char SQL_UPSTREAM[] =
-    "WITH RECURSIVE walk(oid, kind) AS ("
-    " SELECT $1::oid, 'm'::\"char\""
-    " UNION"
-    " SELECT d.refobjid, c.relkind FROM walk w"
-    " JOIN pg_rewrite r ON r.ev_class = w.oid"
-    " JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid"
-    "  AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> w.oid"
-    " JOIN pg_class c ON c.oid = d.refobjid"
+static const char SQL_UPSTREAM[] = SQL_WALK_FROM_RULES
     " WHERE w.oid = $1::oid OR w.kind = 'v')"
     " SELECT w.oid, format('%I.%I', n.nspname, c.relname) FROM walk w"
     " JOIN pg_class c ON c.oid = w.oid JOIN pg_namespace n ON n.oid = c.relnamespace"
@@ -506,15 +510,7 @@ static int read_mode(PGconn *c, enum plan_want x_want, const char *oid, struct r
  * upstream materialized views too, and partitioned tables expanded to their partitions (their
  * counters are kept per partition; pg_partition_tree gives nothing for a plain table).  One
  * row more than the cap says "too many". */
-static const char SQL_INPUTS[] =
-    "WITH RECURSIVE walk(oid, kind) AS ("
-    " SELECT $1::oid, 'm'::\"char\""
-    " UNION"
-    " SELECT d.refobjid, c.relkind FROM walk w"
-    " JOIN pg_rewrite r ON r.ev_class = w.oid"
-    " JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid"
-    "  AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> w.oid"
-    " JOIN pg_class c ON c.oid = d.refobjid"
+static const char SQL_INPUTS[] = SQL_WALK_FROM_RULES
     " WHERE w.kind IN ('v', 'm'))"
     " SELECT DISTINCT c.oid, c.relfilenode, s.n_tup_ins, s.n_tup_upd, s.n_tup_del"
     " FROM walk w CROSS JOIN LATERAL ("
