@@ -100,12 +100,7 @@ bool md__parse_size(const char *s, uint64_t *out)
     uint64_t v = 0;
     const char *p = s;
 
-    for (; *p >= '0' && *p <= '9'; p++) {
-        if (v > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
-            return false;
-        v = v * 10 + (uint64_t)(*p - '0');
-    }
-    if (p == s)
+    if (!md_parse_digits(&p, &v))
         return false;
     for (size_t i = 0; i < MD_ARRAY_SIZE(units); i++) {
         if (strcmp(p, units[i].name) == 0) {

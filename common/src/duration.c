@@ -15,6 +15,19 @@
  *            | 1*( 1*DIGIT unit )          ; units strictly decreasing: "1h30m", not "30m1h"
  *   unit     = "d" | "h" | "m" | "s" | "ms"
  * No sign, no spaces, no fractions.  Overflow of uint64 milliseconds is an error. */
+bool md_parse_digits(const char **p, uint64_t *v)
+{
+    const char *start = *p;
+
+    *v = 0;
+    for (; **p >= '0' && **p <= '9'; (*p)++) {
+        if (*v > (UINT64_MAX - (uint64_t)(**p - '0')) / 10)
+            return false;
+        *v = *v * 10 + (uint64_t)(**p - '0');
+    }
+    return *p != start;
+}
+
 int md_duration_parse(const char *s, uint64_t *out_ms)
 {
     static const struct {
@@ -30,12 +43,7 @@ int md_duration_parse(const char *s, uint64_t *out_ms)
         uint64_t v = 0, mul = 0;
         const char *start = p;
 
-        for (; *p >= '0' && *p <= '9'; p++) {
-            if (v > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
-                return MD_EPARSE;
-            v = v * 10 + (uint64_t)(*p - '0');
-        }
-        if (p == start)
+        if (!md_parse_digits(&p, &v))
             return MD_EPARSE;
         if (*p == '\0' && start == s) {
             mul = 1000; /* a bare number: seconds */

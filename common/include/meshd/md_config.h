@@ -181,4 +181,8 @@ bool md_job_same_schedule(const struct md_job *a, const struct md_job *b);
  * Returns 0 or MD_EPARSE. */
 int md_duration_parse(const char *s, uint64_t *out_ms) MD_MUSTCHECK;
 
+/* Reads the decimal digits at *p into *v and moves *p past them.  False when there are none or
+ * the number does not fit 64 bits.  Shared by the duration and size parsers. */
+bool md_parse_digits(const char **p, uint64_t *v) MD_MUSTCHECK;
+
 #endif
