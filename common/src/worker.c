@@ -338,6 +338,42 @@ void md_worker_disconnect(PGconn *conn)
 
 /* ---- during the run -------------------------------------------------------------------- */
 
+int md_worker_apply_sql(PGconn *c, const char *sql, int32_t lock_key, struct md_error *err)
+{
+    struct md_error ignored = {0};
+    char ks[16];
+    const char *keyspace = ks;
+    const char *s = sql;
+    int rc;
+
+    snprintf(ks, sizeof ks, "%" PRId32, lock_key);
+    if ((rc = md_pq_exec(c, "BEGIN", 0, NULL, NULL, err)) < 0)
+        return rc;
+    /* "schema ... already exists, skipping" on every start is noise. */
+    if ((rc = md_pq_exec(c, "SET LOCAL client_min_messages = warning", 0, NULL, NULL, err)) < 0)
+        goto fail;
+    if ((rc = md_pq_exec(c, "SELECT pg_advisory_xact_lock($1::int, 0)", 1, &keyspace, NULL, err)) <
+        0)
+        goto fail;
+    while (*s) {
+        const char *end = strstr(s, ";\n");
+        size_t len = end ? (size_t)(end - s) + 1 : strlen(s);
+        char *stmt = md_xstrndup(s, len);
+        bool blank = strspn(stmt, " \t\n;") == len;
+        /* A chunk of comments alone is harmless to send, but skip the empty tail. */
+        rc = blank ? 0 : md_pq_exec(c, stmt, 0, NULL, NULL, err);
+        md_free(stmt);
+        if (rc < 0)
+            goto fail;
+        s += end ? len + 1 : len;
+    }
+    return md_pq_exec(c, "COMMIT", 0, NULL, NULL, err);
+fail:
+    if (md_pq_exec(c, "ROLLBACK", 0, NULL, NULL, &ignored) < 0)
+        md_log(MD_LOG_DEBUG, "ROLLBACK after a failed set-up: %s", ignored.msg);
+    return rc;
+}
+
 int md_worker_tick(struct md_worker *w)
 {
     int64_t now;

@@ -158,40 +158,9 @@ static int session_setup(PGconn *c, const struct refresh_cfg *cfg, struct md_err
                       2, params, NULL, err);
 }
 
-/* Runs each statement of sql/workers/refresh.sql (';' at a line's end ends one), in one
- * transaction under the set-up lock, so two workers starting together do not race on it. */
 static int schema_apply(PGconn *c, struct md_error *err)
 {
-    const char *s = (const char *)refresh_schema_sql;
-    char ks[16];
-    const char *keyspace = ks;
-    int rc;
-
-    snprintf(ks, sizeof ks, "%d", KEYSPACE);
-    if ((rc = exec0(c, "BEGIN", err)) < 0)
-        return rc;
-    /* "schema ... already exists, skipping" on every start is noise. */
-    if ((rc = exec0(c, "SET LOCAL client_min_messages = warning", err)) < 0)
-        goto fail;
-    if ((rc = md_pq_exec(c, "SELECT pg_advisory_xact_lock($1::int, 0)", 1, &keyspace, NULL, err)) <
-        0)
-        goto fail;
-    while (*s) {
-        const char *end = strstr(s, ";\n");
-        size_t len = end ? (size_t)(end - s) + 1 : strlen(s);
-        char *stmt = md_xstrndup(s, len);
-        bool blank = strspn(stmt, " \t\n;") == len;
-        /* A chunk of comments alone is harmless to send, but skip the empty tail. */
-        rc = blank ? 0 : exec0(c, stmt, err);
-        md_free(stmt);
-        if (rc < 0)
-            goto fail;
-        s += end ? len + 1 : len;
-    }
-    return exec0(c, "COMMIT", err);
-fail:
-    rollback(c);
-    return rc;
+    return md_worker_apply_sql(c, (const char *)refresh_schema_sql, KEYSPACE, err);
 }
 
 /* ---- which views ---------------------------------------------------------------------------- */

@@ -84,6 +84,14 @@ int md_worker_connect(struct md_worker *w, const char *url, PGconn **conn,
 /* Unregisters and closes a connection from md_worker_connect.  NULL is harmless. */
 void md_worker_disconnect(PGconn *conn);
 
+/* Applies a worker's own SQL (sql/workers/<name>.sql, embedded): each statement (';' at a line's
+ * end ends one) in one transaction under pg_advisory_xact_lock(lock_key, 0), so two workers
+ * starting together do not race on it.  Every statement must be idempotent (IF NOT EXISTS):
+ * it runs at every start.  NOTICEs below warning are silenced for the transaction.  Returns 0
+ * or a code as md_pq_exec. */
+int md_worker_apply_sql(PGconn *c, const char *sql, int32_t lock_key,
+                        struct md_error *err) MD_MUSTCHECK;
+
 /* True once SIGTERM or SIGINT arrived.  Async-signal-safe. */
 bool md_worker_stopping(void);
 
