@@ -126,7 +126,7 @@ static char **build_env(struct sup_job *job, int64_t slot, const char *run_id, b
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
     for (char **e = environ; *e != NULL; e++)
         n++;
-    env = md_xcalloc(n + j->nenv + 9, sizeof *env);
+    env = md_xcalloc(n + j->nenv + 10, sizeof *env);
     for (char **e = environ; *e != NULL; e++) {
         bool skip = !env_inherited(*e);
         for (size_t i = 0; !skip && i < j->nenv; i++)
@@ -141,6 +141,7 @@ static char **build_env(struct sup_job *job, int64_t slot, const char *run_id, b
     env[k++] = md_xasprintf("MESHD_RUN_ID=%s", run_id);
     env[k++] = md_xasprintf("MESHD_SCHEDULED_AT=%s", when);
     env[k++] = md_xstrdup("MESHD_STATUS_FD=3");
+    env[k++] = md_xasprintf("MESHD_STATE_DIR=%s", job->sup->cfg->state_dir);
     if (job->msg_id != 0 && primary) { /* an `on:` job's message (the bus) */
         env[k++] = md_xasprintf("MESHD_MESSAGE_ID=%" PRId64, job->msg_id);
         env[k++] = md_xasprintf("MESHD_MESSAGE_TYPE=%s", j->event ? j->event : "");

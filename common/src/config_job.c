@@ -587,8 +587,8 @@ static bool key_dst(struct ctx *c, struct jobwork *w, const struct key_def *k,
 
 /* ---- custom keys: how ---------------------------------------------------------------------- */
 
-static const char *const reserved_env[] = {"MESHD_JOB", "MESHD_RUN_ID", "MESHD_SCHEDULED_AT",
-                                           "MESHD_NODE", "MESHD_STATUS_FD"};
+static const char *const reserved_env[] = {"MESHD_JOB",  "MESHD_RUN_ID",    "MESHD_SCHEDULED_AT",
+                                           "MESHD_NODE", "MESHD_STATUS_FD", "MESHD_STATE_DIR"};
 
 static bool key_env(struct ctx *c, struct jobwork *w, const struct key_def *k,
                     const struct md__ynode *v, const char *path)
