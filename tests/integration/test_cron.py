@@ -269,6 +269,7 @@ jobs:
     eq("envjob", env.get("MESHD_JOB"), "MESHD_JOB")
     eq("itest", env.get("MESHD_NODE"), "MESHD_NODE")
     eq("3", env.get("MESHD_STATUS_FD"), "MESHD_STATUS_FD")
+    eq(h.state_dir, env.get("MESHD_STATE_DIR"), "MESHD_STATE_DIR")
     at = env.get("MESHD_SCHEDULED_AT", "")
     slot = parse_utc_iso(at)
     eq(run_id("envjob", slot), env.get("MESHD_RUN_ID"), "MESHD_RUN_ID matches MESHD_SCHEDULED_AT")
