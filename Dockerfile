@@ -6,7 +6,7 @@ FROM debian:bookworm-slim AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends gcc libc6-dev make cmake pkg-config \
       libuv1-dev libpq-dev libyaml-dev libcjson-dev libcurl4-openssl-dev \
-      libhttp-parser-dev \
+      libhttp-parser-dev libarchive-dev libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Only what the build reads; the tests are not built (MESHD_TESTS=OFF).
@@ -24,7 +24,7 @@ FROM debian:bookworm-slim
 # curl is for the HEALTHCHECK only (libcurl is already there for meshctl).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libuv1 libpq5 libyaml-0-2 libcjson1 \
-      libcurl4 libhttp-parser2.9 tzdata ca-certificates curl \
+      libcurl4 libhttp-parser2.9 libarchive13 tzdata ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --home-dir /var/lib/meshd --no-create-home \
       --shell /usr/sbin/nologin meshd \
