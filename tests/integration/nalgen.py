@@ -7,7 +7,7 @@ JV_*/AV_* values, years and months as integers, zero-padded codes ('001', '01', 
 text, owner names and addresses with about 30 % of the non-empty text fields quoted, some with
 commas and doubled quotes inside, a few with Latin-1 letters (é ñ ü ...) written as Latin-1
 bytes (the real files are read as latin1), the EXMPT_* columns mostly empty.  Average row about
-560 bytes (the real files average 488).  No field ever holds a line break, so file line N is
+570 bytes (the real files average 488).  No field ever holds a line break, so file line N is
 CSV record N (line 1 is the header, line 2 the first row).  An empty field is always unquoted
 (COPY ... CSV reads it as NULL); "" never appears.
 
@@ -51,6 +51,7 @@ CLI
               --delete-pct 0.1 --new-pct 0.1] [--zip|--gzip [--level 1..9]] [--utf8] [--crlf]
               [--meta FILE.json] -o FILE
     nalgen.py --ddl [TABLE]
+    nalgen.py --selftest                     small end-to-end check of all of the above
     nalgen.py --bad columns|quote|numeric|encoding|dupkey|truncate -i SRC -o DST
               [--line N] [--line-b M] [--column NAME] [--value V] [--delta K] [--fraction F]
 A summary (counts, bytes, seconds) goes to stderr; --meta writes the full dict with the keys.
@@ -368,7 +369,8 @@ def _seg_loc(r, year):
             "" if r.random() < 0.97 else _pick(r, "FSCM"), "%04d" % r.randrange(100, 2000),
             "%02d%s" % (r.randrange(1, 60), _pick(r, "NS")),
             "%02d%s" % (r.randrange(1, 45), _pick(r, "EW")), "%02d" % r.randrange(1, 37),
-            "12%03d%06d%04d" % (r.randrange(1, 134), r.randrange(100, 999999), r.randrange(1000, 5000))]
+            "12%03d%06d%04d" % (r.randrange(1, 134), r.randrange(100, 999999),
+                                r.randrange(1000, 5000))]
 
 
 def _seg_phy(r, year):
@@ -907,6 +909,110 @@ def bad_truncated_zip(src, dst, fraction=0.5):
     return truncate_file(src, dst, fraction)
 
 
+# ---- self-check ------------------------------------------------------------------------------
+
+
+def selftest(rows=3000):
+    """Small end-to-end check: 165 columns on every line, unique keys, integers where the DDL
+    says so, days 1..3 against the files themselves (changed/deleted/new exact, survivors in
+    the same order), determinism, zip/gzip members, the bad-input helpers.  Returns 0 or 1."""
+    import shutil
+    import tempfile
+    d = tempfile.mkdtemp(prefix="nalgen-selftest-")
+    bad = []
+
+    def ck(cond, what):
+        print("  %s %s" % ("ok  " if cond else "FAIL", what))
+        if not cond:
+            bad.append(what)
+
+    def load(path, enc="latin-1"):
+        with open(path, encoding=enc, newline="") as f:
+            return list(csv.reader(f))
+    try:
+        g = Nal(rows, 16, 2025, seed=3, change_pct=2, delete_pct=0.5, new_pct=0.5)
+        prev = prev_keys = None
+        for day in range(4):
+            p = os.path.join(d, "d%d.csv" % day)
+            info = g.write(p, day)
+            recs = load(p)
+            ok = recs[0] == HEADER and all(len(r) == 165 for r in recs)
+            keys = [(int(r[0]), r[1], int(r[3])) for r in recs[1:]]
+            ok = ok and len(set(keys)) == len(keys) == info["rows"]
+            for r in recs[1:]:
+                for i, (c, t) in enumerate(COLUMNS):
+                    if t != "text" and r[i] and str(int(r[i])) != r[i]:
+                        ok = False
+            ck(ok, "day %d: %d rows x 165 columns, unique keys, integers parse" % (day, len(keys)))
+            cur = dict(zip(keys, recs[1:]))
+            if prev is not None:
+                t = lambda ks: sorted(tuple(k) for k in ks)
+                ch = sorted(k for k in cur if k in prev and cur[k] != prev[k])
+                de = sorted(k for k in prev if k not in cur)
+                nw = sorted(k for k in cur if k not in prev)
+                ck(t(info["changed"]) == ch and t(info["deleted"]) == de and t(info["new"]) == nw
+                   and [k for k in prev_keys if k in cur] == [k for k in keys if k in prev],
+                   "day %d vs %d: changed %d, deleted %d, new %d exact; order kept"
+                   % (day, day - 1, len(ch), len(de), len(nw)))
+            prev, prev_keys = cur, keys
+
+        def sha(p):
+            with open(p, "rb") as f:
+                return hashlib.sha256(f.read()).hexdigest()
+        p2 = os.path.join(d, "again.csv")
+        Nal(rows, 16, 2025, seed=3, change_pct=2, delete_pct=0.5, new_pct=0.5).write(p2, 3)
+        ck(sha(p2) == sha(os.path.join(d, "d3.csv")), "same arguments: byte-identical file")
+        z1, z2 = os.path.join(d, "a.zip"), os.path.join(d, "b.zip")
+        g.write(z1, 3, "zip")
+        g.write(z2, 3, "zip")
+        with zipfile.ZipFile(z1) as zf, open(os.path.join(d, "d3.csv"), "rb") as f:
+            ck(sha(z1) == sha(z2) and zf.namelist() == [member_name(16, 2025)]
+               and zf.read(member_name(16, 2025)) == f.read(), "zip: deterministic, member "
+               + member_name(16, 2025))
+        gz = os.path.join(d, "a.gz")
+        g.write(gz, 3, "gzip")
+        with gzip.open(gz) as zf, open(os.path.join(d, "d3.csv"), "rb") as f:
+            ck(zf.read() == f.read(), "gzip: same bytes inside")
+        u = os.path.join(d, "u.csv")
+        g.write(u, 3, encoding="utf-8")
+        ck(load(u, "utf-8") == load(os.path.join(d, "d3.csv")), "UTF-8 file: same values")
+        src = os.path.join(d, "d0.csv")
+        out = os.path.join(d, "bad.csv")
+
+        def rec(path, line):
+            return load(path)[line - 1]
+        bad_column_count(src, out, 10)
+        ck(len(rec(out, 10)) == 166 and len(rec(out, 11)) == 165, "bad_column_count")
+        bad_numeric(src, out, 12, "SALE_PRC1", "1O0")
+        ck(rec(out, 12)[_IDX["SALE_PRC1"]] == "1O0", "bad_numeric")
+        bad_duplicate_key(src, out, 5, 9)
+        r = load(out)
+        ck(r[4][:4] == r[8][:4] and r[4][4:] != r[8][4:], "bad_duplicate_key")
+        info = bad_unterminated_quote(src, out)
+        with open(out, "rb") as f:
+            tail = f.read()[-400:]
+        ck(info["line"] == rows + 1 and tail.count(b'"') % 2 == 1, "bad_unterminated_quote")
+        bad_encoding(u, out, 7)
+        try:
+            with open(out, encoding="utf-8") as f:
+                f.read()
+            ck(False, "bad_encoding")
+        except UnicodeDecodeError as e:
+            with open(out, "rb") as f:
+                line_of_error = f.read()[:e.start].count(b"\n") + 1
+            ck(line_of_error == 7, "bad_encoding: invalid UTF-8 on line 7")
+        truncate_file(z1, out)
+        try:
+            zipfile.ZipFile(out)
+            ck(False, "truncate_file on a zip")
+        except zipfile.BadZipFile:
+            ck(True, "truncate_file: half a zip is not a zip")
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    print("nalgen selftest: %s" % ("ok" if not bad else "FAILED: " + "; ".join(bad)))
+    return 1 if bad else 0
+
+
 # ---- CLI -------------------------------------------------------------------------------------
 
 
@@ -941,8 +1047,11 @@ def main(argv=None):
     p.add_argument("--value", default="12A50")
     p.add_argument("--delta", type=int, default=1)
     p.add_argument("--fraction", type=float, default=0.5)
+    p.add_argument("--selftest", action="store_true", help="run the built-in self-check")
     a = p.parse_args(argv)
     seed = int(a.seed) if a.seed.lstrip("-").isdigit() else a.seed
+    if a.selftest:
+        return selftest()
     if a.ddl:
         sys.stdout.write(ddl(a.ddl))
         return 0
