@@ -6,7 +6,7 @@ FROM debian:bookworm-slim AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends gcc libc6-dev make cmake pkg-config \
       libuv1-dev libpq-dev libyaml-dev libcjson-dev libcurl4-openssl-dev \
-      libhttp-parser-dev libarchive-dev libssl-dev \
+      libhttp-parser-dev libarchive-dev libssl-dev libxxhash-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Only what the build reads; the tests are not built (MESHD_TESTS=OFF).

@@ -21,8 +21,8 @@ FUZZ_SECS   ?= 60
 # installed only when no `node` is on the PATH (a machine may have its own Node.js), then
 # tests/browser's locked npm packages (playwright-core, driving Debian's chromium).
 DEB_PKGS := build-essential cmake pkg-config libuv1-dev libpq-dev libyaml-dev libcjson-dev \
-            libcurl4-openssl-dev libhttp-parser-dev libarchive-dev libssl-dev postgresql-15 python3 tzdata procps chromium \
-            prometheus clang-format
+            libcurl4-openssl-dev libhttp-parser-dev libarchive-dev libssl-dev libxxhash-dev postgresql-15 python3 tzdata procps chromium \
+            prometheus clang-format nginx-light
 
 .PHONY: all deps build run clean-pg example-data test test-sanitize fuzz bench clean format format-check
 

@@ -19,6 +19,7 @@
 #include "pq_exec_internal.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -65,7 +66,8 @@ static int result_error(PGconn *c, const PGresult *res, struct md_error *err)
 {
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-    int code;
+    const char *ctx = res ? PQresultErrorField(res, PG_DIAG_CONTEXT) : NULL;
+    int code, line = 0;
 
     if (state != NULL)
         code = md_pq_sqlstate_code(state);
@@ -76,11 +78,19 @@ static int result_error(PGconn *c, const PGresult *res, struct md_error *err)
         if (msg == NULL || msg[0] == '\0')
             msg = "the connection to the server was lost";
     }
+    /* A COPY FROM error's context is "COPY t, line N[, column c: ...]": keep N. */
+    if (ctx != NULL && strncmp(ctx, "COPY ", 5) == 0) {
+        const char *at = strstr(ctx, ", line ");
+        if (at != NULL) {
+            long n = strtol(at + 7, NULL, 10);
+            line = n > 0 && n <= INT_MAX ? (int)n : 0;
+        }
+    }
     /* libpq's own messages end in a newline, and may have several lines: keep the first. */
     int len = (int)strcspn(msg, "\n");
     if (state != NULL)
-        return md_error_set(err, code, 0, 0, "%.*s (%s)", len, msg, state);
-    return md_error_set(err, code, 0, 0, "%.*s", len, msg);
+        return md_error_set(err, code, line, 0, "%.*s (%s)", len, msg, state);
+    return md_error_set(err, code, line, 0, "%.*s", len, msg);
 }
 
 static int stopping_error(struct md_error *err)

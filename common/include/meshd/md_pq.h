@@ -76,7 +76,9 @@ int md_pq_connect(const char *url, const char *connect_timeout, PGconn **conn,
  *   MD_EDB      everything else                                          -> failed, 1
  * err->msg then holds the server's primary message, with its SQLSTATE: "relation \"mv_x\" does
  * not exist (42P01)"; for a lost connection libpq's first line, which names host and port but
- * never the password.
+ * never the password.  When the server names the data line of a COPY FROM that
+ * failed ("COPY t, line 17"), err->line holds it (1-based, the line of the COPY stream); it is
+ * 0 otherwise.
  */
 
 /* The class code for a SQLSTATE (5 characters; NULL or "" for a lost connection). */

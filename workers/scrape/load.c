@@ -1,0 +1,1415 @@
+/* load.c - one downloaded file into its table, in one transaction (docs/scrape.md "How a file
+ * is loaded").
+ *
+ *   1. The header is matched to the table's columns (auto, strict or a map); the key and the
+ *      partition columns must be there (or be the partition's constants).
+ *   2. Under pg_try_advisory_xact_lock(table, partition), the partition's (key, row hash, mark)
+ *      come out with one COPY TO STDOUT into a hash table: keys in an arena, a dense entry
+ *      array, an index of uint32 slots.
+ *   3. The file is streamed (reader -> csv -> this) straight into one COPY FROM STDIN: every row
+ *      is checked against its column's type, formatted as a COPY text line and hashed (XXH3 of
+ *      the line); only a row whose key is new, or whose hash differs, is sent, to a temporary
+ *      staging table (or, when the partition is empty, straight into the table).
+ *   4. The keys of the partition the file no longer has go to a second temporary table, unless
+ *      the delete guard refuses the file; then one UPDATE ... FROM, one INSERT ... SELECT and
+ *      one DELETE (or mark) apply the difference.  Bad rows go to meshd_scrape.rejects, and the
+ *      file's validators and counts to meshd_scrape.files, in the same transaction.
+ *
+ * Memory: the hash table of the partition's keys (about 40 B an entry plus the key's text), one
+ * CSV record, one output chunk, and one uint32 per row sent (to name a file line when the server
+ * refuses a row).  Never the file.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include <cjson/cJSON.h>
+
+#include "csv.h"
+#include "meshd/md_alloc.h"
+#include "meshd/md_buf.h"
+#include "meshd/md_log.h"
+#include "meshd/md_pq.h"
+#include "reader.h"
+#include "scrape.h"
+
+#define LOCK_SPACE "meshd-scrape "
+#define CHUNK (256u * 1024u)
+#define OUT_MAX ((size_t)64 << 20) /* one chunk's rows: a 256 KiB chunk never comes near it */
+#define RAW_MAX 2000               /* bytes of a rejected row kept in meshd_scrape.rejects */
+#define MAX_REJECTS_KEPT 100000
+
+enum ctype { CT_TEXT, CT_INT2, CT_INT4, CT_INT8, CT_NUM, CT_FLOAT, CT_BOOL, CT_OTHER };
+
+/* A column of the table. */
+struct tcol {
+    char *name;
+    enum ctype type;
+    int64_t maxlen; /* varchar(n)/char(n): n; else -1 */
+    bool bpchar;
+    bool notnull;
+};
+
+/* A column of the load: a table column fed by a field of the file or by the partition. */
+struct lcol {
+    const struct tcol *t;
+    char *ident;          /* quoted identifier */
+    int field;            /* the record's field, or -1 */
+    const char *constant; /* field < 0: the partition's value */
+    int part;             /* the partition column it is, or -1 */
+};
+
+/* An entry of the partition's keys. */
+#define E_IN_DB 1u
+#define E_MARKED 2u
+#define E_HAS_HASH 4u
+struct kent {
+    uint64_t kh;   /* hash of the key text */
+    uint64_t rh;   /* row hash in the table */
+    uint64_t koff; /* key text in the arena */
+    uint32_t klen;
+    uint32_t line; /* file line of the row with this key; 0: not in the file (yet) */
+    uint32_t flags;
+};
+
+struct keys {
+    struct kent *e;
+    size_t n, alloc;
+    uint32_t *slot; /* index + 1 into e; 0 empty */
+    size_t nslot;   /* a power of two */
+    char *arena;
+    size_t alen, acap;
+};
+
+struct reject {
+    uint64_t line;
+    char *reason;
+    char *raw;
+};
+
+struct load {
+    struct md_worker *w;
+    PGconn *db;
+    const struct scrape_load_in *in;
+    const struct scrape_source *src;
+    struct scrape_counts *c;
+    struct md_error *err;
+
+    char *table; /* regclass text, quoted as needed */
+    struct tcol *tc;
+    size_t ntc;
+    struct lcol *lc;
+    size_t nlc;
+    size_t nfields; /* the header's */
+    size_t *key;    /* key i is lc[key[i]] */
+    size_t nkey;
+    char *hash_ident, *mark_ident; /* quoted */
+    enum ctype mark_type;          /* CT_BOOL, or a timestamp */
+    char *part_sql;                /* "t.a = '11' AND ..." or "true" */
+    uint64_t seed;                 /* of the row hash: the load's column list */
+
+    struct reader *rd;
+    struct csv_parser csv;
+    bool header_done;
+    bool direct; /* the partition is empty: COPY straight into the table */
+    bool dups;   /* duplicates: last, and one was met */
+    bool dup_last;
+    struct keys k;
+    uint64_t existing_live; /* rows of the partition not marked */
+
+    /* the stream into COPY */
+    struct md_buf out;
+    size_t out_off;
+    bool eof;
+    char *chunk;
+    size_t clen, coff; /* the chunk read, and how much of it the parser took */
+    struct md_buf line, keytext;
+    uint32_t *sent; /* file line of each row sent */
+    size_t nsent, sent_alloc;
+
+    int64_t max_bad;
+    struct reject *rej;
+    size_t nrej;
+    char first_bad[200];
+
+    uint64_t gone; /* keys of the partition not in the file, not marked yet */
+    size_t gone_i; /* the stream of them into the second COPY */
+    size_t rej_i;  /* the stream of rejects */
+};
+
+/* The file's row in meshd_scrape.files, written with its load: validators, counts; announced
+ * is true when there is nothing to announce. */
+static const char SQL_FILE_UPSERT[] =
+    "INSERT INTO meshd_scrape.files (url, source, target, part, etag, last_modified, bytes,"
+    "       sha256, rows, inserted, updated, deleted, unchanged, rejected, run_id, announced,"
+    "       loaded_at)"
+    " VALUES ($1, $2, $3, $4, $5, to_timestamp($6::bigint), $7, $8, $9, $10, $11, $12, $13, $14,"
+    "         $15, $16, now())"
+    " ON CONFLICT (url) DO UPDATE SET source = EXCLUDED.source, target = EXCLUDED.target,"
+    "       part = EXCLUDED.part, etag = EXCLUDED.etag, last_modified = EXCLUDED.last_modified,"
+    "       bytes = EXCLUDED.bytes, sha256 = EXCLUDED.sha256, rows = EXCLUDED.rows,"
+    "       inserted = EXCLUDED.inserted, updated = EXCLUDED.updated,"
+    "       deleted = EXCLUDED.deleted, unchanged = EXCLUDED.unchanged,"
+    "       rejected = EXCLUDED.rejected, run_id = EXCLUDED.run_id,"
+    "       announced = EXCLUDED.announced, loaded_at = EXCLUDED.loaded_at";
+
+static uint64_t rows_read;
+
+uint64_t scrape_load_rows_read(void)
+{
+    return rows_read;
+}
+
+/* ---- small helpers ------------------------------------------------------------------------ */
+
+static char *ident(PGconn *db, const char *name)
+{
+    char *q = PQescapeIdentifier(db, name, strlen(name));
+    char *r = md_xstrdup(q != NULL ? q : "\"?\"");
+    PQfreemem(q);
+    return r;
+}
+
+static char *literal(PGconn *db, const char *v)
+{
+    char *q = PQescapeLiteral(db, v, strlen(v));
+    char *r = md_xstrdup(q != NULL ? q : "NULL");
+    PQfreemem(q);
+    return r;
+}
+
+static int exec(struct load *l, const char *sql, PGresult **res)
+{
+    return md_pq_exec(l->db, sql, 0, NULL, res, l->err);
+}
+
+/* Rows a command changed, from its tag. */
+static uint64_t tuples(PGresult *r)
+{
+    const char *t = PQcmdTuples(r);
+    return t != NULL && *t != '\0' ? strtoull(t, NULL, 10) : 0;
+}
+
+/* Appends s (n bytes) escaped for COPY text format. */
+static void put_escaped(struct md_buf *b, const char *s, size_t n)
+{
+    size_t from = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *esc;
+        switch (s[i]) {
+        case '\\':
+            esc = "\\\\";
+            break;
+        case '\t':
+            esc = "\\t";
+            break;
+        case '\n':
+            esc = "\\n";
+            break;
+        case '\r':
+            esc = "\\r";
+            break;
+        default:
+            continue;
+        }
+        md_buf_put(b, s + from, i - from);
+        md_buf_put(b, esc, 2);
+        from = i + 1;
+    }
+    md_buf_put(b, s + from, n - from);
+}
+
+static void buf_clear(struct md_buf *b)
+{
+    b->len = 0;
+    if (b->p != NULL)
+        b->p[0] = '\0';
+}
+
+/* ---- the keys ----------------------------------------------------------------------------- */
+
+static void keys_free(struct keys *k)
+{
+    md_free(k->e);
+    md_free(k->slot);
+    md_free(k->arena);
+    memset(k, 0, sizeof *k);
+}
+
+static void keys_rehash(struct keys *k, size_t nslot)
+{
+    md_free(k->slot);
+    k->slot = md_xcalloc(nslot, sizeof *k->slot);
+    k->nslot = nslot;
+    for (size_t i = 0; i < k->n; i++) {
+        size_t s = k->e[i].kh & (nslot - 1);
+        while (k->slot[s] != 0)
+            s = (s + 1) & (nslot - 1);
+        k->slot[s] = (uint32_t)(i + 1);
+    }
+}
+
+static struct kent *keys_find(const struct keys *k, const char *key, size_t len, uint64_t kh)
+{
+    if (k->nslot == 0)
+        return NULL;
+    for (size_t s = kh & (k->nslot - 1); k->slot[s] != 0; s = (s + 1) & (k->nslot - 1)) {
+        struct kent *e = &k->e[k->slot[s] - 1];
+        if (e->kh == kh && e->klen == len && memcmp(k->arena + e->koff, key, len) == 0)
+            return e;
+    }
+    return NULL;
+}
+
+/* Adds a key known not to be there.  Returns NULL past UINT32_MAX entries. */
+static struct kent *keys_add(struct keys *k, const char *key, size_t len, uint64_t kh)
+{
+    if (k->n >= UINT32_MAX - 1 || len > UINT32_MAX)
+        return NULL;
+    if (k->n == k->alloc) {
+        k->alloc = k->alloc != 0 ? k->alloc * 2 : 4096;
+        k->e = md_xrealloc(k->e, k->alloc * sizeof *k->e);
+    }
+    if (k->alen + len > k->acap) {
+        while (k->alen + len > k->acap)
+            k->acap = k->acap != 0 ? k->acap * 2 : 65536;
+        k->arena = md_xrealloc(k->arena, k->acap);
+    }
+    memcpy(k->arena + k->alen, key, len);
+    struct kent *e = &k->e[k->n++];
+    *e = (struct kent){.kh = kh, .koff = k->alen, .klen = (uint32_t)len};
+    k->alen += len;
+    if (k->n * 10 > k->nslot * 7) {
+        keys_rehash(k, k->nslot != 0 ? k->nslot * 2 : 8192);
+    } else {
+        size_t s = kh & (k->nslot - 1);
+        while (k->slot[s] != 0)
+            s = (s + 1) & (k->nslot - 1);
+        k->slot[s] = (uint32_t)k->n;
+    }
+    return e;
+}
+
+/* ---- values ------------------------------------------------------------------------------- */
+
+/* Canonical text of an integer ("+011" -> "11") into buf (>= 24 bytes); false when s is not
+ * an integer of type t. */
+static bool int_canon(const char *s, size_t n, enum ctype t, char *buf, size_t cap)
+{
+    size_t i = 0;
+    while (i < n && (s[i] == ' ' || s[i] == '\t'))
+        i++;
+    while (n > i && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+        n--;
+    bool neg = false;
+    if (i < n && (s[i] == '+' || s[i] == '-'))
+        neg = s[i++] == '-';
+    if (i == n)
+        return false;
+    uint64_t v = 0;
+    for (; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        if (v > (UINT64_MAX - 9) / 10)
+            return false;
+        v = v * 10 + (uint64_t)(s[i] - '0');
+    }
+    uint64_t lim = t == CT_INT2 ? 32767u : t == CT_INT4 ? 2147483647u : (uint64_t)INT64_MAX;
+    if (v > lim + (neg ? 1u : 0u))
+        return false;
+    if (v == 0)
+        neg = false;
+    snprintf(buf, cap, "%s%" PRIu64, neg ? "-" : "", v);
+    return true;
+}
+
+static bool num_ok(const char *s, size_t n, bool is_float)
+{
+    size_t i = 0, d = 0;
+    while (i < n && isspace((unsigned char)s[i]))
+        i++;
+    while (n > i && isspace((unsigned char)s[n - 1]))
+        n--;
+    if (i < n && (s[i] == '+' || s[i] == '-'))
+        i++;
+    const char *w = s + i;
+    size_t wl = n - i;
+    if ((wl == 3 && strncasecmp(w, "nan", 3) == 0) ||
+        (wl == 8 && strncasecmp(w, "infinity", 8) == 0) ||
+        (is_float && wl == 3 && strncasecmp(w, "inf", 3) == 0))
+        return true;
+    for (; i < n && isdigit((unsigned char)s[i]); i++)
+        d++;
+    if (i < n && s[i] == '.')
+        for (i++; i < n && isdigit((unsigned char)s[i]); i++)
+            d++;
+    if (d == 0)
+        return false;
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        size_t e = 0;
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-'))
+            i++;
+        for (; i < n && isdigit((unsigned char)s[i]); i++)
+            e++;
+        if (e == 0)
+            return false;
+    }
+    return i == n;
+}
+
+static bool bool_ok(const char *s, size_t n)
+{
+    static const char *const words[] = {"t",   "f",  "true", "false", "y", "n",
+                                        "yes", "no", "on",   "off",   "1", "0"};
+    while (n > 0 && isspace((unsigned char)s[n - 1]))
+        n--;
+    while (n > 0 && isspace((unsigned char)*s))
+        s++, n--;
+    for (size_t i = 0; i < MD_ARRAY_SIZE(words); i++)
+        if (strlen(words[i]) == n && strncasecmp(words[i], s, n) == 0)
+            return true;
+    return false;
+}
+
+static size_t utf8_chars(const char *s, size_t n)
+{
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++)
+        c += ((unsigned char)s[i] & 0xC0) != 0x80;
+    return c;
+}
+
+static bool is_int(enum ctype t)
+{
+    return t == CT_INT2 || t == CT_INT4 || t == CT_INT8;
+}
+
+static const char *type_name(enum ctype t)
+{
+    switch (t) {
+    case CT_INT2:
+        return "smallint";
+    case CT_INT4:
+        return "integer";
+    case CT_INT8:
+        return "bigint";
+    case CT_NUM:
+        return "numeric";
+    case CT_FLOAT:
+        return "a floating-point number";
+    case CT_BOOL:
+        return "boolean";
+    default:
+        return "text";
+    }
+}
+
+/* ---- the table ---------------------------------------------------------------------------- */
+
+static const char SQL_COLUMNS[] =
+    "SELECT a.attname, a.atttypid::int, t.typcategory, a.attnotnull,"
+    "       CASE WHEN a.atttypid IN (1042, 1043) AND a.atttypmod > 4 THEN a.atttypmod - 4"
+    "            ELSE -1 END, $1::regclass::text"
+    "  FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
+    " WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped"
+    "   AND a.attgenerated = ''"
+    " ORDER BY a.attnum";
+
+static enum ctype ctype_of(int oid, char cat)
+{
+    switch (oid) {
+    case 21:
+        return CT_INT2;
+    case 23:
+        return CT_INT4;
+    case 20:
+        return CT_INT8;
+    case 1700:
+        return CT_NUM;
+    case 700:
+    case 701:
+        return CT_FLOAT;
+    case 16:
+        return CT_BOOL;
+    default:
+        return cat == 'S' ? CT_TEXT : CT_OTHER;
+    }
+}
+
+static int read_table(struct load *l)
+{
+    const char *p[1] = {l->src->table};
+    PGresult *r;
+    int rc = md_pq_exec(l->db, SQL_COLUMNS, 1, p, &r, l->err);
+    if (rc < 0)
+        return rc == MD_ESQL ? md_error_set(l->err, MD_ECONFIG, 0, 0, "table %s: %s", l->src->table,
+                                            l->err->msg)
+                             : rc;
+    int n = PQntuples(r);
+    if (n == 0) {
+        PQclear(r);
+        return md_error_set(l->err, MD_ECONFIG, 0, 0, "table %s has no columns", l->src->table);
+    }
+    l->table = md_xstrdup(PQgetvalue(r, 0, 5));
+    l->tc = md_xcalloc((size_t)n, sizeof *l->tc);
+    l->ntc = (size_t)n;
+    for (int i = 0; i < n; i++) {
+        struct tcol *t = &l->tc[i];
+        t->name = md_xstrdup(PQgetvalue(r, i, 0));
+        t->type = ctype_of(atoi(PQgetvalue(r, i, 1)), PQgetvalue(r, i, 2)[0]);
+        t->notnull = PQgetvalue(r, i, 3)[0] == 't';
+        t->maxlen = strtoll(PQgetvalue(r, i, 4), NULL, 10);
+        t->bpchar = atoi(PQgetvalue(r, i, 1)) == 1042;
+    }
+    PQclear(r);
+    return 0;
+}
+
+static struct tcol *tcol_find(struct load *l, const char *name, bool nocase)
+{
+    for (size_t i = 0; i < l->ntc; i++)
+        if ((nocase ? strcasecmp : strcmp)(l->tc[i].name, name) == 0)
+            return &l->tc[i];
+    return nocase ? NULL : tcol_find(l, name, true);
+}
+
+/* Adds the hash column (and the mark column) when the table lacks them.  An ALTER takes an
+ * ACCESS EXCLUSIVE lock for a moment, so it is done only when needed. */
+static int ensure_column(struct load *l, const char *name, const char *type, char **ident_out,
+                         enum ctype *t_out)
+{
+    struct tcol *t = tcol_find(l, name, false);
+    *ident_out = ident(l->db, t != NULL ? t->name : name);
+    if (t != NULL) {
+        if (t_out != NULL)
+            *t_out = t->type;
+        return 0;
+    }
+    char *sql =
+        md_xasprintf("ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s %s", l->table, *ident_out, type);
+    int rc = exec(l, sql, NULL);
+    md_free(sql);
+    if (rc == 0)
+        md_log(MD_LOG_INFO, "added column %s %s to %s", name, type, l->table);
+    if (t_out != NULL)
+        *t_out = CT_OTHER;
+    return rc;
+}
+
+/* ---- the header --------------------------------------------------------------------------- */
+
+static int add_lcol(struct load *l, const struct tcol *t, int field, const char *constant)
+{
+    for (size_t i = 0; i < l->nlc; i++)
+        if (l->lc[i].t == t)
+            return md_error_set(l->err, MD_ECONFIG, 0, 0,
+                                "%s: column %s is fed twice by the header (field %d)",
+                                reader_name(l->rd), t->name, field + 1);
+    l->lc = md_xrealloc(l->lc, (l->nlc + 1) * sizeof *l->lc);
+    l->lc[l->nlc++] = (struct lcol){
+        .t = t, .ident = ident(l->db, t->name), .field = field, .constant = constant, .part = -1};
+    return 0;
+}
+
+static bool reserved(const struct load *l, const struct tcol *t)
+{
+    const char *hash = l->src->hash_column != NULL ? l->src->hash_column : "meshd_row_hash";
+    const char *mark = l->src->deletes.column;
+    return strcmp(t->name, hash) == 0 || (mark != NULL && strcmp(t->name, mark) == 0);
+}
+
+static int map_header(struct load *l, const struct csv_record *rec)
+{
+    const char *path = reader_name(l->rd);
+    const char *mode = "auto";
+    cJSON *map = NULL;
+    int rc = 0;
+    size_t ignored = 0;
+
+    l->nfields = rec->n;
+    if (l->src->columns != NULL) {
+        map = cJSON_Parse(l->src->columns);
+        if (cJSON_IsString(map))
+            mode = map->valuestring;
+    }
+    if (cJSON_IsObject(map)) {
+        const cJSON *m;
+        cJSON_ArrayForEach(m, map)
+        {
+            size_t f = 0;
+            while (f < rec->n && strcasecmp(rec->f[f].p, m->string) != 0)
+                f++;
+            if (f == rec->n) {
+                rc = md_error_set(l->err, MD_ECONFIG, 0, 0,
+                                  "%s: columns.%s: the header has no such column", path, m->string);
+                goto out;
+            }
+            struct tcol *t = tcol_find(l, m->valuestring, false);
+            if (t == NULL) {
+                rc = md_error_set(l->err, MD_ECONFIG, 0, 0, "columns.%s: %s has no column %s",
+                                  m->string, l->table, m->valuestring);
+                goto out;
+            }
+            if ((rc = add_lcol(l, t, (int)f, NULL)) < 0)
+                goto out;
+        }
+    } else {
+        for (size_t f = 0; f < rec->n; f++) {
+            const char *h = rec->f[f].p;
+            struct tcol *t = tcol_find(l, h, true);
+            if (t != NULL && !reserved(l, t)) {
+                if ((rc = add_lcol(l, t, (int)f, NULL)) < 0)
+                    goto out;
+            } else if (strcmp(mode, "strict") == 0) {
+                rc = md_error_set(l->err, MD_ECONFIG, 0, 0,
+                                  "%s: header column \"%s\" (field %zu) is not a column of %s "
+                                  "(columns: strict)",
+                                  path, h, f + 1, l->table);
+                goto out;
+            } else {
+                ignored++;
+            }
+        }
+        if (ignored > 0)
+            md_log(MD_LOG_INFO, "%s: %zu header column(s) not in %s are ignored", path, ignored,
+                   l->table);
+    }
+    /* The partition: a column from the file is checked on every row; one the file lacks is
+     * filled with the partition's value. */
+    for (size_t p = 0; p < l->in->file->npart; p++) {
+        const char *col = l->in->file->part_col[p];
+        struct tcol *t = tcol_find(l, col, false);
+        if (t == NULL) {
+            rc = md_error_set(l->err, MD_ECONFIG, 0, 0, "partition.%s: %s has no such column", col,
+                              l->table);
+            goto out;
+        }
+        size_t i = 0;
+        while (i < l->nlc && l->lc[i].t != t)
+            i++;
+        if (i == l->nlc && (rc = add_lcol(l, t, -1, l->in->file->part_val[p])) < 0)
+            goto out;
+        l->lc[i].part = (int)p;
+    }
+    if (l->nlc == 0) {
+        rc = md_error_set(l->err, MD_ECONFIG, 0, 0,
+                          "%s: no header column names a column of %s (header starts \"%s\")", path,
+                          l->table, rec->f[0].p);
+        goto out;
+    }
+    l->key = md_xcalloc(l->src->key.n, sizeof *l->key);
+    l->nkey = l->src->key.n;
+    for (size_t k = 0; k < l->nkey; k++) {
+        size_t i = 0;
+        while (i < l->nlc && strcasecmp(l->lc[i].t->name, l->src->key.v[k]) != 0)
+            i++;
+        if (i == l->nlc) {
+            rc = md_error_set(l->err, MD_ECONFIG, 0, 0,
+                              "%s: key column %s is not in the file's header (nor a partition "
+                              "column)",
+                              path, l->src->key.v[k]);
+            goto out;
+        }
+        l->key[k] = i;
+    }
+    /* The row hash's seed: the load's columns, so a changed mapping rewrites every row. */
+    XXH3_state_t *st = XXH3_createState();
+    if (st == NULL) {
+        rc = md_error_set(l->err, -ENOMEM, 0, 0, "out of memory");
+        goto out;
+    }
+    XXH3_64bits_reset(st);
+    for (size_t i = 0; i < l->nlc; i++)
+        XXH3_64bits_update(st, l->lc[i].t->name, strlen(l->lc[i].t->name) + 1);
+    l->seed = XXH3_64bits_digest(st);
+    XXH3_freeState(st);
+out:
+    cJSON_Delete(map);
+    return rc;
+}
+
+/* ---- rows --------------------------------------------------------------------------------- */
+
+static void raw_of(const struct csv_record *rec, struct md_buf *b)
+{
+    for (size_t i = 0; i < rec->n && b->len < RAW_MAX; i++) {
+        if (i > 0)
+            md_buf_put(b, ",", 1);
+        md_buf_put(b, rec->f[i].p, rec->f[i].len);
+    }
+    if (b->len > RAW_MAX)
+        b->len = RAW_MAX;
+}
+
+/* A bad row: counted, kept for meshd_scrape.rejects, or the end of the load. */
+static int bad_row(struct load *l, const struct csv_record *rec, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int bad_row(struct load *l, const struct csv_record *rec, const char *fmt, ...)
+{
+    char why[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    l->c->rejected++;
+    if (l->first_bad[0] == '\0')
+        snprintf(l->first_bad, sizeof l->first_bad, "%s:%" PRIu64 ": %s", reader_name(l->rd),
+                 rec->line, why);
+    if ((int64_t)l->c->rejected > l->max_bad) {
+        if (l->max_bad == 0)
+            return md_error_set(l->err, MD_EPARSE, 0, 0, "%s", l->first_bad);
+        return md_error_set(l->err, MD_EPARSE, 0, 0,
+                            "more than max_bad_rows (%" PRId64 ") bad rows; the first: %s",
+                            l->max_bad, l->first_bad);
+    }
+    if (l->nrej < MAX_REJECTS_KEPT) {
+        struct md_buf raw;
+        md_buf_init(&raw, RAW_MAX + 64);
+        raw_of(rec, &raw);
+        l->rej = md_xrealloc(l->rej, (l->nrej + 1) * sizeof *l->rej);
+        l->rej[l->nrej++] =
+            (struct reject){.line = rec->line,
+                            .reason = md_xstrdup(why),
+                            .raw = raw.p != NULL ? md_buf_take(&raw) : md_xstrdup("")};
+        md_buf_free(&raw);
+    }
+    return 0;
+}
+
+/* The value of lc for rec: s/n (NULL for SQL NULL), canonical for an integer (in canon, >= 32
+ * bytes).  Returns NULL, or why the value is bad (written to why). */
+static const char *value_of(const struct load *l, const struct lcol *lc,
+                            const struct csv_record *rec, bool is_key, const char **s_out,
+                            size_t *n_out, char *canon, char *why, size_t cap)
+{
+    const struct tcol *t = lc->t;
+    const char *s = lc->constant;
+    size_t n;
+    bool quoted = false;
+
+    if (lc->field >= 0) {
+        s = rec->f[lc->field].p;
+        n = rec->f[lc->field].len;
+        quoted = rec->f[lc->field].quoted;
+    } else {
+        n = strlen(s);
+    }
+    *s_out = NULL;
+    *n_out = 0;
+    /* Empty is NULL, except a quoted "" in a text column. */
+    if (n == 0 && !(quoted && t->type == CT_TEXT)) {
+        if (is_key || t->notnull) {
+            snprintf(why, cap, "column %s: empty, but it is %s", t->name,
+                     is_key ? "a key column" : "NOT NULL");
+            return why;
+        }
+        return NULL;
+    }
+    if (is_int(t->type)) {
+        if (!int_canon(s, n, t->type, canon, 32)) {
+            snprintf(why, cap, "column %s: \"%.40s\" is not %s %s", t->name, s,
+                     t->type == CT_INT4 ? "an" : "a", type_name(t->type));
+            return why;
+        }
+        s = canon;
+        n = strlen(canon);
+    } else if ((t->type == CT_NUM || t->type == CT_FLOAT) && !num_ok(s, n, t->type == CT_FLOAT)) {
+        snprintf(why, cap, "column %s: \"%.40s\" is not %s", t->name, s,
+                 t->type == CT_NUM ? "a number" : type_name(t->type));
+        return why;
+    } else if (t->type == CT_BOOL && !bool_ok(s, n)) {
+        snprintf(why, cap, "column %s: \"%.40s\" is not a boolean", t->name, s);
+        return why;
+    } else if (t->maxlen > 0) {
+        size_t m = n;
+        if (t->bpchar)
+            while (m > 0 && s[m - 1] == ' ')
+                m--;
+        size_t chars = utf8_chars(s, m);
+        if ((int64_t)chars > t->maxlen) {
+            snprintf(why, cap, "column %s: %zu characters, but it holds %" PRId64, t->name, chars,
+                     t->maxlen);
+            return why;
+        }
+    }
+    if (lc->part >= 0 && lc->field >= 0) {
+        const char *want = l->in->file->part_val[lc->part];
+        char wc[32];
+        bool same = is_int(t->type) && int_canon(want, strlen(want), t->type, wc, sizeof wc)
+                        ? strcmp(wc, s) == 0
+                        : strlen(want) == n && memcmp(want, s, n) == 0;
+        if (!same) {
+            snprintf(why, cap, "column %s: \"%.40s\", but this file holds %s = %s", t->name, s,
+                     t->name, want);
+            return why;
+        }
+    }
+    if (is_key && t->bpchar) /* char(n)::text drops the padding: compare the same way */
+        while (n > 0 && s[n - 1] == ' ')
+            n--;
+    *s_out = s;
+    *n_out = n;
+    return NULL;
+}
+
+static void sent(struct load *l, uint64_t line)
+{
+    if (l->nsent == l->sent_alloc) {
+        l->sent_alloc = l->sent_alloc != 0 ? l->sent_alloc * 2 : 65536;
+        l->sent = md_xrealloc(l->sent, l->sent_alloc * sizeof *l->sent);
+    }
+    l->sent[l->nsent++] = line > UINT32_MAX ? UINT32_MAX : (uint32_t)line;
+}
+
+/* The key of rec into l->keytext, and its entry (added when new).  Returns 0, 1 for a bad key
+ * (why set), or a fatal code. */
+static int row_key(struct load *l, const struct csv_record *rec, struct kent **out, char *why,
+                   size_t cap)
+{
+    buf_clear(&l->keytext);
+    for (size_t k = 0; k < l->nkey; k++) {
+        const char *s;
+        size_t n;
+        char canon[32];
+        if (value_of(l, &l->lc[l->key[k]], rec, true, &s, &n, canon, why, cap) != NULL)
+            return 1;
+        if (k > 0)
+            md_buf_put(&l->keytext, "\t", 1);
+        put_escaped(&l->keytext, s, n);
+    }
+    if (l->keytext.full)
+        return md_error_set(l->err, -ENOMEM, 0, 0, "out of memory");
+    uint64_t kh = XXH3_64bits(l->keytext.p, l->keytext.len) | 1u;
+    *out = keys_find(&l->k, l->keytext.p, l->keytext.len, kh);
+    if (*out == NULL && (*out = keys_add(&l->k, l->keytext.p, l->keytext.len, kh)) == NULL)
+        return md_error_set(l->err, MD_ETOOBIG, 0, 0, "%s: too many keys", reader_name(l->rd));
+    return 0;
+}
+
+static int on_record(void *ud, const struct csv_record *rec)
+{
+    struct load *l = ud;
+    char why[160];
+    struct kent *e;
+    int rc;
+
+    if (!l->header_done) {
+        l->header_done = true;
+        return (rc = map_header(l, rec)) < 0 ? rc : 1;
+    }
+    l->c->rows++;
+    rows_read++;
+    if (rec->n != l->nfields)
+        return bad_row(l, rec, "%zu fields, but the header has %zu", rec->n, l->nfields);
+    if ((rc = row_key(l, rec, &e, why, sizeof why)) != 0)
+        return rc < 0 ? rc : bad_row(l, rec, "%s", why);
+    bool dup = e->line != 0;
+    if (dup && !l->dup_last)
+        return md_error_set(l->err, MD_EPARSE, 0, 0,
+                            "%s: lines %" PRIu32 " and %" PRIu64 " have the same key (%.60s); "
+                            "with duplicates: last the later row would win",
+                            reader_name(l->rd), e->line, rec->line, l->keytext.p);
+    if (dup && !l->dups)
+        md_log(MD_LOG_WARN,
+               "%s: lines %" PRIu32 " and %" PRIu64 " have the same key (%.60s): the later row "
+               "wins (duplicates: last); more may follow",
+               reader_name(l->rd), e->line, rec->line, l->keytext.p);
+    l->dups |= dup;
+    e->line = rec->line > UINT32_MAX ? UINT32_MAX : (uint32_t)rec->line;
+    if (rec->bad != NULL) {
+        const char *col = NULL;
+        for (size_t i = 0; i < l->nlc; i++)
+            if (l->lc[i].field == (int)rec->bad_field)
+                col = l->lc[i].t->name;
+        if (col != NULL)
+            return bad_row(l, rec, "column %s: %s", col, rec->bad);
+        return bad_row(l, rec, "field %zu: %s", rec->bad_field + 1, rec->bad);
+    }
+    buf_clear(&l->line);
+    for (size_t i = 0; i < l->nlc; i++) {
+        const char *s;
+        size_t n;
+        char canon[32];
+        if (i > 0)
+            md_buf_put(&l->line, "\t", 1);
+        if (value_of(l, &l->lc[i], rec, false, &s, &n, canon, why, sizeof why) != NULL)
+            return bad_row(l, rec, "%s", why);
+        if (s == NULL)
+            md_buf_put(&l->line, "\\N", 2);
+        else
+            put_escaped(&l->line, s, n);
+    }
+    if (l->line.full)
+        return md_error_set(l->err, -ENOMEM, 0, 0, "out of memory");
+    uint64_t rh = XXH3_64bits_withSeed(l->line.p, l->line.len, l->seed);
+    char op;
+    if (!(e->flags & E_IN_DB))
+        op = 'i';
+    else if (!dup && (e->flags & (E_HAS_HASH | E_MARKED)) == E_HAS_HASH && e->rh == rh)
+        op = 0; /* a later duplicate is always sent, so that it wins */
+    else
+        op = 'u';
+    if (op == 0) {
+        l->c->unchanged++;
+        return 0;
+    }
+    size_t mark = l->out.len;
+    md_buf_put(&l->out, l->line.p, l->line.len);
+    md_buf_printf(&l->out, "\t%" PRId64, (int64_t)rh);
+    if (!l->direct)
+        md_buf_printf(&l->out, "\t%c\t%" PRIu64, op, rec->line);
+    md_buf_put(&l->out, "\n", 1);
+    if (l->out.full) {
+        l->out.len = mark;
+        return md_error_set(l->err, -ENOMEM, 0, 0, "out of memory");
+    }
+    sent(l, rec->line);
+    return 0;
+}
+
+/* Parses on until out holds bytes to send, the input ends, or (returning 1) the header was
+ * mapped.  Returns 0, 1, or a negative code with l->err set. */
+static int pump(struct load *l)
+{
+    while (!l->eof && l->out.len == l->out_off) {
+        int rc = md_worker_tick(l->w);
+        if (rc < 0)
+            return md_error_set(l->err, rc, 0, 0, "stopped");
+        if (l->out_off > 0) {
+            buf_clear(&l->out);
+            l->out_off = 0;
+        }
+        if (l->coff == l->clen) {
+            ssize_t n = reader_read(l->rd, l->chunk, CHUNK, l->err);
+            if (n < 0)
+                return (int)n;
+            l->clen = (size_t)n;
+            l->coff = 0;
+        }
+        if (l->clen == 0) {
+            rc = csv_finish(&l->csv, on_record, l);
+            l->eof = true;
+        } else {
+            uint64_t before = l->csv.bytes;
+            rc = csv_feed(&l->csv, l->chunk + l->coff, l->clen - l->coff, on_record, l);
+            l->coff = rc == 1 ? l->coff + (size_t)(l->csv.bytes - before) : l->clen;
+        }
+        if (rc < 0 && csv_error(&l->csv)[0] != '\0')
+            return md_error_set(l->err, rc, 0, 0, "%s: %s", reader_name(l->rd), csv_error(&l->csv));
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int fill_rows(void *ud, char *buf, size_t cap, size_t *len)
+{
+    struct load *l = ud;
+    int rc = pump(l);
+    if (rc < 0)
+        return rc;
+    size_t n = l->out.len - l->out_off;
+    if (n > cap)
+        n = cap;
+    memcpy(buf, l->out.p + l->out_off, n);
+    l->out_off += n;
+    *len = n;
+    return 0;
+}
+
+/* ---- the partition in the table ----------------------------------------------------------- */
+
+static int on_db_row(void *ud, const char *row, size_t len)
+{
+    struct load *l = ud;
+    size_t tabs = 0, i = 0;
+
+    while (i < len && tabs < l->nkey) /* the key is everything before the nkey-th tab */
+        if (row[i++] == '\t')
+            tabs++;
+    if (tabs < l->nkey)
+        return md_error_set(l->err, MD_EDB, 0, 0, "unexpected row from the table's COPY");
+    size_t klen = i - 1;
+    uint64_t kh = XXH3_64bits(row, klen) | 1u;
+    struct kent *e = keys_find(&l->k, row, klen, kh);
+    if (e == NULL && (e = keys_add(&l->k, row, klen, kh)) == NULL)
+        return md_error_set(l->err, MD_ETOOBIG, 0, 0, "%s: too many keys", l->table);
+    /* A key twice in the table (no unique index): both rows follow the file's row. */
+    e->flags |= E_IN_DB;
+    if (row[i] != '\\') {
+        e->rh = (uint64_t)strtoll(row + i, NULL, 10);
+        e->flags |= E_HAS_HASH;
+    }
+    const char *m = memchr(row + i, '\t', len - i);
+    if (m != NULL && m[1] == '1')
+        e->flags |= E_MARKED;
+    l->c->existing++;
+    if (!(e->flags & E_MARKED))
+        l->existing_live++;
+    return md_worker_tick(l->w) < 0 ? md_error_set(l->err, -ECANCELED, 0, 0, "stopped") : 0;
+}
+
+static char *key_list(const struct load *l, const char *prefix, bool as_text)
+{
+    struct md_buf b;
+    md_buf_init(&b, 1 << 16);
+    for (size_t k = 0; k < l->nkey; k++) {
+        char *id = ident(l->db, l->src->key.v[k]);
+        struct tcol *t = tcol_find((struct load *)l, l->src->key.v[k], false);
+        if (t != NULL) {
+            md_free(id);
+            id = ident(l->db, t->name);
+        }
+        md_buf_printf(&b, "%s%s%s%s", k > 0 ? ", " : "", prefix, id, as_text ? "::text" : "");
+        md_free(id);
+    }
+    return md_buf_take(&b);
+}
+
+static char *key_join(const struct load *l, const char *a, const char *b)
+{
+    struct md_buf s;
+    md_buf_init(&s, 1 << 16);
+    for (size_t k = 0; k < l->nkey; k++) {
+        struct tcol *t = tcol_find((struct load *)l, l->src->key.v[k], false);
+        char *id = ident(l->db, t != NULL ? t->name : l->src->key.v[k]);
+        md_buf_printf(&s, "%s%s.%s = %s.%s", k > 0 ? " AND " : "", a, id, b, id);
+        md_free(id);
+    }
+    return md_buf_take(&s);
+}
+
+static int read_partition(struct load *l)
+{
+    char *keys = key_list(l, "t.", true);
+    struct md_buf nn;
+    md_buf_init(&nn, 1 << 16);
+    for (size_t k = 0; k < l->nkey; k++) {
+        struct tcol *t = tcol_find(l, l->src->key.v[k], false);
+        char *id = ident(l->db, t->name);
+        md_buf_printf(&nn, " AND t.%s IS NOT NULL", id);
+        md_free(id);
+    }
+    char *markx;
+    if (l->mark_ident == NULL)
+        markx = md_xstrdup("0");
+    else if (l->mark_type == CT_BOOL)
+        markx = md_xasprintf("coalesce(t.%s, false)::int", l->mark_ident);
+    else
+        markx = md_xasprintf("(t.%s IS NOT NULL)::int", l->mark_ident);
+    char *sql = md_xasprintf("COPY (SELECT %s, t.%s, %s FROM %s t WHERE %s%s) TO STDOUT", keys,
+                             l->hash_ident, markx, l->table, l->part_sql, md_buf_str(&nn));
+    int rc = md_pq_copy_out(l->db, sql, on_db_row, l, l->err);
+    md_free(sql);
+    md_free(markx);
+    md_free(keys);
+    md_buf_free(&nn);
+    return rc;
+}
+
+/* ---- the writes --------------------------------------------------------------------------- */
+
+static int fill_gone(void *ud, char *buf, size_t cap, size_t *len)
+{
+    struct load *l = ud;
+    size_t n = 0;
+    for (; l->gone_i < l->k.n; l->gone_i++) {
+        const struct kent *e = &l->k.e[l->gone_i];
+        if (!(e->flags & E_IN_DB) || e->line != 0 || (e->flags & E_MARKED))
+            continue;
+        if (n + e->klen + 1 > cap)
+            break;
+        memcpy(buf + n, l->k.arena + e->koff, e->klen);
+        n += e->klen;
+        buf[n++] = '\n';
+    }
+    *len = n;
+    return 0;
+}
+
+static int fill_rejects(void *ud, char *buf, size_t cap, size_t *len)
+{
+    struct load *l = ud;
+    struct md_buf b;
+    md_buf_init(&b, cap);
+    *len = 0;
+    for (; l->rej_i < l->nrej; l->rej_i++) {
+        const struct reject *r = &l->rej[l->rej_i];
+        size_t before = b.len;
+        put_escaped(&b, l->in->run_id, strlen(l->in->run_id));
+        md_buf_put(&b, "\t", 1);
+        put_escaped(&b, l->src->name, strlen(l->src->name));
+        md_buf_put(&b, "\t", 1);
+        put_escaped(&b, l->in->file->url, strlen(l->in->file->url));
+        md_buf_printf(&b, "\t%" PRIu64 "\t", r->line);
+        put_escaped(&b, r->reason, strlen(r->reason));
+        md_buf_put(&b, "\t", 1);
+        put_escaped(&b, r->raw, strlen(r->raw));
+        md_buf_put(&b, "\n", 1);
+        if (b.full) {
+            b.len = before;
+            break;
+        }
+    }
+    if (b.len > 0)
+        memcpy(buf, b.p, b.len);
+    *len = b.len;
+    md_buf_free(&b);
+    return 0;
+}
+
+static char *cols_list(const struct load *l, const char *prefix)
+{
+    struct md_buf b;
+    md_buf_init(&b, 1 << 20);
+    for (size_t i = 0; i < l->nlc; i++)
+        md_buf_printf(&b, "%s%s%s", i > 0 ? ", " : "", prefix, l->lc[i].ident);
+    md_buf_printf(&b, ", %s%s", prefix, l->hash_ident);
+    return md_buf_take(&b);
+}
+
+/* The server refused a row of the COPY: name the file's line. */
+static int copy_failed(struct load *l, int rc)
+{
+    if (rc < 0 && l->err->line > 0 && (size_t)l->err->line <= l->nsent && rc != -ECANCELED) {
+        char msg[sizeof l->err->msg];
+        snprintf(msg, sizeof msg, "%s", l->err->msg);
+        return md_error_set(l->err, MD_EPARSE, 0, 0,
+                            "%s:%" PRIu32 ": the database refused the row: %s", reader_name(l->rd),
+                            l->sent[l->err->line - 1], msg);
+    }
+    return rc;
+}
+
+static int apply(struct load *l)
+{
+    PGresult *r;
+    int rc;
+    char *cols = cols_list(l, ""), *scols = cols_list(l, "s."), *keys = key_list(l, "", false);
+    char *join = key_join(l, "t", "s");
+    const char *from = "_meshd_stage";
+    char *dist = NULL;
+    struct md_buf set;
+    md_buf_init(&set, 1 << 20);
+
+    if (l->dups) {
+        dist = md_xasprintf("(SELECT DISTINCT ON (%s) * FROM _meshd_stage ORDER BY %s, _line DESC)",
+                            keys, keys);
+        from = dist;
+    }
+    if ((rc = exec(l, "ANALYZE _meshd_stage", NULL)) < 0)
+        goto out;
+    for (size_t i = 0; i < l->nlc; i++)
+        md_buf_printf(&set, "%s%s = s.%s", i > 0 ? ", " : "", l->lc[i].ident, l->lc[i].ident);
+    md_buf_printf(&set, ", %s = s.%s", l->hash_ident, l->hash_ident);
+    if (l->mark_ident != NULL)
+        md_buf_printf(&set, ", %s = %s", l->mark_ident, l->mark_type == CT_BOOL ? "false" : "NULL");
+    char *sql = md_xasprintf("UPDATE %s t SET %s FROM %s s WHERE s._op = 'u' AND %s AND %s",
+                             l->table, md_buf_str(&set), from, join, l->part_sql);
+    rc = exec(l, sql, &r);
+    md_free(sql);
+    if (rc < 0)
+        goto out;
+    l->c->updated = tuples(r);
+    PQclear(r);
+    sql = md_xasprintf("INSERT INTO %s (%s) SELECT %s FROM %s s WHERE s._op = 'i'", l->table, cols,
+                       scols, from);
+    rc = exec(l, sql, &r);
+    md_free(sql);
+    if (rc < 0)
+        goto out;
+    l->c->inserted = tuples(r);
+    PQclear(r);
+out:
+    md_free(cols);
+    md_free(scols);
+    md_free(keys);
+    md_free(join);
+    md_free(dist);
+    md_buf_free(&set);
+    return rc;
+}
+
+static int deletes(struct load *l)
+{
+    const char *mode = l->src->deletes.mode != NULL ? l->src->deletes.mode : "delete";
+    if (strcmp(mode, "keep") == 0 || l->gone == 0)
+        return 0;
+    char *keys = key_list(l, "", false);
+    char *join = key_join(l, "t", "g");
+    char *sql = md_xasprintf("CREATE TEMP TABLE _meshd_gone ON COMMIT DROP AS "
+                             "SELECT %s FROM %s WITH NO DATA",
+                             keys, l->table);
+    PGresult *r;
+    int rc = exec(l, sql, NULL);
+    md_free(sql);
+    if (rc == 0) {
+        sql = md_xasprintf("COPY _meshd_gone (%s) FROM STDIN", keys);
+        rc = md_pq_copy_in(l->db, sql, fill_gone, l, NULL, l->err);
+        md_free(sql);
+    }
+    if (rc == 0) {
+        if (l->mark_ident != NULL)
+            sql = md_xasprintf("UPDATE %s t SET %s = %s FROM _meshd_gone g WHERE %s AND %s",
+                               l->table, l->mark_ident, l->mark_type == CT_BOOL ? "true" : "now()",
+                               join, l->part_sql);
+        else
+            sql = md_xasprintf("DELETE FROM %s t USING _meshd_gone g WHERE %s AND %s", l->table,
+                               join, l->part_sql);
+        rc = exec(l, sql, &r);
+        md_free(sql);
+        if (rc == 0) {
+            l->c->deleted = tuples(r);
+            PQclear(r);
+        }
+    }
+    md_free(keys);
+    md_free(join);
+    return rc;
+}
+
+static int record_file(struct load *l)
+{
+    const struct scrape_load_in *in = l->in;
+    const struct scrape_counts *c = l->c;
+    char n[8][24], lm[24], by[24];
+    uint64_t v[] = {c->rows, c->inserted, c->updated, c->deleted, c->unchanged, c->rejected};
+    for (size_t i = 0; i < MD_ARRAY_SIZE(v); i++)
+        snprintf(n[i], sizeof n[i], "%" PRIu64, v[i]);
+    snprintf(lm, sizeof lm, "%" PRId64, in->last_modified);
+    snprintf(by, sizeof by, "%" PRId64, in->bytes);
+    bool quiet = c->inserted + c->updated + c->deleted == 0;
+    const char *p[] = {in->file->url,
+                       l->src->name,
+                       l->src->table,
+                       in->file->label,
+                       in->etag != NULL && in->etag[0] ? in->etag : NULL,
+                       in->last_modified > 0 ? lm : NULL,
+                       by,
+                       in->sha256,
+                       n[0],
+                       n[1],
+                       n[2],
+                       n[3],
+                       n[4],
+                       n[5],
+                       in->run_id,
+                       quiet ? "true" : "false"};
+    return md_pq_exec(l->db, SQL_FILE_UPSERT, (int)MD_ARRAY_SIZE(p), p, NULL, l->err);
+}
+
+/* ---- the transaction ---------------------------------------------------------------------- */
+
+static int guard(struct load *l)
+{
+    for (size_t i = 0; i < l->k.n; i++) {
+        const struct kent *e = &l->k.e[i];
+        l->gone += (e->flags & E_IN_DB) && e->line == 0 && !(e->flags & E_MARKED);
+    }
+    const char *mode = l->src->deletes.mode != NULL ? l->src->deletes.mode : "delete";
+    double pct = l->existing_live > 0 ? 100.0 * (double)l->gone / (double)l->existing_live : 0;
+    if (strcmp(mode, "keep") == 0 || l->gone == 0 || pct <= l->src->deletes.max_percent)
+        return 0;
+    return md_error_set(l->err, SCRAPE_EREFUSED, 0, 0,
+                        "%s: refused: it would %s %" PRIu64 " of the %" PRIu64 " rows of %s%s%s "
+                        "(%.1f%%, more than deletes.max_percent %g); a truncated or wrong file? "
+                        "Nothing was written",
+                        reader_name(l->rd), strcmp(mode, "mark") == 0 ? "mark" : "delete", l->gone,
+                        l->existing_live, l->table, l->in->file->label[0] ? " " : "",
+                        l->in->file->label, pct, l->src->deletes.max_percent);
+}
+
+static int load_tx(PGconn *db, void *ud, struct md_error *err)
+{
+    struct load *l = ud;
+    const struct scrape_source *src = l->src;
+    char *sql = NULL, *cols = NULL;
+    PGresult *r;
+    int rc;
+    (void)db;
+    (void)err;
+
+    if ((rc = read_table(l)) < 0)
+        return rc;
+    l->nkey = src->key.n;
+    for (size_t k = 0; k < src->key.n; k++)
+        if (tcol_find(l, src->key.v[k], false) == NULL)
+            return md_error_set(l->err, MD_ECONFIG, 0, 0, "key: %s has no column %s", l->table,
+                                src->key.v[k]);
+    if ((rc = ensure_column(l, src->hash_column != NULL ? src->hash_column : "meshd_row_hash",
+                            "bigint", &l->hash_ident, NULL)) < 0)
+        return rc;
+    if (src->deletes.mode != NULL && strcmp(src->deletes.mode, "mark") == 0) {
+        const char *mc = src->deletes.column != NULL ? src->deletes.column : "meshd_deleted_at";
+        if (src->deletes.column != NULL && tcol_find(l, mc, false) == NULL)
+            return md_error_set(l->err, MD_ECONFIG, 0, 0,
+                                "deletes.column: %s has no column %s (a timestamptz or boolean)",
+                                l->table, mc);
+        if ((rc = ensure_column(l, mc, "timestamptz", &l->mark_ident, &l->mark_type)) < 0)
+            return rc;
+    }
+    /* The partition's filter, and its lock: another run on the same partition waits its turn
+     * by failing (MD_ELOCKED, exit 111: meshd retries), never by loading twice at once. */
+    struct md_buf ps;
+    md_buf_init(&ps, 1 << 16);
+    for (size_t p = 0; p < l->in->file->npart; p++) {
+        struct tcol *t = tcol_find(l, l->in->file->part_col[p], false);
+        if (t == NULL) {
+            md_buf_free(&ps);
+            return md_error_set(l->err, MD_ECONFIG, 0, 0, "partition.%s: %s has no such column",
+                                l->in->file->part_col[p], l->table);
+        }
+        char *id = ident(l->db, t->name), *lit = literal(l->db, l->in->file->part_val[p]);
+        md_buf_printf(&ps, "%st.%s = %s", p > 0 ? " AND " : "", id, lit);
+        md_free(id);
+        md_free(lit);
+    }
+    l->part_sql = ps.len > 0 ? md_buf_take(&ps) : md_xstrdup("true");
+    md_buf_free(&ps);
+    const char *lp[] = {l->table, l->in->file->label};
+    rc = md_pq_exec(l->db,
+                    "SELECT pg_try_advisory_xact_lock(hashtext('" LOCK_SPACE "' || $1), "
+                    "hashtext($2))",
+                    2, lp, &r, l->err);
+    if (rc < 0)
+        return rc;
+    bool got = PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    if (!got)
+        return md_error_set(l->err, MD_ELOCKED, 0, 0, "%s%s%s: another run is loading it now",
+                            l->table, l->in->file->label[0] ? " " : "", l->in->file->label);
+
+    if ((rc = read_partition(l)) < 0)
+        return rc;
+    l->dup_last = src->duplicates != NULL && strcmp(src->duplicates, "last") == 0;
+    l->direct = l->c->existing == 0 && !l->dup_last;
+
+    /* The header, then the COPY whose columns it decided. */
+    if ((rc = pump(l)) < 0)
+        return rc;
+    if (!l->header_done)
+        return md_error_set(l->err, MD_EPARSE, 0, 0, "%s: the file is empty (no header)",
+                            reader_name(l->rd));
+    cols = cols_list(l, "");
+    if (l->direct) {
+        sql = md_xasprintf("COPY %s (%s) FROM STDIN", l->table, cols);
+    } else {
+        sql =
+            md_xasprintf("CREATE TEMP TABLE _meshd_stage ON COMMIT DROP AS "
+                         "SELECT %s, 'i'::\"char\" AS _op, 0::bigint AS _line FROM %s WITH NO DATA",
+                         cols, l->table);
+        rc = exec(l, sql, NULL);
+        md_free(sql);
+        sql = rc < 0 ? NULL : md_xasprintf("COPY _meshd_stage (%s, _op, _line) FROM STDIN", cols);
+    }
+    if (sql != NULL) {
+        uint64_t n = 0;
+        rc = copy_failed(l, md_pq_copy_in(l->db, sql, fill_rows, l, &n, l->err));
+        if (rc == 0 && l->direct)
+            l->c->inserted = n;
+    }
+    md_free(sql);
+    md_free(cols);
+    if (rc < 0)
+        return rc;
+    if ((rc = guard(l)) < 0)
+        return rc;
+    if (!l->direct && (rc = apply(l)) < 0)
+        return rc;
+    if ((rc = deletes(l)) < 0)
+        return rc;
+    if (l->nrej > 0 &&
+        (rc = md_pq_copy_in(l->db,
+                            "COPY meshd_scrape.rejects (run_id, source, url, line, reason, raw) "
+                            "FROM STDIN",
+                            fill_rejects, l, NULL, l->err)) < 0)
+        return rc;
+    return record_file(l);
+}
+
+int scrape_load(struct md_worker *w, PGconn *db, const struct scrape_load_in *in,
+                struct scrape_counts *counts, enum scrape_outcome *outcome, struct md_error *err)
+{
+    const struct scrape_source *src = in->file->src;
+    struct load l = {.w = w,
+                     .db = db,
+                     .in = in,
+                     .src = src,
+                     .c = counts,
+                     .err = err,
+                     .max_bad = in->max_bad_rows};
+    struct csv_opts co = {0};
+    int rc;
+
+    memset(counts, 0, sizeof *counts);
+    *outcome = SCRAPE_FAILED;
+    rows_read = 0;
+    md_buf_init(&l.out, OUT_MAX);
+    md_buf_init(&l.line, CSV_MAX_RECORD_DEFAULT * 2 + 4096);
+    md_buf_init(&l.keytext, 1 << 16);
+    if (src->format.delimiter != NULL)
+        co.delim = src->format.delimiter[0];
+    if (src->format.quote != NULL)
+        co.quote = src->format.quote[0];
+    if (src->format.encoding != NULL && strcmp(src->format.encoding, "latin1") == 0)
+        co.encoding = CSV_LATIN1;
+    else if (src->format.encoding != NULL && strcmp(src->format.encoding, "cp1252") == 0)
+        co.encoding = CSV_CP1252;
+    if ((rc = csv_init(&l.csv, &co)) < 0) {
+        rc = md_error_set(err, MD_ECONFIG, 0, 0, "format: %s", csv_error(&l.csv));
+        goto out;
+    }
+    if ((rc = reader_open(&l.rd, in->path, src->format.archive, src->format.member, err)) < 0)
+        goto out;
+    l.chunk = md_xmalloc(CHUNK);
+    rc = md_pq_tx(db, load_tx, &l, 1, err);
+out:
+    if (rc == 0)
+        *outcome = SCRAPE_LOADED;
+    else if (rc == -ECANCELED || md_worker_stopping())
+        *outcome = SCRAPE_STOPPED;
+    else if (rc == SCRAPE_EREFUSED)
+        *outcome = SCRAPE_REFUSED;
+    else if (rc == MD_EPARSE || rc == MD_ECONFIG || rc == MD_ETOOBIG)
+        *outcome = SCRAPE_REJECTED;
+    if (rc < 0) { /* nothing was written */
+        struct scrape_counts keep = {
+            .rows = counts->rows, .existing = counts->existing, .rejected = counts->rejected};
+        *counts = keep;
+    }
+    reader_close(l.rd);
+    csv_cleanup(&l.csv);
+    keys_free(&l.k);
+    md_buf_free(&l.out);
+    md_buf_free(&l.line);
+    md_buf_free(&l.keytext);
+    md_free(l.chunk);
+    md_free(l.sent);
+    for (size_t i = 0; i < l.nrej; i++) {
+        md_free(l.rej[i].reason);
+        md_free(l.rej[i].raw);
+    }
+    md_free(l.rej);
+    for (size_t i = 0; i < l.ntc; i++)
+        md_free(l.tc[i].name);
+    md_free(l.tc);
+    for (size_t i = 0; i < l.nlc; i++)
+        md_free(l.lc[i].ident);
+    md_free(l.lc);
+    md_free(l.key);
+    md_free(l.table);
+    md_free(l.hash_ident);
+    md_free(l.mark_ident);
+    md_free(l.part_sql);
+    return rc;
+}
