@@ -3,21 +3,23 @@
  *
  *   1. The header is matched to the table's columns (auto, strict or a map); the key and the
  *      partition columns must be there (or be the partition's constants).
- *   2. Under pg_try_advisory_xact_lock(table, partition), the partition's (key, row hash, mark)
- *      come out with one COPY TO STDOUT into a hash table: keys in an arena, a dense entry
- *      array, an index of uint32 slots.
- *   3. The file is streamed (reader -> csv -> this) straight into one COPY FROM STDIN: every row
- *      is checked against its column's type, formatted as a COPY text line and hashed (XXH3 of
- *      the line); only a row whose key is new, or whose hash differs, is sent, to a temporary
- *      staging table (or, when the partition is empty, straight into the table).
- *   4. The keys of the partition the file no longer has go to a second temporary table, unless
- *      the delete guard refuses the file; then one UPDATE ... FROM, one INSERT ... SELECT and
- *      one DELETE (or mark) apply the difference.  Bad rows go to meshd_scrape.rejects, and the
- *      file's validators and counts to meshd_scrape.files, in the same transaction.
+ *   2. Under pg_try_advisory_xact_lock(table, partition): when the partition is empty and a
+ *      unique index covers the key, the rows are COPYed straight into the table (one pass).
+ *   3. Otherwise, pass one streams the file (reader -> csv -> here): every row is checked
+ *      against its column types, formatted as a COPY text line and hashed (XXH3 of the line),
+ *      and only its key, hash and record number go to a temporary table.  The server then
+ *      finds duplicates, the records whose key is new or whose hash differs from the table's,
+ *      and the partition's keys the file lacks; the worker keeps one bit per record of it.
+ *   4. Pass two reads the file again and COPYs only the flagged records, whole, to a second
+ *      temporary table; then one UPDATE ... FROM, one INSERT ... SELECT and one DELETE (or a
+ *      mark) apply the difference, unless the delete guard refuses the file.  Bad rows go to
+ *      meshd_scrape.rejects, and the file's validators and counts to meshd_scrape.files, in the
+ *      same transaction.
  *
- * Memory: the hash table of the partition's keys (about 40 B an entry plus the key's text), one
- * CSV record, one output chunk, and one uint32 per row sent (to name a file line when the server
- * refuses a row).  Never the file.
+ * Memory does not grow with the table or the file: one CSV record, one chunk of output, and
+ * two bits per record (a 10 M-row file: 2.5 MB); the keys are compared by the server.  The
+ * price is reading the file twice when the partition has rows, which costs far less than
+ * writing rows that did not change.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -68,26 +70,24 @@ struct lcol {
     int part;             /* the partition column it is, or -1 */
 };
 
-/* An entry of the partition's keys. */
-#define E_IN_DB 1u
-#define E_MARKED 2u
-#define E_HAS_HASH 4u
-struct kent {
-    uint64_t kh;   /* hash of the key text */
-    uint64_t rh;   /* row hash in the table */
-    uint64_t koff; /* key text in the arena */
-    uint32_t klen;
-    uint32_t line; /* file line of the row with this key; 0: not in the file (yet) */
-    uint32_t flags;
+/* One bit per data record (record 1 is the first after the header). */
+struct bits {
+    uint64_t *w;
+    size_t nw;
 };
 
-struct keys {
-    struct kent *e;
+/* Record number -> physical line: a checkpoint wherever a record does not start on the line
+ * after the previous one ended (a quoted line break, a blank line). */
+struct linemap {
+    uint64_t *rec, *line;
     size_t n, alloc;
-    uint32_t *slot; /* index + 1 into e; 0 empty */
-    size_t nslot;   /* a power of two */
-    char *arena;
-    size_t alen, acap;
+};
+
+enum pass {
+    P_DIRECT, /* every good row into the table */
+    P_KEYS,   /* every row's key and hash into _meshd_keys */
+    P_STAGE,  /* the flagged rows into _meshd_stage */
+    P_FIND,   /* the key of record find_rec, then the first record with that key */
 };
 
 struct reject {
@@ -115,35 +115,38 @@ struct load {
     char *hash_ident, *mark_ident; /* quoted */
     enum ctype mark_type;          /* CT_BOOL, or a timestamp */
     char *part_sql;                /* "t.a = '11' AND ..." or "true" */
+    char *marked_sql;              /* "t.m IS NOT NULL" / "coalesce(t.m, false)" / "false" */
     uint64_t seed;                 /* of the row hash: the load's column list */
-
-    struct reader *rd;
-    struct csv_parser csv;
-    bool header_done;
-    bool direct; /* the partition is empty: COPY straight into the table */
-    bool dups;   /* duplicates: last, and one was met */
     bool dup_last;
-    struct keys k;
     uint64_t existing_live; /* rows of the partition not marked */
 
-    /* the stream into COPY */
-    struct md_buf out;
-    size_t out_off;
+    /* reading the file: one pass at a time */
+    enum pass pass;
+    struct reader *rd;
+    struct csv_parser csv;
+    bool csv_ready;
+    bool header_done;
+    bool skip_header;
+    uint64_t rec; /* data records seen in this pass */
     bool eof;
     char *chunk;
     size_t clen, coff; /* the chunk read, and how much of it the parser took */
+    struct md_buf out; /* COPY data not yet sent */
+    size_t out_off;
     struct md_buf line, keytext;
-    uint32_t *sent; /* file line of each row sent */
-    size_t nsent, sent_alloc;
+    struct bits sent;  /* records sent in the COPY of this pass */
+    struct bits stage; /* records pass two sends */
+    struct linemap lm;
+    uint64_t last_end; /* physical line where the previous record ended */
+    uint64_t find_rec; /* P_FIND: the record whose key is wanted, then the first one with it */
+    char *find_key;
+    uint64_t found;
 
     int64_t max_bad;
     struct reject *rej;
-    size_t nrej;
+    size_t nrej, rej_i;
     char first_bad[200];
-
-    uint64_t gone; /* keys of the partition not in the file, not marked yet */
-    size_t gone_i; /* the stream of them into the second COPY */
-    size_t rej_i;  /* the stream of rejects */
+    uint64_t gone; /* rows of the partition not in the file, not marked yet */
 };
 
 /* The file's row in meshd_scrape.files, written with its load: validators, counts; announced
@@ -235,68 +238,72 @@ static void buf_clear(struct md_buf *b)
         b->p[0] = '\0';
 }
 
-/* ---- the keys ----------------------------------------------------------------------------- */
+/* ---- record bits and lines ---------------------------------------------------------------- */
 
-static void keys_free(struct keys *k)
+static void bit_set(struct bits *b, uint64_t i)
 {
-    md_free(k->e);
-    md_free(k->slot);
-    md_free(k->arena);
-    memset(k, 0, sizeof *k);
+    size_t wi = (size_t)(i / 64);
+    if (wi >= b->nw) {
+        size_t nw = b->nw != 0 ? b->nw : 1024;
+        while (nw <= wi)
+            nw *= 2;
+        b->w = md_xrealloc(b->w, nw * sizeof *b->w);
+        memset(b->w + b->nw, 0, (nw - b->nw) * sizeof *b->w);
+        b->nw = nw;
+    }
+    b->w[wi] |= (uint64_t)1 << (i % 64);
 }
 
-static void keys_rehash(struct keys *k, size_t nslot)
+static bool bit_get(const struct bits *b, uint64_t i)
 {
-    md_free(k->slot);
-    k->slot = md_xcalloc(nslot, sizeof *k->slot);
-    k->nslot = nslot;
-    for (size_t i = 0; i < k->n; i++) {
-        size_t s = k->e[i].kh & (nslot - 1);
-        while (k->slot[s] != 0)
-            s = (s + 1) & (nslot - 1);
-        k->slot[s] = (uint32_t)(i + 1);
-    }
+    size_t wi = (size_t)(i / 64);
+    return wi < b->nw && (b->w[wi] >> (i % 64) & 1u) != 0;
 }
 
-static struct kent *keys_find(const struct keys *k, const char *key, size_t len, uint64_t kh)
+static void bits_clear(struct bits *b)
 {
-    if (k->nslot == 0)
-        return NULL;
-    for (size_t s = kh & (k->nslot - 1); k->slot[s] != 0; s = (s + 1) & (k->nslot - 1)) {
-        struct kent *e = &k->e[k->slot[s] - 1];
-        if (e->kh == kh && e->klen == len && memcmp(k->arena + e->koff, key, len) == 0)
-            return e;
-    }
-    return NULL;
+    if (b->w != NULL)
+        memset(b->w, 0, b->nw * sizeof *b->w);
 }
 
-/* Adds a key known not to be there.  Returns NULL past UINT32_MAX entries. */
-static struct kent *keys_add(struct keys *k, const char *key, size_t len, uint64_t kh)
+/* The n-th (1-based) set bit's index, or 0. */
+static uint64_t bit_nth(const struct bits *b, uint64_t n)
 {
-    if (k->n >= UINT32_MAX - 1 || len > UINT32_MAX)
-        return NULL;
-    if (k->n == k->alloc) {
-        k->alloc = k->alloc != 0 ? k->alloc * 2 : 4096;
-        k->e = md_xrealloc(k->e, k->alloc * sizeof *k->e);
+    for (size_t wi = 0; wi < b->nw; wi++) {
+        uint64_t c = (uint64_t)__builtin_popcountll(b->w[wi]);
+        if (n > c) {
+            n -= c;
+            continue;
+        }
+        for (unsigned i = 0; i < 64; i++)
+            if ((b->w[wi] >> i & 1u) != 0 && --n == 0)
+                return wi * 64 + i;
     }
-    if (k->alen + len > k->acap) {
-        while (k->alen + len > k->acap)
-            k->acap = k->acap != 0 ? k->acap * 2 : 65536;
-        k->arena = md_xrealloc(k->arena, k->acap);
+    return 0;
+}
+
+static void lm_note(struct linemap *m, uint64_t rec, uint64_t line)
+{
+    if (m->n == m->alloc) {
+        m->alloc = m->alloc != 0 ? m->alloc * 2 : 16;
+        m->rec = md_xrealloc(m->rec, m->alloc * sizeof *m->rec);
+        m->line = md_xrealloc(m->line, m->alloc * sizeof *m->line);
     }
-    memcpy(k->arena + k->alen, key, len);
-    struct kent *e = &k->e[k->n++];
-    *e = (struct kent){.kh = kh, .koff = k->alen, .klen = (uint32_t)len};
-    k->alen += len;
-    if (k->n * 10 > k->nslot * 7) {
-        keys_rehash(k, k->nslot != 0 ? k->nslot * 2 : 8192);
-    } else {
-        size_t s = kh & (k->nslot - 1);
-        while (k->slot[s] != 0)
-            s = (s + 1) & (k->nslot - 1);
-        k->slot[s] = (uint32_t)k->n;
+    m->rec[m->n] = rec;
+    m->line[m->n++] = line;
+}
+
+static uint64_t lm_line(const struct linemap *m, uint64_t rec)
+{
+    size_t lo = 0, hi = m->n; /* the last checkpoint at or before rec */
+    while (hi - lo > 1) {
+        size_t mid = (lo + hi) / 2;
+        if (m->rec[mid] <= rec)
+            lo = mid;
+        else
+            hi = mid;
     }
-    return e;
+    return m->n == 0 ? rec + 1 : m->line[lo] + (rec - m->rec[lo]);
 }
 
 /* ---- values ------------------------------------------------------------------------------- */
@@ -762,19 +769,8 @@ static const char *value_of(const struct load *l, const struct lcol *lc,
     return NULL;
 }
 
-static void sent(struct load *l, uint64_t line)
-{
-    if (l->nsent == l->sent_alloc) {
-        l->sent_alloc = l->sent_alloc != 0 ? l->sent_alloc * 2 : 65536;
-        l->sent = md_xrealloc(l->sent, l->sent_alloc * sizeof *l->sent);
-    }
-    l->sent[l->nsent++] = line > UINT32_MAX ? UINT32_MAX : (uint32_t)line;
-}
-
-/* The key of rec into l->keytext, and its entry (added when new).  Returns 0, 1 for a bad key
- * (why set), or a fatal code. */
-static int row_key(struct load *l, const struct csv_record *rec, struct kent **out, char *why,
-                   size_t cap)
+/* The key of rec into l->keytext.  Returns NULL, or why it is bad. */
+static const char *row_key(struct load *l, const struct csv_record *rec, char *why, size_t cap)
 {
     buf_clear(&l->keytext);
     for (size_t k = 0; k < l->nkey; k++) {
@@ -782,59 +778,17 @@ static int row_key(struct load *l, const struct csv_record *rec, struct kent **o
         size_t n;
         char canon[32];
         if (value_of(l, &l->lc[l->key[k]], rec, true, &s, &n, canon, why, cap) != NULL)
-            return 1;
+            return why;
         if (k > 0)
             md_buf_put(&l->keytext, "\t", 1);
         put_escaped(&l->keytext, s, n);
     }
-    if (l->keytext.full)
-        return md_error_set(l->err, -ENOMEM, 0, 0, "out of memory");
-    uint64_t kh = XXH3_64bits(l->keytext.p, l->keytext.len) | 1u;
-    *out = keys_find(&l->k, l->keytext.p, l->keytext.len, kh);
-    if (*out == NULL && (*out = keys_add(&l->k, l->keytext.p, l->keytext.len, kh)) == NULL)
-        return md_error_set(l->err, MD_ETOOBIG, 0, 0, "%s: too many keys", reader_name(l->rd));
-    return 0;
+    return NULL;
 }
 
-static int on_record(void *ud, const struct csv_record *rec)
+/* The row as a COPY line into l->line.  Returns NULL, or why it is bad. */
+static const char *row_line(struct load *l, const struct csv_record *rec, char *why, size_t cap)
 {
-    struct load *l = ud;
-    char why[160];
-    struct kent *e;
-    int rc;
-
-    if (!l->header_done) {
-        l->header_done = true;
-        return (rc = map_header(l, rec)) < 0 ? rc : 1;
-    }
-    l->c->rows++;
-    rows_read++;
-    if (rec->n != l->nfields)
-        return bad_row(l, rec, "%zu fields, but the header has %zu", rec->n, l->nfields);
-    if ((rc = row_key(l, rec, &e, why, sizeof why)) != 0)
-        return rc < 0 ? rc : bad_row(l, rec, "%s", why);
-    bool dup = e->line != 0;
-    if (dup && !l->dup_last)
-        return md_error_set(l->err, MD_EPARSE, 0, 0,
-                            "%s: lines %" PRIu32 " and %" PRIu64 " have the same key (%.60s); "
-                            "with duplicates: last the later row would win",
-                            reader_name(l->rd), e->line, rec->line, l->keytext.p);
-    if (dup && !l->dups)
-        md_log(MD_LOG_WARN,
-               "%s: lines %" PRIu32 " and %" PRIu64 " have the same key (%.60s): the later row "
-               "wins (duplicates: last); more may follow",
-               reader_name(l->rd), e->line, rec->line, l->keytext.p);
-    l->dups |= dup;
-    e->line = rec->line > UINT32_MAX ? UINT32_MAX : (uint32_t)rec->line;
-    if (rec->bad != NULL) {
-        const char *col = NULL;
-        for (size_t i = 0; i < l->nlc; i++)
-            if (l->lc[i].field == (int)rec->bad_field)
-                col = l->lc[i].t->name;
-        if (col != NULL)
-            return bad_row(l, rec, "column %s: %s", col, rec->bad);
-        return bad_row(l, rec, "field %zu: %s", rec->bad_field + 1, rec->bad);
-    }
     buf_clear(&l->line);
     for (size_t i = 0; i < l->nlc; i++) {
         const char *s;
@@ -842,43 +796,187 @@ static int on_record(void *ud, const struct csv_record *rec)
         char canon[32];
         if (i > 0)
             md_buf_put(&l->line, "\t", 1);
-        if (value_of(l, &l->lc[i], rec, false, &s, &n, canon, why, sizeof why) != NULL)
-            return bad_row(l, rec, "%s", why);
+        if (value_of(l, &l->lc[i], rec, false, &s, &n, canon, why, cap) != NULL)
+            return why;
         if (s == NULL)
             md_buf_put(&l->line, "\\N", 2);
         else
             put_escaped(&l->line, s, n);
     }
-    if (l->line.full)
-        return md_error_set(l->err, -ENOMEM, 0, 0, "out of memory");
-    uint64_t rh = XXH3_64bits_withSeed(l->line.p, l->line.len, l->seed);
-    char op;
-    if (!(e->flags & E_IN_DB))
-        op = 'i';
-    else if (!dup && (e->flags & (E_HAS_HASH | E_MARKED)) == E_HAS_HASH && e->rh == rh)
-        op = 0; /* a later duplicate is always sent, so that it wins */
-    else
-        op = 'u';
-    if (op == 0) {
-        l->c->unchanged++;
-        return 0;
-    }
-    size_t mark = l->out.len;
-    md_buf_put(&l->out, l->line.p, l->line.len);
-    md_buf_printf(&l->out, "\t%" PRId64, (int64_t)rh);
-    if (!l->direct)
-        md_buf_printf(&l->out, "\t%c\t%" PRIu64, op, rec->line);
+    return NULL;
+}
+
+static int emit(struct load *l, size_t mark)
+{
     md_buf_put(&l->out, "\n", 1);
-    if (l->out.full) {
+    if (l->out.full || l->line.full || l->keytext.full) {
         l->out.len = mark;
         return md_error_set(l->err, -ENOMEM, 0, 0, "out of memory");
     }
-    sent(l, rec->line);
+    bit_set(&l->sent, l->rec);
     return 0;
 }
 
-/* Parses on until out holds bytes to send, the input ends, or (returning 1) the header was
- * mapped.  Returns 0, 1, or a negative code with l->err set. */
+/* P_DIRECT and P_KEYS: every record is checked; the first pass also counts. */
+static int first_pass_record(struct load *l, const struct csv_record *rec)
+{
+    char why[160];
+    const char *bad = NULL;
+
+    l->c->rows++;
+    rows_read++;
+    if (l->rec == 1 || rec->line != l->last_end + 1)
+        lm_note(&l->lm, l->rec, rec->line);
+    l->last_end = rec->end_line;
+    /* A record with too few or too many fields still has its key when the key's fields are
+     * there: its row in the table is then kept, not deleted. */
+    bool fields_ok = rec->n == l->nfields, key_ok = fields_ok;
+    if (!fields_ok) {
+        key_ok = true;
+        for (size_t k = 0; k < l->nkey; k++)
+            key_ok &= l->lc[l->key[k]].field < (int)rec->n;
+        if (rec->end_line > rec->line)
+            snprintf(why, sizeof why,
+                     "%zu fields, but the header has %zu (the record runs to line %" PRIu64
+                     ": a quote left open?)",
+                     rec->n, l->nfields, rec->end_line);
+        else
+            snprintf(why, sizeof why, "%zu fields, but the header has %zu", rec->n, l->nfields);
+        bad = why;
+    }
+    char kwhy[160];
+    if (key_ok && row_key(l, rec, kwhy, sizeof kwhy) != NULL) {
+        key_ok = false;
+        if (bad == NULL)
+            bad = strcpy(why, kwhy);
+    }
+    if (bad != NULL) {
+        /* reported below */
+    } else if (rec->bad != NULL) {
+        const char *col = NULL;
+        for (size_t i = 0; i < l->nlc; i++)
+            if (l->lc[i].field == (int)rec->bad_field)
+                col = l->lc[i].t->name;
+        if (col != NULL)
+            snprintf(why, sizeof why, "column %s: %s", col, rec->bad);
+        else
+            snprintf(why, sizeof why, "field %zu: %s", rec->bad_field + 1, rec->bad);
+        bad = why;
+    } else {
+        bad = row_line(l, rec, why, sizeof why);
+    }
+    size_t mark = l->out.len;
+    if (l->pass == P_KEYS && key_ok) {
+        /* A bad row's key is sent too, flagged: its row in the table is neither changed nor
+         * deleted. */
+        uint64_t rh = bad ? 0 : XXH3_64bits_withSeed(l->line.p, l->line.len, l->seed);
+        md_buf_put(&l->out, l->keytext.p, l->keytext.len);
+        md_buf_printf(&l->out, "\t%" PRId64 "\t%" PRIu64 "\t%c", (int64_t)rh, l->rec,
+                      bad ? 't' : 'f');
+        int rc = emit(l, mark);
+        if (rc < 0)
+            return rc;
+    }
+    if (bad != NULL)
+        return bad_row(l, rec, "%s", bad);
+    if (l->pass == P_DIRECT) {
+        uint64_t rh = XXH3_64bits_withSeed(l->line.p, l->line.len, l->seed);
+        md_buf_put(&l->out, l->line.p, l->line.len);
+        md_buf_printf(&l->out, "\t%" PRId64, (int64_t)rh);
+        return emit(l, mark);
+    }
+    return 0;
+}
+
+static int on_record(void *ud, const struct csv_record *rec)
+{
+    struct load *l = ud;
+    char why[160];
+    int rc;
+
+    if (!l->header_done) {
+        l->header_done = true;
+        l->last_end = rec->end_line;
+        return (rc = map_header(l, rec)) < 0 ? rc : 1; /* 1: the caller starts the COPY */
+    }
+    if (l->skip_header) { /* a later pass meets the header again */
+        l->skip_header = false;
+        return 0;
+    }
+    l->rec++;
+    switch (l->pass) {
+    case P_DIRECT:
+    case P_KEYS:
+        return first_pass_record(l, rec);
+    case P_STAGE: {
+        if (!bit_get(&l->stage, l->rec))
+            return 0;
+        if (row_line(l, rec, why, sizeof why) != NULL) /* it passed the first time */
+            return md_error_set(l->err, MD_EPARSE, 0, 0,
+                                "%s:%" PRIu64 ": changed between reads: %s", reader_name(l->rd),
+                                rec->line, why);
+        size_t mark = l->out.len;
+        uint64_t rh = XXH3_64bits_withSeed(l->line.p, l->line.len, l->seed);
+        md_buf_put(&l->out, l->line.p, l->line.len);
+        md_buf_printf(&l->out, "\t%" PRId64, (int64_t)rh);
+        return emit(l, mark);
+    }
+    case P_FIND:
+        if (rec->n != l->nfields || row_key(l, rec, why, sizeof why) != NULL)
+            return 0;
+        if (l->find_key == NULL) {
+            if (l->rec == l->find_rec) {
+                l->find_key = md_xstrndup(l->keytext.p, l->keytext.len);
+                return 2; /* start again: the first record with this key */
+            }
+        } else if (strlen(l->find_key) == l->keytext.len &&
+                   memcmp(l->find_key, l->keytext.p, l->keytext.len) == 0) {
+            l->found = l->rec;
+            return 3;
+        }
+        return 0;
+    }
+    return 0;
+}
+
+/* Opens the file for a pass. */
+static int pass_open(struct load *l, enum pass p)
+{
+    struct csv_opts co = {0};
+    const struct scrape_format *f = &l->src->format;
+
+    reader_close(l->rd);
+    l->rd = NULL;
+    if (l->csv_ready)
+        csv_cleanup(&l->csv);
+    l->csv_ready = false;
+    if (f->delimiter != NULL)
+        co.delim = f->delimiter[0];
+    if (f->quote != NULL)
+        co.quote = f->quote[0];
+    if (f->encoding != NULL && strcmp(f->encoding, "latin1") == 0)
+        co.encoding = CSV_LATIN1;
+    else if (f->encoding != NULL && strcmp(f->encoding, "cp1252") == 0)
+        co.encoding = CSV_CP1252;
+    if (csv_init(&l->csv, &co) < 0)
+        return md_error_set(l->err, MD_ECONFIG, 0, 0, "format: %s", csv_error(&l->csv));
+    l->csv_ready = true;
+    int rc = reader_open(&l->rd, l->in->path, f->archive, f->member, l->err);
+    if (rc < 0)
+        return rc;
+    l->pass = p;
+    l->skip_header = l->header_done;
+    l->rec = 0;
+    l->eof = false;
+    l->clen = l->coff = 0;
+    l->out_off = 0;
+    buf_clear(&l->out);
+    bits_clear(&l->sent);
+    return 0;
+}
+
+/* Parses on until out holds bytes to send or the input ends.  Returns 0, the callback's stop
+ * (1: the header was mapped; 2, 3: P_FIND), or a negative code with l->err set. */
 static int pump(struct load *l)
 {
     while (!l->eof && l->out.len == l->out_off) {
@@ -902,7 +1000,7 @@ static int pump(struct load *l)
         } else {
             uint64_t before = l->csv.bytes;
             rc = csv_feed(&l->csv, l->chunk + l->coff, l->clen - l->coff, on_record, l);
-            l->coff = rc == 1 ? l->coff + (size_t)(l->csv.bytes - before) : l->clen;
+            l->coff = rc > 0 ? l->coff + (size_t)(l->csv.bytes - before) : l->clen;
         }
         if (rc < 0 && csv_error(&l->csv)[0] != '\0')
             return md_error_set(l->err, rc, 0, 0, "%s: %s", reader_name(l->rd), csv_error(&l->csv));
@@ -921,42 +1019,68 @@ static int fill_rows(void *ud, char *buf, size_t cap, size_t *len)
     size_t n = l->out.len - l->out_off;
     if (n > cap)
         n = cap;
-    memcpy(buf, l->out.p + l->out_off, n);
+    if (n > 0)
+        memcpy(buf, l->out.p + l->out_off, n);
     l->out_off += n;
     *len = n;
     return 0;
 }
 
-/* ---- the partition in the table ----------------------------------------------------------- */
-
-static int on_db_row(void *ud, const char *row, size_t len)
+/* Reads the file to its end in pass p (with nothing to send: P_FIND). */
+static int pass_run(struct load *l, enum pass p)
 {
-    struct load *l = ud;
-    size_t tabs = 0, i = 0;
-
-    while (i < len && tabs < l->nkey) /* the key is everything before the nkey-th tab */
-        if (row[i++] == '\t')
-            tabs++;
-    if (tabs < l->nkey)
-        return md_error_set(l->err, MD_EDB, 0, 0, "unexpected row from the table's COPY");
-    size_t klen = i - 1;
-    uint64_t kh = XXH3_64bits(row, klen) | 1u;
-    struct kent *e = keys_find(&l->k, row, klen, kh);
-    if (e == NULL && (e = keys_add(&l->k, row, klen, kh)) == NULL)
-        return md_error_set(l->err, MD_ETOOBIG, 0, 0, "%s: too many keys", l->table);
-    /* A key twice in the table (no unique index): both rows follow the file's row. */
-    e->flags |= E_IN_DB;
-    if (row[i] != '\\') {
-        e->rh = (uint64_t)strtoll(row + i, NULL, 10);
-        e->flags |= E_HAS_HASH;
+    int rc = pass_open(l, p);
+    while (rc >= 0 && !l->eof) {
+        rc = pump(l);
+        if (rc == 2) /* P_FIND: the key is known: from the top again */
+            rc = pass_open(l, P_FIND);
+        if (rc == 3)
+            break;
     }
-    const char *m = memchr(row + i, '\t', len - i);
-    if (m != NULL && m[1] == '1')
-        e->flags |= E_MARKED;
-    l->c->existing++;
-    if (!(e->flags & E_MARKED))
-        l->existing_live++;
-    return md_worker_tick(l->w) < 0 ? md_error_set(l->err, -ECANCELED, 0, 0, "stopped") : 0;
+    return rc < 0 ? rc : 0;
+}
+
+/* The file line of record r. */
+static uint64_t rec_line(const struct load *l, uint64_t r)
+{
+    return lm_line(&l->lm, r);
+}
+
+/* The server refused row n of a COPY: name the file's line (and for a duplicate key in the
+ * direct load, the earlier line with that key). */
+static int copy_failed(struct load *l, int rc)
+{
+    if (rc >= 0 || rc == -ECANCELED || l->err->line <= 0)
+        return rc;
+    uint64_t r = bit_nth(&l->sent, (uint64_t)l->err->line);
+    if (r == 0)
+        return rc;
+    char msg[sizeof l->err->msg];
+    snprintf(msg, sizeof msg, "%s", l->err->msg);
+    if (strstr(msg, "(23505)") != NULL && l->pass == P_DIRECT) {
+        struct md_error keep = *l->err;
+        l->find_rec = r;
+        md_free(l->find_key);
+        l->find_key = NULL;
+        l->found = 0;
+        if (pass_run(l, P_FIND) == 0 && l->found != 0 && l->found != r) {
+            struct md_buf k; /* "11\tX\t2025" -> "11, X, 2025" */
+            md_buf_init(&k, 1 << 16);
+            for (const char *t = l->find_key; *t; t++)
+                *t == '\t' ? md_buf_puts(&k, ", ") : md_buf_put(&k, t, 1);
+            md_free(l->find_key);
+            l->find_key = md_buf_take(&k);
+            md_buf_free(&k);
+            return md_error_set(l->err, MD_EPARSE, 0, 0,
+                                "%s: lines %" PRIu64 " and %" PRIu64 " have the same key (%.60s); "
+                                "with duplicates: last the later row would win",
+                                reader_name(l->rd), rec_line(l, l->found), rec_line(l, r),
+                                l->find_key);
+        }
+        *l->err = keep;
+    }
+    return md_error_set(l->err, MD_EPARSE, 0, 0, "%s:%" PRIu64 ": the database refused the row: %s",
+                        reader_name(l->rd), rec_line(l, r), msg);
 }
 
 static char *key_list(const struct load *l, const char *prefix, bool as_text)
@@ -987,54 +1111,6 @@ static char *key_join(const struct load *l, const char *a, const char *b)
         md_free(id);
     }
     return md_buf_take(&s);
-}
-
-static int read_partition(struct load *l)
-{
-    char *keys = key_list(l, "t.", true);
-    struct md_buf nn;
-    md_buf_init(&nn, 1 << 16);
-    for (size_t k = 0; k < l->nkey; k++) {
-        struct tcol *t = tcol_find(l, l->src->key.v[k], false);
-        char *id = ident(l->db, t->name);
-        md_buf_printf(&nn, " AND t.%s IS NOT NULL", id);
-        md_free(id);
-    }
-    char *markx;
-    if (l->mark_ident == NULL)
-        markx = md_xstrdup("0");
-    else if (l->mark_type == CT_BOOL)
-        markx = md_xasprintf("coalesce(t.%s, false)::int", l->mark_ident);
-    else
-        markx = md_xasprintf("(t.%s IS NOT NULL)::int", l->mark_ident);
-    char *sql = md_xasprintf("COPY (SELECT %s, t.%s, %s FROM %s t WHERE %s%s) TO STDOUT", keys,
-                             l->hash_ident, markx, l->table, l->part_sql, md_buf_str(&nn));
-    int rc = md_pq_copy_out(l->db, sql, on_db_row, l, l->err);
-    md_free(sql);
-    md_free(markx);
-    md_free(keys);
-    md_buf_free(&nn);
-    return rc;
-}
-
-/* ---- the writes --------------------------------------------------------------------------- */
-
-static int fill_gone(void *ud, char *buf, size_t cap, size_t *len)
-{
-    struct load *l = ud;
-    size_t n = 0;
-    for (; l->gone_i < l->k.n; l->gone_i++) {
-        const struct kent *e = &l->k.e[l->gone_i];
-        if (!(e->flags & E_IN_DB) || e->line != 0 || (e->flags & E_MARKED))
-            continue;
-        if (n + e->klen + 1 > cap)
-            break;
-        memcpy(buf + n, l->k.arena + e->koff, e->klen);
-        n += e->klen;
-        buf[n++] = '\n';
-    }
-    *len = n;
-    return 0;
 }
 
 static int fill_rejects(void *ud, char *buf, size_t cap, size_t *len)
@@ -1078,106 +1154,6 @@ static char *cols_list(const struct load *l, const char *prefix)
     return md_buf_take(&b);
 }
 
-/* The server refused a row of the COPY: name the file's line. */
-static int copy_failed(struct load *l, int rc)
-{
-    if (rc < 0 && l->err->line > 0 && (size_t)l->err->line <= l->nsent && rc != -ECANCELED) {
-        char msg[sizeof l->err->msg];
-        snprintf(msg, sizeof msg, "%s", l->err->msg);
-        return md_error_set(l->err, MD_EPARSE, 0, 0,
-                            "%s:%" PRIu32 ": the database refused the row: %s", reader_name(l->rd),
-                            l->sent[l->err->line - 1], msg);
-    }
-    return rc;
-}
-
-static int apply(struct load *l)
-{
-    PGresult *r;
-    int rc;
-    char *cols = cols_list(l, ""), *scols = cols_list(l, "s."), *keys = key_list(l, "", false);
-    char *join = key_join(l, "t", "s");
-    const char *from = "_meshd_stage";
-    char *dist = NULL;
-    struct md_buf set;
-    md_buf_init(&set, 1 << 20);
-
-    if (l->dups) {
-        dist = md_xasprintf("(SELECT DISTINCT ON (%s) * FROM _meshd_stage ORDER BY %s, _line DESC)",
-                            keys, keys);
-        from = dist;
-    }
-    if ((rc = exec(l, "ANALYZE _meshd_stage", NULL)) < 0)
-        goto out;
-    for (size_t i = 0; i < l->nlc; i++)
-        md_buf_printf(&set, "%s%s = s.%s", i > 0 ? ", " : "", l->lc[i].ident, l->lc[i].ident);
-    md_buf_printf(&set, ", %s = s.%s", l->hash_ident, l->hash_ident);
-    if (l->mark_ident != NULL)
-        md_buf_printf(&set, ", %s = %s", l->mark_ident, l->mark_type == CT_BOOL ? "false" : "NULL");
-    char *sql = md_xasprintf("UPDATE %s t SET %s FROM %s s WHERE s._op = 'u' AND %s AND %s",
-                             l->table, md_buf_str(&set), from, join, l->part_sql);
-    rc = exec(l, sql, &r);
-    md_free(sql);
-    if (rc < 0)
-        goto out;
-    l->c->updated = tuples(r);
-    PQclear(r);
-    sql = md_xasprintf("INSERT INTO %s (%s) SELECT %s FROM %s s WHERE s._op = 'i'", l->table, cols,
-                       scols, from);
-    rc = exec(l, sql, &r);
-    md_free(sql);
-    if (rc < 0)
-        goto out;
-    l->c->inserted = tuples(r);
-    PQclear(r);
-out:
-    md_free(cols);
-    md_free(scols);
-    md_free(keys);
-    md_free(join);
-    md_free(dist);
-    md_buf_free(&set);
-    return rc;
-}
-
-static int deletes(struct load *l)
-{
-    const char *mode = l->src->deletes.mode != NULL ? l->src->deletes.mode : "delete";
-    if (strcmp(mode, "keep") == 0 || l->gone == 0)
-        return 0;
-    char *keys = key_list(l, "", false);
-    char *join = key_join(l, "t", "g");
-    char *sql = md_xasprintf("CREATE TEMP TABLE _meshd_gone ON COMMIT DROP AS "
-                             "SELECT %s FROM %s WITH NO DATA",
-                             keys, l->table);
-    PGresult *r;
-    int rc = exec(l, sql, NULL);
-    md_free(sql);
-    if (rc == 0) {
-        sql = md_xasprintf("COPY _meshd_gone (%s) FROM STDIN", keys);
-        rc = md_pq_copy_in(l->db, sql, fill_gone, l, NULL, l->err);
-        md_free(sql);
-    }
-    if (rc == 0) {
-        if (l->mark_ident != NULL)
-            sql = md_xasprintf("UPDATE %s t SET %s = %s FROM _meshd_gone g WHERE %s AND %s",
-                               l->table, l->mark_ident, l->mark_type == CT_BOOL ? "true" : "now()",
-                               join, l->part_sql);
-        else
-            sql = md_xasprintf("DELETE FROM %s t USING _meshd_gone g WHERE %s AND %s", l->table,
-                               join, l->part_sql);
-        rc = exec(l, sql, &r);
-        md_free(sql);
-        if (rc == 0) {
-            l->c->deleted = tuples(r);
-            PQclear(r);
-        }
-    }
-    md_free(keys);
-    md_free(join);
-    return rc;
-}
-
 static int record_file(struct load *l)
 {
     const struct scrape_load_in *in = l->in;
@@ -1208,14 +1184,193 @@ static int record_file(struct load *l)
     return md_pq_exec(l->db, SQL_FILE_UPSERT, (int)MD_ARRAY_SIZE(p), p, NULL, l->err);
 }
 
-/* ---- the transaction ---------------------------------------------------------------------- */
+/* ---- the steps in the database ------------------------------------------------------------ */
+
+static PGresult *one_row(struct load *l, const char *sql, int *rc)
+{
+    PGresult *r = NULL;
+    *rc = exec(l, sql, &r);
+    if (*rc == 0 && PQntuples(r) != 1) {
+        PQclear(r);
+        r = NULL;
+        *rc = md_error_set(l->err, MD_EDB, 0, 0, "unexpected result");
+    }
+    return r;
+}
+
+/* The partition's size, and whether a unique index makes a duplicate key in the file fail. */
+static int survey(struct load *l, bool *empty, bool *unique)
+{
+    int rc;
+    char *sql = md_xasprintf("SELECT count(*), count(*) FILTER (WHERE NOT (%s)) FROM %s t WHERE %s",
+                             l->marked_sql, l->table, l->part_sql);
+    PGresult *r = one_row(l, sql, &rc);
+    md_free(sql);
+    if (r == NULL)
+        return rc;
+    l->c->existing = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+    l->existing_live = strtoull(PQgetvalue(r, 0, 1), NULL, 10);
+    PQclear(r);
+    *empty = l->c->existing == 0;
+    /* a unique index (no predicate, no expression) on some of the key's columns */
+    struct md_buf names;
+    md_buf_init(&names, 1 << 16);
+    md_buf_puts(&names, "{");
+    for (size_t k = 0; k < l->nkey; k++) {
+        md_buf_puts(&names, k > 0 ? ",\"" : "\"");
+        for (const char *p = tcol_find(l, l->src->key.v[k], false)->name; *p; p++) {
+            if (*p == '"' || *p == '\\')
+                md_buf_put(&names, "\\", 1);
+            md_buf_put(&names, p, 1);
+        }
+        md_buf_puts(&names, "\"");
+    }
+    md_buf_puts(&names, "}");
+    const char *p[] = {l->table, md_buf_str(&names)};
+    rc = md_pq_exec(l->db,
+                    "SELECT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = $1::regclass"
+                    " AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL"
+                    " AND NOT EXISTS (SELECT 1 FROM unnest(i.indkey::int2[]) k WHERE k NOT IN"
+                    " (SELECT a.attnum FROM pg_attribute a WHERE a.attrelid = i.indrelid"
+                    "  AND a.attname = ANY ($2::text[]))))",
+                    2, p, &r, l->err);
+    md_buf_free(&names);
+    if (rc < 0)
+        return rc;
+    *unique = PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    return 0;
+}
+
+/* Starts the COPY of a pass whose header is mapped, and streams the file into it. */
+static int copy_pass(struct load *l, const char *copy_sql, uint64_t *rows)
+{
+    int rc = md_pq_copy_in(l->db, copy_sql, fill_rows, l, rows, l->err);
+    return copy_failed(l, rc);
+}
+
+/* Pass one (P_KEYS): every record's key, hash and number into _meshd_keys. */
+static int keys_pass(struct load *l)
+{
+    char *keys = key_list(l, "", false);
+    char *sql = md_xasprintf("CREATE TEMP TABLE _meshd_keys ON COMMIT DROP AS SELECT %s,"
+                             " 0::bigint AS _hash, 0::bigint AS _rec, false AS _bad"
+                             " FROM %s WITH NO DATA",
+                             keys, l->table);
+    int rc = exec(l, sql, NULL);
+    md_free(sql);
+    if (rc == 0) {
+        sql = md_xasprintf("COPY _meshd_keys (%s, _hash, _rec, _bad) FROM STDIN", keys);
+        rc = copy_pass(l, sql, NULL);
+        md_free(sql);
+    }
+    md_free(keys);
+    return rc < 0 ? rc : exec(l, "ANALYZE _meshd_keys", NULL);
+}
+
+/* Duplicate keys in the file: an error naming two lines, or (duplicates: last) a warning.
+ * *extra: the rows that lose to a later one. */
+static int duplicates(struct load *l, uint64_t *extra)
+{
+    char *keys = key_list(l, "", false);
+    char *sql = md_xasprintf("WITH d AS (SELECT min(_rec) a, max(_rec) b, count(*) - 1 AS n,"
+                             " concat_ws(', ', %s) k FROM _meshd_keys GROUP BY %s"
+                             " HAVING count(*) > 1)"
+                             " SELECT (SELECT count(*) FROM d), (SELECT sum(n) FROM d), a, b, k"
+                             " FROM d ORDER BY a LIMIT 1",
+                             keys, keys);
+    PGresult *r;
+    int rc = exec(l, sql, &r);
+    md_free(sql);
+    md_free(keys);
+    *extra = 0;
+    if (rc < 0 || PQntuples(r) == 0) {
+        if (rc == 0)
+            PQclear(r);
+        return rc;
+    }
+    uint64_t n = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+    uint64_t a = strtoull(PQgetvalue(r, 0, 2), NULL, 10);
+    uint64_t b = strtoull(PQgetvalue(r, 0, 3), NULL, 10);
+    *extra = strtoull(PQgetvalue(r, 0, 1), NULL, 10);
+    if (!l->dup_last)
+        rc = md_error_set(l->err, MD_EPARSE, 0, 0,
+                          "%s: lines %" PRIu64 " and %" PRIu64 " have the same key (%.60s)%s; "
+                          "with duplicates: last the later row would win",
+                          reader_name(l->rd), rec_line(l, a), rec_line(l, b), PQgetvalue(r, 0, 4),
+                          n > 1 ? ", and more keys repeat" : "");
+    else
+        md_log(MD_LOG_WARN,
+               "%s: %" PRIu64 " key(s) appear more than once, first at lines %" PRIu64
+               " and %" PRIu64 " (%.60s): the last row of each wins (duplicates: last)",
+               reader_name(l->rd), n, rec_line(l, a), rec_line(l, b), PQgetvalue(r, 0, 4));
+    PQclear(r);
+    return rc;
+}
+
+static int on_stage_rec(void *ud, const char *row, size_t len)
+{
+    struct load *l = ud;
+    (void)len;
+    bit_set(&l->stage, strtoull(row, NULL, 10));
+    return 0;
+}
+
+/* The records to write: new keys, changed hashes, rows that come back after a mark. */
+static int changed(struct load *l, bool dups, uint64_t *n)
+{
+    char *keys = key_list(l, "", false);
+    char *join = key_join(l, "t", "k");
+    char *src = dups ? md_xasprintf("(SELECT DISTINCT ON (%s) * FROM _meshd_keys WHERE NOT _bad"
+                                    " ORDER BY %s, _rec DESC)",
+                                    keys, keys)
+                     : md_xstrdup("(SELECT * FROM _meshd_keys WHERE NOT _bad)");
+    char *sql = md_xasprintf("COPY (SELECT DISTINCT k._rec FROM %s k LEFT JOIN %s t ON %s AND %s"
+                             " WHERE t.%s IS NULL OR t.%s IS DISTINCT FROM k._hash OR %s)"
+                             " TO STDOUT",
+                             src, l->table, join, l->part_sql, l->lc[l->key[0]].ident,
+                             l->hash_ident, l->marked_sql);
+    /* t.<first key> IS NULL: no row (keys are never NULL in the table rows compared) */
+    int rc = md_pq_copy_out(l->db, sql, on_stage_rec, l, l->err);
+    md_free(sql);
+    md_free(src);
+    md_free(keys);
+    md_free(join);
+    if (rc < 0)
+        return rc;
+    *n = 0;
+    for (size_t i = 0; i < l->stage.nw; i++)
+        *n += (uint64_t)__builtin_popcountll(l->stage.w[i]);
+    return 0;
+}
+
+static char *gone_where(const struct load *l)
+{
+    char *join = key_join(l, "t", "k");
+    char *w =
+        md_xasprintf("%s AND NOT EXISTS (SELECT 1 FROM _meshd_keys k WHERE %s)", l->part_sql, join);
+    md_free(join);
+    return w;
+}
+
+static int count_gone(struct load *l)
+{
+    char *where = gone_where(l);
+    char *sql = md_xasprintf("SELECT count(*) FROM %s t WHERE NOT (%s) AND %s", l->table,
+                             l->marked_sql, where);
+    int rc;
+    PGresult *r = one_row(l, sql, &rc);
+    md_free(sql);
+    md_free(where);
+    if (r == NULL)
+        return rc;
+    l->gone = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    return 0;
+}
 
 static int guard(struct load *l)
 {
-    for (size_t i = 0; i < l->k.n; i++) {
-        const struct kent *e = &l->k.e[i];
-        l->gone += (e->flags & E_IN_DB) && e->line == 0 && !(e->flags & E_MARKED);
-    }
     const char *mode = l->src->deletes.mode != NULL ? l->src->deletes.mode : "delete";
     double pct = l->existing_live > 0 ? 100.0 * (double)l->gone / (double)l->existing_live : 0;
     if (strcmp(mode, "keep") == 0 || l->gone == 0 || pct <= l->src->deletes.max_percent)
@@ -1229,15 +1384,87 @@ static int guard(struct load *l)
                         l->in->file->label, pct, l->src->deletes.max_percent);
 }
 
-static int load_tx(PGconn *db, void *ud, struct md_error *err)
+/* Pass two: the flagged records into _meshd_stage, then UPDATE and INSERT from it. */
+static int stage_and_apply(struct load *l)
 {
-    struct load *l = ud;
+    char *cols = cols_list(l, ""), *scols = cols_list(l, "s.");
+    char *join = key_join(l, "t", "s");
+    struct md_buf set;
+    PGresult *r;
+    md_buf_init(&set, 1 << 20);
+    char *sql = md_xasprintf("CREATE TEMP TABLE _meshd_stage ON COMMIT DROP AS SELECT %s FROM %s"
+                             " WITH NO DATA",
+                             cols, l->table);
+    int rc = exec(l, sql, NULL);
+    md_free(sql);
+    if (rc == 0 && (rc = pass_open(l, P_STAGE)) == 0) {
+        sql = md_xasprintf("COPY _meshd_stage (%s) FROM STDIN", cols);
+        rc = copy_pass(l, sql, NULL);
+        md_free(sql);
+    }
+    if (rc == 0)
+        rc = exec(l, "ANALYZE _meshd_stage", NULL);
+    if (rc < 0)
+        goto out;
+    for (size_t i = 0; i < l->nlc; i++)
+        md_buf_printf(&set, "%s%s = s.%s", i > 0 ? ", " : "", l->lc[i].ident, l->lc[i].ident);
+    md_buf_printf(&set, ", %s = s.%s", l->hash_ident, l->hash_ident);
+    if (l->mark_ident != NULL)
+        md_buf_printf(&set, ", %s = %s", l->mark_ident, l->mark_type == CT_BOOL ? "false" : "NULL");
+    sql = md_xasprintf("UPDATE %s t SET %s FROM _meshd_stage s WHERE %s AND %s", l->table,
+                       md_buf_str(&set), join, l->part_sql);
+    rc = exec(l, sql, &r);
+    md_free(sql);
+    if (rc < 0)
+        goto out;
+    l->c->updated = tuples(r);
+    PQclear(r);
+    sql = md_xasprintf("INSERT INTO %s (%s) SELECT %s FROM _meshd_stage s WHERE NOT EXISTS"
+                       " (SELECT 1 FROM %s t WHERE %s AND %s)",
+                       l->table, cols, scols, l->table, join, l->part_sql);
+    rc = exec(l, sql, &r);
+    md_free(sql);
+    if (rc < 0)
+        goto out;
+    l->c->inserted = tuples(r);
+    PQclear(r);
+out:
+    md_free(cols);
+    md_free(scols);
+    md_free(join);
+    md_buf_free(&set);
+    return rc;
+}
+
+static int deletes(struct load *l)
+{
+    const char *mode = l->src->deletes.mode != NULL ? l->src->deletes.mode : "delete";
+    if (strcmp(mode, "keep") == 0 || l->gone == 0)
+        return 0;
+    char *where = gone_where(l), *sql;
+    if (l->mark_ident != NULL)
+        sql = md_xasprintf("UPDATE %s t SET %s = %s WHERE NOT (%s) AND %s", l->table, l->mark_ident,
+                           l->mark_type == CT_BOOL ? "true" : "now()", l->marked_sql, where);
+    else
+        sql = md_xasprintf("DELETE FROM %s t WHERE %s", l->table, where);
+    PGresult *r;
+    int rc = exec(l, sql, &r);
+    md_free(sql);
+    md_free(where);
+    if (rc == 0) {
+        l->c->deleted = tuples(r);
+        PQclear(r);
+    }
+    return rc;
+}
+
+/* ---- the transaction ---------------------------------------------------------------------- */
+
+static int prepare(struct load *l)
+{
     const struct scrape_source *src = l->src;
-    char *sql = NULL, *cols = NULL;
     PGresult *r;
     int rc;
-    (void)db;
-    (void)err;
 
     if ((rc = read_table(l)) < 0)
         return rc;
@@ -1257,9 +1484,12 @@ static int load_tx(PGconn *db, void *ud, struct md_error *err)
                                 l->table, mc);
         if ((rc = ensure_column(l, mc, "timestamptz", &l->mark_ident, &l->mark_type)) < 0)
             return rc;
+        l->marked_sql = l->mark_type == CT_BOOL
+                            ? md_xasprintf("coalesce(t.%s, false)", l->mark_ident)
+                            : md_xasprintf("t.%s IS NOT NULL", l->mark_ident);
+    } else {
+        l->marked_sql = md_xstrdup("false");
     }
-    /* The partition's filter, and its lock: another run on the same partition waits its turn
-     * by failing (MD_ELOCKED, exit 111: meshd retries), never by loading twice at once. */
     struct md_buf ps;
     md_buf_init(&ps, 1 << 16);
     for (size_t p = 0; p < l->in->file->npart; p++) {
@@ -1276,6 +1506,8 @@ static int load_tx(PGconn *db, void *ud, struct md_error *err)
     }
     l->part_sql = ps.len > 0 ? md_buf_take(&ps) : md_xstrdup("true");
     md_buf_free(&ps);
+    /* Another run on the same partition fails at once (MD_ELOCKED, exit 111: meshd retries)
+     * rather than loading it twice at the same time. */
     const char *lp[] = {l->table, l->in->file->label};
     rc = md_pq_exec(l->db,
                     "SELECT pg_try_advisory_xact_lock(hashtext('" LOCK_SPACE "' || $1), "
@@ -1288,46 +1520,58 @@ static int load_tx(PGconn *db, void *ud, struct md_error *err)
     if (!got)
         return md_error_set(l->err, MD_ELOCKED, 0, 0, "%s%s%s: another run is loading it now",
                             l->table, l->in->file->label[0] ? " " : "", l->in->file->label);
+    return 0;
+}
 
-    if ((rc = read_partition(l)) < 0)
+static int load_tx(PGconn *db, void *ud, struct md_error *err)
+{
+    struct load *l = ud;
+    bool empty = false, unique = false;
+    int rc;
+    (void)db;
+    (void)err;
+
+    if ((rc = prepare(l)) < 0 || (rc = survey(l, &empty, &unique)) < 0)
         return rc;
-    l->dup_last = src->duplicates != NULL && strcmp(src->duplicates, "last") == 0;
-    l->direct = l->c->existing == 0 && !l->dup_last;
-
-    /* The header, then the COPY whose columns it decided. */
-    if ((rc = pump(l)) < 0)
+    l->dup_last = l->src->duplicates != NULL && strcmp(l->src->duplicates, "last") == 0;
+    /* An empty partition under a unique index on the key: straight in, in one pass (a
+     * duplicate key fails the COPY, and is then named). */
+    enum pass first = empty && unique && !l->dup_last ? P_DIRECT : P_KEYS;
+    if ((rc = pass_open(l, first)) < 0)
+        return rc;
+    if ((rc = pump(l)) < 0) /* up to the header, which decides the columns */
         return rc;
     if (!l->header_done)
         return md_error_set(l->err, MD_EPARSE, 0, 0, "%s: the file is empty (no header)",
                             reader_name(l->rd));
-    cols = cols_list(l, "");
-    if (l->direct) {
-        sql = md_xasprintf("COPY %s (%s) FROM STDIN", l->table, cols);
-    } else {
-        sql =
-            md_xasprintf("CREATE TEMP TABLE _meshd_stage ON COMMIT DROP AS "
-                         "SELECT %s, 'i'::\"char\" AS _op, 0::bigint AS _line FROM %s WITH NO DATA",
-                         cols, l->table);
-        rc = exec(l, sql, NULL);
-        md_free(sql);
-        sql = rc < 0 ? NULL : md_xasprintf("COPY _meshd_stage (%s, _op, _line) FROM STDIN", cols);
-    }
-    if (sql != NULL) {
+    if (first == P_DIRECT) {
+        char *cols = cols_list(l, "");
+        char *sql = md_xasprintf("COPY %s (%s) FROM STDIN", l->table, cols);
         uint64_t n = 0;
-        rc = copy_failed(l, md_pq_copy_in(l->db, sql, fill_rows, l, &n, l->err));
-        if (rc == 0 && l->direct)
-            l->c->inserted = n;
+        rc = copy_pass(l, sql, &n);
+        md_free(sql);
+        md_free(cols);
+        if (rc < 0)
+            return rc;
+        l->c->inserted = n;
+    } else {
+        uint64_t extra = 0, nstage = 0;
+        if ((rc = keys_pass(l)) < 0 || (rc = duplicates(l, &extra)) < 0 ||
+            (rc = changed(l, extra > 0, &nstage)) < 0 || (rc = count_gone(l)) < 0 ||
+            (rc = guard(l)) < 0)
+            return rc;
+        uint64_t good = l->c->rows - l->c->rejected;
+        l->c->unchanged = good > nstage + extra ? good - nstage - extra : 0;
+        md_log(MD_LOG_INFO,
+               "%s: %" PRIu64 " rows, %" PRIu64 " to write, %" PRIu64 " unchanged, %" PRIu64
+               " gone from the file (%s)",
+               reader_name(l->rd), l->c->rows, nstage, l->c->unchanged, l->gone,
+               l->src->deletes.mode != NULL ? l->src->deletes.mode : "delete");
+        if (nstage > 0 && (rc = stage_and_apply(l)) < 0)
+            return rc;
+        if ((rc = deletes(l)) < 0)
+            return rc;
     }
-    md_free(sql);
-    md_free(cols);
-    if (rc < 0)
-        return rc;
-    if ((rc = guard(l)) < 0)
-        return rc;
-    if (!l->direct && (rc = apply(l)) < 0)
-        return rc;
-    if ((rc = deletes(l)) < 0)
-        return rc;
     if (l->nrej > 0 &&
         (rc = md_pq_copy_in(l->db,
                             "COPY meshd_scrape.rejects (run_id, source, url, line, reason, raw) "
@@ -1340,15 +1584,13 @@ static int load_tx(PGconn *db, void *ud, struct md_error *err)
 int scrape_load(struct md_worker *w, PGconn *db, const struct scrape_load_in *in,
                 struct scrape_counts *counts, enum scrape_outcome *outcome, struct md_error *err)
 {
-    const struct scrape_source *src = in->file->src;
     struct load l = {.w = w,
                      .db = db,
                      .in = in,
-                     .src = src,
+                     .src = in->file->src,
                      .c = counts,
                      .err = err,
                      .max_bad = in->max_bad_rows};
-    struct csv_opts co = {0};
     int rc;
 
     memset(counts, 0, sizeof *counts);
@@ -1357,23 +1599,8 @@ int scrape_load(struct md_worker *w, PGconn *db, const struct scrape_load_in *in
     md_buf_init(&l.out, OUT_MAX);
     md_buf_init(&l.line, CSV_MAX_RECORD_DEFAULT * 2 + 4096);
     md_buf_init(&l.keytext, 1 << 16);
-    if (src->format.delimiter != NULL)
-        co.delim = src->format.delimiter[0];
-    if (src->format.quote != NULL)
-        co.quote = src->format.quote[0];
-    if (src->format.encoding != NULL && strcmp(src->format.encoding, "latin1") == 0)
-        co.encoding = CSV_LATIN1;
-    else if (src->format.encoding != NULL && strcmp(src->format.encoding, "cp1252") == 0)
-        co.encoding = CSV_CP1252;
-    if ((rc = csv_init(&l.csv, &co)) < 0) {
-        rc = md_error_set(err, MD_ECONFIG, 0, 0, "format: %s", csv_error(&l.csv));
-        goto out;
-    }
-    if ((rc = reader_open(&l.rd, in->path, src->format.archive, src->format.member, err)) < 0)
-        goto out;
     l.chunk = md_xmalloc(CHUNK);
     rc = md_pq_tx(db, load_tx, &l, 1, err);
-out:
     if (rc == 0)
         *outcome = SCRAPE_LOADED;
     else if (rc == -ECANCELED || md_worker_stopping())
@@ -1388,13 +1615,17 @@ out:
         *counts = keep;
     }
     reader_close(l.rd);
-    csv_cleanup(&l.csv);
-    keys_free(&l.k);
+    if (l.csv_ready)
+        csv_cleanup(&l.csv);
     md_buf_free(&l.out);
     md_buf_free(&l.line);
     md_buf_free(&l.keytext);
     md_free(l.chunk);
-    md_free(l.sent);
+    md_free(l.sent.w);
+    md_free(l.stage.w);
+    md_free(l.lm.rec);
+    md_free(l.lm.line);
+    md_free(l.find_key);
     for (size_t i = 0; i < l.nrej; i++) {
         md_free(l.rej[i].reason);
         md_free(l.rej[i].raw);
@@ -1411,5 +1642,6 @@ out:
     md_free(l.hash_ident);
     md_free(l.mark_ident);
     md_free(l.part_sql);
+    md_free(l.marked_sql);
     return rc;
 }
