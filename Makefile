@@ -72,7 +72,9 @@ MESHD_WORKER_DIR ?= $(abspath $(BUILD))/libexec/meshd
 run: build
 	$(BUILD)/meshctl check $(CONFIG)
 	@MESHD_WORKER_DIR='$(MESHD_WORKER_DIR)'; export MESHD_WORKER_DIR; \
-	for w in refresh; do [ -x "$$MESHD_WORKER_DIR/meshd-$$w" ] || \
+	MESHD_COUNTY_FILES='$(CURDIR)/var/county-files'; export MESHD_COUNTY_FILES; \
+	sql/example/county_files.sh "$$MESHD_COUNTY_FILES" || exit 1; \
+	for w in refresh scrape; do [ -x "$$MESHD_WORKER_DIR/meshd-$$w" ] || \
 	    echo "make run: note: no $$MESHD_WORKER_DIR/meshd-$$w: the jobs with" \
 	         "worker: $$w fail until workers/$$w is built"; done; \
 	if [ -n "$$DATABASE_URL" ]; then \
