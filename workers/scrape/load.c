@@ -983,6 +983,8 @@ static int pump(struct load *l)
         int rc = md_worker_tick(l->w);
         if (rc < 0)
             return md_error_set(l->err, rc, 0, 0, "stopped");
+        if (l->pass == P_DIRECT || l->pass == P_KEYS) /* at most one line a second */
+            (void)md_worker_progress(l->w, (double)rows_read, -1, "rows read");
         if (l->out_off > 0) {
             buf_clear(&l->out);
             l->out_off = 0;

@@ -403,8 +403,10 @@ static int fetch_all(struct run *r, struct md_error *err)
         }
         (void)md_worker_tick(r->w);
         struct fetch_item *it = fetch_next(f, 200);
-        if (it == NULL)
+        if (it == NULL) { /* waiting for a download */
+            (void)md_worker_progress(r->w, (double)fetch_bytes(f), -1, "bytes downloaded");
             continue;
+        }
         struct sfile *s = it->user;
         s->it = *it;
         if (md_worker_stopping() && it->outcome == FETCH_DOWNLOADED) {
