@@ -42,6 +42,7 @@
 #include "meshd/md_log.h"
 #include "meshd/md_pq.h"
 #include "reader.h"
+#include "value.h"
 #include "scrape.h"
 
 #define LOCK_SPACE "meshd-scrape "
@@ -49,8 +50,6 @@
 #define OUT_MAX ((size_t)64 << 20) /* one chunk's rows: a 256 KiB chunk never comes near it */
 #define RAW_MAX 2000               /* bytes of a rejected row kept in meshd_scrape.rejects */
 #define MAX_REJECTS_KEPT 100000
-
-enum ctype { CT_TEXT, CT_INT2, CT_INT4, CT_INT8, CT_NUM, CT_FLOAT, CT_BOOL, CT_OTHER };
 
 /* A column of the table. */
 struct tcol {
@@ -68,19 +67,6 @@ struct lcol {
     int field;            /* the record's field, or -1 */
     const char *constant; /* field < 0: the partition's value */
     int part;             /* the partition column it is, or -1 */
-};
-
-/* One bit per data record (record 1 is the first after the header). */
-struct bits {
-    uint64_t *w;
-    size_t nw;
-};
-
-/* Record number -> physical line: a checkpoint wherever a record does not start on the line
- * after the previous one ended (a quoted line break, a blank line). */
-struct linemap {
-    uint64_t *rec, *line;
-    size_t n, alloc;
 };
 
 enum pass {
@@ -202,223 +188,11 @@ static uint64_t tuples(PGresult *r)
     return t != NULL && *t != '\0' ? strtoull(t, NULL, 10) : 0;
 }
 
-/* Appends s (n bytes) escaped for COPY text format. */
-static void put_escaped(struct md_buf *b, const char *s, size_t n)
-{
-    size_t from = 0;
-    for (size_t i = 0; i < n; i++) {
-        const char *esc;
-        switch (s[i]) {
-        case '\\':
-            esc = "\\\\";
-            break;
-        case '\t':
-            esc = "\\t";
-            break;
-        case '\n':
-            esc = "\\n";
-            break;
-        case '\r':
-            esc = "\\r";
-            break;
-        default:
-            continue;
-        }
-        md_buf_put(b, s + from, i - from);
-        md_buf_put(b, esc, 2);
-        from = i + 1;
-    }
-    md_buf_put(b, s + from, n - from);
-}
-
 static void buf_clear(struct md_buf *b)
 {
     b->len = 0;
     if (b->p != NULL)
         b->p[0] = '\0';
-}
-
-/* ---- record bits and lines ---------------------------------------------------------------- */
-
-static void bit_set(struct bits *b, uint64_t i)
-{
-    size_t wi = (size_t)(i / 64);
-    if (wi >= b->nw) {
-        size_t nw = b->nw != 0 ? b->nw : 1024;
-        while (nw <= wi)
-            nw *= 2;
-        b->w = md_xrealloc(b->w, nw * sizeof *b->w);
-        memset(b->w + b->nw, 0, (nw - b->nw) * sizeof *b->w);
-        b->nw = nw;
-    }
-    b->w[wi] |= (uint64_t)1 << (i % 64);
-}
-
-static bool bit_get(const struct bits *b, uint64_t i)
-{
-    size_t wi = (size_t)(i / 64);
-    return wi < b->nw && (b->w[wi] >> (i % 64) & 1u) != 0;
-}
-
-static void bits_clear(struct bits *b)
-{
-    if (b->w != NULL)
-        memset(b->w, 0, b->nw * sizeof *b->w);
-}
-
-/* The n-th (1-based) set bit's index, or 0. */
-static uint64_t bit_nth(const struct bits *b, uint64_t n)
-{
-    for (size_t wi = 0; wi < b->nw; wi++) {
-        uint64_t c = (uint64_t)__builtin_popcountll(b->w[wi]);
-        if (n > c) {
-            n -= c;
-            continue;
-        }
-        for (unsigned i = 0; i < 64; i++)
-            if ((b->w[wi] >> i & 1u) != 0 && --n == 0)
-                return wi * 64 + i;
-    }
-    return 0;
-}
-
-static void lm_note(struct linemap *m, uint64_t rec, uint64_t line)
-{
-    if (m->n == m->alloc) {
-        m->alloc = m->alloc != 0 ? m->alloc * 2 : 16;
-        m->rec = md_xrealloc(m->rec, m->alloc * sizeof *m->rec);
-        m->line = md_xrealloc(m->line, m->alloc * sizeof *m->line);
-    }
-    m->rec[m->n] = rec;
-    m->line[m->n++] = line;
-}
-
-static uint64_t lm_line(const struct linemap *m, uint64_t rec)
-{
-    size_t lo = 0, hi = m->n; /* the last checkpoint at or before rec */
-    while (hi - lo > 1) {
-        size_t mid = (lo + hi) / 2;
-        if (m->rec[mid] <= rec)
-            lo = mid;
-        else
-            hi = mid;
-    }
-    return m->n == 0 ? rec + 1 : m->line[lo] + (rec - m->rec[lo]);
-}
-
-/* ---- values ------------------------------------------------------------------------------- */
-
-/* Canonical text of an integer ("+011" -> "11") into buf (>= 24 bytes); false when s is not
- * an integer of type t. */
-static bool int_canon(const char *s, size_t n, enum ctype t, char *buf, size_t cap)
-{
-    size_t i = 0;
-    while (i < n && (s[i] == ' ' || s[i] == '\t'))
-        i++;
-    while (n > i && (s[n - 1] == ' ' || s[n - 1] == '\t'))
-        n--;
-    bool neg = false;
-    if (i < n && (s[i] == '+' || s[i] == '-'))
-        neg = s[i++] == '-';
-    if (i == n)
-        return false;
-    uint64_t v = 0;
-    for (; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return false;
-        if (v > (UINT64_MAX - 9) / 10)
-            return false;
-        v = v * 10 + (uint64_t)(s[i] - '0');
-    }
-    uint64_t lim = t == CT_INT2 ? 32767u : t == CT_INT4 ? 2147483647u : (uint64_t)INT64_MAX;
-    if (v > lim + (neg ? 1u : 0u))
-        return false;
-    if (v == 0)
-        neg = false;
-    snprintf(buf, cap, "%s%" PRIu64, neg ? "-" : "", v);
-    return true;
-}
-
-static bool num_ok(const char *s, size_t n, bool is_float)
-{
-    size_t i = 0, d = 0;
-    while (i < n && isspace((unsigned char)s[i]))
-        i++;
-    while (n > i && isspace((unsigned char)s[n - 1]))
-        n--;
-    if (i < n && (s[i] == '+' || s[i] == '-'))
-        i++;
-    const char *w = s + i;
-    size_t wl = n - i;
-    if ((wl == 3 && strncasecmp(w, "nan", 3) == 0) ||
-        (wl == 8 && strncasecmp(w, "infinity", 8) == 0) ||
-        (is_float && wl == 3 && strncasecmp(w, "inf", 3) == 0))
-        return true;
-    for (; i < n && isdigit((unsigned char)s[i]); i++)
-        d++;
-    if (i < n && s[i] == '.')
-        for (i++; i < n && isdigit((unsigned char)s[i]); i++)
-            d++;
-    if (d == 0)
-        return false;
-    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
-        size_t e = 0;
-        i++;
-        if (i < n && (s[i] == '+' || s[i] == '-'))
-            i++;
-        for (; i < n && isdigit((unsigned char)s[i]); i++)
-            e++;
-        if (e == 0)
-            return false;
-    }
-    return i == n;
-}
-
-static bool bool_ok(const char *s, size_t n)
-{
-    static const char *const words[] = {"t",   "f",  "true", "false", "y", "n",
-                                        "yes", "no", "on",   "off",   "1", "0"};
-    while (n > 0 && isspace((unsigned char)s[n - 1]))
-        n--;
-    while (n > 0 && isspace((unsigned char)*s))
-        s++, n--;
-    for (size_t i = 0; i < MD_ARRAY_SIZE(words); i++)
-        if (strlen(words[i]) == n && strncasecmp(words[i], s, n) == 0)
-            return true;
-    return false;
-}
-
-static size_t utf8_chars(const char *s, size_t n)
-{
-    size_t c = 0;
-    for (size_t i = 0; i < n; i++)
-        c += ((unsigned char)s[i] & 0xC0) != 0x80;
-    return c;
-}
-
-static bool is_int(enum ctype t)
-{
-    return t == CT_INT2 || t == CT_INT4 || t == CT_INT8;
-}
-
-static const char *type_name(enum ctype t)
-{
-    switch (t) {
-    case CT_INT2:
-        return "smallint";
-    case CT_INT4:
-        return "integer";
-    case CT_INT8:
-        return "bigint";
-    case CT_NUM:
-        return "numeric";
-    case CT_FLOAT:
-        return "a floating-point number";
-    case CT_BOOL:
-        return "boolean";
-    default:
-        return "text";
-    }
 }
 
 /* ---- the table ---------------------------------------------------------------------------- */
@@ -722,19 +496,20 @@ static const char *value_of(const struct load *l, const struct lcol *lc,
         }
         return NULL;
     }
-    if (is_int(t->type)) {
-        if (!int_canon(s, n, t->type, canon, 32)) {
+    if (val_is_int(t->type)) {
+        if (!val_int_canon(s, n, t->type, canon, 32)) {
             snprintf(why, cap, "column %s: \"%.40s\" is not %s %s", t->name, s,
-                     t->type == CT_INT4 ? "an" : "a", type_name(t->type));
+                     t->type == CT_INT4 ? "an" : "a", val_type_name(t->type));
             return why;
         }
         s = canon;
         n = strlen(canon);
-    } else if ((t->type == CT_NUM || t->type == CT_FLOAT) && !num_ok(s, n, t->type == CT_FLOAT)) {
+    } else if ((t->type == CT_NUM || t->type == CT_FLOAT) &&
+               !val_num_ok(s, n, t->type == CT_FLOAT)) {
         snprintf(why, cap, "column %s: \"%.40s\" is not %s", t->name, s,
-                 t->type == CT_NUM ? "a number" : type_name(t->type));
+                 t->type == CT_NUM ? "a number" : val_type_name(t->type));
         return why;
-    } else if (t->type == CT_BOOL && !bool_ok(s, n)) {
+    } else if (t->type == CT_BOOL && !val_bool_ok(s, n)) {
         snprintf(why, cap, "column %s: \"%.40s\" is not a boolean", t->name, s);
         return why;
     } else if (t->maxlen > 0) {
@@ -742,7 +517,7 @@ static const char *value_of(const struct load *l, const struct lcol *lc,
         if (t->bpchar)
             while (m > 0 && s[m - 1] == ' ')
                 m--;
-        size_t chars = utf8_chars(s, m);
+        size_t chars = val_utf8_chars(s, m);
         if ((int64_t)chars > t->maxlen) {
             snprintf(why, cap, "column %s: %zu characters, but it holds %" PRId64, t->name, chars,
                      t->maxlen);
@@ -752,7 +527,7 @@ static const char *value_of(const struct load *l, const struct lcol *lc,
     if (lc->part >= 0 && lc->field >= 0) {
         const char *want = l->in->file->part_val[lc->part];
         char wc[32];
-        bool same = is_int(t->type) && int_canon(want, strlen(want), t->type, wc, sizeof wc)
+        bool same = val_is_int(t->type) && val_int_canon(want, strlen(want), t->type, wc, sizeof wc)
                         ? strcmp(wc, s) == 0
                         : strlen(want) == n && memcmp(want, s, n) == 0;
         if (!same) {
@@ -781,7 +556,7 @@ static const char *row_key(struct load *l, const struct csv_record *rec, char *w
             return why;
         if (k > 0)
             md_buf_put(&l->keytext, "\t", 1);
-        put_escaped(&l->keytext, s, n);
+        copy_escape(&l->keytext, s, n);
     }
     return NULL;
 }
@@ -801,7 +576,7 @@ static const char *row_line(struct load *l, const struct csv_record *rec, char *
         if (s == NULL)
             md_buf_put(&l->line, "\\N", 2);
         else
-            put_escaped(&l->line, s, n);
+            copy_escape(&l->line, s, n);
     }
     return NULL;
 }
@@ -813,7 +588,7 @@ static int emit(struct load *l, size_t mark)
         l->out.len = mark;
         return md_error_set(l->err, -ENOMEM, 0, 0, "out of memory");
     }
-    bit_set(&l->sent, l->rec);
+    bits_set(&l->sent, l->rec);
     return 0;
 }
 
@@ -826,7 +601,7 @@ static int first_pass_record(struct load *l, const struct csv_record *rec)
     l->c->rows++;
     rows_read++;
     if (l->rec == 1 || rec->line != l->last_end + 1)
-        lm_note(&l->lm, l->rec, rec->line);
+        linemap_note(&l->lm, l->rec, rec->line);
     l->last_end = rec->end_line;
     /* A record with too few or too many fields still has its key when the key's fields are
      * there: its row in the table is then kept, not deleted. */
@@ -909,7 +684,7 @@ static int on_record(void *ud, const struct csv_record *rec)
     case P_KEYS:
         return first_pass_record(l, rec);
     case P_STAGE: {
-        if (!bit_get(&l->stage, l->rec))
+        if (!bits_get(&l->stage, l->rec))
             return 0;
         if (row_line(l, rec, why, sizeof why) != NULL) /* it passed the first time */
             return md_error_set(l->err, MD_EPARSE, 0, 0,
@@ -1045,7 +820,7 @@ static int pass_run(struct load *l, enum pass p)
 /* The file line of record r. */
 static uint64_t rec_line(const struct load *l, uint64_t r)
 {
-    return lm_line(&l->lm, r);
+    return linemap_line(&l->lm, r);
 }
 
 /* The server refused row n of a COPY: name the file's line (and for a duplicate key in the
@@ -1054,7 +829,7 @@ static int copy_failed(struct load *l, int rc)
 {
     if (rc >= 0 || rc == -ECANCELED || l->err->line <= 0)
         return rc;
-    uint64_t r = bit_nth(&l->sent, (uint64_t)l->err->line);
+    uint64_t r = bits_nth(&l->sent, (uint64_t)l->err->line);
     if (r == 0)
         return rc;
     char msg[sizeof l->err->msg];
@@ -1124,15 +899,15 @@ static int fill_rejects(void *ud, char *buf, size_t cap, size_t *len)
     for (; l->rej_i < l->nrej; l->rej_i++) {
         const struct reject *r = &l->rej[l->rej_i];
         size_t before = b.len;
-        put_escaped(&b, l->in->run_id, strlen(l->in->run_id));
+        copy_escape(&b, l->in->run_id, strlen(l->in->run_id));
         md_buf_put(&b, "\t", 1);
-        put_escaped(&b, l->src->name, strlen(l->src->name));
+        copy_escape(&b, l->src->name, strlen(l->src->name));
         md_buf_put(&b, "\t", 1);
-        put_escaped(&b, l->in->file->url, strlen(l->in->file->url));
+        copy_escape(&b, l->in->file->url, strlen(l->in->file->url));
         md_buf_printf(&b, "\t%" PRIu64 "\t", r->line);
-        put_escaped(&b, r->reason, strlen(r->reason));
+        copy_escape(&b, r->reason, strlen(r->reason));
         md_buf_put(&b, "\t", 1);
-        put_escaped(&b, r->raw, strlen(r->raw));
+        copy_escape(&b, r->raw, strlen(r->raw));
         md_buf_put(&b, "\n", 1);
         if (b.full) {
             b.len = before;
@@ -1314,7 +1089,7 @@ static int on_stage_rec(void *ud, const char *row, size_t len)
 {
     struct load *l = ud;
     (void)len;
-    bit_set(&l->stage, strtoull(row, NULL, 10));
+    bits_set(&l->stage, strtoull(row, NULL, 10));
     return 0;
 }
 
