@@ -2,6 +2,7 @@
 # make-run.sh - `make run` as the README tells a newcomer to run it, in the checkout this script
 # belongs to (.ci/run runs it from a clone inside a 0700 directory, like a checkout under /root):
 #   1. make run starts meshd with its local PostgreSQL cluster, and meshd's registry is ready;
+#      the example's nightly load, run by hand, fills property.parcels from the county files;
 #   2. SIGINT to make run's process group (what Ctrl-C in a terminal sends) stops meshd and the
 #      cluster;
 #   3. a second make run uses the same cluster: what the first one wrote is still there;
@@ -70,6 +71,17 @@ fi
 psql "$url" -XAtqc "SELECT count(*) FROM agent_registry WHERE job IS NULL AND state = 'up'" |
     grep -qx 1 || fail "meshd's node row is not in the registry"
 psql "$url" -XAtqc "CREATE TABLE ci_make_run_marker ()"
+# The example pipeline's nightly load, run now: meshd-scrape loads the six generated county
+# files (sql/example/county_files.sh, 2000 rows each) into property.parcels as roll year 2026.
+build/meshctl run nightly-data-update --config conf/meshd.yaml >/dev/null ||
+    fail "meshctl run nightly-data-update failed"
+for ((i = 0; i < 600; i++)); do
+    n=$(psql "$url" -XAtqc "SELECT count(*) FROM property.parcels WHERE asmnt_yr = 2026")
+    [ "$n" = 12000 ] && break
+    sleep 0.1
+done
+[ "$n" = 12000 ] || fail "the nightly load put $n rows of 2026 into property.parcels, not 12000"
+echo "make-run.sh: the nightly load (meshd-scrape) loaded the example's county files"
 interrupt_run
 echo "make-run.sh: Ctrl-C stopped meshd and the cluster"
 
