@@ -112,17 +112,18 @@ def by_view(summary):
 
 
 class Worker:
-    """meshd-refresh run directly: config on stdin, status lines on a pipe at fd 3."""
+    """A worker binary (meshd-refresh unless binary says another) run directly: config on
+    stdin, status lines on a pipe at fd 3."""
 
-    def __init__(self, cfg, extra_env=None):
+    def __init__(self, cfg, extra_env=None, binary=None):
         r, w = os.pipe()
         env = dict(os.environ)
         env.pop("DATABASE_URL", None)
         env["MESHD_STATUS_FD"] = str(w)
         env.update(extra_env or {})
-        self.proc = subprocess.Popen([REFRESH], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, pass_fds=(w,), env=env,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen([binary or REFRESH], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     pass_fds=(w,), env=env, start_new_session=True)
         os.close(w)
         self.status = b""
         self.out = b""

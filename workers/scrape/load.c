@@ -143,7 +143,7 @@ static const char SQL_FILE_UPSERT[] =
     "       loaded_at)"
     " VALUES ($1, $2, $3, $4, $5, to_timestamp($6::bigint), $7, $8, $9, $10, $11, $12, $13, $14,"
     "         $15, $16, now())"
-    " ON CONFLICT (url) DO UPDATE SET source = EXCLUDED.source, target = EXCLUDED.target,"
+    " ON CONFLICT (url, target) DO UPDATE SET source = EXCLUDED.source, target = EXCLUDED.target,"
     "       part = EXCLUDED.part, etag = EXCLUDED.etag, last_modified = EXCLUDED.last_modified,"
     "       bytes = EXCLUDED.bytes, sha256 = EXCLUDED.sha256, rows = EXCLUDED.rows,"
     "       inserted = EXCLUDED.inserted, updated = EXCLUDED.updated,"
@@ -903,7 +903,7 @@ static int fill_rejects(void *ud, char *buf, size_t cap, size_t *len)
         md_buf_put(&b, "\t", 1);
         copy_escape(&b, l->src->name, strlen(l->src->name));
         md_buf_put(&b, "\t", 1);
-        copy_escape(&b, l->in->file->url, strlen(l->in->file->url));
+        copy_escape(&b, l->in->url, strlen(l->in->url));
         md_buf_printf(&b, "\t%" PRIu64 "\t", r->line);
         copy_escape(&b, r->reason, strlen(r->reason));
         md_buf_put(&b, "\t", 1);
@@ -942,7 +942,7 @@ static int record_file(struct load *l)
     snprintf(lm, sizeof lm, "%" PRId64, in->last_modified);
     snprintf(by, sizeof by, "%" PRId64, in->bytes);
     bool quiet = c->inserted + c->updated + c->deleted == 0;
-    const char *p[] = {in->file->url,
+    const char *p[] = {in->url,
                        l->src->name,
                        l->src->table,
                        in->file->label,
@@ -1179,8 +1179,13 @@ static int stage_and_apply(struct load *l)
         rc = copy_pass(l, sql, NULL);
         md_free(sql);
     }
-    if (rc == 0)
-        rc = exec(l, "ANALYZE _meshd_stage", NULL);
+    if (rc == 0) { /* the planner needs the row count and the keys' statistics, no more */
+        char *keys = key_list(l, "", false);
+        sql = md_xasprintf("ANALYZE _meshd_stage (%s)", keys);
+        rc = exec(l, sql, NULL);
+        md_free(sql);
+        md_free(keys);
+    }
     if (rc < 0)
         goto out;
     for (size_t i = 0; i < l->nlc; i++)

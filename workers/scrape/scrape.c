@@ -199,9 +199,10 @@ static void announce(struct run *r, const char *url, const char *source, const c
     if (rc < 0)
         return;
     struct md_error err = {0};
-    const char *p[] = {url};
-    if (md_pq_exec(r->db, "UPDATE meshd_scrape.files SET announced = true WHERE url = $1", 1, p,
-                   NULL, &err) < 0)
+    const char *p[] = {url, table};
+    if (md_pq_exec(r->db,
+                   "UPDATE meshd_scrape.files SET announced = true WHERE url = $1 AND target = $2",
+                   2, p, NULL, &err) < 0)
         md_log(MD_LOG_WARN, "could not mark %s announced: %s", url, err.msg);
 }
 
@@ -236,15 +237,15 @@ static void touch(struct run *r, struct sfile *s)
 {
     char lm[24];
     snprintf(lm, sizeof lm, "%" PRId64, s->it.last_modified_new);
-    const char *p[] = {s->f->url, s->it.etag_new[0] ? s->it.etag_new : NULL,
-                       s->it.last_modified_new > 0 ? lm : NULL};
+    const char *p[] = {s->url_shown, s->it.etag_new[0] ? s->it.etag_new : NULL,
+                       s->it.last_modified_new > 0 ? lm : NULL, s->f->src->table};
     struct md_error err = {0};
     if (md_pq_exec(r->db,
                    "UPDATE meshd_scrape.files SET checked_at = now(),"
                    " etag = coalesce($2, etag),"
                    " last_modified = coalesce(to_timestamp($3::bigint), last_modified)"
-                   " WHERE url = $1",
-                   3, p, NULL, &err) < 0)
+                   " WHERE url = $1 AND target = $4",
+                   4, p, NULL, &err) < 0)
         md_log(MD_LOG_WARN, "could not record %s as checked: %s", s->url_shown, err.msg);
 }
 
@@ -254,6 +255,7 @@ static void load_one(struct run *r, struct sfile *s)
     struct md_error err = {0};
     struct scrape_load_in in = {
         .file = s->f,
+        .url = s->url_shown,
         .path = s->path,
         .run_id = r->w->run_id,
         .max_bad_rows = s->f->src->max_bad_rows >= 0 ? s->f->src->max_bad_rows : cfg->max_bad_rows,
@@ -274,7 +276,7 @@ static void load_one(struct run *r, struct sfile *s)
         snprintf(a, sizeof a, "%" PRIu64, s->c.inserted);
         snprintf(b, sizeof b, "%" PRIu64, s->c.updated);
         snprintf(c, sizeof c, "%" PRIu64, s->c.deleted);
-        announce(r, s->f->url, s->f->src->name, s->f->src->table, s->f->label, a, b, c,
+        announce(r, s->url_shown, s->f->src->name, s->f->src->table, s->f->label, a, b, c,
                  r->w->run_id);
     }
 }
@@ -334,14 +336,15 @@ static int read_state(struct run *r, struct md_error *err)
     PGresult *res;
     int rc = md_pq_exec(r->db,
                         "SELECT url, etag, coalesce(extract(epoch FROM last_modified)::bigint, 0),"
-                        "       sha256 FROM meshd_scrape.files",
+                        "       sha256, target FROM meshd_scrape.files",
                         0, NULL, &res, err);
     if (rc < 0)
         return rc;
     for (int i = 0; i < PQntuples(res); i++)
         for (size_t j = 0; j < r->n; j++) {
             struct sfile *s = &r->s[j];
-            if (strcmp(s->f->url, PQgetvalue(res, i, 0)) != 0)
+            if (strcmp(s->url_shown, PQgetvalue(res, i, 0)) != 0 ||
+                strcmp(s->f->src->table, PQgetvalue(res, i, 4)) != 0)
                 continue;
             s->known = true;
             if (!PQgetisnull(res, i, 1))

@@ -129,6 +129,7 @@ struct scrape_counts {
 /* What load.c needs to know of the file besides its config. */
 struct scrape_load_in {
     const struct scrape_file *file;
+    const char *url;      /* the file's URL as recorded: without user:password@ */
     const char *path;     /* the downloaded file */
     const char *run_id;   /* MESHD_RUN_ID, "" by hand */
     int64_t max_bad_rows; /* resolved */
