@@ -21,8 +21,10 @@
  * price is reading the file twice when the partition has rows, which costs far less than
  * writing rows that did not change.
  */
+#define _GNU_SOURCE /* O_TMPFILE */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -30,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>
@@ -109,6 +112,9 @@ struct load {
     /* reading the file: one pass at a time */
     enum pass pass;
     struct reader *rd;
+    char *name;   /* what is read, for messages ("NAL11P202501.csv (in 0-nal.zip)") */
+    int spill;    /* -1, or an unnamed file holding what pass one unpacked */
+    bool spilled; /* it holds all of it: pass two reads it instead of unpacking again */
     struct csv_parser csv;
     bool csv_ready;
     bool header_done;
@@ -294,8 +300,8 @@ static int add_lcol(struct load *l, const struct tcol *t, int field, const char 
     for (size_t i = 0; i < l->nlc; i++)
         if (l->lc[i].t == t)
             return md_error_set(l->err, MD_ECONFIG, 0, 0,
-                                "%s: column %s is fed twice by the header (field %d)",
-                                reader_name(l->rd), t->name, field + 1);
+                                "%s: column %s is fed twice by the header (field %d)", l->name,
+                                t->name, field + 1);
     l->lc = md_xrealloc(l->lc, (l->nlc + 1) * sizeof *l->lc);
     l->lc[l->nlc++] = (struct lcol){
         .t = t, .ident = ident(l->db, t->name), .field = field, .constant = constant, .part = -1};
@@ -311,7 +317,7 @@ static bool reserved(const struct load *l, const struct tcol *t)
 
 static int map_header(struct load *l, const struct csv_record *rec)
 {
-    const char *path = reader_name(l->rd);
+    const char *path = l->name;
     const char *mode = "auto";
     cJSON *map = NULL;
     int rc = 0;
@@ -444,8 +450,7 @@ static int bad_row(struct load *l, const struct csv_record *rec, const char *fmt
     va_end(ap);
     l->c->rejected++;
     if (l->first_bad[0] == '\0')
-        snprintf(l->first_bad, sizeof l->first_bad, "%s:%" PRIu64 ": %s", reader_name(l->rd),
-                 rec->line, why);
+        snprintf(l->first_bad, sizeof l->first_bad, "%s:%" PRIu64 ": %s", l->name, rec->line, why);
     if ((int64_t)l->c->rejected > l->max_bad) {
         if (l->max_bad == 0)
             return md_error_set(l->err, MD_EPARSE, 0, 0, "%s", l->first_bad);
@@ -688,8 +693,8 @@ static int on_record(void *ud, const struct csv_record *rec)
             return 0;
         if (row_line(l, rec, why, sizeof why) != NULL) /* it passed the first time */
             return md_error_set(l->err, MD_EPARSE, 0, 0,
-                                "%s:%" PRIu64 ": changed between reads: %s", reader_name(l->rd),
-                                rec->line, why);
+                                "%s:%" PRIu64 ": changed between reads: %s", l->name, rec->line,
+                                why);
         size_t mark = l->out.len;
         uint64_t rh = XXH3_64bits_withSeed(l->line.p, l->line.len, l->seed);
         md_buf_put(&l->out, l->line.p, l->line.len);
@@ -714,6 +719,40 @@ static int on_record(void *ud, const struct csv_record *rec)
     return 0;
 }
 
+/* Pass one keeps what it unpacks in an unnamed file (O_TMPFILE) next to the download, so
+ * that pass two reads plain CSV instead of inflating the zip again: inflating is most of a
+ * pass's time.  It costs the file's unpacked size on disk for the load's duration, freed when
+ * the file is closed (also by a crash).  Without room for it, pass two unpacks again. */
+static void spill_open(struct load *l)
+{
+    char *dir = md_xstrdup(l->in->path), *slash = strrchr(dir, '/');
+    if (slash != NULL)
+        *slash = '\0';
+    l->spill = open(slash != NULL ? dir : ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (l->spill < 0)
+        md_log(MD_LOG_INFO, "%s: no spill file (%s): pass two unpacks the file again", l->name,
+               strerror(errno));
+    md_free(dir);
+}
+
+static void spill_write(struct load *l, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(l->spill, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            md_log(MD_LOG_INFO, "%s: spill file: %s: pass two unpacks the file again", l->name,
+                   w < 0 ? strerror(errno) : "short write");
+            close(l->spill);
+            l->spill = -1;
+            return;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
 /* Opens the file for a pass. */
 static int pass_open(struct load *l, enum pass p)
 {
@@ -736,9 +775,20 @@ static int pass_open(struct load *l, enum pass p)
     if (csv_init(&l->csv, &co) < 0)
         return md_error_set(l->err, MD_ECONFIG, 0, 0, "format: %s", csv_error(&l->csv));
     l->csv_ready = true;
-    int rc = reader_open(&l->rd, l->in->path, f->archive, f->member, l->err);
+    int rc;
+    if (p != P_KEYS && p != P_DIRECT && l->spilled) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/self/fd/%d", l->spill);
+        rc = reader_open(&l->rd, path, "none", NULL, l->err);
+    } else {
+        rc = reader_open(&l->rd, l->in->path, f->archive, f->member, l->err);
+    }
     if (rc < 0)
         return rc;
+    if (l->name == NULL)
+        l->name = md_xstrdup(reader_name(l->rd));
+    if (p == P_KEYS && reader_is_archive(l->rd))
+        spill_open(l);
     l->pass = p;
     l->skip_header = l->header_done;
     l->rec = 0;
@@ -770,17 +820,20 @@ static int pump(struct load *l)
                 return (int)n;
             l->clen = (size_t)n;
             l->coff = 0;
+            if (l->pass == P_KEYS && l->spill >= 0)
+                spill_write(l, l->chunk, (size_t)n);
         }
         if (l->clen == 0) {
             rc = csv_finish(&l->csv, on_record, l);
             l->eof = true;
+            l->spilled = l->pass == P_KEYS && l->spill >= 0;
         } else {
             uint64_t before = l->csv.bytes;
             rc = csv_feed(&l->csv, l->chunk + l->coff, l->clen - l->coff, on_record, l);
             l->coff = rc > 0 ? l->coff + (size_t)(l->csv.bytes - before) : l->clen;
         }
         if (rc < 0 && csv_error(&l->csv)[0] != '\0')
-            return md_error_set(l->err, rc, 0, 0, "%s: %s", reader_name(l->rd), csv_error(&l->csv));
+            return md_error_set(l->err, rc, 0, 0, "%s: %s", l->name, csv_error(&l->csv));
         if (rc != 0)
             return rc;
     }
@@ -851,13 +904,12 @@ static int copy_failed(struct load *l, int rc)
             return md_error_set(l->err, MD_EPARSE, 0, 0,
                                 "%s: lines %" PRIu64 " and %" PRIu64 " have the same key (%.60s); "
                                 "with duplicates: last the later row would win",
-                                reader_name(l->rd), rec_line(l, l->found), rec_line(l, r),
-                                l->find_key);
+                                l->name, rec_line(l, l->found), rec_line(l, r), l->find_key);
         }
         *l->err = keep;
     }
     return md_error_set(l->err, MD_EPARSE, 0, 0, "%s:%" PRIu64 ": the database refused the row: %s",
-                        reader_name(l->rd), rec_line(l, r), msg);
+                        l->name, rec_line(l, r), msg);
 }
 
 static char *key_list(const struct load *l, const char *prefix, bool as_text)
@@ -1074,14 +1126,57 @@ static int duplicates(struct load *l, uint64_t *extra)
         rc = md_error_set(l->err, MD_EPARSE, 0, 0,
                           "%s: lines %" PRIu64 " and %" PRIu64 " have the same key (%.60s)%s; "
                           "with duplicates: last the later row would win",
-                          reader_name(l->rd), rec_line(l, a), rec_line(l, b), PQgetvalue(r, 0, 4),
+                          l->name, rec_line(l, a), rec_line(l, b), PQgetvalue(r, 0, 4),
                           n > 1 ? ", and more keys repeat" : "");
     else
         md_log(MD_LOG_WARN,
                "%s: %" PRIu64 " key(s) appear more than once, first at lines %" PRIu64
                " and %" PRIu64 " (%.60s): the last row of each wins (duplicates: last)",
-               reader_name(l->rd), n, rec_line(l, a), rec_line(l, b), PQgetvalue(r, 0, 4));
+               l->name, n, rec_line(l, a), rec_line(l, b), PQgetvalue(r, 0, 4));
     PQclear(r);
+    return rc;
+}
+
+/* A statement that joins the file's keys (or rows) with the whole partition: nested loops
+ * are turned off for it.  With statistics that do not know the partition yet (a county
+ * loaded for the first time since the last ANALYZE) the planner may otherwise pick a nested
+ * loop over a million rows on each side, which runs for hours; a hash join is never much worse
+ * here. */
+static int bulk(struct load *l, const char *sql, PGresult **res)
+{
+    int rc = exec(l, "SET LOCAL enable_nestloop = off", NULL);
+    if (rc == 0)
+        rc = exec(l, sql, res);
+    if (rc == 0 && (rc = exec(l, "SET LOCAL enable_nestloop TO DEFAULT", NULL)) < 0 &&
+        res != NULL) {
+        PQclear(*res);
+        *res = NULL;
+    }
+    return rc;
+}
+
+/* Statistics of the key and partition columns, after a load that changed a good part of the
+ * partition: the next day's plans depend on them, and autovacuum may not have come by. */
+static int analyze(struct load *l)
+{
+    uint64_t changed = l->c->inserted + l->c->deleted;
+    if (changed == 0 || changed * 10 < l->c->existing)
+        return 0;
+    struct md_buf cols;
+    md_buf_init(&cols, 1 << 16);
+    for (size_t k = 0; k < l->nkey; k++)
+        md_buf_printf(&cols, "%s%s", k > 0 ? ", " : "", l->lc[l->key[k]].ident);
+    for (size_t i = 0; i < l->nlc; i++) {
+        bool key = false;
+        for (size_t k = 0; k < l->nkey; k++)
+            key |= l->key[k] == i;
+        if (l->lc[i].part >= 0 && !key)
+            md_buf_printf(&cols, ", %s", l->lc[i].ident);
+    }
+    char *sql = md_xasprintf("ANALYZE %s (%s)", l->table, md_buf_str(&cols));
+    int rc = exec(l, sql, NULL);
+    md_free(sql);
+    md_buf_free(&cols);
     return rc;
 }
 
@@ -1108,7 +1203,11 @@ static int changed(struct load *l, bool dups, uint64_t *n)
                              src, l->table, join, l->part_sql, l->lc[l->key[0]].ident,
                              l->hash_ident, l->marked_sql);
     /* t.<first key> IS NULL: no row (keys are never NULL in the table rows compared) */
-    int rc = md_pq_copy_out(l->db, sql, on_stage_rec, l, l->err);
+    int rc = exec(l, "SET LOCAL enable_nestloop = off", NULL); /* as bulk() */
+    if (rc == 0)
+        rc = md_pq_copy_out(l->db, sql, on_stage_rec, l, l->err);
+    if (rc == 0)
+        rc = exec(l, "SET LOCAL enable_nestloop TO DEFAULT", NULL);
     md_free(sql);
     md_free(src);
     md_free(keys);
@@ -1130,22 +1229,6 @@ static char *gone_where(const struct load *l)
     return w;
 }
 
-static int count_gone(struct load *l)
-{
-    char *where = gone_where(l);
-    char *sql = md_xasprintf("SELECT count(*) FROM %s t WHERE NOT (%s) AND %s", l->table,
-                             l->marked_sql, where);
-    int rc;
-    PGresult *r = one_row(l, sql, &rc);
-    md_free(sql);
-    md_free(where);
-    if (r == NULL)
-        return rc;
-    l->gone = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
-    return 0;
-}
-
 static int guard(struct load *l)
 {
     const char *mode = l->src->deletes.mode != NULL ? l->src->deletes.mode : "delete";
@@ -1156,7 +1239,7 @@ static int guard(struct load *l)
                         "%s: refused: it would %s %" PRIu64 " of the %" PRIu64 " rows of %s%s%s "
                         "(%.1f%%, more than deletes.max_percent %g); a truncated or wrong file? "
                         "Nothing was written",
-                        reader_name(l->rd), strcmp(mode, "mark") == 0 ? "mark" : "delete", l->gone,
+                        l->name, strcmp(mode, "mark") == 0 ? "mark" : "delete", l->gone,
                         l->existing_live, l->table, l->in->file->label[0] ? " " : "",
                         l->in->file->label, pct, l->src->deletes.max_percent);
 }
@@ -1218,10 +1301,13 @@ out:
     return rc;
 }
 
+/* The partition's rows the file no longer has: deleted or marked, then the guard, which
+ * refuses (and so rolls back) a file that took too many.  Doing it before the guard saves a
+ * second scan of the partition; a refusal is rare and costs only the rollback. */
 static int deletes(struct load *l)
 {
     const char *mode = l->src->deletes.mode != NULL ? l->src->deletes.mode : "delete";
-    if (strcmp(mode, "keep") == 0 || l->gone == 0)
+    if (strcmp(mode, "keep") == 0)
         return 0;
     char *where = gone_where(l), *sql;
     if (l->mark_ident != NULL)
@@ -1230,14 +1316,14 @@ static int deletes(struct load *l)
     else
         sql = md_xasprintf("DELETE FROM %s t WHERE %s", l->table, where);
     PGresult *r;
-    int rc = exec(l, sql, &r);
+    int rc = bulk(l, sql, &r);
     md_free(sql);
     md_free(where);
-    if (rc == 0) {
-        l->c->deleted = tuples(r);
-        PQclear(r);
-    }
-    return rc;
+    if (rc < 0)
+        return rc;
+    l->gone = l->c->deleted = tuples(r);
+    PQclear(r);
+    return guard(l);
 }
 
 /* ---- the transaction ---------------------------------------------------------------------- */
@@ -1324,8 +1410,7 @@ static int load_tx(PGconn *db, void *ud, struct md_error *err)
     if ((rc = pump(l)) < 0) /* up to the header, which decides the columns */
         return rc;
     if (!l->header_done)
-        return md_error_set(l->err, MD_EPARSE, 0, 0, "%s: the file is empty (no header)",
-                            reader_name(l->rd));
+        return md_error_set(l->err, MD_EPARSE, 0, 0, "%s: the file is empty (no header)", l->name);
     if (first == P_DIRECT) {
         char *cols = cols_list(l, "");
         char *sql = md_xasprintf("COPY %s (%s) FROM STDIN", l->table, cols);
@@ -1339,21 +1424,20 @@ static int load_tx(PGconn *db, void *ud, struct md_error *err)
     } else {
         uint64_t extra = 0, nstage = 0;
         if ((rc = keys_pass(l)) < 0 || (rc = duplicates(l, &extra)) < 0 ||
-            (rc = changed(l, extra > 0, &nstage)) < 0 || (rc = count_gone(l)) < 0 ||
-            (rc = guard(l)) < 0)
+            (rc = changed(l, extra > 0, &nstage)) < 0 || (rc = deletes(l)) < 0)
             return rc;
         uint64_t good = l->c->rows - l->c->rejected;
         l->c->unchanged = good > nstage + extra ? good - nstage - extra : 0;
         md_log(MD_LOG_INFO,
                "%s: %" PRIu64 " rows, %" PRIu64 " to write, %" PRIu64 " unchanged, %" PRIu64
                " gone from the file (%s)",
-               reader_name(l->rd), l->c->rows, nstage, l->c->unchanged, l->gone,
+               l->name, l->c->rows, nstage, l->c->unchanged, l->gone,
                l->src->deletes.mode != NULL ? l->src->deletes.mode : "delete");
         if (nstage > 0 && (rc = stage_and_apply(l)) < 0)
             return rc;
-        if ((rc = deletes(l)) < 0)
-            return rc;
     }
+    if ((rc = analyze(l)) < 0)
+        return rc;
     if (l->nrej > 0 &&
         (rc = md_pq_copy_in(l->db,
                             "COPY meshd_scrape.rejects (run_id, source, url, line, reason, raw) "
@@ -1372,7 +1456,8 @@ int scrape_load(struct md_worker *w, PGconn *db, const struct scrape_load_in *in
                      .src = in->file->src,
                      .c = counts,
                      .err = err,
-                     .max_bad = in->max_bad_rows};
+                     .max_bad = in->max_bad_rows,
+                     .spill = -1};
     int rc;
 
     memset(counts, 0, sizeof *counts);
@@ -1397,6 +1482,9 @@ int scrape_load(struct md_worker *w, PGconn *db, const struct scrape_load_in *in
         *counts = keep;
     }
     reader_close(l.rd);
+    if (l.spill >= 0)
+        close(l.spill);
+    md_free(l.name);
     if (l.csv_ready)
         csv_cleanup(&l.csv);
     md_buf_free(&l.out);

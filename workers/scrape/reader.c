@@ -188,6 +188,11 @@ int64_t reader_position(const struct reader *r)
     return r->a ? archive_filter_bytes(r->a, -1) : r->pos;
 }
 
+bool reader_is_archive(const struct reader *r)
+{
+    return r->a != NULL;
+}
+
 void reader_close(struct reader *r)
 {
     if (r == NULL)

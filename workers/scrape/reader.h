@@ -6,6 +6,7 @@
 #ifndef MESHD_SCRAPE_READER_H
 #define MESHD_SCRAPE_READER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -30,6 +31,9 @@ const char *reader_name(const struct reader *r);
 
 /* Bytes of the downloaded file consumed so far (compressed), for progress. */
 int64_t reader_position(const struct reader *r);
+
+/* True when the bytes come out of an archive (zip or gzip), not straight from the file. */
+bool reader_is_archive(const struct reader *r);
 
 void reader_close(struct reader *r);
 
