@@ -79,6 +79,24 @@ TEST(copy_escape_escapes_what_copy_text_needs)
     md_buf_free(&b);
 }
 
+TEST(integers_appended_without_printf)
+{
+    struct md_buf b;
+    md_buf_init(&b, 1024);
+    int64_t v[] = {0, 7, -7, 1234567890123, INT64_MAX, INT64_MIN};
+    for (size_t i = 0; i < MD_ARRAY_SIZE(v); i++) {
+        val_put_i64(&b, v[i]);
+        val_put(&b, ",", 1);
+    }
+    T_ASSERT_STREQ("0,7,-7,1234567890123,9223372036854775807,-9223372036854775808,",
+                   md_buf_str(&b));
+    md_buf_free(&b);
+    char small[3];
+    T_ASSERT_TRUE(!val_int_canon("123", 3, CT_INT4, small, sizeof small)); /* no room */
+    T_ASSERT_TRUE(val_int_canon("12", 2, CT_INT4, small, sizeof small));
+    T_ASSERT_STREQ("12", small);
+}
+
 TEST(bits_grow_and_name_the_nth)
 {
     struct bits b = {0};

@@ -560,7 +560,7 @@ static const char *row_key(struct load *l, const struct csv_record *rec, char *w
         if (value_of(l, &l->lc[l->key[k]], rec, true, &s, &n, canon, why, cap) != NULL)
             return why;
         if (k > 0)
-            md_buf_put(&l->keytext, "\t", 1);
+            val_put(&l->keytext, "\t", 1);
         copy_escape(&l->keytext, s, n);
     }
     return NULL;
@@ -575,11 +575,11 @@ static const char *row_line(struct load *l, const struct csv_record *rec, char *
         size_t n;
         char canon[32];
         if (i > 0)
-            md_buf_put(&l->line, "\t", 1);
+            val_put(&l->line, "\t", 1);
         if (value_of(l, &l->lc[i], rec, false, &s, &n, canon, why, cap) != NULL)
             return why;
         if (s == NULL)
-            md_buf_put(&l->line, "\\N", 2);
+            val_put(&l->line, "\\N", 2);
         else
             copy_escape(&l->line, s, n);
     }
@@ -588,7 +588,7 @@ static const char *row_line(struct load *l, const struct csv_record *rec, char *
 
 static int emit(struct load *l, size_t mark)
 {
-    md_buf_put(&l->out, "\n", 1);
+    val_put(&l->out, "\n", 1);
     if (l->out.full || l->line.full || l->keytext.full) {
         l->out.len = mark;
         return md_error_set(l->err, -ENOMEM, 0, 0, "out of memory");
@@ -650,9 +650,12 @@ static int first_pass_record(struct load *l, const struct csv_record *rec)
         /* A bad row's key is sent too, flagged: its row in the table is neither changed nor
          * deleted. */
         uint64_t rh = bad ? 0 : XXH3_64bits_withSeed(l->line.p, l->line.len, l->seed);
-        md_buf_put(&l->out, l->keytext.p, l->keytext.len);
-        md_buf_printf(&l->out, "\t%" PRId64 "\t%" PRIu64 "\t%c", (int64_t)rh, l->rec,
-                      bad ? 't' : 'f');
+        val_put(&l->out, l->keytext.p, l->keytext.len);
+        val_put(&l->out, "\t", 1);
+        val_put_i64(&l->out, (int64_t)rh);
+        val_put(&l->out, "\t", 1);
+        val_put_i64(&l->out, (int64_t)l->rec);
+        val_put(&l->out, bad ? "\tt" : "\tf", 2);
         int rc = emit(l, mark);
         if (rc < 0)
             return rc;
@@ -661,8 +664,9 @@ static int first_pass_record(struct load *l, const struct csv_record *rec)
         return bad_row(l, rec, "%s", bad);
     if (l->pass == P_DIRECT) {
         uint64_t rh = XXH3_64bits_withSeed(l->line.p, l->line.len, l->seed);
-        md_buf_put(&l->out, l->line.p, l->line.len);
-        md_buf_printf(&l->out, "\t%" PRId64, (int64_t)rh);
+        val_put(&l->out, l->line.p, l->line.len);
+        val_put(&l->out, "\t", 1);
+        val_put_i64(&l->out, (int64_t)rh);
         return emit(l, mark);
     }
     return 0;
@@ -697,8 +701,9 @@ static int on_record(void *ud, const struct csv_record *rec)
                                 why);
         size_t mark = l->out.len;
         uint64_t rh = XXH3_64bits_withSeed(l->line.p, l->line.len, l->seed);
-        md_buf_put(&l->out, l->line.p, l->line.len);
-        md_buf_printf(&l->out, "\t%" PRId64, (int64_t)rh);
+        val_put(&l->out, l->line.p, l->line.len);
+        val_put(&l->out, "\t", 1);
+        val_put_i64(&l->out, (int64_t)rh);
         return emit(l, mark);
     }
     case P_FIND:

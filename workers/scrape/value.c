@@ -32,11 +32,11 @@ void copy_escape(struct md_buf *b, const char *s, size_t n)
         default:
             continue;
         }
-        md_buf_put(b, s + from, i - from);
-        md_buf_put(b, esc, 2);
+        val_put(b, s + from, i - from);
+        val_put(b, esc, 2);
         from = i + 1;
     }
-    md_buf_put(b, s + from, n - from);
+    val_put(b, s + from, n - from);
 }
 
 /* ---- record bits and lines ---------------------------------------------------------------- */
@@ -136,7 +136,19 @@ bool val_int_canon(const char *s, size_t n, enum ctype t, char *buf, size_t cap)
         return false;
     if (v == 0)
         neg = false;
-    snprintf(buf, cap, "%s%" PRIu64, neg ? "-" : "", v);
+    /* by hand: snprintf here was a tenth of a load's time (most NAL columns are numbers) */
+    char d[24];
+    size_t nd = 0, o = 0;
+    do
+        d[nd++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    if (nd + (neg ? 1u : 0u) + 1 > cap)
+        return false;
+    if (neg)
+        buf[o++] = '-';
+    while (nd > 0)
+        buf[o++] = d[--nd];
+    buf[o] = '\0';
     return true;
 }
 
@@ -220,4 +232,17 @@ const char *val_type_name(enum ctype t)
     default:
         return "text";
     }
+}
+
+void val_put_i64(struct md_buf *b, int64_t v)
+{
+    char d[24];
+    size_t n = 0;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do
+        d[sizeof d - ++n] = (char)('0' + u % 10);
+    while ((u /= 10) != 0);
+    if (v < 0)
+        d[sizeof d - ++n] = '-';
+    val_put(b, d + sizeof d - n, n);
 }

@@ -8,12 +8,28 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "meshd/md_buf.h"
 
 /* A column's type, as far as the loader checks values itself (anything else: CT_OTHER, the
  * server checks it). */
 enum ctype { CT_TEXT, CT_INT2, CT_INT4, CT_INT8, CT_NUM, CT_FLOAT, CT_BOOL, CT_OTHER };
+
+/* md_buf_put, without the call when there is room: once per field of every row. */
+static inline void val_put(struct md_buf *b, const char *s, size_t n)
+{
+    if (b->p != NULL && b->len + n < b->cap) {
+        memcpy(b->p + b->len, s, n);
+        b->len += n;
+        b->p[b->len] = '\0';
+    } else {
+        md_buf_put(b, s, n);
+    }
+}
+
+/* Appends v in decimal (no printf: once or twice per row). */
+void val_put_i64(struct md_buf *b, int64_t v);
 
 /* Appends s (n bytes) to b escaped for COPY's text format (\\, \t, \n, \r). */
 void copy_escape(struct md_buf *b, const char *s, size_t n);
