@@ -4,7 +4,7 @@ nginx on loopback (tests/integration/httpfix.py), against psql's \\copy of the s
 identical table, in the same run, on a throwaway PostgreSQL 15 (tests/pg/pgctl.sh).
 
     bench/scrape.py [--rows N] [--rows2 M] [--rounds R] [--worker PATH] [--dir DIR] [--keep]
-                    [--no-analyze]
+                    [--analyze]
 
     --rows N    rows of the county-11 file (default 1000000)
     --rows2 M   rows of the county-16 file, for the memory figure (default 2 N; 0 skips it)
@@ -13,7 +13,7 @@ identical table, in the same run, on a throwaway PostgreSQL 15 (tests/pg/pgctl.s
     --dir       where the files, nginx and the cluster live (default /var/tmp/meshd-bench-scrape,
                 removed at the end unless --keep; with --keep the generated files are reused
                 by the next run)
-    --no-analyze  do not ANALYZE the table after an initial load (see below)
+    --analyze   ANALYZE the whole table after each initial load, untimed (see below)
 
 Measures, all on one machine and over HTTP from nginx (http://127.0.0.1:PORT/nal11.zip):
   1. initial load into an empty table: worker wall vs `unzip -p F | psql -c "\\copy ..."` wall
@@ -30,12 +30,13 @@ Measures, all on one machine and over HTTP from nginx (http://127.0.0.1:PORT/nal
   and a run over 67 small county files that are all unchanged (67 conditional GETs -> 304),
   for the statewide extrapolation.
 
-After each initial load the bench runs ANALYZE on the table, as autovacuum will have done in
-the hours between a first load and the next day's run.  Without it (--no-analyze) a day-1 load
-that follows the initial load of a NEW partition within autovacuum's minute finds statistics
-from an ANALYZE that saw only the other partitions (so: this partition is ~1 row), and the
-planner nest-loops the delete guard (count of the partition's keys NOT EXISTS in the file):
-quadratic, 20+ minutes at 2M rows (docs/benchmarks.md, "meshd-scrape").
+The bench does not ANALYZE the table itself: the worker ANALYZEs the key and partition columns
+after a load that inserted or deleted a tenth of its partition, and runs its joins of the
+file's keys with the partition with nested loops off.  Before those two (commit 3abbab6^^), a
+day-1 load that followed the initial load of a NEW partition within autovacuum's minute found
+statistics that had not seen the partition, and the planner nest-looped the delete guard:
+quadratic, 20+ minutes at 2M rows.  --analyze adds a whole-table ANALYZE after each initial
+load, as autovacuum would have done in the hours between.
 
 Every statement of the worker's that takes 0.5 s or more (the server's log,
 log_min_duration_statement) is printed under its run, so the figures can be taken apart.
@@ -308,7 +309,7 @@ def main():
         ROOT, "build", "libexec", "meshd", "meshd-scrape")))
     ap.add_argument("--dir", default="/var/tmp/meshd-bench-scrape")
     ap.add_argument("--keep", action="store_true")
-    ap.add_argument("--no-analyze", action="store_true")
+    ap.add_argument("--analyze", action="store_true")
     a = ap.parse_args()
     if a.rows2 is None:
         a.rows2 = 2 * a.rows
@@ -358,7 +359,7 @@ def main():
 
 def analyze(a, pg):
     """What autovacuum does between a first load and the next day's run (see the doc)."""
-    if not a.no_analyze:
+    if a.analyze:
         t0 = time.monotonic()
         pg.sql("ANALYZE parcels")
         print("  (ANALYZE parcels: %.1f s, not counted)" % (time.monotonic() - t0), flush=True)
