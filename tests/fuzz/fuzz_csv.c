@@ -13,11 +13,15 @@
  *     each field is valid UTF-8 without NUL and NUL-terminated; line <= end_line; a record
  *     starts after the previous one ended; bad_field < n; the counters are consistent;
  *   - 3 delivers no bad record, and writing its records out again gives the same bytes as 1's;
- *   - a parse that fails says why (csv_error is not empty and names a line).
+ *   - a parse that fails says why (csv_error is not empty and names a line);
+ *   - each field through the loader's value checks (value.c): a canonical integer is canonical
+ *     again and fits its type; COPY escaping leaves no raw tab, CR or LF and unescapes back.
  * ASan/UBSan (MESHD_FUZZ=ON) catch the memory errors.
  */
 #include "csv.h"
 #include "meshd/md_alloc.h"
+#include "meshd/md_buf.h"
+#include "value.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -138,6 +142,44 @@ static void write_record(struct out *o, const struct csv_record *rec, const stru
     out_put(o, "\n", 1);
 }
 
+/* The loader's checks of one field (workers/scrape/value.c). */
+static void check_value(const char *s, size_t n)
+{
+    static const enum ctype ints[] = {CT_INT2, CT_INT4, CT_INT8};
+    char canon[32], again[32];
+
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        if (!val_int_canon(s, n, ints[i], canon, sizeof canon))
+            continue;
+        if (!val_int_canon(canon, strlen(canon), ints[i], again, sizeof again) ||
+            strcmp(canon, again) != 0 || !val_num_ok(canon, strlen(canon), false))
+            abort();
+    }
+    (void)val_num_ok(s, n, true);
+    (void)val_bool_ok(s, n);
+    struct md_buf b;
+    md_buf_init(&b, 2 * n + 16);
+    copy_escape(&b, s, n);
+    const char *e = b.p != NULL ? b.p : "";
+    size_t k = 0;
+    for (size_t i = 0; i < b.len; i++, k++) {
+        char want = e[i];
+        if (e[i] == '\t' || e[i] == '\n' || e[i] == '\r')
+            abort();
+        if (e[i] == '\\') {
+            i++;
+            want = e[i] == 't' ? '\t' : e[i] == 'n' ? '\n' : e[i] == 'r' ? '\r' : e[i];
+            if (e[i] != 't' && e[i] != 'n' && e[i] != 'r' && e[i] != '\\')
+                abort();
+        }
+        if (k >= n || s[k] != want)
+            abort();
+    }
+    if (k != n)
+        abort();
+    md_buf_free(&b);
+}
+
 static int on_record(void *ud, const struct csv_record *rec)
 {
     struct ctx *c = ud;
@@ -162,6 +204,8 @@ static int on_record(void *ud, const struct csv_record *rec)
         mix(&c->hash, &f->len, sizeof f->len);
         mix(&c->hash, &f->quoted, sizeof f->quoted);
         mix(&c->hash, f->p, f->len);
+        if (!c->stops)
+            check_value(f->p, f->len);
     }
     if (size > c->opts->max_record)
         abort();
