@@ -55,25 +55,3 @@ void sup_statefile_load(const char *path,
     }
     fclose(f);
 }
-
-int sup_mkdir_p(const char *path)
-{
-    char *p = md_xstrdup(path);
-    int r = 0;
-
-    for (char *s = p + 1; *s != '\0'; s++) {
-        if (*s != '/')
-            continue;
-        *s = '\0';
-        if (mkdir(p, 0755) < 0 && errno != EEXIST) {
-            r = -errno;
-            goto out;
-        }
-        *s = '/';
-    }
-    if (mkdir(p, 0755) < 0 && errno != EEXIST)
-        r = -errno;
-out:
-    md_free(p);
-    return r;
-}

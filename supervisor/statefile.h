@@ -24,7 +24,5 @@ void sup_statefile_save(const char *path, const struct sup_state_entry *v, size_
 void sup_statefile_load(const char *path,
                         void (*cb)(void *ud, const char *job, int64_t last_slot, bool paused),
                         void *ud);
-/* mkdir -p, mode 0755.  Returns 0 or a negative errno. */
-int sup_mkdir_p(const char *path);
 
 #endif

@@ -27,6 +27,7 @@
 #include "launch.h"
 #include "lease.h"
 #include "meshd/md_alloc.h"
+#include "meshd/md_fs.h"
 #include "meshd/md_log.h"
 #include "meshd/md_rand.h"
 #include "meshd/md_time.h"
@@ -271,7 +272,7 @@ int sup_start(struct sup *sup, uv_loop_t *loop, struct md_config *cfg, const cha
         else if (fr < 0)
             md_log_err(MD_LOG_WARN, fr, "open files: limit not raised");
     }
-    r = sup_mkdir_p(cfg->state_dir);
+    r = md_mkdir_p(cfg->state_dir, 0755);
     if (r < 0)
         md_log_err(MD_LOG_WARN, r, "state dir: path=%s (catch-up after downtime disabled)",
                    cfg->state_dir);

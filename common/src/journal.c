@@ -2,6 +2,7 @@
 #include "meshd/md_journal.h"
 
 #include "meshd/md_alloc.h"
+#include "meshd/md_fs.h"
 #include "meshd/md_log.h"
 
 #include <assert.h>
@@ -139,34 +140,6 @@ static int sync_dir(struct md_journal *j)
 static void seg_name(char *buf, size_t n, uint64_t base)
 {
     snprintf(buf, n, "%016" PRIx64 SEG_SUFFIX, base);
-}
-
-/* Creates dir and its missing parents with mode 0700. */
-static int mkdir_p(const char *dir)
-{
-    char *p;
-    int rc = 0;
-
-    if (dir[0] == '\0')
-        return -EINVAL;
-    p = md_xstrdup(dir);
-
-    for (char *s = p + 1;; s++) {
-        if (*s != '/' && *s != '\0')
-            continue;
-        char c = *s;
-        *s = '\0';
-        if (mkdir(p, 0700) < 0 && errno != EEXIST) {
-            rc = -errno;
-            goto out;
-        }
-        *s = c;
-        if (c == '\0')
-            break;
-    }
-out:
-    md_free(p);
-    return rc;
 }
 
 /* --- the record format -------------------------------------------------------------------- */
@@ -774,7 +747,7 @@ int md_journal_open(const char *dir, const struct md_journal_opts *opts, struct 
         j->opts.max_bytes = DEFAULT_MAX_BYTES;
     if (j->opts.segment_bytes == 0)
         j->opts.segment_bytes = DEFAULT_SEGMENT_BYTES;
-    if ((rc = mkdir_p(dir)) < 0)
+    if ((rc = md_mkdir_p(dir, 0700)) < 0)
         goto fail;
     j->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (j->dirfd < 0) {

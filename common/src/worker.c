@@ -19,6 +19,7 @@
 #include "meshd/md_time.h"
 #include "meshd/md_tz.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -400,6 +401,22 @@ int md_worker_progress(struct md_worker *w, double done, double total, const cha
     w->last_progress_ms = now;
     w->last_beat_ms = now;
     return rc;
+}
+
+char *md_worker_summary_fit(char *(*build)(const void *ctx, int detail), const void *ctx,
+                            int levels)
+{
+    char *text = NULL, *out;
+
+    for (int d = 0; d < levels; d++) {
+        cJSON_free(text);
+        text = build(ctx, d);
+        if (text == NULL || strlen(text) <= MD_STATUS_SUMMARY_MAX)
+            break;
+    }
+    out = md_xstrdup(text != NULL ? text : "{}");
+    cJSON_free(text);
+    return out;
 }
 
 /* ---- the end --------------------------------------------------------------------------- */

@@ -41,10 +41,6 @@
  * it unless they pick the same first key. */
 #define KEYSPACE 0x6d726678
 
-/* The summary must fit what meshd stores (MD_STATUS_SUMMARY_MAX); past that it keeps only the
- * failed items, then only the counts. */
-#define SUMMARY_MAX MD_STATUS_SUMMARY_MAX
-
 /* The embedded sql/workers/refresh.sql (cmake/embed_file.cmake). */
 extern const unsigned char refresh_schema_sql[];
 extern const size_t refresh_schema_sql_len;
@@ -1030,7 +1026,8 @@ static cJSON *item_json(const char *key, const struct ritem *it)
     return o;
 }
 
-/* How much of the run a summary lists: every item, the failed ones, or none (the counts). */
+/* How much of the run a summary lists: every item, the failed ones, or none (the counts); the
+ * summary must fit what meshd stores (md_worker_summary_fit). */
 enum sum_items { SUM_ALL, SUM_FAILED, SUM_COUNTS };
 
 static char *summary_json(const struct rctx *x, enum sum_items items)
@@ -1067,21 +1064,9 @@ static char *summary_json(const struct rctx *x, enum sum_items items)
     return text;
 }
 
-static char *summary_take(const struct rctx *x)
+static char *summary_build(const void *ctx, int detail)
 {
-    char *text = summary_json(x, SUM_ALL), *out;
-
-    if (text && strlen(text) > SUMMARY_MAX) {
-        cJSON_free(text);
-        text = summary_json(x, SUM_FAILED);
-    }
-    if (text && strlen(text) > SUMMARY_MAX) {
-        cJSON_free(text);
-        text = summary_json(x, SUM_COUNTS);
-    }
-    out = md_xstrdup(text ? text : "{}");
-    cJSON_free(text);
-    return out;
+    return summary_json(ctx, (enum sum_items)detail);
 }
 
 /* ---- the run -------------------------------------------------------------------------------- */
@@ -1166,7 +1151,7 @@ int refresh_run(struct md_worker *w, PGconn *db, const struct refresh_cfg *cfg, 
         md_error_set(err, rc, 0, 0, "some items failed (see the summary)");
     }
 done:
-    *summary = summary_take(&x);
+    *summary = md_worker_summary_fit(summary_build, &x, SUM_COUNTS + 1);
 out:
     rctx_free(&x);
     return rc;

@@ -213,6 +213,11 @@ static char *url_redact(const char *url, bool cut)
     return out;
 }
 
+char *fetch_url_shown(const char *url)
+{
+    return url_redact(url, false);
+}
+
 /* An IMF-fixdate (RFC 9110 5.6.7) for If-Range, without the locale strftime would use. */
 static void http_date(int64_t t, char *buf, size_t len)
 {

@@ -120,6 +120,11 @@ struct fetch_opts {
 
 struct fetcher;
 
+/* url without "user:password@" (the last '@' of the authority ends them, so a password may hold
+ * one), control characters as '?': what logs, summaries and state tables show.  The caller
+ * frees it with md_free. */
+char *fetch_url_shown(const char *url);
+
 /* Fills o (caller-owned) with the defaults. */
 void fetch_opts_init(struct fetch_opts *o);
 

@@ -101,6 +101,7 @@ struct load {
     size_t nfields; /* the header's */
     size_t *key;    /* key i is lc[key[i]] */
     size_t nkey;
+    char **kid;                    /* the key's columns as the table names them, quoted */
     char *hash_ident, *mark_ident; /* quoted */
     enum ctype mark_type;          /* CT_BOOL, or a timestamp */
     char *part_sql;                /* "t.a = '11' AND ..." or "true" */
@@ -610,8 +611,8 @@ static int first_pass_record(struct load *l, const struct csv_record *rec)
     l->last_end = rec->end_line;
     /* A record with too few or too many fields still has its key when the key's fields are
      * there: its row in the table is then kept, not deleted. */
-    bool fields_ok = rec->n == l->nfields, key_ok = fields_ok;
-    if (!fields_ok) {
+    bool key_ok = rec->n == l->nfields;
+    if (!key_ok) {
         key_ok = true;
         for (size_t k = 0; k < l->nkey; k++)
             key_ok &= l->lc[l->key[k]].field < (int)rec->n;
@@ -917,33 +918,23 @@ static int copy_failed(struct load *l, int rc)
                         l->name, rec_line(l, r), msg);
 }
 
-static char *key_list(const struct load *l, const char *prefix, bool as_text)
+/* "a, b, c": the key's columns, quoted. */
+static char *key_list(const struct load *l)
 {
     struct md_buf b;
     md_buf_init(&b, 1 << 16);
-    for (size_t k = 0; k < l->nkey; k++) {
-        char *id = ident(l->db, l->src->key.v[k]);
-        struct tcol *t = tcol_find((struct load *)l, l->src->key.v[k], false);
-        if (t != NULL) {
-            md_free(id);
-            id = ident(l->db, t->name);
-        }
-        md_buf_printf(&b, "%s%s%s%s", k > 0 ? ", " : "", prefix, id, as_text ? "::text" : "");
-        md_free(id);
-    }
+    for (size_t k = 0; k < l->nkey; k++)
+        md_buf_printf(&b, "%s%s", k > 0 ? ", " : "", l->kid[k]);
     return md_buf_take(&b);
 }
 
+/* "a.k1 = b.k1 AND ...": the key's columns of a equal to b's. */
 static char *key_join(const struct load *l, const char *a, const char *b)
 {
     struct md_buf s;
     md_buf_init(&s, 1 << 16);
-    for (size_t k = 0; k < l->nkey; k++) {
-        struct tcol *t = tcol_find((struct load *)l, l->src->key.v[k], false);
-        char *id = ident(l->db, t != NULL ? t->name : l->src->key.v[k]);
-        md_buf_printf(&s, "%s%s.%s = %s.%s", k > 0 ? " AND " : "", a, id, b, id);
-        md_free(id);
-    }
+    for (size_t k = 0; k < l->nkey; k++)
+        md_buf_printf(&s, "%s%s.%s = %s.%s", k > 0 ? " AND " : "", a, l->kid[k], b, l->kid[k]);
     return md_buf_take(&s);
 }
 
@@ -1086,7 +1077,7 @@ static int copy_pass(struct load *l, const char *copy_sql, uint64_t *rows)
 /* Pass one (P_KEYS): every record's key, hash and number into _meshd_keys. */
 static int keys_pass(struct load *l)
 {
-    char *keys = key_list(l, "", false);
+    char *keys = key_list(l);
     char *sql = md_xasprintf("CREATE TEMP TABLE _meshd_keys ON COMMIT DROP AS SELECT %s,"
                              " 0::bigint AS _hash, 0::bigint AS _rec, false AS _bad"
                              " FROM %s WITH NO DATA",
@@ -1106,7 +1097,7 @@ static int keys_pass(struct load *l)
  * *extra: the rows that lose to a later one. */
 static int duplicates(struct load *l, uint64_t *extra)
 {
-    char *keys = key_list(l, "", false);
+    char *keys = key_list(l);
     char *sql = md_xasprintf("WITH d AS (SELECT min(_rec) a, max(_rec) b, count(*) - 1 AS n,"
                              " concat_ws(', ', %s) k FROM _meshd_keys GROUP BY %s"
                              " HAVING count(*) > 1)"
@@ -1196,17 +1187,17 @@ static int on_stage_rec(void *ud, const char *row, size_t len)
 /* The records to write: new keys, changed hashes, rows that come back after a mark. */
 static int changed(struct load *l, bool dups, uint64_t *n)
 {
-    char *keys = key_list(l, "", false);
+    char *keys = key_list(l);
     char *join = key_join(l, "t", "k");
     char *src = dups ? md_xasprintf("(SELECT DISTINCT ON (%s) * FROM _meshd_keys WHERE NOT _bad"
                                     " ORDER BY %s, _rec DESC)",
                                     keys, keys)
                      : md_xstrdup("(SELECT * FROM _meshd_keys WHERE NOT _bad)");
-    char *sql = md_xasprintf("COPY (SELECT DISTINCT k._rec FROM %s k LEFT JOIN %s t ON %s AND %s"
-                             " WHERE t.%s IS NULL OR t.%s IS DISTINCT FROM k._hash OR %s)"
-                             " TO STDOUT",
-                             src, l->table, join, l->part_sql, l->lc[l->key[0]].ident,
-                             l->hash_ident, l->marked_sql);
+    char *sql =
+        md_xasprintf("COPY (SELECT DISTINCT k._rec FROM %s k LEFT JOIN %s t ON %s AND %s"
+                     " WHERE t.%s IS NULL OR t.%s IS DISTINCT FROM k._hash OR %s)"
+                     " TO STDOUT",
+                     src, l->table, join, l->part_sql, l->kid[0], l->hash_ident, l->marked_sql);
     /* t.<first key> IS NULL: no row (keys are never NULL in the table rows compared) */
     int rc = exec(l, "SET LOCAL enable_nestloop = off", NULL); /* as bulk() */
     if (rc == 0)
@@ -1268,7 +1259,7 @@ static int stage_and_apply(struct load *l)
         md_free(sql);
     }
     if (rc == 0) { /* the planner needs the row count and the keys' statistics, no more */
-        char *keys = key_list(l, "", false);
+        char *keys = key_list(l);
         sql = md_xasprintf("ANALYZE _meshd_stage (%s)", keys);
         rc = exec(l, sql, NULL);
         md_free(sql);
@@ -1342,10 +1333,14 @@ static int prepare(struct load *l)
     if ((rc = read_table(l)) < 0)
         return rc;
     l->nkey = src->key.n;
-    for (size_t k = 0; k < src->key.n; k++)
-        if (tcol_find(l, src->key.v[k], false) == NULL)
+    l->kid = md_xcalloc(l->nkey, sizeof *l->kid);
+    for (size_t k = 0; k < src->key.n; k++) {
+        const struct tcol *t = tcol_find(l, src->key.v[k], false);
+        if (t == NULL)
             return md_error_set(l->err, MD_ECONFIG, 0, 0, "key: %s has no column %s", l->table,
                                 src->key.v[k]);
+        l->kid[k] = ident(l->db, t->name);
+    }
     if ((rc = ensure_column(l, src->hash_column != NULL ? src->hash_column : "meshd_row_hash",
                             "bigint", &l->hash_ident, NULL)) < 0)
         return rc;
@@ -1513,6 +1508,9 @@ int scrape_load(struct md_worker *w, PGconn *db, const struct scrape_load_in *in
         md_free(l.lc[i].ident);
     md_free(l.lc);
     md_free(l.key);
+    for (size_t k = 0; l.kid != NULL && k < l.nkey; k++)
+        md_free(l.kid[k]);
+    md_free(l.kid);
     md_free(l.table);
     md_free(l.hash_ident);
     md_free(l.mark_ident);

@@ -15,6 +15,7 @@
 
 #include "fetch.h"
 #include "meshd/md_alloc.h"
+#include "meshd/md_fs.h"
 #include "meshd/md_log.h"
 #include "meshd/md_pq.h"
 #include "meshd/md_status.h"
@@ -65,41 +66,6 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* The URL without "user:password@". */
-static char *url_shown(const char *url)
-{
-    const char *host = strstr(url, "://");
-    if (host == NULL)
-        return md_xstrdup(url);
-    host += 3;
-    size_t alen = strcspn(host, "/?#");
-    const char *at = memchr(host, '@', alen);
-    if (at == NULL)
-        return md_xstrdup(url);
-    return md_xasprintf("%.*s%s", (int)(host - url), url, at + 1);
-}
-
-static int mkdirs(const char *path)
-{
-    char *p = md_xstrdup(path);
-    int rc = 0;
-    for (char *s = p + 1;; s++) {
-        if (*s == '/' || *s == '\0') {
-            char c = *s;
-            *s = '\0';
-            if (mkdir(p, 0700) < 0 && errno != EEXIST) {
-                rc = -errno;
-                break;
-            }
-            *s = c;
-            if (c == '\0')
-                break;
-        }
-    }
-    md_free(p);
-    return rc;
 }
 
 /* "<dir>/<source>/<i>-<the URL's last segment, sanitized>" */
@@ -501,20 +467,9 @@ static char *summary_json(const struct run *r, enum sum_items items)
     return text;
 }
 
-static char *summary_take(const struct run *r)
+static char *summary_build(const void *ctx, int detail)
 {
-    char *text = summary_json(r, SUM_ALL), *out;
-    if (text && strlen(text) > MD_STATUS_SUMMARY_MAX) {
-        cJSON_free(text);
-        text = summary_json(r, SUM_FAILED);
-    }
-    if (text && strlen(text) > MD_STATUS_SUMMARY_MAX) {
-        cJSON_free(text);
-        text = summary_json(r, SUM_COUNTS);
-    }
-    out = md_xstrdup(text ? text : "{}");
-    cJSON_free(text);
-    return out;
+    return summary_json(ctx, (enum sum_items)detail);
 }
 
 /* The run's result: a stop; else a temporary failure (meshd retries: the files that did load
@@ -560,12 +515,12 @@ int scrape_run(struct md_worker *w, PGconn *db, const struct scrape_cfg *cfg, ch
     for (size_t i = 0; i < r.n; i++) {
         r.s[i].f = &r.files[i];
         r.s[i].path = file_path(r.dir, &r.files[i], i);
-        r.s[i].url_shown = url_shown(r.files[i].url);
+        r.s[i].url_shown = fetch_url_shown(r.files[i].url);
     }
     for (size_t i = 0; i < cfg->sources.n; i++) {
         const struct scrape_source *src = &((const struct scrape_source *)cfg->sources.v)[i];
         char *d = md_xasprintf("%s/%s", r.dir, src->name);
-        rc = mkdirs(d);
+        rc = md_mkdir_p(d, 0700);
         if (rc < 0)
             md_error_set(err, rc, 0, 0, "download_dir: cannot create %s: %s", d, strerror(-rc));
         md_free(d);
@@ -581,7 +536,7 @@ int scrape_run(struct md_worker *w, PGconn *db, const struct scrape_cfg *cfg, ch
         goto done;
     rc = result(&r, err);
 done:
-    *summary = summary_take(&r);
+    *summary = md_worker_summary_fit(summary_build, &r, SUM_COUNTS + 1);
 out:
     for (size_t i = 0; r.s != NULL && i < r.n; i++) {
         md_free(r.s[i].path);

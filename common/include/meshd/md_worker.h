@@ -105,6 +105,13 @@ int md_worker_tick(struct md_worker *w);
  * the line was held back. */
 int md_worker_progress(struct md_worker *w, double done, double total, const char *unit);
 
+/* The result summary, cut to what meshd stores (MD_STATUS_SUMMARY_MAX): build(ctx, detail) is
+ * called with detail 0 (the most), 1, ... levels - 1 (the least) until its text fits; the last
+ * one is taken whatever its size.  build returns JSON text the caller of cJSON frees
+ * (cJSON_PrintUnformatted), or NULL.  Returns a new string (md_free), "{}" when build failed. */
+char *md_worker_summary_fit(char *(*build)(const void *ctx, int detail), const void *ctx,
+                            int levels);
+
 /* The exit code for a result rc: 0 -> 0; MD_ECONFIG, MD_EPARSE, MD_ESQL, -EINVAL -> 100;
  * MD_EDBDOWN, MD_ELOCKED, MD_ERETRY, -ENOSPC, -EAGAIN, -ENOMEM -> 111; anything else -> 1. */
 int md_worker_exit_code(int rc);
