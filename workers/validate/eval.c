@@ -116,7 +116,7 @@ static int prep_check(PGconn *db, struct vtable *t, struct vcheck *c, const char
     md_free(c->refused);
     c->refused = NULL;
     if (max_cost > 0 && c->cost > max_cost) {
-        c->refused = md_xasprintf("not run: its estimated cost %.0f is over max_cost %.0f", c->cost,
+        c->refused = md_xasprintf("not run: its estimated cost %.6g is over max_cost %.6g", c->cost,
                                   max_cost);
         md_log(MD_LOG_WARN, "%s (%s): %s", c->path, c->name, c->refused);
     }
