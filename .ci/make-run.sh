@@ -2,7 +2,8 @@
 # make-run.sh - `make run` as the README tells a newcomer to run it, in the checkout this script
 # belongs to (.ci/run runs it from a clone inside a 0700 directory, like a checkout under /root):
 #   1. make run starts meshd with its local PostgreSQL cluster, and meshd's registry is ready;
-#      the example's nightly load, run by hand, fills property.parcels from the county files;
+#      the example's nightly load, run by hand, fills property.parcels from the county files,
+#      and each county it changed is validated by the job on scrape.changed;
 #   2. SIGINT to make run's process group (what Ctrl-C in a terminal sends) stops meshd and the
 #      cluster;
 #   3. a second make run uses the same cluster: what the first one wrote is still there;
@@ -71,6 +72,16 @@ fi
 psql "$url" -XAtqc "SELECT count(*) FROM agent_registry WHERE job IS NULL AND state = 'up'" |
     grep -qx 1 || fail "meshd's node row is not in the registry"
 psql "$url" -XAtqc "CREATE TABLE ci_make_run_marker ()"
+# The example's data-quality check, run now: it stores the suite's checks, which the job on
+# scrape.changed runs (it names the suite alone).
+build/meshctl run data-quality-check --config conf/meshd.yaml >/dev/null ||
+    fail "meshctl run data-quality-check failed"
+for ((i = 0; i < 600; i++)); do
+    n=$(psql "$url" -XAtqc "SELECT count(*) FROM meshd_validate.suites" 2>/dev/null || echo 0)
+    [ "$n" = 1 ] && break
+    sleep 0.1
+done
+[ "$n" = 1 ] || fail "data-quality-check (meshd-validate) stored no suite"
 # The example pipeline's nightly load, run now: meshd-scrape loads the six generated county
 # files (sql/example/county_files.sh, 2000 rows each) into property.parcels as roll year 2026.
 build/meshctl run nightly-data-update --config conf/meshd.yaml >/dev/null ||
@@ -82,6 +93,15 @@ for ((i = 0; i < 600; i++)); do
 done
 [ "$n" = 12000 ] || fail "the nightly load put $n rows of 2026 into property.parcels, not 12000"
 echo "make-run.sh: the nightly load (meshd-scrape) loaded the example's county files"
+# Each county's scrape.changed starts data-quality-after-load (meshd-validate) on that county.
+for ((i = 0; i < 1200; i++)); do
+    n=$(psql "$url" -XAtqc "SELECT count(DISTINCT scope) FROM meshd_validate.results
+                            WHERE scope LIKE '%,2026'" 2>/dev/null || echo 0)
+    [ "$n" = 6 ] && break
+    sleep 0.1
+done
+[ "$n" = 6 ] || fail "meshd-validate checked $n of the 6 loaded counties after their scrape.changed"
+echo "make-run.sh: each loaded county was validated on its scrape.changed (meshd-validate)"
 interrupt_run
 echo "make-run.sh: Ctrl-C stopped meshd and the cluster"
 

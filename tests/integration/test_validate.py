@@ -341,6 +341,13 @@ def test_scrape_changed_run_checks_only_the_partition(h):
     eq(40, r[("row_count", "")][1], "county 16's rows")
     eq("16", db.sql("SELECT DISTINCT scope FROM meshd_validate.results"), "the scope kept")
     eq({"check.parcels.invalid_sale_prc1@16": "critical"}, alerts(wk), "keyed by partition")
+    # a job that names the suite alone runs the checks the suite's last run stored
+    by_name = {"database": {"url": db.url}, "suite": "t"}
+    wk = run(h, by_name, expect=1, env=env)
+    check("the checks its defining job stored" in wk.log, wk.log[-500:])
+    eq({"check.parcels.invalid_sale_prc1@16": "critical"}, alerts(wk), "the same checks")
+    wk = run(h, dict(by_name, suite="nope"), expect=100)
+    check('suite "nope" has no stored checks' in wk.log, wk.log[-500:])
     env["MESHD_MESSAGE_PAYLOAD"] = json.dumps({"table": "nowhere", "partition": "1"})
     wk = run(h, cfg, env=env)
     check("no table of this suite" in wk.log, "says so: %s" % wk.log[-500:])

@@ -26,7 +26,7 @@ static const struct md_json_key keys[] = {
      .sub = db_keys,
      .nsub = MD_ARRAY_SIZE(db_keys)},
     {.name = "suite", .type = MD_J_STRING, .off = CFG(suite)},
-    {.name = "tables", .type = MD_J_RAW, .off = CFG(tables), .required = true},
+    {.name = "tables", .type = MD_J_RAW, .off = CFG(tables)},
     {.name = "statement_timeout",
      .type = MD_J_DURATION,
      .off = CFG(statement_timeout_ms),
@@ -67,11 +67,25 @@ int main(int argc, char **argv)
 
     if ((rc = md_worker_init(&w, "validate", argc, argv, usage)) < 0)
         md_worker_finish(&w, rc, NULL); /* logged; finish turns it into the exit code */
-    if ((rc = md_worker_config(&w, MD_JSON_KEYS(keys), &cfg, &err)) < 0 ||
+    if ((rc = md_worker_config(&w, MD_JSON_KEYS(keys), &cfg, &err)) < 0)
+        goto out;
+    if (cfg.suite == NULL && cfg.tables == NULL) {
+        rc = md_error_set(&err, MD_ECONFIG, 0, 0,
+                          "tables: required (or suite: naming a suite another job defines)");
+        goto out;
+    }
+    /* The checks are compiled before connecting: a config error needs no database. */
+    if (cfg.tables != NULL &&
         (rc = vsuite_bind(cfg.tables, strlen(cfg.tables), cfg.samples, &suite, &err)) < 0)
         goto out;
     if ((rc = md_worker_connect(&w, cfg.database.url, &db, &err)) < 0)
         goto out;
+    if (cfg.tables == NULL) { /* the suite's stored checks */
+        if ((rc = validate_load_suite(db, cfg.suite, &cfg.tables, &err)) < 0 ||
+            (rc = vsuite_bind(cfg.tables, strlen(cfg.tables), cfg.samples, &suite, &err)) < 0)
+            goto out;
+        md_log(MD_LOG_INFO, "suite %s: the checks its defining job stored", cfg.suite);
+    }
     (void)md_status_ready(&w.st);
     rc = validate_run(&w, db, &cfg, &suite, &summary, &err);
 out:

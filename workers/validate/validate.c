@@ -66,7 +66,7 @@ static const char *label_of(const struct run *r, const struct vtable *t)
     return l != NULL ? l : "";
 }
 
-/* ---- the scope of an on: scrape.changed run ------------------------------------------------- */
+/* ---- the scope of an on: scrape.changed run -------------------------------------------------- */
 
 static int table_oid(PGconn *db, const char *name, char *out, size_t cap, struct md_error *err)
 {
@@ -147,7 +147,7 @@ out:
     return rc;
 }
 
-/* ---- the last outcomes and baselines -------------------------------------------------------- */
+/* ---- the last outcomes and baselines --------------------------------------------------------- */
 
 static char *prior_id(const char *tbl, const char *name, const char *scope, const char *grp)
 {
@@ -314,8 +314,7 @@ static int evaluate(PGconn *db, void *ud, struct md_error *err)
     return 0;
 }
 
-/* ---- writing ----------------------------------------------------------------------------------
- */
+/* ---- writing --------------------------------------------------------------------------------- */
 
 static double num_or_null(const struct vresult *v)
 {
@@ -453,8 +452,7 @@ out:
     return rc;
 }
 
-/* ---- what meshd hears ---------------------------------------------------------------------------
- */
+/* ---- what meshd hears ------------------------------------------------------------------------ */
 
 static void describe(const struct vresult *v, struct md_buf *b)
 {
@@ -701,8 +699,33 @@ static char *summary_build(const void *ctx, int detail)
     return text;
 }
 
-/* ---- the run ------------------------------------------------------------------------------------
- */
+/* ---- the run --------------------------------------------------------------------------------- */
+
+int validate_load_suite(PGconn *db, const char *suite, char **json, struct md_error *err)
+{
+    const char *params[1] = {suite};
+    PGresult *res = NULL;
+    int rc;
+
+    *json = NULL;
+    rc = md_pq_exec(db,
+                    "SELECT s.tables::text FROM meshd_validate.suites s WHERE "
+                    "to_regclass('meshd_validate.suites') IS NOT NULL AND s.suite = $1",
+                    1, params, &res, err);
+    if (rc < 0 && strstr(err->msg, "42P01") != NULL) /* the schema is not there yet */
+        rc = 0, res = NULL;
+    if (rc < 0)
+        return rc;
+    if (res != NULL && PQntuples(res) == 1)
+        *json = md_xstrdup(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    if (*json == NULL)
+        return md_error_set(err, MD_ECONFIG, 0, 0,
+                            "suite \"%s\" has no stored checks: give tables:, or run the job "
+                            "that defines the suite first",
+                            suite);
+    return 0;
+}
 
 int validate_run(struct md_worker *w, PGconn *db, const struct validate_cfg *cfg, struct vsuite *s,
                  char **summary, struct md_error *err)

@@ -32,7 +32,7 @@ struct validate_db {
 struct validate_cfg {
     struct validate_db database;
     char *suite;  /* default: the job's name */
-    char *tables; /* JSON, compiled by vsuite_bind */
+    char *tables; /* JSON, compiled by vsuite_bind; NULL: the suite's stored one */
     uint64_t statement_timeout_ms;
     double max_cost; /* 0: no cost guard */
     int64_t samples;
@@ -41,6 +41,12 @@ struct validate_cfg {
 
 extern const unsigned char validate_schema_sql[];
 extern const size_t validate_schema_sql_len;
+
+/* The `tables:` JSON suite `suite` last ran with (meshd_validate.suites): for a job that names
+ * a suite without repeating its checks, and for meshd-remediate.  Returns 0 with *json set
+ * (md_free), MD_ECONFIG when no run of that suite was ever stored, or a code of md_pq_exec. */
+int validate_load_suite(PGconn *db, const char *suite, char **json,
+                        struct md_error *err) MD_MUSTCHECK;
 
 /* One run over the compiled suite s.  *summary gets the result summary (md_free) even on
  * failure.  Returns 0, VALIDATE_EFAILED, or a code from the kit (MD_ECONFIG for SQL the
