@@ -590,8 +590,7 @@ void vsql_dup(struct md_buf *b, const struct vtable *t, const struct vcheck *c, 
     md_buf_puts(b, ") d GROUP BY g");
 }
 
-/* jsonb_build_object('a', t."a", ...) of quoted names; keys are the names unquoted. */
-static void json_object_of(struct md_buf *b, char *const *cols, size_t n)
+void vsql_json_object(struct md_buf *b, char *const *cols, size_t n)
 {
     md_buf_puts(b, "jsonb_build_object(");
     for (size_t i = 0; i < n; i++) {
@@ -618,7 +617,7 @@ void vsql_samples(struct md_buf *b, const struct vtable *t, const struct vcheck 
 
     md_buf_puts(b, "SELECT ");
     if (c->type == VC_DUPLICATE) {
-        json_object_of(b, c->sample_cols, c->nsample_cols);
+        vsql_json_object(b, c->sample_cols, c->nsample_cols);
         md_buf_printf(b, " AS k, jsonb_build_object('rows', count(*)) AS r, %s AS g FROM %s t", g,
                       t->qname);
         where_common(b, t, c, scope);
@@ -632,10 +631,10 @@ void vsql_samples(struct md_buf *b, const struct vtable *t, const struct vcheck 
         md_buf_printf(b, " HAVING count(*) > 1 LIMIT %lld", (long long)c->samples);
         return;
     }
-    json_object_of(b, key, nkey);
+    vsql_json_object(b, key, nkey);
     md_buf_puts(b, " AS k, ");
     if (c->sample_cols != NULL)
-        json_object_of(b, c->sample_cols, c->nsample_cols);
+        vsql_json_object(b, c->sample_cols, c->nsample_cols);
     else
         md_buf_puts(b, "to_jsonb(t)");
     md_buf_printf(b, " AS r, %s AS g FROM %s t", g, t->qname);

@@ -199,6 +199,9 @@ void vsql_dup(struct md_buf *b, const struct vtable *t, const struct vcheck *c, 
 void vsql_samples(struct md_buf *b, const struct vtable *t, const struct vcheck *c,
                   const char *scope, char *const *key, size_t nkey);
 
+/* jsonb_build_object('a', t."a", ...) of the quoted columns cols[n] (keys unquoted). */
+void vsql_json_object(struct md_buf *b, char *const *cols, size_t n);
+
 /* Appends the SQL for a scrape.changed partition label ("11" or "11,2026") on the columns
  * cols[n]: "co_no" = '11' AND ...  False when the label does not have n parts. */
 bool vsql_scope(struct md_buf *b, const struct md_strv *cols, const char *label);
