@@ -239,8 +239,8 @@ void rm_fixes_free(struct rm_fix *fixes, size_t n)
         fix_free(&fixes[i]);
 }
 
-int rm_fix_from_def(const char *def, struct rm_fix_cfg *fcfg, struct rm_fix *f,
-                    struct md_error *err)
+int rm_fix_from_def(const char *def, const struct rm_cfg *run, struct rm_fix_cfg *fcfg,
+                    struct rm_fix *f, struct md_error *err)
 {
     int rc;
 
@@ -249,7 +249,7 @@ int rm_fix_from_def(const char *def, struct rm_fix_cfg *fcfg, struct rm_fix *f,
     f->path = md_xstrdup("plan");
     if ((rc = md_json_bind(def, strlen(def), rm_fix_keys, RM_NFIX_KEYS, fcfg, err)) < 0)
         return rc;
-    return fix_compile(f, fcfg, NULL, err);
+    return fix_compile(f, fcfg, run, err);
 }
 
 void rm_fix_cfg_free(struct rm_fix_cfg *fcfg)

@@ -416,7 +416,8 @@ static int apply_tx(PGconn *db, void *ud, struct md_error *err)
     rmsql_action(&q, f);
     const char *reason = f->cfg->reason != NULL ? f->cfg->reason : f->c->name;
     const char *aparams[2] = {r->run_id, f->action == RA_QUARANTINE ? reason : x->p->id};
-    if ((rc = md_pq_exec(db, md_buf_str(&q), 2, aparams, NULL, err)) < 0)
+    if ((rc = md_pq_exec(db, md_buf_str(&q), f->action == RA_DELETE ? 0 : 2, aparams, NULL, err)) <
+        0)
         goto out;
     /* The post-condition, in the same transaction. */
     if ((rc = veval_table(db, f->t, want, scope, &x->after, err)) < 0)
@@ -653,7 +654,7 @@ static int approve(struct rrun *r, const char *plan_id, struct md_error *err)
         item(r, "?", O_REFUSED, id, -1, err->msg);
         goto out;
     }
-    if ((rc = rm_fix_from_def(def, &fcfg, &f, err)) < 0)
+    if ((rc = rm_fix_from_def(def, r->cfg, &fcfg, &f, err)) < 0)
         goto out;
     cJSON *sc = cJSON_CreateObject();
     if (scope[0] != '\0')

@@ -107,9 +107,10 @@ int rm_fixes_compile(const struct rm_cfg *cfg, struct rm_fix **fixes, size_t *n,
 void rm_fixes_free(struct rm_fix *fixes, size_t n);
 
 /* A fix from the definition stored with a plan (rm_fix.def): fcfg is bound (release with
- * rm_fix_cfg_free) and f compiled from it. */
-int rm_fix_from_def(const char *def, struct rm_fix_cfg *fcfg, struct rm_fix *f,
-                    struct md_error *err) MD_MUSTCHECK;
+ * rm_fix_cfg_free) and f compiled from it.  The definition holds what the fix changes, not
+ * its guards: those are run's (the approving job's max_rows and max_percent). */
+int rm_fix_from_def(const char *def, const struct rm_cfg *run, struct rm_fix_cfg *fcfg,
+                    struct rm_fix *f, struct md_error *err) MD_MUSTCHECK;
 void rm_fix_cfg_free(struct rm_fix_cfg *fcfg);
 
 /* Ties f to its check in s (by table and name).  A fix with a row action needs a check that
