@@ -82,6 +82,16 @@ for ((i = 0; i < 600; i++)); do
     sleep 0.1
 done
 [ "$n" = 1 ] || fail "data-quality-check (meshd-validate) stored no suite"
+# It finds the planted defects and publishes validation.failed: the remediate job plans the
+# declared fixes (apply: approval), changing nothing.
+for ((i = 0; i < 600; i++)); do
+    n=$(psql "$url" -XAtqc "SELECT count(*) FROM meshd_remediate.plans WHERE status = 'planned'" \
+        2>/dev/null || echo 0)
+    [ "$n" = 2 ] && break
+    sleep 0.1
+done
+[ "$n" = 2 ] || fail "meshd-remediate planned $n fixes after validation.failed, not 2"
+echo "make-run.sh: the checks failed on the planted defects and remediation planned two fixes"
 # The example pipeline's nightly load, run now: meshd-scrape loads the six generated county
 # files (sql/example/county_files.sh, 2000 rows each) into property.parcels as roll year 2026.
 build/meshctl run nightly-data-update --config conf/meshd.yaml >/dev/null ||

@@ -98,9 +98,11 @@ def run(pg):
     # The generator's own x100 rows are fixed first: ROWS planted rows are the whole target.
     psql(url, "UPDATE %s SET sale_prc1 = sale_prc1 / 100 WHERE sale_prc1 > 20 * jv" % T)
     step = max(1, N // ROWS)
-    psql(url, "UPDATE %s SET sale_prc1 = 1000 WHERE sale_prc1 IS NULL AND jv > 0" % T)
-    psql(url, "UPDATE %s SET sale_prc1 = sale_prc1 * 100 WHERE sale_prc1 > 0 AND "
-              "abs(hashtext(parcel_id)) %% %d = 0" % (T, step))
+    # every parcel with a just value gets a sale price near it, so each planted row is x100
+    psql(url, "UPDATE %s SET sale_prc1 = jv WHERE sale_prc1 IS NULL AND jv > 0" % T)
+    plant = ("UPDATE %s SET sale_prc1 = sale_prc1 * 100 WHERE sale_prc1 > 0 AND jv > 0 AND "
+             "abs(hashtext(parcel_id)) %% %d = 0" % (T, step))
+    psql(url, plant)
     planted = int(psql(url, "SELECT count(*) FROM %s WHERE sale_prc1 > 20 * jv" % T))
     psql(url, "VACUUM ANALYZE %s" % T)
     size = psql(url, "SELECT pg_size_pretty(pg_table_size('%s'))" % T)
@@ -153,8 +155,7 @@ def run(pg):
         psql(url, "UPDATE %s SET sale_prc1 = sale_prc1 / 100 WHERE sale_prc1 > 20 * jv" % T)
         res["peer"].append(time.monotonic() - t0)
         res["peer_wal"].append(wal_since(url, l0))
-        psql(url, "UPDATE %s SET sale_prc1 = sale_prc1 * 100 WHERE sale_prc1 > 0 AND "
-                  "abs(hashtext(parcel_id)) %% %d = 0" % (T, step))
+        psql(url, plant)
         psql(url, "VACUUM %s" % T)
         print("round %d: apply %.2f s %.1f MB WAL; undo %.2f s %.1f MB; bare UPDATE %.2f s %.1f MB" % (
             r + 1, res["apply"][-1], res["apply_wal"][-1] / 1e6, res["undo"][-1],
