@@ -29,7 +29,7 @@ struct rrun {
     PGconn *db;
     const struct rm_cfg *cfg;
     char run_id[64];
-    const char *suite_name;
+    char *suite_name; /* owned: an approval's comes from a row freed before the summary */
     char *suite_json;
     struct vsuite suite;
     bool have_suite;
@@ -99,7 +99,8 @@ static int suite_load(struct rrun *r, const char *name, const cJSON *scope_obj,
 {
     int rc;
 
-    r->suite_name = name;
+    md_free(r->suite_name);
+    r->suite_name = md_xstrdup(name);
     if ((rc = validate_load_suite(r->db, name, &r->suite_json, err)) < 0 ||
         (rc = vsuite_bind(r->suite_json, strlen(r->suite_json), r->cfg->samples, &r->suite, err)) <
             0) {
@@ -1041,5 +1042,6 @@ out:
     md_free(r.scope_label);
     vsuite_free(&r.suite);
     md_free(r.suite_json);
+    md_free(r.suite_name);
     return rc;
 }
