@@ -1,7 +1,9 @@
 /* bus.c - bus.h: the message bus end to end (docs/cluster.md).  `on: TYPE` jobs take pending
  * agent_messages rows of their type one at a time (FOR UPDATE SKIP LOCKED, so several nodes
- * share the work), woken by NOTIFY agent_messages, and each message's outcome is written back
- * (done, failed, or pending again when meshd stopped its run) until the database confirms it.
+ * share the work), the most urgent first (priority, then FIFO), skipping messages addressed to
+ * another node or job (to_node, to_job; sql/0005), woken by NOTIFY agent_messages, and each
+ * message's outcome is written back (done, failed, or pending again when meshd stopped its run)
+ * until the database confirms it.
  *
  * The bus uses its own connection when the config had on: jobs at start (fetches never wait
  * behind a batch of events), else the registry's; the registry (registry_internal.h) tells it
@@ -13,6 +15,7 @@
 #include <string.h>
 
 #include "bus.h"
+#include "bus_internal.h"
 #include "job.h"
 #include "meshd/md_alloc.h"
 #include "meshd/md_db.h"
@@ -40,7 +43,8 @@ struct sup_bus {
 };
 
 /* fetch answers with id 0 when there is none (or no database). */
-typedef void sup_msg_cb(struct sup *sup, const char *job, int64_t id, const char *payload);
+typedef void sup_msg_cb(struct sup *sup, const char *job, int64_t id, int priority,
+                        const char *payload);
 
 /* ---- the database side -------------------------------------------------------------------- */
 
@@ -119,6 +123,7 @@ struct msg_fetch {
     char *job;
     sup_msg_cb *cb;
     int64_t id;
+    int priority;
     char *payload;
 };
 
@@ -130,31 +135,40 @@ static void fetch_cb(void *ud, int status, PGresult *res)
         if (status == 0 && PQntuples(res) == 1) {
             f->id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
             f->payload = md_xstrdup(PQgetvalue(res, 0, 1));
+            f->priority = (int)strtol(PQgetvalue(res, 0, 2), NULL, 10);
         } else if (status < 0) {
             md_log(MD_LOG_WARN, "bus: fetch for job=%s failed: %s", f->job,
                    sup_reg_field(res, PG_DIAG_MESSAGE_PRIMARY));
         }
         return;
     }
-    f->cb(f->sup, f->job, f->id, f->payload);
+    f->cb(f->sup, f->job, f->id, f->priority, f->payload);
     md_free(f->payload);
     md_free(f->job);
     md_free(f);
 }
 
+/* Claims the most urgent pending message of `type` that job may take: addressed to nobody, or
+ * to this node ($3) and/or this job ($4).  The subquery walks agent_messages_pending
+ * (type, priority, created_at, id) in order and stops at the first row it can lock; messages
+ * for other consumers are filtered, never locked.  A message addressed to a node or job that
+ * never asks stays pending (meshctl health reports one whose target the registry does not
+ * know): nothing here can tell a target that is down for an hour from one that will never be. */
+const char sup_bus_claim_sql[] =
+    "UPDATE agent_messages m SET status = 'processing', claimed_by = $2, claimed_at = now(), "
+    "attempts = m.attempts + 1 WHERE m.id = (SELECT id FROM agent_messages WHERE status = "
+    "'pending' AND type = $1 AND (to_node IS NULL OR to_node = $3) AND (to_job IS NULL OR "
+    "to_job = $4) ORDER BY priority, created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) "
+    "RETURNING m.id, m.payload::text, m.priority";
+
 static void msg_fetch(struct sup *sup, const char *job, const char *type, sup_msg_cb *cb)
 {
-    static const char sql[] =
-        "UPDATE agent_messages m SET status = 'processing', claimed_by = $2, claimed_at = now(), "
-        "attempts = m.attempts + 1 WHERE m.id = (SELECT id FROM agent_messages WHERE status = "
-        "'pending' AND type = $1 ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) "
-        "RETURNING m.id, m.payload::text";
     char who[200];
-    const char *params[2] = {type, who};
+    const char *params[4] = {type, who, sup->cfg->node_name, job};
     struct msg_fetch *f;
 
     if (!sup_bus_up(sup)) {
-        cb(sup, job, 0, NULL);
+        cb(sup, job, 0, 0, NULL);
         return;
     }
     snprintf(who, sizeof who, "%s/%s", sup->cfg->node_name, job);
@@ -162,10 +176,10 @@ static void msg_fetch(struct sup *sup, const char *job, const char *type, sup_ms
     f->sup = sup;
     f->job = md_xstrdup(job);
     f->cb = cb;
-    if (md_db_send(bus_conn(sup->bus), sql, 2, params, fetch_cb, f) < 0) {
+    if (md_db_send(bus_conn(sup->bus), sup_bus_claim_sql, 4, params, fetch_cb, f) < 0) {
         md_free(f->job);
         md_free(f);
-        cb(sup, job, 0, NULL);
+        cb(sup, job, 0, 0, NULL);
     }
 }
 
@@ -227,7 +241,8 @@ static void msg_done(struct sup *sup, int64_t id, const char *status, const char
 
 /* ---- dispatch: `on:` jobs ------------------------------------------------------------------ */
 
-static void msg_fetched(struct sup *sup, const char *name, int64_t id, const char *payload)
+static void msg_fetched(struct sup *sup, const char *name, int64_t id, int priority,
+                        const char *payload)
 {
     struct sup_job *job = sup_job_find(sup, name);
 
@@ -242,7 +257,8 @@ static void msg_fetched(struct sup *sup, const char *name, int64_t id, const cha
     }
     job->msg_id = id;
     job->msg_payload = md_xstrdup(payload ? payload : "{}");
-    md_log(MD_LOG_NOTICE, "message: job=%s id=%" PRId64 " type=%s", job->name, id, job->cfg->event);
+    md_log(MD_LOG_NOTICE, "message: job=%s id=%" PRId64 " type=%s priority=%d", job->name, id,
+           job->cfg->event, priority);
     job->cur_slot = 0;
     sup_job_event(job, EV_START, 0, 0);
 }

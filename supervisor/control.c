@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bus.h"
 #include "cluster.h"
 #include "control.h"
 #include "job.h"
@@ -115,6 +116,8 @@ int sup_job_set_paused(struct sup_job *job, bool paused)
             sched_job_schedule(job, now_s);
         else if (j->kind == MD_JOB_SERVICE && !sup_job_busy(job))
             sup_job_activate(job, now_s);
+        else if (j->kind == MD_JOB_EVENT) /* what came while paused, now; not at the next tick */
+            sup_bus_wake(sup, j->event);
         sched_rearm(sup);
     }
     sched_state_save(sup); /* at once: a pause must survive a crash right after it */

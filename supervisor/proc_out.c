@@ -218,11 +218,20 @@ void sup_proc_status_line(void *ud, const char *line, size_t len, int flags)
             md_log(MD_LOG_NOTICE, "resolved: job=%s run=%s key=%s", name, p->run_id,
                    esc(a, sizeof a, ev.u.resolve.key));
         break;
-    case MD_ST_MESSAGE:
+    case MD_ST_MESSAGE: {
+        /* Names checked by the parser (md_name_ok): nothing in them needs escaping. */
+        char prio[32] = "";
+        if (ev.u.message.has_priority)
+            snprintf(prio, sizeof prio, " priority=%d", ev.u.message.priority);
         if (log_gate(p, STREAM_STATUS, MD_LOG_INFO))
-            md_log(MD_LOG_INFO, "message: job=%s run=%s type=%s", name, p->run_id,
-                   esc(a, sizeof a, ev.u.message.type));
+            md_log(MD_LOG_INFO, "message: job=%s run=%s type=%s%s%s%s%s%s", name, p->run_id,
+                   esc(a, sizeof a, ev.u.message.type), prio,
+                   ev.u.message.to_node ? " to_node=" : "",
+                   ev.u.message.to_node ? ev.u.message.to_node : "",
+                   ev.u.message.to_job ? " to_job=" : "",
+                   ev.u.message.to_job ? ev.u.message.to_job : "");
         break;
+    }
     case MD_ST_RESULT:
         md_free(p->result);
         p->result = md_xstrdup(ev.u.result.ok ? "ok" : "failed");

@@ -255,6 +255,12 @@ void sup_reg_status(struct sup *sup, const char *job, const char *run_id,
         payload = ev->u.message.payload ? cJSON_Parse(ev->u.message.payload) : NULL;
         if (payload != NULL)
             cJSON_AddItemToObject(o, "payload", payload);
+        if (ev->u.message.has_priority) /* absent: the column's default */
+            cJSON_AddNumberToObject(o, "priority", ev->u.message.priority);
+        if (ev->u.message.to_node != NULL)
+            cJSON_AddStringToObject(o, "to_node", ev->u.message.to_node);
+        if (ev->u.message.to_job != NULL)
+            cJSON_AddStringToObject(o, "to_job", ev->u.message.to_job);
         break;
     case MD_ST_PROGRESS:
         o = sup_reg_event_new(sup, "progress");

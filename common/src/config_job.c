@@ -505,6 +505,11 @@ bool md_event_name_ok(const char *s)
     return ok;
 }
 
+bool md_name_ok(const char *s)
+{
+    return s != NULL && md__valid_name(s, strlen(s));
+}
+
 static bool key_on(struct ctx *c, struct jobwork *w, const struct key_def *k,
                    const struct md__ynode *v, const char *path)
 {

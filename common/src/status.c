@@ -10,11 +10,15 @@
  *   metric   = "name": name, "value": number
  *   alert    = "severity": "critical"|"warning"|"info", "key": name, "message": text
  *   resolve  = "key": name
- *   message  = "type": name [, "payload": any]
+ *   message  = "type": name [, "payload": any] [, "priority": whole]
+ *              [, "to_node": meshd-name] [, "to_job": meshd-name]
  *   result   = "status": "ok"|"failed" [, "summary": any]
  *   name     = string of 1..200 bytes without control characters
  *   text     = string of 0..4096 bytes
  *   number   = a finite JSON number (cJSON reads 1e999 as infinity: rejected)
+ *   whole    = a number with no fractional part, 0..1000000 (1e2 and 100.0 are 100)
+ *   meshd-name = a name that can be a job or node name: 1..64 of [A-Za-z0-9_.-] (md_name_ok);
+ *              stricter than name, since a target no job can have would wait forever
  *
  * Strings must be valid UTF-8 and free of NUL (raw or as \u0000): the values end up in log lines
  * and PostgreSQL text/jsonb columns, which accept neither.
@@ -22,6 +26,7 @@
 #include "meshd/md_status.h"
 
 #include "meshd/md_alloc.h"
+#include "meshd/md_config.h"
 
 #include <cjson/cJSON.h>
 
@@ -204,6 +209,43 @@ static int get_number(const cJSON *obj, const char *ev, const char *field, int f
     return 0;
 }
 
+/* Reads optional whole-number member `field` in lo..hi; *present says if it was there. */
+static int get_whole(const cJSON *obj, const char *ev, const char *field, int lo, int hi, int *out,
+                     int *present, struct md_error *err)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, field);
+    double v;
+
+    *out = 0;
+    *present = 0;
+    if (it == NULL)
+        return 0;
+    v = cJSON_IsNumber(it) ? it->valuedouble : NAN;
+    if (!isfinite(v) || v != floor(v) || v < lo || v > hi)
+        return md_error_set(err, MD_EPROTO, 0, 0,
+                            PFX "'%s': '%s' must be a whole number from %d to %d", ev, field, lo,
+                            hi);
+    *out = (int)v;
+    *present = 1;
+    return 0;
+}
+
+/* Optional string member `field` that must be a job or node name (md_name_ok), into *out. */
+static int get_meshd_name(const cJSON *obj, const char *ev, const char *field, const char *what,
+                          char **out, struct md_error *err)
+{
+    int rc = get_string(obj, ev, field, F_NAME, 0, out, err);
+
+    if (rc < 0 || *out == NULL || md_name_ok(*out))
+        return rc;
+    md_free(*out);
+    *out = NULL;
+    return md_error_set(err, MD_EPROTO, 0, 0,
+                        PFX
+                        "'%s': '%s' is not a %s name (1 to 64 letters, digits, '_', '.' or '-')",
+                        ev, field, what);
+}
+
 /* Renders optional member `field` (any JSON value) as compact JSON text into *out. */
 static void get_json(const cJSON *obj, const char *field, char **out)
 {
@@ -280,7 +322,11 @@ static int parse_fields(const cJSON *root, enum md_status_kind kind, struct md_s
         break;
     case MD_ST_MESSAGE:
         if ((rc = get_string(root, name, "type", F_REQUIRED | F_NAME, 0, &ev->u.message.type,
-                             err)) < 0)
+                             err)) < 0 ||
+            (rc = get_whole(root, name, "priority", MD_STATUS_PRIORITY_MIN, MD_STATUS_PRIORITY_MAX,
+                            &ev->u.message.priority, &ev->u.message.has_priority, err)) < 0 ||
+            (rc = get_meshd_name(root, name, "to_node", "node", &ev->u.message.to_node, err)) < 0 ||
+            (rc = get_meshd_name(root, name, "to_job", "job", &ev->u.message.to_job, err)) < 0)
             return rc;
         get_json(root, "payload", &ev->u.message.payload);
         break;
@@ -380,6 +426,8 @@ void md_status_event_cleanup(struct md_status_event *ev)
     case MD_ST_MESSAGE:
         md_free(ev->u.message.type);
         md_free(ev->u.message.payload);
+        md_free(ev->u.message.to_node);
+        md_free(ev->u.message.to_job);
         break;
     case MD_ST_RESULT:
         md_free(ev->u.result.summary);
@@ -486,7 +534,19 @@ static int format_line(const struct md_status_event *ev, char **out, size_t *out
             goto out;
         break;
     case MD_ST_MESSAGE:
-        if ((rc = add_string(root, "type", ev->u.message.type)) < 0 ||
+        if ((rc = add_string(root, "type", ev->u.message.type)) < 0)
+            goto out;
+        if (ev->u.message.has_priority) {
+            if (ev->u.message.priority < MD_STATUS_PRIORITY_MIN ||
+                ev->u.message.priority > MD_STATUS_PRIORITY_MAX) {
+                rc = -EINVAL;
+                goto out;
+            }
+            need(cJSON_AddNumberToObject(root, "priority", ev->u.message.priority));
+        }
+        if ((ev->u.message.to_node &&
+             (rc = add_string(root, "to_node", ev->u.message.to_node)) < 0) ||
+            (ev->u.message.to_job && (rc = add_string(root, "to_job", ev->u.message.to_job)) < 0) ||
             (rc = add_json(root, "payload", ev->u.message.payload)) < 0)
             goto out;
         break;
@@ -667,6 +727,19 @@ int md_status_message(struct md_status_writer *w, const char *type, const char *
     struct md_status_event ev = {.kind = MD_ST_MESSAGE};
     ev.u.message.type = (char *)type;
     ev.u.message.payload = (char *)payload_json;
+    return md_status_send(w, &ev);
+}
+
+int md_status_message_to(struct md_status_writer *w, const char *type, const char *payload_json,
+                         int priority, const char *to_node, const char *to_job)
+{
+    struct md_status_event ev = {.kind = MD_ST_MESSAGE};
+    ev.u.message.type = (char *)type;
+    ev.u.message.payload = (char *)payload_json;
+    ev.u.message.has_priority = priority >= 0;
+    ev.u.message.priority = priority >= 0 ? priority : 0;
+    ev.u.message.to_node = (char *)to_node;
+    ev.u.message.to_job = (char *)to_job;
     return md_status_send(w, &ev);
 }
 

@@ -35,8 +35,9 @@ int ctl_logs(int argc, char **argv);
  * the action; it must be one of these six. */
 int ctl_action(int argc, char **argv);
 
-/* meshctl publish TYPE [PAYLOAD] [--url URL] [--source NAME]: put a message on the bus
- * (agent_messages); prints its id.  0 ok, 1 database error, 2 usage. */
+/* meshctl publish TYPE [PAYLOAD] [--url URL] [--source NAME] [--priority N] [--to-node NODE]
+ * [--to-job JOB]: put a message on the bus (agent_messages); prints its id.  0 ok, 1 database
+ * error, 2 usage. */
 int ctl_publish(int argc, char **argv);
 
 /* "--name VALUE" or "--name=VALUE" at argv[*i] (argv[0] is the subcommand): the value

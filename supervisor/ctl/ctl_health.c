@@ -12,7 +12,10 @@
  *   expect      each job with `expect: {succeed_within: D}` has a 'succeeded' run that finished
  *               within D (on any node: in a cluster any node may have won the slot);
  *   duplicates  no run recorded within --duplicates-since was executed by more than one meshd
- *               life (any node: two nodes, or a restarted node re-running a slot).
+ *               life (any node: two nodes, or a restarted node re-running a slot);
+ *   messages    no bus message addressed to a node or job the registry does not know
+ *               (to_node/to_job, sql/0005) has been pending longer than --stale: nobody will
+ *               ever take it (a typo, a node renamed or gone).
  * Prints a table (check, status, detail), or with --json one object
  * {"healthy": bool, "checks": [{"name", "ok", "detail", ...}]}.  Exit 0 healthy, 1 unhealthy,
  * 2 could not check (usage, bad config, no URL, cannot connect, query error).  The URL
@@ -441,6 +444,78 @@ static void check_duplicates(struct health *h)
     cJSON_AddItemToObject(c, "duplicates", arr);
 }
 
+/* (7) No pending bus message addressed to a target nobody has: a to_node with no node row, or
+ * a to_job with no job row of that name (on to_node, when the message names both), pending for
+ * longer than --stale (a node that is starting gets that long to register).  It cannot see
+ * whether the named job is an `on:` job of the message's type (the registry does not record
+ * `on:`), so such a message waits unreported; docs/cluster.md says so. */
+static void check_messages(struct health *h)
+{
+    char interval[48], lim[32];
+    const char *p[1] = {interval};
+    PGresult *r;
+    cJSON *arr, *c;
+    char *detail;
+    int n;
+
+    snprintf(interval, sizeof interval, "%llu milliseconds", (unsigned long long)h->stale_ms);
+    r = query(h, "messages",
+              "SELECT m.id, m.type, m.to_node, m.to_job, to_char(m.created_at AT TIME ZONE "
+              "'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+              "(extract(epoch FROM now() - m.created_at) * 1000)::bigint "
+              "FROM agent_messages m WHERE m.status = 'pending' "
+              "AND (m.to_node IS NOT NULL OR m.to_job IS NOT NULL) "
+              "AND m.created_at < now() - $1::interval "
+              "AND NOT EXISTS (SELECT 1 FROM agent_registry g WHERE "
+              "(m.to_job IS NULL AND g.job IS NULL AND g.node = m.to_node) OR "
+              "(g.job = m.to_job AND (m.to_node IS NULL OR g.node = m.to_node))) "
+              "ORDER BY m.created_at, m.id LIMIT 1000",
+              1, p);
+    if (r == NULL)
+        return;
+    n = PQntuples(r);
+    ctl_fmt_ms(lim, sizeof lim, h->stale_ms);
+    arr = jcheck(cJSON_CreateArray());
+    detail = n == 0 ? md_xasprintf("no message pending for an unknown node or job (limit %s)", lim)
+                    : md_xasprintf("%s%d message%s pending for a node or job the registry does "
+                                   "not know (older than %s):",
+                                   n == 1000 ? "at least " : "", n, n == 1 ? "" : "s", lim);
+    for (int i = 0; i < n; i++) {
+        cJSON *m = jcheck(cJSON_CreateObject());
+        bool has_node = !PQgetisnull(r, i, 2), has_job = !PQgetisnull(r, i, 3);
+
+        jcheck(cJSON_AddNumberToObject(m, "id", atof(PQgetvalue(r, i, 0))));
+        jcheck(cJSON_AddStringToObject(m, "type", PQgetvalue(r, i, 1)));
+        if (has_node)
+            jcheck(cJSON_AddStringToObject(m, "to_node", PQgetvalue(r, i, 2)));
+        else
+            jcheck(cJSON_AddNullToObject(m, "to_node"));
+        if (has_job)
+            jcheck(cJSON_AddStringToObject(m, "to_job", PQgetvalue(r, i, 3)));
+        else
+            jcheck(cJSON_AddNullToObject(m, "to_job"));
+        jcheck(cJSON_AddStringToObject(m, "created_at", PQgetvalue(r, i, 4)));
+        jcheck(cJSON_AddNumberToObject(m, "age_ms", atof(PQgetvalue(r, i, 5))));
+        cJSON_AddItemToArray(arr, m);
+        if (i < 10) {
+            char *x = md_xasprintf("%s%s id %s %s%s%s%s%s", detail, i ? ";" : "",
+                                   PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
+                                   has_node ? " to_node=" : "", has_node ? PQgetvalue(r, i, 2) : "",
+                                   has_job ? " to_job=" : "", has_job ? PQgetvalue(r, i, 3) : "");
+            md_free(detail);
+            detail = x;
+        } else if (i == 10) {
+            char *x = md_xasprintf("%s; and %d more", detail, n - 10);
+            md_free(detail);
+            detail = x;
+        }
+    }
+    PQclear(r);
+    c = add_check(h, "messages", n == 0, detail);
+    jcheck(cJSON_AddNumberToObject(c, "stale_ms", (double)h->stale_ms));
+    cJSON_AddItemToObject(c, "messages", arr);
+}
+
 static void print_table(const cJSON *checks, bool healthy)
 {
     int w = (int)strlen("CHECK");
@@ -599,6 +674,8 @@ int ctl_health(int argc, char **argv)
         check_expect(&h);
     if (h.error == NULL)
         check_duplicates(&h);
+    if (h.error == NULL)
+        check_messages(&h);
     if (h.error) {
         msg = md_xasprintf("%s: %s", target, h.error);
         rc = cannot_check(json, msg);

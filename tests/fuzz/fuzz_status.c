@@ -52,7 +52,11 @@ static int event_equal(const struct md_status_event *a, const struct md_status_e
         return streq(a->u.resolve.key, b->u.resolve.key);
     case MD_ST_MESSAGE:
         return streq(a->u.message.type, b->u.message.type) &&
-               streq(a->u.message.payload, b->u.message.payload);
+               streq(a->u.message.payload, b->u.message.payload) &&
+               a->u.message.has_priority == b->u.message.has_priority &&
+               a->u.message.priority == b->u.message.priority &&
+               streq(a->u.message.to_node, b->u.message.to_node) &&
+               streq(a->u.message.to_job, b->u.message.to_job);
     case MD_ST_RESULT:
         return a->u.result.ok == b->u.result.ok && streq(a->u.result.summary, b->u.result.summary);
     }

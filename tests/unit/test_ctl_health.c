@@ -157,7 +157,7 @@ TEST(healthy_fleet_exits_0)
     T_ASSERT_CONTAINS(out, "no open critical alert");
     T_ASSERT_CONTAINS(out, "expect daily");
     T_ASSERT_CONTAINS(out, "no slot executed more than once in the last 24h");
-    T_ASSERT_CONTAINS(out, "healthy: 6 checks passed");
+    T_ASSERT_CONTAINS(out, "healthy: 7 checks passed");
     T_ASSERT_TRUE(strstr(out, "FAIL") == NULL);
     T_ASSERT_TRUE(strstr(out, "password") == NULL);
 }
@@ -169,7 +169,7 @@ TEST(stale_heartbeat_exits_1_with_the_reason)
               "WHERE node = 'n1' AND job IS NULL");
     T_ASSERT_EQ(1, HEALTH("--stale", "5m"));
     T_ASSERT_CONTAINS(out, "heartbeat is stale, last 10m ago (limit 5m)");
-    T_ASSERT_CONTAINS(out, "UNHEALTHY: 1 of 6 checks failed");
+    T_ASSERT_CONTAINS(out, "UNHEALTHY: 1 of 7 checks failed");
     /* A longer --stale accepts it. */
     T_ASSERT_EQ(0, HEALTH("--stale", "15m"));
 }
@@ -290,6 +290,45 @@ TEST(slot_executed_twice_exits_1)
     T_ASSERT_EQ(2, HEALTH("--duplicates-since", "never"));
 }
 
+/* A bus message addressed to a node or job the registry does not know, pending for longer
+ * than --stale: nobody will take it.  One for a known target, a fresh one, and one already
+ * done do not count. */
+TEST(message_for_an_unknown_target_exits_1)
+{
+    healthy_fleet();
+    T_EXEC_OK("INSERT INTO agent_messages (type, to_node, to_job, status, created_at) VALUES "
+              "('a.b', 'n1', NULL, 'pending', now() - interval '1h'), "          /* known node */
+              "('a.b', NULL, 'daily', 'pending', now() - interval '1h'), "       /* known job */
+              "('a.b', 'n1', 'hourly', 'pending', now() - interval '1h'), "      /* both known */
+              "('a.b', 'gone', NULL, 'done', now() - interval '1h'), "           /* not pending */
+              "('a.b', 'later', NULL, 'pending', now() - interval '1 minute'), " /* young */
+              "('a.b', NULL, NULL, 'pending', now() - interval '1h')");          /* no target */
+    T_ASSERT_EQ(0, HEALTH("--stale", "5m"));
+    T_ASSERT_CONTAINS(out, "no message pending for an unknown node or job (limit 5m)");
+    T_EXEC_OK("INSERT INTO agent_messages (type, to_node, to_job, created_at) VALUES "
+              "('a.b', 'pcx', NULL, now() - interval '2h'), "
+              "('c.d', 'n2', 'daily', now() - interval '1h')"); /* daily is n1's */
+    T_ASSERT_EQ(1, HEALTH("--stale", "5m"));
+    T_ASSERT_CONTAINS(out, "2 messages pending for a node or job the registry does not know "
+                           "(older than 5m):");
+    T_ASSERT_CONTAINS(out, " a.b to_node=pcx; id ");
+    T_ASSERT_CONTAINS(out, " c.d to_node=n2 to_job=daily");
+    T_ASSERT_EQ(1, HEALTH("--json"));
+    cJSON *root = cJSON_Parse(out);
+    T_ASSERT_TRUE(root != NULL);
+    const cJSON *c = json_check(root, "messages", NULL);
+    T_ASSERT_TRUE(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(c, "ok")));
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(c, "messages");
+    T_ASSERT_EQ(2, cJSON_GetArraySize(m));
+    T_ASSERT_STREQ(
+        "pcx", cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(m, 0), "to_node")->valuestring);
+    T_ASSERT_TRUE(
+        cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(m, 0), "to_job")));
+    cJSON_Delete(root);
+    /* The young one's target registers late: nothing changes; a longer --stale hides both. */
+    T_ASSERT_EQ(0, HEALTH("--stale", "3h"));
+}
+
 TEST(slow_threshold)
 {
     healthy_fleet();
@@ -307,7 +346,7 @@ TEST(json_parses_and_has_the_fields)
     T_ASSERT_TRUE(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "healthy")));
     const cJSON *checks = cJSON_GetObjectItemCaseSensitive(root, "checks");
     T_ASSERT_TRUE(cJSON_IsArray(checks));
-    T_ASSERT_EQ(6, cJSON_GetArraySize(checks));
+    T_ASSERT_EQ(7, cJSON_GetArraySize(checks));
     const cJSON *c;
     cJSON_ArrayForEach(c, checks)
     {

@@ -2,7 +2,8 @@
  * PostgreSQL: every event type lands in its table with the right values, a replayed batch changes
  * nothing, malformed events and unknown types are skipped without failing the batch, run_end
  * without run_start, out-of-order job events, the (job, scheduled_for) claim between missed and
- * started runs, and 1000 mixed events in one call (timed).
+ * started runs, and 1000 mixed events in one call (timed).  And the bus (0005): a message
+ * event's priority and target, and the claim bus.c sends (its order, its targets, its plan).
  *
  * MESHD_TEST_PG is a superuser conninfo on a throwaway cluster (ctest sets it); every test works
  * in a database of its own, test_regsql_<pid>_<n>, dropped at the end.
@@ -17,6 +18,7 @@
 #include <libpq-fe.h>
 
 #include "meshd/md_alloc.h"
+#include "bus_internal.h"
 #include "meshd/md_migrate.h"
 #include "registry_internal.h"
 #include "t.h"
@@ -1188,6 +1190,150 @@ TEST(run_usage_figures)
     T_ASSERT_EQ(1, scalar("SELECT count(*) FROM agent_runs WHERE run_id = 'r-lost' AND status "
                           "= 'stopped' AND cpu_usec = 9000000000 AND memory_peak_bytes = "
                           "8589934592"));
+}
+
+/* 0005: a message event's priority and target land in their columns (absent: 100 and NULL);
+ * a bad priority or a target that is not a string makes the event malformed (skipped, with a
+ * WARNING, the rest applied); a replay changes nothing. */
+TEST(message_priority_and_target)
+{
+    char before[64], after[64];
+    static const char *batch =
+        "[{'id':'pc/1','type':'message','at':'2025-06-01T03:00:00Z','node':'pc','job':'check',"
+        "'run_id':'check@20250601T030000Z','msg_type':'fix.it','payload':{'n':1},'priority':5,"
+        "'to_node':'cloud','to_job':'remediate'},"
+        "{'id':'pc/"
+        "2','type':'message','at':'2025-06-01T03:00:01Z','node':'pc','msg_type':'fix.it'},"
+        "{'id':'pc/3','type':'message','at':'2025-06-01T03:00:02Z','node':'pc','msg_type':'fix.it',"
+        "'priority':0,'to_job':'remediate','to_node':null},"
+        "{'id':'pc/4','type':'message','at':'2025-06-01T03:00:03Z','node':'pc','msg_type':'fix.it',"
+        "'priority':1.5},"
+        "{'id':'pc/5','type':'message','at':'2025-06-01T03:00:04Z','node':'pc','msg_type':'fix.it',"
+        "'priority':1000001},"
+        "{'id':'pc/6','type':'message','at':'2025-06-01T03:00:05Z','node':'pc','msg_type':'fix.it',"
+        "'priority':'5'},"
+        "{'id':'pc/7','type':'message','at':'2025-06-01T03:00:06Z','node':'pc','msg_type':'fix.it',"
+        "'to_node':7},"
+        "{'id':'pc/8','type':'message','at':'2025-06-01T03:00:07Z','node':'pc','msg_type':'fix.it',"
+        "'priority':1000000,'to_node':''}]";
+
+    fresh_db();
+    T_ASSERT_EQ(4, apply(batch));
+    T_ASSERT_EQ(4, nwarnings);
+    T_ASSERT_EQ(4, scalar("SELECT count(*) FROM agent_messages"));
+    T_ASSERT_EQ(1, scalar("SELECT count(*) FROM agent_messages WHERE event_id = 'pc/1' AND "
+                          "priority = 5 AND to_node = 'cloud' AND to_job = 'remediate' AND "
+                          "type = 'fix.it' AND payload = '{\"n\":1}' AND source = 'pc/check' AND "
+                          "run_id = 'check@20250601T030000Z' AND status = 'pending' AND "
+                          "created_at = '2025-06-01T03:00:00Z'"));
+    T_ASSERT_EQ(1, scalar("SELECT count(*) FROM agent_messages WHERE event_id = 'pc/2' AND "
+                          "priority = 100 AND to_node IS NULL AND to_job IS NULL AND "
+                          "payload = '{}' AND source = 'pc'"));
+    T_ASSERT_EQ(1, scalar("SELECT count(*) FROM agent_messages WHERE event_id = 'pc/3' AND "
+                          "priority = 0 AND to_node IS NULL AND to_job = 'remediate'"));
+    T_ASSERT_EQ(1, scalar("SELECT count(*) FROM agent_messages WHERE event_id = 'pc/8' AND "
+                          "priority = 1000000 AND to_node IS NULL"));
+    snapshot(before, sizeof before);
+    T_ASSERT_EQ(0, apply(batch));
+    snapshot(after, sizeof after);
+    T_ASSERT_STREQ(before, after);
+    /* The columns' own CHECKs, for producers that insert directly. */
+    T_ASSERT_EQ(3, scalar("SELECT count(*) FROM agent_messages WHERE priority <> 100"));
+    PGresult *r = PQexec(db, "INSERT INTO agent_messages (type, priority) VALUES ('t', -1)");
+    T_ASSERT_EQ(PGRES_FATAL_ERROR, PQresultStatus(r));
+    T_ASSERT_STREQ("23514", PQresultErrorField(r, PG_DIAG_SQLSTATE));
+    PQclear(r);
+    r = PQexec(db, "INSERT INTO agent_messages (type, to_job) VALUES ('t', '')");
+    T_ASSERT_STREQ("23514", PQresultErrorField(r, PG_DIAG_SQLSTATE));
+    PQclear(r);
+}
+
+/* Runs bus.c's claim for (type, node, job); the claimed message's payload->>'n' (0 when
+ * nothing was claimed, -1 on error). */
+static long long bus_claim(const char *type, const char *node, const char *job)
+{
+    char who[200];
+    const char *params[4] = {type, who, node, job};
+    long long n = -1;
+    PGresult *r;
+
+    snprintf(who, sizeof who, "%s/%s", node, job);
+    r = PQexecParams(db, sup_bus_claim_sql, 4, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 0) {
+        n = 0;
+    } else if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+        const char *p = strstr(PQgetvalue(r, 0, 1), "\"n\": ");
+        n = p ? atoll(p + 5) : -1;
+    } else {
+        fprintf(stderr, "  claim: %s", PQresultErrorMessage(r));
+    }
+    PQclear(r);
+    return n;
+}
+
+/* The claim takes the most urgent message it may: priority, then created_at, then id (FIFO
+ * within a priority); messages for another node or job are left pending, and taken by that
+ * one; other types are never touched. */
+TEST(bus_claim_order_and_targets)
+{
+    fresh_db();
+    T_EXEC_OK("INSERT INTO agent_messages (type, payload, priority, to_node, to_job, created_at) "
+              "VALUES "
+              "('w', '{\"n\": 1}', 100, NULL, NULL, '2025-06-01T03:00:01Z'), "
+              "('w', '{\"n\": 2}', 100, NULL, NULL, '2025-06-01T03:00:00Z'), "  /* older */
+              "('w', '{\"n\": 3}', 5, NULL, NULL, '2025-06-01T03:00:09Z'), "    /* urgent */
+              "('w', '{\"n\": 4}', 200, NULL, NULL, '2025-06-01T02:00:00Z'), "  /* oldest, lazy */
+              "('w', '{\"n\": 5}', 0, 'b', NULL, '2025-06-01T02:00:00Z'), "     /* node b's */
+              "('w', '{\"n\": 6}', 0, NULL, 'other', '2025-06-01T02:00:00Z'), " /* job other's */
+              "('w', '{\"n\": 7}', 1, 'a', 'work', '2025-06-01T04:00:00Z'), "   /* a/work's */
+              "('w', '{\"n\": 8}', 100, NULL, NULL, '2025-06-01T03:00:01Z'), "  /* ties n=1 */
+              "('x', '{\"n\": 9}', 0, NULL, NULL, '2025-06-01T01:00:00Z')");    /* other type */
+    /* n=1 and n=8 share priority and created_at: the id decides (1 was inserted first). */
+    static const long long want[] = {7, 3, 2, 1, 8, 4, 0};
+    for (size_t i = 0; i < MD_ARRAY_SIZE(want); i++)
+        T_ASSERT_EQ(want[i], bus_claim("w", "a", "work"));
+    T_ASSERT_EQ(3, scalar("SELECT count(*) FROM agent_messages WHERE status = 'pending'"));
+    T_ASSERT_EQ(6, bus_claim("w", "a", "other"));
+    T_ASSERT_EQ(5, bus_claim("w", "b", "work"));
+    T_ASSERT_EQ(0, bus_claim("w", "b", "other"));
+    T_ASSERT_EQ(1, scalar("SELECT count(*) FROM agent_messages WHERE status = 'pending' AND "
+                          "type = 'x'"));
+    T_ASSERT_EQ(1, scalar("SELECT count(*) FROM agent_messages WHERE payload->>'n' = '5' AND "
+                          "claimed_by = 'b/work' AND attempts = 1 AND status = 'processing'"));
+}
+
+/* The claim stays one index scan on agent_messages_pending in the claim's order: no sort, no
+ * sequential scan, with many finished messages and other types around. */
+TEST(bus_claim_is_an_index_scan)
+{
+    fresh_db();
+    T_EXEC_OK("INSERT INTO agent_messages (type, status, created_at, processed_at) "
+              "SELECT 'w', 'done', now() - interval '1 day', now() FROM generate_series(1, 20000)");
+    T_EXEC_OK("INSERT INTO agent_messages (type, payload, priority, to_node, created_at) "
+              "SELECT CASE WHEN g % 4 = 0 THEN 'w' ELSE 't' || (g % 50) END, "
+              "jsonb_build_object('n', g), g % 7 * 50, CASE WHEN g % 3 = 0 THEN 'b' END, now() "
+              "FROM generate_series(1, 4000) g");
+    T_EXEC_OK("ANALYZE agent_messages");
+    PGresult *r = PQexecParams(db,
+                               "EXPLAIN (COSTS OFF) SELECT id FROM agent_messages WHERE status = "
+                               "'pending' AND type = $1 AND (to_node IS NULL OR to_node = $2) "
+                               "AND (to_job IS NULL OR to_job = $3) ORDER BY priority, "
+                               "created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED",
+                               3, NULL, (const char *const[]){"w", "a", "work"}, NULL, NULL, 0);
+    T_ASSERT_EQ(PGRES_TUPLES_OK, PQresultStatus(r));
+    char plan[4096] = "";
+    for (int i = 0; i < PQntuples(r); i++) {
+        strncat(plan, PQgetvalue(r, i, 0), sizeof plan - strlen(plan) - 2);
+        strcat(plan, "\n");
+    }
+    PQclear(r);
+    fprintf(stderr, "%s", plan);
+    T_ASSERT_CONTAINS(plan, "Index Scan using agent_messages_pending on agent_messages");
+    T_ASSERT_TRUE(strstr(plan, "Sort") == NULL);
+    T_ASSERT_TRUE(strstr(plan, "Seq Scan") == NULL);
+    /* And the statement bus.c sends takes the first 'w' of priority 0 not for node b (all
+     * created at the same instant, so by id): g = 28. */
+    T_ASSERT_EQ(28, bus_claim("w", "a", "work"));
 }
 
 T_MAIN()

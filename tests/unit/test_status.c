@@ -58,6 +58,19 @@ static const struct {
      "{\"event\":\"message\",\"type\":\"t\",\"payload\":{\"a\":[1,2.5,null,true]}}"},
     {"{\"event\":\"message\",\"type\":\"t\",\"payload\":\"just a string\"}",
      "{\"event\":\"message\",\"type\":\"t\",\"payload\":\"just a string\"}"},
+    /* priority and target: canonical order type, priority, to_node, to_job, payload */
+    {"{\"to_job\":\"remediate\",\"payload\":{},\"event\":\"message\",\"priority\":5,"
+     "\"type\":\"t\",\"to_node\":\"pc-01.home\"}",
+     "{\"event\":\"message\",\"type\":\"t\",\"priority\":5,\"to_node\":\"pc-01.home\","
+     "\"to_job\":\"remediate\",\"payload\":{}}"},
+    {"{\"event\":\"message\",\"type\":\"t\",\"priority\":0}",
+     "{\"event\":\"message\",\"type\":\"t\",\"priority\":0}"},
+    {"{\"event\":\"message\",\"type\":\"t\",\"priority\":1e6}",
+     "{\"event\":\"message\",\"type\":\"t\",\"priority\":1000000}"},
+    {"{\"event\":\"message\",\"type\":\"t\",\"priority\":100.0,\"to_job\":\"J_1\"}",
+     "{\"event\":\"message\",\"type\":\"t\",\"priority\":100,\"to_job\":\"J_1\"}"},
+    {"{\"event\":\"message\",\"type\":\"t\",\"priority\":-0}",
+     "{\"event\":\"message\",\"type\":\"t\",\"priority\":0}"},
     {"{\"event\":\"result\",\"status\":\"ok\"}", "{\"event\":\"result\",\"status\":\"ok\"}"},
     {"{\"event\":\"result\",\"status\":\"failed\",\"summary\":{\"rows\":3,\"why\":\"x\\\"y\"}}",
      "{\"event\":\"result\",\"status\":\"failed\",\"summary\":{\"rows\":3,\"why\":\"x\\\"y\"}}"},
@@ -183,6 +196,37 @@ static const struct {
     {"{\"event\":\"resolve\",\"key\":null}", MD_EPROTO, "'resolve' needs a string 'key'", 0},
     /* message */
     {"{\"event\":\"message\",\"payload\":{}}", MD_EPROTO, "'message' needs a string 'type'", 0},
+    {"{\"event\":\"message\",\"type\":\"t\",\"priority\":-1}", MD_EPROTO,
+     "'message': 'priority' must be a whole number from 0 to 1000000", 0},
+    {"{\"event\":\"message\",\"type\":\"t\",\"priority\":1000001}", MD_EPROTO,
+     "'message': 'priority' must be a whole number from 0 to 1000000", 0},
+    {"{\"event\":\"message\",\"type\":\"t\",\"priority\":1.5}", MD_EPROTO,
+     "'priority' must be a whole number", 0},
+    {"{\"event\":\"message\",\"type\":\"t\",\"priority\":\"5\"}", MD_EPROTO,
+     "'priority' must be a whole number", 0},
+    {"{\"event\":\"message\",\"type\":\"t\",\"priority\":null}", MD_EPROTO,
+     "'priority' must be a whole number", 0},
+    {"{\"event\":\"message\",\"type\":\"t\",\"priority\":1e999}", MD_EPROTO,
+     "'priority' must be a whole number", 0},
+    {"{\"event\":\"message\",\"type\":\"t\",\"priority\":true}", MD_EPROTO,
+     "'priority' must be a whole number", 0},
+    {"{\"event\":\"message\",\"type\":\"t\",\"to_node\":5}", MD_EPROTO,
+     "'message' needs a string 'to_node'", 0},
+    {"{\"event\":\"message\",\"type\":\"t\",\"to_node\":\"\"}", MD_EPROTO,
+     "'message': 'to_node' is empty", 0},
+    {"{\"event\":\"message\",\"type\":\"t\",\"to_node\":\"my pc\"}", MD_EPROTO,
+     "'message': 'to_node' is not a node name (1 to 64 letters, digits, '_', '.' or '-')", 0},
+    {"{\"event\":\"message\",\"type\":\"t\",\"to_job\":\"a/b\"}", MD_EPROTO,
+     "'message': 'to_job' is not a job name", 0},
+    {"{\"event\":\"message\",\"type\":\"t\",\"to_job\":\"a\\nb\"}", MD_EPROTO,
+     "'message': 'to_job' contains a control character", 0},
+    {"{\"event\":\"message\",\"type\":\"t\",\"to_job\":["
+     "\"j\"]}",
+     MD_EPROTO, "'message' needs a string 'to_job'", 0},
+    /* 65 bytes: a valid status-protocol name, but no job can be called that */
+    {"{\"event\":\"message\",\"type\":\"t\",\"to_job\":\""
+     "jjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjj\"}",
+     MD_EPROTO, "'to_job' is not a job name", 0},
     /* result */
     {"{\"event\":\"result\"}", MD_EPROTO, "'result' needs a string 'status'", 0},
     {"{\"event\":\"result\",\"status\":\"OK\"}", MD_EPROTO,
@@ -405,6 +449,9 @@ TEST(status_writer_roundtrip_escaping)
     T_ASSERT_EQ(0, md_status_message(&w, "t", NULL));
     T_ASSERT_EQ(0, md_status_result(&w, 1, "{\"rows\":3}\n"));
     T_ASSERT_EQ(0, md_status_result(&w, 0, NULL));
+    T_ASSERT_EQ(0, md_status_message_to(&w, "fix.me", "[1]", 7, "pc", "remediate"));
+    T_ASSERT_EQ(0, md_status_message_to(&w, "fix.me", NULL, -1, NULL, NULL));
+    T_ASSERT_EQ(0, md_status_message_to(&w, "fix.me", NULL, 0, NULL, "j"));
     md_status_close(&w);
     unsetenv("MESHD_STATUS_FD");
     collect_fd(p[0], &c);
@@ -412,7 +459,7 @@ TEST(status_writer_roundtrip_escaping)
 
     if (c.bad)
         T_FAIL("%d bad lines: %s", c.bad, c.err.msg);
-    T_ASSERT_EQ(c.n, 11);
+    T_ASSERT_EQ(c.n, 14);
     T_ASSERT_EQ(c.evs[0].kind, MD_ST_READY);
     T_ASSERT_EQ(c.evs[1].kind, MD_ST_HEARTBEAT);
     T_ASSERT_EQ(c.evs[2].kind, MD_ST_PROGRESS);
@@ -433,6 +480,21 @@ TEST(status_writer_roundtrip_escaping)
     T_ASSERT_STREQ(c.evs[9].u.result.summary, "{\"rows\":3}");
     T_ASSERT_EQ(c.evs[10].u.result.ok, 0);
     T_ASSERT_TRUE(c.evs[10].u.result.summary == NULL);
+    /* md_status_message leaves priority and target out; md_status_message_to carries them. */
+    T_ASSERT_FALSE(c.evs[7].u.message.has_priority);
+    T_ASSERT_TRUE(c.evs[7].u.message.to_node == NULL && c.evs[7].u.message.to_job == NULL);
+    T_ASSERT_STREQ(c.evs[11].u.message.type, "fix.me");
+    T_ASSERT_STREQ(c.evs[11].u.message.payload, "[1]");
+    T_ASSERT_TRUE(c.evs[11].u.message.has_priority);
+    T_ASSERT_EQ(c.evs[11].u.message.priority, 7);
+    T_ASSERT_STREQ(c.evs[11].u.message.to_node, "pc");
+    T_ASSERT_STREQ(c.evs[11].u.message.to_job, "remediate");
+    T_ASSERT_FALSE(c.evs[12].u.message.has_priority); /* -1: the default, left out */
+    T_ASSERT_TRUE(c.evs[12].u.message.to_node == NULL && c.evs[12].u.message.to_job == NULL);
+    T_ASSERT_TRUE(c.evs[13].u.message.has_priority);
+    T_ASSERT_EQ(c.evs[13].u.message.priority, 0);
+    T_ASSERT_TRUE(c.evs[13].u.message.to_node == NULL);
+    T_ASSERT_STREQ(c.evs[13].u.message.to_job, "j");
     collect_cleanup(&c);
 }
 
@@ -462,6 +524,12 @@ TEST(status_writer_refuses)
     T_ASSERT_EQ(-EINVAL, md_status_resolve(&w, ""));
     T_ASSERT_EQ(-EINVAL, md_status_message(&w, "t", "{\"a\":"));
     T_ASSERT_EQ(-EINVAL, md_status_message(&w, "t", "{} {}"));
+    T_ASSERT_EQ(-EINVAL,
+                md_status_message_to(&w, "t", NULL, MD_STATUS_PRIORITY_MAX + 1, NULL, NULL));
+    T_ASSERT_EQ(-EINVAL, md_status_message_to(&w, "t", NULL, 1, "", NULL));
+    T_ASSERT_EQ(-EINVAL, md_status_message_to(&w, "t", NULL, 1, "a b", NULL));
+    T_ASSERT_EQ(-EINVAL, md_status_message_to(&w, "t", NULL, 1, NULL, "x\ny"));
+    T_ASSERT_EQ(-EINVAL, md_status_message_to(&w, NULL, NULL, 1, NULL, NULL));
     T_ASSERT_EQ(-EINVAL, md_status_result(&w, 1, ""));
     name[MD_STATUS_NAME_MAX] = '\0';
     T_ASSERT_EQ(0, md_status_metric(&w, name, 1)); /* exactly 200 bytes is fine */

@@ -147,6 +147,10 @@ struct md_diag {
  * 128 bytes. */
 bool md_event_name_ok(const char *s);
 
+/* A job or node name (job names and node.name follow one rule): 1 to 64 letters, digits, '_',
+ * '.' or '-'.  Also what a bus message's to_node/to_job must look like. */
+bool md_name_ok(const char *s);
+
 /* Reads and validates `path`.  On success returns 0 and *out (caller frees with
  * md_config_free).  On failure returns MD_ECONFIG (or a negative errno if the file cannot be
  * read) and *out is NULL.  Either way diag (caller cleans up with md_diag_cleanup) receives

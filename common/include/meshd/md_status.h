@@ -30,6 +30,11 @@
 /* The largest result summary meshd stores (agent_runs.summary), as compact JSON bytes: a larger
  * one is stored as {"truncated":true,"bytes":N}.  It leaves the run's output tail its room. */
 #define MD_STATUS_SUMMARY_MAX (16 * 1024)
+/* A bus message's priority (agent_messages.priority): a whole number, lower runs first; a
+ * message that gives none gets the default. */
+#define MD_STATUS_PRIORITY_MIN 0
+#define MD_STATUS_PRIORITY_MAX 1000000
+#define MD_STATUS_PRIORITY_DEFAULT 100
 
 enum md_status_kind {
     MD_ST_READY,     /* the worker is up: STARTING -> RUNNING */
@@ -73,8 +78,12 @@ struct md_status_event {
             char *key;
         } resolve;
         struct {
-            char *type;    /* 1..MD_STATUS_NAME_MAX bytes, no control characters */
-            char *payload; /* any JSON value as compact JSON text; NULL when absent */
+            char *type;       /* 1..MD_STATUS_NAME_MAX bytes, no control characters */
+            char *payload;    /* any JSON value as compact JSON text; NULL when absent */
+            int has_priority; /* 0: absent, the bus gives it MD_STATUS_PRIORITY_DEFAULT */
+            int priority;     /* MD_STATUS_PRIORITY_MIN..MAX when has_priority, else 0 */
+            char *to_node;    /* a node name (md_name_ok's rule), or NULL: any node */
+            char *to_job;     /* a job name (same rule), or NULL: any on: job of the type */
         } message;
         struct {
             int ok;        /* 1 for "ok", 0 for "failed" */
@@ -155,8 +164,16 @@ int md_status_metric(struct md_status_writer *w, const char *name, double value)
 int md_status_alert(struct md_status_writer *w, enum md_status_severity severity, const char *key,
                     const char *message);
 int md_status_resolve(struct md_status_writer *w, const char *key);
-/* payload_json is JSON text (any value) or NULL to omit the payload. */
+/* payload_json is JSON text (any value) or NULL to omit the payload.  The message has the
+ * default priority and no target (any `on: type` job on any node takes it). */
 int md_status_message(struct md_status_writer *w, const char *type, const char *payload_json);
+/* The same with a priority (MD_STATUS_PRIORITY_MIN..MAX, lower runs first; a negative value
+ * omits it: the default) and an optional target: only the node named to_node, and only its job
+ * named to_job, take the message (NULL: any).  A target that never runs an `on: type` job
+ * leaves the message pending (docs/cluster.md).  -EINVAL for a priority over the maximum or a
+ * target that is not a node/job name. */
+int md_status_message_to(struct md_status_writer *w, const char *type, const char *payload_json,
+                         int priority, const char *to_node, const char *to_job);
 /* summary_json is JSON text (any value) or NULL to omit the summary. */
 int md_status_result(struct md_status_writer *w, int ok, const char *summary_json);
 
