@@ -494,22 +494,6 @@ static bool key_schedule(struct ctx *c, struct jobwork *w, const struct key_def 
     return true;
 }
 
-bool md_event_name_ok(const char *s)
-{
-    /* A letter, then letters, digits and _ . : - (at most 128). */
-    bool ok = ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')) && strlen(s) <= 128;
-
-    for (const char *p = s; *p && ok; p++)
-        ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-             strchr("_.:-", *p) != NULL;
-    return ok;
-}
-
-bool md_name_ok(const char *s)
-{
-    return s != NULL && md__valid_name(s, strlen(s));
-}
-
 static bool key_on(struct ctx *c, struct jobwork *w, const struct key_def *k,
                    const struct md__ynode *v, const char *path)
 {

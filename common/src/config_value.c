@@ -74,20 +74,6 @@ bool md__parse_signal(const char *s, int *out)
     return false;
 }
 
-/* [A-Za-z0-9_.-]{1,64}: job names and node names. */
-bool md__valid_name(const char *s, size_t len)
-{
-    if (len == 0 || len > NAME_MAX_LEN)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        char ch = s[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              ch == '_' || ch == '.' || ch == '-'))
-            return false;
-    }
-    return true;
-}
-
 /* Grammar:
  *   size = 1*DIGIT [ "KiB" | "MiB" | "GiB" ]      ; plain bytes, or binary multiples
  * No sign, no spaces, no fractions; overflow of uint64 is an error. */

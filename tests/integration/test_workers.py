@@ -552,5 +552,21 @@ def test_database_unreachable_exits_111(h):
     check("x" in wk.log, "logged")
 
 
+def test_workers_need_neither_libuv_nor_libyaml(h):
+    """A worker is a batch process: it links the kit, libpq and its own libraries, never the
+    daemon's event loop or YAML parser (workers/README.md; --as-needed in CMakeLists.txt).  A
+    kit function that drags a loader object into the binary shows up here as a DT_NEEDED."""
+    names = sorted(f for f in os.listdir(WORKER_DIR) if f.startswith("meshd-")) \
+        if WORKER_DIR and os.path.isdir(WORKER_DIR) else []
+    check(len(names) >= 4, "the workers are built: %r" % names)
+    for name in names:
+        out = subprocess.run(["readelf", "-d", os.path.join(WORKER_DIR, name)],
+                             capture_output=True, text=True, check=True).stdout
+        needed = re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", out)
+        check("libpq.so.5" in needed, "%s links libpq: %r" % (name, needed))
+        bad = [n for n in needed if n.startswith(("libuv", "libyaml"))]
+        eq([], bad, "%s's DT_NEEDED (%r)" % (name, needed))
+
+
 if __name__ == "__main__":
     harness.main(globals())

@@ -6,6 +6,7 @@
 #include <cjson/cJSON.h>
 
 #include "meshd/md_alloc.h"
+#include "meshd/md_config.h"
 #include "remediate.h"
 
 static const char *const action_names[] = {"update", "delete", "quarantine", "rerun", NULL};
@@ -152,6 +153,13 @@ static int fix_compile(struct rm_fix *f, const struct rm_fix_cfg *k, const struc
         return md_error_set(err, MD_ECONFIG, 0, 0,
                             "message: required for a rerun fix (the bus message type the job "
                             "to run again has in on:)");
+    if (k->message != NULL && !md_event_name_ok(k->message))
+        return md_error_set(err, MD_ECONFIG, 0, 0, "message: \"%s\" is not a message type",
+                            k->message);
+    if (k->to_job != NULL && !md_name_ok(k->to_job))
+        return md_error_set(err, MD_ECONFIG, 0, 0,
+                            "to_job: \"%s\" is not a job name (letters, digits, '_', '-', '.')",
+                            k->to_job);
     if (k->payload != NULL) {
         cJSON *p = cJSON_Parse(k->payload);
         bool ok = cJSON_IsObject(p);

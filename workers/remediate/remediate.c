@@ -534,9 +534,15 @@ static int rerun(struct rrun *r, const struct rm_fix *f, const struct vresults *
     if (f->cfg->to_job != NULL)
         cJSON_AddStringToObject(m, "to_job", f->cfg->to_job);
     cJSON_AddStringToObject(m, "run_id", r->run_id);
-    publish(r, f->cfg->message, m);
+    /* Only the job named to_job takes it (the bus's target), on whichever node. */
+    char *text = cJSON_PrintUnformatted(m);
     cJSON_Delete(m);
-    md_log(MD_LOG_NOTICE, "%s: asked for a rerun (%s)", f->cfg->name, f->cfg->message);
+    if (text == NULL ||
+        md_status_message_to(&r->w->st, f->cfg->message, text, -1, NULL, f->cfg->to_job) < 0)
+        md_log(MD_LOG_WARN, "%s: the %s message could not be sent", f->cfg->name, f->cfg->message);
+    cJSON_free(text);
+    md_log(MD_LOG_NOTICE, "%s: asked for a rerun (%s%s%s)", f->cfg->name, f->cfg->message,
+           f->cfg->to_job != NULL ? " for job " : "", f->cfg->to_job != NULL ? f->cfg->to_job : "");
     item(r, f->cfg->name, O_RERUN, NULL, -1, NULL);
     return 0;
 }
