@@ -173,8 +173,9 @@ def test_each_action_applies_and_undo_restores_exactly(h):
     applied = messages(wk, "remediation.applied")
     eq(["cents", "dedupe", "no_county"], sorted(m["fix"] for m in applied), "three applied")
     eq(3, [m for m in applied if m["fix"] == "cents"][0]["rows"], "rows")
-    eq(3, len(messages(wk, "remediation.plan")), "each planned first")
-    eq("3", db.sql("SELECT count(*) FROM meshd_remediate.plans WHERE status = 'applied'"), "plans")
+    eq([], messages(wk, "remediation.plan"), "apply: auto plans inside the apply")
+    eq("3", db.sql("SELECT count(*) FROM meshd_remediate.plans WHERE status = 'applied'"),
+       "each plan recorded, applied")
     validate(h, db, 0)
 
     run_id = db.sql("SELECT DISTINCT run_id FROM meshd_remediate.audit")
@@ -342,7 +343,8 @@ def test_pipeline_under_meshd_validate_remediate_validate_undo(h):
     """The users' pipeline with real meshd jobs wired by on:.  validate (run now) fails and
     publishes validation.failed; remediate (on: validation.failed, apply: auto) fixes the three
     defects and publishes remediation.applied; recheck (on: remediation.applied, the suite by
-    name) passes and resolves the alerts.  Then `meshctl publish remediation.undo` runs undo (on:
+    name) passes and resolves the alerts.  Then, with remediate paused (else it would fix the
+    rows again on the next failure), `meshctl publish remediation.undo` runs undo (on:
     remediation.undo), which restores the rows and publishes remediation.undone; recheck-undone
     (on: remediation.undone) fails again and raises the alerts again."""
     reg = Db(h, "rmreg")
@@ -400,6 +402,9 @@ def test_pipeline_under_meshd_validate_remediate_validate_undo(h):
     audit_run = db.sql("SELECT DISTINCT run_id FROM meshd_remediate.audit")
     eq(rm_run, audit_run, "the audit names the meshd run")
 
+    # Undo for good: the remediate job paused first, or the next validation.failed (the
+    # recheck after the undo) would have it fix the rows again.
+    eq(200, h.api("POST", "/api/jobs/remediate/pause", sock=True)[0], "pause remediate")
     code, out, err = harness.meshctl("publish", "remediation.undo",
                                      json.dumps({"run_id": audit_run}), "--url", reg.url)
     eq(0, code, "meshctl publish: %s" % err)
@@ -408,13 +413,16 @@ def test_pipeline_under_meshd_validate_remediate_validate_undo(h):
     eq(before, db.sql(SNAPSHOT), "the table as it was")
     _, st, code = last_run("recheck-undone", 1)
     eq(("failed", "1"), (st, code), "the defects are back")
-    # The three alerts open again: new rows beside the resolved ones.  (The failure publishes
-    # validation.failed again, so the remediate job fixes the rows once more and the recheck
-    # resolves them: the pipeline heals itself; undo a fix for good by disabling it first.)
+    # The three alerts open again: new rows beside the resolved ones.
     h.wait_for(lambda: reg.sql("SELECT count(*) FROM agent_alerts WHERE key LIKE "
                                "'check.parcels.%'") == "6",
                what="the alerts raised again (%s)" % reg.sql(
                    "SELECT string_agg(key || ':' || status, ', ') FROM agent_alerts"))
+    eq("3", reg.sql("SELECT count(*) FROM agent_alerts WHERE key LIKE 'check.parcels.%' AND "
+                    "status = 'open'"), "open")
+    eq("1", reg.sql("SELECT count(*) FROM agent_messages WHERE type = 'validation.failed' AND "
+                    "status = 'pending'"), "the new failure waits for the paused remediate job")
+    eq(before, db.sql(SNAPSHOT), "and the table stays as it was")
     h.stop()
 
 

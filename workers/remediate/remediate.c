@@ -48,8 +48,9 @@ struct plan {
     char id[17];
     char hash[65];
     int64_t rows, table_rows;
-    char *samples; /* JSON array of row keys (with the rows) */
-    char *why;     /* a refusal's reason */
+    bool estimated; /* table_rows is the planner's count (far from the max_percent limit) */
+    char *samples;  /* JSON array of row keys (with the rows) */
+    char *why;      /* a refusal's reason */
 };
 
 static void plan_clear(struct plan *p)
@@ -260,6 +261,27 @@ static int targets(struct rrun *r, const struct rm_fix *f, struct plan *p, struc
     md_free(p->samples);
     p->samples = md_xstrdup(PQgetvalue(res, 0, 2));
     PQclear(res);
+    /* The table's rows, for max_percent.  The planner's count (pg_class.reltuples) when the
+     * guard is nowhere near (the targets under half the limit of it) and the whole table is
+     * meant: a full scan saved; else counted exactly. */
+    if (f->t->filter == NULL && scope == NULL) {
+        char oid[16];
+        const char *op[1] = {oid};
+        snprintf(oid, sizeof oid, "%" PRIu32, f->t->oid);
+        if ((rc = md_pq_exec(r->db,
+                             "SELECT greatest(reltuples, 0)::int8 FROM pg_class WHERE "
+                             "oid = $1::oid",
+                             1, op, &res, err)) < 0)
+            return rc;
+        int64_t est = PQntuples(res) == 1 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+        PQclear(res);
+        if (est > 0 && 100.0 * (double)p->rows / (double)est < f->max_percent / 2) {
+            p->table_rows = est;
+            p->estimated = true;
+            return 0;
+        }
+    }
+    p->estimated = false;
     md_buf_init(&q, SQL_MAX);
     md_buf_printf(&q, "SELECT count(*) FROM %s t WHERE true", f->t->qname);
     if (f->t->filter != NULL)
@@ -440,6 +462,8 @@ static int apply_tx(PGconn *db, void *ud, struct md_error *err)
         goto out;
     }
     const char *sp[2] = {x->p->id, r->run_id};
+    if (x->expect_hash == NULL && (rc = store_plan(r, f, x->p, err)) < 0) /* auto: planned here */
+        goto out;
     rc = md_pq_exec(db,
                     "UPDATE meshd_remediate.plans SET status = 'applied', applied_run = $2, "
                     "decided_at = now(), message = NULL WHERE plan = $1",
@@ -483,6 +507,9 @@ static int apply(struct rrun *r, const struct rm_fix *f, const char *expect_hash
 
     rc = md_pq_tx(r->db, apply_tx, &x, 3, err);
     if (rc == REMEDIATE_EREFUSED) {
+        struct md_error e2 = {0};
+        if (plan_id == NULL && store_plan(r, f, &p, &e2) < 0) /* auto: its plan, for the record */
+            md_log(MD_LOG_WARN, "plan %s not recorded: %s", p.id, e2.msg);
         set_plan_status(r, plan_id != NULL ? plan_id : p.id,
                         x.out == O_STALE     ? "stale"
                         : x.out == O_REFUSED ? "refused"
@@ -575,6 +602,12 @@ static int one_fix(struct rrun *r, const struct rm_fix *f, struct md_error *err)
         item(r, f->cfg->name, O_PLANNED, NULL, -1, "a rerun is only sent with apply: auto");
         goto out;
     }
+    /* apply: auto plans inside the apply's own transaction: the targets are selected once,
+     * under the lock, and the plan stored with its outcome. */
+    if (f->apply == RP_AUTO) {
+        rc = apply(r, f, NULL, NULL, err);
+        goto out;
+    }
     /* The plan: the targets counted and hashed, in a transaction that keeps nothing. */
     if ((rc = md_pq_tx(r->db, plan_tx, &x, 3, err)) < 0 || (rc = store_plan(r, f, &p, err)) < 0)
         goto out;
@@ -597,20 +630,7 @@ static int one_fix(struct rrun *r, const struct rm_fix *f, struct md_error *err)
     cJSON_AddStringToObject(m, "run_id", r->run_id);
     publish(r, "remediation.plan", m);
     cJSON_Delete(m);
-    if (f->apply != RP_AUTO) {
-        item(r, f->cfg->name, O_PLANNED, p.id, p.rows, NULL);
-        goto out;
-    }
-    /* The guards first, outside the transaction: a refusal needs no lock. */
-    struct md_error gerr = {0};
-    if (guards(f, &p, &gerr) < 0) {
-        set_plan_status(r, p.id, "refused", p.why);
-        tell_failed(r, f, &p, O_REFUSED);
-        item(r, f->cfg->name, O_REFUSED, p.id, p.rows, p.why);
-        rc = md_error_set(err, REMEDIATE_EREFUSED, 0, 0, "%s", gerr.msg);
-        goto out;
-    }
-    rc = apply(r, f, p.hash, p.id, err);
+    item(r, f->cfg->name, O_PLANNED, p.id, p.rows, NULL);
 out:
     vresults_free(&now);
     plan_clear(&p);
