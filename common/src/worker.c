@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef MESHD_VERSION
@@ -480,4 +481,12 @@ void md_worker_finish(struct md_worker *w, int rc, const char *summary_json)
     }
     md_log(MD_LOG_DEBUG, "exit: code=%d", code);
     exit(code);
+}
+
+void md_worker_run_name(const struct md_worker *w, char *buf, size_t cap)
+{
+    if (w->run_id != NULL && w->run_id[0] != '\0')
+        snprintf(buf, cap, "%s", w->run_id);
+    else
+        snprintf(buf, cap, "manual-%lld-%ld", (long long)time(NULL), (long)getpid());
 }

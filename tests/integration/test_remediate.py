@@ -13,14 +13,13 @@ wired by on: - validate fails, remediate applies, validate passes, undo, validat
 
 import json
 import os
-import signal
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import check, eq, node_yaml  # noqa: E402
-from test_workers import WORKER_DIR, Db, Worker, wait_run  # noqa: E402
+from test_workers import WORKER_DIR, Db, cleanly, Worker, wait_run  # noqa: E402
 
 VALIDATE = os.path.join(WORKER_DIR, "meshd-validate") if WORKER_DIR else ""
 REMEDIATE = os.path.join(WORKER_DIR, "meshd-remediate") if WORKER_DIR else ""
@@ -71,26 +70,7 @@ def data_db(h):
     return db
 
 
-def _run(fn):
-    def wrapped(h):
-        h.workers = []
-        try:
-            fn(h)
-        finally:
-            try:
-                for wk in h.workers:
-                    if wk.proc.poll() is None:
-                        os.kill(wk.proc.pid, signal.SIGKILL)
-                        wk.proc.wait()
-                if h.running():
-                    h.stop()
-            finally:
-                for n in h.notes:
-                    if isinstance(n, Db):
-                        n.drop()
-    wrapped.__name__ = fn.__name__
-    wrapped.__doc__ = fn.__doc__
-    return wrapped
+_run = cleanly
 
 
 def run(h, binary, cfg, expect=0, env=None, args=None):

@@ -31,7 +31,7 @@ import harness  # noqa: E402
 import nalgen  # noqa: E402
 from harness import check, eq, node_yaml  # noqa: E402
 from httpfix import NGINX_BIN, FaultServer, Nginx  # noqa: E402
-from test_workers import WORKER_DIR, Db, Worker, metrics, run_summary, wait_run  # noqa: E402
+from test_workers import WORKER_DIR, Db, cleanly, Worker, metrics, run_summary, wait_run  # noqa: E402
 
 SCRAPE = os.path.join(WORKER_DIR, "meshd-scrape") if WORKER_DIR else ""
 KEY = ["co_no", "parcel_id", "asmnt_yr"]
@@ -44,30 +44,7 @@ T0 = int(time.time()) - 86400
 # ---- set-up ----------------------------------------------------------------------------------
 
 
-def _run(fn):
-    """Drops the test's databases, stops its servers and hand-run workers (by PID), and meshd."""
-    def wrapped(h):
-        h.servers = []
-        h.workers = []
-        try:
-            fn(h)
-        finally:
-            try:
-                for wk in h.workers:
-                    if wk.proc.poll() is None:
-                        os.kill(wk.proc.pid, signal.SIGKILL)
-                        wk.proc.wait()
-                for s in h.servers:
-                    s.stop()
-                if h.running():
-                    h.stop()
-            finally:
-                for n in h.notes:
-                    if isinstance(n, Db):
-                        n.drop()
-    wrapped.__name__ = fn.__name__
-    wrapped.__doc__ = fn.__doc__
-    return wrapped
+_run = cleanly
 
 
 def data_db(h, ddl=True):

@@ -11,6 +11,7 @@ nothing run the binary directly: config on stdin, status lines on fd 3 (pass_fds
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -54,18 +55,35 @@ def psql(url, query, timeout=60):
     return r.stdout.strip()
 
 
-def _run(fn):
+def cleanly(fn):
+    """Runs test fn(h) and then, whatever happened: kills the workers it started by hand (in
+    h.workers, by PID), stops the servers it started (h.servers, each by its own PID), stops
+    meshd, and drops the databases it made (Db)."""
     def wrapped(h):
+        h.workers = []
+        h.servers = []
         try:
             fn(h)
         finally:
-            if h.running():
-                h.stop()
-            for n in h.notes:
-                if isinstance(n, Db):
-                    n.drop()
+            try:
+                for wk in h.workers:
+                    if wk.proc.poll() is None:
+                        os.kill(wk.proc.pid, signal.SIGKILL)
+                        wk.proc.wait()
+                for s in h.servers:
+                    s.stop()
+                if h.running():
+                    h.stop()
+            finally:
+                for n in h.notes:
+                    if isinstance(n, Db):
+                        n.drop()
     wrapped.__name__ = fn.__name__
+    wrapped.__doc__ = fn.__doc__
     return wrapped
+
+
+_run = cleanly
 
 
 # ---- the data --------------------------------------------------------------------------------

@@ -5,8 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -737,11 +735,7 @@ int validate_run(struct md_worker *w, PGconn *db, const struct validate_cfg *cfg
 
     *summary = NULL;
     r.suite = cfg->suite != NULL ? cfg->suite : w->job[0] != '\0' ? w->job : "validate";
-    if (w->run_id[0] != '\0')
-        snprintf(r.run_id, sizeof r.run_id, "%s", w->run_id);
-    else
-        snprintf(r.run_id, sizeof r.run_id, "manual-%lld-%ld", (long long)time(NULL),
-                 (long)getpid());
+    md_worker_run_name(w, r.run_id, sizeof r.run_id);
     snprintf(timeout, sizeof timeout, "%" PRIu64, cfg->statement_timeout_ms);
     if ((rc = md_worker_apply_sql(db, (const char *)validate_schema_sql, VALIDATE_KEYSPACE, err)) <
             0 ||

@@ -92,6 +92,10 @@ void md_worker_disconnect(PGconn *conn);
 int md_worker_apply_sql(PGconn *c, const char *sql, int32_t lock_key,
                         struct md_error *err) MD_MUSTCHECK;
 
+/* The run's id for what the worker stores: MESHD_RUN_ID, or "manual-<unix seconds>-<pid>" when
+ * run by hand (unique enough to tell hand runs apart in a history table).  Into buf (cap >= 48). */
+void md_worker_run_name(const struct md_worker *w, char *buf, size_t cap);
+
 /* True once SIGTERM or SIGINT arrived.  Async-signal-safe. */
 bool md_worker_stopping(void);
 
