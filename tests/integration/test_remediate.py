@@ -315,6 +315,29 @@ def test_rerun_and_nothing_to_fix_and_config_errors(h):
     check('suite "nope" has no stored checks' in wk.log, wk.log[-500:])
 
 
+@_run
+def test_validation_failed_selects_the_fixes(h):
+    """On validation.failed only the fixes of the checks it names run (the suite comes with
+    it); a cut message (truncated, too many to list) leaves every fix to look at its check; a
+    job with suite: ignores another suite's message."""
+    db = data_db(h)
+    validate(h, db, 1)
+    env = {"MESHD_MESSAGE_ID": "1", "MESHD_MESSAGE_TYPE": "validation.failed",
+           "MESHD_MESSAGE_PAYLOAD": json.dumps({
+               "suite": "p", "failed": 1,
+               "checks": [{"table": "parcels", "name": "missing_co_no", "value": 1}]})}
+    cfg = {"database": {"url": db.url}, "fixes": FIXES, "max_percent": 10}
+    wk = run(h, REMEDIATE, cfg, env=env)
+    eq(["no_county"], [m["fix"] for m in messages(wk, "remediation.plan")], "the named one")
+    env["MESHD_MESSAGE_PAYLOAD"] = json.dumps({"suite": "p", "failed": 900, "truncated": True})
+    wk = run(h, REMEDIATE, cfg, env=env)
+    eq(["cents", "dedupe", "no_county"], sorted(m["fix"] for m in messages(wk, "remediation.plan")),
+       "all of them")
+    wk = run(h, REMEDIATE, dict(cfg, suite="other"), env=env)
+    check("not this job's" in wk.log, wk.log[-500:])
+    eq([], messages(wk, "remediation.plan"), "nothing")
+
+
 # ---- under meshd ------------------------------------------------------------------------------
 
 

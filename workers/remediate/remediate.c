@@ -1029,12 +1029,16 @@ int remediate_run(struct md_worker *w, PGconn *db, const struct rm_cfg *cfg, str
     for (size_t i = 0; i < nfixes; i++)
         if ((rc = rm_fix_resolve(&fixes[i], &r.suite, err)) < 0)
             goto out;
+    /* A cut message (too many failures to list) names none: every fix then looks at its
+     * check itself. */
     const cJSON *failed = cJSON_GetObjectItemCaseSensitive(payload, "checks");
+    bool by_name = strcmp(type, "validation.failed") == 0 && cJSON_IsArray(failed) &&
+                   !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(payload, "truncated"));
     for (size_t i = 0; i < nfixes; i++) {
         struct rm_fix *f = &fixes[i];
         if (!f->cfg->enabled)
             continue;
-        if (strcmp(type, "validation.failed") == 0 && !named_in(f, failed))
+        if (by_name && !named_in(f, failed))
             continue;
         rc = one_fix(&r, f, err);
         if (rc < 0 && rc != REMEDIATE_EREFUSED)

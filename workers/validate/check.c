@@ -701,8 +701,8 @@ static const unsigned type_options[] = {
     [VC_METRIC] = O_EXPRESSION | O_FILTER | O_GROUP,
 };
 
-/* The options set in cfg, and the first one's key name for messages. */
-static unsigned options_set(const struct vc_check_cfg *k, const char **first_not, unsigned allowed)
+/* The first option set in k that a check of its type does not take (allowed), or NULL. */
+static const char *foreign_option(const struct vc_check_cfg *k, unsigned allowed)
 {
     const struct {
         bool set;
@@ -728,17 +728,10 @@ static unsigned options_set(const struct vc_check_cfg *k, const char **first_not
         {k->group_by.n > 0, O_GROUP, "group_by"},
         {k->samples >= 0, O_SAMPLES, "samples"},
     };
-    unsigned set = 0;
-
-    *first_not = NULL;
-    for (size_t i = 0; i < MD_ARRAY_SIZE(o); i++) {
-        if (!o[i].set)
-            continue;
-        set |= o[i].bit;
-        if (!(allowed & o[i].bit) && *first_not == NULL)
-            *first_not = o[i].name;
-    }
-    return set;
+    for (size_t i = 0; i < MD_ARRAY_SIZE(o); i++)
+        if (o[i].set && !(allowed & o[i].bit))
+            return o[i].name;
+    return NULL;
 }
 
 static void check_free(struct vcheck *c)
@@ -890,8 +883,7 @@ static int check_compile(struct vcheck *c, const struct vc_check_cfg *k, size_t 
     c->cfg = k;
     c->type = type;
     c->index = i;
-    unsigned set = options_set(k, &bad_opt, type_options[type]);
-    if (bad_opt != NULL)
+    if ((bad_opt = foreign_option(k, type_options[type])) != NULL)
         return md_error_set(err, MD_ECONFIG, 0, 0, "%s: not an option of a %s check", bad_opt,
                             k->type);
     if ((type_options[type] & O_COLUMN) && k->column == NULL)
@@ -904,7 +896,6 @@ static int check_compile(struct vcheck *c, const struct vc_check_cfg *k, size_t 
         return md_error_set(err, MD_ECONFIG, 0, 0, "condition: required for a failed_rows check");
     if (type == VC_METRIC && k->expression == NULL)
         return md_error_set(err, MD_ECONFIG, 0, 0, "expression: required for a metric check");
-    (void)set;
 
     if (k->column != NULL && (c->column = column_ident(k->column, NULL)) == NULL)
         return md_error_set(err, MD_ECONFIG, 0, 0, "column: \"%s\" is not a column name",
