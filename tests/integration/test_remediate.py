@@ -192,6 +192,9 @@ def test_plan_by_default_then_approval_applies_it(h):
     eq(plan["plan"], messages(wk, "remediation.plan")[0]["plan"], "the same targets, the same plan")
     env = {"MESHD_MESSAGE_ID": "1", "MESHD_MESSAGE_TYPE": "remediation.approve",
            "MESHD_MESSAGE_PAYLOAD": json.dumps({"plan": plan["plan"]})}
+    full = db.sql("SELECT hash FROM meshd_remediate.plans")
+    eq(64, len(full), "the whole hash is kept")
+    env["MESHD_MESSAGE_PAYLOAD"] = json.dumps({"plan": full})  # the id, a prefix or the hash
     wk = remediate(h, db, fixes=[], env=env)
     eq("0 1 1", defects(db), "the approved fix applied")
     eq("applied", db.sql("SELECT status FROM meshd_remediate.plans"), "recorded")

@@ -651,7 +651,8 @@ static int approve(struct rrun *r, const char *plan_id, struct md_error *err)
     rc = md_pq_exec(r->db,
                     "SELECT plan, hash, suite, fix_def::text, status, scope, tbl, "
                     "created_at < now() - $2::interval FROM meshd_remediate.plans WHERE plan = $1 "
-                    "OR (length($1) >= 8 AND plan LIKE $1 || '%') ORDER BY created_at DESC LIMIT 2",
+                    "OR hash = $1 OR (length($1) >= 8 AND plan LIKE $1 || '%') ORDER BY "
+                    "created_at DESC LIMIT 2",
                     2, params, &res, err);
     if (rc < 0)
         return rc;
