@@ -279,6 +279,32 @@ def test_baselines_change_vs_last_run_that_did_not_fail(h):
 
 
 @_run
+def test_a_lost_write_loses_no_resolve(h):
+    """The worker tells meshd before it records: a run whose history write fails (here a
+    trigger makes it fail; a kill at that moment is the same) has already sent the resolve of
+    the check it found fixed, and since nothing was recorded, the next run sends it again
+    rather than never."""
+    db = data_db(h)
+    checks = [{"type": "invalid", "column": "sale_prc1", "max": 1e9}]
+    run(h, cfg_for(db, checks), expect=1)
+    db.sql("UPDATE parcels SET sale_prc1 = 1 WHERE sale_prc1 > 1e9")
+    db.sql("CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS "
+           "$$BEGIN RAISE EXCEPTION 'the disk is full'; END$$; "
+           "CREATE TRIGGER boom BEFORE INSERT OR UPDATE ON meshd_validate.state "
+           "FOR EACH ROW EXECUTE FUNCTION boom()")
+    wk = run(h, cfg_for(db, checks), expect=1)
+    check("the disk is full" in wk.log, wk.log[-500:])
+    eq(["check.parcels.invalid_sale_prc1"], [e["key"] for e in events(wk, "resolve")],
+       "the resolve went out before the failed write")
+    eq("fail", db.sql("SELECT outcome FROM meshd_validate.state"), "nothing recorded")
+    db.sql("DROP TRIGGER boom ON meshd_validate.state")
+    wk = run(h, cfg_for(db, checks))
+    eq(["check.parcels.invalid_sale_prc1"], [e["key"] for e in events(wk, "resolve")],
+       "and again by the next run, which records it")
+    eq("pass", db.sql("SELECT outcome FROM meshd_validate.state"), "recorded")
+
+
+@_run
 def test_samples_capped_when_written_and_retention(h):
     """samples: 2 writes two rows for a check with 3 failing; samples: 0 writes none; the
     history keeps every run; retention deletes what is older."""

@@ -753,13 +753,17 @@ int validate_run(struct md_worker *w, PGconn *db, const struct validate_cfg *cfg
         goto out;
     if ((rc = md_pq_tx(db, evaluate, &r, 3, err)) < 0)
         goto out;
+    /* Tell meshd first, then record.  The other order loses a resolve when the worker dies
+     * (or the write fails) between the two: the state would say "pass" and the next run, seeing
+     * no change, would never send it.  This way a lost write only means the next run tells
+     * again (a second resolve or alert for a key is harmless). */
     mark_priors(&r);
-    if ((rc = md_pq_tx(db, write_all, &r, 3, err)) < 0)
-        goto out;
     report(&r);
     report_gone(&r);
     if (r.counts[VO_FAIL] > 0)
         publish_failed(&r);
+    if ((rc = md_pq_tx(db, write_all, &r, 3, err)) < 0)
+        goto out;
     md_log(MD_LOG_INFO,
            "suite %s: %zu result(s): %zu pass, %zu warn, %zu fail, %zu refused, %zu error; "
            "%zu sample(s), %zu resolved",
