@@ -271,6 +271,42 @@ def test_post_condition_rolls_back(h):
 
 
 @_run
+def test_a_kill_inside_the_apply_changes_nothing(h):
+    """SIGKILL at the worst moment: the UPDATE done, its before-images written, the post-check
+    running (a slow fail-level check keeps it there).  Nothing of it stays: the table as it
+    was, no audit rows, no plan recorded as applied, and the table lock gone, so the next run
+    applies the fix."""
+    db = data_db(h)
+    slow = {"type": "metric", "name": "slow", "expression":
+            "count(*) + (SELECT 0 FROM pg_sleep(3))", "fail": "< 0"}
+    run(h, VALIDATE, {"database": {"url": db.url}, "suite": "p",
+                      "tables": [{"table": "parcels", "checks": CHECKS + [slow]}]}, expect=1)
+    before = db.sql(SNAPSHOT)
+    cfg = {"database": {"url": db.url}, "suite": "p", "fixes": FIXES[:1], "apply": "auto",
+           "max_percent": 10}
+    wk = Worker(cfg, binary=REMEDIATE)
+    h.workers.append(wk)
+    # after the UPDATE the worker's backend holds ROW EXCLUSIVE on parcels (the LOCK TABLE
+    # before it takes SHARE ROW EXCLUSIVE), and the second slow scan is the post-check
+    in_post_check = ("SELECT count(*) FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid "
+                     "JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'parcels' AND "
+                     "l.mode = 'RowExclusiveLock' AND a.query LIKE '%pg_sleep(3)%' AND "
+                     "a.state = 'active' AND a.pid <> pg_backend_pid()")
+    h.wait_for(lambda: db.sql(in_post_check) == "1", 30, "the apply in its post-check")
+    os.killpg(wk.proc.pid, 9)
+    eq(-9, wk.wait(10), "killed")
+    h.wait_for(lambda: db.sql("SELECT count(*) FROM pg_stat_activity WHERE application_name "
+                              "LIKE 'meshd-remediate%'") == "0", 30,
+               "the killed worker's backend gone (it finishes the statement, then rolls back)")
+    eq(before, db.sql(SNAPSHOT), "the table as it was")
+    eq("0", db.sql("SELECT count(*) FROM meshd_remediate.audit"), "no audit rows")
+    eq("0", db.sql("SELECT count(*) FROM meshd_remediate.plans WHERE status = 'applied'"),
+       "no plan applied")
+    remediate(h, db, fixes=FIXES[:1], apply="auto")
+    eq("0 1 1", defects(db), "the next run applies it")
+
+
+@_run
 def test_undo_refuses_rows_changed_since(h):
     """After an update fix, someone changes one of its rows: the undo would overwrite that
     change, so it is refused as a whole (exit 1), and the table keeps the change."""
