@@ -490,3 +490,7 @@ void md_worker_run_name(const struct md_worker *w, char *buf, size_t cap)
     else
         snprintf(buf, cap, "manual-%lld-%ld", (long long)time(NULL), (long)getpid());
 }
+
+const struct md_json_key md_worker_db_keys[1] = {
+    {.name = "url", .type = MD_J_STRING, .off = offsetof(struct md_worker_db, url)},
+};

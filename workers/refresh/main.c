@@ -15,19 +15,11 @@
 
 #define CFG(m) offsetof(struct refresh_cfg, m)
 
-static const struct md_json_key db_keys[] = {
-    {.name = "url", .type = MD_J_STRING, .off = offsetof(struct refresh_db, url)},
-};
-
 /* In the order of enum plan_want. */
 static const char *const modes[] = {"auto", "concurrent", "plain", NULL};
 
 static const struct md_json_key keys[] = {
-    {.name = "database",
-     .type = MD_J_OBJECT,
-     .off = CFG(database),
-     .sub = db_keys,
-     .nsub = MD_ARRAY_SIZE(db_keys)},
+    MD_WORKER_DATABASE_KEY(CFG(database)),
     {.name = "views", .type = MD_J_STRV, .off = CFG(views), .max = 256},
     {.name = "schemas", .type = MD_J_STRV, .off = CFG(schemas), .max = 64},
     {.name = "lock_timeout",

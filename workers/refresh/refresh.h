@@ -17,9 +17,7 @@
 
 /* The job's config (main.c's key table binds it). */
 struct refresh_cfg {
-    struct refresh_db {
-        char *url; /* NULL: $DATABASE_URL */
-    } database;
+    struct md_worker_db database;  /* url NULL: $DATABASE_URL */
     struct md_strv views;          /* materialized views, as written ("mv_x", "analytics.mv_y") */
     struct md_strv schemas;        /* every materialized view in these schemas */
     uint64_t lock_timeout_ms;      /* per attempt */

@@ -17,18 +17,10 @@
 
 #define CFG(m) offsetof(struct rm_cfg, m)
 
-static const struct md_json_key db_keys[] = {
-    {.name = "url", .type = MD_J_STRING, .off = offsetof(struct rm_db, url)},
-};
-
 static const char *const apply_modes[] = {"plan", "auto", "approval", NULL};
 
 static const struct md_json_key keys[] = {
-    {.name = "database",
-     .type = MD_J_OBJECT,
-     .off = CFG(database),
-     .sub = db_keys,
-     .nsub = MD_ARRAY_SIZE(db_keys)},
+    MD_WORKER_DATABASE_KEY(CFG(database)),
     {.name = "suite", .type = MD_J_STRING, .off = CFG(suite)},
     {.name = "apply",
      .type = MD_J_STRING,

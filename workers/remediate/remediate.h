@@ -54,12 +54,8 @@ struct rm_fix_cfg {
     bool enabled;
 };
 
-struct rm_db {
-    char *url;
-};
-
 struct rm_cfg {
-    struct rm_db database;
+    struct md_worker_db database;
     char *suite; /* NULL: the validation.failed message's */
     char *apply;
     struct md_json_array fixes; /* struct rm_fix_cfg */

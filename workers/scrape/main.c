@@ -17,10 +17,6 @@
 #define CFG(m) offsetof(struct scrape_cfg, m)
 #define SRC(m) offsetof(struct scrape_source, m)
 
-static const struct md_json_key db_keys[] = {
-    {.name = "url", .type = MD_J_STRING, .off = offsetof(struct scrape_db, url)},
-};
-
 static const char *const types[] = {"csv", NULL};
 static const char *const encodings[] = {"utf8", "latin1", "cp1252", NULL};
 static const char *const archives[] = {"auto", "zip", "gzip", "none", NULL};
@@ -112,11 +108,7 @@ static const struct md_json_key source_keys[] = {
 };
 
 static const struct md_json_key keys[] = {
-    {.name = "database",
-     .type = MD_J_OBJECT,
-     .off = CFG(database),
-     .sub = db_keys,
-     .nsub = MD_ARRAY_SIZE(db_keys)},
+    MD_WORKER_DATABASE_KEY(CFG(database)),
     {.name = "sources",
      .type = MD_J_ARRAY,
      .off = CFG(sources),

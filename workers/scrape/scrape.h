@@ -56,12 +56,8 @@ struct scrape_source {
     char *hash_column;
 };
 
-struct scrape_db {
-    char *url;
-};
-
 struct scrape_cfg {
-    struct scrape_db database;
+    struct md_worker_db database;
     struct md_json_array sources; /* struct scrape_source */
     int64_t concurrency;
     int64_t per_host;

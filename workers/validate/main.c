@@ -15,16 +15,8 @@
 
 #define CFG(m) offsetof(struct validate_cfg, m)
 
-static const struct md_json_key db_keys[] = {
-    {.name = "url", .type = MD_J_STRING, .off = offsetof(struct validate_db, url)},
-};
-
 static const struct md_json_key keys[] = {
-    {.name = "database",
-     .type = MD_J_OBJECT,
-     .off = CFG(database),
-     .sub = db_keys,
-     .nsub = MD_ARRAY_SIZE(db_keys)},
+    MD_WORKER_DATABASE_KEY(CFG(database)),
     {.name = "suite", .type = MD_J_STRING, .off = CFG(suite)},
     {.name = "tables", .type = MD_J_RAW, .off = CFG(tables)},
     {.name = "statement_timeout",

@@ -25,12 +25,8 @@
 /* First key of meshd-validate's advisory locks (the schema set-up). */
 #define VALIDATE_KEYSPACE 0x6d76616c
 
-struct validate_db {
-    char *url;
-};
-
 struct validate_cfg {
-    struct validate_db database;
+    struct md_worker_db database;
     char *suite;  /* default: the job's name */
     char *tables; /* JSON, compiled by vsuite_bind; NULL: the suite's stored one */
     uint64_t statement_timeout_ms;

@@ -54,6 +54,18 @@ struct md_worker {
                                   * must outlive logging (keep it in main until the finish) */
 };
 
+/* The `database: {url: ...}` member every worker's config has (url NULL: $DATABASE_URL, see
+ * md_worker_connect).  In a key table: MD_WORKER_DATABASE_KEY(offsetof(struct cfg, database)). */
+struct md_worker_db {
+    char *url;
+};
+extern const struct md_json_key md_worker_db_keys[1];
+#define MD_WORKER_DATABASE_KEY(offset)                                                             \
+    {                                                                                              \
+        .name = "database", .type = MD_J_OBJECT, .off = (offset), .sub = md_worker_db_keys,        \
+        .nsub = 1                                                                                  \
+    }
+
 /* Sets up w for the worker called name (borrowed, static): reads the identity environment,
  * parses argv (--config FILE or --config=FILE, --help, --version; anything else is a usage
  * error), initializes logging (level from $MESHD_LOG_LEVEL, default info; no timestamp when
