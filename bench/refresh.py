@@ -10,26 +10,17 @@ that skips everything as unchanged (beside fork+exec of /bin/true and a psql con
 the latency from SIGTERM to exit during a long plain refresh (beside psql's cancel on SIGINT);
 parallel: 2 vs 1 over the three views (beside the same statements in one psql, and in two).
 Needs a build (build/libexec/meshd/meshd-refresh)."""
-import json, os, signal, statistics, subprocess, sys, tempfile, time
+import json, os, signal, subprocess, sys, tempfile, time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+from examplepg import cluster, example_db, loadavg, machine, med, psql  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKER = os.path.join(ROOT, "build", "libexec", "meshd", "meshd-refresh")
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 1000000
 ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
 VIEWS = ["property.market_health", "property.top_opportunities", "property.county_opportunities"]
-PGCTL = os.path.join(ROOT, "tests", "pg", "pgctl.sh")
 DIR = "/var/tmp/meshd-rfbench-%d" % os.getpid()
-
-
-def med(xs):
-    return statistics.median(xs)
-
-
-def psql(url, *cmds, quiet=True):
-    args = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-At", url]
-    for c in cmds:
-        args += ["-c", c]
-    return subprocess.run(args, check=True, capture_output=True, text=True).stdout.strip()
 
 
 def psql_timed(url, sql):
@@ -65,40 +56,19 @@ def change_1pct(url, k):
 
 
 def main():
-    pg = subprocess.run([PGCTL, "start", DIR], check=True, capture_output=True,
-                        text=True).stdout.strip().splitlines()[-1]
-    try:
+    with cluster(DIR) as pg:
         run(pg)
-    finally:
-        subprocess.run([PGCTL, "destroy", DIR], capture_output=True)
 
 
 def run(pg):
-    psql(pg, "CREATE DATABASE example")
-    url = pg.replace("dbname=postgres", "dbname=example")
-    os.environ["PGOPTIONS"] = "-c client_min_messages=warning"
-    for f in sorted(os.listdir(os.path.join(ROOT, "sql", "example"))):
-        if f[:4].isdigit():
-            subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", url, "-f",
-                            os.path.join(ROOT, "sql", "example", f)], check=True)
-    t0 = time.monotonic()
-    subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", url, "-v", "parcels=%d" % N,
-                    "-v", "seed=1", "-f", os.path.join(ROOT, "sql", "example", "generate.sql")],
-                   check=True, capture_output=True)
+    url, gen_s = example_db(pg, N)
     print("refresh.py: %d parcels generated in %.1f s; %s; load %s" % (
-        N, time.monotonic() - t0,
+        N, gen_s,
         ", ".join("%s %s rows" % (v.split(".")[1], psql(url, "SELECT count(*) FROM %s" % v))
-                  for v in VIEWS), open("/proc/loadavg").read().split()[0]))
+                  for v in VIEWS), loadavg()))
 
     # the machine's own figures
-    t = []
-    for _ in range(50):
-        t0 = time.monotonic(); subprocess.run(["/bin/true"]); t.append(time.monotonic() - t0)
-    fork_ms = med(t) * 1000
-    t = []
-    for _ in range(20):
-        t0 = time.monotonic(); psql(url, "SELECT 1"); t.append(time.monotonic() - t0)
-    psql_ms = med(t) * 1000
+    fork_ms, psql_ms = machine(url)
     print("machine: fork+exec /bin/true %.2f ms, psql connect + SELECT 1 %.1f ms (medians)" %
           (fork_ms, psql_ms))
 
@@ -206,7 +176,7 @@ def run(pg):
     print("\n4. all three views, concurrently, wall s (median of %d): worker parallel 1 %.2f, "
           "parallel 2 %.2f; psql one session %.2f, two sessions then the third %.2f" % (
               ROUNDS, res[1], res[2], med(seq), med(two)))
-    print("refresh.py: load %s" % open("/proc/loadavg").read().split()[0])
+    print("refresh.py: load %s" % loadavg())
 
 
 main()

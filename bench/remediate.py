@@ -20,18 +20,19 @@ Prints fork+exec of /bin/true and psql connect + SELECT 1 beside them.
 Needs a build (build/libexec/meshd/meshd-{validate,remediate})."""
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+from examplepg import cluster, example_db, loadavg, machine, med, psql  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "build", "libexec", "meshd")
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 1000000
 ROWS = int(sys.argv[2]) if len(sys.argv) > 2 else 10000
 ROUNDS = int(sys.argv[3]) if len(sys.argv) > 3 else 3
-PGCTL = os.path.join(ROOT, "tests", "pg", "pgctl.sh")
 DIR = "/var/tmp/meshd-rmbench-%d" % os.getpid()
 T = "property.parcels"
 CHECKS = [
@@ -41,17 +42,6 @@ CHECKS = [
     {"type": "invalid", "column": "co_no", "min": 11, "max": 77},
     {"type": "failed_rows", "name": "av_le_jv", "condition": "av_nsd <= jv", "fail": "> 50%"},
 ]
-
-
-def med(xs):
-    return statistics.median(xs)
-
-
-def psql(url, *cmds):
-    args = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-At", url]
-    for c in cmds:
-        args += ["-c", c]
-    return subprocess.run(args, check=True, capture_output=True, text=True).stdout.strip()
 
 
 def lsn(url):
@@ -76,25 +66,12 @@ def worker(name, cfg, args=()):
 
 
 def main():
-    pg = subprocess.run([PGCTL, "start", DIR], check=True, capture_output=True,
-                        text=True).stdout.strip().splitlines()[-1]
-    try:
+    with cluster(DIR) as pg:
         run(pg)
-    finally:
-        subprocess.run([PGCTL, "destroy", DIR], capture_output=True)
 
 
 def run(pg):
-    psql(pg, "CREATE DATABASE example")
-    url = pg.replace("dbname=postgres", "dbname=example")
-    os.environ["PGOPTIONS"] = "-c client_min_messages=warning"
-    for f in sorted(os.listdir(os.path.join(ROOT, "sql", "example"))):
-        if f[:4].isdigit():
-            subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", url, "-f",
-                            os.path.join(ROOT, "sql", "example", f)], check=True)
-    subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", url, "-v", "parcels=%d" % N,
-                    "-v", "seed=1", "-f", os.path.join(ROOT, "sql", "example", "generate.sql")],
-                   check=True, capture_output=True)
+    url, _ = example_db(pg, N)
     # The generator's own x100 rows are fixed first: ROWS planted rows are the whole target.
     psql(url, "UPDATE %s SET sale_prc1 = sale_prc1 / 100 WHERE sale_prc1 > 20 * jv" % T)
     step = max(1, N // ROWS)
@@ -109,20 +86,8 @@ def run(pg):
     psql(url, "VACUUM ANALYZE %s" % T)
     size = psql(url, "SELECT pg_size_pretty(pg_table_size('%s'))" % T)
     print("remediate.py: %d parcels (%s), %d rows to fix; PostgreSQL %s; load %s" % (
-        N, size, planted, psql(url, "SHOW server_version"),
-        open("/proc/loadavg").read().split()[0]))
-    t = []
-    for _ in range(30):
-        t0 = time.monotonic()
-        subprocess.run(["/bin/true"])
-        t.append(time.monotonic() - t0)
-    fork_ms = med(t) * 1000
-    t = []
-    for _ in range(10):
-        t0 = time.monotonic()
-        psql(url, "SELECT 1")
-        t.append(time.monotonic() - t0)
-    psql_ms = med(t) * 1000
+        N, size, planted, psql(url, "SHOW server_version"), loadavg()))
+    fork_ms, psql_ms = machine(url)
     print("machine: fork+exec /bin/true %.2f ms, psql connect + SELECT 1 %.1f ms" % (fork_ms, psql_ms))
 
     w, rc, _, log = worker("validate", {"suite": "b", "database": {"url": url},
@@ -169,7 +134,7 @@ def run(pg):
     print("| meshd-remediate --undo (process) | %.2f s | %.1f MB |" % (med(res["undo"]), med(res["undo_wal"]) / 1e6))
     print("| bare `UPDATE` of the same rows (psql) | %.2f s | %.1f MB |" % (med(res["peer"]), med(res["peer_wal"]) / 1e6))
     print("\nmachine: fork+exec %.2f ms, psql connect + SELECT 1 %.1f ms; load %s" % (
-        fork_ms, psql_ms, open("/proc/loadavg").read().split()[0]))
+        fork_ms, psql_ms, loadavg()))
     print("command: bench/remediate.py %d %d %d" % (N, ROWS, ROUNDS))
 
 

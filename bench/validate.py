@@ -23,18 +23,19 @@ Needs a build (build/libexec/meshd/meshd-validate)."""
 import json
 import os
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+from examplepg import cluster, example_db, loadavg, machine, med, psql  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKER = os.environ.get("MESHD_VALIDATE",
                         os.path.join(ROOT, "build", "libexec", "meshd", "meshd-validate"))
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 1000000
 ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
-PGCTL = os.path.join(ROOT, "tests", "pg", "pgctl.sh")
 DIR = "/var/tmp/meshd-vbench-%d" % os.getpid()
 T = "property.parcels"
 
@@ -76,17 +77,6 @@ DUP = ("SELECT count(*) FROM (SELECT co_no, parcel_id, asmnt_yr FROM %s GROUP BY
        "HAVING count(*) > 1) d" % T)
 
 
-def med(xs):
-    return statistics.median(xs)
-
-
-def psql(url, *cmds):
-    args = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-At", url]
-    for c in cmds:
-        args += ["-c", c]
-    return subprocess.run(args, check=True, capture_output=True, text=True).stdout.strip()
-
-
 def wall(argv, **kw):
     t0 = time.monotonic()
     p = subprocess.run(argv, capture_output=True, **kw)
@@ -119,45 +109,21 @@ def scan_ms(logfile, since):
 
 
 def main():
-    pg = subprocess.run([PGCTL, "start", DIR], check=True, capture_output=True,
-                        text=True).stdout.strip().splitlines()[-1]
-    try:
+    with cluster(DIR) as pg:
         run(pg)
-    finally:
-        subprocess.run([PGCTL, "destroy", DIR], capture_output=True)
 
 
 def run(pg):
-    psql(pg, "CREATE DATABASE example")
-    url = pg.replace("dbname=postgres", "dbname=example")
-    os.environ["PGOPTIONS"] = "-c client_min_messages=warning"
-    for f in sorted(os.listdir(os.path.join(ROOT, "sql", "example"))):
-        if f[:4].isdigit():
-            subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", url, "-f",
-                            os.path.join(ROOT, "sql", "example", f)], check=True)
-    t0 = time.monotonic()
-    subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", url, "-v", "parcels=%d" % N,
-                    "-v", "seed=1", "-f", os.path.join(ROOT, "sql", "example", "generate.sql")],
-                   check=True, capture_output=True)
+    url, gen_s = example_db(pg, N)
     psql(url, "VACUUM ANALYZE %s" % T)
     size = psql(url, "SELECT pg_size_pretty(pg_table_size('%s'))" % T)
     print("validate.py: %d parcels generated in %.1f s (table %s); PostgreSQL %s; load %s" % (
-        N, time.monotonic() - t0, size, psql(url, "SHOW server_version"),
-        open("/proc/loadavg").read().split()[0]))
+        N, gen_s, size, psql(url, "SHOW server_version"), loadavg()))
     # the scan's own duration from the server log
     psql(pg, "ALTER SYSTEM SET log_min_duration_statement = 200", "SELECT pg_reload_conf()")
     logfile = os.path.join(DIR, "server.log")  # pgctl.sh's pg_ctl -l
 
-    t = []
-    for _ in range(50):
-        w, _ = wall(["/bin/true"])
-        t.append(w)
-    fork_ms = med(t) * 1000
-    t = []
-    for _ in range(20):
-        w, _ = wall(["psql", "-X", "-At", url, "-c", "SELECT 1"])
-        t.append(w)
-    psql_ms = med(t) * 1000
+    fork_ms, psql_ms = machine(url)
     print("machine: fork+exec /bin/true %.2f ms, psql connect + SELECT 1 %.1f ms (medians)" %
           (fork_ms, psql_ms))
 
@@ -197,7 +163,7 @@ def run(pg):
         med(dup_q), med(dup_q) / b))
     print("| duplicate: meshd-validate, proven by the primary key (process) | %.3f s | |" % med(dup_w))
     print("\nmachine: fork+exec %.2f ms, psql connect + SELECT 1 %.1f ms; load %s" % (
-        fork_ms, psql_ms, open("/proc/loadavg").read().split()[0]))
+        fork_ms, psql_ms, loadavg()))
     print("command: bench/validate.py %d %d" % (N, ROUNDS))
 
 
