@@ -23,6 +23,7 @@
  *
  * Blocking libpq: fine in a command-line tool.  docs/health.md has the details.
  */
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -116,6 +117,35 @@ static PGresult *query(struct health *h, const char *what, const char *sql, int 
 static bool job_enabled(const struct md_job *j)
 {
     return j->enabled;
+}
+
+/* The items a check's detail line lists; the rest are counted ("and N more"). */
+#define DETAIL_ITEMS 10
+
+/* Item i of n into a check's detail line: the first DETAIL_ITEMS appended after a space (';'
+ * between them), then once "; and N more".  fmt (printf) is formatted only for those shown. */
+static void MD_PRINTF(4, 5) detail_item(char **detail, int i, int n, const char *fmt, ...)
+{
+    char *x;
+
+    if (i > DETAIL_ITEMS)
+        return;
+    if (i == DETAIL_ITEMS) {
+        x = md_xasprintf("%s; and %d more", *detail, n - DETAIL_ITEMS);
+    } else {
+        va_list ap;
+        va_start(ap, fmt);
+        int len = vsnprintf(NULL, 0, fmt, ap);
+        va_end(ap);
+        char *item = md_xmalloc(len > 0 ? (size_t)len + 1 : 1);
+        va_start(ap, fmt);
+        vsnprintf(item, len > 0 ? (size_t)len + 1 : 1, fmt, ap);
+        va_end(ap);
+        x = md_xasprintf("%s%s %s", *detail, i ? ";" : "", item);
+        md_free(item);
+    }
+    md_free(*detail);
+    *detail = x;
 }
 
 /* (1) SELECT 1, then the latest run per job of this node, timed against --slow. */
@@ -290,17 +320,8 @@ static void check_alerts(struct health *h)
         jcheck(cJSON_AddNumberToObject(a, "count", atof(PQgetvalue(r, i, 4))));
         jcheck(cJSON_AddStringToObject(a, "opened_at", PQgetvalue(r, i, 5)));
         cJSON_AddItemToArray(arr, a);
-        if (i < 10) {
-            char *d = md_xasprintf("%s%s %s [%s%s%s] %s", detail, i ? ";" : "", PQgetvalue(r, i, 0),
-                                   PQgetvalue(r, i, 1), has_job ? "/" : "",
-                                   has_job ? PQgetvalue(r, i, 2) : "", PQgetvalue(r, i, 3));
-            md_free(detail);
-            detail = d;
-        } else if (i == 10) {
-            char *d = md_xasprintf("%s; and %d more", detail, n - 10);
-            md_free(detail);
-            detail = d;
-        }
+        detail_item(&detail, i, n, "%s [%s%s%s] %s", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
+                    has_job ? "/" : "", has_job ? PQgetvalue(r, i, 2) : "", PQgetvalue(r, i, 3));
     }
     PQclear(r);
     c = add_check(h, "alerts", n == 0, detail);
@@ -420,19 +441,14 @@ static void check_duplicates(struct health *h)
         else
             jcheck(cJSON_AddNullToObject(d, "slot"));
         jcheck(cJSON_AddNumberToObject(d, "executions", atof(PQgetvalue(r, i, 4))));
-        if (i < 10) {
+        if (i < DETAIL_ITEMS) {
             char *ns = join_strings(nodes), *ls = join_strings(lives);
-            char *x = md_xasprintf("%s%s %s %s by %s lives (%s) on %s", detail, i ? ";" : "",
-                                   PQgetvalue(r, i, 0), slot[0] ? slot : PQgetvalue(r, i, 1),
-                                   PQgetvalue(r, i, 3), ls, ns);
-            md_free(detail);
+            detail_item(&detail, i, n, "%s %s by %s lives (%s) on %s", PQgetvalue(r, i, 0),
+                        slot[0] ? slot : PQgetvalue(r, i, 1), PQgetvalue(r, i, 3), ls, ns);
             md_free(ns);
             md_free(ls);
-            detail = x;
-        } else if (i == 10) {
-            char *x = md_xasprintf("%s; and %d more", detail, n - 10);
-            md_free(detail);
-            detail = x;
+        } else {
+            detail_item(&detail, i, n, "%s", ""); /* counted: "and N more" */
         }
         cJSON_AddItemToObject(d, "nodes", nodes);
         cJSON_AddItemToObject(d, "lives", lives);
@@ -497,18 +513,9 @@ static void check_messages(struct health *h)
         jcheck(cJSON_AddStringToObject(m, "created_at", PQgetvalue(r, i, 4)));
         jcheck(cJSON_AddNumberToObject(m, "age_ms", atof(PQgetvalue(r, i, 5))));
         cJSON_AddItemToArray(arr, m);
-        if (i < 10) {
-            char *x = md_xasprintf("%s%s id %s %s%s%s%s%s", detail, i ? ";" : "",
-                                   PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
-                                   has_node ? " to_node=" : "", has_node ? PQgetvalue(r, i, 2) : "",
-                                   has_job ? " to_job=" : "", has_job ? PQgetvalue(r, i, 3) : "");
-            md_free(detail);
-            detail = x;
-        } else if (i == 10) {
-            char *x = md_xasprintf("%s; and %d more", detail, n - 10);
-            md_free(detail);
-            detail = x;
-        }
+        detail_item(&detail, i, n, "id %s %s%s%s%s%s", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
+                    has_node ? " to_node=" : "", has_node ? PQgetvalue(r, i, 2) : "",
+                    has_job ? " to_job=" : "", has_job ? PQgetvalue(r, i, 3) : "");
     }
     PQclear(r);
     c = add_check(h, "messages", n == 0, detail);

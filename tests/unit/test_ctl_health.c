@@ -226,6 +226,20 @@ TEST(open_critical_alert_exits_1)
     cJSON_Delete(root);
 }
 
+TEST(a_long_list_names_ten_and_counts_the_rest)
+{
+    healthy_fleet();
+    T_EXEC_OK("INSERT INTO agent_alerts (node, key, severity, message) SELECT 'n2', 'k' || "
+              "lpad(g::text, 2, '0'), 'critical', 'm' || g FROM generate_series(1, 12) g");
+    T_ASSERT_EQ(1, HEALTH("--stale", "5m"));
+    T_ASSERT_CONTAINS(out, "12 open critical alerts:");
+    T_ASSERT_CONTAINS(out, "; and 2 more");
+    int shown = 0;
+    for (const char *p = strstr(out, "[n2] m"); p != NULL; p = strstr(p + 1, "[n2] m"))
+        shown++;
+    T_ASSERT_EQ(10, shown);
+}
+
 TEST(expect_window_missed_and_met)
 {
     healthy_fleet();
