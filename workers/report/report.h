@@ -20,6 +20,7 @@
 
 #include "meshd/md_err.h"
 #include "meshd/md_json.h"
+#include "meshd/md_tz.h"
 #include "meshd/md_worker.h"
 
 /* A receiver's kind (its `type`). */
@@ -32,8 +33,10 @@ struct rpt_quiet {
     char *from, *to;     /* "HH:MM"; both NULL: no quiet hours */
     char *timezone;      /* IANA name; NULL: UTC */
     struct md_strv days; /* "mon".."sun" */
-    int from_min, to_min; /* minutes after midnight, set by rpt_cfg_check */
+    /* set by rpt_cfg_check */
+    int from_min, to_min; /* minutes after midnight */
     unsigned day_mask;    /* bit 0 = Sunday .. bit 6 = Saturday; 0x7f when days is empty */
+    struct md_tz *tz;
 };
 
 /* One receiver.  The *_env members name environment variables; the values are read once, by
@@ -42,11 +45,11 @@ struct rpt_receiver {
     char *name;
     char *type; /* "webhook" | "email" | "github" */
     enum rpt_kind kind;
-    uint64_t timeout_ms;  /* one request (all of a GitHub life-cycle step); default 10 s */
-    char *ca_file;        /* PEM bundle to trust (a private CA); NULL: the system's */
-    bool insecure;        /* skip TLS verification (tests, never production) */
+    uint64_t timeout_ms; /* one request (all of a GitHub life-cycle step); default 10 s */
+    char *ca_file;       /* PEM bundle to trust (a private CA); NULL: the system's */
+    bool insecure;       /* skip TLS verification (tests, never production) */
     struct rpt_quiet quiet;
-    int64_t max_alerts;   /* alerts listed in one notification, the rest counted; 0: all */
+    int64_t max_alerts; /* alerts listed in one notification, the rest counted; 0: all */
 
     /* webhook */
     char *url;        /* webhook: the endpoint; email: smtp://host[:port] or smtps://...;
@@ -56,8 +59,8 @@ struct rpt_receiver {
     char *secret;
 
     /* email */
-    char *tls;       /* "starttls" (required; default for smtp://) | "none"; smtps:// is TLS */
-    char *from;      /* the From address */
+    char *tls;  /* "starttls" (required; default for smtp://) | "none"; smtps:// is TLS */
+    char *from; /* the From address */
     struct md_strv to;
     char *subject_prefix; /* default "[meshd]" */
     char *username_env, *password_env;
@@ -67,8 +70,8 @@ struct rpt_receiver {
     char *repo;      /* "owner/name" */
     char *token_env; /* default GITHUB_TOKEN */
     char *token;
-    struct md_strv labels; /* added to every issue, beside meshd's own */
-    char *mention;         /* "@team" written into a new issue's body, or NULL */
+    struct md_strv labels;     /* added to every issue, beside meshd's own */
+    char *mention;             /* "@team" written into a new issue's body, or NULL */
     uint64_t reopen_within_ms; /* a closed issue younger than this is reopened, else a new one;
                                 * default 30 d */
 };
@@ -80,18 +83,18 @@ struct rpt_match {
 };
 
 struct rpt_route {
-    char *name;                /* default "route<N>" (1-based) */
+    char *name; /* default "route<N>" (1-based) */
     struct rpt_match match;
-    struct md_strv receivers;  /* names in receivers[] */
-    struct md_strv group_by;   /* of key, severity, job, node; ["..."]: every label (one alert a
-                                * group); []: one group for the route */
-    uint64_t group_wait_ms;     /* default 30 s */
-    uint64_t group_interval_ms; /* default 5 m */
+    struct md_strv receivers;    /* names in receivers[] */
+    struct md_strv group_by;     /* of key, severity, job, node; ["..."]: every label (one alert a
+                                  * group); []: one group for the route */
+    uint64_t group_wait_ms;      /* default 30 s */
+    uint64_t group_interval_ms;  /* default 5 m */
     uint64_t repeat_interval_ms; /* default 4 h; rounded up to a multiple of group_interval */
-    bool send_resolved;         /* default true */
-    bool cont;                  /* "continue": also try the routes after this one */
-    uint64_t escalate_after_ms; /* 0: no escalation */
-    struct md_strv escalate_to; /* receivers, one step per escalate_after */
+    bool send_resolved;          /* default true */
+    bool cont;                   /* "continue": also try the routes after this one */
+    uint64_t escalate_after_ms;  /* 0: no escalation */
+    struct md_strv escalate_to;  /* receivers, one step per escalate_after */
     /* set by rpt_cfg_check: indexes into cfg->receivers.v */
     int *rcv, *esc;
 };
@@ -102,11 +105,11 @@ struct rpt_inhibit {
 };
 
 struct rpt_digest {
-    uint64_t window_ms;        /* default 24 h */
-    struct md_strv receivers;  /* where it is sent; none: only the file */
-    char *dir;                 /* Markdown files; default $MESHD_STATE_DIR/digest, else none */
-    int64_t top;               /* longest runs, failures listed; default 10 */
-    int *rcv;                  /* set by rpt_cfg_check */
+    uint64_t window_ms;       /* default 24 h */
+    struct md_strv receivers; /* where it is sent; none: only the file */
+    char *dir;                /* Markdown files; default $MESHD_STATE_DIR/digest, else none */
+    int64_t top;              /* longest runs, failures listed; default 10 */
+    int *rcv;                 /* set by rpt_cfg_check */
 };
 
 struct rpt_cfg {
@@ -116,9 +119,9 @@ struct rpt_cfg {
     uint64_t linger_ms;           /* notify: stay for what falls due within this; default 2 m */
     uint64_t give_up_after_ms;    /* a notification still unsent after this fails; 24 h */
     uint64_t backoff_ms, max_backoff_ms; /* retries: 1 s doubling to 5 m */
-    struct md_json_array receivers; /* struct rpt_receiver */
-    struct md_json_array routes;    /* struct rpt_route */
-    struct md_json_array inhibit;   /* struct rpt_inhibit */
+    struct md_json_array receivers;      /* struct rpt_receiver */
+    struct md_json_array routes;         /* struct rpt_route */
+    struct md_json_array inhibit;        /* struct rpt_inhibit */
     struct rpt_digest digest;
 };
 
