@@ -143,6 +143,9 @@ static inline const struct rpt_receiver *rpt_receiver_at(const struct rpt_cfg *c
     return &((const struct rpt_receiver *)cfg->receivers.v)[i];
 }
 
+/* The run's result when a receiver refused a notification, or one was given up: exit 1. */
+#define REPORT_EREFUSED (-1950)
+
 /* The run (mode notify or digest).  *summary: the result summary (md_free).  Returns 0, 1-class
  * codes (MD_EDB ...) as md_worker_exit_code takes them, -ECANCELED after a stop. */
 int rpt_run(struct md_worker *w, PGconn *db, const struct rpt_cfg *cfg, char **summary,
