@@ -62,7 +62,8 @@ build: deps $(BUILD)/CMakeCache.txt
 # only while property.parcels is empty, so once).  A DATABASE_URL of the user's gets it only
 # with EXAMPLE=1; EXAMPLE=0 skips it everywhere.  MESHD_WORKER_DIR points meshd at the
 # workers this build made (a `worker:` job runs <dir>/meshd-<name>; without it meshd looks in
-# ./libexec/meshd); one already in the environment is kept.
+# ./libexec/meshd); one already in the environment is kept.  The build dir goes first on PATH,
+# so a job's `meshctl` (the fleet health check) is this build's.
 RUN_PG_DIR  ?= /var/tmp/meshd-run-$(shell printf '%s' '$(CURDIR)' | sha1sum | cut -c1-12)
 RUN_PG_DB   ?= meshd
 EXAMPLE     ?=
@@ -72,9 +73,10 @@ MESHD_WORKER_DIR ?= $(abspath $(BUILD))/libexec/meshd
 run: build
 	$(BUILD)/meshctl check $(CONFIG)
 	@MESHD_WORKER_DIR='$(MESHD_WORKER_DIR)'; export MESHD_WORKER_DIR; \
+	PATH='$(abspath $(BUILD))':"$$PATH"; export PATH; \
 	MESHD_COUNTY_FILES='$(CURDIR)/var/county-files'; export MESHD_COUNTY_FILES; \
 	sql/example/county_files.sh "$$MESHD_COUNTY_FILES" || exit 1; \
-	for w in refresh scrape; do [ -x "$$MESHD_WORKER_DIR/meshd-$$w" ] || \
+	for w in refresh scrape validate remediate report; do [ -x "$$MESHD_WORKER_DIR/meshd-$$w" ] || \
 	    echo "make run: note: no $$MESHD_WORKER_DIR/meshd-$$w: the jobs with" \
 	         "worker: $$w fail until workers/$$w is built"; done; \
 	if [ -n "$$DATABASE_URL" ]; then \
