@@ -68,6 +68,12 @@ static const char give_up_sql[] =
     "       answer = 'gave up after ' || $1 || ' ms unsent: ' || coalesce(answer, 'never tried')"
     " WHERE status = 'pending' AND created_at < now() - $1::bigint * interval '1 millisecond'";
 
+/* Retention: what was sent or failed longer ago than `keep`, a batch at a time. */
+static const char prune_sql[] =
+    "DELETE FROM meshd_report.outbox WHERE id IN (SELECT id FROM meshd_report.outbox"
+    " WHERE status <> 'pending' AND created_at < now() - $1::bigint * interval '1 millisecond'"
+    " ORDER BY id LIMIT 10000)";
+
 static const char next_sql[] =
     "SELECT (extract(epoch FROM min(greatest(o.next_attempt_at,"
     "                                         coalesce(r.paused_until, o.next_attempt_at))))"
@@ -96,19 +102,6 @@ static int64_t retry_wait(const struct rpt_cfg *cfg, int64_t attempts, int64_t r
     if (retry_after_ms > wait)
         wait = retry_after_ms < 3600000 ? retry_after_ms : 3600000;
     return wait;
-}
-
-/* "{a,b}": the configured receivers' names (names are [A-Za-z0-9_.-]: no quoting needed). */
-static char *receiver_array(const struct rpt_cfg *cfg)
-{
-    struct md_buf b;
-
-    md_buf_init(&b, 1u << 20);
-    md_buf_puts(&b, "{");
-    for (size_t i = 0; i < cfg->receivers.n; i++)
-        md_buf_printf(&b, "%s%s", i ? "," : "", rpt_receiver_at(cfg, (int)i)->name);
-    md_buf_puts(&b, "}");
-    return md_buf_take(&b);
 }
 
 /* Alerts about the receivers themselves, raised at most once a run each. */
@@ -239,7 +232,7 @@ rollback : {
 int rpt_deliver(struct md_worker *w, PGconn *db, const struct rpt_cfg *cfg, const char *node,
                 struct rpt_deliver_stats *st, struct md_error *err)
 {
-    char *list = receiver_array(cfg), give_up[24];
+    char *list = rpt_receiver_names(cfg), give_up[24], keep[24];
     const char *p[1];
     PGresult *r;
     bool claimed = true;
@@ -251,6 +244,10 @@ int rpt_deliver(struct md_worker *w, PGconn *db, const struct rpt_cfg *cfg, cons
         goto out;
     st->expired += strtoull(PQcmdTuples(r), NULL, 10);
     PQclear(r);
+    snprintf(keep, sizeof keep, "%" PRIu64, cfg->keep_ms);
+    p[0] = keep;
+    if ((rc = md_pq_exec(db, prune_sql, 1, p, NULL, err)) < 0)
+        goto out;
     while (claimed) {
         if (md_worker_stopping()) {
             rc = -ECANCELED;

@@ -21,7 +21,7 @@ static const char load_groups_sql[] =
     "SELECT receiver, group_key, route,"
     "       coalesce((extract(epoch FROM first_seen) * 1000)::bigint, 0),"
     "       coalesce((extract(epoch FROM last_sent_at) * 1000)::bigint, 0), sent::text, seq"
-    "  FROM meshd_report.groups ORDER BY receiver, group_key";
+    "  FROM meshd_report.groups WHERE receiver = ANY ($1::text[]) ORDER BY receiver, group_key";
 
 /* The open alerts, and the resolved ones a group was last told were firing ($1). */
 static const char load_alerts_sql[] =
@@ -57,6 +57,18 @@ struct plan_tx {
     int64_t next_ms;
 };
 
+char *rpt_receiver_names(const struct rpt_cfg *cfg)
+{
+    struct md_buf b;
+
+    md_buf_init(&b, 1u << 20);
+    md_buf_puts(&b, "{");
+    for (size_t i = 0; i < cfg->receivers.n; i++)
+        md_buf_printf(&b, "%s%s", i ? "," : "", rpt_receiver_at(cfg, (int)i)->name);
+    md_buf_puts(&b, "}");
+    return md_buf_take(&b);
+}
+
 static int64_t i64(const PGresult *r, int row, int col)
 {
     return strtoll(PQgetvalue(r, row, col), NULL, 10);
@@ -78,12 +90,20 @@ static void parse_ids(const char *text, int64_t **out, size_t *n)
     cJSON_Delete(a);
 }
 
-static int load_groups(PGconn *c, struct rpt_groups *gs, struct md_error *err)
+/* Only this config's receivers' groups: another report job with receivers of other names
+ * (its own routes) plans its own groups beside these without either touching the other's. */
+static int load_groups(PGconn *c, const struct rpt_cfg *cfg, struct rpt_groups *gs,
+                       struct md_error *err)
 {
+    const char *p[1];
     PGresult *r;
+    char *names = rpt_receiver_names(cfg);
     int rc;
 
-    if ((rc = md_pq_exec(c, load_groups_sql, 0, NULL, &r, err)) < 0)
+    p[0] = names;
+    rc = md_pq_exec(c, load_groups_sql, 1, p, &r, err);
+    md_free(names);
+    if (rc < 0)
         return rc;
     gs->cap = gs->n = (size_t)PQntuples(r);
     gs->v = md_xcalloc(gs->cap + 1, sizeof *gs->v);
@@ -332,7 +352,8 @@ static int plan_fn(PGconn *c, void *ud, struct md_error *err)
         return rc;
     t->now_ms = i64(r, 0, 1);
     PQclear(r);
-    if ((rc = load_groups(c, &gs, err)) < 0 || (rc = load_alerts(c, &gs, &alerts, &n, err)) < 0)
+    if ((rc = load_groups(c, t->cfg, &gs, err)) < 0 ||
+        (rc = load_alerts(c, &gs, &alerts, &n, err)) < 0)
         goto out;
     rpt_plan(t->cfg, alerts, n, &gs, t->now_ms, &out);
     for (size_t i = 0; i < out.n && rc == 0; i++) {

@@ -17,6 +17,10 @@
 #define REPORT_KEYSPACE 0x6d727074
 #define REPORT_KEYSPACE_SQL "1836216436" /* the same, as SQL text */
 
+/* "{a,b}": the configured receivers' names as a text[] literal (names are [A-Za-z0-9_.-]: no
+ * quoting needed).  md_free. */
+char *rpt_receiver_names(const struct rpt_cfg *cfg);
+
 /* One note's JSON text (cJSON_free it) for a due group: send.h's format.  idem gets the
  * idempotency key, *raised_ms the newest alert change it reports. */
 char *rpt_note_build(const struct rpt_cfg *cfg, const struct rpt_alert *alerts,

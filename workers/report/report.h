@@ -118,6 +118,7 @@ struct rpt_cfg {
     char *external_url;           /* meshd's status page, for links; NULL: none */
     uint64_t linger_ms;           /* notify: stay for what falls due within this; default 2 m */
     uint64_t give_up_after_ms;    /* a notification still unsent after this fails; 24 h */
+    uint64_t keep_ms;             /* sent and failed notifications are deleted after; 30 d */
     uint64_t backoff_ms, max_backoff_ms; /* retries: 1 s doubling to 5 m */
     struct md_json_array receivers;      /* struct rpt_receiver */
     struct md_json_array routes;         /* struct rpt_route */
