@@ -40,8 +40,9 @@
  * (or the window's length, when longer).  Retention usually ends the look-back first. */
 #define LOOKBACK_MS (31LL * 86400000)
 
-/* A timestamptz as Unix ms (NULL stays NULL). */
-#define MS(x) "(extract(epoch FROM " x ") * 1000)::bigint"
+/* A timestamptz as Unix ms (NULL stays NULL).  date_part's double, not extract's numeric:
+ * numeric arithmetic on every row of a month cost a third of a query. */
+#define MS(x) "(date_part('epoch', " x ") * 1000)::bigint"
 /* A numeric member of a jsonb object, NULL unless it is a JSON number. */
 #define NUM(o, k)                                                                                  \
     "(CASE WHEN jsonb_typeof(" o " -> '" k "') = 'number' THEN (" o " ->> '" k "')::numeric END)"
@@ -73,7 +74,170 @@
     "count(*) FILTER (WHERE status = 'skipped'), "                                                 \
     "count(*) FILTER (WHERE attempt > 1), "                                                        \
     "count(*) FILTER (WHERE lives > 1)"
-#define NCOUNTS 10
+
+/* The SQL, laid out by hand (the macros above make up its words). */
+/* clang-format off */
+
+/* The window's counts and the snapshot's now(). */
+static const char totals_sql[] =
+    "SELECT " MS("now()") ", count(DISTINCT job), " COUNTS_SQL " "
+    "FROM agent_runs WHERE " WINDOW;
+
+/* The failed attempts of the window's retried runs: each execution but the run's last (the
+ * owner's exec_id) that did not succeed; agent_executions_run per run. */
+static const char retries_sql[] =
+    "SELECT count(*) FROM agent_runs r JOIN agent_executions x ON x.run_id = r.run_id "
+    "WHERE " WINDOW_OF("r.") " AND r.attempt > 1 AND x.exec_id IS DISTINCT FROM r.exec_id "
+    "AND x.status NOT IN ('succeeded', 'running')";
+
+/* Per job: w its rows of the window, reg its registry rows (worst state first), then index
+ * probes on agent_runs_job_recent (job, created_at DESC) that stop at their first row: the
+ * newest row's status in the window, and, only for the jobs the window says nothing about,
+ * the look-back of the last success and of the last data change of a load or refresh.  ($1
+ * since, $2 until, $3 the look-back's start.)  A job's kind is max() of its summaries' kinds:
+ * one job runs one program. */
+static const char jobs_sql[] =
+    "WITH w(job, runs, ok, failed, lost, stopped, running, missed, skipped, retried, "
+    "       duplicated, p50, mx, last_ok, kind, last_change) AS ("
+    "  SELECT job, " COUNTS_SQL ", "
+    "         percentile_disc(0.5) WITHIN GROUP (ORDER BY duration_ms), max(duration_ms), "
+    "         max(coalesce(finished_at, created_at)) FILTER (WHERE status = 'succeeded'), "
+    "         max(kind), "
+    "         max(coalesce(finished_at, created_at)) FILTER (WHERE status = 'succeeded' "
+    "                                                        AND changed) "
+    "    FROM (SELECT job, status, missed_count, duration_ms, attempt, lives, created_at, "
+    "                 finished_at, " KIND_SQL("summary") " AS kind, "
+    "                 " CHANGED_SQL("summary") " AS changed "
+    "            FROM agent_runs WHERE " WINDOW ") rr "
+    "   GROUP BY job), "
+    "reg AS ("
+    "  SELECT job, "
+    "         (array_agg(state ORDER BY CASE state WHEN 'fatal' THEN 0 WHEN 'backoff' THEN 1 "
+    "                                   ELSE 2 END, node))[1] AS state, "
+    "         (array_agg(node ORDER BY CASE state WHEN 'fatal' THEN 0 WHEN 'backoff' THEN 1 "
+    "                                  ELSE 2 END, node))[1] AS state_node, "
+    "         min(next_run_at) AS next_run_at "
+    "    FROM agent_registry WHERE kind = 'job' GROUP BY job), "
+    "n AS (SELECT job FROM w UNION SELECT job FROM reg) "
+    "SELECT n.job, coalesce(w.kind, ch.kind), "
+    "       coalesce(w.runs, 0), coalesce(w.ok, 0), coalesce(w.failed, 0), coalesce(w.lost, 0), "
+    "       coalesce(w.stopped, 0), coalesce(w.running, 0), coalesce(w.missed, 0), "
+    "       coalesce(w.skipped, 0), coalesce(w.retried, 0), coalesce(w.duplicated, 0), "
+    "       w.p50, w.mx, ls.status, " MS("coalesce(w.last_ok, ok.at)") ", "
+    "       " MS("coalesce(w.last_change, ch.at)") ", reg.state, reg.state_node, "
+    "       " MS("reg.next_run_at") " "
+    "  FROM n LEFT JOIN w ON w.job = n.job LEFT JOIN reg ON reg.job = n.job "
+    "  LEFT JOIN LATERAL (SELECT r.status FROM agent_runs r "
+    "                      WHERE w.job IS NOT NULL AND r.job = n.job "
+    "                        AND r.created_at >= $1::timestamptz AND r.created_at < $2::timestamptz "
+    "                      ORDER BY r.created_at DESC LIMIT 1) ls ON true "
+    "  LEFT JOIN LATERAL (SELECT coalesce(r.finished_at, r.created_at) AS at FROM agent_runs r "
+    "                      WHERE w.last_ok IS NULL AND r.job = n.job AND r.status = 'succeeded' "
+    "                        AND r.created_at >= $3::timestamptz AND r.created_at < $1::timestamptz "
+    "                      ORDER BY r.created_at DESC LIMIT 1) ok ON true "
+    "  LEFT JOIN LATERAL (SELECT coalesce(r.finished_at, r.created_at) AS at, "
+    "                            " KIND_SQL("r.summary") " AS kind FROM agent_runs r "
+    "                      WHERE w.last_change IS NULL "
+    "                        AND (w.job IS NULL OR w.kind IN ('scrape', 'refresh')) "
+    "                        AND r.job = n.job AND r.status = 'succeeded' "
+    "                        AND r.created_at >= $3::timestamptz AND r.created_at < $1::timestamptz "
+    "                        AND " CHANGED_SQL("r.summary") " "
+    "                      ORDER BY r.created_at DESC LIMIT 1) ch ON true "
+    " ORDER BY coalesce(w.failed + w.lost, 0) DESC, coalesce(w.missed, 0) DESC, n.job "
+    " LIMIT " JOBS_MAX;
+
+/* The failed runs of the window, newest first: ordered by created_at alone, so the backward
+ * index scan stops after top rows. */
+static const char failed_sql[] =
+    "SELECT job, run_id, node, status, reason, exit_code, signal, " MS("started_at") ", "
+    "       " MS("scheduled_for") ", duration_ms, summary::text, right(output_tail, 2000) "
+    "  FROM agent_runs WHERE " WINDOW " AND (status IN " FAILED " OR status IN " LOST ") "
+    " ORDER BY created_at DESC LIMIT $3::bigint";
+
+/* The longest runs of the window: the top-N sort carries two columns and the rows are read
+ * after it (sorting whole rows of a month was most of the query). */
+static const char longest_sql[] =
+    "SELECT r.job, r.run_id, r.node, r.status, r.reason, r.exit_code, r.signal, "
+    "       " MS("r.started_at") ", " MS("r.scheduled_for") ", r.duration_ms, NULL, NULL "
+    "  FROM (SELECT id, duration_ms FROM agent_runs "
+    "         WHERE " WINDOW " AND duration_ms IS NOT NULL "
+    "         ORDER BY duration_ms DESC LIMIT $3::bigint) t "
+    "  JOIN agent_runs r ON r.id = t.id ORDER BY t.duration_ms DESC";
+
+/* Missed and skipped slots, grouped by the reason with its numbers taken out ("registry
+ * unreachable for 312s ..."); the newest wording is shown. */
+static const char slots_sql[] =
+    "SELECT job, status, (array_agg(reason ORDER BY created_at DESC))[1], "
+    "       sum(coalesce(missed_count, 1)) AS n, " MS("min(scheduled_for)") ", "
+    "       " MS("max(coalesce(missed_until, scheduled_for))") ", count(*) OVER () "
+    "  FROM agent_runs WHERE " WINDOW " AND status IN ('missed', 'skipped') "
+    " GROUP BY job, status, regexp_replace(coalesce(reason, ''), '[0-9]+', 'N', 'g') "
+    " ORDER BY n DESC, job, status LIMIT $3::bigint";
+
+/* The alerts' counts, each one range of agent_alerts_triage (status, severity, opened_at). */
+static const char alert_counts_sql[] =
+    "SELECT (SELECT count(*) FROM agent_alerts WHERE status = 'open' AND severity = 'critical' "
+    "          AND opened_at < $2::timestamptz), "
+    "       (SELECT count(*) FROM agent_alerts WHERE status = 'open' AND severity = 'warning' "
+    "          AND opened_at < $2::timestamptz), "
+    "       (SELECT count(*) FROM agent_alerts WHERE status = 'open' AND severity = 'info' "
+    "          AND opened_at < $2::timestamptz), "
+    "       (SELECT count(*) FROM agent_alerts WHERE status IN ('open', 'resolved') "
+    "          AND severity IN ('critical', 'warning', 'info') "
+    "          AND opened_at >= $1::timestamptz AND opened_at < $2::timestamptz), "
+    "       (SELECT count(*) FROM agent_alerts WHERE status = 'resolved' "
+    "          AND severity IN ('critical', 'warning', 'info') "
+    "          AND opened_at >= $1::timestamptz AND opened_at < $2::timestamptz)";
+
+/* The open alerts, critical first.  ($1 until, $2 top.) */
+static const char alerts_sql[] =
+    "SELECT severity, key, job, node, message, count, " MS("opened_at") " "
+    "  FROM agent_alerts WHERE status = 'open' AND opened_at < $1::timestamptz "
+    " ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END, "
+    "          opened_at DESC LIMIT $2::bigint";
+
+static const char nodes_sql[] =
+    "SELECT node, state, environment, " MS("last_heartbeat") ", count(*) OVER () "
+    "  FROM agent_registry WHERE kind = 'node' "
+    " ORDER BY node LIMIT " NODES_MAX;
+
+/* Per worker job (the head; a sum per count name follows, then work_tail_sql): its runs,
+ * those whose summary reports a failure, and its newest run, whose summary is read next. */
+static const char work_head_sql[] =
+    "SELECT job, kind, count(*), "
+    "       count(*) FILTER (WHERE CASE kind "
+    "         WHEN 'validate' THEN coalesce(" NUM("summary", "fail") ", 0) "
+    "                            + coalesce(" NUM("summary", "error") ", 0) > 0 "
+    "         WHEN 'remediate' THEN coalesce(" NUM("summary", "refused") ", 0) "
+    "                             + coalesce(" NUM("summary", "stale") ", 0) "
+    "                             + coalesce(" NUM("summary", "failed") ", 0) > 0 "
+    "         ELSE coalesce(" NUM("summary", "failed") ", 0) > 0 END), "
+    "       " MS("max(created_at)") ", "
+    "       (array_agg(id ORDER BY created_at DESC, id DESC))[1], "
+    "       (array_agg(status ORDER BY created_at DESC, id DESC))[1]";
+static const char work_sum_sql[] = ", coalesce(sum(" NUM("summary", "%s") "), 0)";
+static const char work_tail_sql[] =
+    " FROM (SELECT id, job, status, created_at, summary, " KIND_SQL("summary") " AS kind "
+    "         FROM agent_runs WHERE " WINDOW " AND summary IS NOT NULL) rr "
+    "WHERE kind IS NOT NULL GROUP BY job, kind ORDER BY job, kind LIMIT " WORK_MAX;
+
+/* The newest summaries of the worker jobs, by primary key, in the order given. */
+static const char summaries_sql[] =
+    "SELECT i.o, r.summary::text FROM unnest($1::bigint[]) WITH ORDINALITY AS i(id, o) "
+    "  JOIN agent_runs r ON r.id = i.id";
+
+/* The fixes of the window's remediate runs but those that found nothing, newest first. */
+static const char fixes_sql[] =
+    "SELECT r.job, " MS("r.created_at") ", e ->> 'fix', e ->> 'outcome', " NUM("e", "rows") ", "
+    "       e ->> 'plan', e ->> 'why', count(*) OVER () "
+    "  FROM agent_runs r, "
+    "       jsonb_array_elements(CASE WHEN jsonb_typeof(r.summary -> 'fixes') = 'array' "
+    "                            THEN r.summary -> 'fixes' ELSE '[]'::jsonb END) e "
+    " WHERE " WINDOW_OF("r.") " AND r.summary ? 'fixes' AND jsonb_typeof(e) = 'object' "
+    "   AND coalesce(e ->> 'outcome', '') <> 'nothing' "
+    " ORDER BY r.created_at DESC LIMIT $3::bigint";
+
+/* clang-format on */
 
 struct ctx {
     const struct rpt_digest_opts *o;
@@ -86,6 +250,11 @@ struct ctx {
 static char *gs(const PGresult *r, int row, int col)
 {
     return PQgetisnull(r, row, col) ? NULL : md_xstrdup(PQgetvalue(r, row, col));
+}
+
+static const char *gv(const PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col);
 }
 
 /* An integer or numeric column, clamped to int64; def when NULL. */
@@ -115,12 +284,6 @@ static void counts_at(const PGresult *r, int row, int col, struct rpt_dg_counts 
     c->duplicated = gi(r, row, col + 9, 0);
 }
 
-static int q(PGconn *db, const char *sql, int n, const char *const *p, PGresult **res,
-             struct md_error *err)
-{
-    return md_pq_exec(db, sql, n, p, res, err);
-}
-
 /* ---- the queries ---------------------------------------------------------------------------- */
 
 static int read_totals(PGconn *db, struct ctx *x, struct md_error *err)
@@ -129,11 +292,7 @@ static int read_totals(PGconn *db, struct ctx *x, struct md_error *err)
     PGresult *r = NULL;
     int rc;
 
-    rc = q(db,
-           "SELECT " MS("now()") ", count(DISTINCT job), " COUNTS_SQL
-                                 " FROM agent_runs WHERE " WINDOW,
-           2, p, &r, err);
-    if (rc < 0)
+    if ((rc = md_pq_exec(db, totals_sql, 2, p, &r, err)) < 0)
         return rc;
     x->d->built_ms = gi(r, 0, 0, 0);
     x->d->jobs_total = gi(r, 0, 1, 0);
@@ -141,14 +300,7 @@ static int read_totals(PGconn *db, struct ctx *x, struct md_error *err)
     PQclear(r);
     if (x->d->t.retried == 0)
         return 0;
-    /* The failed attempts of the runs that were retried: each execution but the run's last
-     * (the owner's exec_id) that did not succeed. */
-    rc = q(db,
-           "SELECT count(*) FROM agent_runs r JOIN agent_executions x ON x.run_id = r.run_id "
-           "WHERE " WINDOW_OF("r.") " AND r.attempt > 1 AND x.exec_id IS DISTINCT FROM r.exec_id "
-                                    "AND x.status NOT IN ('succeeded', 'running')",
-           2, p, &r, err);
-    if (rc < 0)
+    if ((rc = md_pq_exec(db, retries_sql, 2, p, &r, err)) < 0)
         return rc;
     x->d->t.retry_failures = gi(r, 0, 0, 0);
     PQclear(r);
@@ -161,95 +313,14 @@ static int read_jobs(PGconn *db, struct ctx *x, struct md_error *err)
     PGresult *r = NULL;
     int rc;
 
-    /* w: the window's rows per job; reg: the job's registry rows (worst state first); the
-     * lateral look-backs only for the jobs the window says nothing about (no success, or no
-     * data change of a load or refresh), each one index scan on (job, created_at DESC) that
-     * stops at the first match. */
-    rc = q(
-        db,
-        "WITH w(job, runs, ok, failed, lost, stopped, running, missed, skipped, retried, "
-        "duplicated, p50, mx, last_status, last_ok, kind, last_change) AS ("
-        "SELECT job, " COUNTS_SQL ", "
-        "percentile_disc(0.5) WITHIN GROUP (ORDER BY duration_ms), max(duration_ms), "
-        "(array_agg(status ORDER BY created_at DESC, id DESC))[1], "
-        "max(coalesce(finished_at, created_at)) FILTER (WHERE status = 'succeeded'), "
-        "(array_agg(kind ORDER BY created_at DESC, id DESC) FILTER (WHERE kind IS NOT NULL))[1], "
-        "max(coalesce(finished_at, created_at)) FILTER (WHERE status = 'succeeded' AND changed) "
-        "FROM (SELECT id, job, status, missed_count, duration_ms, attempt, lives, created_at, "
-        "finished_at, " KIND_SQL("summary") " AS kind, " CHANGED_SQL(
-            "summary") " AS changed "
-                       "FROM agent_runs WHERE " WINDOW ") rr GROUP BY job), "
-                       "reg AS (SELECT job, "
-                       "(array_agg(state ORDER BY CASE state WHEN 'fatal' THEN 0 WHEN 'backoff' "
-                       "THEN 1 ELSE 2 "
-                       "END, node))[1] AS state, "
-                       "(array_agg(node ORDER BY CASE state WHEN 'fatal' THEN 0 WHEN 'backoff' "
-                       "THEN 1 ELSE 2 "
-                       "END, node))[1] AS state_node, "
-                       "min(next_run_at) AS next_run_at FROM agent_registry WHERE kind = 'job' "
-                       "GROUP BY job), "
-                       "n AS (SELECT job FROM w UNION SELECT job FROM reg) "
-                       "SELECT n.job, coalesce(w.kind, ch.kind), "
-                       "coalesce(w.runs, 0), coalesce(w.ok, 0), coalesce(w.failed, 0), "
-                       "coalesce(w.lost, 0), "
-                       "coalesce(w.stopped, 0), coalesce(w.running, 0), coalesce(w.missed, 0), "
-                       "coalesce(w.skipped, 0), coalesce(w.retried, 0), coalesce(w.duplicated, 0), "
-                       "w.p50, w.mx, w.last_status, " MS("coalesce(w.last_ok, ok.at)") ", " MS("coa"
-                                                                                               "les"
-                                                                                               "ce("
-                                                                                               "w."
-                                                                                               "las"
-                                                                                               "t_"
-                                                                                               "cha"
-                                                                                               "nge"
-                                                                                               ", "
-                                                                                               "ch."
-                                                                                               "at"
-                                                                                               ")") ", reg.state, reg.state_node, " MS(
-                           "reg.next_run_at") " "
-                                              "FROM n LEFT JOIN w ON w.job = n.job LEFT JOIN reg "
-                                              "ON reg.job = n.job "
-                                              "LEFT JOIN LATERAL (SELECT coalesce(r.finished_at, "
-                                              "r.created_at) AS at FROM agent_runs r "
-                                              "WHERE w.last_ok IS NULL AND r.job = n.job AND "
-                                              "r.status = 'succeeded' "
-                                              "AND r.created_at >= $3::timestamptz AND "
-                                              "r.created_at < $1::timestamptz "
-                                              "ORDER BY r.created_at DESC LIMIT 1) ok ON true "
-                                              "LEFT JOIN LATERAL (SELECT coalesce(r.finished_at, "
-                                              "r.created_at) AS at, " KIND_SQL(
-                                                  "r.summary") " AS kind FROM agent_runs r "
-                                                               "WHERE w.last_change IS NULL AND "
-                                                               "(w.job IS NULL OR w.kind IN "
-                                                               "('scrape', 'refresh')) "
-                                                               "AND r.job = n.job AND r.status = "
-                                                               "'succeeded' "
-                                                               "AND r.created_at >= "
-                                                               "$3::timestamptz AND r.created_at < "
-                                                               "$1::timestamptz "
-                                                               "AND " CHANGED_SQL(
-                                                                   "r.summary") " ORDER BY "
-                                                                                "r.created_at DESC "
-                                                                                "LIMIT 1) ch ON "
-                                                                                "true "
-                                                                                "ORDER BY "
-                                                                                "coalesce(w.failed "
-                                                                                "+ w.lost, 0) "
-                                                                                "DESC, "
-                                                                                "coalesce(w.missed,"
-                                                                                " 0) DESC, n.job "
-                                                                                "LIMIT " JOBS_MAX,
-        3, p, &r, err);
-    if (rc < 0)
+    if ((rc = md_pq_exec(db, jobs_sql, 3, p, &r, err)) < 0)
         return rc;
     int n = PQntuples(r);
     x->d->jobs = md_xcalloc((size_t)n + 1, sizeof *x->d->jobs);
     for (int i = 0; i < n; i++) {
         struct rpt_dg_job *j = &x->d->jobs[i];
-        char *kind = gs(r, i, 1);
         j->job = gs(r, i, 0);
-        j->kind = rpt_dg_kind_of(kind);
-        md_free(kind);
+        j->kind = rpt_dg_kind_of(gv(r, i, 1));
         counts_at(r, i, 2, &j->c);
         j->p50_ms = gi(r, i, 12, -1);
         j->max_ms = gi(r, i, 13, -1);
@@ -265,31 +336,14 @@ static int read_jobs(PGconn *db, struct ctx *x, struct md_error *err)
     return 0;
 }
 
-/* Failed runs (newest first) or the longest ones, with what they say about why. */
+/* Failed runs or the longest ones, with what they say about why. */
 static int read_runs(PGconn *db, struct ctx *x, bool failed, struct md_error *err)
 {
     const char *p[] = {x->since, x->until, x->top};
     PGresult *r = NULL;
     int rc;
 
-    /* Ordered by created_at alone, so the index scan stops after top rows. */
-    rc = q(
-        db,
-        failed
-            ? "SELECT job, run_id, node, status, reason, exit_code, signal, " MS(
-                  "started_at") ", " MS("scheduled_for") ", duration_ms, summary::text, "
-                                                         "right(output_tail, 2000) FROM agent_runs "
-                                                         "WHERE " WINDOW " AND (status IN " FAILED
-                                                         " OR status IN " LOST ") "
-                                                         "ORDER BY created_at DESC LIMIT $3::bigint"
-            : "SELECT job, run_id, node, status, reason, exit_code, signal, " MS(
-                  "started_at") ", " MS("scheduled_for") ", duration_ms, NULL, NULL "
-                                                         "FROM agent_runs WHERE " WINDOW
-                                                         " AND duration_ms IS NOT NULL "
-                                                         "ORDER BY duration_ms DESC LIMIT "
-                                                         "$3::bigint",
-        3, p, &r, err);
-    if (rc < 0)
+    if ((rc = md_pq_exec(db, failed ? failed_sql : longest_sql, 3, p, &r, err)) < 0)
         return rc;
     int n = PQntuples(r);
     struct rpt_dg_run *v = md_xcalloc((size_t)n + 1, sizeof *v);
@@ -304,9 +358,7 @@ static int read_runs(PGconn *db, struct ctx *x, bool failed, struct md_error *er
         v[i].scheduled_ms = gi(r, i, 8, 0);
         v[i].duration_ms = gi(r, i, 9, -1);
         if (failed)
-            v[i].why = rpt_dg_run_why(PQgetisnull(r, i, 4) ? NULL : PQgetvalue(r, i, 4),
-                                      PQgetisnull(r, i, 10) ? NULL : PQgetvalue(r, i, 10),
-                                      PQgetisnull(r, i, 11) ? NULL : PQgetvalue(r, i, 11));
+            v[i].why = rpt_dg_run_why(gv(r, i, 4), gv(r, i, 10), gv(r, i, 11));
     }
     if (failed)
         x->d->failures = v, x->d->nfailures = (size_t)n;
@@ -322,21 +374,7 @@ static int read_slots(PGconn *db, struct ctx *x, struct md_error *err)
     PGresult *r = NULL;
     int rc;
 
-    /* Grouped by the reason with its numbers taken out ("registry unreachable for 312s ...");
-     * the newest wording is shown. */
-    rc = q(db,
-           "SELECT job, status, (array_agg(reason ORDER BY created_at DESC))[1], "
-           "sum(coalesce(missed_count, 1)) AS n, " MS("min(scheduled_for)") ", " MS(
-               "max(coalesce(missed_until, scheduled_for))") ", count(*) OVER () "
-                                                             "FROM agent_runs WHERE " WINDOW
-                                                             " AND status IN ('missed', 'skipped') "
-                                                             "GROUP BY job, status, "
-                                                             "regexp_replace(coalesce(reason, ''), "
-                                                             "'[0-9]+', 'N', 'g') "
-                                                             "ORDER BY n DESC, job, status LIMIT "
-                                                             "$3::bigint",
-           3, p, &r, err);
-    if (rc < 0)
+    if ((rc = md_pq_exec(db, slots_sql, 3, p, &r, err)) < 0)
         return rc;
     int n = PQntuples(r);
     x->d->slots = md_xcalloc((size_t)n + 1, sizeof *x->d->slots);
@@ -362,22 +400,7 @@ static int read_alerts(PGconn *db, struct ctx *x, struct md_error *err)
     PGresult *r = NULL;
     int rc;
 
-    /* Each count one range of agent_alerts_triage (status, severity, opened_at DESC). */
-    rc = q(db,
-           "SELECT (SELECT count(*) FROM agent_alerts WHERE status = 'open' AND severity = "
-           "'critical' AND opened_at < $2::timestamptz), "
-           "(SELECT count(*) FROM agent_alerts WHERE status = 'open' AND severity = 'warning' "
-           "AND opened_at < $2::timestamptz), "
-           "(SELECT count(*) FROM agent_alerts WHERE status = 'open' AND severity = 'info' "
-           "AND opened_at < $2::timestamptz), "
-           "(SELECT count(*) FROM agent_alerts WHERE status IN ('open', 'resolved') AND severity "
-           "IN ('critical', 'warning', 'info') AND opened_at >= $1::timestamptz AND opened_at < "
-           "$2::timestamptz), "
-           "(SELECT count(*) FROM agent_alerts WHERE status = 'resolved' AND severity "
-           "IN ('critical', 'warning', 'info') AND opened_at >= $1::timestamptz AND opened_at < "
-           "$2::timestamptz)",
-           2, p, &r, err);
-    if (rc < 0)
+    if ((rc = md_pq_exec(db, alert_counts_sql, 2, p, &r, err)) < 0)
         return rc;
     for (int i = 0; i < 3; i++)
         x->d->open[i] = gi(r, 0, i, 0);
@@ -385,15 +408,7 @@ static int read_alerts(PGconn *db, struct ctx *x, struct md_error *err)
     x->d->raised_resolved = gi(r, 0, 4, 0);
     PQclear(r);
 
-    rc = q(db,
-           "SELECT severity, key, job, node, message, count, " MS(
-               "opened_at") " FROM agent_alerts "
-                            "WHERE status = 'open' AND opened_at < $1::timestamptz ORDER BY CASE "
-                            "severity WHEN "
-                            "'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END, opened_at DESC "
-                            "LIMIT $2::bigint",
-           2, pl, &r, err);
-    if (rc < 0)
+    if ((rc = md_pq_exec(db, alerts_sql, 2, pl, &r, err)) < 0)
         return rc;
     int n = PQntuples(r);
     x->d->alerts = md_xcalloc((size_t)n + 1, sizeof *x->d->alerts);
@@ -415,13 +430,9 @@ static int read_alerts(PGconn *db, struct ctx *x, struct md_error *err)
 static int read_nodes(PGconn *db, struct ctx *x, struct md_error *err)
 {
     PGresult *r = NULL;
-    int rc = q(db,
-               "SELECT node, state, environment, " MS(
-                   "last_heartbeat") ", count(*) OVER () "
-                                     "FROM agent_registry WHERE kind = 'node' ORDER BY node "
-                                     "LIMIT " NODES_MAX,
-               0, NULL, &r, err);
-    if (rc < 0)
+    int rc;
+
+    if ((rc = md_pq_exec(db, nodes_sql, 0, NULL, &r, err)) < 0)
         return rc;
     int n = PQntuples(r);
     x->d->nodes = md_xcalloc((size_t)n + 1, sizeof *x->d->nodes);
@@ -437,7 +448,7 @@ static int read_nodes(PGconn *db, struct ctx *x, struct md_error *err)
     return 0;
 }
 
-/* The distinct count names of every kind, in order (n set). */
+/* The distinct count names of every kind, in order; returns how many. */
 static size_t count_names(const char **names)
 {
     size_t n = 0;
@@ -457,87 +468,27 @@ static int read_work(PGconn *db, struct ctx *x, struct md_error *err)
     const char *p[] = {x->since, x->until};
     const char *names[DG_NKINDS * RPT_DG_MAX_COUNTS];
     size_t nn = count_names(names);
-    struct md_buf sql;
+    struct md_buf sql, ids;
     PGresult *r = NULL;
     int rc;
 
-    /* Per worker job: its runs, those whose summary reports a failure, every count summed,
-     * and its newest run (whose summary is read next). */
     md_buf_init(&sql, 64 * 1024);
-    md_buf_puts(
-        &sql, "SELECT job, kind, count(*), count(*) FILTER (WHERE CASE kind "
-              "WHEN 'validate' THEN coalesce(" NUM("summary", "fail") ", 0) + coalesce(" NUM(
-                  "summary", "error") ", 0) > 0 "
-                                      "WHEN 'remediate' THEN coalesce(" NUM("summary", "refused") ", 0) + coalesce(" NUM(
-                                          "summary",
-                                          "stale") ", 0) + coalesce(" NUM("summary",
-                                                                          "failed") ", 0) > 0 "
-                                                                                    "ELSE "
-                                                                                    "coalesce(" NUM("summary", "failed") ", 0) > 0 END), " MS(
-                                                                                        "max("
-                                                                                        "created_"
-                                                                                        "at)") ", "
-                                                                                               "(ar"
-                                                                                               "ray"
-                                                                                               "_ag"
-                                                                                               "g("
-                                                                                               "id "
-                                                                                               "ORD"
-                                                                                               "ER "
-                                                                                               "BY "
-                                                                                               "cre"
-                                                                                               "ate"
-                                                                                               "d_"
-                                                                                               "at "
-                                                                                               "DES"
-                                                                                               "C, "
-                                                                                               "id "
-                                                                                               "DES"
-                                                                                               "C))"
-                                                                                               "[1]"
-                                                                                               ", "
-                                                                                               "(ar"
-                                                                                               "ray"
-                                                                                               "_ag"
-                                                                                               "g("
-                                                                                               "sta"
-                                                                                               "tus"
-                                                                                               " OR"
-                                                                                               "DER"
-                                                                                               " BY"
-                                                                                               " cr"
-                                                                                               "eat"
-                                                                                               "ed_"
-                                                                                               "at "
-                                                                                               "DES"
-                                                                                               "C, "
-                                                                                               "id "
-                                                                                               "DES"
-                                                                                               "C))"
-                                                                                               "[1"
-                                                                                               "]");
+    md_buf_puts(&sql, work_head_sql);
     for (size_t i = 0; i < nn; i++)
-        md_buf_printf(&sql, ", coalesce(sum(" NUM("summary", "%s") "), 0)", names[i], names[i]);
-    md_buf_puts(&sql, " FROM (SELECT id, job, status, created_at, summary, " KIND_SQL(
-                          "summary") " AS kind FROM agent_runs WHERE " WINDOW
-                                     " AND summary IS NOT NULL) rr "
-                                     "WHERE kind IS NOT NULL GROUP BY job, kind ORDER BY job, kind "
-                                     "LIMIT " WORK_MAX);
-    rc = q(db, md_buf_str(&sql), 2, p, &r, err);
+        md_buf_printf(&sql, work_sum_sql, names[i], names[i]);
+    md_buf_puts(&sql, work_tail_sql);
+    rc = md_pq_exec(db, md_buf_str(&sql), 2, p, &r, err);
     md_buf_free(&sql);
     if (rc < 0)
         return rc;
     int n = PQntuples(r);
-    struct md_buf ids;
     md_buf_init(&ids, 1 << 20);
     md_buf_puts(&ids, "{");
     x->d->work = md_xcalloc((size_t)n + 1, sizeof *x->d->work);
     for (int i = 0; i < n; i++) {
         struct rpt_dg_work *w = &x->d->work[i];
-        char *kind = gs(r, i, 1);
         w->job = gs(r, i, 0);
-        w->kind = rpt_dg_kind_of(kind);
-        md_free(kind);
+        w->kind = rpt_dg_kind_of(gv(r, i, 1));
         w->runs = gi(r, i, 2, 0);
         w->bad_runs = gi(r, i, 3, 0);
         w->last_ms = gi(r, i, 4, 0);
@@ -556,21 +507,15 @@ static int read_work(PGconn *db, struct ctx *x, struct md_error *err)
         return 0;
     }
 
-    /* The newest summaries, by primary key, in the same order. */
     const char *pi[] = {md_buf_str(&ids)};
-    rc = q(db,
-           "SELECT i.o, r.summary::text FROM unnest($1::bigint[]) WITH ORDINALITY AS i(id, o) "
-           "JOIN agent_runs r ON r.id = i.id",
-           1, pi, &r, err);
+    rc = md_pq_exec(db, summaries_sql, 1, pi, &r, err);
     md_buf_free(&ids);
     if (rc < 0)
         return rc;
     for (int i = 0; i < PQntuples(r); i++) {
         int64_t o = gi(r, i, 0, 0);
         if (o >= 1 && o <= n)
-            rpt_dg_work_from_summary(&x->d->work[o - 1],
-                                     PQgetisnull(r, i, 1) ? NULL : PQgetvalue(r, i, 1),
-                                     (size_t)x->o->top);
+            rpt_dg_work_from_summary(&x->d->work[o - 1], gv(r, i, 1), (size_t)x->o->top);
     }
     PQclear(r);
     return 0;
@@ -580,36 +525,24 @@ static int read_fixes(PGconn *db, struct ctx *x, struct md_error *err)
 {
     const char *p[] = {x->since, x->until, x->top};
     PGresult *r = NULL;
-    int rc;
     bool any = false;
+    int rc;
 
     for (size_t i = 0; i < x->d->nwork; i++)
         any |= x->d->work[i].kind == DG_REMEDIATE;
     if (!any)
         return 0;
-    rc = q(db,
-           "SELECT r.job, " MS("r.created_at") ", e ->> 'fix', e ->> 'outcome', " NUM(
-               "e", "rows") ", e ->> 'plan', e ->> 'why', count(*) OVER () "
-                            "FROM agent_runs r, jsonb_array_elements(CASE WHEN "
-                            "jsonb_typeof(r.summary -> 'fixes') = "
-                            "'array' THEN r.summary -> 'fixes' ELSE '[]'::jsonb END) e "
-                            "WHERE " WINDOW_OF(
-                                "r.") " AND r.summary ? 'fixes' AND jsonb_typeof(e) = 'object' "
-                                      "AND coalesce(e ->> 'outcome', '') <> 'nothing' "
-                                      "ORDER BY r.created_at DESC LIMIT $3::bigint",
-           3, p, &r, err);
-    if (rc < 0)
+    if ((rc = md_pq_exec(db, fixes_sql, 3, p, &r, err)) < 0)
         return rc;
     int n = PQntuples(r);
     x->d->fixes = md_xcalloc((size_t)n + 1, sizeof *x->d->fixes);
     for (int i = 0; i < n; i++) {
         struct rpt_dg_item *f = &x->d->fixes[i];
-        const char *plan = PQgetisnull(r, i, 5) ? NULL : PQgetvalue(r, i, 5);
-        const char *why = PQgetisnull(r, i, 6) ? NULL : PQgetvalue(r, i, 6);
+        const char *plan = gv(r, i, 5), *why = gv(r, i, 6);
         f->job = gs(r, i, 0);
         f->at_ms = gi(r, i, 1, 0);
-        f->what = md_xstrdup(PQgetisnull(r, i, 2) ? "?" : PQgetvalue(r, i, 2));
-        f->outcome = md_xstrdup(PQgetisnull(r, i, 3) ? "?" : PQgetvalue(r, i, 3));
+        f->what = md_xstrdup(gv(r, i, 2) ? gv(r, i, 2) : "?");
+        f->outcome = md_xstrdup(gv(r, i, 3) ? gv(r, i, 3) : "?");
         f->rows = gi(r, i, 4, -1);
         if (plan != NULL || why != NULL)
             f->text = md_xasprintf("%s%s%s%s", plan ? "plan " : "", plan ? plan : "",
@@ -621,8 +554,9 @@ static int read_fixes(PGconn *db, struct ctx *x, struct md_error *err)
     return 0;
 }
 
-/* The transaction: one snapshot for every number (md_pq_tx runs it again from scratch after a
- * serialization failure, which a read-only transaction does not really get). */
+/* The transaction: one snapshot for every number.  md_pq_tx runs it again from scratch after a
+ * serialization failure (which a read-only transaction does not really get), so it starts by
+ * emptying the model. */
 static int build_tx(PGconn *db, void *ud, struct md_error *err)
 {
     struct ctx *x = ud;
@@ -631,15 +565,15 @@ static int build_tx(PGconn *db, void *ud, struct md_error *err)
     rpt_dg_free(x->d);
     x->d->since_ms = x->o->since_ms;
     x->d->until_ms = x->o->until_ms;
-    x->d->top = strtoll(x->top, NULL, 10);
+    x->d->top = x->o->top;
     x->d->node = x->o->node;
     x->d->external_url = x->o->external_url;
-    if ((rc = q(db, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL, NULL,
-                err)) < 0 ||
-        (rc = q(db,
-                "SELECT set_config('statement_timeout', '120s', true) "
-                "WHERE current_setting('statement_timeout') = '0'",
-                0, NULL, NULL, err)) < 0 ||
+    if ((rc = md_pq_exec(db, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL,
+                         NULL, err)) < 0 ||
+        (rc = md_pq_exec(db,
+                         "SELECT set_config('statement_timeout', '120s', true) "
+                         "WHERE current_setting('statement_timeout') = '0'",
+                         0, NULL, NULL, err)) < 0 ||
         (rc = read_totals(db, x, err)) < 0 || (rc = read_jobs(db, x, err)) < 0 ||
         (rc = read_runs(db, x, true, err)) < 0 || (rc = read_slots(db, x, err)) < 0 ||
         (rc = read_runs(db, x, false, err)) < 0 || (rc = read_alerts(db, x, err)) < 0 ||

@@ -359,9 +359,6 @@ struct em {
     size_t ncell, capcell;
 };
 
-#define TD_STYLE "padding:2px 10px 2px 0;border-bottom:1px solid #e0e0e0;vertical-align:top"
-#define TH_STYLE "padding:2px 10px 2px 0;border-bottom:2px solid #999"
-
 static void em_init(struct em *e)
 {
     memset(e, 0, sizeof *e);
@@ -514,21 +511,23 @@ static void em_table_end(struct em *e)
         md_buf_put(&e->t, "\n", 1);
     }
 
-    /* HTML */
-    md_buf_puts(&e->h, "<table style=\"border-collapse:collapse;margin:4px 0 8px\">\n<tr>");
+    /* HTML: attributes rather than a style per cell (e-mail clients drop <style>, and a
+     * style on every cell made the document ten times the text's size) */
+    md_buf_puts(&e->h, "<table cellspacing=\"0\" cellpadding=\"3\" style=\"border-collapse:"
+                       "collapse;margin:4px 0 8px\">\n<tr>");
     for (size_t c = 0; c < nc; c++) {
-        md_buf_printf(&e->h, "<th style=\"" TH_STYLE ";text-align:%s\">",
+        md_buf_printf(&e->h, "<th align=\"%s\" style=\"border-bottom:2px solid #999\">",
                       e->cols[c].right ? "right" : "left");
         put_html(&e->h, e->cols[c].head);
         md_buf_puts(&e->h, "</th>");
     }
     md_buf_puts(&e->h, "</tr>\n");
     for (size_t r = 0; r < nr; r++) {
-        md_buf_puts(&e->h, "<tr>");
+        md_buf_puts(&e->h, "<tr valign=\"top\" style=\"border-bottom:1px solid #e0e0e0\">");
         for (size_t c = 0; c < nc; c++) {
             const struct cell *x = &e->cells[r * nc + c];
-            md_buf_printf(&e->h, "<td style=\"" TD_STYLE ";text-align:%s%s\">",
-                          e->cols[c].right ? "right" : "left", x->bad ? ";color:#b00020" : "");
+            md_buf_printf(&e->h, "<td%s%s>", e->cols[c].right ? " align=\"right\"" : "",
+                          x->bad ? " style=\"color:#b00020\"" : "");
             if (x->href != NULL) {
                 md_buf_puts(&e->h, "<a href=\"");
                 put_html(&e->h, x->href);
