@@ -3,12 +3,14 @@
  * for tests/integration/test_report_digest.py and bench/report_digest.py.
  *
  *   report_digest_probe SINCE_MS UNTIL_MS [--top N] [--node NAME] [--url URL] [--dir DIR]
- *                       [--explain] [--repeat N]
+ *                       [--explain | --plans] [--repeat N]
  *
  * SINCE_MS and UNTIL_MS are Unix milliseconds.  --dir writes digest-YYYY-MM-DD.md there
  * (rpt_digest_write_file).  --explain loads auto_explain (a superuser's session) with
  * enable_seqscan off and collects the plan of every statement the digest runs, as the server's
- * JSON, in "plans": a query that no index can serve still shows its Seq Scan.  --repeat N
+ * JSON, in "plans": a query that no index can serve still shows its Seq Scan.  --plans does
+ * the same with the planner left alone and EXPLAIN ANALYZE's figures (where the time goes; the
+ * instrumentation slows it, so time builds without it).  --repeat N
  * builds it N times on one connection and reports each build's milliseconds in "build_ms"
  * (the document printed is the last one's).
  *
@@ -32,7 +34,7 @@
 static void usage(void)
 {
     fputs("usage: report_digest_probe SINCE_MS UNTIL_MS [--top N] [--node NAME] [--url URL] "
-          "[--dir DIR] [--explain] [--repeat N]\n",
+          "[--dir DIR] [--explain | --plans] [--repeat N]\n",
           stderr);
     exit(2);
 }
@@ -63,7 +65,7 @@ int main(int argc, char **argv)
     struct md_error err = {0};
     const char *dir = NULL, *url;
     char path[4096] = "";
-    bool explain = false;
+    bool explain = false, analyze = false;
     int64_t repeat = 1;
     PGconn *db = NULL;
     char *why = NULL;
@@ -77,6 +79,8 @@ int main(int argc, char **argv)
     for (int i = 3; i < argc; i++) {
         if (strcmp(argv[i], "--explain") == 0)
             explain = true;
+        else if (strcmp(argv[i], "--plans") == 0)
+            analyze = true;
         else if (i + 1 >= argc)
             usage();
         else if (strcmp(argv[i], "--top") == 0)
@@ -103,15 +107,18 @@ int main(int argc, char **argv)
         return 111;
     }
     PQsetNoticeProcessor(db, on_notice, plans);
-    if (explain) {
+    if (explain || analyze) {
         static const char *const setup[] = {
             "LOAD 'auto_explain'",
             "SET auto_explain.log_min_duration = 0",
             "SET auto_explain.log_level = 'notice'",
             "SET auto_explain.log_format = 'json'",
             "SET enable_seqscan = off",
+            "SET auto_explain.log_analyze = on",
         };
         for (size_t i = 0; i < sizeof setup / sizeof setup[0]; i++) {
+            if ((i == 4 && !explain) || (i == 5 && !analyze))
+                continue;
             PGresult *r = PQexec(db, setup[i]);
             if (PQresultStatus(r) != PGRES_COMMAND_OK) {
                 fprintf(stderr, "report_digest_probe: %s: %s", setup[i], PQerrorMessage(db));
