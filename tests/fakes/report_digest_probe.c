@@ -58,6 +58,38 @@ static void on_notice(void *ud, const char *msg)
         fprintf(stderr, "notice: %s", msg);
 }
 
+/* The digest as one JSON object on stdout; takes builds and plans. */
+static void print_doc(const struct rpt_digest_doc *doc, const char *path, cJSON *builds,
+                      cJSON *plans)
+{
+    cJSON *out = cJSON_CreateObject();
+
+    cJSON_AddStringToObject(out, "subject", doc->subject);
+    cJSON_AddStringToObject(out, "text", doc->text);
+    cJSON_AddStringToObject(out, "html", doc->html);
+    cJSON_AddStringToObject(out, "markdown", doc->markdown);
+    cJSON_AddBoolToObject(out, "attention", doc->attention);
+    cJSON_AddNumberToObject(out, "runs", (double)doc->runs);
+    cJSON_AddNumberToObject(out, "ok", (double)doc->ok);
+    cJSON_AddNumberToObject(out, "failed", (double)doc->failed);
+    cJSON_AddNumberToObject(out, "lost", (double)doc->lost);
+    cJSON_AddNumberToObject(out, "missed", (double)doc->missed);
+    cJSON_AddNumberToObject(out, "skipped", (double)doc->skipped);
+    cJSON_AddNumberToObject(out, "jobs", (double)doc->jobs);
+    cJSON_AddNumberToObject(out, "open_critical", (double)doc->open_critical);
+    cJSON_AddNumberToObject(out, "open_alerts", (double)doc->open_alerts);
+    cJSON_AddItemToObject(out, "build_ms", builds);
+    if (path[0] != '\0')
+        cJSON_AddStringToObject(out, "path", path);
+    else
+        cJSON_AddNullToObject(out, "path");
+    cJSON_AddItemToObject(out, "plans", plans);
+    char *text = cJSON_PrintUnformatted(out);
+    puts(text);
+    cJSON_free(text);
+    cJSON_Delete(out);
+}
+
 int main(int argc, char **argv)
 {
     struct rpt_digest_opts o = {0};
@@ -69,8 +101,8 @@ int main(int argc, char **argv)
     int64_t repeat = 1;
     PGconn *db = NULL;
     char *why = NULL;
-    cJSON *plans = cJSON_CreateArray(), *builds = cJSON_CreateArray(), *out;
-    int rc;
+    cJSON *plans = NULL, *builds = NULL;
+    int rc, status = 1;
 
     if (argc < 3)
         usage();
@@ -106,6 +138,8 @@ int main(int argc, char **argv)
         md_free(why);
         return 111;
     }
+    plans = cJSON_CreateArray();
+    builds = cJSON_CreateArray();
     PQsetNoticeProcessor(db, on_notice, plans);
     if (explain || analyze) {
         static const char *const setup[] = {
@@ -120,23 +154,23 @@ int main(int argc, char **argv)
             if ((i == 4 && !explain) || (i == 5 && !analyze))
                 continue;
             PGresult *r = PQexec(db, setup[i]);
-            if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-                fprintf(stderr, "report_digest_probe: %s: %s", setup[i], PQerrorMessage(db));
-                PQclear(r);
-                return 1;
-            }
+            bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
             PQclear(r);
+            if (!ok) {
+                fprintf(stderr, "report_digest_probe: %s: %s", setup[i], PQerrorMessage(db));
+                goto out;
+            }
         }
     }
     for (int64_t i = 0; i < repeat; i++) {
-        rpt_digest_doc_free(&doc);
         struct timespec a, b;
+        rpt_digest_doc_free(&doc);
         clock_gettime(CLOCK_MONOTONIC, &a);
         rc = rpt_digest_build(db, &o, &doc, &err);
         clock_gettime(CLOCK_MONOTONIC, &b);
         if (rc < 0) {
             fprintf(stderr, "report_digest_probe: digest: %s (%s)\n", err.msg, md_strerror(rc));
-            return 1;
+            goto out;
         }
         cJSON_AddItemToArray(builds, cJSON_CreateNumber((double)(b.tv_sec - a.tv_sec) * 1e3 +
                                                         (double)(b.tv_nsec - a.tv_nsec) / 1e6));
@@ -144,35 +178,18 @@ int main(int argc, char **argv)
     if (dir != NULL &&
         (rc = rpt_digest_write_file(dir, o.until_ms, doc.markdown, path, sizeof path, &err)) < 0) {
         fprintf(stderr, "report_digest_probe: %s\n", err.msg);
-        return 1;
+        goto out;
     }
     PQfinish(db);
-
-    out = cJSON_CreateObject();
-    cJSON_AddStringToObject(out, "subject", doc.subject);
-    cJSON_AddStringToObject(out, "text", doc.text);
-    cJSON_AddStringToObject(out, "html", doc.html);
-    cJSON_AddStringToObject(out, "markdown", doc.markdown);
-    cJSON_AddBoolToObject(out, "attention", doc.attention);
-    cJSON_AddNumberToObject(out, "runs", (double)doc.runs);
-    cJSON_AddNumberToObject(out, "ok", (double)doc.ok);
-    cJSON_AddNumberToObject(out, "failed", (double)doc.failed);
-    cJSON_AddNumberToObject(out, "lost", (double)doc.lost);
-    cJSON_AddNumberToObject(out, "missed", (double)doc.missed);
-    cJSON_AddNumberToObject(out, "skipped", (double)doc.skipped);
-    cJSON_AddNumberToObject(out, "jobs", (double)doc.jobs);
-    cJSON_AddNumberToObject(out, "open_critical", (double)doc.open_critical);
-    cJSON_AddNumberToObject(out, "open_alerts", (double)doc.open_alerts);
-    cJSON_AddItemToObject(out, "build_ms", builds);
-    if (path[0] != '\0')
-        cJSON_AddStringToObject(out, "path", path);
-    else
-        cJSON_AddNullToObject(out, "path");
-    cJSON_AddItemToObject(out, "plans", plans);
-    char *text = cJSON_PrintUnformatted(out);
-    puts(text);
-    cJSON_free(text);
-    cJSON_Delete(out);
+    db = NULL;
+    print_doc(&doc, path, builds, plans); /* takes them */
+    builds = plans = NULL;
+    status = 0;
+out:
+    if (db != NULL)
+        PQfinish(db);
+    cJSON_Delete(builds);
+    cJSON_Delete(plans);
     rpt_digest_doc_free(&doc);
-    return 0;
+    return status;
 }

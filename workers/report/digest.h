@@ -87,7 +87,8 @@ void rpt_digest_doc_free(struct rpt_digest_doc *d);
  * reader sees the old file or the new one, never a part.  dir is created (0700, with its
  * parents) when missing.  The path written goes to path_out (cap bytes; NULL: not wanted).
  * Returns 0, or -errno with err naming the file and the call that failed; nothing is left
- * behind on a failure (the old file, if any, stays as it was). */
+ * behind on a failure and the old file, if any, stays as it was, except when only the fsync of
+ * dir after the rename fails: the new file is in place then, its durability in doubt. */
 int rpt_digest_write_file(const char *dir, int64_t until_ms, const char *markdown, char *path_out,
                           size_t cap, struct md_error *err) MD_MUSTCHECK;
 

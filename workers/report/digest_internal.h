@@ -1,6 +1,6 @@
 /* digest_internal.h - the digest's model: what digest.c reads from the registry, as plain
  * structs, and the pure functions that turn it into the three documents (digest_render.c).
- * Only digest.c and tests/unit/test_report_digest.c include it.
+ * digest.c, digest_render.c and tests/unit/test_report_digest.c include it, nothing else.
  *
  * Every string member is owned by the model (md_free; rpt_dg_free releases all); a string
  * that may be absent is NULL.  Instants are Unix ms, 0 meaning "none"; durations are ms,
