@@ -450,7 +450,7 @@ static int check_route(struct rpt_cfg *cfg, size_t i, struct md_error *err)
 
     snprintf(path, sizeof path, "routes[%zu]", i);
     if (rt->name == NULL) {
-        char name[24];
+        char name[32];
         snprintf(name, sizeof name, "route%zu", i + 1);
         rt->name = md_xstrdup(name);
     } else if (!md_name_ok(rt->name)) {
