@@ -29,8 +29,9 @@ static const char *const tls_modes[] = {"starttls", "none", NULL};
 static const char *const modes[] = {"notify", "digest", NULL};
 
 static const struct md_json_key quiet_keys[] = {
-    {.name = "from", .type = MD_J_STRING, .off = QH(from), .required = true},
-    {.name = "to", .type = MD_J_STRING, .off = QH(to), .required = true},
+    /* from and to go together (check_quiet): an absent quiet_hours binds as {}, no hours. */
+    {.name = "from", .type = MD_J_STRING, .off = QH(from)},
+    {.name = "to", .type = MD_J_STRING, .off = QH(to)},
     {.name = "timezone", .type = MD_J_STRING, .off = QH(timezone)},
     {.name = "days", .type = MD_J_STRV, .off = QH(days), .max = 7},
 };
@@ -50,8 +51,7 @@ static const struct md_json_key receiver_keys[] = {
      .type = MD_J_OBJECT,
      .off = RCV(quiet),
      .sub = quiet_keys,
-     .nsub = MD_ARRAY_SIZE(quiet_keys),
-     .def = "null"},
+     .nsub = MD_ARRAY_SIZE(quiet_keys)},
     {.name = "max_alerts",
      .type = MD_J_INT,
      .off = RCV(max_alerts),
@@ -299,6 +299,9 @@ static int check_quiet(struct rpt_quiet *q, const char *path, struct md_error *e
     int rc;
 
     q->day_mask = 0x7f;
+    if ((q->from == NULL) != (q->to == NULL))
+        return md_error_set(err, MD_ECONFIG, 0, 0, "%s.%s: required with %s", path,
+                            q->from == NULL ? "from" : "to", q->from == NULL ? "to" : "from");
     if (q->from == NULL)
         return 0;
     if ((q->from_min = parse_hhmm(q->from)) < 0)
@@ -396,8 +399,12 @@ static int check_receiver(struct rpt_cfg *cfg, size_t i, const char *(*getenv_fn
         return rc;
     if (r->subject_prefix == NULL)
         r->subject_prefix = md_xstrdup("[meshd]");
-    if ((rc = check_quiet(&r->quiet, path, err)) < 0)
-        return rc;
+    {
+        char qpath[48];
+        snprintf(qpath, sizeof qpath, "%s.quiet_hours", path);
+        if ((rc = check_quiet(&r->quiet, qpath, err)) < 0)
+            return rc;
+    }
     switch (r->kind) {
     case RPT_WEBHOOK:
         if (r->url == NULL)
