@@ -281,7 +281,8 @@ class SmtpServer:
             def authenticator(server, session, envelope, mechanism, auth_data):
                 ok = (getattr(auth_data, "login", None) == user.encode()
                       and getattr(auth_data, "password", None) == password.encode())
-                return AuthResult(success=ok)
+                # handled=False: aiosmtpd answers 535 itself (its default assumes we did)
+                return AuthResult(success=ok, handled=False)
             kw.update(authenticator=authenticator, auth_required=True,
                       auth_require_tls=tls is not None)
         self.controller = Controller(_SmtpHandler(self), **kw)

@@ -312,6 +312,13 @@ def test_email_starttls_auth(h):
     check("rows &lt; 1000 &amp; &lt;b&gt;falling&lt;/b&gt;" in html and "<b>falling" not in html,
           html)
     check("pw-9f3" not in json.dumps(a), "the password in the answer")
+    check(a["detail"].startswith("SMTP 250 Message accepted for delivery"), a["detail"])
+
+    # Bad credentials: 535, failed, the password not echoed.
+    bad = send(h, r, n, env={"SMTP_USER": "mailer", "SMTP_PASS": "wrong-pw-77"})
+    eq(("FAILED", 535), (bad["outcome"], bad["code"]), bad["detail"])
+    check("wrong-pw-77" not in json.dumps(bad), "the password in the answer")
+    eq(1, len(s.messages()))
 
     # A re-send of the same notification (after a crash) is the same message.
     send(h, r, n, env=env)
@@ -366,13 +373,14 @@ def test_email_replies(h):
     r = mail_receiver(s, tls="none")
     a = send(h, r, note())
     eq(("RETRY", 451), (a["outcome"], a["code"]), a["detail"])
-    check(a["detail"].startswith("SMTP 451"), a["detail"])
+    check(a["detail"].startswith("SMTP 451 4.3.0 Try again later ("), a["detail"])
     s.set_reply({"reply": "550 5.7.1 Message rejected", "at": "data"})
     a = send(h, r, note())
     eq(("FAILED", 550), (a["outcome"], a["code"]), a["detail"])
     s.set_reply({"reply": "550 5.1.1 No such user", "at": "rcpt"})
     a = send(h, r, note())
     eq(("FAILED", 550), (a["outcome"], a["code"]), a["detail"])
+    check(a["detail"].startswith("SMTP 550 5.1.1 No such user ("), a["detail"])
     s.set_reply({"reply": "452 4.2.2 Mailbox full", "at": "rcpt"})
     a = send(h, r, note())
     eq(("RETRY", 452), (a["outcome"], a["code"]), a["detail"])

@@ -31,6 +31,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "http.h"
@@ -64,6 +65,30 @@ static char *envelope_addr(const char *s)
     return md_xasprintf("<%.*s>", (int)n, s);
 }
 
+/* The server's last reply line ("550 5.1.1 <b@y.org>: no such user"), for the answer: libcurl
+ * keeps only its code.  Only what the server sends (CURLINFO_HEADER_IN) is looked at, never
+ * what we send (AUTH lines carry the password). */
+struct last_reply {
+    char line[200]; /* the last reply but QUIT's 221 (libcurl quits after a failure) */
+    char err[200];  /* the last 4xx or 5xx reply */
+};
+
+static int on_debug(CURL *c, curl_infotype type, char *data, size_t size, void *arg)
+{
+    struct last_reply *lr = arg;
+    size_t n = size;
+
+    (void)c;
+    if (type != CURLINFO_HEADER_IN || size < 4 || strncmp(data, "221", 3) == 0)
+        return 0;
+    while (n > 0 && (data[n - 1] == '\r' || data[n - 1] == '\n'))
+        n--;
+    rpt_clean_text(lr->line, sizeof lr->line, data, n);
+    if (data[0] == '4' || data[0] == '5')
+        snprintf(lr->err, sizeof lr->err, "%s", lr->line);
+    return 0;
+}
+
 static bool add_part(curl_mime *mime, const char *data, const char *type)
 {
     curl_mimepart *part = curl_mime_addpart(mime);
@@ -81,6 +106,7 @@ int rpt_send_email(const struct rpt_receiver *r, const struct rpt_send_ctx *ctx,
     char *text = rpt_render_text(note), *html = rpt_render_html(note);
     char *from = envelope_addr(r->from), *to_hdr = NULL;
     char msgid[160], date[64], errbuf[CURL_ERROR_SIZE];
+    struct last_reply lr;
     struct curl_slist *hdrs = NULL, *rcpt = NULL;
     curl_mime *mime = NULL;
     CURL *c = NULL;
@@ -89,6 +115,7 @@ int rpt_send_email(const struct rpt_receiver *r, const struct rpt_send_ctx *ctx,
     int ret = 0;
 
     (void)ctx;
+    memset(&lr, 0, sizeof lr);
     rpt_message_id(rpt_note_meshd(note, "idempotencyKey"), r->from, msgid, sizeof msgid);
     rpt_rfc5322_date(md_time_wall_ms(), date, sizeof date);
     if (from == NULL) {
@@ -164,13 +191,21 @@ int rpt_send_email(const struct rpt_receiver *r, const struct rpt_send_ctx *ctx,
     SET(CURLOPT_MAIL_RCPT, rcpt);
     SET(CURLOPT_HTTPHEADER, hdrs);
     SET(CURLOPT_MIMEPOST, mime);
+    /* VERBOSE only feeds on_debug; nothing is printed. */
+    SET(CURLOPT_DEBUGFUNCTION, on_debug);
+    SET(CURLOPT_DEBUGDATA, &lr);
+    SET(CURLOPT_VERBOSE, 1L);
 #undef SET
 
     rc = curl_easy_perform(c);
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
     if (rc == CURLE_OK) {
-        rpt_answer_set(a, RPT_SENT, code, "SMTP %ld: accepted for %zu recipient%s", code, r->to.n,
-                       r->to.n == 1 ? "" : "s");
+        if (lr.line[0])
+            rpt_answer_set(a, RPT_SENT, code, "SMTP %s (%zu recipient%s)", lr.line, r->to.n,
+                           r->to.n == 1 ? "" : "s");
+        else
+            rpt_answer_set(a, RPT_SENT, code, "SMTP %ld: accepted for %zu recipient%s", code,
+                           r->to.n, r->to.n == 1 ? "" : "s");
         snprintf(a->ref, sizeof a->ref, "%s", msgid);
         goto out;
     }
@@ -181,9 +216,14 @@ int rpt_send_email(const struct rpt_receiver *r, const struct rpt_send_ctx *ctx,
      * with several codes (CURLE_RECV_ERROR, CURLE_WEIRD_SERVER_REPLY, CURLE_LOGIN_DENIED...). */
     if (code >= 400 && code <= 599) {
         char words[sizeof a->detail];
-        snprintf(words, sizeof words, "%s", a->detail);
-        rpt_answer_set(a, code < 500 ? RPT_RETRY : RPT_FAILED, code, "SMTP %ld: %s", code,
-                       words + (strncmp(words, "SMTP: ", 6) == 0 ? 6 : 0));
+        snprintf(words, sizeof words, "%s",
+                 a->detail + (strncmp(a->detail, "SMTP: ", 6) == 0 ? 6 : 0));
+        if (strtol(lr.err, NULL, 10) == code)
+            rpt_answer_set(a, code < 500 ? RPT_RETRY : RPT_FAILED, code, "SMTP %s (%s)", lr.err,
+                           words);
+        else
+            rpt_answer_set(a, code < 500 ? RPT_RETRY : RPT_FAILED, code, "SMTP %ld: %s", code,
+                           words);
     }
     goto out;
 
