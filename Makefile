@@ -19,10 +19,11 @@ FUZZ_SECS   ?= 60
 # Debian 12 packages the build, the tests and `make run` need.  The status page's browser test
 # (tests/integration/test_page.py) also needs Node.js and npm: Debian's nodejs and npm are
 # installed only when no `node` is on the PATH (a machine may have its own Node.js), then
-# tests/browser's locked npm packages (playwright-core, driving Debian's chromium).
+# tests/browser's locked npm packages (playwright-core, driving Debian's chromium).  meshd-report's
+# receiver tests run an SMTP server from python3-aiosmtpd (tests/integration/notifyfix.py).
 DEB_PKGS := build-essential cmake pkg-config libuv1-dev libpq-dev libyaml-dev libcjson-dev \
             libcurl4-openssl-dev libhttp-parser-dev libarchive-dev libssl-dev libxxhash-dev postgresql-15 python3 tzdata procps chromium \
-            prometheus clang-format nginx-light
+            prometheus clang-format nginx-light python3-aiosmtpd
 
 .PHONY: all deps build run clean-pg example-data test test-sanitize fuzz bench clean format format-check
 

@@ -29,6 +29,7 @@ static const char *const tls_modes[] = {"starttls", "none", NULL};
 static const char *const modes[] = {"notify", "digest", NULL};
 
 static const struct md_json_key quiet_keys[] = {
+    /* from and to go together (check_quiet): an absent quiet_hours binds as {}, no hours. */
     {.name = "from", .type = MD_J_STRING, .off = QH(from)},
     {.name = "to", .type = MD_J_STRING, .off = QH(to)},
     {.name = "timezone", .type = MD_J_STRING, .off = QH(timezone)},
@@ -304,11 +305,15 @@ static int check_quiet(struct rpt_quiet *q, const char *path, struct md_error *e
     int rc;
 
     q->day_mask = 0x7f;
-    if (q->from == NULL && q->to == NULL && q->timezone == NULL && q->days.n == 0)
+    if ((q->from == NULL) != (q->to == NULL))
+        return md_error_set(err, MD_ECONFIG, 0, 0, "%s.%s: required with %s", path,
+                            q->from == NULL ? "from" : "to", q->from == NULL ? "to" : "from");
+    if (q->from == NULL) {
+        if (q->timezone != NULL || q->days.n > 0)
+            return md_error_set(err, MD_ECONFIG, 0, 0, "%s: timezone and days need from and to",
+                                path);
         return 0;
-    if (q->from == NULL || q->to == NULL)
-        return md_error_set(err, MD_ECONFIG, 0, 0, "%s.%s: required", path,
-                            q->from == NULL ? "from" : "to");
+    }
     if ((q->from_min = parse_hhmm(q->from)) < 0)
         return md_error_set(err, MD_ECONFIG, 0, 0, "%s.from: \"%s\" is not a time HH:MM", path,
                             q->from);
@@ -462,7 +467,7 @@ static int check_route(struct rpt_cfg *cfg, size_t i, struct md_error *err)
 
     snprintf(path, sizeof path, "routes[%zu]", i);
     if (rt->name == NULL) {
-        char name[24];
+        char name[32];
         snprintf(name, sizeof name, "route%zu", i + 1);
         rt->name = md_xstrdup(name);
     } else if (!md_name_ok(rt->name)) {

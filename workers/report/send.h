@@ -70,12 +70,18 @@ struct rpt_send_ctx {
 };
 
 /* Sends note to r and fills *a.  Returns 0 whatever the receiver answered (a->outcome says);
- * -ECANCELED when a stop interrupted it (a->outcome RPT_RETRY); MD_EDB / MD_EDBDOWN when the
- * registry failed (github's mapping).  Never logs secrets, never echoes the token. */
+ * -ECANCELED when a stop interrupted it (a->outcome RPT_RETRY); MD_EDB / MD_EDBDOWN (or
+ * another md_pq_exec code: MD_ESQL when the table is missing) when the registry failed
+ * (github's mapping).  Then a->outcome is RPT_RETRY if GitHub was not changed yet, else what
+ * GitHub answered (an issue may have been created); the statements run under a savepoint when
+ * ctx->db is inside a transaction, so that transaction stays usable.  Never logs secrets,
+ * never echoes the token: any secret of r found in a->detail or a->ref is replaced by "***". */
 int rpt_send(const struct rpt_receiver *r, const struct rpt_send_ctx *ctx, const cJSON *note,
              struct rpt_answer *a) MD_MUSTCHECK;
 
-/* Once per process, before the first rpt_send / after the last. */
+/* Once per process, before the first rpt_send / after the last.  rpt_send_global_init
+ * initializes libcurl and ignores SIGPIPE for the process (a write to a closed socket then
+ * fails with EPIPE instead of killing the worker); returns 0, -ENOMEM or -errno. */
 int rpt_send_global_init(void) MD_MUSTCHECK;
 void rpt_send_global_cleanup(void);
 
