@@ -93,7 +93,7 @@ def report(h, config, expect=0, env=None, timeout=60):
 
 def notes(hook):
     """The JSON notes the receiver got, in arrival order."""
-    return [json.loads(r["body"]) for r in hook.requests()]
+    return [r["json"] for r in hook.requests()]
 
 
 def keys_of(note):
@@ -213,7 +213,7 @@ def test_inhibition_then_escalation(h):
     reg.raise_alert("job.load.fatal", severity="critical", job="load")
     c["linger"] = "10s"
     report(h, c)
-    got = [json.loads(r["body"]) for r in esc.requests()]
+    got = [r["json"] for r in esc.requests()]
     eq(1, len(got), "one escalation")
     eq("escalation", got[0]["meshd"]["kind"], "kind")
     eq(1, got[0]["meshd"]["level"], "level")
@@ -252,7 +252,7 @@ def test_receiver_down_then_back_nothing_lost_nothing_twice(h):
     wk = report(h, c)
     got = notes(hook)
     eq(6, len(got), "5 firing + 1 resolved, once each")
-    idems = [r["headers"].get("Idempotency-Key") for r in hook.requests()]
+    idems = [r["headers"].get("idempotency-key") for r in hook.requests()]
     eq(len(idems), len(set(idems)), "no idempotency key twice")
     order = [(keys_of(n)[0], n["status"]) for n in got if keys_of(n)[0] == "down.0"]
     eq([("down.0", "firing"), ("down.0", "resolved")], order, "in order within the group")
@@ -285,15 +285,15 @@ def test_retry_after_and_refusal(h):
     hook = WebhookServer()
     h.servers.append(hook)
     c = cfg(reg, hook)
-    hook.plan([{"status": 429, "headers": {"Retry-After": "2"}}])
+    hook.plan([{"status": 429, "retry_after": "2"}])
     reg.raise_alert("ra.1")
     t0 = time.time()
     c["linger"] = "10s"
     report(h, c)
     reqs = hook.requests()
     eq(2, len(reqs), "429, then the retry")
-    check(reqs[1]["time"] - reqs[0]["time"] >= 1.9,
-          "Retry-After: 2 honoured (%.2f s)" % (reqs[1]["time"] - reqs[0]["time"]))
+    check(reqs[1]["t"] - reqs[0]["t"] >= 1.9,
+          "Retry-After: 2 honoured (%.2f s)" % (reqs[1]["t"] - reqs[0]["t"]))
     check(time.time() - t0 < 15, "not much later either")
     row = outbox(reg)[0]
     eq(("sent", "2"), (row[2], row[3]), "sent at the second attempt")
@@ -334,7 +334,7 @@ def test_sigterm_during_a_send_keeps_it_pending(h):
     report(h, c)
     reqs = hook.requests()
     eq(2, len(reqs), "sent once more")
-    eq(reqs[0]["headers"].get("Idempotency-Key"), reqs[1]["headers"].get("Idempotency-Key"),
+    eq(reqs[0]["headers"].get("idempotency-key"), reqs[1]["headers"].get("idempotency-key"),
        "the same idempotency key both times")
     eq("sent", outbox(reg)[0][2], "recorded")
 
