@@ -587,4 +587,34 @@ TEST(missed_slots_raise_one_alert_resolved_by_a_success)
     teardown(job);
 }
 
+/* A resolve is sent only for a key that may be open; in cluster mode (another node may have
+ * raised it) every key of the job again SUP_JOBALERT_RECHECK_MS after the last resolves.  The
+ * registry is off here: alerts_resolved_ms moves exactly when resolves are sent. */
+TEST(resolves_are_sent_again_only_in_cluster_mode_after_a_while)
+{
+    struct sup_job *job = setup("node: {name: t}\njobs:\n  c:\n    command: [x]\n"
+                                "    schedule: '* * * * *'\n",
+                                "c");
+    uint64_t now = uv_now(&g_loop), long_ago = now - SUP_JOBALERT_RECHECK_MS - 1;
+
+    T_ASSERT_TRUE(now > SUP_JOBALERT_RECHECK_MS + 1);
+    start_slot(job, S1);
+    proc_ends(primary(job), 0, 0, NULL); /* the first success: every key, once */
+    T_ASSERT_EQ(0, job->alerts_maybe_open);
+    T_ASSERT_EQ(now, job->alerts_resolved_ms);
+    job->alerts_resolved_ms = long_ago;
+    start_slot(job, S2);
+    proc_ends(primary(job), 0, 0, NULL); /* alone, nothing was raised since: none */
+    T_ASSERT_EQ(long_ago, job->alerts_resolved_ms);
+    g_sup.cfg->cluster = true;
+    start_slot(job, S2 + 60);
+    proc_ends(primary(job), 0, 0, NULL); /* another node may have raised them: all again */
+    T_ASSERT_EQ(now, job->alerts_resolved_ms);
+    T_ASSERT_EQ(0, job->alerts_maybe_open);
+    start_slot(job, S2 + 120);
+    proc_ends(primary(job), 0, 0, NULL); /* but not at every success */
+    T_ASSERT_EQ(now, job->alerts_resolved_ms);
+    teardown(job);
+}
+
 T_MAIN()
