@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "job.h"
+#include "jobalert.h"
 #include "meshd/md_alloc.h"
 #include "meshd/md_log.h"
 #include "meshd/md_rand.h"
@@ -189,6 +190,8 @@ struct sup_job *sup_job_new(struct sup *sup, const struct md_job *cfg)
     job->cfg = cfg;
     job->heap_idx = SIZE_MAX;
     job->stop_status = RUN_STOPPED;
+    /* Unknown whether a previous life left one of its alerts open: the first success says. */
+    job->alerts_maybe_open = sup_jobalert_keys(cfg->kind);
     prog_init(&job->prog);
     job_policy(job);
     uv_timer_init(sup->loop, &job->timer);
@@ -323,10 +326,21 @@ static void on_closed(struct sup_proc *p, void *ud)
 
     if (p->end_recorded) {
         struct sup_reg_exec x;
+        struct sup_jobalert_run a = {
+            .run_id = p->run_id,
+            .status = p->end_status,
+            .exit_code = p->end_code,
+            .signal = p->end_signal,
+            .retrying = p->end_retry,
+            .gave_up = p->end_gave_up,
+            .tries = p->end_tries,
+        };
         sup_reg_run_end(job->sup, job->name, p->run_id, reg_exec(p, &x), p->end_status, p->end_code,
                         p->end_signal, NULL);
         /* Keep the run, with its output tail, in the job's history. */
         sup_job_note_run(job, p, p->run_id, p->end_status, p->end_code, p->end_signal);
+        /* After its run_end, so that whoever an alert wakes finds the run recorded. */
+        sup_jobalert_run_end(job, &a);
     }
     for (struct sup_proc **pp = &job->procs; *pp != NULL; pp = &(*pp)->next) {
         if (*pp == p) {
@@ -523,12 +537,25 @@ static void record_run(struct sup_job *job, const struct prog_actions *act)
         job->ending->end_status = st;
         job->ending->end_code = job->prog.last_exit_code;
         job->ending->end_signal = job->prog.last_signal;
+        job->ending->end_retry = act->to == PROG_BACKOFF;
+        job->ending->end_gave_up = (act->flags & ACT_GAVE_UP) ? act->reason : NULL;
+        job->ending->end_tries = job->prog.tries;
     } else {
         /* Nothing was launched (unknown program, no such user, out of pipes). */
+        struct sup_jobalert_run a = {
+            .run_id = job->run_id,
+            .status = st,
+            .exit_code = job->prog.last_exit_code,
+            .spawn_failed = true,
+            .retrying = act->to == PROG_BACKOFF,
+            .gave_up = (act->flags & ACT_GAVE_UP) ? act->reason : NULL,
+            .tries = job->prog.tries,
+        };
         sup_reg_run_end(job->sup, job->name, job->run_id, NULL, st, job->prog.last_exit_code,
                         job->prog.last_signal, "spawn failed");
         sup_job_note_run(job, NULL, job->run_id, st, job->prog.last_exit_code,
                          job->prog.last_signal);
+        sup_jobalert_run_end(job, &a);
     }
     md_log(st == RUN_SUCCEEDED ? MD_LOG_INFO : MD_LOG_NOTICE,
            "run done: job=%s run=%s status=%s code=%d signal=%d", job->name, job->run_id,
@@ -560,6 +587,8 @@ void sup_job_event(struct sup_job *job, enum prog_event ev, int exit_code, int t
         record_run(job, &act);
     if (act.from != act.to) {
         sup_job_report(job);
+        if (act.to == PROG_RUNNING && job->cfg != NULL && job->cfg->kind == MD_JOB_SERVICE)
+            sup_jobalert_running(job); /* a service is healthy again: its fatal alert is over */
         if (act.to == PROG_BACKOFF)
             md_log(MD_LOG_NOTICE, "backoff: job=%s delay_ms=%" PRIu64 " tries=%u reason=%s",
                    job->name, act.timer_ms, job->prog.tries, act.reason);

@@ -7,7 +7,7 @@
  *
  * Writers: the lifecycle fields, counters and memory are job.c's; the scheduling fields are
  * scheduler.c's; the operator's intents are set by control.c and sup.c (reload) and consumed
- * here.  Everyone else reads.
+ * here; the fields of meshd's own alerts are jobalert.c's.  Everyone else reads.
  */
 #ifndef MESHD_JOB_H
 #define MESHD_JOB_H
@@ -91,6 +91,10 @@ struct sup_job {
     int64_t fire_due_ms;        /* due instant of the slot being started on time, for the lag */
     char *last_error;           /* why the job is FATAL ("gave up after ..."), or NULL */
     struct sup_history history; /* finished runs, open alerts, durations (history.h) */
+
+    /* meshd's own alerts about the job (jobalert.h). */
+    unsigned alerts_maybe_open;  /* SUP_JOBALERT_* bits: keys a resolve must still be sent for */
+    uint64_t alerts_resolved_ms; /* loop time of the last resolves sent (cluster re-checks) */
 };
 
 /* ---- job.c ------------------------------------------------------------------------------ */

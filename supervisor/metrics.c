@@ -134,8 +134,9 @@ char *api_metrics(struct sup *sup, size_t *len)
     JOBS_EACH(job, sup)
     md_buf_printf(&b, "meshd_status_lines_bad_total{job=\"%s\"} %" PRIu64 "\n",
                   label(job->name, l, sizeof l), job->bad_status_lines);
-    md_buf_printf(&b, "# HELP meshd_alerts_open Open alerts raised by workers.\n"
-                      "# TYPE meshd_alerts_open gauge\n");
+    md_buf_printf(
+        &b, "# HELP meshd_alerts_open Open alerts raised by workers and by meshd about its jobs.\n"
+            "# TYPE meshd_alerts_open gauge\n");
     JOBS_EACH(job, sup)
     {
         unsigned n[3] = {0, 0, 0};

@@ -135,6 +135,9 @@ struct sup_proc {
     bool end_recorded;
     enum sup_run_status end_status;
     int end_code, end_signal;
+    bool end_retry;          /* owner: the run goes on with another attempt (not over yet) */
+    const char *end_gave_up; /* owner: the job went FATAL with this end: why (static), or NULL */
+    unsigned end_tries;      /* owner: failures in a row, this one included */
 };
 
 /* Starts spec's program.  *out is the new proc in every case: on failure (a negative errno,

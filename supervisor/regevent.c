@@ -1,7 +1,7 @@
 /* regevent.c - the registry's events, built from the supervisor's state (registry.h): node,
- * job, run start and end, missed and skipped slots, abandoned runs, worker status lines.  Each
- * is one JSON object handed to registry.c, which journals and ships it (registry_internal.h);
- * docs/registry.md has their fields.
+ * job, run start and end, missed and skipped slots, abandoned runs, worker status lines, meshd's
+ * own alerts about its jobs.  Each is one JSON object handed to registry.c, which journals and
+ * ships it (registry_internal.h); docs/registry.md has their fields.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -221,6 +221,33 @@ void sup_reg_runs_reconciled(struct sup *sup, const char *const *adopted, size_t
     a = cJSON_AddArrayToObject(o, "adopted");
     for (size_t i = 0; i < n; i++)
         cJSON_AddItemToArray(a, cJSON_CreateString(adopted[i]));
+    sup_reg_emit(sup, o, MD_JPRIO_RUN);
+}
+
+void sup_reg_alert(struct sup *sup, const char *job, const char *key, const char *severity,
+                   const char *message)
+{
+    cJSON *o;
+
+    if (sup->reg == NULL)
+        return;
+    o = sup_reg_event_new(sup, "alert");
+    cJSON_AddStringToObject(o, "job", job);
+    cJSON_AddStringToObject(o, "key", key);
+    cJSON_AddStringToObject(o, "severity", severity);
+    cJSON_AddStringToObject(o, "message", message);
+    sup_reg_emit(sup, o, MD_JPRIO_RUN);
+}
+
+void sup_reg_resolve(struct sup *sup, const char *job, const char *key)
+{
+    cJSON *o;
+
+    if (sup->reg == NULL)
+        return;
+    o = sup_reg_event_new(sup, "resolve");
+    cJSON_AddStringToObject(o, "job", job);
+    cJSON_AddStringToObject(o, "key", key);
     sup_reg_emit(sup, o, MD_JPRIO_RUN);
 }
 

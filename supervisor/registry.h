@@ -98,6 +98,14 @@ void sup_reg_run_abandoned(struct sup *sup, const struct sup_runlog_run *r, cons
  * adopted (n execution ids, borrowed) are still running and watched by this life; every other
  * run this node's earlier lives left 'running' in the registry is closed as abandoned. */
 void sup_reg_runs_reconciled(struct sup *sup, const char *const *adopted, size_t n);
+/* meshd's own alert about a job (jobalert.h): raises, or raises again, the alert named key
+ * with severity ("critical", "warning", "info") and message; or resolves it.  An "alert" or
+ * "resolve" event, as a worker's status line makes, with the job named and no run (all
+ * borrowed).  Journalled as run records are: never dropped at the journal's bound, since a
+ * lost raise hides a failure and a lost resolve leaves the alert open until the next one. */
+void sup_reg_alert(struct sup *sup, const char *job, const char *key, const char *severity,
+                   const char *message);
+void sup_reg_resolve(struct sup *sup, const char *job, const char *key);
 /* A worker's status line (metric, alert, resolve, message, progress, heartbeat) in a run. */
 void sup_reg_status(struct sup *sup, const char *job, const char *run_id,
                     const struct md_status_event *ev);

@@ -34,6 +34,7 @@
 #include "meshd/md_time.h"
 #include "cluster.h"
 #include "job.h"
+#include "jobalert.h"
 #include "registry.h"
 #include "scheduler.h"
 #include "scheduler_internal.h"
@@ -509,6 +510,11 @@ static void job_due(struct sup_job *job, int64_t now_ms, const char *why)
                job->name, a, w.late_ms, why, j->catchup_ms / 1000);
         break;
     }
+    /* One alert for everything this wake-up found missed, after the slots' records. */
+    if (w.missed > 0 || w.verdict == SCHED_MISSED)
+        sup_jobalert_missed(job, w.missed + (w.verdict == SCHED_MISSED),
+                            w.missed > 0 ? w.first : w.latest,
+                            w.verdict == SCHED_MISSED ? w.latest : w.before, why);
     job->last_slot = w.latest;
     job->sup->state_dirty = true;
     job_schedule(job, w.latest > now_ms / 1000 ? w.latest : now_ms / 1000);

@@ -30,7 +30,7 @@ import sys
 #   50s http -> api -> metrics -> view   driving adapters
 #   40s sup, control        the supervisor object: start, reload diff, shutdown; operator control
 #   30s scheduler, lease, bus   what triggers a run: cron slots, leases, bus messages
-#   20  job                 one job's run lifecycle
+#   20  job                 one job's run lifecycle (19: jobalert, meshd's alerts about it)
 #   10s driven adapters     processes, launch, registry (+ its events, the cluster's claims and
 #                           leases), state file, orphans, notify, cgroups
 #   0s  pure logic          prog, history
@@ -48,6 +48,7 @@ RANK = {
     "lease": 33,
     "bus": 32,
     "job": 20,
+    "jobalert": 19,  # meshd's own alerts about a job: below job.c, which calls it on run ends
     "proc": 14,
     "proc_out": 13,
     "cluster": 13,

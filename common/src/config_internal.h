@@ -169,7 +169,7 @@ struct key_def {
 
 /* The keys of a job and of defaults:, in the order they are applied.  NJOBKEYS is their
  * number (a constant, for arrays indexed by key; config_job.c asserts it). */
-#define NJOBKEYS 29
+#define NJOBKEYS 30
 extern const struct key_def md__job_keys[];
 
 /* Applies node v for key k to w->job; returns false after reporting a problem. */

@@ -27,6 +27,7 @@ struct enum_name {
 
 _Static_assert(sizeof(enum md_restart) == sizeof(int), "KT_ENUM stores enums as int");
 _Static_assert(sizeof(enum md_concurrency) == sizeof(int), "KT_ENUM stores enums as int");
+_Static_assert(sizeof(enum md_failure_alert) == sizeof(int), "KT_ENUM stores enums as int");
 
 static const struct enum_name restart_names[] = {{"never", MD_RESTART_NEVER},
                                                  {"on-failure", MD_RESTART_ON_FAILURE},
@@ -37,6 +38,11 @@ static const struct enum_name conc_names[] = {
 static const struct enum_name dst_names[] = {
     {"cronie", MD_CRON_DST_CRONIE}, {"skip", MD_CRON_DST_SKIP}, {NULL, 0}};
 static const struct enum_name ready_names[] = {{"start_secs", 0}, {"line", 1}, {NULL, 0}};
+static const struct enum_name failure_alert_names[] = {{"critical", MD_FAILURE_ALERT_CRITICAL},
+                                                       {"warning", MD_FAILURE_ALERT_WARNING},
+                                                       {"info", MD_FAILURE_ALERT_INFO},
+                                                       {"none", MD_FAILURE_ALERT_NONE},
+                                                       {NULL, 0}};
 
 static key_fn key_worker, key_command, key_args, key_schedule, key_on, key_timezone, key_dst,
     key_env, key_user, key_restart, key_backoff, key_ready, key_expect, key_prefer, key_singleton,
@@ -66,6 +72,10 @@ const struct key_def md__job_keys[] = {
     {"stop_timeout", KT_DURATION, 0, OFF(stop_timeout_ms), "10s", 0, DUR_MAX, NULL, NULL},
     {"stop_group", KT_BOOL, 0, OFF(stop_group), "true", 0, 0, NULL, NULL},
     {"concurrency", KT_ENUM, K_NOT_SERVICE, OFF(concurrency), "forbid", 0, 0, conc_names, NULL},
+    /* Every kind: a service has no failed alert, but none also turns off its fatal one.  Not
+     * critical by default: meshctl health fails while a critical alert is open, so a failing
+     * health-check job would keep itself failing. */
+    {"failure_alert", KT_ENUM, 0, OFF(failure_alert), "warning", 0, 0, failure_alert_names, NULL},
     {"jitter", KT_DURATION, K_CRON_ONLY, OFF(jitter_ms), "0", 0, DUR_MAX, NULL, NULL},
     {"catch_up", KT_DURATION, K_CRON_ONLY, OFF(catchup_ms), "1h", 0, DUR_MAX, NULL, NULL},
     {"prefer", KT_STRING, K_CRON_ONLY, OFF(prefer), NULL, 0, 0, NULL, key_prefer},

@@ -130,6 +130,7 @@ TEST(minimal_job_gets_every_default)
     T_ASSERT_EQ(10000, j->stop_timeout_ms);
     T_ASSERT_TRUE(j->stop_group);
     T_ASSERT_EQ(MD_CONC_FORBID, j->concurrency);
+    T_ASSERT_EQ(MD_FAILURE_ALERT_WARNING, j->failure_alert);
     T_ASSERT_EQ(0, j->jitter_ms);
     T_ASSERT_EQ(3600000, j->catchup_ms);
     T_ASSERT_TRUE(j->enabled);
@@ -169,6 +170,7 @@ TEST(every_key_set)
          "    stop_timeout: 3s\n"
          "    stop_group: false\n"
          "    concurrency: replace\n"
+         "    failure_alert: critical\n"
          "    jitter: 45s\n"
          "    catch_up: 2d\n"
          "    enabled: false\n"
@@ -207,6 +209,7 @@ TEST(every_key_set)
     T_ASSERT_EQ(3000, j->stop_timeout_ms);
     T_ASSERT_FALSE(j->stop_group);
     T_ASSERT_EQ(MD_CONC_REPLACE, j->concurrency);
+    T_ASSERT_EQ(MD_FAILURE_ALERT_CRITICAL, j->failure_alert);
     T_ASSERT_EQ(45000, j->jitter_ms);
     T_ASSERT_EQ(2 * 86400000LL, j->catchup_ms);
     T_ASSERT_FALSE(j->enabled);
@@ -663,7 +666,8 @@ TEST(bad_values)
               "    concurrency: queue\n"
               "    ready: now\n"
               "    dst: fall-back\n"
-              "    user: ''\n");
+              "    user: ''\n"
+              "    failure_alert: loud\n");
     T_ERR(5, 14, "key 'jobs.x.timeout': expected a duration like 30s, 5m or 1h30m, got '5x'");
     T_ERR(6, 17, "key 'jobs.x.start_secs': expected a duration like 30s, 5m or 1h30m, got '-1s'");
     T_ERR(7, 19,
@@ -685,7 +689,10 @@ TEST(bad_values)
     T_ERR(15, 12, "key 'jobs.x.ready': expected one of start_secs, line, got 'now'");
     T_ERR(16, 10, "key 'jobs.x.dst': expected one of cronie, skip, got 'fall-back'");
     T_ERR(17, 11, "key 'jobs.x.user': must not be empty");
-    T_ASSERT_EQ(13, diag.nerrors);
+    T_ERR(18, 20,
+          "key 'jobs.x.failure_alert': expected one of critical, warning, info, none, got "
+          "'loud'");
+    T_ASSERT_EQ(14, diag.nerrors);
 }
 
 TEST(node_values)
@@ -1160,6 +1167,7 @@ TEST(defaults_inherit_and_override)
          "  env: {A: from-defaults, B: b}\n"
          "  jitter: 5s\n"
          "  concurrency: allow\n"
+         "  failure_alert: none\n"
          "  config: {shared: true}\n"
          "jobs:\n"
          "  a:\n"
@@ -1173,6 +1181,7 @@ TEST(defaults_inherit_and_override)
          "    restart: on-failure\n"
          "    backoff: {max: 5m}\n"
          "    env: {A: mine, C: c}\n"
+         "    failure_alert: info\n"
          "    config: {own: 1}\n"
          "  s:\n"
          "    command: c\n"
@@ -1195,6 +1204,7 @@ TEST(defaults_inherit_and_override)
     T_ASSERT_STREQ("from-defaults", a->env[0].value);
     T_ASSERT_EQ(5000, a->jitter_ms);
     T_ASSERT_EQ(MD_CONC_ALLOW, a->concurrency);
+    T_ASSERT_EQ(MD_FAILURE_ALERT_NONE, a->failure_alert);
     T_ASSERT_STREQ("{\"shared\":true}", a->config_json);
 
     T_ASSERT_STREQ("UTC", md_tz_name(b->tz));
@@ -1208,11 +1218,14 @@ TEST(defaults_inherit_and_override)
     T_ASSERT_STREQ("b", b->env[1].value);
     T_ASSERT_STREQ("C", b->env[2].name);
     T_ASSERT_STREQ("{\"own\":1}", b->config_json); /* config replaces */
+    T_ASSERT_EQ(MD_FAILURE_ALERT_INFO, b->failure_alert);
 
     T_ASSERT_EQ(0, s->timeout_ms); /* timeout, jitter, concurrency skip services */
     T_ASSERT_EQ(0, s->jitter_ms);
     T_ASSERT_EQ(MD_CONC_FORBID, s->concurrency);
     T_ASSERT_EQ(MD_RESTART_ALWAYS, s->restart);
+    T_ASSERT_EQ(MD_FAILURE_ALERT_NONE, s->failure_alert); /* every kind takes it */
+    T_ASSERT_EQ(MD_FAILURE_ALERT_NONE, e->failure_alert);
     T_ASSERT_EQ(3600000, e->timeout_ms); /* event jobs take a timeout, not jitter */
     T_ASSERT_EQ(0, e->jitter_ms);
     T_ASSERT_EQ(MD_RESTART_NEVER, e->restart);
@@ -1225,6 +1238,7 @@ TEST(defaults_errors_reported_once_and_what_when_refused)
           "  command: c\n"
           "  on: go\n"
           "  backoff: {initial: 5m, max: 1m}\n"
+          "  failure_alert: Critical\n"
           "jobs:\n"
           "  a: {command: c, on: go}\n"
           "  b: {command: c, on: go}\n");
@@ -1232,7 +1246,10 @@ TEST(defaults_errors_reported_once_and_what_when_refused)
     T_ERR(3, 3, "key 'defaults.command': not allowed in defaults");
     T_ERR(4, 3, "key 'defaults.on': not allowed in defaults");
     T_ERR(5, 12, "key 'defaults.backoff': initial (300000ms) is greater than max (60000ms)");
-    T_ASSERT_EQ(4, diag.nerrors);
+    T_ERR(6, 18,
+          "key 'defaults.failure_alert': expected one of critical, warning, info, none, got "
+          "'Critical'");
+    T_ASSERT_EQ(5, diag.nerrors);
 }
 
 /* ---- config -> JSON -------------------------------------------------------------------------- */

@@ -1,12 +1,14 @@
 /* test_job.c - one job's run lifecycle (job.c) through its seams: process operations faked
  * (sup->proc_ops: no process at all, the test plays each exit), upward news recorded
  * (sup->job_hooks).  Replace, restart while stopping, message completion, extra runs, the
- * history a run leaves, and the idle hook once the last proc is gone. */
+ * history a run leaves, and the idle hook once the last proc is gone.  And meshd's own alerts
+ * about the job (jobalert.c) as its memory keeps them: a failed run, FATAL, missed slots. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "job.h"
+#include "jobalert.h"
 #include "meshd/md_alloc.h"
 #include "meshd/md_config.h"
 #include "meshd/md_log.h"
@@ -414,6 +416,204 @@ TEST(extra_runs_of_allow_are_counted_on_their_own)
     /* meshd's second signal: every proc is killed hard (none left here: nothing to do). */
     sup_job_kill_all(job);
     T_ASSERT_EQ(F.kill_hards, 0);
+    teardown(job);
+}
+
+/* ---- meshd's own alerts (jobalert.c), as the job's memory keeps them ---------------------- */
+
+static const struct sup_alert *alert_of(struct sup_job *job, const char *key)
+{
+    for (const struct sup_alert *a = job->history.alerts; a != NULL; a = a->next)
+        if (strcmp(a->key, key) == 0)
+            return a;
+    return NULL;
+}
+
+TEST(a_failed_run_raises_its_alert_and_a_success_resolves_it)
+{
+    struct sup_job *job = setup("node: {name: t}\njobs:\n  c:\n    command: [x]\n"
+                                "    schedule: '* * * * *'\n",
+                                "c");
+    const struct sup_alert *a;
+
+    /* Born not knowing: a previous life may have left any of its keys open. */
+    T_ASSERT_EQ(SUP_JOBALERT_FAILED | SUP_JOBALERT_FATAL | SUP_JOBALERT_MISSED,
+                job->alerts_maybe_open);
+    start_slot(job, S1);
+    proc_ends(primary(job), 3, 0, NULL);
+    T_ASSERT_TRUE((a = alert_of(job, "job.c.failed")) != NULL);
+    T_ASSERT_EQ(MD_SEV_WARNING, a->severity); /* failure_alert's default */
+    T_ASSERT_STREQ("run c@20251125T070000Z failed: exit code 3", a->message);
+    T_ASSERT_EQ(1, job->history.nalerts);
+    start_slot(job, S2);
+    proc_ends(primary(job), 2, 0, NULL); /* again: the same alert, refreshed */
+    T_ASSERT_EQ(1, job->history.nalerts);
+    T_ASSERT_STREQ("run c@20251125T070100Z failed: exit code 2",
+                   alert_of(job, "job.c.failed")->message);
+    start_slot(job, S2 + 60);
+    proc_ends(primary(job), 0, 0, NULL);
+    T_ASSERT_EQ(0, job->history.nalerts);
+    T_ASSERT_EQ(0, job->alerts_maybe_open); /* every resolve sent */
+    teardown(job);
+}
+
+TEST(failure_alert_sets_the_severity_or_turns_the_alerts_off)
+{
+    struct sup_job *job = setup("node: {name: t}\njobs:\n  c:\n    command: [x]\n"
+                                "    schedule: '* * * * *'\n    failure_alert: critical\n"
+                                "    timeout: 1500ms\n",
+                                "c");
+    struct sup_proc *p;
+
+    start_slot(job, S1);
+    proc_ends(primary(job), -1, SIGKILL, NULL);
+    T_ASSERT_EQ(MD_SEV_CRITICAL, alert_of(job, "job.c.failed")->severity);
+    T_ASSERT_CONTAINS(alert_of(job, "job.c.failed")->message, "failed: killed by signal 9 (");
+    start_slot(job, S2); /* a timed-out run is a failure too */
+    p = primary(job);
+    p->timed_out = true;
+    T_ASSERT_TRUE(p->cbs->timed_out(p, p->ud));
+    proc_ends(p, -1, SIGTERM, NULL);
+    T_ASSERT_STREQ("run c@20251125T070100Z timed out (timeout 1500ms)",
+                   alert_of(job, "job.c.failed")->message);
+    teardown(job);
+
+    job = setup("node: {name: t}\ndefaults: {failure_alert: none}\njobs:\n  c:\n"
+                "    command: [x]\n    schedule: '* * * * *'\n    restart: on-failure\n"
+                "    max_retries: 0\n",
+                "c");
+    start_slot(job, S1);
+    proc_ends(primary(job), 3, 0, NULL); /* failed, and FATAL: neither alert */
+    T_ASSERT_EQ(PROG_FATAL, job->prog.state);
+    sup_jobalert_missed(job, 2, S1, S2, "meshd was down");
+    T_ASSERT_EQ(0, job->history.nalerts);
+    teardown(job);
+}
+
+TEST(a_stopped_run_raises_nothing)
+{
+    struct sup_job *job = setup("node: {name: t}\njobs:\n  c:\n    command: [x]\n"
+                                "    schedule: '* * * * *'\n",
+                                "c");
+
+    start_slot(job, S1);
+    job->stop_status = RUN_STOPPED;
+    sup_job_event(job, EV_STOP, 0, 0);
+    proc_ends(primary(job), -1, SIGTERM, NULL);
+    T_ASSERT_EQ(RUN_STOPPED, sup_history_last(&job->history)->status);
+    T_ASSERT_EQ(0, job->history.nalerts);
+    teardown(job);
+}
+
+TEST(retries_raise_once_the_run_is_over_then_fatal)
+{
+    struct sup_job *job = setup("node: {name: t}\njobs:\n  r:\n    command: [x]\n"
+                                "    schedule: '* * * * *'\n    restart: on-failure\n"
+                                "    max_retries: 2\n    backoff: {initial: 0}\n",
+                                "r");
+    const struct sup_alert *a;
+
+    start_slot(job, S1);
+    for (int i = 0; i < 2; i++) {
+        proc_ends(primary(job), 3, 0, NULL);
+        T_ASSERT_EQ(PROG_BACKOFF, job->prog.state);
+        T_ASSERT_EQ(0, job->history.nalerts); /* another attempt follows: not over yet */
+        sup_job_event(job, EV_TIMER_FIRED, 0, 0);
+    }
+    proc_ends(primary(job), 4, 0, NULL);
+    T_ASSERT_EQ(PROG_FATAL, job->prog.state);
+    T_ASSERT_EQ(2, job->history.nalerts);
+    T_ASSERT_STREQ("run r@20251125T070000Z failed: exit code 4",
+                   alert_of(job, "job.r.failed")->message);
+    T_ASSERT_TRUE((a = alert_of(job, "job.r.fatal")) != NULL);
+    T_ASSERT_EQ(MD_SEV_CRITICAL, a->severity);
+    T_ASSERT_STREQ("gave up after 3 failures in a row (retries exhausted); last run "
+                   "r@20251125T070000Z failed: exit code 4",
+                   a->message);
+    /* Started again (the next slot), it runs and succeeds: both are over. */
+    start_slot(job, S2);
+    T_ASSERT_EQ(2, job->history.nalerts); /* starting is not succeeding */
+    proc_ends(primary(job), 0, 0, NULL);
+    T_ASSERT_EQ(0, job->history.nalerts);
+    teardown(job);
+}
+
+TEST(a_service_gives_up_and_is_fine_again_once_running)
+{
+    struct sup_job *job = setup("node: {name: t}\njobs:\n  s:\n    command: [x]\n"
+                                "    schedule: always\n",
+                                "s");
+
+    T_ASSERT_EQ(SUP_JOBALERT_FATAL, job->alerts_maybe_open);
+    sup_job_event(job, EV_START, 0, 0);
+    proc_ends(primary(job), 100, 0, NULL);
+    T_ASSERT_EQ(PROG_FATAL, job->prog.state);
+    T_ASSERT_EQ(1, job->history.nalerts); /* no failed alert for a service */
+    T_ASSERT_CONTAINS(alert_of(job, "job.s.fatal")->message,
+                      "gave up (permanent failure (exit 100)); last run s@");
+    T_ASSERT_CONTAINS(alert_of(job, "job.s.fatal")->message, " failed: exit code 100");
+    sup_job_event(job, EV_START, 0, 0); /* a reload, the operator */
+    T_ASSERT_EQ(1, job->history.nalerts);
+    sup_job_event(job, EV_TIMER_FIRED, 0, 0); /* start_secs: RUNNING */
+    T_ASSERT_EQ(PROG_RUNNING, job->prog.state);
+    T_ASSERT_EQ(0, job->history.nalerts);
+    sup_job_event(job, EV_STOP, 0, 0);
+    proc_ends(primary(job), -1, SIGTERM, NULL);
+    teardown(job);
+}
+
+TEST(missed_slots_raise_one_alert_resolved_by_a_success)
+{
+    struct sup_job *job = setup("node: {name: t}\njobs:\n  c:\n    command: [x]\n"
+                                "    schedule: '* * * * *'\n",
+                                "c");
+
+    sup_jobalert_missed(job, 1, S1, S1, "meshd was down");
+    T_ASSERT_STREQ("slot 2025-11-25T07:00:00+00:00 missed: meshd was down",
+                   alert_of(job, "job.c.missed")->message);
+    sup_jobalert_missed(job, 3, S1, S2 + 60, "meshd was down");
+    T_ASSERT_EQ(1, job->history.nalerts);
+    T_ASSERT_EQ(MD_SEV_WARNING, alert_of(job, "job.c.missed")->severity);
+    T_ASSERT_STREQ("3 slots missed, 2025-11-25T07:00:00+00:00 to 2025-11-25T07:02:00+00:00: "
+                   "meshd was down",
+                   alert_of(job, "job.c.missed")->message);
+    start_slot(job, S2 + 120);
+    proc_ends(primary(job), 0, 0, NULL);
+    T_ASSERT_EQ(0, job->history.nalerts);
+    /* In a cluster another node may have run them: no alert. */
+    g_sup.cfg->cluster = true;
+    sup_jobalert_missed(job, 3, S1, S2 + 60, "meshd was down");
+    T_ASSERT_EQ(0, job->history.nalerts);
+    teardown(job);
+}
+
+/* A resolve is sent only for a key that may be open; in cluster mode (another node may have
+ * raised it) every key of the job again SUP_JOBALERT_RECHECK_MS after the last resolves.  The
+ * registry is off here: alerts_resolved_ms moves exactly when resolves are sent. */
+TEST(resolves_are_sent_again_only_in_cluster_mode_after_a_while)
+{
+    struct sup_job *job = setup("node: {name: t}\njobs:\n  c:\n    command: [x]\n"
+                                "    schedule: '* * * * *'\n",
+                                "c");
+    uint64_t now = uv_now(&g_loop), long_ago = now - SUP_JOBALERT_RECHECK_MS - 1;
+
+    T_ASSERT_TRUE(now > SUP_JOBALERT_RECHECK_MS + 1);
+    start_slot(job, S1);
+    proc_ends(primary(job), 0, 0, NULL); /* the first success: every key, once */
+    T_ASSERT_EQ(0, job->alerts_maybe_open);
+    T_ASSERT_EQ(now, job->alerts_resolved_ms);
+    job->alerts_resolved_ms = long_ago;
+    start_slot(job, S2);
+    proc_ends(primary(job), 0, 0, NULL); /* alone, nothing was raised since: none */
+    T_ASSERT_EQ(long_ago, job->alerts_resolved_ms);
+    g_sup.cfg->cluster = true;
+    start_slot(job, S2 + 60);
+    proc_ends(primary(job), 0, 0, NULL); /* another node may have raised them: all again */
+    T_ASSERT_EQ(now, job->alerts_resolved_ms);
+    T_ASSERT_EQ(0, job->alerts_maybe_open);
+    start_slot(job, S2 + 120);
+    proc_ends(primary(job), 0, 0, NULL); /* but not at every success */
+    T_ASSERT_EQ(now, job->alerts_resolved_ms);
     teardown(job);
 }
 

@@ -390,7 +390,9 @@ TEST(prune_in_batches_keeps_recent)
     T_ASSERT_EQ(6, scalar("SELECT count(*) FROM agent_runs"));
     T_ASSERT_EQ(1, scalar("SELECT count(*) FROM agent_runs WHERE run_id = 'long'"));
     T_ASSERT_EQ(3, scalar("SELECT count(*) FROM agent_metrics"));
-    T_ASSERT_EQ(6, scalar("SELECT count(*) FROM agent_messages"));
+    T_ASSERT_EQ(6, scalar("SELECT count(*) FROM agent_messages WHERE type = 't'"));
+    /* The open alert's message (0006), pending but recent, stays. */
+    T_ASSERT_EQ(1, scalar("SELECT count(*) FROM agent_messages WHERE type = 'alert'"));
     T_ASSERT_EQ(0, scalar("SELECT count(*) FROM agent_messages WHERE status = 'done' AND "
                           "processed_at < now() - interval '1 day'"));
     T_ASSERT_EQ(1, scalar("SELECT count(*) FROM agent_alerts"));

@@ -4,6 +4,8 @@
  * without run_start, out-of-order job events, the (job, scheduled_for) claim between missed and
  * started runs, and 1000 mixed events in one call (timed).  And the bus (0005): a message
  * event's priority and target, and the claim bus.c sends (its order, its targets, its plan).
+ * And the alert messages (0006): one per open, repeat and resolve, none for a replay, and
+ * their retention.
  *
  * MESHD_TEST_PG is a superuser conninfo on a throwaway cluster (ctest sets it); every test works
  * in a database of its own, test_regsql_<pid>_<n>, dropped at the end.
@@ -1081,8 +1083,13 @@ TEST(thousand_mixed_events_in_one_call)
 
     T_ASSERT_EQ(200, scalar("SELECT count(*) FROM agent_runs WHERE finished_at IS NOT NULL"));
     T_ASSERT_EQ(400, scalar("SELECT count(*) FROM agent_metrics"));
-    T_ASSERT_EQ(40, scalar("SELECT count(*) FROM agent_messages"));
+    T_ASSERT_EQ(40, scalar("SELECT count(*) FROM agent_messages WHERE type = 'done'"));
     T_ASSERT_EQ(40, scalar("SELECT sum(count) FROM agent_alerts"));
+    /* 0006: an alert message per raise, 4 opens and 36 repeats; none from the replay. */
+    T_ASSERT_EQ(4, scalar("SELECT count(*) FROM agent_messages WHERE type = 'alert' AND "
+                          "payload->>'event' = 'open'"));
+    T_ASSERT_EQ(36, scalar("SELECT count(*) FROM agent_messages WHERE type = 'alert' AND "
+                           "payload->>'event' = 'repeat'"));
     T_ASSERT_EQ(4, scalar("SELECT count(*) FROM agent_alerts"));
     T_ASSERT_EQ(29, scalar("SELECT count(*) FROM agent_runs WHERE status = 'failed'"));
     T_ASSERT_TRUE(t1 - t0 < 10000); /* a sanity bound only; the time is printed above */
@@ -1246,6 +1253,117 @@ TEST(message_priority_and_target)
     r = PQexec(db, "INSERT INTO agent_messages (type, to_job) VALUES ('t', '')");
     T_ASSERT_STREQ("23514", PQresultErrorField(r, PG_DIAG_SQLSTATE));
     PQclear(r);
+}
+
+/* 0006: every open, repeat and resolve of an alert puts one 'alert' message on the bus, in
+ * the same transaction, with the alert as it is after the change; a replay writes nothing;
+ * a change that is none of the three writes nothing. */
+#define ALERT_MSG(ev, sev, cnt, job, resolved)                                                     \
+    "SELECT count(*) FROM agent_messages m JOIN agent_alerts a ON a.id = "                         \
+    "(m.payload->>'id')::bigint "                                                                  \
+    "WHERE m.type = 'alert' AND m.source = 'meshd' AND m.status = 'pending' AND "                  \
+    "m.to_node IS NULL AND m.to_job IS NULL AND m.event_id IS NULL AND m.payload = "               \
+    "jsonb_build_object('event', '" ev "', 'id', a.id, 'key', a.key, 'severity', '" sev "', "      \
+    "'job', " job ", 'node', 'pc', 'message', a.message, 'count', " cnt ", 'opened_at', "          \
+    "meshd_json_time(a.opened_at), 'updated_at', meshd_json_time(a.updated_at), "                  \
+    "'resolved_at', " resolved ")"
+
+TEST(alert_changes_put_messages_on_the_bus)
+{
+    char before[64], after[64];
+    static const char *batch =
+        "[{'id':'pc/1','type':'alert','at':'2025-06-01T03:00:12.5Z','node':'pc','job':'backup',"
+        "'key':'disk:/var','severity':'warning','message':'91% full'},"
+        "{'id':'pc/2','type':'alert','at':'2025-06-01T03:00:13Z','node':'pc','job':'backup',"
+        "'key':'disk:/var','severity':'critical','message':'99% full'},"
+        "{'id':'pc/3','type':'resolve','at':'2025-06-01T03:10:00Z','node':'pc','job':'backup',"
+        "'key':'disk:/var'},"
+        "{'id':'pc/4','type':'resolve','at':'2025-06-01T03:10:01Z','node':'pc','key':'nothing'},"
+        "{'id':'pc/5','type':'alert','at':'2025-06-01T03:11:00Z','node':'pc','key':'node.k',"
+        "'severity':'info','message':'a node alert'}]";
+
+    fresh_db();
+    /* One at a time, to see each message as its change left the alert. */
+    T_ASSERT_EQ(1, apply("[{'id':'pc/1','type':'alert','at':'2025-06-01T03:00:12.5Z','node':'pc',"
+                         "'job':'backup','key':'disk:/var','severity':'warning','message':'91% "
+                         "full'}]"));
+    T_ASSERT_EQ(1, scalar("SELECT count(*) FROM agent_messages"));
+    T_ASSERT_EQ(1, scalar(ALERT_MSG("open", "warning", "1", "'backup'", "NULL")));
+    T_ASSERT_EQ(50, scalar("SELECT priority FROM agent_messages"));
+    T_ASSERT_EQ(1, scalar("SELECT count(*) FROM agent_messages WHERE payload->>'opened_at' = "
+                          "'2025-06-01T03:00:12.500Z'"));
+    T_EXEC_OK("UPDATE agent_messages SET status = 'done', processed_at = now()");
+
+    T_ASSERT_EQ(1, apply("[{'id':'pc/2','type':'alert','at':'2025-06-01T03:00:13Z','node':'pc',"
+                         "'job':'backup','key':'disk:/var','severity':'critical','message':'99% "
+                         "full'}]"));
+    T_ASSERT_EQ(1, scalar(ALERT_MSG("repeat", "critical", "2", "'backup'", "NULL")));
+    T_ASSERT_EQ(10, scalar("SELECT priority FROM agent_messages WHERE status = 'pending'"));
+    T_EXEC_OK("UPDATE agent_messages SET status = 'done', processed_at = now()");
+
+    T_ASSERT_EQ(2, apply("[{'id':'pc/3','type':'resolve','at':'2025-06-01T03:10:00Z','node':'pc',"
+                         "'job':'backup','key':'disk:/var'},"
+                         "{'id':'pc/4','type':'resolve','at':'2025-06-01T03:10:01Z','node':'pc',"
+                         "'key':'nothing'},"
+                         "{'id':'pc/5','type':'alert','at':'2025-06-01T03:11:00Z','node':'pc',"
+                         "'key':'node.k','severity':'info','message':'a node alert'}]"));
+    T_ASSERT_EQ(
+        1, scalar(ALERT_MSG("resolve", "critical", "2", "'backup'", "'2025-06-01T03:10:00.000Z'")));
+    T_ASSERT_EQ(1, scalar(ALERT_MSG("open", "info", "1", "NULL", "NULL")));
+    T_ASSERT_EQ(100, scalar("SELECT priority FROM agent_messages WHERE payload->>'key' = "
+                            "'node.k'"));
+    T_ASSERT_EQ(4, scalar("SELECT count(*) FROM agent_messages"));
+
+    /* Replayed, the whole batch changes no alert, so it writes no message. */
+    snapshot(before, sizeof before);
+    T_ASSERT_EQ(0, apply(batch));
+    snapshot(after, sizeof after);
+    T_ASSERT_STREQ(before, after);
+    T_ASSERT_EQ(4, scalar("SELECT count(*) FROM agent_messages"));
+
+    /* Changes that are neither an open, a repeat nor a resolve: none.  A resolved row
+     * inserted as such, an edit of an open alert's message, a count set back. */
+    T_EXEC_OK("INSERT INTO agent_alerts (node, key, severity, message, status, resolved_at) "
+              "VALUES ('pc', 'old', 'critical', 'm', 'resolved', now())");
+    T_EXEC_OK("UPDATE agent_alerts SET message = 'edited' WHERE key = 'node.k'");
+    T_EXEC_OK("UPDATE agent_alerts SET count = 5 WHERE key = 'node.k'");
+    T_ASSERT_EQ(5, scalar("SELECT count(*) FROM agent_messages"));
+    T_ASSERT_EQ(1, scalar(ALERT_MSG("repeat", "info", "5", "NULL", "NULL")));
+    T_EXEC_OK("UPDATE agent_alerts SET count = 1 WHERE key = 'node.k'");
+    T_EXEC_OK("UPDATE agent_alerts SET message = 'again' WHERE status = 'resolved'");
+    T_ASSERT_EQ(5, scalar("SELECT count(*) FROM agent_messages"));
+
+    /* Any writer: psql's raise of a key resolved before opens a new alert, and says so. */
+    T_EXEC_OK("INSERT INTO agent_alerts (node, job, key, severity, message) "
+              "VALUES ('pc', 'backup', 'disk:/var', 'warning', 'by hand')");
+    T_ASSERT_EQ(1, scalar(ALERT_MSG("open", "warning", "1", "'backup'", "NULL")));
+    T_ASSERT_EQ(2, scalar("SELECT count(DISTINCT payload->>'id') FROM agent_messages WHERE "
+                          "payload->>'key' = 'disk:/var'"));
+}
+
+/* 0006: meshd_prune deletes pending alert messages older than its age (nobody consumes them),
+ * never a pending message of another type, a processing one, or the alert itself. */
+TEST(prune_deletes_alert_messages_nobody_took)
+{
+    fresh_db();
+    T_ASSERT_EQ(1, apply("[{'id':'pc/1','type':'alert','at':'2025-06-01T03:00:00Z','node':'pc',"
+                         "'key':'k','severity':'warning','message':'m'}]"));
+    T_EXEC_OK("INSERT INTO agent_messages (type, created_at) VALUES "
+              "('other', now() - interval '2 days'), ('alert', now() - interval '2 days'), "
+              "('alert', now() - interval '2 hours')");
+    T_EXEC_OK("INSERT INTO agent_messages (type, status, claimed_at, created_at) VALUES "
+              "('alert', 'processing', now(), now() - interval '2 days')");
+    T_EXEC_OK("UPDATE agent_messages SET created_at = now() - interval '3 days' WHERE source = "
+              "'meshd'");
+    T_EXEC_OK("UPDATE meshd_applied_events SET applied_at = now()");
+    T_ASSERT_EQ(2, scalar("SELECT meshd_prune('1 day')"));
+    T_ASSERT_EQ(0, scalar("SELECT meshd_prune('1 day')"));
+    T_ASSERT_EQ(3, scalar("SELECT count(*) FROM agent_messages"));
+    T_ASSERT_EQ(1, scalar("SELECT count(*) FROM agent_messages WHERE type = 'other'"));
+    T_ASSERT_EQ(1, scalar("SELECT count(*) FROM agent_messages WHERE status = 'processing'"));
+    T_ASSERT_EQ(1, scalar("SELECT count(*) FROM agent_messages WHERE type = 'alert' AND "
+                          "status = 'pending' AND created_at > now() - interval '1 day'"));
+    T_ASSERT_EQ(1, scalar("SELECT count(*) FROM agent_alerts WHERE key = 'k' AND status = 'open'"));
 }
 
 /* Runs bus.c's claim for (type, node, job); the claimed message's payload->>'n' (0 when

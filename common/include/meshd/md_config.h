@@ -36,6 +36,16 @@ enum md_job_kind {
 enum md_restart { MD_RESTART_NEVER, MD_RESTART_ON_FAILURE, MD_RESTART_ALWAYS };
 enum md_concurrency { MD_CONC_FORBID, MD_CONC_ALLOW, MD_CONC_REPLACE };
 
+/* failure_alert: the severity of meshd's own alert when a run of the job fails
+ * (job.<name>.failed), or none: meshd raises no alert of its own about the job at all (failed,
+ * fatal, missed).  The first three are in md_status_severity's order (md_status.h). */
+enum md_failure_alert {
+    MD_FAILURE_ALERT_CRITICAL,
+    MD_FAILURE_ALERT_WARNING, /* the default */
+    MD_FAILURE_ALERT_INFO,
+    MD_FAILURE_ALERT_NONE,
+};
+
 struct md_env_var {
     char *name;
     char *value; /* after ${VAR} expansion; never log it */
@@ -74,8 +84,9 @@ struct md_job {
     uint64_t stop_timeout_ms;  /* then SIGKILL */
     bool stop_group;           /* signal the whole process group */
     enum md_concurrency concurrency;
-    uint64_t jitter_ms;  /* random delay 0..jitter added to each scheduled fire */
-    uint64_t catchup_ms; /* catch-up window for missed scheduled runs */
+    enum md_failure_alert failure_alert; /* meshd's alerts about the job (docs/supervision.md) */
+    uint64_t jitter_ms;                  /* random delay 0..jitter added to each scheduled fire */
+    uint64_t catchup_ms;                 /* catch-up window for missed scheduled runs */
     bool enabled;
     char *prefer;               /* cluster: the node that runs this job's slots; others wait
                                  * takeover_ms and run a slot only if it was not claimed */
