@@ -159,8 +159,7 @@ def event_latency(pg, rcv, work, n, linger):
     with open(script, "w") as f:
         f.write(RAISER)
     jobs = """  raiser:
-    command: python3
-    args: [%s, "%d", "0.25", "bench"]
+    command: [python3, %s, "%d", "0.25", "bench"]
     schedule: always
   notify:
     worker: report
@@ -178,6 +177,9 @@ def event_latency(pg, rcv, work, n, linger):
             got += latencies(rcv.take())
     finally:
         stop(p)
+    if not got:
+        sys.exit("no notification arrived; meshd's log:\n" +
+                 open(os.path.join(work, "ev-" + linger, "meshd.log")).read()[-4000:])
     return got
 
 
@@ -185,8 +187,7 @@ def sweep_latency(pg, rcv, work, n):
     url = new_registry(pg, "lat_sweep")
     script = os.path.join(work, "raiser.py")
     jobs = """  raiser:
-    command: python3
-    args: [%s, "%d", "25", "sweep"]
+    command: [python3, %s, "%d", "25", "sweep"]
     schedule: always
   notify-sweep:
     worker: report
