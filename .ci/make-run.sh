@@ -3,7 +3,9 @@
 # belongs to (.ci/run runs it from a clone inside a 0700 directory, like a checkout under /root):
 #   1. make run starts meshd with its local PostgreSQL cluster, and meshd's registry is ready;
 #      the example's nightly load, run by hand, fills property.parcels from the county files,
-#      and each county it changed is validated by the job on scrape.changed;
+#      and each county it changed is validated by the job on scrape.changed; the failing
+#      data-quality check's job alert reaches a webhook (meshd-report, `notify` on: alert), and
+#      the daily digest, run by hand, is written under var/state/digest;
 #   2. SIGINT to make run's process group (what Ctrl-C in a terminal sends) stops meshd and the
 #      cluster;
 #   3. a second make run uses the same cluster: what the first one wrote is still there;
@@ -13,10 +15,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 log=$(mktemp)
+hooklog=$(mktemp)
 pgid=""
+hookpid=""
 cleanup() {
     if [ -n "$pgid" ] && kill -0 -- "-$pgid" 2>/dev/null; then kill -KILL -- "-$pgid"; fi
-    rm -f "$log"
+    if [ -n "$hookpid" ]; then kill "$hookpid" 2>/dev/null || true; fi
+    rm -f "$log" "$hooklog"
 }
 trap cleanup EXIT
 fail() {
@@ -37,9 +42,33 @@ wait_log() {  # wait_log REGEX SECONDS
 
 # Starts make run in a session of its own (its process group is $pgid) and waits until meshd's
 # registry is ready.
+# The alerts' webhook (conf/meshd.yaml: MESHD_ALERT_WEBHOOK): appends each body it gets to
+# $hooklog, one line each; it prints its port first.
+python3 -u -c '
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        with open(sys.argv[1], "ab") as f:
+            f.write(body.replace(b"\n", b" ") + b"\n")
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def log_message(self, *a):
+        pass
+s = http.server.HTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+' "$hooklog" >"$hooklog.port" &
+hookpid=$!
+for ((i = 0; i < 50; i++)); do [ -s "$hooklog.port" ] && break; sleep 0.1; done
+hookport=$(cat "$hooklog.port"); rm -f "$hooklog.port"
+[ -n "$hookport" ] || fail "the webhook receiver did not start"
+
 start_run() {
     : >"$log"
-    env -u DATABASE_URL PORT=0 setsid make run >"$log" 2>&1 &
+    env -u DATABASE_URL PORT=0 MESHD_ALERT_WEBHOOK="http://127.0.0.1:$hookport/meshd-alerts" \
+        setsid make run >"$log" 2>&1 &
     pgid=$!
     wait_log 'registry ready' 180
     pgdir=$(sed -n 's/^make run: PostgreSQL cluster in \([^ ]*\) .*/\1/p' "$log")
@@ -92,6 +121,22 @@ for ((i = 0; i < 600; i++)); do
 done
 [ "$n" = 2 ] || fail "meshd-remediate planned $n fixes after validation.failed, not 2"
 echo "make-run.sh: the checks failed on the planted defects and remediation planned two fixes"
+for ((i = 0; i < 600; i++)); do
+    grep -q '"job.data-quality-check.failed"' "$hooklog" && break
+    sleep 0.1
+done
+grep -q '"job.data-quality-check.failed"' "$hooklog" ||
+    fail "the failed data-quality-check's alert never reached the webhook (meshd-report notify)"
+echo "make-run.sh: the failed check run's alert reached the webhook (meshd-report)"
+build/meshctl run daily-digest --config conf/meshd.yaml >/dev/null ||
+    fail "meshctl run daily-digest failed"
+for ((i = 0; i < 600; i++)); do
+    ls var/state/digest/digest-*.md >/dev/null 2>&1 && break
+    sleep 0.1
+done
+grep -q 'data-quality-check' var/state/digest/digest-*.md 2>/dev/null ||
+    fail "the daily digest wrote no var/state/digest/digest-*.md naming data-quality-check"
+echo "make-run.sh: the daily digest was written (and sent)"
 # The example pipeline's nightly load, run now: meshd-scrape loads the six generated county
 # files (sql/example/county_files.sh, 2000 rows each) into property.parcels as roll year 2026.
 build/meshctl run nightly-data-update --config conf/meshd.yaml >/dev/null ||
