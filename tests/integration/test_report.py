@@ -10,6 +10,7 @@ tests/integration/test_report_receivers.py's.
 - grouping: group_wait, group_interval, repeat_interval, with lower bounds that cannot be met
   by accident and generous upper ones;
 - inhibition: a database-down alert mutes the same node's check alerts until it resolves;
+- quiet hours hold a warning until the window ends, and let a critical alert through;
 - escalation: still firing after escalate_after, the alert goes to the next receiver;
 - a receiver down for a while, then back: every notification arrives once, in order;
 - two report runs at once against one registry: each notification arrives exactly once;
@@ -218,6 +219,35 @@ def test_inhibition_then_escalation(h):
     eq("escalation", got[0]["meshd"]["kind"], "kind")
     eq(1, got[0]["meshd"]["level"], "level")
     eq(["job.load.fatal"], keys_of(got[0]), "the alert")
+
+
+@_run
+def test_quiet_hours_hold_all_but_critical(h):
+    """A window around now (UTC): the warning waits, the critical goes out; with the window
+    moved past, the warning goes out."""
+    reg = Registry(h)
+    hook = WebhookServer()
+    h.servers.append(hook)
+    now = time.gmtime()
+    mins = now.tm_hour * 60 + now.tm_min
+
+    def hhmm(m):
+        m %= 1440
+        return "%02d:%02d" % (m // 60, m % 60)
+
+    c = cfg(reg, hook)
+    c["receivers"][0]["quiet_hours"] = {"from": hhmm(mins - 60), "to": hhmm(mins + 60),
+                                        "timezone": "UTC"}
+    reg.raise_alert("quiet.warn", job="j1")
+    reg.raise_alert("quiet.crit", severity="critical", job="j2")
+    report(h, c)
+    eq([["quiet.crit"]], [keys_of(n) for n in notes(hook)], "only the critical one")
+    eq(1, int(reg.sql("SELECT count(*) FROM meshd_report.outbox")), "the other is not planned")
+    c["receivers"][0]["quiet_hours"] = {"from": hhmm(mins - 120), "to": hhmm(mins - 60),
+                                        "timezone": "UTC"}
+    report(h, c)
+    eq([["quiet.crit"], ["quiet.warn"]], [keys_of(n) for n in notes(hook)],
+       "the warning once the window is over")
 
 
 # ---- delivery -------------------------------------------------------------------------------
