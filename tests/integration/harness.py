@@ -79,6 +79,37 @@ def pg_conninfo():
     return ci
 
 
+def psql(url, query, timeout=60):
+    """One statement (or several) through psql; its unaligned, tuples-only output."""
+    r = subprocess.run(["psql", url, "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", query],
+                       capture_output=True, text=True, timeout=timeout)
+    check(r.returncode == 0, "psql failed: %s (%s)" % (r.stderr.strip(), query[:200]))
+    return r.stdout.strip()
+
+
+class Database:
+    """A fresh database on the test cluster (pg_conninfo), named <prefix>_<random>, migrated
+    by meshctl when asked (a registry), recorded in h.notes; drop() removes it (the tests'
+    clean-up calls it for every Database in h.notes)."""
+
+    def __init__(self, h, prefix, migrate=False):
+        base = pg_conninfo()
+        self.admin = base
+        self.name = "%s_%s" % (prefix, uuid.uuid4().hex[:10])
+        psql(base, "CREATE DATABASE %s" % self.name)
+        self.url = "%s dbname=%s" % (base, self.name)  # the last dbname wins
+        h.notes.append(self)
+        if migrate:
+            code, out, err = meshctl("migrate", "--url", self.url, timeout=60)
+            eq(0, code, "meshctl migrate: %s" % err)
+
+    def sql(self, query):
+        return psql(self.url, query)
+
+    def drop(self):
+        psql(self.admin, "DROP DATABASE IF EXISTS %s WITH (FORCE)" % self.name)
+
+
 def fw(*args):
     """A YAML flow sequence running the fake worker with args (JSON is valid YAML)."""
     return json.dumps([FW] + [str(a) for a in args])

@@ -17,10 +17,8 @@ fixture), migrated by meshctl.
 import json
 import os
 import re
-import subprocess
 import sys
 import time
-import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -32,31 +30,12 @@ PRIORITY = {"critical": 10, "warning": 50, "info": 100}
 TIME_RE = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"
 
 
-def psql(url, query):
-    r = subprocess.run(["psql", url, "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", query],
-                       capture_output=True, text=True, timeout=60)
-    check(r.returncode == 0, "psql failed: %s (%s)" % (r.stderr.strip(), query[:200]))
-    return r.stdout.strip()
+psql = harness.psql
 
 
-class Db:
+def Db(h):
     """A fresh, migrated database on the test cluster, dropped at the end of the test."""
-
-    def __init__(self, h):
-        base = harness.pg_conninfo()
-        self.admin = base
-        self.name = "alert_msgs_%s" % uuid.uuid4().hex[:10]
-        psql(base, "CREATE DATABASE %s" % self.name)
-        self.url = "%s dbname=%s" % (base, self.name)  # the last dbname wins
-        h.notes.append(self)
-        code, out, err = harness.meshctl("migrate", "--url", self.url, timeout=60)
-        eq(0, code, "meshctl migrate: %s" % err)
-
-    def sql(self, query):
-        return psql(self.url, query)
-
-    def drop(self):
-        psql(self.admin, "DROP DATABASE IF EXISTS %s WITH (FORCE)" % self.name)
+    return harness.Database(h, "alert_msgs", migrate=True)
 
 
 def _run(fn):
@@ -65,7 +44,7 @@ def _run(fn):
             fn(h)
         finally:
             for n in h.notes:
-                if isinstance(n, Db):
+                if isinstance(n, harness.Database):
                     n.drop()
     wrapped.__name__ = fn.__name__
     return wrapped

@@ -20,9 +20,7 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
-import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -31,31 +29,12 @@ from harness import check, eq, fw, node_yaml  # noqa: E402
 YEARLY = '"0 0 1 1 *"'
 
 
-def psql(url, query):
-    r = subprocess.run(["psql", url, "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", query],
-                       capture_output=True, text=True, timeout=60)
-    check(r.returncode == 0, "psql failed: %s (%s)" % (r.stderr.strip(), query[:200]))
-    return r.stdout.strip()
+psql = harness.psql
 
 
-class Db:
+def Db(h):
     """A fresh, migrated database on the test cluster, dropped at the end of the test."""
-
-    def __init__(self, h):
-        base = harness.pg_conninfo()
-        self.admin = base
-        self.name = "bus_routing_%s" % uuid.uuid4().hex[:10]
-        psql(base, "CREATE DATABASE %s" % self.name)
-        self.url = "%s dbname=%s" % (base, self.name)  # the last dbname wins
-        h.notes.append(self)
-        code, out, err = harness.meshctl("migrate", "--url", self.url, timeout=60)
-        eq(0, code, "meshctl migrate: %s" % err)
-
-    def sql(self, query):
-        return psql(self.url, query)
-
-    def drop(self):
-        psql(self.admin, "DROP DATABASE IF EXISTS %s WITH (FORCE)" % self.name)
+    return harness.Database(h, "bus_routing", migrate=True)
 
 
 def _run(fn):
@@ -64,7 +43,7 @@ def _run(fn):
             fn(h)
         finally:
             for n in h.notes:
-                if isinstance(n, Db):
+                if isinstance(n, harness.Database):
                     n.drop()
     wrapped.__name__ = fn.__name__
     return wrapped

@@ -24,38 +24,26 @@ import json
 import os
 import re
 import signal
-import subprocess
 import sys
 import time
-import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import check, eq, node_yaml  # noqa: E402
 from notifyfix import WebhookServer  # noqa: E402
-from test_workers import WORKER_DIR, Worker, cleanly, psql  # noqa: E402
+from test_workers import WORKER_DIR, Worker, cleanly  # noqa: E402
 
 REPORT = os.path.join(WORKER_DIR, "meshd-report")
 _run = cleanly
 
 
-class Registry:
+class Registry(harness.Database):
     """A fresh, migrated registry database on the test cluster, dropped at clean-up."""
 
     def __init__(self, h):
-        base = harness.pg_conninfo()
         if not os.path.exists(REPORT):
             harness.no_pg("no %s (build it first)" % REPORT)
-        self.admin = base
-        self.name = "report_%s" % uuid.uuid4().hex[:10]
-        psql(base, "CREATE DATABASE %s" % self.name)
-        self.url = "%s dbname=%s" % (base, self.name)  # the last dbname wins
-        h.notes.append(self)
-        code, out, err = harness.meshctl("migrate", "--url", self.url, timeout=60)
-        eq(0, code, "meshctl migrate: %s" % err)
-
-    def sql(self, query):
-        return psql(self.url, query)
+        super().__init__(h, "report", migrate=True)
 
     def rows(self, query):
         out = self.sql(query)
@@ -71,8 +59,6 @@ class Registry:
         self.sql("UPDATE agent_alerts SET status = 'resolved', resolved_at = now() "
                  "WHERE key = '%s' AND status = 'open'" % key)
 
-    def drop(self):
-        psql(self.admin, "DROP DATABASE IF EXISTS %s WITH (FORCE)" % self.name)
 
 
 def cfg(reg, hook, **route):

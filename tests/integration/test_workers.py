@@ -16,7 +16,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -26,33 +25,16 @@ WORKER_DIR = os.path.join(os.path.dirname(harness.MESHD), "libexec", "meshd") if
 REFRESH = os.path.join(WORKER_DIR, "meshd-refresh")
 
 
-class Db:
-    """A fresh database on the test cluster, dropped at clean-up."""
+class Db(harness.Database):
+    """A fresh database on the test cluster for a worker's data, dropped at clean-up."""
 
     def __init__(self, h, prefix):
-        base = harness.pg_conninfo()
         if not os.path.exists(REFRESH):
             harness.no_pg("no %s (build it first)" % REFRESH)
-        self.name = "%s_%s" % (prefix, uuid.uuid4().hex[:10])
-        self.admin = base
-        self.url = re.sub(r"dbname=\S+", "dbname=" + self.name, base)
-        if "dbname=" not in base:
-            self.url = base + " dbname=" + self.name
-        psql(self.admin, "CREATE DATABASE %s" % self.name)
-        h.notes.append(self)
-
-    def sql(self, query):
-        return psql(self.url, query)
-
-    def drop(self):
-        psql(self.admin, "DROP DATABASE IF EXISTS %s WITH (FORCE)" % self.name)
+        super().__init__(h, prefix)
 
 
-def psql(url, query, timeout=60):
-    r = subprocess.run(["psql", url, "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", query],
-                       capture_output=True, text=True, timeout=timeout)
-    check(r.returncode == 0, "psql failed: %s (%s)" % (r.stderr.strip(), query[:200]))
-    return r.stdout.strip()
+psql = harness.psql
 
 
 def cleanly(fn):
@@ -76,7 +58,7 @@ def cleanly(fn):
                     h.stop()
             finally:
                 for n in h.notes:
-                    if isinstance(n, Db):
+                    if isinstance(n, harness.Database):
                         n.drop()
     wrapped.__name__ = fn.__name__
     wrapped.__doc__ = fn.__doc__
