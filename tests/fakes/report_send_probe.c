@@ -44,39 +44,8 @@
 #include "report.h"
 #include "send.h"
 
-#define STDIN_MAX (1024 * 1024)
-
-static void die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
-
-static void die(int code, const char *fmt, ...)
-{
-    va_list ap;
-
-    fflush(stdout);
-    fputs("report_send_probe: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    exit(code);
-}
-
-static char *read_stdin(size_t *len)
-{
-    char *buf = md_xmalloc(STDIN_MAX + 1);
-    size_t n = 0, r;
-
-    while ((r = fread(buf + n, 1, STDIN_MAX + 1 - n, stdin)) > 0) {
-        n += r;
-        if (n > STDIN_MAX)
-            die(100, "stdin: more than %d bytes", STDIN_MAX);
-    }
-    if (ferror(stdin))
-        die(100, "stdin: %s", strerror(errno));
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
+#define PROBE_NAME "report_send_probe"
+#include "probe.h"
 
 static const char *env(const char *name)
 {

@@ -36,7 +36,9 @@
 #include "meshd/md_log.h"
 #include "meshd/md_time.h"
 
-#define STDIN_MAX (1024 * 1024)
+#define PROBE_NAME "scrape_fetch_probe"
+#include "probe.h"
+
 #define POLL_MS 20 /* how often the loop looks at the stop flag and the stop_after_ms deadline */
 
 /* The strings an item borrows, owned here (the cJSON tree is gone before fetch_start). */
@@ -52,38 +54,6 @@ static void on_term(int sig)
 {
     (void)sig;
     got_term = 1;
-}
-
-static void die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
-
-static void die(int code, const char *fmt, ...)
-{
-    va_list ap;
-
-    fflush(stdout);
-    fputs("scrape_fetch_probe: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    exit(code);
-}
-
-static char *read_stdin(size_t *len)
-{
-    char *buf = md_xmalloc(STDIN_MAX + 1);
-    size_t n = 0, r;
-
-    while ((r = fread(buf + n, 1, STDIN_MAX + 1 - n, stdin)) > 0) {
-        n += r;
-        if (n > STDIN_MAX)
-            die(100, "stdin: more than %d bytes", STDIN_MAX);
-    }
-    if (ferror(stdin))
-        die(100, "stdin: %s", strerror(errno));
-    buf[n] = '\0';
-    *len = n;
-    return buf;
 }
 
 /* A whole number in [min, max] (cJSON keeps numbers as doubles: exact below 2^53). */
