@@ -15,7 +15,8 @@ latency, event-driven   meshd runs a service that raises N alerts, one every 0.2
                         report run's start, plan, send.  Twice: linger 0s (a new run per alert)
                         and linger 2m (one run stays, woken by NOTIFY).
 latency, cron sweep     no `on:` job: a report job every minute (`* * * * *`), N alerts raised
-                        25 s apart; latency is up to the cron period by design.
+                        25 s apart and left open (one resolved before the sweep would never be
+                        sent); latency is up to the cron period by design.
 rate                    N alerts put straight into agent_alerts; one meshd-report run by hand
                         plans and sends N notifications to the receiver: notes/s.  Beside it
                         the bare rate: one curl process POSTing the same N payloads to the same
@@ -47,16 +48,19 @@ WORKERS = os.path.join(BUILD, "libexec", "meshd")
 RAISER = r'''
 import json, os, sys, time
 fd = int(os.environ["MESHD_STATUS_FD"])
-n, gap, prefix = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+n, gap, prefix, resolve = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.argv[4] == "1"
 def line(o):
     os.write(fd, (json.dumps(o) + "\n").encode())
 time.sleep(2)
 for i in range(n):
     key = "%s.%d" % (prefix, i)
     line({"event": "alert", "key": key, "severity": "warning", "message": repr(time.time())})
-    time.sleep(min(0.1, gap / 2))
-    line({"event": "resolve", "key": key})
-    time.sleep(max(gap - 0.1, 0.01))
+    if resolve:
+        time.sleep(min(0.1, gap / 2))
+        line({"event": "resolve", "key": key})
+        time.sleep(max(gap - 0.1, 0.01))
+    else:
+        time.sleep(gap)
 time.sleep(3600)
 '''
 
@@ -159,7 +163,7 @@ def event_latency(pg, rcv, work, n, linger):
     with open(script, "w") as f:
         f.write(RAISER)
     jobs = """  raiser:
-    command: [python3, %s, "%d", "0.25", "bench"]
+    command: [python3, %s, "%d", "0.25", "bench", "1"]
     schedule: always
   notify:
     worker: report
@@ -187,7 +191,7 @@ def sweep_latency(pg, rcv, work, n):
     url = new_registry(pg, "lat_sweep")
     script = os.path.join(work, "raiser.py")
     jobs = """  raiser:
-    command: [python3, %s, "%d", "25", "sweep"]
+    command: [python3, %s, "%d", "25", "sweep", "0"]
     schedule: always
   notify-sweep:
     worker: report
@@ -264,6 +268,8 @@ def main():
                           pct(lat, 99) * 1e3, max(lat) * 1e3))
             if args.sweep > 0:
                 lat = sweep_latency(pg, rcv, work, args.sweep)
+                if not lat:
+                    sys.exit("cron sweep: no notification arrived")
                 print("cron sweep (* * * * *): %d of %d alerts, p50 %.1f s, max %.1f s" % (
                     len(lat), args.sweep, statistics.median(lat), max(lat)))
             wall, bare = rate(pg, rcv, work, args.rate)

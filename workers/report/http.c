@@ -114,6 +114,31 @@ static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off
     return md_worker_stopping() ? 1 : 0;
 }
 
+/* One connection cache (and DNS cache, TLS sessions) for every transfer of the process: a run
+ * sending many notifications to one receiver keeps its connection open between them instead of
+ * a TCP (and TLS) handshake each.  libcurl only reuses a connection whose TLS settings match.
+ * The worker is single-threaded: no lock callbacks. */
+static CURLSH *share;
+
+int rpt_http_share_init(void)
+{
+    if ((share = curl_share_init()) == NULL ||
+        curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) != CURLSHE_OK ||
+        curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK ||
+        curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK) {
+        rpt_http_share_cleanup();
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+void rpt_http_share_cleanup(void)
+{
+    if (share != NULL)
+        curl_share_cleanup(share);
+    share = NULL;
+}
+
 CURLcode rpt_curl_setup(CURL *c, const struct rpt_receiver *r, int64_t deadline_ms,
                         const char *protocols, char *errbuf)
 {
@@ -139,6 +164,8 @@ CURLcode rpt_curl_setup(CURL *c, const struct rpt_receiver *r, int64_t deadline_
     SET(CURLOPT_PROTOCOLS_STR, protocols);
     SET(CURLOPT_FOLLOWLOCATION, 0L);
     SET(CURLOPT_USERAGENT, "meshd-report/" MESHD_VERSION);
+    if (share != NULL)
+        SET(CURLOPT_SHARE, share);
     if (r->ca_file != NULL)
         SET(CURLOPT_CAINFO, r->ca_file);
     if (r->insecure) {

@@ -63,6 +63,11 @@ struct rpt_http_resp {
 
 void rpt_http_resp_free(struct rpt_http_resp *resp);
 
+/* The process's shared connection cache (rpt_send_global_init / _cleanup call these):
+ * transfers set up by rpt_curl_setup reuse open connections.  0 or -ENOMEM. */
+int rpt_http_share_init(void);
+void rpt_http_share_cleanup(void);
+
 /* A monotonic deadline timeout_ms from now. */
 int64_t rpt_deadline(uint64_t timeout_ms);
 

@@ -78,10 +78,13 @@ int rpt_send_global_init(void)
     sigemptyset(&sa.sa_mask);
     if (sigaction(SIGPIPE, &sa, NULL) < 0)
         return -errno;
-    return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -ENOMEM;
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        return -ENOMEM;
+    return rpt_http_share_init();
 }
 
 void rpt_send_global_cleanup(void)
 {
+    rpt_http_share_cleanup();
     curl_global_cleanup();
 }
