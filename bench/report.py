@@ -260,7 +260,7 @@ def main():
             fork_ms, psql_ms = machine(pg)
             print("machine: fork+exec+wait /bin/true %.2f ms, psql connect+SELECT 1 %.1f ms, "
                   "load %s" % (fork_ms, psql_ms, loadavg()))
-            for linger in ("0s", "2m"):
+            for linger in ("0s", "2m") if args.alerts > 0 else ():
                 lat = event_latency(pg, rcv, work, args.alerts, linger)
                 print("event-driven (on: alert, linger %s): %d of %d alerts, p50 %.0f ms, "
                       "p90 %.0f ms, p99 %.0f ms, max %.0f ms" % (

@@ -41,8 +41,9 @@ CREATE TABLE IF NOT EXISTS meshd_report.outbox (
     answer          text,                    -- the receiver's last words, or the error
     ref             text                     -- what it made: issue URL, Message-ID
 );
-CREATE INDEX IF NOT EXISTS outbox_pending ON meshd_report.outbox (next_attempt_at, id)
-    WHERE status = 'pending';
+-- The claim walks the pending rows in id order and stops at the first it may take: one index
+-- step when the oldest is due, however long the history of sent rows behind it.
+CREATE INDEX IF NOT EXISTS outbox_pending ON meshd_report.outbox (id) WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS outbox_group ON meshd_report.outbox (receiver, group_key, id)
     WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS outbox_created ON meshd_report.outbox (created_at);

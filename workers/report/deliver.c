@@ -20,22 +20,28 @@
 #include "plan.h"
 #include "send.h"
 
-/* The oldest due notification of a configured receiver that is not held back, and not behind
- * an older pending one of its group (a group's notifications go out in order: a "resolved"
- * never overtakes its "firing").  A row another node is sending is locked: skipped, and so
- * is everything behind it in its group, because that row still reads pending here. */
+/* What may be sent now: due, of a configured receiver that is not held back, and not behind an
+ * older pending notification of its group (a group's notifications go out in order: a
+ * "resolved" never overtakes its "firing").  CLAIMABLE is that condition on outbox o. */
+#define CLAIMABLE                                                                                  \
+    " o.status = 'pending' AND o.next_attempt_at <= now() AND o.receiver = ANY ($1::text[])"       \
+    " AND NOT EXISTS (SELECT 1 FROM meshd_report.receivers r"                                     \
+    "                  WHERE r.name = o.receiver AND r.paused_until > now())"                    \
+    " AND NOT EXISTS (SELECT 1 FROM meshd_report.outbox p"                                        \
+    "                  WHERE p.status = 'pending' AND p.receiver = o.receiver"                    \
+    "                    AND p.group_key = o.group_key AND p.id < o.id)"
+
+/* The next batch of candidates, oldest (planning order) first, without locks: evaluating
+ * CLAIMABLE over every pending row once per batch, not once per notification, keeps a backlog
+ * of thousands linear. */
+static const char candidates_sql[] =
+    "SELECT o.id FROM meshd_report.outbox o WHERE" CLAIMABLE " ORDER BY o.id LIMIT 100";
+
+/* One candidate, locked: a row another node is sending is locked, so skipped; and the rows
+ * behind it in its group are not claimable, because it still reads pending here. */
 static const char claim_sql[] =
-    "SELECT o.id, o.receiver, o.payload::text, o.attempts,"
-    "       (extract(epoch FROM now() - o.created_at) * 1000)::bigint"
-    "  FROM meshd_report.outbox o"
-    " WHERE o.status = 'pending' AND o.next_attempt_at <= now()"
-    "   AND o.receiver = ANY ($1::text[])"
-    "   AND NOT EXISTS (SELECT 1 FROM meshd_report.receivers r"
-    "                    WHERE r.name = o.receiver AND r.paused_until > now())"
-    "   AND NOT EXISTS (SELECT 1 FROM meshd_report.outbox p"
-    "                    WHERE p.status = 'pending' AND p.receiver = o.receiver"
-    "                      AND p.group_key = o.group_key AND p.id < o.id)"
-    " ORDER BY o.next_attempt_at, o.id LIMIT 1 FOR UPDATE OF o SKIP LOCKED";
+    "SELECT o.id, o.receiver, o.payload::text, o.attempts FROM meshd_report.outbox o"
+    " WHERE o.id = $2 AND" CLAIMABLE " FOR UPDATE OF o SKIP LOCKED";
 
 static const char sent_sql[] =
     "UPDATE meshd_report.outbox SET status = 'sent', attempts = attempts + 1, sent_at = now(),"
@@ -131,8 +137,8 @@ static void receiver_alert(struct md_worker *w, const struct rpt_cfg *cfg,
 }
 
 static int one(struct md_worker *w, PGconn *db, const struct rpt_cfg *cfg, const char *node,
-               const char *rcv_list, struct rpt_deliver_stats *st, bool *claimed,
-               struct md_error *err)
+               const char *rcv_list, const char *candidate, struct rpt_deliver_stats *st,
+               bool *claimed, struct md_error *err)
 {
     const struct rpt_send_ctx ctx = {.db = db, .node = node};
     const char *p[5];
@@ -148,7 +154,8 @@ static int one(struct md_worker *w, PGconn *db, const struct rpt_cfg *cfg, const
     if ((rc = md_pq_exec(db, "BEGIN", 0, NULL, NULL, err)) < 0)
         return rc;
     p[0] = rcv_list;
-    if ((rc = md_pq_exec(db, claim_sql, 1, p, &r, err)) < 0)
+    p[1] = candidate;
+    if ((rc = md_pq_exec(db, claim_sql, 2, p, &r, err)) < 0)
         goto rollback;
     if (PQntuples(r) == 0) {
         PQclear(r);
@@ -235,7 +242,7 @@ int rpt_deliver(struct md_worker *w, PGconn *db, const struct rpt_cfg *cfg, cons
     char *list = rpt_receiver_names(cfg), give_up[24], keep[24];
     const char *p[1];
     PGresult *r;
-    bool claimed = true;
+    bool claimed = true; /* a batch claimed something: look again */
     int rc;
 
     snprintf(give_up, sizeof give_up, "%" PRIu64, cfg->give_up_after_ms);
@@ -248,13 +255,26 @@ int rpt_deliver(struct md_worker *w, PGconn *db, const struct rpt_cfg *cfg, cons
     p[0] = keep;
     if ((rc = md_pq_exec(db, prune_sql, 1, p, NULL, err)) < 0)
         goto out;
+    /* Batches of candidates until a batch yields nothing: the rest is not due, held back, or
+     * being sent by another node. */
     while (claimed) {
-        if (md_worker_stopping()) {
-            rc = -ECANCELED;
+        PGresult *cand;
+        claimed = false;
+        p[0] = list;
+        if ((rc = md_pq_exec(db, candidates_sql, 1, p, &cand, err)) < 0)
             goto out;
+        for (int i = 0; i < PQntuples(cand) && rc == 0; i++) {
+            bool got = false;
+            if (md_worker_stopping())
+                rc = -ECANCELED;
+            else {
+                (void)md_worker_tick(w);
+                rc = one(w, db, cfg, node, list, PQgetvalue(cand, i, 0), st, &got, err);
+            }
+            claimed |= got;
         }
-        (void)md_worker_tick(w);
-        if ((rc = one(w, db, cfg, node, list, st, &claimed, err)) < 0)
+        PQclear(cand);
+        if (rc < 0)
             goto out;
     }
     p[0] = list;
