@@ -25,10 +25,10 @@
  * "resolved" never overtakes its "firing").  CLAIMABLE is that condition on outbox o. */
 #define CLAIMABLE                                                                                  \
     " o.status = 'pending' AND o.next_attempt_at <= now() AND o.receiver = ANY ($1::text[])"       \
-    " AND NOT EXISTS (SELECT 1 FROM meshd_report.receivers r"                                     \
-    "                  WHERE r.name = o.receiver AND r.paused_until > now())"                    \
-    " AND NOT EXISTS (SELECT 1 FROM meshd_report.outbox p"                                        \
-    "                  WHERE p.status = 'pending' AND p.receiver = o.receiver"                    \
+    " AND NOT EXISTS (SELECT 1 FROM meshd_report.receivers r"                                      \
+    "                  WHERE r.name = o.receiver AND r.paused_until > now())"                      \
+    " AND NOT EXISTS (SELECT 1 FROM meshd_report.outbox p"                                         \
+    "                  WHERE p.status = 'pending' AND p.receiver = o.receiver"                     \
     "                    AND p.group_key = o.group_key AND p.id < o.id)"
 
 /* The next batch of candidates, oldest (planning order) first, without locks: evaluating
