@@ -80,12 +80,17 @@ static const char prune_sql[] =
     " WHERE status <> 'pending' AND created_at < now() - $1::bigint * interval '1 millisecond'"
     " ORDER BY id LIMIT 10000)";
 
+/* When the next attempt may be: over the head of each group (a row behind an older pending one
+ * waits for that one, not for its own time), the later of its time and its receiver's pause. */
 static const char next_sql[] =
     "SELECT (extract(epoch FROM min(greatest(o.next_attempt_at,"
     "                                         coalesce(r.paused_until, o.next_attempt_at))))"
     "        * 1000)::bigint"
     "  FROM meshd_report.outbox o LEFT JOIN meshd_report.receivers r ON r.name = o.receiver"
-    " WHERE o.status = 'pending' AND o.receiver = ANY ($1::text[])";
+    " WHERE o.status = 'pending' AND o.receiver = ANY ($1::text[])"
+    "   AND NOT EXISTS (SELECT 1 FROM meshd_report.outbox p"
+    "                    WHERE p.status = 'pending' AND p.receiver = o.receiver"
+    "                      AND p.group_key = o.group_key AND p.id < o.id)";
 
 static const struct rpt_receiver *receiver_named(const struct rpt_cfg *cfg, const char *name)
 {

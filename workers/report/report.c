@@ -104,6 +104,10 @@ static int notify_run(struct md_worker *w, PGconn *db, const struct rpt_cfg *cfg
             return rc;
         if (t->d.next_ms > 0 && (next == 0 || t->d.next_ms < next))
             next = t->d.next_ms;
+        /* Due already but not taken: another node is sending it.  Look again in a second
+         * rather than spin. */
+        if (next != 0 && next <= now_ms)
+            next = now_ms + 1000;
         t->next_ms = next;
         if (next == 0 || next - now_ms > (int64_t)cfg->linger_ms)
             return 0; /* the next run (an alert's, or the cron's) takes it from here */
