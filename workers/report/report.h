@@ -3,12 +3,16 @@
  * docs/report.md is the user's page.
  *
  * The parts:
- *   report.h    the config (main.c's key tables bind it) and the run
- *   route.c     pure: matchers, inhibition, quiet hours, grouping and timing -> what is due
- *   plan.c      the registry side of route.c: load alerts and group state, write the outbox
- *   deliver.c   claim outbox rows (FOR UPDATE SKIP LOCKED), send, record the answer, back off
- *   send.h      the receivers: send_webhook.c, send_email.c, send_github.c, over http.c
- *   digest.c    the digest: the registry's last day as text, HTML and Markdown
+ *   report.h    the config and the run; config.c its key tables and checks, report.c the run
+ *               (plan, deliver, linger on LISTEN; or the digest)
+ *   route.h     pure: matchers, inhibition, quiet hours, grouping and timing -> what is due
+ *   plan.h      plan.c, the registry side of route.c: load alerts and group state, write the
+ *               outbox; deliver.c: claim outbox rows (FOR UPDATE SKIP LOCKED), send, record
+ *               the answer, back off
+ *   send.h      the receivers: send_webhook.c, send_email.c, send_github.c over http.c, their
+ *               texts (pure) in render.c
+ *   digest.h    the digest: the registry's window as text, HTML and Markdown (digest.c the
+ *               SQL, digest_render.c the pure rendering)
  */
 #ifndef MESHD_REPORT_REPORT_H
 #define MESHD_REPORT_REPORT_H
