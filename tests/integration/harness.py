@@ -89,8 +89,8 @@ def psql(url, query, timeout=60):
 
 class Database:
     """A fresh database on the test cluster (pg_conninfo), named <prefix>_<random>, migrated
-    by meshctl when asked (a registry), recorded in h.notes; drop() removes it (the tests'
-    clean-up calls it for every Database in h.notes)."""
+    by meshctl when asked (a registry), recorded in h.notes; the harness's teardown drops it
+    whatever the test did."""
 
     def __init__(self, h, prefix, migrate=False):
         base = pg_conninfo()
@@ -577,6 +577,13 @@ class Harness:
         if self.logf:
             self.logf.close()
             self.logf = None
+        # The databases the test made (Database), once nothing of it can hold a session open.
+        for n in self.notes:
+            if isinstance(n, Database):
+                try:
+                    n.drop()
+                except Failure as e:
+                    problems.append("cannot drop database %s: %s" % (n.name, e))
         return problems
 
 

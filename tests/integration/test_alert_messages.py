@@ -38,18 +38,6 @@ def Db(h):
     return harness.Database(h, "alert_msgs", migrate=True)
 
 
-def _run(fn):
-    def wrapped(h):
-        try:
-            fn(h)
-        finally:
-            for n in h.notes:
-                if isinstance(n, harness.Database):
-                    n.drop()
-    wrapped.__name__ = fn.__name__
-    return wrapped
-
-
 def alert_messages(db, key=None):
     """The 'alert' messages (of key, or all), oldest first: dicts with the row's priority,
     source, status and targets beside the payload."""
@@ -98,7 +86,6 @@ def flaky(h, name, code):
     return json.dumps(["sh", "-c", "test -e %s && exit 0; touch %s; exit %d" % (flag, flag, code)])
 
 
-@_run
 def test_worker_alert_open_repeat_resolve(h):
     """A worker raises an alert, raises it again more severe, resolves it: three messages,
     open (warning, 50), repeat (critical, 10) and resolve, each with the alert's id and its
@@ -148,7 +135,6 @@ jobs:
     eq("3", db.sql("SELECT count(*) FROM agent_messages"), "no other message")
 
 
-@_run
 def test_failed_runs_raise_and_succeeded_runs_resolve(h):
     """Cron and event jobs fail once, then succeed: job.<name>.failed opens with the job's
     failure_alert severity and resolves, one message each; failure_alert: none raises
@@ -218,7 +204,6 @@ jobs:
         check(h.log_count(r"resolve: job=\S+ key=%s$" % re.escape(key)) >= 1, key)
 
 
-@_run
 def test_fatal_alert_until_the_job_succeeds_again(h):
     """A cron job that exhausts its retries opens job.<name>.fatal (critical, priority 10) and
     job.<name>.failed; /api/jobs/NAME lists both; once it can succeed, its next slot runs it
@@ -265,7 +250,6 @@ jobs:
           "fatal messages %r" % fat)
 
 
-@_run
 def test_missed_slots_alert_resolved_by_the_caught_up_run(h):
     """meshd was down over two slots of a daily job: they are recorded missed, one
     job.<name>.missed alert (warning) says so, and the caught-up run resolves it."""

@@ -37,18 +37,6 @@ def Db(h):
     return harness.Database(h, "bus_routing", migrate=True)
 
 
-def _run(fn):
-    def wrapped(h):
-        try:
-            fn(h)
-        finally:
-            for n in h.notes:
-                if isinstance(n, harness.Database):
-                    n.drop()
-    wrapped.__name__ = fn.__name__
-    return wrapped
-
-
 def publish(db, mtype, payload, *opts, warn=None):
     """meshctl publish; returns the message id.  warn: a regex stderr must match (None: stderr
     must be empty)."""
@@ -85,7 +73,6 @@ def registry(heartbeat="1h"):
     return "registry:\n  heartbeat: %s\n" % heartbeat
 
 
-@_run
 def test_priority_order_then_fifo_before_start(h):
     """Messages queued before meshd starts run by priority (lower first), then in the order
     they were published; messages for another node or job are stepped over."""
@@ -130,7 +117,6 @@ jobs:
     eq("pending", db.sql("SELECT status FROM agent_messages WHERE type = 'other.type'"))
 
 
-@_run
 def test_paused_job_takes_the_most_urgent_first_on_resume(h):
     """Messages published while the on: job is paused wait, and on resume run at once, most
     urgent first."""
@@ -159,7 +145,6 @@ jobs:
     h.stop()
 
 
-@_run
 def test_to_job_goes_to_the_named_job(h):
     """Two on: jobs of one type: a message for one of them is run by that one only; a message
     for a job nobody has stays pending, meshctl publish warns about it, and meshctl health
@@ -248,7 +233,6 @@ def _node_conf(h, node, out):
 """ % (node, json.dumps(h.state_dir), registry(), consumer(out))
 
 
-@_run
 def test_to_node_is_left_for_that_node(h):
     """Node a leaves a message for node b pending, even as the most urgent of its type; node b
     (a second meshd on the same database) takes it once it is up, and only it."""
@@ -285,7 +269,6 @@ def test_to_node_is_left_for_that_node(h):
     eq(5, len(lines), "each message ran once: %r" % lines)
 
 
-@_run
 def test_worker_message_event_lands_with_priority_and_target(h):
     """A worker's status line {"event":"message", ..., "priority", "to_node", "to_job"} lands
     in agent_messages with those columns, and only the named job runs it; a bad priority is a

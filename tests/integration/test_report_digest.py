@@ -33,51 +33,19 @@ UNTIL_MS = 1772953200000
 W = "created_at >= '%s' AND created_at < '%s'" % (SINCE, UNTIL)
 
 
-def psql(url, query, timeout=60):
-    r = subprocess.run(["psql", url, "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", query],
-                       capture_output=True, text=True, timeout=timeout)
-    check(r.returncode == 0, "psql failed: %s (%s)" % (r.stderr.strip(), query[:300]))
-    return r.stdout.strip()
+psql = harness.psql
 
 
-class Registry:
+class Registry(harness.Database):
     """A fresh, migrated registry database on the test cluster, dropped at clean-up."""
 
     def __init__(self, h):
-        base = harness.pg_conninfo()
         if not PROBE or not os.access(PROBE, os.X_OK):
             harness.no_pg("REPORT_DIGEST_PROBE not set or not executable (%r)" % PROBE)
-        self.name = "digest_%s" % uuid.uuid4().hex[:10]
-        self.admin = base
-        self.url = re.sub(r"dbname=\S+", "dbname=" + self.name, base)
-        if "dbname=" not in base:
-            self.url = base + " dbname=" + self.name
-        psql(self.admin, "CREATE DATABASE %s" % self.name)
-        h.notes.append(self)
-        code, out, err = harness.meshctl("migrate", "--url", self.url)
-        eq(0, code, "meshctl migrate (%s)" % err)
-
-    def sql(self, query):
-        return psql(self.url, query)
+        super().__init__(h, "digest", migrate=True)
 
     def one(self, query):
         return int(self.sql(query) or 0)
-
-    def drop(self):
-        psql(self.admin, "DROP DATABASE IF EXISTS %s WITH (FORCE)" % self.name)
-
-
-def cleanly(fn):
-    def wrapped(h):
-        try:
-            fn(h)
-        finally:
-            for n in h.notes:
-                if isinstance(n, Registry):
-                    n.drop()
-    wrapped.__name__ = fn.__name__
-    wrapped.__doc__ = fn.__doc__
-    return wrapped
 
 
 def probe(reg, *args, since=SINCE_MS, until=UNTIL_MS, expect=0):
@@ -240,7 +208,6 @@ def section(text, title):
 # ---- the tests ------------------------------------------------------------------------------
 
 
-@cleanly
 def test_counts_verdict_and_sections(h):
     """Every count as the registry has it (recounted here), the verdict, failures first."""
     reg = Registry(h)
@@ -341,7 +308,6 @@ def test_counts_verdict_and_sections(h):
     check("Built by meshd-report on node pc." in text, text[-300:])
 
 
-@cleanly
 def test_html_markdown_escaped_and_capped(h):
     """The alert's <script> and '|' arrive as text in HTML and Markdown; --top cuts the lists
     with "and N more"; the three documents agree on the verdict."""
@@ -370,7 +336,6 @@ def test_html_markdown_escaped_and_capped(h):
     check("cents_to_dollars" in rem and "and" not in rem.splitlines()[-1], rem)
 
 
-@cleanly
 def test_file_is_written_atomically(h):
     """digest-YYYY-MM-DD.md (until's UTC date) holds the Markdown; an older file of that name is
     replaced by rename, nothing else stays in the directory; a directory that cannot be made
@@ -404,7 +369,6 @@ def test_file_is_written_atomically(h):
     check("cannot create" in r.stderr, r.stderr)
 
 
-@cleanly
 def test_every_query_has_an_index(h):
     """With enable_seqscan off, no plan of the digest scans agent_runs, agent_executions or
     agent_alerts sequentially (a query no index serves keeps its Seq Scan), and the whole
@@ -434,7 +398,6 @@ def test_every_query_has_an_index(h):
     eq(d["runs"], probe(reg)["runs"], "the same digest without the planner settings")
 
 
-@cleanly
 def test_empty_window(h):
     """A window with nothing in it: OK, and every section says so in one line."""
     reg = Registry(h)

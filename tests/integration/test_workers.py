@@ -39,27 +39,22 @@ psql = harness.psql
 
 def cleanly(fn):
     """Runs test fn(h) and then, whatever happened: kills the workers it started by hand (in
-    h.workers, by PID), stops the servers it started (h.servers, each by its own PID), stops
-    meshd, and drops the databases it made (Db)."""
+    h.workers, by PID), stops the servers it started (h.servers, each by its own PID) and stops
+    meshd (the harness's teardown then drops the databases it made)."""
     def wrapped(h):
         h.workers = []
         h.servers = []
         try:
             fn(h)
         finally:
-            try:
-                for wk in h.workers:
-                    if wk.proc.poll() is None:
-                        os.kill(wk.proc.pid, signal.SIGKILL)
-                        wk.proc.wait()
-                for s in h.servers:
-                    s.stop()
-                if h.running():
-                    h.stop()
-            finally:
-                for n in h.notes:
-                    if isinstance(n, harness.Database):
-                        n.drop()
+            for wk in h.workers:
+                if wk.proc.poll() is None:
+                    os.kill(wk.proc.pid, signal.SIGKILL)
+                    wk.proc.wait()
+            for s in h.servers:
+                s.stop()
+            if h.running():
+                h.stop()
     wrapped.__name__ = fn.__name__
     wrapped.__doc__ = fn.__doc__
     return wrapped
