@@ -16,7 +16,8 @@ tests/integration/test_report_receivers.py's.
 - two report runs at once against one registry: each notification arrives exactly once;
 - 429 with Retry-After is honoured; a 400 is recorded as refused and raises an alert;
 - SIGTERM during a send: the run dies by SIGTERM at once, the notification stays pending and
-  goes out (once more) with the same idempotency key;
+  goes out (once more) with the same idempotency key; SIGKILL after the receiver has it and
+  before the COMMIT: the same, and nothing else is sent twice;
 - the six-hourly fleet health check's failure reaches the receivers (conf/meshd.yaml's job);
 - config errors exit 100 naming the key."""
 
@@ -353,6 +354,35 @@ def test_sigterm_during_a_send_keeps_it_pending(h):
     eq(reqs[0]["headers"].get("idempotency-key"), reqs[1]["headers"].get("idempotency-key"),
        "the same idempotency key both times")
     eq("sent", outbox(reg)[0][2], "recorded")
+
+
+@_run
+def test_sigkill_after_the_receiver_got_it_sends_it_once_more(h):
+    """The window the outbox cannot close: the receiver has the notification, the worker dies
+    (SIGKILL, no clean-up) before its COMMIT.  The row lock goes with the session; the row is
+    still pending and the next run sends it again, once, with the same idempotency key, and
+    nothing else twice."""
+    reg = Registry(h)
+    hook = WebhookServer()
+    h.servers.append(hook)
+    c = cfg(reg, hook, group_by=["..."])
+    hook.plan([{"status": 200, "delay": 10}])
+    reg.raise_alert("kill.1")
+    reg.raise_alert("kill.2")
+    wk = Worker(c, binary=REPORT)
+    h.workers.append(wk)
+    hook.wait_requests(1, timeout=20)
+    os.kill(wk.proc.pid, signal.SIGKILL)
+    eq(-signal.SIGKILL, wk.wait(20), "killed")
+    eq([("pending", "0"), ("pending", "0")], [(r[2], r[3]) for r in outbox(reg)],
+       "both still pending, no attempt recorded")
+    report(h, c)
+    reqs = hook.requests()
+    keys = [r["headers"].get("idempotency-key") for r in reqs]
+    eq(3, len(reqs), "the one in flight once more, the other once")
+    eq(keys[0], keys[1], "the re-send carries the first one's idempotency key")
+    check(keys[2] != keys[0], "the other notification is another key")
+    eq(["sent", "sent"], [r[2] for r in outbox(reg)], "both recorded")
 
 
 @_run
