@@ -366,9 +366,12 @@ static int plan_fn(PGconn *c, void *ud, struct md_error *err)
         snprintf(raised, sizeof raised, "%" PRId64, raised_ms);
         const char *p[] = {idem,    g->receiver, g->group_key, rpt_note_kind_name(d->kind),
                            payload, raised};
-        rc = md_pq_exec(c, insert_sql, 6, p, NULL, err);
+        PGresult *ins = NULL;
+        rc = md_pq_exec(c, insert_sql, 6, p, &ins, err);
         cJSON_free(payload);
-        t->planned++;
+        if (rc == 0 && strcmp(PQcmdTuples(ins), "1") == 0)
+            t->planned++; /* 0: that key is planned already */
+        PQclear(ins);
     }
     for (size_t i = 0; i < gs.n && rc == 0; i++)
         if (gs.v[i].dirty)
