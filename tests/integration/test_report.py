@@ -62,6 +62,13 @@ class Registry(harness.Database):
 
 
 
+def registry_and_hook(h):
+    """A fresh registry and a webhook receiver, both gone at the test's end."""
+    hook = WebhookServer()
+    h.servers.append(hook)
+    return Registry(h), hook
+
+
 def cfg(reg, hook, **route):
     """A config: one webhook receiver `hook`, one route with route's keys."""
     r = {"receivers": ["hook"], "group_wait": "0s"}
@@ -98,9 +105,7 @@ def outbox(reg):
 
 @_run
 def test_group_wait_interval_and_repeat(h):
-    reg = Registry(h)
-    hook = WebhookServer()
-    h.servers.append(hook)
+    reg, hook = registry_and_hook(h)
     c = cfg(reg, hook, group_wait="2s", group_interval="3s", repeat_interval="6s")
     c["linger"] = "30s"
     t0 = time.time()
@@ -136,6 +141,10 @@ def test_group_wait_interval_and_repeat(h):
     kinds = [n["meshd"]["kind"] for n in notes(hook)[3:5]]
     eq(["repeat", "repeat"], kinds, "the repeats")
     check(time.time() - t1 >= 5.5, "repeat_interval 6s respected")
+    # The fifth answer may still be on its way into the outbox: a stop before that COMMIT would
+    # leave it pending (the crash window test_sigkill_... attacks), so wait for the record.
+    h.wait_for(lambda: reg.sql("SELECT count(*) FROM meshd_report.outbox WHERE status = 'sent'")
+               == "5", timeout=10, what="the fifth notification recorded")
     os.kill(wk.proc.pid, signal.SIGTERM)
     wk.wait(20)
     eq(5, len(hook.requests()), "nothing else")
@@ -145,9 +154,7 @@ def test_group_wait_interval_and_repeat(h):
 
 @_run
 def test_resolved_within_group_wait_is_never_sent_and_resolve_after(h):
-    reg = Registry(h)
-    hook = WebhookServer()
-    h.servers.append(hook)
+    reg, hook = registry_and_hook(h)
     c = cfg(reg, hook, group_wait="1h", group_interval="1s")
     reg.raise_alert("a.quick")
     report(h, c)
@@ -172,9 +179,7 @@ def test_resolved_within_group_wait_is_never_sent_and_resolve_after(h):
 
 @_run
 def test_inhibition_then_escalation(h):
-    reg = Registry(h)
-    hook = WebhookServer()
-    h.servers.append(hook)
+    reg, hook = registry_and_hook(h)
     c = cfg(reg, hook, group_by=["..."], group_interval="1s")
     c["inhibit"] = [{"source": {"key": ["meshd.db_down"]}, "target": {"key": ["check.*"]},
                      "equal": ["node"]}]
@@ -212,9 +217,7 @@ def test_inhibition_then_escalation(h):
 def test_quiet_hours_hold_all_but_critical(h):
     """A window around now (UTC): the warning waits, the critical goes out; with the window
     moved past, the warning goes out."""
-    reg = Registry(h)
-    hook = WebhookServer()
-    h.servers.append(hook)
+    reg, hook = registry_and_hook(h)
     now = time.gmtime()
     mins = now.tm_hour * 60 + now.tm_min
 
@@ -242,9 +245,7 @@ def test_quiet_hours_hold_all_but_critical(h):
 
 @_run
 def test_receiver_down_then_back_nothing_lost_nothing_twice(h):
-    reg = Registry(h)
-    hook = WebhookServer()
-    h.servers.append(hook)
+    reg, hook = registry_and_hook(h)
     c = cfg(reg, hook, group_by=["..."], group_interval="1s")
     c["backoff"] = "200ms"
     c["max_backoff"] = "1s"
@@ -278,9 +279,7 @@ def test_receiver_down_then_back_nothing_lost_nothing_twice(h):
 
 @_run
 def test_two_runs_at_once_one_notification_each(h):
-    reg = Registry(h)
-    hook = WebhookServer()
-    h.servers.append(hook)
+    reg, hook = registry_and_hook(h)
     c = cfg(reg, hook, group_by=["..."])
     reg.sql("INSERT INTO agent_alerts (node, job, key, severity, message) "
             "SELECT 'pc', 'dq', 'two.' || g, 'warning', 'm' FROM generate_series(1, 200) g")
@@ -298,9 +297,7 @@ def test_two_runs_at_once_one_notification_each(h):
 
 @_run
 def test_retry_after_and_refusal(h):
-    reg = Registry(h)
-    hook = WebhookServer()
-    h.servers.append(hook)
+    reg, hook = registry_and_hook(h)
     c = cfg(reg, hook)
     hook.plan([{"status": 429, "retry_after": "2"}])
     reg.raise_alert("ra.1")
@@ -332,9 +329,7 @@ def test_retry_after_and_refusal(h):
 
 @_run
 def test_sigterm_during_a_send_keeps_it_pending(h):
-    reg = Registry(h)
-    hook = WebhookServer()
-    h.servers.append(hook)
+    reg, hook = registry_and_hook(h)
     c = cfg(reg, hook)
     hook.plan([{"status": 200, "delay": 10}])
     reg.raise_alert("slow.1")
@@ -362,9 +357,7 @@ def test_sigkill_after_the_receiver_got_it_sends_it_once_more(h):
     (SIGKILL, no clean-up) before its COMMIT.  The row lock goes with the session; the row is
     still pending and the next run sends it again, once, with the same idempotency key, and
     nothing else twice."""
-    reg = Registry(h)
-    hook = WebhookServer()
-    h.servers.append(hook)
+    reg, hook = registry_and_hook(h)
     c = cfg(reg, hook, group_by=["..."])
     hook.plan([{"status": 200, "delay": 10}])
     reg.raise_alert("kill.1")
@@ -427,9 +420,7 @@ def publish(reg, mtype, payload):
 
 @_run
 def test_alert_under_meshd_reaches_the_webhook_and_its_resolve_too(h):
-    reg = Registry(h)
-    hook = WebhookServer()
-    h.servers.append(hook)
+    reg, hook = registry_and_hook(h)
     script = h.path("raise.py")
     with open(script, "w") as f:
         f.write(RAISE)
@@ -469,9 +460,7 @@ def test_fleet_health_failure_reaches_the_webhook(h):
     """conf/meshd.yaml's fleet-health-check: `meshctl health` every 6 hours; here run now.  An
     open critical alert makes health fail; the run's failure raises job.<name>.failed, which
     reaches the receiver."""
-    reg = Registry(h)
-    hook = WebhookServer()
-    h.servers.append(hook)
+    reg, hook = registry_and_hook(h)
     reg.raise_alert("disk.full", severity="critical", job=None, node="elsewhere")
     c = cfg(reg, hook, match={"key": ["job.*"]})
     start_meshd(h, reg, """  fleet-health-check:
